@@ -1,0 +1,68 @@
+"""Trained networks saved as `.npz`: the weights plus the JSON that rebuilds the network.
+
+The file holds one array per parameter (`W1`, `b1`, ...) and a JSON string
+`sgdlab_model` with the format version, the architecture and the training
+config. It is read with `allow_pickle=False`: loading a model never runs code.
+"""
+
+import json
+import zipfile
+
+import numpy as np
+
+from .errors import ModelFileError
+from .fileio import atomic_write
+from .network import network_from_architecture
+
+FORMAT_VERSION = 1
+META_KEY = "sgdlab_model"
+
+
+def save_model(path, network, config=None):
+    """Write `network` (and the config it was trained with) to `path` atomically."""
+    meta = {"format_version": FORMAT_VERSION, "architecture": network.architecture(),
+            "config": config.to_dict() if config is not None else None}
+    arrays = {key: np.asarray(value) for key, value in network.params.items()}
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays, **{META_KEY: np.array(json.dumps(meta))})
+
+
+def load_model(path):
+    """Rebuild the network saved at `path`; returns `(network, meta)`.
+
+    Anything that is not a complete sgdlab model raises `ModelFileError`
+    naming the file and the problem.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file; give the model.npz written by 'sgdlab train'") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path} is a folder; give the model.npz file inside it") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelFileError(f"{path} is not an sgdlab model file (cannot read it as .npz: {exc})") from None
+
+    if META_KEY not in arrays:
+        raise ModelFileError(f"{path} is a .npz file but not an sgdlab model (it has no '{META_KEY}' entry)")
+    try:
+        meta = json.loads(str(arrays.pop(META_KEY)))
+        if meta["format_version"] != FORMAT_VERSION:
+            raise ModelFileError(f"{path} has model format {meta['format_version']}; this sgdlab reads "
+                                 f"format {FORMAT_VERSION}: upgrade sgdlab or retrain")
+        network = network_from_architecture(meta["architecture"])
+    except ModelFileError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path} has a damaged model description ({exc}): retrain to rebuild it") from None
+
+    expected = set(network.params)
+    if set(arrays) != expected:
+        raise ModelFileError(f"{path} holds parameters {sorted(arrays)} but its architecture needs "
+                             f"{sorted(expected)}: the file is damaged")
+    for key, value in arrays.items():
+        if value.shape != network.params[key].shape:
+            raise ModelFileError(f"{path}: parameter {key} has shape {value.shape}, the architecture needs "
+                                 f"{network.params[key].shape}: the file is damaged")
+        network.params[key] = value
+    return network, meta

@@ -1,0 +1,293 @@
+"""The `sgdlab` command: train, evaluate, predict, gradcheck and plot.
+
+Every mistake a user can make ends with one line on stderr and a non-zero
+exit: 2 for a usage error (a bad option or setting), 1 for anything else
+(missing data, a damaged file, a diverged run).
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, SgdlabError, TrainingDiverged
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _add_data_dir(parser):
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="folder holding the MNIST files (default: $SGDLAB_DATA, else ~/.cache/sgdlab/mnist; "
+                             "missing files are downloaded there)")
+
+
+def build_parser():
+    from .config import GRAD_METHODS, SAMPLING_METHODS, TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="sgdlab",
+        description="Train neural networks from scratch in NumPy on MNIST, as in chapter 4 of "
+                    "'Deep Learning from Scratch'.")
+    parser.add_argument("--version", action="version", version=f"sgdlab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train the two-layer net with mini-batch SGD",
+                                description="Train the two-layer net (784-H-10) on MNIST with mini-batch SGD, "
+                                            "evaluating train and test accuracy once per epoch.")
+    _add_data_dir(train)
+    train.add_argument("--hidden-size", type=positive_int, default=defaults.hidden_size, metavar="N",
+                       help=f"hidden units (default {defaults.hidden_size})")
+    train.add_argument("--iters", type=positive_int, default=defaults.iters, metavar="N",
+                       help=f"mini-batch updates (default {defaults.iters})")
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
+                       help=f"samples per mini-batch (default {defaults.batch_size})")
+    train.add_argument("--lr", type=positive_float, default=defaults.lr, metavar="X",
+                       help=f"learning rate (default {defaults.lr})")
+    train.add_argument("--grad", choices=GRAD_METHODS, default=defaults.grad,
+                       help="gradient by backpropagation (fast) or by numerical differentiation "
+                            "(the chapter's method: very slow)")
+    train.add_argument("--sampling", choices=SAMPLING_METHODS, default=defaults.sampling,
+                       help="'random': each batch drawn independently, as in the book; "
+                            "'epoch': a fresh shuffle each epoch, no repeats")
+    train.add_argument("--seed", type=non_negative_int, default=defaults.seed, metavar="N",
+                       help=f"seed for weights and batches (default {defaults.seed})")
+    train.add_argument("--out", type=Path, metavar="DIR",
+                       help="run folder for results (default: runs/<date>-<time>)")
+    train.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
+    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on the training and test sets")
+    evaluate.add_argument("model", type=Path, metavar="MODEL.npz")
+    _add_data_dir(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="classify images of handwritten digits",
+        description="Print the predicted digit and its probability for each image. Images of any size and "
+                    "format are converted to 28x28 grayscale the way MNIST digits look: a light digit on a "
+                    "dark background. An image with a light background (a dark digit on paper) is therefore "
+                    "inverted, then the digit is cropped, scaled into a 20x20 box and centred.")
+    predict.add_argument("model", type=Path, metavar="MODEL.npz")
+    predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    predict.set_defaults(handler=cmd_predict)
+
+    gradcheck = commands.add_parser(
+        "gradcheck", help="compare numerical and backprop gradients on real data",
+        description="Compute the gradient of the loss for every parameter twice, by numerical "
+                    "differentiation and by backpropagation, on a batch of real MNIST images, and report "
+                    "their largest differences. Exits with 1 when any exceeds its threshold.")
+    _add_data_dir(gradcheck)
+    gradcheck.add_argument("--hidden-size", type=positive_int, default=defaults.hidden_size, metavar="N",
+                           help=f"hidden units (default {defaults.hidden_size})")
+    gradcheck.add_argument("--batch-size", type=positive_int, default=3, metavar="N",
+                           help="training images in the batch (default 3)")
+    gradcheck.add_argument("--seed", type=non_negative_int, default=defaults.seed, metavar="N",
+                           help=f"seed for the weights (default {defaults.seed})")
+    gradcheck.set_defaults(handler=cmd_gradcheck)
+
+    plot = commands.add_parser("plot", help="redraw accuracy.png and loss.png from a run's history.json")
+    plot.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    plot.set_defaults(handler=cmd_plot)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        parser.exit(EXIT_USAGE, f"sgdlab {args.command}: error: {exc}\n")
+    except SgdlabError as exc:
+        parser.exit(EXIT_ERROR, f"sgdlab {args.command}: error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(EXIT_INTERRUPTED, f"sgdlab {args.command}: interrupted\n")
+
+
+def _say(args, message):
+    if not getattr(args, "quiet", False):
+        print(message, flush=True)
+
+
+def cmd_train(args):
+    from tqdm import tqdm
+
+    from .config import TrainConfig
+    from .datasets import load_mnist
+    from .results import default_run_dir, save_run
+    from .trainer import Trainer, estimate_numerical_iteration_seconds
+
+    config = TrainConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
+                         grad=args.grad, sampling=args.sampling, seed=args.seed)
+    run_dir = args.out if args.out is not None else default_run_dir()
+    (x_train, t_train), (x_test, t_test) = load_mnist(data_dir=args.data_dir)
+    trainer = Trainer.from_config(config, input_size=x_train.shape[1])
+    _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
+               f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients)")
+    if config.grad == "numerical":
+        seconds = estimate_numerical_iteration_seconds(trainer.network, x_train[:config.batch_size],
+                                                       t_train[:config.batch_size])
+        _say(args, f"numerical gradients: about {_duration(seconds)} per iteration "
+                   f"({2 * trainer.network.num_params} loss evaluations), "
+                   f"about {_duration(seconds * config.iters)} in all")
+
+    bar = tqdm(total=config.iters, unit="it", disable=args.quiet, dynamic_ncols=True, leave=False)
+
+    def on_iteration(iteration, loss):
+        bar.update(1)
+        if iteration % 50 == 0 or config.grad == "numerical":
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def on_evaluation(history):
+        if not args.quiet:
+            bar.write(_evaluation_line(history))
+
+    try:
+        history = trainer.fit(x_train, t_train, x_test, t_test, on_iteration=on_iteration,
+                              on_evaluation=on_evaluation)
+    except TrainingDiverged as exc:
+        bar.close()
+        save_run(run_dir, config, trainer.network, exc.history, plot=False, extra_config=_data_config(args))
+        raise SgdlabError(f"{exc}; what was recorded is in {run_dir}") from None
+    finally:
+        bar.close()
+    save_run(run_dir, config, trainer.network, history, plot=not args.no_plot, extra_config=_data_config(args))
+    if history.stopped:
+        print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _say(args, f"final test accuracy {history.test_acc[-1]:.4f}; results saved in {run_dir}")
+    return 0
+
+
+def _data_config(args):
+    return {"data_dir": str(args.data_dir) if args.data_dir is not None else None}
+
+
+def _evaluation_line(history):
+    return (f"epoch {history.epoch[-1]:6.2f} | iteration {history.iteration[-1]:6d} | "
+            f"train acc {history.train_acc[-1]:.4f} | test acc {history.test_acc[-1]:.4f} | "
+            f"loss {history.mean_loss_since_last_evaluation():.4f} | {history.seconds[-1]:7.1f} s")
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.2g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _load_trained_model(path):
+    from .checkpoint import load_model
+
+    network, _ = load_model(path)
+    return network
+
+
+def _check_input_size(network, path, input_size):
+    if network.sizes[0] != input_size:
+        raise SgdlabError(f"{path} takes {network.sizes[0]} inputs per image, but MNIST images have "
+                          f"{input_size} pixels: use a model trained on MNIST")
+
+
+def cmd_evaluate(args):
+    from .datasets import load_mnist
+
+    network = _load_trained_model(args.model)
+    (x_train, t_train), (x_test, t_test) = load_mnist(data_dir=args.data_dir)
+    _check_input_size(network, args.model, x_train.shape[1])
+    print(f"train acc {network.accuracy(x_train, t_train):.4f} ({len(x_train)} images)")
+    print(f"test acc  {network.accuracy(x_test, t_test):.4f} ({len(x_test)} images)")
+    return 0
+
+
+def cmd_predict(args):
+    import numpy as np
+
+    from .images import MNIST_SIDE, load_digit_image
+
+    network = _load_trained_model(args.model)
+    _check_input_size(network, args.model, MNIST_SIDE * MNIST_SIDE)
+    failures = 0
+    for path in args.images:
+        try:
+            pixels = load_digit_image(path)
+        except SgdlabError as exc:
+            print(f"sgdlab predict: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        probabilities = network.predict(pixels[np.newaxis].astype(network.dtype))[0]
+        digit = int(probabilities.argmax())
+        print(f"{path}: {digit} (probability {probabilities[digit]:.3f})")
+    return EXIT_ERROR if failures else 0
+
+
+def cmd_gradcheck(args):
+    from .datasets import load_mnist
+    from .gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, gradient_check
+    from .network import TwoLayerNet
+
+    (x_train, t_train), _ = load_mnist(data_dir=args.data_dir)
+    if args.batch_size > len(x_train):
+        raise ConfigError(f"batch size {args.batch_size} is larger than the training set ({len(x_train)} images)")
+    x, t = x_train[:args.batch_size].astype("float64"), t_train[:args.batch_size]
+    network = TwoLayerNet(x.shape[1], args.hidden_size, 10, rng=args.seed)
+    print(f"gradient check of {network} on {len(x)} training images (float64, central difference, h=1e-4)")
+    started = time.perf_counter()
+    checks = gradient_check(network, x, t)
+    print(f"{'param':6} {'shape':>12} {'max abs diff':>14} {'max rel error':>14}")
+    for check in checks:
+        print(f"{check.name:6} {str(check.shape):>12} {check.max_abs_diff:14.3e} {check.max_rel_error:14.3e}"
+              f"  {'ok' if check.passed else 'FAIL'}")
+    failed = [check.name for check in checks if not check.passed]
+    verdict = f"FAIL ({', '.join(failed)})" if failed else "ok"
+    print(f"thresholds: max abs diff {MAX_ABS_DIFF:g}, max rel error {MAX_REL_ERROR:g}; "
+          f"{verdict} in {time.perf_counter() - started:.1f} s")
+    return EXIT_ERROR if failed else 0
+
+
+def cmd_plot(args):
+    from .history import History
+    from .plotting import plot_history
+
+    if not args.run_dir.is_dir():
+        raise SgdlabError(f"{args.run_dir} is not a folder: give a run folder written by 'sgdlab train'")
+    history = History.load(args.run_dir / "history.json")
+    for path in plot_history(history, args.run_dir):
+        print(f"wrote {path}")
+    return 0

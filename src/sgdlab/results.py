@@ -1,0 +1,42 @@
+"""The run folder: everything a training run leaves behind, each file written atomically.
+
+    config.json    the TrainConfig (and the data folder used)
+    history.json   the History (see sgdlab.history for its keys)
+    history.csv    one row per evaluation
+    model.npz      the trained weights, reloadable with sgdlab.load_model
+    accuracy.png   train and test accuracy per epoch
+    loss.png       mini-batch loss per iteration
+"""
+
+import json
+import time
+from pathlib import Path
+
+from .checkpoint import save_model
+from .fileio import write_text_atomic
+
+RUNS_ROOT = Path("runs")
+
+
+def default_run_dir(root=RUNS_ROOT):
+    """A new folder name under `root` from the current time, never one that exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, n = Path(root) / stamp, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(root) / f"{stamp}-{n}"
+    return candidate
+
+
+def save_run(run_dir, config, network, history, plot=True, extra_config=None):
+    """Write the run folder; returns its path. Plots are skipped when `plot` is false."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.json", json.dumps({**config.to_dict(), **(extra_config or {})}, indent=1) + "\n")
+    history.save(run_dir / "history.json", run_dir / "history.csv")
+    save_model(run_dir / "model.npz", network, config)
+    if plot:
+        from .plotting import plot_history
+
+        plot_history(history, run_dir)
+    return run_dir

@@ -1,0 +1,155 @@
+"""The learning loop of chapter 4: draw a mini-batch, compute the gradient, update, repeat.
+
+Accuracy on the whole training and test sets is measured before training,
+after every full epoch and after the last iteration, so that the two curves
+show whether the network overfits.
+"""
+
+import math
+import time
+
+import numpy as np
+
+from .config import TrainConfig
+from .errors import ConfigError, TrainingDiverged
+from .history import History
+from .network import TwoLayerNet
+from .optimizers import SGD
+
+
+def seeded_generators(seed):
+    """Independent generators for weight init and batch sampling, both from one seed.
+
+    Spawning keeps them independent: changing the sampling never changes the
+    initial weights.
+    """
+    init_seq, sampling_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(init_seq), np.random.default_rng(sampling_seq)
+
+
+class BatchSampler:
+    """Mini-batch indices: "random" draws each batch independently with replacement
+    (the book's `np.random.choice(train_size, batch_size)`); "epoch" walks a fresh
+    shuffle of the training set each epoch, so every sample is seen once per epoch.
+    """
+
+    def __init__(self, train_size, batch_size, method, rng):
+        self.train_size = train_size
+        self.batch_size = batch_size
+        self.method = method
+        self.rng = rng
+        self._order = None
+        self._position = 0
+
+    def next(self):
+        if self.method == "random":
+            return self.rng.integers(0, self.train_size, self.batch_size)
+        if self._order is None or self._position >= self.train_size:
+            self._order = self.rng.permutation(self.train_size)
+            self._position = 0
+        batch = self._order[self._position:self._position + self.batch_size]
+        self._position += self.batch_size
+        return batch
+
+
+class Trainer:
+    """Trains `network` with `optimizer` for `config.iters` mini-batch updates.
+
+    After `fit`, `network` holds the trained weights and `history` the record.
+    """
+
+    def __init__(self, network, optimizer, config=None):
+        self.network = network
+        self.optimizer = optimizer
+        self.config = config if config is not None else TrainConfig()
+        self.history = None
+
+    @classmethod
+    def from_config(cls, config=None, input_size=784, output_size=10):
+        """A trainer with the network and SGD optimizer that `config` describes."""
+        config = config if config is not None else TrainConfig()
+        init_rng, _ = seeded_generators(config.seed)
+        network = TwoLayerNet(input_size, config.hidden_size, output_size, config.weight_init_std,
+                              config.activation, rng=init_rng)
+        return cls(network, SGD(config.lr), config)
+
+    def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):
+        """Run the loop and return the `History`.
+
+        `on_iteration(iteration, loss)` is called after every update and
+        `on_evaluation(history)` after every evaluation (for progress display).
+        Ctrl-C stops after the current iteration: the network is evaluated one
+        last time and the history, marked as stopped, is returned. A NaN or
+        infinite loss raises `TrainingDiverged`, carrying the history so far.
+        """
+        config = self.config
+        train_size = self._check_data(x_train, t_train, x_test, t_test)
+        _, sampling_rng = seeded_generators(config.seed)
+        sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
+        iters_per_epoch = math.ceil(train_size / config.batch_size)
+        history = self.history = History(iters_per_epoch=iters_per_epoch)
+        compute_gradient = self._gradient_method()
+        start = time.perf_counter()
+
+        def evaluate(iteration):
+            history.record_evaluation(iteration, self.network.accuracy(x_train, t_train),
+                                      self.network.accuracy(x_test, t_test), time.perf_counter() - start)
+            if on_evaluation is not None:
+                on_evaluation(history)
+
+        evaluate(0)
+        iteration = 0
+        try:
+            for iteration in range(1, config.iters + 1):
+                batch = sampler.next()
+                loss, grads = compute_gradient(x_train[batch], t_train[batch])
+                if not math.isfinite(loss):
+                    history.stopped = f"loss became {loss} at iteration {iteration}"
+                    raise TrainingDiverged(
+                        f"the loss became {loss} at iteration {iteration}: training diverged; "
+                        f"try a smaller learning rate than {config.lr} (--lr)", history)
+                self.optimizer.update(self.network.params, grads)
+                history.loss.append(float(loss))
+                if on_iteration is not None:
+                    on_iteration(iteration, loss)
+                if iteration % iters_per_epoch == 0 and iteration != config.iters:
+                    evaluate(iteration)
+        except KeyboardInterrupt:
+            iteration = len(history.loss)
+            history.stopped = f"interrupted after iteration {iteration}"
+        evaluate(iteration)
+        return history
+
+    def _gradient_method(self):
+        network = self.network
+        if self.config.grad == "backprop":
+            return network.loss_and_gradient
+
+        def numerical(x, t):
+            return network.loss(x, t), network.numerical_gradient(x, t)
+
+        return numerical
+
+    def _check_data(self, x_train, t_train, x_test, t_test):
+        """Fail early, with a clear message, on data that cannot train this network."""
+        input_size = self.network.sizes[0]
+        for name, x, t in (("training", x_train, t_train), ("test", x_test, t_test)):
+            if x.ndim != 2 or x.shape[1] != input_size:
+                raise ConfigError(f"the {name} images have shape {x.shape}; the network needs (N, {input_size}): "
+                                  "load them with flatten=True")
+            if len(t) != len(x):
+                raise ConfigError(f"the {name} set has {len(x)} images but {len(t)} targets")
+        train_size = x_train.shape[0]
+        if self.config.batch_size > train_size:
+            raise ConfigError(f"batch size {self.config.batch_size} is larger than the training set "
+                              f"({train_size} samples): choose a batch size of at most {train_size}")
+        return train_size
+
+
+def estimate_numerical_iteration_seconds(network, x_batch, t_batch, repeats=5):
+    """Seconds one textbook numerical gradient should take: two loss evaluations per parameter."""
+    started = time.perf_counter()
+    for _ in range(repeats):
+        network.loss(x_batch, t_batch)
+    per_loss = (time.perf_counter() - started) / repeats
+    return 2 * network.num_params * per_loss

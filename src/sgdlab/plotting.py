@@ -10,6 +10,8 @@ import numpy as np
 
 from .fileio import atomic_write
 
+SMOOTHING_WINDOW = 100  # iterations averaged in the smoothed loss curve (fewer for short runs)
+
 
 def _pyplot():
     import matplotlib
@@ -49,7 +51,7 @@ def plot_loss(history, path):
     fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
     iterations = np.arange(1, len(history.loss) + 1)
     ax.plot(iterations, history.loss, linewidth=0.5, alpha=0.4, label="loss")
-    window = max(1, min(history.iters_per_epoch // 6, len(history.loss) // 10 or 1))
+    window = max(1, min(SMOOTHING_WINDOW, len(history.loss) // 10))
     if len(history.loss) > window > 1:
         smooth = moving_average(history.loss, window)
         ax.plot(iterations[window - 1:], smooth, linewidth=1.5, label=f"moving average ({window} iterations)")

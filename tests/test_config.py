@@ -1,0 +1,37 @@
+import pytest
+
+from sgdlab.config import TrainConfig
+from sgdlab.errors import ConfigError
+
+
+def test_defaults_are_the_books():
+    config = TrainConfig()
+    assert (config.iters, config.batch_size, config.lr, config.hidden_size) == (10000, 100, 0.1, 50)
+    assert (config.grad, config.sampling, config.activation) == ("backprop", "random", "sigmoid")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("iters", 0, "iters must be a positive integer, got 0"),
+    ("iters", -5, "iters must be a positive integer"),
+    ("iters", 2.5, "iters must be a positive integer"),
+    ("batch_size", 0, "batch_size must be a positive integer"),
+    ("hidden_size", True, "hidden_size must be a positive integer"),
+    ("lr", 0.0, "lr must be a positive number, got 0.0"),
+    ("lr", float("nan"), "lr must be a positive number"),
+    ("lr", float("inf"), "lr must be a positive number"),
+    ("weight_init_std", -1.0, "weight_init_std must be a positive number"),
+    ("grad", "autodiff", "grad must be one of backprop, numerical"),
+    ("sampling", "shuffle", "sampling must be one of random, epoch"),
+    ("activation", "tanh", "activation must be one of sigmoid, relu"),
+    ("seed", -1, "seed must be a non-negative integer"),
+])
+def test_bad_values_are_refused_up_front(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_dict_round_trip_and_unknown_keys():
+    config = TrainConfig(iters=5, lr=0.5, sampling="epoch")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match=r"unknown config keys \['epochs'\]"):
+        TrainConfig.from_dict({"epochs": 3})

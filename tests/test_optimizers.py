@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+from sgdlab.errors import ConfigError
+from sgdlab.optimizers import SGD
+
+
+def test_one_sgd_step_by_hand():
+    params = {"W1": np.array([[1.0, -2.0]]), "b1": np.array([0.5])}
+    grads = {"W1": np.array([[0.5, 1.0]]), "b1": np.array([-1.0])}
+    SGD(lr=0.1).update(params, grads)
+    np.testing.assert_allclose(params["W1"], [[0.95, -2.1]], rtol=1e-15)
+    np.testing.assert_allclose(params["b1"], [0.6], rtol=1e-15)
+
+
+def test_update_is_in_place():
+    W = np.ones(3)
+    SGD(lr=1.0).update({"W": W}, {"W": np.ones(3)})
+    np.testing.assert_array_equal(W, 0.0)
+
+
+@pytest.mark.parametrize("lr", [0, -0.1, float("nan")])
+def test_non_positive_learning_rate_is_refused(lr):
+    with pytest.raises(ConfigError, match="learning rate must be positive"):
+        SGD(lr=lr)

@@ -1,0 +1,181 @@
+import numpy as np
+import pytest
+
+from sgdlab.config import TrainConfig
+from sgdlab.errors import ConfigError, TrainingDiverged
+from sgdlab.network import TwoLayerNet
+from sgdlab.optimizers import SGD
+from sgdlab.trainer import BatchSampler, Trainer, estimate_numerical_iteration_seconds
+
+
+def blobs(n, seed=0, n_in=6, n_classes=3):
+    """Three well separated Gaussian clusters: a task any working trainer learns."""
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, n_classes, n)
+    centres = np.eye(n_classes, n_in) * 3.0
+    return centres[t] + rng.standard_normal((n, n_in)) * 0.5, t
+
+
+@pytest.fixture
+def data():
+    (x_train, t_train), (x_test, t_test) = blobs(60, seed=0), blobs(30, seed=1)
+    return x_train, t_train, x_test, t_test
+
+
+def make_trainer(**overrides):
+    config = TrainConfig(**{"iters": 20, "batch_size": 7, "hidden_size": 5, "lr": 0.5, **overrides})
+    return Trainer.from_config(config, input_size=6, output_size=3)
+
+
+def test_evaluates_before_training_every_epoch_and_after_the_last_iteration(data):
+    # 60 samples, batch 7: ceil(60 / 7) = 9 iterations per epoch
+    history = make_trainer(iters=20).fit(*data)
+    assert history.iters_per_epoch == 9
+    assert history.iteration == [0, 9, 18, 20]
+    assert history.epoch == pytest.approx([0, 1, 2, 20 / 9])
+    assert len(history.loss) == 20
+    assert len(history.train_acc) == len(history.test_acc) == len(history.seconds) == 4
+    assert history.stopped is None
+
+
+def test_a_run_ending_on_an_epoch_boundary_is_evaluated_once_there(data):
+    assert make_trainer(iters=18).fit(*data).iteration == [0, 9, 18]
+
+
+def test_book_schedule_has_eighteen_evaluations():
+    x = np.zeros((60000, 2))
+    t = np.zeros(60000, dtype=int)
+    trainer = Trainer(TwoLayerNet(2, 2, 2, rng=0), SGD(0.1), TrainConfig())
+    trainer.network.loss_and_gradient = lambda xb, tb: (0.5, {k: np.zeros_like(v) for k, v in trainer.network.params.items()})
+    history = trainer.fit(x[:60000], t, x[:10], t[:10])
+    assert history.iters_per_epoch == 600
+    assert history.iteration == [0, *range(600, 10000, 600), 10000]
+    assert len(history.iteration) == 18
+
+
+def test_training_learns_the_task(data):
+    history = make_trainer(iters=200).fit(*data)
+    assert history.test_acc[0] < 0.7
+    assert history.test_acc[-1] > 0.95
+    assert np.mean(history.loss[-20:]) < np.mean(history.loss[:20]) / 3
+
+
+def test_same_seed_same_run_bit_for_bit(data):
+    first, second = make_trainer(seed=3), make_trainer(seed=3)
+    h1, h2 = first.fit(*data), second.fit(*data)
+    assert h1.loss == h2.loss and h1.train_acc == h2.train_acc
+    for key in first.network.params:
+        np.testing.assert_array_equal(first.network.params[key], second.network.params[key])
+    other = make_trainer(seed=4)
+    assert other.fit(*data).loss != h1.loss
+
+
+def test_sampling_does_not_change_the_initial_weights():
+    random_init = make_trainer(sampling="random").network.params["W1"]
+    epoch_init = make_trainer(sampling="epoch").network.params["W1"]
+    np.testing.assert_array_equal(random_init, epoch_init)
+
+
+def test_epoch_sampling_visits_every_sample_once_per_epoch():
+    sampler = BatchSampler(60, 7, "epoch", np.random.default_rng(0))
+    for _ in range(2):
+        seen = np.concatenate([sampler.next() for _ in range(9)])
+        np.testing.assert_array_equal(np.sort(seen), np.arange(60))
+
+
+def test_random_sampling_draws_independent_batches_in_range():
+    sampler = BatchSampler(10, 100, "random", np.random.default_rng(0))
+    batch = sampler.next()
+    assert batch.shape == (100,) and batch.min() >= 0 and batch.max() < 10
+    assert len(np.unique(batch)) == 10  # with replacement, as the book's np.random.choice
+
+
+def test_callbacks_see_every_iteration_and_evaluation(data):
+    iterations, evaluations = [], []
+    make_trainer(iters=20).fit(*data, on_iteration=lambda i, loss: iterations.append((i, loss)),
+                              on_evaluation=lambda h: evaluations.append(h.iteration[-1]))
+    assert [i for i, _ in iterations] == list(range(1, 21))
+    assert evaluations == [0, 9, 18, 20]
+
+
+def test_loss_recorded_is_the_batch_loss_before_the_update(data):
+    x_train, t_train, _, _ = data
+    trainer = make_trainer(iters=1, batch_size=60, sampling="epoch")  # the one batch is the whole set
+    initial_loss = trainer.network.loss(x_train, t_train)
+    history = trainer.fit(*data)
+    assert history.loss[0] == pytest.approx(initial_loss, rel=1e-12)
+    assert trainer.network.loss(x_train, t_train) < initial_loss
+
+
+def test_nan_loss_stops_with_the_iteration_and_keeps_the_history(data):
+    trainer = make_trainer(iters=20)
+    real = trainer.network.loss_and_gradient
+    calls = []
+
+    def sometimes_nan(x, t):
+        calls.append(1)
+        loss, grads = real(x, t)
+        return (float("nan") if len(calls) == 3 else loss), grads
+
+    trainer.network.loss_and_gradient = sometimes_nan
+    with pytest.raises(TrainingDiverged, match=r"iteration 3.*smaller learning rate than 0.5") as raised:
+        trainer.fit(*data)
+    assert len(raised.value.history.loss) == 2
+    assert "iteration 3" in raised.value.history.stopped
+
+
+def test_huge_learning_rate_either_learns_or_raises_training_diverged(data):
+    # A sigmoid net saturates rather than overflowing, so what matters is that no NaN slips through.
+    try:
+        history = make_trainer(lr=1e12, iters=30).fit(*data)
+    except TrainingDiverged:
+        return
+    assert np.all(np.isfinite(history.loss))
+
+
+def test_ctrl_c_stops_gracefully_with_a_final_evaluation(data):
+    trainer = make_trainer(iters=20)
+    real = trainer.network.loss_and_gradient
+    calls = []
+
+    def interrupt_on_fifth(x, t):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(x, t)
+
+    trainer.network.loss_and_gradient = interrupt_on_fifth
+    history = trainer.fit(*data)
+    assert history.stopped == "interrupted after iteration 4"
+    assert len(history.loss) == 4
+    assert history.iteration == [0, 4]
+
+
+def test_batch_larger_than_the_training_set_is_refused(data):
+    with pytest.raises(ConfigError, match=r"batch size 61 is larger than the training set \(60 samples\)"):
+        make_trainer(batch_size=61).fit(*data)
+
+
+def test_images_of_the_wrong_shape_are_refused(data):
+    x_train, t_train, x_test, t_test = data
+    with pytest.raises(ConfigError, match=r"shape \(60, 5\).*\(N, 6\)"):
+        make_trainer().fit(x_train[:, :5], t_train, x_test, t_test)
+    with pytest.raises(ConfigError, match="60 images but 59 targets"):
+        make_trainer().fit(x_train, t_train[:59], x_test, t_test)
+
+
+def test_numerical_training_follows_backprop_training(data):
+    backprop, numerical = make_trainer(iters=5), make_trainer(iters=5, grad="numerical")
+    h_backprop, h_numerical = backprop.fit(*data), numerical.fit(*data)
+    np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=1e-9)
+    for key in backprop.network.params:
+        np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], atol=1e-9)
+
+
+def test_numerical_iteration_estimate_is_two_losses_per_parameter(data, monkeypatch):
+    x_train, t_train, _, _ = data
+    clock = iter([10.0, 10.5])  # five loss evaluations in 0.5 s: 0.1 s each
+    monkeypatch.setattr("sgdlab.trainer.time.perf_counter", lambda: next(clock))
+    net = TwoLayerNet(6, 2, 3, rng=0)
+    assert estimate_numerical_iteration_seconds(net, x_train[:7], t_train[:7], repeats=5) == \
+        pytest.approx(2 * net.num_params * 0.1)

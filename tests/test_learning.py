@@ -1,0 +1,54 @@
+"""Learning on the real MNIST: the floors a correct implementation always clears."""
+
+import numpy as np
+import pytest
+
+from sgdlab import TrainConfig, Trainer, TwoLayerNet, load_mnist
+from sgdlab.gradcheck import gradient_check
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_dir):
+    return load_mnist(data_dir=mnist_dir)
+
+
+def fit(mnist, **settings):
+    (x_train, t_train), (x_test, t_test) = mnist
+    trainer = Trainer.from_config(TrainConfig(**settings))
+    return trainer, trainer.fit(x_train, t_train, x_test, t_test)
+
+
+def test_short_backprop_run_learns(mnist):
+    _, history = fit(mnist, iters=1000)
+    assert history.test_acc[0] < 0.2  # chance level before training
+    assert history.test_acc[-1] > 0.8
+    assert np.mean(history.loss[-100:]) < 0.8 < np.mean(history.loss[:10])
+
+
+def test_book_configuration_reaches_the_books_accuracy(mnist):
+    _, history = fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units
+    assert len(history.iteration) == 18
+    assert history.test_acc[-1] >= 0.94
+    assert history.train_acc[-1] >= 0.94
+    assert abs(history.train_acc[-1] - history.test_acc[-1]) < 0.02  # no overfitting at this size
+
+
+def test_numerical_gradient_training_lowers_the_loss_and_matches_backprop(mnist):
+    settings = {"iters": 15, "batch_size": 50, "hidden_size": 3, "lr": 1.0, "weight_init_std": 0.1}
+    numerical, h_numerical = fit(mnist, grad="numerical", **settings)
+    backprop, h_backprop = fit(mnist, grad="backprop", **settings)
+    (x_train, t_train), _ = mnist
+    fresh = Trainer.from_config(TrainConfig(**settings)).network
+    probe = slice(0, 1000)
+    assert numerical.network.loss(x_train[probe], t_train[probe]) < fresh.loss(x_train[probe], t_train[probe])
+    np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=1e-7)
+    for key in backprop.network.params:
+        np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], atol=1e-7)
+
+
+def test_gradient_check_of_the_book_network_on_real_images(mnist):
+    (x_train, t_train), _ = mnist
+    network = TwoLayerNet(rng=0)
+    for check in gradient_check(network, x_train[:3].astype(np.float64), t_train[:3]):
+        assert check.max_abs_diff < 1e-9, check
+        assert check.max_rel_error < 1e-6, check

@@ -14,9 +14,7 @@ __version__ = "0.1.0"
 
 from .checkpoint import load_model, save_model
 from .config import TrainConfig
-try:
-    from .datasets import load_mnist
-except ImportError: pass
+from .datasets import load_mnist
 from .errors import ConfigError, DataError, ModelFileError, SgdlabError, TrainingDiverged
 from .functions import cross_entropy_error, numerical_diff, relu, sigmoid, softmax
 from .gradient import numerical_gradient

@@ -199,9 +199,11 @@ def _data_config(args):
 
 
 def _evaluation_line(history):
+    mean_loss = history.mean_loss_since_last_evaluation()
+    loss = "   -  " if mean_loss is None else f"{mean_loss:.4f}"
     return (f"epoch {history.epoch[-1]:6.2f} | iteration {history.iteration[-1]:6d} | "
             f"train acc {history.train_acc[-1]:.4f} | test acc {history.test_acc[-1]:.4f} | "
-            f"loss {history.mean_loss_since_last_evaluation():.4f} | {history.seconds[-1]:7.1f} s")
+            f"loss {loss} | {history.seconds[-1]:7.1f} s")
 
 
 def _duration(seconds):

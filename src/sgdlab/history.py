@@ -42,10 +42,10 @@ class History:
         self.seconds.append(seconds)
 
     def mean_loss_since_last_evaluation(self):
-        """Mean mini-batch loss over the iterations since the previous evaluation (NaN if none)."""
+        """Mean mini-batch loss over the iterations since the previous evaluation (None before any)."""
         start = self.iteration[-2] if len(self.iteration) > 1 else 0
         recent = self.loss[start:]
-        return sum(recent) / len(recent) if recent else float("nan")
+        return sum(recent) / len(recent) if recent else None
 
     def evaluation_rows(self):
         """One dict per evaluation, keyed by EVALUATION_KEYS."""

@@ -102,7 +102,8 @@ class Trainer:
         try:
             for iteration in range(1, config.iters + 1):
                 batch = sampler.next()
-                loss, grads = compute_gradient(x_train[batch], t_train[batch])
+                x_batch = x_train[batch].astype(self.network.dtype, copy=False)  # one cast, not one per pass
+                loss, grads = compute_gradient(x_batch, t_train[batch])
                 if not math.isfinite(loss):
                     history.stopped = f"loss became {loss} at iteration {iteration}"
                     raise TrainingDiverged(
@@ -148,6 +149,8 @@ class Trainer:
 
 def estimate_numerical_iteration_seconds(network, x_batch, t_batch, repeats=5):
     """Seconds one textbook numerical gradient should take: two loss evaluations per parameter."""
+    x_batch = x_batch.astype(network.dtype, copy=False)
+    network.loss(x_batch, t_batch)  # warm-up: the first pass pays for allocation and thread start-up
     started = time.perf_counter()
     for _ in range(repeats):
         network.loss(x_batch, t_batch)

@@ -1,0 +1,317 @@
+"""MNIST as the book loads it: `load_mnist(normalize, flatten, one_hot_label)`.
+
+The four canonical files are found in a data folder (downloaded there from
+public mirrors when missing), checked structurally and against their published
+SHA-256, and decoded. The decoded uint8 arrays are then kept in
+`mnist-decoded.npz` beside them, so later loads skip gunzip and hashing.
+"""
+
+import hashlib
+import http.client
+import logging
+import os
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import DataError
+from ..fileio import atomic_write
+from .idx import decompress_if_gzip, parse_idx, read_idx_bytes
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+CACHE_NAME = "mnist-decoded.npz"
+_CACHE_FORMAT = "sgdlab-mnist-decoded-v1"
+_REDOWNLOAD = "delete it so it is downloaded again, or replace it with the canonical file"
+
+# Tried in order; each serves the four files as NAME.gz.
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+DOWNLOAD_TIMEOUT = 30  # seconds without data before a mirror counts as failed
+_CHUNK_SIZE = 1 << 16
+
+
+@dataclass(frozen=True)
+class MnistFile:
+    """One canonical MNIST file: where it belongs and what it must contain."""
+
+    split: str  # "train" or "test"
+    kind: str  # "images" or "labels"
+    name: str  # the canonical un-gzipped name; stored as NAME.gz
+    sha256: str  # of the decompressed bytes, so NAME and NAME.gz share it
+    count: int
+
+    @property
+    def key(self) -> str:
+        """The array's name in the decoded cache, e.g. `train_images`."""
+        return f"{self.split}_{self.kind}"
+
+    @property
+    def gz_name(self) -> str:
+        return f"{self.name}.gz"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.count, *IMAGE_SHAPE) if self.kind == "images" else (self.count,)
+
+
+FILES = (
+    MnistFile("train", "images", "train-images-idx3-ubyte",
+              "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 60000),
+    MnistFile("train", "labels", "train-labels-idx1-ubyte",
+              "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 60000),
+    MnistFile("test", "images", "t10k-images-idx3-ubyte",
+              "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 10000),
+    MnistFile("test", "labels", "t10k-labels-idx1-ubyte",
+              "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 10000),
+)
+
+
+class _DownloadFailed(Exception):
+    """Every mirror failed for one file; the message says how the last one failed."""
+
+
+def default_data_dir() -> Path:
+    """`$SGDLAB_DATA`, else `$XDG_CACHE_HOME/sgdlab/mnist`, else `~/.cache/sgdlab/mnist`."""
+    override = os.environ.get("SGDLAB_DATA")
+    if override:
+        return Path(override).expanduser()
+    cache_home = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+    base = Path(cache_home) if cache_home and os.path.isabs(cache_home) else Path.home() / ".cache"
+    return base / "sgdlab" / "mnist"
+
+
+def load_mnist(
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Return `(x_train, t_train), (x_test, t_test)` with the book's conventions.
+
+    normalize: float32 pixels in [0, 1] (else uint8 0..255).
+    flatten: images shaped (N, 784) (else (N, 1, 28, 28)).
+    one_hot_label: labels as float32 (N, 10) one-hot rows (else uint8 digits).
+    data_dir: the folder holding the files (default: `default_data_dir()`).
+    download: fetch missing files from `MIRRORS`; without it they raise DataError.
+    """
+    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    arrays = _decoded_arrays(folder, download)
+    train = (_format_images(arrays["train_images"], normalize, flatten),
+             _format_labels(arrays["train_labels"], one_hot_label))
+    test = (_format_images(arrays["test_images"], normalize, flatten),
+            _format_labels(arrays["test_labels"], one_hot_label))
+    return train, test
+
+
+def _decoded_arrays(folder: Path, download: bool) -> dict[str, np.ndarray]:
+    """The four uint8 arrays keyed by `MnistFile.key`, from the cache when it is current."""
+    sources = _find_sources(folder, download)
+    stamp = _stamp(sources)  # taken before reading, so a file changed meanwhile invalidates the cache
+    cache_path = folder / CACHE_NAME
+    arrays = _read_cache(cache_path, stamp)
+    if arrays is None:
+        arrays = _read_verified(sources)
+        _write_cache(cache_path, stamp, arrays)
+    return arrays
+
+
+# --- finding and downloading the files ---------------------------------------------------------
+
+def _find_sources(folder: Path, download: bool) -> dict[str, Path]:
+    """Each file's path (NAME.gz preferred, plain NAME accepted), downloading missing ones."""
+    missing = [spec for spec in FILES if _existing_source(folder, spec) is None]
+    if missing and not download:
+        raise _missing_files_error(folder, missing, "downloading is turned off")
+    for position, spec in enumerate(missing):
+        try:
+            _download(spec, folder)
+        except _DownloadFailed as exc:
+            raise _missing_files_error(folder, missing[position:], f"download failed: {exc}") from exc
+    return {spec.key: _existing_source(folder, spec) for spec in FILES}
+
+
+def _existing_source(folder: Path, spec: MnistFile) -> Path | None:
+    for candidate in (folder / spec.gz_name, folder / spec.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing_files_error(folder: Path, missing: list[MnistFile], reason: str) -> DataError:
+    names = ", ".join(spec.gz_name for spec in missing)
+    return DataError(
+        f"MNIST files missing from {folder}: {names} ({reason}); put them there (gzipped or not), "
+        f"or point --data-dir or the SGDLAB_DATA environment variable at a folder that holds them"
+    )
+
+
+def _download(spec: MnistFile, folder: Path) -> None:
+    """Fetch `spec` from the first mirror that serves it intact, then rename it into place.
+
+    The file is streamed to a temporary name in `folder` and checked before the
+    rename, so a half-downloaded or wrong file never takes the canonical name.
+    """
+    reason = "no mirrors configured"
+    for mirror in MIRRORS:
+        url = mirror + spec.gz_name
+        try:
+            with atomic_write(folder / spec.gz_name, "w+b") as handle:
+                _fetch(url, handle)
+                handle.seek(0)
+                _check_download(handle.read(), spec, url)
+            return
+        except (OSError, http.client.HTTPException, DataError) as exc:
+            logger.warning("could not download %s: %s", url, exc)
+            reason = f"{url}: {exc}"
+    raise _DownloadFailed(reason)
+
+
+def _fetch(url: str, dest: BinaryIO) -> None:
+    """Stream `url` into `dest` with a progress bar; network failures raise OSError."""
+    request = urllib.request.Request(url, headers={"User-Agent": "sgdlab"})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc=url.rsplit("/", 1)[-1], disable=None, leave=False) as progress:
+            while chunk := response.read(_CHUNK_SIZE):
+                dest.write(chunk)
+                progress.update(len(chunk))
+
+
+def _check_download(data: bytes, spec: MnistFile, url: str) -> None:
+    actual = hashlib.sha256(decompress_if_gzip(data, url)).hexdigest()
+    if actual != spec.sha256:
+        raise DataError(f"{url}: the download does not match the canonical SHA-256 of {spec.name}")
+
+
+# --- decoding and verifying ----------------------------------------------------------------------
+
+def _read_verified(sources: dict[str, Path]) -> dict[str, np.ndarray]:
+    """Decode all four files, failing with the most specific problem found.
+
+    Structure first (header, size, kind, dimensions, label values), then
+    counts (images against labels, then against the canonical count), and the
+    SHA-256 last, as it can only say "something differs".
+    """
+    raw = {spec.key: read_idx_bytes(sources[spec.key]) for spec in FILES}
+    arrays = {spec.key: _decode(raw[spec.key], spec, sources[spec.key]) for spec in FILES}
+    for split in ("train", "test"):
+        _check_pair(arrays, split, sources)
+    for spec in FILES:
+        _check_count(arrays[spec.key], spec, sources[spec.key])
+    for spec in FILES:
+        _check_sha256(raw[spec.key], spec, sources[spec.key])
+    return arrays
+
+
+def _decode(raw: bytes, spec: MnistFile, path: Path) -> np.ndarray:
+    array = parse_idx(raw, str(path))
+    expected_ndim = len(spec.shape)
+    if array.ndim != expected_ndim:
+        found = "labels" if array.ndim == 1 else "images"
+        raise DataError(f"{path}: holds {found}, expected {spec.kind}; {_REDOWNLOAD}")
+    if spec.kind == "images" and array.shape[1:] != IMAGE_SHAPE:
+        height, width = array.shape[1:]
+        raise DataError(f"{path}: images are {height}x{width} pixels, expected 28x28; {_REDOWNLOAD}")
+    if spec.kind == "labels" and array.size and array.max() >= NUM_CLASSES:
+        raise DataError(f"{path}: holds label {array.max()}, expected 0..{NUM_CLASSES - 1}; {_REDOWNLOAD}")
+    return array
+
+
+def _check_pair(arrays: dict[str, np.ndarray], split: str, sources: dict[str, Path]) -> None:
+    images_key, labels_key = f"{split}_images", f"{split}_labels"
+    num_images, num_labels = len(arrays[images_key]), len(arrays[labels_key])
+    if num_images != num_labels:
+        raise DataError(
+            f"{sources[images_key]} holds {num_images} images but {sources[labels_key]} holds {num_labels} labels; "
+            f"one of them is not the canonical MNIST file: delete it so it is downloaded again"
+        )
+
+
+def _check_count(array: np.ndarray, spec: MnistFile, path: Path) -> None:
+    if len(array) != spec.count:
+        raise DataError(f"{path}: holds {len(array)} {spec.kind}, expected {spec.count}; {_REDOWNLOAD}")
+
+
+def _check_sha256(raw: bytes, spec: MnistFile, path: Path) -> None:
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != spec.sha256:
+        raise DataError(
+            f"{path}: corrupted or not the canonical MNIST file (SHA-256 of its decompressed data is "
+            f"{actual}, expected {spec.sha256}); {_REDOWNLOAD}"
+        )
+
+
+# --- the decoded cache ---------------------------------------------------------------------------
+
+def _stamp(sources: dict[str, Path]) -> np.ndarray:
+    """What a cache must have been built from: each source's name, size, mtime and expected hash."""
+    entries = [_CACHE_FORMAT]
+    for spec in FILES:
+        path = sources[spec.key]
+        status = path.stat()
+        entries.append(f"{path.name} {status.st_size} {status.st_mtime_ns} {spec.sha256}")
+    return np.array(entries)
+
+
+def _read_cache(path: Path, stamp: np.ndarray) -> dict[str, np.ndarray] | None:
+    """The cached arrays if the cache exists, is readable and matches `stamp`; else None."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not np.array_equal(archive["stamp"], stamp):
+                return None
+            arrays = {spec.key: archive[spec.key] for spec in FILES}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # missing or damaged: it is only a cache, so rebuild it
+    if any(arrays[spec.key].dtype != np.uint8 or arrays[spec.key].shape != spec.shape for spec in FILES):
+        return None
+    return arrays
+
+
+def _write_cache(path: Path, stamp: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+    """Save the decoded arrays beside the sources, unless the folder is read-only."""
+    if not _is_writable(path.parent):
+        return
+    try:
+        with atomic_write(path) as handle:
+            np.savez(handle, stamp=stamp, **arrays)
+    except OSError as exc:
+        logger.info("not caching decoded MNIST in %s: %s", path.parent, exc)
+
+
+def _is_writable(folder: Path) -> bool:
+    """Whether `folder` may be written to, honouring its mode bits even for root.
+
+    root may write into a folder marked read-only (such as a shared data
+    folder), but an optional cache has no business doing so.
+    """
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+
+
+# --- the book's output formats -------------------------------------------------------------------
+
+def _format_images(images: np.ndarray, normalize: bool, flatten: bool) -> np.ndarray:
+    shape = (len(images), -1) if flatten else (len(images), 1, *IMAGE_SHAPE)
+    if normalize:
+        # Divide (not multiply by 1/255): identical to the book's `x /= 255.0`, and as fast.
+        return np.divide(images, np.float32(255), dtype=np.float32).reshape(shape)
+    return np.require(images.reshape(shape), requirements="W")  # copies only a read-only view
+
+
+def _format_labels(labels: np.ndarray, one_hot: bool) -> np.ndarray:
+    if one_hot:
+        return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return np.require(labels, requirements="W")

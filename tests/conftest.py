@@ -1,0 +1,17 @@
+"""Fixtures shared by several test files."""
+
+import pytest
+
+from sgdlab.datasets.mnist import default_data_dir
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The folder holding the real MNIST files: $SGDLAB_DATA, else the download cache; skips without them."""
+    folder = default_data_dir()
+    if not all((folder / f"{name}.gz").is_file() or (folder / name).is_file() for name in MNIST_FILES):
+        pytest.skip(f"real MNIST not found in {folder}: set SGDLAB_DATA to a folder holding the four MNIST "
+                    "files, or run 'sgdlab train' once to download them")
+    return folder

@@ -11,6 +11,7 @@ from .errors import ConfigError
 from .functions import softmax
 from .gradient import numerical_gradient
 from .layers import ACTIVATIONS, Affine, SoftmaxWithLoss
+from .perturbation import numerical_gradient_fast
 
 EVAL_CHUNK_ROWS = 10_000  # rows per forward pass in accuracy(): bounds memory on 60000 images
 
@@ -115,17 +116,29 @@ class MultiLayerNet:
         """Gradient of the batch loss for every parameter, by backpropagation."""
         return self.loss_and_gradient(x, t)[1]
 
-    def numerical_gradient(self, x, t, h=1e-4):
+    def numerical_gradient(self, x, t, h=1e-4, method="fast"):
         """Gradient of the batch loss for every parameter, by central differences.
 
-        The textbook method: every element of every parameter is nudged by
-        +h and -h and the whole loss recomputed, so it costs two forward passes
-        per parameter (about 80000 for the book's net).
+        Both methods compute (L(w+h) - L(w-h)) / 2h for every parameter w.
+        "textbook" nudges each element and recomputes the whole loss: two
+        forward passes per parameter (about 80000 for the book's net).
+        "fast" (see `sgdlab.perturbation`) evaluates only what each nudge
+        changes, many nudges at once: the same numbers to float64 rounding,
+        over a thousand times sooner.
         """
+        if method == "fast":
+            return self.loss_and_numerical_gradient(x, t, h)[1]
+        if method != "textbook":
+            raise ConfigError(f"unknown numerical gradient method {method!r}: use fast or textbook")
+
         def loss_of_params(_):
             return self.loss(x, t)
 
         return {key: numerical_gradient(loss_of_params, param, h) for key, param in self.params.items()}
+
+    def loss_and_numerical_gradient(self, x, t, h=1e-4):
+        """The batch loss and its numerical gradient (the fast method), in float64."""
+        return numerical_gradient_fast(self, x, t, h)
 
     def architecture(self):
         """What is needed to rebuild this network: its class name and constructor arguments."""

@@ -122,14 +122,9 @@ class Trainer:
         return history
 
     def _gradient_method(self):
-        network = self.network
         if self.config.grad == "backprop":
-            return network.loss_and_gradient
-
-        def numerical(x, t):
-            return network.loss(x, t), network.numerical_gradient(x, t)
-
-        return numerical
+            return self.network.loss_and_gradient
+        return self.network.loss_and_numerical_gradient
 
     def _check_data(self, x_train, t_train, x_test, t_test):
         """Fail early, with a clear message, on data that cannot train this network."""

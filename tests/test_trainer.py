@@ -5,7 +5,12 @@ from sgdlab.config import TrainConfig
 from sgdlab.errors import ConfigError, TrainingDiverged
 from sgdlab.network import TwoLayerNet
 from sgdlab.optimizers import SGD
-from sgdlab.trainer import BatchSampler, Trainer, estimate_numerical_iteration_seconds
+from sgdlab.trainer import (
+    BatchSampler,
+    Trainer,
+    estimate_textbook_gradient_seconds,
+    measure_numerical_gradient_seconds,
+)
 
 
 def blobs(n, seed=0, n_in=6, n_classes=3):
@@ -172,10 +177,18 @@ def test_numerical_training_follows_backprop_training(data):
         np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], atol=1e-9)
 
 
-def test_numerical_iteration_estimate_is_two_losses_per_parameter(data, monkeypatch):
+def test_textbook_estimate_is_two_losses_per_parameter(data, monkeypatch):
     x_train, t_train, _, _ = data
     clock = iter([10.0, 10.5])  # five loss evaluations in 0.5 s: 0.1 s each
     monkeypatch.setattr("sgdlab.trainer.time.perf_counter", lambda: next(clock))
     net = TwoLayerNet(6, 2, 3, rng=0)
-    assert estimate_numerical_iteration_seconds(net, x_train[:7], t_train[:7], repeats=5) == \
+    assert estimate_textbook_gradient_seconds(net, x_train[:7], t_train[:7], repeats=5) == \
         pytest.approx(2 * net.num_params * 0.1)
+
+
+def test_numerical_gradient_timing_is_the_fastest_run(data, monkeypatch):
+    x_train, t_train, _, _ = data
+    clock = iter([0.0, 0.3, 1.0, 1.2, 2.0, 2.5])  # runs of 0.3, 0.2 and 0.5 s
+    monkeypatch.setattr("sgdlab.trainer.time.perf_counter", lambda: next(clock))
+    net = TwoLayerNet(6, 2, 3, rng=0)
+    assert measure_numerical_gradient_seconds(net, x_train[:7], t_train[:7], repeats=3) == pytest.approx(0.2)

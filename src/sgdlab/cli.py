@@ -150,7 +150,7 @@ def cmd_train(args):
     from .config import TrainConfig
     from .datasets import load_mnist
     from .results import default_run_dir, save_run
-    from .trainer import Trainer, estimate_numerical_iteration_seconds
+    from .trainer import Trainer, estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds
 
     config = TrainConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
                          grad=args.grad, sampling=args.sampling, seed=args.seed)
@@ -160,11 +160,13 @@ def cmd_train(args):
     _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
                f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients)")
     if config.grad == "numerical":
-        seconds = estimate_numerical_iteration_seconds(trainer.network, x_train[:config.batch_size],
-                                                       t_train[:config.batch_size])
-        _say(args, f"numerical gradients: about {_duration(seconds)} per iteration "
-                   f"({2 * trainer.network.num_params} loss evaluations), "
-                   f"about {_duration(seconds * config.iters)} in all")
+        batch = x_train[:config.batch_size], t_train[:config.batch_size]
+        seconds = measure_numerical_gradient_seconds(trainer.network, *batch)
+        textbook = estimate_textbook_gradient_seconds(trainer.network, *batch)
+        _say(args, f"numerical gradients: about {_duration(seconds)} per iteration, {_duration(seconds * config.iters)} "
+                   f"for {config.iters} iterations (perturbing one parameter at a time through the whole net, "
+                   f"as the textbook does, would take about {_duration(textbook)} per iteration, "
+                   f"{_duration(textbook * config.iters)} in all)")
 
     bar = tqdm(total=config.iters, unit="it", disable=args.quiet, dynamic_ncols=True, leave=False)
 
@@ -207,8 +209,10 @@ def _evaluation_line(history):
 
 
 def _duration(seconds):
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
-        return f"{seconds:.2g} s"
+        return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"

@@ -231,6 +231,8 @@ class _Forward:
 
 def _series_terms(bound):
     """Terms of the exponential series needed for arguments up to `bound`, or None if too many."""
+    if bound >= MAX_SERIES_TERMS:  # its terms keep growing until m > bound
+        return None
     term = 1.0
     for m in range(1, MAX_SERIES_TERMS + 1):
         term *= bound / m

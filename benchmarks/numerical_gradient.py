@@ -11,6 +11,7 @@ largest absolute and relative difference between the two gradients over
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -68,14 +69,16 @@ def main():
         "max_abs_diff": max(r["max_abs_diff"] for r in rows), "max_rel_diff": max(r["max_rel_diff"] for r in rows),
         "projected_textbook_training_h": textbook_s * BOOK_ITERS / 3600,
         "projected_fast_training_min": fast_median * BOOK_ITERS / 60,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(f"ratio (median) {summary['ratio_median']:.0f}x; projected {BOOK_ITERS} iterations: textbook "
           f"{summary['projected_textbook_training_h']:.1f} h, fast {summary['projected_fast_training_min']:.1f} min "
-          f"(gradients only)")
+          f"(gradients only); peak RSS {summary['peak_rss_mb']:.0f} MB")
     if args.train:
         summary.update(measure_training(x_train, t_train, x_test, t_test))
+        summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"measured: sgdlab numerical training, {BOOK_ITERS} iterations, {summary['training_min']:.1f} min, "
-              f"test accuracy {summary['training_test_acc']:.4f}")
+              f"test accuracy {summary['training_test_acc']:.4f}, peak RSS {summary['peak_rss_mb']:.0f} MB")
     print(json.dumps(summary))
 
 

@@ -25,8 +25,13 @@ def test_short_backprop_run_learns(mnist):
     assert np.mean(history.loss[-100:]) < 0.8 < np.mean(history.loss[:10])
 
 
-def test_book_configuration_reaches_the_books_accuracy(mnist):
-    _, history = fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units
+@pytest.fixture(scope="module")
+def book_run(mnist):
+    return fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units, backprop
+
+
+def test_book_configuration_reaches_the_books_accuracy(book_run):
+    _, history = book_run
     assert len(history.iteration) == 18
     assert history.test_acc[-1] >= 0.94
     assert history.train_acc[-1] >= 0.94
@@ -52,3 +57,12 @@ def test_gradient_check_of_the_book_network_on_real_images(mnist):
     for check in gradient_check(network, x_train[:3].astype(np.float64), t_train[:3]):
         assert check.max_abs_diff < 1e-9, check
         assert check.max_rel_error < 1e-6, check
+
+
+def test_book_configuration_with_numerical_gradients_trains_like_backprop(mnist, book_run):
+    backprop, h_backprop = book_run
+    numerical, h_numerical = fit(mnist, grad="numerical")  # the chapter's own method, all 10000 iterations
+    assert h_numerical.test_acc[-1] >= 0.94
+    np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=0, atol=1e-7)
+    for key in backprop.network.params:
+        np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], rtol=0, atol=1e-6)

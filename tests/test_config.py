@@ -24,6 +24,7 @@ def test_defaults_are_the_books():
     ("sampling", "shuffle", "sampling must be one of random, epoch"),
     ("activation", "tanh", "activation must be one of sigmoid, relu"),
     ("seed", -1, "seed must be a non-negative integer"),
+    ("dtype", "float16", "dtype must be one of float32, float64"),
 ])
 def test_bad_values_are_refused_up_front(field, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -35,3 +36,28 @@ def test_dict_round_trip_and_unknown_keys():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match=r"unknown config keys \['epochs'\]"):
         TrainConfig.from_dict({"epochs": 3})
+
+
+def test_dtype_defaults_to_float32_for_backprop_and_float64_for_numerical():
+    assert TrainConfig().dtype == "float32"
+    assert TrainConfig(grad="numerical").dtype == "float64"
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+
+
+def test_numerical_gradients_in_float32_are_refused():
+    with pytest.raises(ConfigError, match="numerical gradients need float64"):
+        TrainConfig(grad="numerical", dtype="float32")
+
+
+def test_config_knows_exactly_the_activations_the_layers_provide():
+    from sgdlab import config, layers
+
+    assert set(config.ACTIVATIONS) == set(layers.ACTIVATIONS)
+
+
+def test_command_line_help_needs_no_numpy():
+    import subprocess
+    import sys
+
+    code = "import sys; from sgdlab.cli import build_parser; build_parser(); print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -44,3 +44,10 @@ def test_loading_bad_files(tmp_path):
     (tmp_path / "other.json").write_text('{"accuracy": 1}')
     with pytest.raises(SgdlabError, match="missing the keys"):
         History.load(tmp_path / "other.json")
+
+
+def test_mean_loss_covers_only_the_iterations_up_to_the_last_evaluation():
+    history = History(iters_per_epoch=2, loss=[4.0, 2.0, 1.0, 9.0])  # iteration 4 comes after the evaluation
+    history.record_evaluation(0, 0.1, 0.1, 0.0)
+    history.record_evaluation(3, 0.5, 0.5, 1.0)
+    assert history.mean_loss_since_last_evaluation() == pytest.approx(7 / 3)

@@ -27,7 +27,12 @@ def test_short_backprop_run_learns(mnist):
 
 @pytest.fixture(scope="module")
 def book_run(mnist):
-    return fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units, backprop
+    return fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units, backprop, float32
+
+
+@pytest.fixture(scope="module")
+def book_run_float64(mnist):
+    return fit(mnist, dtype="float64")
 
 
 def test_book_configuration_reaches_the_books_accuracy(book_run):
@@ -38,10 +43,17 @@ def test_book_configuration_reaches_the_books_accuracy(book_run):
     assert abs(history.train_acc[-1] - history.test_acc[-1]) < 0.02  # no overfitting at this size
 
 
+def test_float32_learns_as_well_as_float64(book_run, book_run_float64):
+    (_, h32), (_, h64) = book_run, book_run_float64
+    assert h64.test_acc[-1] >= 0.94
+    np.testing.assert_allclose(h32.test_acc, h64.test_acc, atol=0.005)
+    np.testing.assert_allclose(h32.train_acc, h64.train_acc, atol=0.005)
+
+
 def test_numerical_gradient_training_lowers_the_loss_and_matches_backprop(mnist):
     settings = {"iters": 15, "batch_size": 50, "hidden_size": 3, "lr": 1.0, "weight_init_std": 0.1}
     numerical, h_numerical = fit(mnist, grad="numerical", **settings)
-    backprop, h_backprop = fit(mnist, grad="backprop", **settings)
+    backprop, h_backprop = fit(mnist, grad="backprop", dtype="float64", **settings)
     (x_train, t_train), _ = mnist
     fresh = Trainer.from_config(TrainConfig(**settings)).network
     probe = slice(0, 1000)
@@ -59,8 +71,8 @@ def test_gradient_check_of_the_book_network_on_real_images(mnist):
         assert check.max_rel_error < 1e-6, check
 
 
-def test_book_configuration_with_numerical_gradients_trains_like_backprop(mnist, book_run):
-    backprop, h_backprop = book_run
+def test_book_configuration_with_numerical_gradients_trains_like_backprop(mnist, book_run_float64):
+    backprop, h_backprop = book_run_float64
     numerical, h_numerical = fit(mnist, grad="numerical")  # the chapter's own method, all 10000 iterations
     assert h_numerical.test_acc[-1] >= 0.94
     np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=0, atol=1e-7)

@@ -42,7 +42,7 @@ def test_accuracy_with_labels_and_one_hot_and_chunks(monkeypatch):
     t[:5] = (t[:5] + 1) % 3  # five wrong answers
     assert net.accuracy(x, t) == pytest.approx(20 / 25)
     assert net.accuracy(x, np.eye(3)[t]) == pytest.approx(20 / 25)
-    monkeypatch.setattr("sgdlab.network.EVAL_CHUNK_ROWS", 7)
+    monkeypatch.setattr("sgdlab.evaluation.CHUNK_ROWS", 7)
     assert net.accuracy(x, t) == pytest.approx(20 / 25)
 
 
@@ -130,3 +130,13 @@ def test_bad_settings_are_refused(kwargs, message):
 def test_repr_names_the_layers():
     assert repr(TwoLayerNet(rng=0)) == (
         "TwoLayerNet([Affine(784 -> 50), Sigmoid(), Affine(50 -> 10), SoftmaxWithLoss()], params=39760)")
+
+
+def test_copy_is_independent_with_the_same_weights_and_architecture():
+    net = MultiLayerNet((6, 5, 4, 3), "relu", rng=0, dtype=np.float32)
+    clone = net.copy()
+    assert clone.architecture() == net.architecture()
+    for key in net.params:
+        np.testing.assert_array_equal(clone.params[key], net.params[key])
+    net.params["W1"] += 1
+    assert not np.array_equal(clone.params["W1"], net.params["W1"])

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from sgdlab.backprop import BackpropStep
 from sgdlab.config import TrainConfig
 from sgdlab.errors import ConfigError, TrainingDiverged
 from sgdlab.network import TwoLayerNet
@@ -47,11 +48,12 @@ def test_a_run_ending_on_an_epoch_boundary_is_evaluated_once_there(data):
     assert make_trainer(iters=18).fit(*data).iteration == [0, 9, 18]
 
 
-def test_book_schedule_has_eighteen_evaluations():
+def test_book_schedule_has_eighteen_evaluations(monkeypatch):
     x = np.zeros((60000, 2))
     t = np.zeros(60000, dtype=int)
     trainer = Trainer(TwoLayerNet(2, 2, 2, rng=0), SGD(0.1), TrainConfig())
-    trainer.network.loss_and_gradient = lambda xb, tb: (0.5, {k: np.zeros_like(v) for k, v in trainer.network.params.items()})
+    zeros = {k: np.zeros_like(v) for k, v in trainer.network.params.items()}
+    monkeypatch.setattr("sgdlab.trainer.BackpropStep.__call__", lambda step, xb, tb: (0.5, zeros))
     history = trainer.fit(x[:60000], t, x[:10], t[:10])
     assert history.iters_per_epoch == 600
     assert history.iteration == [0, *range(600, 10000, 600), 10000]
@@ -105,24 +107,24 @@ def test_callbacks_see_every_iteration_and_evaluation(data):
 
 def test_loss_recorded_is_the_batch_loss_before_the_update(data):
     x_train, t_train, _, _ = data
-    trainer = make_trainer(iters=1, batch_size=60, sampling="epoch")  # the one batch is the whole set
+    trainer = make_trainer(iters=1, batch_size=60, sampling="epoch", dtype="float64")  # one batch: the whole set
     initial_loss = trainer.network.loss(x_train, t_train)
     history = trainer.fit(*data)
     assert history.loss[0] == pytest.approx(initial_loss, rel=1e-12)
     assert trainer.network.loss(x_train, t_train) < initial_loss
 
 
-def test_nan_loss_stops_with_the_iteration_and_keeps_the_history(data):
+def test_nan_loss_stops_with_the_iteration_and_keeps_the_history(data, monkeypatch):
     trainer = make_trainer(iters=20)
-    real = trainer.network.loss_and_gradient
+    real = BackpropStep.__call__
     calls = []
 
-    def sometimes_nan(x, t):
+    def sometimes_nan(step, x, t):
         calls.append(1)
-        loss, grads = real(x, t)
+        loss, grads = real(step, x, t)
         return (float("nan") if len(calls) == 3 else loss), grads
 
-    trainer.network.loss_and_gradient = sometimes_nan
+    monkeypatch.setattr(BackpropStep, "__call__", sometimes_nan)
     with pytest.raises(TrainingDiverged, match=r"iteration 3.*smaller learning rate than 0.5") as raised:
         trainer.fit(*data)
     assert len(raised.value.history.loss) == 2
@@ -138,18 +140,18 @@ def test_huge_learning_rate_either_learns_or_raises_training_diverged(data):
     assert np.all(np.isfinite(history.loss))
 
 
-def test_ctrl_c_stops_gracefully_with_a_final_evaluation(data):
+def test_ctrl_c_stops_gracefully_with_a_final_evaluation(data, monkeypatch):
     trainer = make_trainer(iters=20)
-    real = trainer.network.loss_and_gradient
+    real = BackpropStep.__call__
     calls = []
 
-    def interrupt_on_fifth(x, t):
+    def interrupt_on_fifth(step, x, t):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(x, t)
+        return real(step, x, t)
 
-    trainer.network.loss_and_gradient = interrupt_on_fifth
+    monkeypatch.setattr(BackpropStep, "__call__", interrupt_on_fifth)
     history = trainer.fit(*data)
     assert history.stopped == "interrupted after iteration 4"
     assert len(history.loss) == 4
@@ -170,7 +172,7 @@ def test_images_of_the_wrong_shape_are_refused(data):
 
 
 def test_numerical_training_follows_backprop_training(data):
-    backprop, numerical = make_trainer(iters=5), make_trainer(iters=5, grad="numerical")
+    backprop, numerical = make_trainer(iters=5, dtype="float64"), make_trainer(iters=5, grad="numerical")
     h_backprop, h_numerical = backprop.fit(*data), numerical.fit(*data)
     np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=1e-9)
     for key in backprop.network.params:
@@ -192,3 +194,49 @@ def test_numerical_gradient_timing_is_the_fastest_run(data, monkeypatch):
     monkeypatch.setattr("sgdlab.trainer.time.perf_counter", lambda: next(clock))
     net = TwoLayerNet(6, 2, 3, rng=0)
     assert measure_numerical_gradient_seconds(net, x_train[:7], t_train[:7], repeats=3) == pytest.approx(0.2)
+
+
+def test_backprop_trains_in_float32_by_default_and_numerical_in_float64():
+    assert make_trainer().network.dtype == np.float32
+    assert make_trainer(dtype="float64").network.dtype == np.float64
+    assert make_trainer(grad="numerical").network.dtype == np.float64
+
+
+def test_background_evaluation_gives_the_same_run(data):
+    inline = Trainer.from_config(make_trainer().config, 6, 3, background_evaluation=False)
+    background = Trainer.from_config(make_trainer().config, 6, 3, background_evaluation=True)
+    h_inline, h_background = inline.fit(*data), background.fit(*data)
+    assert h_inline.loss == h_background.loss
+    assert h_inline.iteration == h_background.iteration == [0, 9, 18, 20]
+    assert h_inline.train_acc == h_background.train_acc and h_inline.test_acc == h_background.test_acc
+
+
+def test_uint8_images_train_exactly_as_their_normalized_floats():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (60, 6), dtype=np.uint8)
+    labels = rng.integers(0, 3, 60)
+    floats = np.divide(pixels, np.float32(255), dtype=np.float32)  # load_mnist(normalize=True)
+    from_uint8, from_floats = make_trainer(), make_trainer()
+    h_uint8 = from_uint8.fit(pixels, labels, pixels[:30], labels[:30])
+    h_floats = from_floats.fit(floats, labels, floats[:30], labels[:30])
+    assert h_uint8.loss == h_floats.loss and h_uint8.test_acc == h_floats.test_acc
+    np.testing.assert_array_equal(from_uint8.network.params["W1"], from_floats.network.params["W1"])
+
+
+def test_one_hot_targets_train_exactly_as_labels(data):
+    x_train, t_train, x_test, t_test = data
+    one_hot = np.eye(3, dtype=np.float32)
+    h_labels = make_trainer().fit(*data)
+    h_one_hot = make_trainer().fit(x_train, one_hot[t_train], x_test, one_hot[t_test])
+    assert h_labels.loss == h_one_hot.loss and h_labels.train_acc == h_one_hot.train_acc
+
+
+def test_epoch_sampling_with_a_short_last_batch_trains(data):
+    history = make_trainer(sampling="epoch", iters=27).fit(*data)  # 60 = 8 * 7 + 4
+    assert len(history.loss) == 27 and np.all(np.isfinite(history.loss))
+
+
+def test_integer_images_other_than_uint8_are_refused(data):
+    x_train, t_train, x_test, t_test = data
+    with pytest.raises(ConfigError, match=r"training images are int64.*uint8 pixels"):
+        make_trainer().fit(x_train.astype(np.int64), t_train, x_test, t_test)

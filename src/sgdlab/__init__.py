@@ -8,25 +8,42 @@ The book's training loop, in a few lines::
     trainer = Trainer.from_config(TrainConfig(iters=10_000, batch_size=100, lr=0.1))
     history = trainer.fit(x_train, t_train, x_test, t_test)
     print(history.test_acc[-1])
+
+The names below are imported on first use, so that `sgdlab --help` and
+scripts that need one piece do not wait for all the others.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .checkpoint import load_model, save_model
-from .config import TrainConfig
-from .datasets import load_mnist
-from .errors import ConfigError, DataError, ModelFileError, SgdlabError, TrainingDiverged
-from .functions import cross_entropy_error, numerical_diff, relu, sigmoid, softmax
-from .gradient import numerical_gradient
-from .history import History
-from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
-from .network import MultiLayerNet, TwoLayerNet
-from .optimizers import SGD
-from .trainer import Trainer
+_EXPORTS = {
+    "load_model": "checkpoint", "save_model": "checkpoint",
+    "TrainConfig": "config",
+    "load_mnist": "datasets",
+    "ConfigError": "errors", "DataError": "errors", "ModelFileError": "errors", "SgdlabError": "errors",
+    "TrainingDiverged": "errors",
+    "cross_entropy_error": "functions", "numerical_diff": "functions", "relu": "functions",
+    "sigmoid": "functions", "softmax": "functions",
+    "numerical_gradient": "gradient",
+    "History": "history",
+    "Affine": "layers", "Relu": "layers", "Sigmoid": "layers", "SoftmaxWithLoss": "layers",
+    "MultiLayerNet": "network", "TwoLayerNet": "network",
+    "SGD": "optimizers",
+    "Trainer": "trainer",
+}
 
-__all__ = [
-    "Affine", "ConfigError", "DataError", "History", "ModelFileError", "MultiLayerNet", "Relu", "SGD",
-    "SgdlabError", "Sigmoid", "SoftmaxWithLoss", "TrainConfig", "Trainer", "TrainingDiverged", "TwoLayerNet",
-    "__version__", "cross_entropy_error", "load_mnist", "load_model", "numerical_diff", "numerical_gradient",
-    "relu", "save_model", "sigmoid", "softmax",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sgdlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

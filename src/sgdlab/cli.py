@@ -55,7 +55,7 @@ def _add_data_dir(parser):
 
 
 def build_parser():
-    from .config import GRAD_METHODS, SAMPLING_METHODS, TrainConfig
+    from .config import DTYPES, GRAD_METHODS, SAMPLING_METHODS, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
@@ -83,6 +83,9 @@ def build_parser():
     train.add_argument("--sampling", choices=SAMPLING_METHODS, default=defaults.sampling,
                        help="'random': each batch drawn independently, as in the book; "
                             "'epoch': a fresh shuffle each epoch, no repeats")
+    train.add_argument("--dtype", choices=DTYPES,
+                       help="float type of weights and arithmetic (default: float32 for backprop, as accurate "
+                            "and twice as fast; float64 for numerical gradients, which need it)")
     train.add_argument("--seed", type=non_negative_int, default=defaults.seed, metavar="N",
                        help=f"seed for weights and batches (default {defaults.seed})")
     train.add_argument("--out", type=Path, metavar="DIR",
@@ -135,6 +138,8 @@ def main(argv=None):
         parser.exit(EXIT_USAGE, f"sgdlab {args.command}: error: {exc}\n")
     except SgdlabError as exc:
         parser.exit(EXIT_ERROR, f"sgdlab {args.command}: error: {exc}\n")
+    except OSError as exc:  # a folder that cannot be written, a full disk: still one line, not a traceback
+        parser.exit(EXIT_ERROR, f"sgdlab {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
         parser.exit(EXIT_INTERRUPTED, f"sgdlab {args.command}: interrupted\n")
 
@@ -153,14 +158,17 @@ def cmd_train(args):
     from .trainer import Trainer, estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds
 
     config = TrainConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
-                         grad=args.grad, sampling=args.sampling, seed=args.seed)
+                         grad=args.grad, sampling=args.sampling, seed=args.seed, dtype=args.dtype)
     run_dir = args.out if args.out is not None else default_run_dir()
-    (x_train, t_train), (x_test, t_test) = load_mnist(data_dir=args.data_dir)
+    if run_dir.exists() and not run_dir.is_dir():  # found now, not after training has run
+        raise SgdlabError(f"{run_dir} is a file, not a folder: give --out a folder for the run's results")
+    # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
+    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
     trainer = Trainer.from_config(config, input_size=x_train.shape[1])
     _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
-               f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients)")
+               f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, {config.dtype})")
     if config.grad == "numerical":
-        batch = x_train[:config.batch_size], t_train[:config.batch_size]
+        batch = x_train[:config.batch_size] / 255, t_train[:config.batch_size]
         seconds = measure_numerical_gradient_seconds(trainer.network, *batch)
         textbook = estimate_textbook_gradient_seconds(trainer.network, *batch)
         _say(args, f"numerical gradients: about {_duration(seconds)} per iteration, {_duration(seconds * config.iters)} "

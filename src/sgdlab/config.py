@@ -4,9 +4,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .layers import ACTIVATIONS
 
+ACTIVATIONS = ("sigmoid", "relu")  # the hidden activations sgdlab.layers provides
 GRAD_METHODS = ("backprop", "numerical")
+DTYPES = ("float32", "float64")
 SAMPLING_METHODS = ("random", "epoch")
 
 
@@ -27,6 +28,7 @@ class TrainConfig:
     grad: str = "backprop"  # how gradients are computed: "backprop" or "numerical"
     sampling: str = "random"  # "random": each batch drawn independently (the book); "epoch": shuffle, no replacement
     seed: int = 0  # drives weight init and batch sampling: same seed, same run, bit for bit
+    dtype: str | None = None  # "float32" or "float64"; None: float32 for backprop, float64 for numerical
 
     def __post_init__(self):
         for name in ("iters", "batch_size", "hidden_size"):
@@ -43,6 +45,13 @@ class TrainConfig:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_METHODS)}, got {self.sampling!r}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.dtype is None:
+            object.__setattr__(self, "dtype", "float64" if self.grad == "numerical" else "float32")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.grad == "numerical" and self.dtype != "float64":
+            raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
+                              "drown in rounding error; use dtype float64 (the default for numerical gradients)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 

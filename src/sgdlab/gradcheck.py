@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backprop import BackpropStep
+from .evaluation import as_labels
+
 MAX_ABS_DIFF = 1e-7
 MAX_REL_ERROR = 1e-6
 
@@ -59,5 +62,15 @@ def compare_gradients(numerical_grads, backprop_grads):
 
 
 def gradient_check(network, x, t):
-    """Compare `network`'s numerical and backprop gradients on the batch (x, t)."""
-    return compare_gradients(network.numerical_gradient(x, t), network.gradient(x, t))
+    """Compare `network`'s numerical gradient on the batch (x, t) with both of its backprops.
+
+    sgdlab backpropagates two ways: through the book's layers (`network.gradient`)
+    and through the training loop's `BackpropStep`. Each parameter's check
+    reports the larger difference of the two.
+    """
+    numerical = network.numerical_gradient(x, t)
+    _, by_step = BackpropStep(network, len(x))(x.astype(network.dtype, copy=False), as_labels(t))
+    by_layers = network.gradient(x, t)
+    return [ParamCheck(layers.name, layers.shape, max(layers.max_abs_diff, step.max_abs_diff),
+                       max(layers.max_rel_error, step.max_rel_error))
+            for layers, step in zip(compare_gradients(numerical, by_layers), compare_gradients(numerical, by_step))]

@@ -42,9 +42,9 @@ class History:
         self.seconds.append(seconds)
 
     def mean_loss_since_last_evaluation(self):
-        """Mean mini-batch loss over the iterations since the previous evaluation (None before any)."""
+        """Mean mini-batch loss over the iterations between the last two evaluations (None before any)."""
         start = self.iteration[-2] if len(self.iteration) > 1 else 0
-        recent = self.loss[start:]
+        recent = self.loss[start:self.iteration[-1]]
         return sum(recent) / len(recent) if recent else None
 
     def evaluation_rows(self):

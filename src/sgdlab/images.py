@@ -2,7 +2,8 @@
 
 MNIST digits are light strokes on a dark background, scaled to fit a 20x20
 box and centred by their centre of mass in a 28x28 frame. An image with a
-light background (a dark digit on paper) is inverted first.
+light background (a dark digit on paper) is inverted first, and the
+background's own level is subtracted, so grey paper becomes black.
 """
 
 import numpy as np
@@ -24,11 +25,14 @@ def load_digit_image(path):
             gray = _to_grayscale(image)
     except FileNotFoundError:
         raise SgdlabError(f"{path}: no such image file") from None
+    except Image.DecompressionBombError as exc:
+        raise SgdlabError(f"{path}: too large to read as an image ({exc}); scale it down first") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise SgdlabError(f"{path}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
     pixels = np.asarray(gray, dtype=np.float32) / 255.0
     if _has_light_background(pixels):
         pixels = 1.0 - pixels
+    pixels = np.clip(pixels - _background_level(pixels), 0.0, 1.0)  # grey paper becomes MNIST's black
     return _mnist_frame(pixels).reshape(-1)
 
 
@@ -36,6 +40,8 @@ def _to_grayscale(image):
     """8-bit grayscale; transparent areas become white paper, as when the image is shown."""
     from PIL import Image
 
+    if image.mode.startswith("I;16"):  # convert("L") would clip 16-bit values at 255, not scale them
+        return Image.fromarray(np.round(np.asarray(image, dtype=np.float32) / 257).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -43,9 +49,14 @@ def _to_grayscale(image):
     return image.convert("L")
 
 
-def _has_light_background(pixels):
+def _background_level(pixels):
+    """The median of the border pixels: the paper's (or screen's) brightness."""
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    return float(np.median(border)) > 0.5
+    return float(np.median(border))
+
+
+def _has_light_background(pixels):
+    return _background_level(pixels) > 0.5
 
 
 def _mnist_frame(pixels):

@@ -8,12 +8,11 @@ compute with, so an optimizer that updates them in place trains the network.
 import numpy as np
 
 from .errors import ConfigError
+from .evaluation import as_labels, count_correct
 from .functions import softmax
 from .gradient import numerical_gradient
 from .layers import ACTIVATIONS, Affine, SoftmaxWithLoss
 from .perturbation import numerical_gradient_fast
-
-EVAL_CHUNK_ROWS = 10_000  # rows per forward pass in accuracy(): bounds memory on 60000 images
 
 
 class Params(dict):
@@ -92,13 +91,7 @@ class MultiLayerNet:
 
     def accuracy(self, x, t):
         """Fraction of samples whose most probable class is the target (labels or one-hot)."""
-        t = np.asarray(t)
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
-        correct = 0
-        for start in range(0, x.shape[0], EVAL_CHUNK_ROWS):
-            chunk = slice(start, start + EVAL_CHUNK_ROWS)
-            correct += int(np.count_nonzero(self.scores(x[chunk]).argmax(axis=1) == labels[chunk]))
-        return correct / x.shape[0]
+        return count_correct(self, x, as_labels(t)) / x.shape[0]
 
     def loss_and_gradient(self, x, t):
         """The batch loss and its gradient by backpropagation, from one forward pass."""
@@ -139,6 +132,13 @@ class MultiLayerNet:
     def loss_and_numerical_gradient(self, x, t, h=1e-4):
         """The batch loss and its numerical gradient (the fast method), in float64."""
         return numerical_gradient_fast(self, x, t, h)
+
+    def copy(self):
+        """An independent network with the same architecture and a copy of the weights."""
+        clone = network_from_architecture(self.architecture())
+        for key, value in self.params.items():
+            clone.params[key] = value
+        return clone
 
     def architecture(self):
         """What is needed to rebuild this network: its class name and constructor arguments."""

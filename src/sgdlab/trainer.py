@@ -6,15 +6,25 @@ show whether the network overfits.
 """
 
 import math
+import os
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from .backprop import BackpropStep
 from .config import TrainConfig
 from .errors import ConfigError, TrainingDiverged
+from .evaluation import Evaluator, as_labels
 from .history import History
 from .network import TwoLayerNet
 from .optimizers import SGD
+from .pixels import BatchGatherer, check_images
+
+
+def usable_cores():
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def seeded_generators(seed):
@@ -56,80 +66,110 @@ class Trainer:
     """Trains `network` with `optimizer` for `config.iters` mini-batch updates.
 
     After `fit`, `network` holds the trained weights and `history` the record.
+    `background_evaluation` runs the per-epoch evaluations on a second core
+    while training continues (default: when there is one); the results are
+    the same either way.
     """
 
-    def __init__(self, network, optimizer, config=None):
+    def __init__(self, network, optimizer, config=None, background_evaluation=None):
         self.network = network
         self.optimizer = optimizer
         self.config = config if config is not None else TrainConfig()
+        self.background_evaluation = background_evaluation
         self.history = None
 
     @classmethod
-    def from_config(cls, config=None, input_size=784, output_size=10):
+    def from_config(cls, config=None, input_size=784, output_size=10, background_evaluation=None):
         """A trainer with the network and SGD optimizer that `config` describes."""
         config = config if config is not None else TrainConfig()
         init_rng, _ = seeded_generators(config.seed)
         network = TwoLayerNet(input_size, config.hidden_size, output_size, config.weight_init_std,
-                              config.activation, rng=init_rng)
-        return cls(network, SGD(config.lr), config)
+                              config.activation, rng=init_rng, dtype=config.dtype)
+        return cls(network, SGD(config.lr), config, background_evaluation)
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):
         """Run the loop and return the `History`.
 
-        `on_iteration(iteration, loss)` is called after every update and
-        `on_evaluation(history)` after every evaluation (for progress display).
-        Ctrl-C stops after the current iteration: the network is evaluated one
-        last time and the history, marked as stopped, is returned. A NaN or
-        infinite loss raises `TrainingDiverged`, carrying the history so far.
+        Images may be floats in 0..1 or uint8 pixels (`load_mnist(normalize=False)`,
+        a quarter of the memory, scaled to the same floats batch by batch);
+        targets labels or one-hot rows. `on_iteration(iteration, loss)` is called
+        after every update and `on_evaluation(history)` after every evaluation
+        (for progress display). Ctrl-C stops after the current iteration: the
+        network is evaluated one last time and the history, marked as stopped,
+        is returned. A NaN or infinite loss raises `TrainingDiverged`, carrying
+        the history so far.
         """
         config = self.config
         train_size = self._check_data(x_train, t_train, x_test, t_test)
         _, sampling_rng = seeded_generators(config.seed)
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
+        gather = BatchGatherer(x_train, config.batch_size, self.network.dtype)
+        labels = as_labels(t_train)
+        compute_gradient = self._gradient_method()
         iters_per_epoch = math.ceil(train_size / config.batch_size)
         history = self.history = History(iters_per_epoch=iters_per_epoch)
-        compute_gradient = self._gradient_method()
-        start = time.perf_counter()
+        background = self.background_evaluation
+        if background is None:
+            background = usable_cores() > 1
+        evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), background)
 
-        def evaluate(iteration):
-            history.record_evaluation(iteration, self.network.accuracy(x_train, t_train),
-                                      self.network.accuracy(x_test, t_test), time.perf_counter() - start)
-            if on_evaluation is not None:
-                on_evaluation(history)
+        def record(wait=False):
+            for iteration, train_acc, test_acc, seconds in evaluator.finished(wait):
+                history.record_evaluation(iteration, train_acc, test_acc, seconds)
+                if on_evaluation is not None:
+                    on_evaluation(history)
 
-        evaluate(0)
-        iteration = 0
-        try:
-            for iteration in range(1, config.iters + 1):
-                batch = sampler.next()
-                x_batch = x_train[batch].astype(self.network.dtype, copy=False)  # one cast, not one per pass
-                loss, grads = compute_gradient(x_batch, t_train[batch])
-                if not math.isfinite(loss):
-                    history.stopped = f"loss became {loss} at iteration {iteration}"
-                    raise TrainingDiverged(
-                        f"the loss became {loss} at iteration {iteration}: training diverged; "
-                        f"try a smaller learning rate than {config.lr} (--lr)", history)
-                self.optimizer.update(self.network.params, grads)
-                history.loss.append(float(loss))
-                if on_iteration is not None:
-                    on_iteration(iteration, loss)
-                if iteration % iters_per_epoch == 0 and iteration != config.iters:
-                    evaluate(iteration)
-        except KeyboardInterrupt:
-            iteration = len(history.loss)
-            history.stopped = f"interrupted after iteration {iteration}"
-        evaluate(iteration)
+        # One BLAS thread per core in use: the training thread, and the evaluation thread beside it.
+        # A diverging run overflows before its loss turns non-finite: the check below reports it, once.
+        with threadpool_limits(limits=1 if background else None, user_api="blas"), \
+                np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                try:
+                    evaluator.submit(self.network, 0)
+                    record()
+                    for iteration in range(1, config.iters + 1):
+                        batch = sampler.next()
+                        loss, grads = compute_gradient(gather(batch), labels[batch])
+                        if not math.isfinite(loss):
+                            record(wait=True)
+                            history.stopped = f"loss became {loss} at iteration {iteration}"
+                            raise TrainingDiverged(
+                                f"the loss became {loss} at iteration {iteration}: training diverged; "
+                                f"try a smaller learning rate than {config.lr} (--lr)", history)
+                        self.optimizer.update(self.network.params, grads)
+                        history.loss.append(float(loss))
+                        if on_iteration is not None:
+                            on_iteration(iteration, loss)
+                        if iteration % iters_per_epoch == 0 and iteration != config.iters:
+                            evaluator.submit(self.network, iteration)
+                            record()
+                except KeyboardInterrupt:
+                    history.stopped = f"interrupted after iteration {len(history.loss)}"
+                evaluator.submit(self.network, len(history.loss))
+                record(wait=True)
+            finally:
+                evaluator.close()
         return history
 
     def _gradient_method(self):
-        if self.config.grad == "backprop":
-            return self.network.loss_and_gradient
-        return self.network.loss_and_numerical_gradient
+        """`(x, labels) -> (loss, grads)` for the configured gradient method."""
+        if self.config.grad == "numerical":
+            return self.network.loss_and_numerical_gradient
+        steps = {}  # by batch length: an epoch's last batch may be shorter
+
+        def backprop(x, labels):
+            step = steps.get(len(x))
+            if step is None:
+                step = steps[len(x)] = BackpropStep(self.network, len(x))
+            return step(x, labels)
+
+        return backprop
 
     def _check_data(self, x_train, t_train, x_test, t_test):
         """Fail early, with a clear message, on data that cannot train this network."""
         input_size = self.network.sizes[0]
         for name, x, t in (("training", x_train, t_train), ("test", x_test, t_test)):
+            check_images(x, name)
             if x.ndim != 2 or x.shape[1] != input_size:
                 raise ConfigError(f"the {name} images have shape {x.shape}; the network needs (N, {input_size}): "
                                   "load them with flatten=True")

@@ -7,10 +7,8 @@ SHA-256, and decoded. The decoded uint8 arrays are then kept in
 """
 
 import hashlib
-import http.client
 import logging
 import os
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +162,8 @@ def _download(spec: MnistFile, folder: Path) -> None:
     The file is streamed to a temporary name in `folder` and checked before the
     rename, so a half-downloaded or wrong file never takes the canonical name.
     """
+    import http.client  # the network modules load only when a download is needed
+
     reason = "no mirrors configured"
     for mirror in MIRRORS:
         url = mirror + spec.gz_name
@@ -181,6 +181,8 @@ def _download(spec: MnistFile, folder: Path) -> None:
 
 def _fetch(url: str, dest: BinaryIO) -> None:
     """Stream `url` into `dest` with a progress bar; network failures raise OSError."""
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": "sgdlab"})
     with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
         total = int(response.headers.get("Content-Length") or 0) or None

@@ -1,0 +1,101 @@
+"""Backpropagation for the training loop: the same numbers as the layers, without their overhead.
+
+`MultiLayerNet.loss_and_gradient` walks the book's layer objects, allocating a
+fresh array for every intermediate result; it is the readable reference.
+`BackpropStep` computes the same loss and gradients for one batch size with
+every array allocated once, softmax fused with the cross-entropy gradient, and
+no gradient with respect to the input images (no parameter needs it, and for
+the first layer it would cost as much as the forward pass).
+"""
+
+import numpy as np
+
+
+class BackpropStep:
+    """Loss and gradients of `network` on batches of exactly `batch_size` samples.
+
+    Calling it with a batch `x` (batch_size, inputs) of the network's dtype and
+    integer `labels` returns `(loss, grads)`; `grads` are buffers that the next
+    call overwrites, so use them (e.g. `optimizer.update`) before calling again.
+    The call is `forward` then `backward`, which can also be called one by one.
+    """
+
+    def __init__(self, network, batch_size):
+        dtype = network.dtype
+        self.network = network
+        self.batch_size = batch_size
+        self.num_layers = len(network.sizes) - 1
+        self.weights = [network.params[f"W{i}"] for i in range(1, self.num_layers + 1)]
+        self.biases = [network.params[f"b{i}"] for i in range(1, self.num_layers + 1)]
+        # outputs[i]: layer i's activated output (its raw scores for the last layer, then its softmax).
+        self.outputs = [np.empty((batch_size, n), dtype) for n in network.sizes[1:]]
+        # deltas[i]: d loss / d (layer i's pre-activation); the last layer's is computed in outputs[-1].
+        self.deltas = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
+        self.scratch = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
+        self.row_max = np.empty((batch_size, 1), dtype)
+        self.row_sum = np.empty((batch_size, 1), dtype)
+        self.rows = np.arange(batch_size)
+        self.relu = network.activation == "relu"
+        self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
+
+    def __call__(self, x, labels):
+        loss = self.forward(x, labels)
+        return loss, self.backward(x)
+
+    def forward(self, x, labels):
+        """The mean loss on the batch; keeps what `backward` needs."""
+        inputs = x
+        for i, (weight, bias, out) in enumerate(zip(self.weights, self.biases, self.outputs)):
+            np.matmul(inputs, weight, out=out)
+            out += bias
+            if i < self.num_layers - 1:
+                self._activate(out)
+            inputs = out
+        return self._softmax_cross_entropy(inputs, labels)
+
+    def _activate(self, z):
+        if self.relu:
+            np.maximum(z, 0, out=z)
+        else:  # sigmoid(z) = (1 + tanh(z / 2)) / 2: no overflow for any z
+            z *= 0.5
+            np.tanh(z, out=z)
+            z *= 0.5
+            z += 0.5
+
+    def _softmax_cross_entropy(self, scores, labels):
+        """The mean loss; leaves d loss / d scores = (softmax - onehot) / N in `scores`."""
+        np.max(scores, axis=1, keepdims=True, out=self.row_max)
+        scores -= self.row_max
+        picked = scores[self.rows, labels]  # the shifted score of each sample's true class
+        np.exp(scores, out=scores)
+        np.sum(scores, axis=1, keepdims=True, out=self.row_sum)
+        loss = float(np.mean(np.log(self.row_sum[:, 0]) - picked))
+        scores /= self.row_sum
+        scores[self.rows, labels] -= 1
+        scores *= 1 / self.batch_size
+        return loss
+
+    def backward(self, x):
+        """The gradients of the loss of the last `forward` on the same batch `x`."""
+        delta = self.outputs[-1]
+        for i in range(self.num_layers - 1, -1, -1):
+            inputs = x if i == 0 else self.outputs[i - 1]
+            np.matmul(inputs.T, delta, out=self.grads[f"W{i + 1}"])
+            np.sum(delta, axis=0, out=self.grads[f"b{i + 1}"])
+            if i == 0:
+                break
+            below = self.deltas[i - 1]
+            np.matmul(delta, self.weights[i].T, out=below)
+            self._activation_backward(below, inputs, self.scratch[i - 1])
+            delta = below
+        return self.grads
+
+    def _activation_backward(self, delta, activated, scratch):
+        """delta *= the activation's derivative, expressed through its output."""
+        if self.relu:
+            np.greater(activated, 0, out=scratch)
+            delta *= scratch
+        else:  # sigmoid' = s * (1 - s)
+            np.subtract(1, activated, out=scratch)
+            delta *= scratch
+            delta *= activated

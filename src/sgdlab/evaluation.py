@@ -1,0 +1,87 @@
+"""Accuracy on whole data sets: chunk by chunk, and on a second core while training goes on.
+
+Each per-epoch evaluation runs 70000 images through the network, as much
+arithmetic as 350 training iterations. It needs only a copy of the weights,
+so a background thread can do it while the main thread keeps training; NumPy
+releases the GIL inside its matrix products, so the two really run at once.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+import time
+
+import numpy as np
+
+from .pixels import to_float
+
+CHUNK_ROWS = 2000  # images per forward pass: small enough to stay in cache, large enough for fast BLAS
+
+
+def as_labels(t):
+    """Class indices from label or one-hot targets."""
+    t = np.asarray(t)
+    return t.argmax(axis=1) if t.ndim == 2 else t
+
+
+def count_correct(network, x, labels):
+    """How many rows of `x` (float or uint8 pixels) the network classifies as `labels`."""
+    chunk_rows = CHUNK_ROWS
+    buffer = np.empty((min(chunk_rows, len(x)), x.shape[1]), network.dtype)
+    correct = 0
+    for start in range(0, len(x), chunk_rows):
+        chunk = x[start:start + chunk_rows]
+        if chunk.dtype != network.dtype:
+            chunk = to_float(chunk, buffer[:len(chunk)])
+        scores = network.scores(chunk)
+        correct += int(np.count_nonzero(scores.argmax(axis=1) == labels[start:start + chunk_rows]))
+    return correct
+
+
+class Evaluator:
+    """Measures train and test accuracy of snapshots of a network, in order.
+
+    `submit(network, iteration)` copies the weights and starts (or, with
+    `background=False`, runs) the evaluation; `finished(wait)` returns the
+    `(iteration, train_acc, test_acc, seconds)` of evaluations done so far,
+    `seconds` being the time since `start` at which each finished.
+    """
+
+    def __init__(self, x_train, t_train, x_test, t_test, start, background):
+        self.sets = ((x_train, as_labels(t_train)), (x_test, as_labels(t_test)))
+        self.start = start
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgdlab-eval") if background else None
+        self.pending = []
+
+    def submit(self, network, iteration):
+        snapshot = network.copy()
+        if self.executor is None:
+            self.pending.append(_Done(self._evaluate(snapshot, iteration)))
+        else:
+            self.pending.append(self.executor.submit(self._evaluate, snapshot, iteration))
+
+    def finished(self, wait=False):
+        results = []
+        while self.pending and (wait or self.pending[0].done()):
+            results.append(self.pending.pop(0).result())
+        return results
+
+    def close(self):
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def _evaluate(self, network, iteration):
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged network scores NaN: no warnings
+            train_acc, test_acc = (count_correct(network, x, labels) / len(x) for x, labels in self.sets)
+        return iteration, train_acc, test_acc, time.perf_counter() - self.start
+
+
+class _Done:
+    """A finished result with the part of the Future interface that `Evaluator` uses."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def done(self):
+        return True
+
+    def result(self):
+        return self.value

@@ -41,23 +41,35 @@ class BatchSampler:
     """Mini-batch indices: "random" draws each batch independently with replacement
     (the book's `np.random.choice(train_size, batch_size)`); "epoch" walks a fresh
     shuffle of the training set each epoch, so every sample is seen once per epoch.
+    Random batches are drawn a block at a time: one call to the generator per
+    BLOCK batches instead of one per batch.
     """
+
+    BLOCK = 100
 
     def __init__(self, train_size, batch_size, method, rng):
         self.train_size = train_size
         self.batch_size = batch_size
         self.method = method
         self.rng = rng
-        self._order = None
+        self._drawn = np.empty((0, batch_size), dtype=np.int64)  # random: rows of batches; epoch: a shuffle
         self._position = 0
 
     def next(self):
-        if self.method == "random":
-            return self.rng.integers(0, self.train_size, self.batch_size)
-        if self._order is None or self._position >= self.train_size:
-            self._order = self.rng.permutation(self.train_size)
+        return self._next_random() if self.method == "random" else self._next_shuffled()
+
+    def _next_random(self):
+        if self._position == len(self._drawn):
+            self._drawn = self.rng.integers(0, self.train_size, (self.BLOCK, self.batch_size))
             self._position = 0
-        batch = self._order[self._position:self._position + self.batch_size]
+        self._position += 1
+        return self._drawn[self._position - 1]
+
+    def _next_shuffled(self):
+        if self._position >= len(self._drawn):
+            self._drawn = self.rng.permutation(self.train_size)
+            self._position = 0
+        batch = self._drawn[self._position:self._position + self.batch_size]
         self._position += self.batch_size
         return batch
 

@@ -23,3 +23,13 @@ def test_update_is_in_place():
 def test_non_positive_learning_rate_is_refused(lr):
     with pytest.raises(ConfigError, match="learning rate must be positive"):
         SGD(lr=lr)
+
+
+def test_update_leaves_the_gradients_alone_and_repeats_exactly():
+    W = np.array([1.0, 2.0])
+    grads = {"W": np.array([0.5, -0.5])}
+    optimizer = SGD(lr=0.1)
+    optimizer.update({"W": W}, grads)
+    optimizer.update({"W": W}, grads)
+    np.testing.assert_array_equal(grads["W"], [0.5, -0.5])
+    np.testing.assert_allclose(W, [0.9, 2.1], rtol=1e-15)

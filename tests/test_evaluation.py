@@ -41,3 +41,9 @@ def test_evaluations_use_a_snapshot_and_come_back_in_order():
     assert [r[:3] for r in results] == expected
     assert all(r[3] >= 0 for r in results)
     assert evaluator.finished() == []
+
+
+def test_unflattened_images_are_counted_like_flat_ones():
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, weight_init_std=1.0, rng=0)
+    assert count_correct(network, pixels.reshape(50, 1, 2, 4), labels) == count_correct(network, pixels, labels)

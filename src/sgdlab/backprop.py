@@ -13,47 +13,33 @@ import numpy as np
 SIGMOID_EXP_CAP = 80.0  # exp(80) = 5.5e34 fits float32 (max 3.4e38)
 
 
-class BackpropStep:
-    """Loss and gradients of `network` on batches of exactly `batch_size` samples.
+class ForwardPass:
+    """The network's scores (the softmax's input) for up to `rows` samples at a time, into reused buffers.
 
-    Calling it with a batch `x` (batch_size, inputs) of the network's dtype and
-    integer `labels` returns `(loss, grads)`; `grads` are buffers that the next
-    call overwrites, so use them (e.g. `optimizer.update`) before calling again.
-    The call is `forward` then `backward`, which can also be called one by one.
+    `scores(x)` returns a buffer that the next call overwrites. Evaluation
+    runs whole data sets through it chunk by chunk; `BackpropStep` builds on it.
     """
 
-    def __init__(self, network, batch_size):
-        dtype = network.dtype
+    def __init__(self, network, rows):
         self.network = network
-        self.batch_size = batch_size
+        self.rows = rows
         self.num_layers = len(network.sizes) - 1
         self.weights = [network.params[f"W{i}"] for i in range(1, self.num_layers + 1)]
         self.biases = [network.params[f"b{i}"] for i in range(1, self.num_layers + 1)]
-        # outputs[i]: layer i's activated output (its raw scores for the last layer, then its softmax).
-        self.outputs = [np.empty((batch_size, n), dtype) for n in network.sizes[1:]]
-        # deltas[i]: d loss / d (layer i's pre-activation); the last layer's is computed in outputs[-1].
-        self.deltas = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
-        self.scratch = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
-        self.row_max = np.empty((batch_size, 1), dtype)
-        self.row_sum = np.empty((batch_size, 1), dtype)
-        self.row_starts = np.arange(batch_size) * network.sizes[-1]
+        # outputs[i]: layer i's activated output (for the last layer: its raw scores).
+        self.outputs = [np.empty((rows, n), network.dtype) for n in network.sizes[1:]]
         self.relu = network.activation == "relu"
-        self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
 
-    def __call__(self, x, labels):
-        loss = self.forward(x, labels)
-        return loss, self.backward(x)
-
-    def forward(self, x, labels):
-        """The mean loss on the batch; keeps what `backward` needs."""
+    def scores(self, x):
+        outputs = self.outputs if len(x) == self.rows else [out[:len(x)] for out in self.outputs]
         inputs = x
-        for i, (weight, bias, out) in enumerate(zip(self.weights, self.biases, self.outputs)):
+        for i, (weight, bias, out) in enumerate(zip(self.weights, self.biases, outputs)):
             np.matmul(inputs, weight, out=out)
             out += bias
             if i < self.num_layers - 1:
                 self._activate(out)
             inputs = out
-        return self._softmax_cross_entropy(inputs, labels)
+        return inputs
 
     def _activate(self, z):
         if self.relu:
@@ -64,6 +50,36 @@ class BackpropStep:
             np.exp(z, out=z)
             z += 1
             np.reciprocal(z, out=z)
+
+
+class BackpropStep(ForwardPass):
+    """Loss and gradients of `network` on batches of exactly `batch_size` samples.
+
+    Calling it with a batch `x` (batch_size, inputs) of the network's dtype and
+    integer `labels` returns `(loss, grads)`; `grads` are buffers that the next
+    call overwrites, so use them (e.g. `optimizer.update`) before calling again.
+    The call is `forward` then `backward`, which can also be called one by one.
+    """
+
+    def __init__(self, network, batch_size):
+        super().__init__(network, batch_size)
+        dtype = network.dtype
+        self.batch_size = batch_size
+        # deltas[i]: d loss / d (layer i's pre-activation); the last layer's is computed in outputs[-1].
+        self.deltas = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
+        self.scratch = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
+        self.row_max = np.empty((batch_size, 1), dtype)
+        self.row_sum = np.empty((batch_size, 1), dtype)
+        self.row_starts = np.arange(batch_size) * network.sizes[-1]
+        self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
+
+    def __call__(self, x, labels):
+        loss = self.forward(x, labels)
+        return loss, self.backward(x)
+
+    def forward(self, x, labels):
+        """The mean loss on the batch; keeps what `backward` needs."""
+        return self._softmax_cross_entropy(self.scores(x), labels)
 
     def _softmax_cross_entropy(self, scores, labels):
         """The mean loss; leaves d loss / d scores = (softmax - onehot) / N in `scores`.

@@ -11,9 +11,10 @@ import time
 
 import numpy as np
 
+from .backprop import ForwardPass
 from .pixels import to_float
 
-CHUNK_ROWS = 2000  # images per forward pass: small enough to stay in cache, large enough for fast BLAS
+CHUNK_ROWS = 1000  # images per forward pass: their buffers stay in cache, and BLAS runs at full rate
 
 
 def as_labels(t):
@@ -23,16 +24,18 @@ def as_labels(t):
 
 
 def count_correct(network, x, labels):
-    """How many rows of `x` (float or uint8 pixels) the network classifies as `labels`."""
-    chunk_rows = CHUNK_ROWS
-    buffer = np.empty((min(chunk_rows, len(x)), x.shape[1]), network.dtype)
+    """How many images in `x` (float or uint8 pixels) the network classifies as `labels`."""
+    x = x.reshape(len(x), -1)  # (N, 1, 28, 28) images too, as the Affine layer accepts them
+    chunk_rows = min(CHUNK_ROWS, len(x))
+    forward = ForwardPass(network, chunk_rows)
+    buffer = np.empty((chunk_rows, x.shape[1]), network.dtype)
     correct = 0
     for start in range(0, len(x), chunk_rows):
         chunk = x[start:start + chunk_rows]
         if chunk.dtype != network.dtype:
             chunk = to_float(chunk, buffer[:len(chunk)])
-        scores = network.scores(chunk)
-        correct += int(np.count_nonzero(scores.argmax(axis=1) == labels[start:start + chunk_rows]))
+        predicted = forward.scores(chunk).argmax(axis=1)
+        correct += int(np.count_nonzero(predicted == labels[start:start + chunk_rows]))
     return correct
 
 

@@ -213,6 +213,25 @@ def test_epoch_sampling_changes_the_batches_but_not_the_initial_weights(capsys, 
     assert epoch["loss"] != random["loss"]
 
 
+def test_dtype_chooses_the_float_type_of_the_run(capsys, data_dir, tmp_path):
+    code, out, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "default", "--no-plot", *TINY)
+    assert code == 0 and "backprop gradients, float32)" in out
+    assert {w.dtype for w in read_weights(tmp_path / "default" / "model.npz").values()} == {np.dtype(np.float32)}
+    assert json.loads((tmp_path / "default" / "config.json").read_text())["dtype"] == "float32"
+    code, out, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "wide", "--no-plot",
+                       "--dtype", "float64", *TINY)
+    assert code == 0 and "backprop gradients, float64)" in out
+    assert {w.dtype for w in read_weights(tmp_path / "wide" / "model.npz").values()} == {np.dtype(np.float64)}
+    assert json.loads((tmp_path / "wide" / "config.json").read_text())["dtype"] == "float64"
+
+
+def test_numerical_gradients_in_float32_are_a_usage_error(capsys, data_dir, tmp_path):
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--grad", "numerical",
+                       "--dtype", "float32", *TINY)
+    assert code == 2
+    assert "numerical gradients need float64" in last_line(err)
+
+
 def test_numerical_gradients_train_and_say_how_long_they_take(capsys, data_dir, tmp_path):
     out = tmp_path / "run"
     code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--grad", "numerical",

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from sgdlab.config import TrainConfig
@@ -39,8 +41,10 @@ def test_dict_round_trip_and_unknown_keys():
 
 
 def test_dtype_defaults_to_float32_for_backprop_and_float64_for_numerical():
-    assert TrainConfig().dtype == "float32"
-    assert TrainConfig(grad="numerical").dtype == "float64"
+    assert TrainConfig().network_dtype == "float32"
+    assert TrainConfig(grad="numerical").network_dtype == "float64"
+    assert TrainConfig(dtype="float64").network_dtype == "float64"
+    assert dataclasses.replace(TrainConfig(), grad="numerical").network_dtype == "float64"
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
 
 
@@ -61,3 +65,12 @@ def test_command_line_help_needs_no_numpy():
 
     code = "import sys; from sgdlab.cli import build_parser; build_parser(); print('numpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_submodules_are_reachable_from_the_package():
+    import sgdlab
+
+    assert sgdlab.functions.sigmoid(0.0) == 0.5
+    assert "TwoLayerNet" in dir(sgdlab)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        sgdlab.nonexistent

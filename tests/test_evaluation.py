@@ -36,11 +36,23 @@ def test_evaluations_use_a_snapshot_and_come_back_in_order():
         expected.append((iteration, network.accuracy(pixels / 255, labels), network.accuracy(pixels[:20] / 255, labels[:20])))
         evaluator.submit(network, iteration)
         network.params["W1"] += 0.5  # changing the weights after submitting does not change that evaluation
-    results = evaluator.finished(wait=True)
+    results = list(evaluator.finished(wait=True))
     evaluator.close()
     assert [r[:3] for r in results] == expected
     assert all(r[3] >= 0 for r in results)
-    assert evaluator.finished() == []
+    assert list(evaluator.finished()) == []
+
+
+def test_a_result_not_taken_stays_queued():
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, rng=0)
+    evaluator = Evaluator(pixels, labels, pixels, labels, time.perf_counter(), background=False)
+    for iteration in (0, 1, 2):
+        evaluator.submit(network, iteration)
+    for result in evaluator.finished():
+        assert result[0] == 0
+        break  # as when Ctrl-C interrupts the caller's handling of the first result
+    assert [result[0] for result in evaluator.finished()] == [1, 2]
 
 
 def test_unflattened_images_are_counted_like_flat_ones():

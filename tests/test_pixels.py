@@ -21,12 +21,14 @@ def test_floats_are_copied_in_the_output_dtype():
 
 def test_gatherer_returns_the_chosen_rows_in_reused_buffers():
     images = np.arange(50, dtype=np.uint8).reshape(10, 5)
+    normalized = np.divide(images, np.float32(255), dtype=np.float32)  # load_mnist(normalize=True)
     gather = BatchGatherer(images, 3, np.float64)
     first = gather(np.array([4, 0, 4]))
-    np.testing.assert_array_equal(first, images[[4, 0, 4]] / 255)
+    assert first.dtype == np.float64
+    np.testing.assert_array_equal(first, normalized[[4, 0, 4]])
     second = gather(np.array([1, 2, 3]))
     assert second is first  # the same buffer, refilled
-    np.testing.assert_array_equal(gather(np.array([9, 8])), images[[9, 8]] / 255)  # a short last batch
+    np.testing.assert_array_equal(gather(np.array([9, 8])), normalized[[9, 8]])  # a short last batch
 
 
 @pytest.mark.parametrize("x", [np.zeros((2, 3), np.int64), np.zeros((2, 3), bool), [[0.0, 1.0]]])

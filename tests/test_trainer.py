@@ -9,6 +9,7 @@ from sgdlab.optimizers import SGD
 from sgdlab.trainer import (
     BatchSampler,
     Trainer,
+    seeded_generators,
     estimate_textbook_gradient_seconds,
     measure_numerical_gradient_seconds,
 )
@@ -28,9 +29,9 @@ def data():
     return x_train, t_train, x_test, t_test
 
 
-def make_trainer(**overrides):
+def make_trainer(background_evaluation=None, **overrides):
     config = TrainConfig(**{"iters": 20, "batch_size": 7, "hidden_size": 5, "lr": 0.5, **overrides})
-    return Trainer.from_config(config, input_size=6, output_size=3)
+    return Trainer.from_config(config, input_size=6, output_size=3, background_evaluation=background_evaluation)
 
 
 def test_evaluates_before_training_every_epoch_and_after_the_last_iteration(data):
@@ -211,12 +212,13 @@ def test_background_evaluation_gives_the_same_run(data):
     assert h_inline.train_acc == h_background.train_acc and h_inline.test_acc == h_background.test_acc
 
 
-def test_uint8_images_train_exactly_as_their_normalized_floats():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_uint8_images_train_exactly_as_their_normalized_floats(dtype):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (60, 6), dtype=np.uint8)
     labels = rng.integers(0, 3, 60)
     floats = np.divide(pixels, np.float32(255), dtype=np.float32)  # load_mnist(normalize=True)
-    from_uint8, from_floats = make_trainer(), make_trainer()
+    from_uint8, from_floats = make_trainer(dtype=dtype), make_trainer(dtype=dtype)
     h_uint8 = from_uint8.fit(pixels, labels, pixels[:30], labels[:30])
     h_floats = from_floats.fit(floats, labels, floats[:30], labels[:30])
     assert h_uint8.loss == h_floats.loss and h_uint8.test_acc == h_floats.test_acc
@@ -231,9 +233,55 @@ def test_one_hot_targets_train_exactly_as_labels(data):
     assert h_labels.loss == h_one_hot.loss and h_labels.train_acc == h_one_hot.train_acc
 
 
-def test_epoch_sampling_with_a_short_last_batch_trains(data):
-    history = make_trainer(sampling="epoch", iters=27).fit(*data)  # 60 = 8 * 7 + 4
-    assert len(history.loss) == 27 and np.all(np.isfinite(history.loss))
+def test_epoch_sampling_with_a_short_last_batch_records_its_loss(data):
+    x_train, t_train, _, _ = data
+    trainer = make_trainer(sampling="epoch", iters=9, dtype="float64")  # 60 = 8 * 7 + 4
+    sampler = BatchSampler(60, 7, "epoch", seeded_generators(trainer.config.seed)[1])
+    last_batch = [sampler.next() for _ in range(9)][-1]
+    assert len(last_batch) == 4
+    before_last = []
+    history = trainer.fit(*data, on_iteration=lambda i, _: i == 8 and before_last.append(trainer.network.copy()))
+    expected = before_last[0].loss(x_train[last_batch], t_train[last_batch])
+    assert history.loss[8] == pytest.approx(expected, rel=1e-12)
+
+
+def test_interrupt_while_showing_an_evaluation_loses_none(data):
+    iterations = []
+
+    def interrupt_at_epoch_one(history):
+        iterations.append(history.iteration[-1])
+        if history.iteration[-1] == 9:
+            raise KeyboardInterrupt
+
+    trainer = make_trainer(iters=20, background_evaluation=False)
+    history = trainer.fit(*data, on_evaluation=interrupt_at_epoch_one)
+    assert history.iteration == [0, 9] and len(history.loss) == 9
+    assert history.stopped == "interrupted after iteration 9"
+
+
+def test_each_evaluation_is_reported_before_training_goes_on(data):
+    events = []
+    make_trainer(iters=20, background_evaluation=False).fit(
+        *data, on_iteration=lambda i, _: events.append(i), on_evaluation=lambda h: events.append(f"eval {h.iteration[-1]}"))
+    assert events[:11] == ["eval 0", *range(1, 10), "eval 9"]
+
+
+@pytest.mark.parametrize("targets, message", [
+    (lambda t: t + 3, r"labels range over 3\.\.5; the network has 3 outputs, so labels must be in 0\.\.2"),
+    (lambda t: t - 1, r"labels range over -1\.\.1"),
+    (lambda t: t.astype(float), r"must be integer labels \(N,\) or one-hot rows \(N, 3\), got float64"),
+    (lambda t: np.eye(4)[t], r"one-hot rows of width 4, but the network has 3 outputs"),
+])
+def test_unusable_targets_are_refused_with_the_fix(data, targets, message):
+    x_train, t_train, x_test, t_test = data
+    with pytest.raises(ConfigError, match=message):
+        make_trainer().fit(x_train, targets(t_train), x_test, t_test)
+
+
+def test_an_empty_test_set_is_refused(data):
+    x_train, t_train, x_test, t_test = data
+    with pytest.raises(ConfigError, match="the test set is empty"):
+        make_trainer().fit(x_train, t_train, x_test[:0], t_test[:0])
 
 
 def test_integer_images_other_than_uint8_are_refused(data):

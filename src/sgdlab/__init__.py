@@ -14,6 +14,7 @@ scripts that need one piece do not wait for all the others.
 """
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -38,9 +39,12 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 def __getattr__(name):
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: sgdlab.functions, ...
+        value = importlib.import_module(f".{name}", __name__)
+    else:
         raise AttributeError(f"module 'sgdlab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

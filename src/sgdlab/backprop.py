@@ -21,7 +21,6 @@ class ForwardPass:
     """
 
     def __init__(self, network, rows):
-        self.network = network
         self.rows = rows
         self.num_layers = len(network.sizes) - 1
         self.weights = [network.params[f"W{i}"] for i in range(1, self.num_layers + 1)]

@@ -85,7 +85,7 @@ def build_parser():
                             "'epoch': a fresh shuffle each epoch, no repeats")
     train.add_argument("--dtype", choices=DTYPES,
                        help="float type of weights and arithmetic (default: float32 for backprop, as accurate "
-                            "and twice as fast; float64 for numerical gradients, which need it)")
+                            "and faster; float64 for numerical gradients, which need it)")
     train.add_argument("--seed", type=non_negative_int, default=defaults.seed, metavar="N",
                        help=f"seed for weights and batches (default {defaults.seed})")
     train.add_argument("--out", type=Path, metavar="DIR",
@@ -166,7 +166,7 @@ def cmd_train(args):
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
     trainer = Trainer.from_config(config, input_size=x_train.shape[1])
     _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
-               f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, {config.dtype})")
+               f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, {config.network_dtype})")
     if config.grad == "numerical":
         batch = x_train[:config.batch_size] / 255, t_train[:config.batch_size]
         seconds = measure_numerical_gradient_seconds(trainer.network, *batch)

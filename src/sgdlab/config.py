@@ -45,15 +45,20 @@ class TrainConfig:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_METHODS)}, got {self.sampling!r}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if self.dtype is None:
-            object.__setattr__(self, "dtype", "float64" if self.grad == "numerical" else "float32")
-        if self.dtype not in DTYPES:
+        if self.dtype is not None and self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.grad == "numerical" and self.dtype != "float64":
+        if self.grad == "numerical" and self.network_dtype != "float64":
             raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
                               "drown in rounding error; use dtype float64 (the default for numerical gradients)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def network_dtype(self):
+        """The float type the run computes in: `dtype`, else the default for the gradient method."""
+        if self.dtype is not None:
+            return self.dtype
+        return "float64" if self.grad == "numerical" else "float32"
 
     def to_dict(self):
         return dataclasses.asdict(self)

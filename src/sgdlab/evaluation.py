@@ -43,9 +43,11 @@ class Evaluator:
     """Measures train and test accuracy of snapshots of a network, in order.
 
     `submit(network, iteration)` copies the weights and starts (or, with
-    `background=False`, runs) the evaluation; `finished(wait)` returns the
+    `background=False`, runs) the evaluation; `finished(wait)` yields the
     `(iteration, train_acc, test_acc, seconds)` of evaluations done so far,
-    `seconds` being the time since `start` at which each finished.
+    `seconds` being the time since `start` at which each finished. A result
+    leaves the queue only as it is yielded, so one that a caller did not get
+    to (interrupted by Ctrl-C, say) is still there the next time.
     """
 
     def __init__(self, x_train, t_train, x_test, t_test, start, background):
@@ -62,10 +64,8 @@ class Evaluator:
             self.pending.append(self.executor.submit(self._evaluate, snapshot, iteration))
 
     def finished(self, wait=False):
-        results = []
         while self.pending and (wait or self.pending[0].done()):
-            results.append(self.pending.pop(0).result())
-        return results
+            yield self.pending.pop(0).result()
 
     def close(self):
         if self.executor is not None:

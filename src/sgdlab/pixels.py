@@ -23,8 +23,8 @@ def check_images(x, name):
 
 def to_float(images, out):
     """Write `images` into the float array `out` (same shape), scaling uint8 pixels to 0..1."""
-    if images.dtype == np.uint8:
-        np.divide(images, out.dtype.type(PIXEL_MAX), out=out)  # divide, exactly as load_mnist normalizes
+    if images.dtype == np.uint8:  # float32 quotients, as load_mnist(normalize=True) makes, widened if need be
+        np.divide(images, np.float32(PIXEL_MAX), out=out, dtype=np.float32)
     else:
         out[...] = images
     return out

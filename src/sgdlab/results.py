@@ -1,6 +1,6 @@
 """The run folder: everything a training run leaves behind, each file written atomically.
 
-    config.json    the TrainConfig (and the data folder used)
+    config.json    the TrainConfig, its dtype resolved (and the data folder used)
     history.json   the History (see sgdlab.history for its keys)
     history.csv    one row per evaluation
     model.npz      the trained weights, reloadable with sgdlab.load_model
@@ -32,7 +32,8 @@ def save_run(run_dir, config, network, history, plot=True, extra_config=None):
     """Write the run folder; returns its path. Plots are skipped when `plot` is false."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.json", json.dumps({**config.to_dict(), **(extra_config or {})}, indent=1) + "\n")
+    settings = {**config.to_dict(), "dtype": config.network_dtype, **(extra_config or {})}  # the dtype in use
+    write_text_atomic(run_dir / "config.json", json.dumps(settings, indent=1) + "\n")
     history.save(run_dir / "history.json", run_dir / "history.csv")
     save_model(run_dir / "model.npz", network, config)
     if plot:

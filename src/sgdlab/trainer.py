@@ -22,6 +22,22 @@ from .optimizers import SGD
 from .pixels import BatchGatherer, check_images
 
 
+def check_targets(t, num_classes, name):
+    """Refuse targets that are neither labels in 0..num_classes-1 nor one-hot rows of that width."""
+    t = np.asarray(t)
+    if t.ndim == 2:
+        if t.shape[1] != num_classes:
+            raise ConfigError(f"the {name} targets are one-hot rows of width {t.shape[1]}, but the network has "
+                              f"{num_classes} outputs")
+        return
+    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer):
+        raise ConfigError(f"the {name} targets must be integer labels (N,) or one-hot rows (N, {num_classes}), "
+                          f"got {t.dtype} of shape {t.shape}")
+    if t.min() < 0 or t.max() >= num_classes:
+        raise ConfigError(f"the {name} labels range over {t.min()}..{t.max()}; the network has {num_classes} "
+                          f"outputs, so labels must be in 0..{num_classes - 1}")
+
+
 def usable_cores():
     """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -41,11 +57,11 @@ class BatchSampler:
     """Mini-batch indices: "random" draws each batch independently with replacement
     (the book's `np.random.choice(train_size, batch_size)`); "epoch" walks a fresh
     shuffle of the training set each epoch, so every sample is seen once per epoch.
-    Random batches are drawn a block at a time: one call to the generator per
-    BLOCK batches instead of one per batch.
+    Random batches are drawn a block at a time, one call to the generator for
+    many batches.
     """
 
-    BLOCK = 100
+    BLOCK_ROWS = 10_000  # indices drawn per call to the generator
 
     def __init__(self, train_size, batch_size, method, rng):
         self.train_size = train_size
@@ -60,7 +76,8 @@ class BatchSampler:
 
     def _next_random(self):
         if self._position == len(self._drawn):
-            self._drawn = self.rng.integers(0, self.train_size, (self.BLOCK, self.batch_size))
+            batches = max(1, self.BLOCK_ROWS // self.batch_size)
+            self._drawn = self.rng.integers(0, self.train_size, (batches, self.batch_size))
             self._position = 0
         self._position += 1
         return self._drawn[self._position - 1]
@@ -79,8 +96,8 @@ class Trainer:
 
     After `fit`, `network` holds the trained weights and `history` the record.
     `background_evaluation` runs the per-epoch evaluations on a second core
-    while training continues (default: when there is one); the results are
-    the same either way.
+    while training continues (default: when there is one); the history and
+    weights are the same either way.
     """
 
     def __init__(self, network, optimizer, config=None, background_evaluation=None):
@@ -96,7 +113,7 @@ class Trainer:
         config = config if config is not None else TrainConfig()
         init_rng, _ = seeded_generators(config.seed)
         network = TwoLayerNet(input_size, config.hidden_size, output_size, config.weight_init_std,
-                              config.activation, rng=init_rng, dtype=config.dtype)
+                              config.activation, rng=init_rng, dtype=config.network_dtype)
         return cls(network, SGD(config.lr), config, background_evaluation)
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):
@@ -124,6 +141,11 @@ class Trainer:
         if background is None:
             background = usable_cores() > 1
         evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), background)
+        evaluated = []  # iterations submitted for evaluation
+
+        def evaluate(iteration):
+            evaluator.submit(self.network, iteration)
+            evaluated.append(iteration)
 
         def record(wait=False):
             for iteration, train_acc, test_acc, seconds in evaluator.finished(wait):
@@ -131,33 +153,36 @@ class Trainer:
                 if on_evaluation is not None:
                     on_evaluation(history)
 
-        # One BLAS thread per core in use: the training thread, and the evaluation thread beside it.
-        # A diverging run overflows before its loss turns non-finite: the check below reports it, once.
-        with threadpool_limits(limits=1 if background else None, user_api="blas"), \
-                np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # BLAS on one thread, whether or not evaluations run beside training: batch-100 products gain
+        # little from more, and the results then depend neither on that choice nor on the core count.
+        with threadpool_limits(limits=1, user_api="blas"):
             try:
+                evaluate(0)
+                record()
                 try:
-                    evaluator.submit(self.network, 0)
-                    record()
                     for iteration in range(1, config.iters + 1):
                         batch = sampler.next()
-                        loss, grads = compute_gradient(gather(batch), labels[batch])
+                        # A diverging run overflows before its loss turns non-finite; the check reports it once.
+                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                            loss, grads = compute_gradient(gather(batch), labels[batch])
+                            if math.isfinite(loss):
+                                self.optimizer.update(self.network.params, grads)
                         if not math.isfinite(loss):
                             record(wait=True)
                             history.stopped = f"loss became {loss} at iteration {iteration}"
                             raise TrainingDiverged(
                                 f"the loss became {loss} at iteration {iteration}: training diverged; "
                                 f"try a smaller learning rate than {config.lr} (--lr)", history)
-                        self.optimizer.update(self.network.params, grads)
                         history.loss.append(float(loss))
                         if on_iteration is not None:
                             on_iteration(iteration, loss)
                         if iteration % iters_per_epoch == 0 and iteration != config.iters:
-                            evaluator.submit(self.network, iteration)
-                            record()
+                            evaluate(iteration)
+                        record()
                 except KeyboardInterrupt:
                     history.stopped = f"interrupted after iteration {len(history.loss)}"
-                evaluator.submit(self.network, len(history.loss))
+                if evaluated[-1] != len(history.loss):
+                    evaluate(len(history.loss))
                 record(wait=True)
             finally:
                 evaluator.close()
@@ -185,8 +210,11 @@ class Trainer:
             if x.ndim != 2 or x.shape[1] != input_size:
                 raise ConfigError(f"the {name} images have shape {x.shape}; the network needs (N, {input_size}): "
                                   "load them with flatten=True")
+            if len(x) == 0:
+                raise ConfigError(f"the {name} set is empty")
             if len(t) != len(x):
                 raise ConfigError(f"the {name} set has {len(x)} images but {len(t)} targets")
+            check_targets(t, self.network.sizes[-1], name)
         train_size = x_train.shape[0]
         if self.config.batch_size > train_size:
             raise ConfigError(f"batch size {self.config.batch_size} is larger than the training set "

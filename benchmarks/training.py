@@ -19,6 +19,7 @@ import importlib.util
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,7 +68,8 @@ def child(name, data_dir, iters):
         history = trainer.fit(x_train, t_train, x_test, t_test)
         seconds = time.perf_counter() - started
         assert history.iteration == schedule
-        return {"seconds": seconds, "test_acc": history.test_acc[-1]}
+        return {"seconds": seconds, "test_acc": history.test_acc[-1], "test_accs": history.test_acc,
+                "train_accs": history.train_acc}
     if name == "book":
         import book_baseline
 
@@ -79,6 +81,7 @@ def child(name, data_dir, iters):
         import torch_loop
 
         (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, data_dir=data_dir)
+        torch_loop.warm_up()
         started = time.perf_counter()
         _, _, test_accs = torch_loop.train(x_train, t_train, x_test, t_test, set(schedule), iters=iters)
         return {"seconds": time.perf_counter() - started, "test_acc": float(test_accs[-1])}
@@ -158,7 +161,12 @@ def run_cli(data_dir, iters):
 
 
 def _run_measured(command, parse):
-    """Run `command`, reaping it ourselves to read its own peak RSS."""
+    """Run `command`, reaping it ourselves to read its peak RSS.
+
+    A child's peak RSS starts from this process's size at the fork, so this
+    process must stay smaller than every child (it imports only NumPy and
+    measures the matrix-multiply floor, which allocates, after all children).
+    """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
@@ -213,6 +221,12 @@ def matmul_floor(iters, batch_size, evaluations):
 
 # --- the report ---------------------------------------------------------------------------------
 
+def _decoded_cache_exists(data_dir):
+    from sgdlab.datasets.mnist import CACHE_NAME, default_data_dir
+
+    return (Path(data_dir) if data_dir else default_data_dir()).joinpath(CACHE_NAME).exists()
+
+
 def torch_available():
     """Whether PyTorch is installed; found without importing it, which would swell this process
     and with it the peak RSS its children inherit at fork."""
@@ -234,6 +248,9 @@ def main():
 
     contenders = ["sgdlab", "sgdlab train", "sgdlab float64", "book"]
     notes = []
+    if not _decoded_cache_exists(args.data_dir):
+        notes.append("no decoded MNIST cache in the data folder (read-only?): every process decodes the "
+                     "gzipped files, which raises its peak RSS and whole-process time")
     if torch_available():
         contenders.append("pytorch")
     else:
@@ -246,6 +263,9 @@ def main():
             else:
                 runs[name].append(run_child(name.replace(" ", "-"), args.data_dir, args.iters))
     phases = run_child("breakdown", args.data_dir, args.iters)["phases"]
+    own_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if own_rss_mb >= min(r["peak_rss_mb"] for results in runs.values() for r in results):
+        notes.append(f"this process reached {own_rss_mb:.0f} MB, so the peak RSS figures may be its own")
 
     evaluations = len(evaluation_schedule(args.iters, BOOK["batch_size"]))
     floor_s, step_gflops, eval_gflops = matmul_floor(args.iters, BOOK["batch_size"], evaluations)
@@ -271,9 +291,14 @@ def main():
         print(f"{name:16} {row['min_s']:7.2f} {row['median_s']:9.2f} {row['ratio_to_sgdlab']:9.2f} "
               f"{row['test_acc']:9.4f} {row['peak_rss_mb']:7.0f} MB {row['process_min_s']:10.2f} {row['gflops']:8.1f}")
     print("(seconds: training and evaluations with the data loaded; 'sgdlab train' is the whole command)")
-    print(f"matrix products alone, at the rates measured here ({step_gflops:.0f} GFLOP/s for batch-100 shapes, "
-          f"{eval_gflops:.0f} for evaluation): {floor_s:.2f} s; sgdlab takes "
-          f"{summary['sgdlab']['min_s'] / floor_s:.2f}x that")
+    float32, float64 = runs["sgdlab"][-1], runs["sgdlab float64"][-1]
+    accuracy_gap = max(abs(a - b) for a, b in zip(float32["test_accs"] + float32["train_accs"],
+                                                  float64["test_accs"] + float64["train_accs"]))
+    print(f"float32 vs float64: largest difference in train or test accuracy over all {evaluations} evaluations "
+          f"{accuracy_gap:.4f}")
+    print(f"the loop's matrix products back to back, each at the better of 1 and 2 BLAS threads "
+          f"({step_gflops:.0f} GFLOP/s for batch-100 shapes, {eval_gflops:.0f} for evaluation): {floor_s:.2f} s; "
+          f"sgdlab takes {summary['sgdlab']['min_s'] / floor_s:.2f}x that")
     total = sum(phases.values())
     print("sgdlab's time by phase (evaluations in line, one BLAS thread): "
           + ", ".join(f"{phase} {seconds:.2f} s ({seconds / total:.0%})" for phase, seconds in phases.items()))
@@ -282,6 +307,7 @@ def main():
     print(json.dumps({"benchmark": "training", "iters": args.iters, "repeats": args.repeats, "evaluations": evaluations,
                       "contenders": summary, "matmul_floor_s": floor_s, "floor_ratio": summary["sgdlab"]["min_s"] / floor_s,
                       "matmul_gflops_step": step_gflops, "matmul_gflops_eval": eval_gflops, "phases_s": phases,
+                      "float32_vs_float64_max_accuracy_gap": accuracy_gap,
                       "notes": notes}))
 
 

@@ -122,3 +122,8 @@ def test_failed_save_leaves_the_previous_model_intact(saved, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["model.npz"]
     assert zipfile.is_zipfile(path)
+
+
+def test_save_model_with_its_arguments_swapped_says_so(tmp_path):
+    with pytest.raises(TypeError, match=r"save_model\(path, network, config=None\) takes the file path first"):
+        save_model(TwoLayerNet(4, 3, 2, rng=0), tmp_path / "model.npz")

@@ -20,6 +20,9 @@ META_KEY = "sgdlab_model"
 
 def save_model(path, network, config=None):
     """Write `network` (and the config it was trained with) to `path` atomically."""
+    if not hasattr(network, "architecture"):
+        raise TypeError(f"save_model(path, network, config=None) takes the file path first; got a "
+                        f"{type(network).__name__} where the network goes")
     meta = {"format_version": FORMAT_VERSION, "architecture": network.architecture(),
             "config": config.to_dict() if config is not None else None}
     arrays = {key: np.asarray(value) for key, value in network.params.items()}
@@ -40,7 +43,10 @@ def load_model(path):
         raise ModelFileError(f"{path}: no such model file; give the model.npz written by 'sgdlab train'") from None
     except IsADirectoryError:
         raise ModelFileError(f"{path} is a folder; give the model.npz file inside it") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except ValueError as exc:  # NumPy takes anything that is neither .npz nor .npy for a pickle
+        reason = "not a .npz archive" if "pickle" in str(exc) else f"cannot read it as .npz: {exc}"
+        raise ModelFileError(f"{path} is not an sgdlab model file ({reason})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"{path} is not an sgdlab model file (cannot read it as .npz: {exc})") from None
 
     if META_KEY not in arrays:

@@ -50,8 +50,9 @@ def positive_float(text):
 
 def _add_data_dir(parser):
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="folder holding the MNIST files (default: $SGDLAB_DATA, else ~/.cache/sgdlab/mnist; "
-                             "missing files are downloaded there)")
+                        help="folder holding the MNIST files (default: $SGDLAB_DATA, else "
+                             "$XDG_CACHE_HOME/sgdlab/mnist, which is ~/.cache/sgdlab/mnist unless XDG_CACHE_HOME "
+                             "is set; missing files are downloaded there)")
 
 
 def build_parser():
@@ -176,7 +177,8 @@ def cmd_train(args):
                    f"as the textbook does, would take about {_duration(textbook)} per iteration, "
                    f"{_duration(textbook * config.iters)} in all)")
 
-    bar = tqdm(total=config.iters, unit="it", disable=args.quiet, dynamic_ncols=True, leave=False)
+    # No bar when quiet or when the output is not a terminal (a log file gets the evaluation lines only).
+    bar = tqdm(total=config.iters, unit="it", disable=True if args.quiet else None, dynamic_ncols=True, leave=False)
 
     def on_iteration(iteration, loss):
         bar.update(1)
@@ -205,12 +207,17 @@ def cmd_train(args):
 
 
 def _data_config(args):
-    return {"data_dir": str(args.data_dir) if args.data_dir is not None else None}
+    from .datasets import default_data_dir
+
+    return {"data_dir": str(args.data_dir if args.data_dir is not None else default_data_dir())}
 
 
 def _evaluation_line(history):
     mean_loss = history.mean_loss_since_last_evaluation()
-    loss = "   -  " if mean_loss is None else f"{mean_loss:.4f}"
+    if mean_loss is None:
+        loss = "   -  "
+    else:  # a diverging run's loss can be huge before it turns infinite: keep the column's width
+        loss = f"{mean_loss:.4f}" if mean_loss < 1000 else f"{mean_loss:.0e}"
     return (f"epoch {history.epoch[-1]:6.2f} | iteration {history.iteration[-1]:6d} | "
             f"train acc {history.train_acc[-1]:.4f} | test acc {history.test_acc[-1]:.4f} | "
             f"loss {loss} | {history.seconds[-1]:7.1f} s")
@@ -265,6 +272,10 @@ def cmd_predict(args):
             print(f"sgdlab predict: error: {exc}", file=sys.stderr)
             failures += 1
             continue
+        if not pixels.any():
+            print(f"sgdlab predict: error: {path}: no digit found (the image is one flat colour)", file=sys.stderr)
+            failures += 1
+            continue
         probabilities = network.predict(pixels[np.newaxis].astype(network.dtype))[0]
         digit = int(probabilities.argmax())
         print(f"{path}: {digit} (probability {probabilities[digit]:.3f})")
@@ -291,7 +302,7 @@ def cmd_gradcheck(args):
     failed = [check.name for check in checks if not check.passed]
     verdict = f"FAIL ({', '.join(failed)})" if failed else "ok"
     print(f"thresholds: max abs diff {MAX_ABS_DIFF:g}, max rel error {MAX_REL_ERROR:g}; "
-          f"{verdict} in {time.perf_counter() - started:.1f} s")
+          f"{verdict} in {time.perf_counter() - started:.2f} s")
     return EXIT_ERROR if failed else 0
 
 

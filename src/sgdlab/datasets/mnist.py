@@ -174,7 +174,7 @@ def _download(spec: MnistFile, folder: Path) -> None:
                 _check_download(handle.read(), spec, url)
             return
         except (OSError, http.client.HTTPException, DataError) as exc:
-            logger.warning("could not download %s: %s", url, exc)
+            logger.info("could not download %s: %s", url, exc)  # the final error names the last failure
             reason = f"{url}: {exc}"
     raise _DownloadFailed(reason)
 

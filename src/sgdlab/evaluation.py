@@ -6,8 +6,8 @@ so a background thread can do it while the main thread keeps training; NumPy
 releases the GIL inside its matrix products, so the two really run at once.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 

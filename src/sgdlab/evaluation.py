@@ -55,8 +55,10 @@ class Evaluator:
         self.start = start
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgdlab-eval") if background else None
         self.pending = []
+        self.last_submitted = None  # the iteration of the latest submit
 
     def submit(self, network, iteration):
+        self.last_submitted = iteration
         snapshot = network.copy()
         if self.executor is None:
             self.pending.append(_Done(self._evaluate(snapshot, iteration)))

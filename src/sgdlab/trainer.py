@@ -141,11 +141,6 @@ class Trainer:
         if background is None:
             background = usable_cores() > 1
         evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), background)
-        evaluated = []  # iterations submitted for evaluation
-
-        def evaluate(iteration):
-            evaluator.submit(self.network, iteration)
-            evaluated.append(iteration)
 
         def record(wait=False):
             for iteration, train_acc, test_acc, seconds in evaluator.finished(wait):
@@ -157,16 +152,12 @@ class Trainer:
         # little from more, and the results then depend neither on that choice nor on the core count.
         with threadpool_limits(limits=1, user_api="blas"):
             try:
-                evaluate(0)
+                evaluator.submit(self.network, 0)
                 record()
                 try:
                     for iteration in range(1, config.iters + 1):
                         batch = sampler.next()
-                        # A diverging run overflows before its loss turns non-finite; the check reports it once.
-                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                            loss, grads = compute_gradient(gather(batch), labels[batch])
-                            if math.isfinite(loss):
-                                self.optimizer.update(self.network.params, grads)
+                        loss = self._update(compute_gradient, gather(batch), labels[batch])
                         if not math.isfinite(loss):
                             record(wait=True)
                             history.stopped = f"loss became {loss} at iteration {iteration}"
@@ -177,16 +168,25 @@ class Trainer:
                         if on_iteration is not None:
                             on_iteration(iteration, loss)
                         if iteration % iters_per_epoch == 0 and iteration != config.iters:
-                            evaluate(iteration)
+                            evaluator.submit(self.network, iteration)
                         record()
                 except KeyboardInterrupt:
                     history.stopped = f"interrupted after iteration {len(history.loss)}"
-                if evaluated[-1] != len(history.loss):
-                    evaluate(len(history.loss))
+                if evaluator.last_submitted != len(history.loss):
+                    evaluator.submit(self.network, len(history.loss))
                 record(wait=True)
             finally:
                 evaluator.close()
         return history
+
+    def _update(self, compute_gradient, x, labels):
+        """One gradient and, if its loss is finite, one update; returns the batch loss."""
+        # A diverging run overflows before its loss turns non-finite; the caller reports that, once.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads = compute_gradient(x, labels)
+            if math.isfinite(loss):
+                self.optimizer.update(self.network.params, grads)
+        return loss
 
     def _gradient_method(self):
         """`(x, labels) -> (loss, grads)` for the configured gradient method."""

@@ -7,7 +7,7 @@ releases the GIL inside its matrix products, so the two really run at once.
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -61,7 +61,9 @@ class Evaluator:
         self.last_submitted = iteration
         snapshot = network.copy()
         if self.executor is None:
-            self.pending.append(_Done(self._evaluate(snapshot, iteration)))
+            done = Future()
+            done.set_result(self._evaluate(snapshot, iteration))
+            self.pending.append(done)
         else:
             self.pending.append(self.executor.submit(self._evaluate, snapshot, iteration))
 
@@ -77,16 +79,3 @@ class Evaluator:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network scores NaN: no warnings
             train_acc, test_acc = (count_correct(network, x, labels) / len(x) for x, labels in self.sets)
         return iteration, train_acc, test_acc, time.perf_counter() - self.start
-
-
-class _Done:
-    """A finished result with the part of the Future interface that `Evaluator` uses."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def done(self):
-        return True
-
-    def result(self):
-        return self.value

@@ -4,8 +4,6 @@ Each has the book's one-method interface, `update(params, grads)`, and
 updates the arrays in `params` in place.
 """
 
-import numpy as np
-
 from .errors import ConfigError
 
 
@@ -16,15 +14,10 @@ class SGD:
         if not lr > 0:
             raise ConfigError(f"learning rate must be positive, got {lr}")
         self.lr = lr
-        self._steps = {}  # one reused buffer per parameter for lr * grad: no allocation per update
 
     def update(self, params, grads):
-        for key, param in params.items():
-            step = self._steps.get(key)
-            if step is None or step.shape != param.shape or step.dtype != param.dtype:
-                step = self._steps[key] = np.empty_like(param)
-            np.multiply(grads[key], self.lr, out=step)
-            param -= step
+        for key in params:
+            params[key] -= self.lr * grads[key]
 
     def __repr__(self):
         return f"SGD(lr={self.lr})"

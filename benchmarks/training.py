@@ -96,19 +96,19 @@ def breakdown(data_dir, iters):
 
     from sgdlab import SGD, TrainConfig, Trainer, load_mnist
     from sgdlab.backprop import BackpropStep
+    from sgdlab.batches import BatchSampler, BatchStream
     from sgdlab.evaluation import count_correct
-    from sgdlab.pixels import BatchGatherer
-    from sgdlab.trainer import BatchSampler, seeded_generators
+    from sgdlab.trainer import seeded_generators
 
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
     config = TrainConfig(iters=iters)
     network = Trainer.from_config(config).network
     sampler = BatchSampler(len(x_train), config.batch_size, "random", seeded_generators(config.seed)[1])
-    gather = BatchGatherer(x_train, config.batch_size, network.dtype)
+    batches = iter(BatchStream(x_train, sampler, network.dtype, iters, background=False))
     step = BackpropStep(network, config.batch_size)
     optimizer = SGD(config.lr)
     labels = t_train.astype(np.intp)
-    phases = dict.fromkeys(["sampling", "gather", "forward", "backward", "update", "evaluation"], 0.0)
+    phases = dict.fromkeys(["batches", "forward", "backward", "update", "evaluation"], 0.0)
     clock = time.perf_counter
     schedule = set(evaluation_schedule(iters, config.batch_size))
     with threadpool_limits(limits=1, user_api="blas"):  # as the training thread runs
@@ -120,10 +120,8 @@ def breakdown(data_dir, iters):
                 phases["evaluation"] += clock() - t0
             if i == iters:
                 break
-            t0 = clock()
-            batch = sampler.next()
             t1 = clock()
-            x = gather(batch)
+            batch, x = next(batches)  # drawn and gathered ten batches at a time; in line here, not on core 2
             t2 = clock()
             step.forward(x, labels[batch])
             t3 = clock()
@@ -131,8 +129,8 @@ def breakdown(data_dir, iters):
             t4 = clock()
             optimizer.update(network.params, grads)
             t5 = clock()
-            for phase, seconds in zip(("sampling", "gather", "forward", "backward", "update"),
-                                      (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            for phase, seconds in zip(("batches", "forward", "backward", "update"),
+                                      (t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                 phases[phase] += seconds
     return {"phases": phases}
 
@@ -300,7 +298,7 @@ def main():
           f"({step_gflops:.0f} GFLOP/s for batch-100 shapes, {eval_gflops:.0f} for evaluation): {floor_s:.2f} s; "
           f"sgdlab takes {summary['sgdlab']['min_s'] / floor_s:.2f}x that")
     total = sum(phases.values())
-    print("sgdlab's time by phase (evaluations in line, one BLAS thread): "
+    print("sgdlab's time by phase (batches and evaluations in line, one BLAS thread): "
           + ", ".join(f"{phase} {seconds:.2f} s ({seconds / total:.0%})" for phase, seconds in phases.items()))
     for note in notes:
         print(note)

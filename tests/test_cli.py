@@ -156,10 +156,25 @@ def test_train_prints_one_line_per_evaluation(schedule_run):
     assert last_line(stdout) == f"final test accuracy {history['test_acc'][-1]:.4f}; results saved in {out}"
 
 
-def test_no_plot_skips_the_charts(capsys, data_dir, tmp_path):
+@pytest.fixture
+def no_chart_process(monkeypatch):
+    """Fails any attempt to start the chart-drawing child process."""
+    def refuse():
+        raise AssertionError("a chart process was started")
+    monkeypatch.setattr("sgdlab.chartprocess.ChartProcess", refuse)
+
+
+def test_no_plot_skips_the_charts(capsys, data_dir, tmp_path, no_chart_process):
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--no-plot", *TINY)
     assert code == 0
     assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES - PLOTS
+
+
+def test_one_core_draws_the_charts_in_process(capsys, data_dir, tmp_path, monkeypatch, no_chart_process):
+    monkeypatch.setattr("sgdlab.trainer.usable_cores", lambda: 1)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert code == 0
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES
 
 
 def test_quiet_prints_nothing(capsys, data_dir, tmp_path):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from sgdlab.errors import ConfigError
-from sgdlab.pixels import BatchGatherer, check_images, to_float
+from sgdlab.pixels import check_images, to_float
 
 
 def test_uint8_pixels_become_exactly_the_normalized_floats():
@@ -17,18 +17,6 @@ def test_floats_are_copied_in_the_output_dtype():
     x = np.linspace(0, 1, 12).reshape(3, 4)
     out = np.empty((3, 4), np.float32)
     np.testing.assert_array_equal(to_float(x, out), x.astype(np.float32))
-
-
-def test_gatherer_returns_the_chosen_rows_in_reused_buffers():
-    images = np.arange(50, dtype=np.uint8).reshape(10, 5)
-    normalized = np.divide(images, np.float32(255), dtype=np.float32)  # load_mnist(normalize=True)
-    gather = BatchGatherer(images, 3, np.float64)
-    first = gather(np.array([4, 0, 4]))
-    assert first.dtype == np.float64
-    np.testing.assert_array_equal(first, normalized[[4, 0, 4]])
-    second = gather(np.array([1, 2, 3]))
-    assert second is first  # the same buffer, refilled
-    np.testing.assert_array_equal(gather(np.array([9, 8])), normalized[[9, 8]])  # a short last batch
 
 
 @pytest.mark.parametrize("x", [np.zeros((2, 3), np.int64), np.zeros((2, 3), bool), [[0.0, 1.0]]])

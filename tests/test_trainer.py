@@ -6,8 +6,8 @@ from sgdlab.config import TrainConfig
 from sgdlab.errors import ConfigError, TrainingDiverged
 from sgdlab.network import TwoLayerNet
 from sgdlab.optimizers import SGD
+from sgdlab.batches import BatchSampler
 from sgdlab.trainer import (
-    BatchSampler,
     Trainer,
     seeded_generators,
     estimate_textbook_gradient_seconds,
@@ -29,9 +29,9 @@ def data():
     return x_train, t_train, x_test, t_test
 
 
-def make_trainer(background_evaluation=None, **overrides):
+def make_trainer(second_core=None, **overrides):
     config = TrainConfig(**{"iters": 20, "batch_size": 7, "hidden_size": 5, "lr": 0.5, **overrides})
-    return Trainer.from_config(config, input_size=6, output_size=3, background_evaluation=background_evaluation)
+    return Trainer.from_config(config, input_size=6, output_size=3, second_core=second_core)
 
 
 def test_evaluates_before_training_every_epoch_and_after_the_last_iteration(data):
@@ -82,20 +82,6 @@ def test_sampling_does_not_change_the_initial_weights():
     random_init = make_trainer(sampling="random").network.params["W1"]
     epoch_init = make_trainer(sampling="epoch").network.params["W1"]
     np.testing.assert_array_equal(random_init, epoch_init)
-
-
-def test_epoch_sampling_visits_every_sample_once_per_epoch():
-    sampler = BatchSampler(60, 7, "epoch", np.random.default_rng(0))
-    for _ in range(2):
-        seen = np.concatenate([sampler.next() for _ in range(9)])
-        np.testing.assert_array_equal(np.sort(seen), np.arange(60))
-
-
-def test_random_sampling_draws_independent_batches_in_range():
-    sampler = BatchSampler(10, 100, "random", np.random.default_rng(0))
-    batch = sampler.next()
-    assert batch.shape == (100,) and batch.min() >= 0 and batch.max() < 10
-    assert len(np.unique(batch)) == 10  # with replacement, as the book's np.random.choice
 
 
 def test_callbacks_see_every_iteration_and_evaluation(data):
@@ -203,9 +189,9 @@ def test_backprop_trains_in_float32_by_default_and_numerical_in_float64():
     assert make_trainer(grad="numerical").network.dtype == np.float64
 
 
-def test_background_evaluation_gives_the_same_run(data):
-    inline = Trainer.from_config(make_trainer().config, 6, 3, background_evaluation=False)
-    background = Trainer.from_config(make_trainer().config, 6, 3, background_evaluation=True)
+def test_second_core_gives_the_same_run(data):
+    inline = Trainer.from_config(make_trainer().config, 6, 3, second_core=False)
+    background = Trainer.from_config(make_trainer().config, 6, 3, second_core=True)
     h_inline, h_background = inline.fit(*data), background.fit(*data)
     assert h_inline.loss == h_background.loss
     assert h_inline.iteration == h_background.iteration == [0, 9, 18, 20]
@@ -253,7 +239,7 @@ def test_interrupt_while_showing_an_evaluation_loses_none(data):
         if history.iteration[-1] == 9:
             raise KeyboardInterrupt
 
-    trainer = make_trainer(iters=20, background_evaluation=False)
+    trainer = make_trainer(iters=20, second_core=False)
     history = trainer.fit(*data, on_evaluation=interrupt_at_epoch_one)
     assert history.iteration == [0, 9] and len(history.loss) == 9
     assert history.stopped == "interrupted after iteration 9"
@@ -261,7 +247,7 @@ def test_interrupt_while_showing_an_evaluation_loses_none(data):
 
 def test_each_evaluation_is_reported_before_training_goes_on(data):
     events = []
-    make_trainer(iters=20, background_evaluation=False).fit(
+    make_trainer(iters=20, second_core=False).fit(
         *data, on_iteration=lambda i, _: events.append(i), on_evaluation=lambda h: events.append(f"eval {h.iteration[-1]}"))
     assert events[:11] == ["eval 0", *range(1, 10), "eval 9"]
 

@@ -155,8 +155,9 @@ def cmd_train(args):
 
     from .config import TrainConfig
     from .datasets import load_mnist
+    from .chartprocess import ChartProcess
     from .results import default_run_dir, save_run
-    from .trainer import Trainer, estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds
+    from .trainer import Trainer, estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds, usable_cores
 
     config = TrainConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
                          grad=args.grad, sampling=args.sampling, seed=args.seed, dtype=args.dtype)
@@ -189,16 +190,25 @@ def cmd_train(args):
         if not args.quiet:
             bar.write(_evaluation_line(history))
 
+    # With a second core, a child process imports matplotlib while this one trains (see sgdlab.chartprocess).
+    charts = ChartProcess() if not args.no_plot and usable_cores() > 1 else None
     try:
-        history = trainer.fit(x_train, t_train, x_test, t_test, on_iteration=on_iteration,
-                              on_evaluation=on_evaluation)
-    except TrainingDiverged as exc:
-        bar.close()
-        save_run(run_dir, config, trainer.network, exc.history, plot=False, extra_config=_data_config(args))
-        raise SgdlabError(f"{exc}; what was recorded is in {run_dir}") from None
+        try:
+            history = trainer.fit(x_train, t_train, x_test, t_test, on_iteration=on_iteration,
+                                  on_evaluation=on_evaluation)
+        except TrainingDiverged as exc:
+            bar.close()
+            save_run(run_dir, config, trainer.network, exc.history, plot=False, extra_config=_data_config(args))
+            raise SgdlabError(f"{exc}; what was recorded is in {run_dir}") from None
+        finally:
+            bar.close()
+        save_run(run_dir, config, trainer.network, history, plot=not args.no_plot and charts is None,
+                 extra_config=_data_config(args))
+        if charts is not None:
+            charts.plot_history(history, run_dir)
     finally:
-        bar.close()
-    save_run(run_dir, config, trainer.network, history, plot=not args.no_plot, extra_config=_data_config(args))
+        if charts is not None:
+            charts.close()
     if history.stopped:
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,8 +1,8 @@
-"""Images as the trainer holds them: floats, or uint8 pixels scaled to 0..1 a batch at a time.
+"""Images as the trainer holds them: floats, or uint8 pixels scaled to 0..1 as batches use them.
 
 MNIST as uint8 (`load_mnist(normalize=False)`) takes 55 MB instead of the
-220 MB of float32, and converting 100 images per iteration costs almost
-nothing, so the command line trains from uint8. Scaling by 1/255 gives the
+220 MB of float32, and scaling just the rows that batches draw costs
+little, so the command line trains from uint8. Scaling by 1/255 gives the
 same floats as `load_mnist(normalize=True)`.
 """
 
@@ -29,17 +29,3 @@ def to_float(images, out):
         out[...] = images
     return out
 
-
-class BatchGatherer:
-    """Copies the rows a mini-batch draws into reused buffers, as floats of the network's dtype."""
-
-    def __init__(self, images, batch_size, dtype):
-        self.images = images
-        self.rows = np.empty((batch_size, images.shape[1]), images.dtype)
-        self.batch = np.empty((batch_size, images.shape[1]), dtype)
-
-    def __call__(self, indices):
-        n = len(indices)
-        rows, batch = (self.rows, self.batch) if n == len(self.rows) else (self.rows[:n], self.batch[:n])
-        np.take(self.images, indices, axis=0, out=rows)
-        return to_float(rows, batch)

@@ -11,9 +11,12 @@ import numpy as np
 from .fileio import atomic_write
 
 SMOOTHING_WINDOW = 100  # iterations averaged in the smoothed loss curve (fewer for short runs)
+# Fixed margins that fit these charts' labels: automatic layout would cost an extra render of each chart.
+MARGINS = {"left": 0.11, "right": 0.95, "bottom": 0.12, "top": 0.92}
 
 
-def _pyplot():
+def prepare_matplotlib():
+    """matplotlib's pyplot with the file-only Agg backend (imported on first use: it takes half a second)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,8 +35,7 @@ def moving_average(values, window):
 
 def plot_accuracy(history, path):
     """Train and test accuracy against epochs on one chart, as in the book's figure 4-12."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
+    fig, ax = _new_chart()
     ax.plot(history.epoch, history.train_acc, marker="o", markersize=3, label="train acc")
     ax.plot(history.epoch, history.test_acc, marker="s", markersize=3, linestyle="--", label="test acc")
     ax.set_xlabel("epochs")
@@ -47,8 +49,7 @@ def plot_accuracy(history, path):
 
 def plot_loss(history, path):
     """Mini-batch loss of every iteration, raw and smoothed."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
+    fig, ax = _new_chart()
     iterations = np.arange(1, len(history.loss) + 1)
     ax.plot(iterations, history.loss, linewidth=0.5, alpha=0.4, label="loss")
     window = max(1, min(SMOOTHING_WINDOW, len(history.loss) // 10))
@@ -63,17 +64,27 @@ def plot_loss(history, path):
     _save(fig, path)
 
 
+def chart_paths(run_dir):
+    """Where `plot_history` puts the two charts."""
+    return Path(run_dir) / "accuracy.png", Path(run_dir) / "loss.png"
+
+
 def plot_history(history, run_dir):
     """Write accuracy.png and loss.png into `run_dir`; returns their paths."""
-    run_dir = Path(run_dir)
-    paths = run_dir / "accuracy.png", run_dir / "loss.png"
+    paths = chart_paths(run_dir)
     plot_accuracy(history, paths[0])
     plot_loss(history, paths[1])
     return paths
 
 
+def _new_chart():
+    fig, ax = prepare_matplotlib().subplots(figsize=(6, 4.2))
+    fig.subplots_adjust(**MARGINS)
+    return fig, ax
+
+
 def _save(fig, path):
-    plt = _pyplot()
+    plt = prepare_matplotlib()
     try:
         with atomic_write(path) as handle:
             fig.savefig(handle, format="png", dpi=110)

@@ -13,13 +13,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .backprop import BackpropStep
+from .batches import BatchSampler, BatchStream
 from .config import TrainConfig
 from .errors import ConfigError, TrainingDiverged
 from .evaluation import Evaluator, as_labels
 from .history import History
 from .network import TwoLayerNet
 from .optimizers import SGD
-from .pixels import BatchGatherer, check_images
+from .pixels import check_images
 
 
 def check_targets(t, num_classes, name):
@@ -53,74 +54,36 @@ def seeded_generators(seed):
     return np.random.default_rng(init_seq), np.random.default_rng(sampling_seq)
 
 
-class BatchSampler:
-    """Mini-batch indices: "random" draws each batch independently with replacement
-    (the book's `np.random.choice(train_size, batch_size)`); "epoch" walks a fresh
-    shuffle of the training set each epoch, so every sample is seen once per epoch.
-    Random batches are drawn a block at a time, one call to the generator for
-    many batches.
-    """
-
-    BLOCK_ROWS = 10_000  # indices drawn per call to the generator
-
-    def __init__(self, train_size, batch_size, method, rng):
-        self.train_size = train_size
-        self.batch_size = batch_size
-        self.method = method
-        self.rng = rng
-        self._drawn = np.empty((0, batch_size), dtype=np.int64)  # random: rows of batches; epoch: a shuffle
-        self._position = 0
-
-    def next(self):
-        return self._next_random() if self.method == "random" else self._next_shuffled()
-
-    def _next_random(self):
-        if self._position == len(self._drawn):
-            batches = max(1, self.BLOCK_ROWS // self.batch_size)
-            self._drawn = self.rng.integers(0, self.train_size, (batches, self.batch_size))
-            self._position = 0
-        self._position += 1
-        return self._drawn[self._position - 1]
-
-    def _next_shuffled(self):
-        if self._position >= len(self._drawn):
-            self._drawn = self.rng.permutation(self.train_size)
-            self._position = 0
-        batch = self._drawn[self._position:self._position + self.batch_size]
-        self._position += self.batch_size
-        return batch
-
-
 class Trainer:
     """Trains `network` with `optimizer` for `config.iters` mini-batch updates.
 
     After `fit`, `network` holds the trained weights and `history` the record.
-    `background_evaluation` runs the per-epoch evaluations on a second core
-    while training continues (default: when there is one); the history and
-    weights are the same either way.
+    `second_core` runs the per-epoch evaluations, and the gathering of the
+    next mini-batches, on a second core while training goes on (default: when
+    there is one); the history and weights are the same either way.
     """
 
-    def __init__(self, network, optimizer, config=None, background_evaluation=None):
+    def __init__(self, network, optimizer, config=None, second_core=None):
         self.network = network
         self.optimizer = optimizer
         self.config = config if config is not None else TrainConfig()
-        self.background_evaluation = background_evaluation
+        self.second_core = second_core
         self.history = None
 
     @classmethod
-    def from_config(cls, config=None, input_size=784, output_size=10, background_evaluation=None):
+    def from_config(cls, config=None, input_size=784, output_size=10, second_core=None):
         """A trainer with the network and SGD optimizer that `config` describes."""
         config = config if config is not None else TrainConfig()
         init_rng, _ = seeded_generators(config.seed)
         network = TwoLayerNet(input_size, config.hidden_size, output_size, config.weight_init_std,
                               config.activation, rng=init_rng, dtype=config.network_dtype)
-        return cls(network, SGD(config.lr), config, background_evaluation)
+        return cls(network, SGD(config.lr), config, second_core)
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):
         """Run the loop and return the `History`.
 
         Images may be floats in 0..1 or uint8 pixels (`load_mnist(normalize=False)`,
-        a quarter of the memory, scaled to the same floats batch by batch);
+        a quarter of the memory, scaled to the same floats as batches use them);
         targets labels or one-hot rows. `on_iteration(iteration, loss)` is called
         after every update and `on_evaluation(history)` after every evaluation
         (for progress display). Ctrl-C stops after the current iteration: the
@@ -132,15 +95,13 @@ class Trainer:
         train_size = self._check_data(x_train, t_train, x_test, t_test)
         _, sampling_rng = seeded_generators(config.seed)
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
-        gather = BatchGatherer(x_train, config.batch_size, self.network.dtype)
         labels = as_labels(t_train)
         compute_gradient = self._gradient_method()
         iters_per_epoch = math.ceil(train_size / config.batch_size)
         history = self.history = History(iters_per_epoch=iters_per_epoch)
-        background = self.background_evaluation
-        if background is None:
-            background = usable_cores() > 1
-        evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), background)
+        second_core = self.second_core if self.second_core is not None else usable_cores() > 1
+        batches = BatchStream(x_train, sampler, self.network.dtype, config.iters, background=second_core)
+        evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), background=second_core)
 
         def record(wait=False):
             for iteration, train_acc, test_acc, seconds in evaluator.finished(wait):
@@ -155,9 +116,8 @@ class Trainer:
                 evaluator.submit(self.network, 0)
                 record()
                 try:
-                    for iteration in range(1, config.iters + 1):
-                        batch = sampler.next()
-                        loss = self._update(compute_gradient, gather(batch), labels[batch])
+                    for iteration, (batch, x) in enumerate(batches, start=1):
+                        loss = self._update(compute_gradient, x, labels[batch])
                         if not math.isfinite(loss):
                             record(wait=True)
                             history.stopped = f"loss became {loss} at iteration {iteration}"
@@ -176,6 +136,7 @@ class Trainer:
                     evaluator.submit(self.network, len(history.loss))
                 record(wait=True)
             finally:
+                batches.close()
                 evaluator.close()
         return history
 

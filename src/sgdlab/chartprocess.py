@@ -1,0 +1,71 @@
+"""A run's charts drawn by a child process that starts with training, so matplotlib's import is not waited for.
+
+Importing matplotlib takes about half a second. `sgdlab train` therefore
+starts this module as a child process before it trains: the child imports
+matplotlib on the second core while the first trains, then waits for the
+finished history on its standard input and draws `accuracy.png` and
+`loss.png`. The child runs in its own session, so Ctrl-C in the terminal
+reaches only the trainer, and it exits quietly if its input closes without a
+history. When the child cannot do the job, the charts are drawn in this
+process instead: they never depend on it.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DRAW_TIMEOUT_SECONDS = 60  # far more than two charts take; a child that hangs is given up on
+
+
+class ChartProcess:
+    """The child process; `plot_history(history, run_dir)` hands it the history, `close()` ends it unused."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+    def plot_history(self, history, run_dir):
+        """Write accuracy.png and loss.png into `run_dir` (by the child if it can); returns their paths."""
+        from .plotting import chart_paths, plot_history
+
+        job = json.dumps({"history": history.to_dict(), "run_dir": str(run_dir)}).encode()
+        try:
+            _, errors = self.process.communicate(job, timeout=DRAW_TIMEOUT_SECONDS)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.process.kill()
+            self.process.wait()
+            errors = str(exc).encode()
+        if self.process.returncode == 0:
+            return chart_paths(run_dir)
+        logger.debug("the chart process failed (%s); drawing here instead", errors.decode(errors="replace").strip())
+        return plot_history(history, run_dir)
+
+    def close(self):
+        """End the child if it is still waiting for a history: it exits when its input closes."""
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+
+
+def main():
+    from .history import History
+    from .plotting import plot_history, prepare_matplotlib
+
+    prepare_matplotlib()
+    job = sys.stdin.buffer.read()
+    if not job:  # the trainer stopped without a history to draw
+        return 0
+    job = json.loads(job)
+    plot_history(History.from_dict(job["history"]), Path(job["run_dir"]))
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stderr.flush()
+    os._exit(status)  # the trainer waits for this exit: skip the interpreter's teardown (0.1-0.2 s with matplotlib)

@@ -1,0 +1,54 @@
+import os
+import sys
+
+import pytest
+from PIL import Image
+
+from sgdlab.chartprocess import ChartProcess
+from sgdlab.history import History
+
+
+@pytest.fixture
+def history():
+    history = History(iters_per_epoch=10)
+    for i, (train, test) in enumerate([(0.1, 0.1), (0.8, 0.78), (0.9, 0.87)]):
+        history.record_evaluation(10 * i, train, test, float(i))
+    history.loss = [2.3 - 0.08 * i for i in range(25)]
+    return history
+
+
+def assert_charts_drawn(paths, folder):
+    assert [p.name for p in paths] == ["accuracy.png", "loss.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["accuracy.png", "loss.png"]  # no temporary files left
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width > 300
+
+
+def test_the_child_process_draws_both_charts(history, tmp_path):
+    charts = ChartProcess()
+    paths = charts.plot_history(history, tmp_path)
+    assert charts.process.returncode == 0  # drawn by the child, not by the fallback
+    assert_charts_drawn(paths, tmp_path)
+
+
+def test_charts_are_drawn_here_when_the_child_fails(history, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a child that exits at once with status 1
+    charts = ChartProcess()
+    paths = charts.plot_history(history, tmp_path)
+    assert charts.process.returncode == 1
+    assert_charts_drawn(paths, tmp_path)
+
+
+def test_an_unused_child_ends_when_closed():
+    charts = ChartProcess()
+    charts.close()
+    assert charts.process.returncode == 0
+
+
+def test_the_child_is_out_of_reach_of_ctrl_c():
+    charts = ChartProcess()
+    try:
+        assert os.getsid(charts.process.pid) != os.getsid(0)  # its own session: the terminal's SIGINT misses it
+    finally:
+        charts.close()

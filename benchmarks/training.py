@@ -153,21 +153,27 @@ def run_cli(data_dir, iters):
             command += ["--data-dir", str(data_dir)]
         result = _run_measured(command, lambda _: {})
         history = json.loads((Path(out) / "history.json").read_text())
+        job = json.dumps({"history": history, "run_dir": out})
+        result["chart_rss_mb"] = _run_measured([sys.executable, "-m", "sgdlab.chartprocess"], lambda _: {},
+                                               stdin=job)["peak_rss_mb"]
     result["test_acc"] = history["test_acc"][-1]
     result["seconds"] = result["process_s"]
     return result
 
 
-def _run_measured(command, parse):
-    """Run `command`, reaping it ourselves to read its peak RSS.
+def _run_measured(command, parse, stdin=""):
+    """Run `command` with `stdin` as its input, reaping it ourselves to read its peak RSS.
 
     A child's peak RSS starts from this process's size at the fork, so this
     process must stay smaller than every child (it imports only NumPy and
     measures the matrix-multiply floor, which allocates, after all children).
     """
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryFile("w+") as feed, tempfile.TemporaryFile("w+") as out, \
+            tempfile.TemporaryFile("w+") as err:
+        feed.write(stdin)
+        feed.seek(0)
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        process = subprocess.Popen(command, stdin=feed, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -211,8 +217,8 @@ def matmul_floor(iters, batch_size, evaluations):
             + best((batch_size, HIDDEN), (HIDDEN, OUTPUTS))  # forward, output layer
             + best((batch_size, HIDDEN), (batch_size, OUTPUTS), transpose_a=True)  # its weight gradient
             + best((batch_size, OUTPUTS), (OUTPUTS, HIDDEN)))  # delta back to the hidden layer
-    evaluation = (best((TRAIN_SIZE + TEST_SIZE, INPUTS), (INPUTS, HIDDEN), repeats=5)
-                  + best((TRAIN_SIZE + TEST_SIZE, HIDDEN), (HIDDEN, OUTPUTS), repeats=5))
+    evaluation = (best((TRAIN_SIZE + TEST_SIZE, INPUTS), (INPUTS, HIDDEN), repeats=10)
+                  + best((TRAIN_SIZE + TEST_SIZE, HIDDEN), (HIDDEN, OUTPUTS), repeats=10))
     gflops = evaluation_flops() / evaluation / 1e9
     return iters * step + evaluations * evaluation, iteration_flops(batch_size) / step / 1e9, gflops
 
@@ -289,6 +295,10 @@ def main():
         print(f"{name:16} {row['min_s']:7.2f} {row['median_s']:9.2f} {row['ratio_to_sgdlab']:9.2f} "
               f"{row['test_acc']:9.4f} {row['peak_rss_mb']:7.0f} MB {row['process_min_s']:10.2f} {row['gflops']:8.1f}")
     print("(seconds: training and evaluations with the data loaded; 'sgdlab train' is the whole command)")
+    cli = summary["sgdlab train"]
+    cli["chart_process_rss_mb"] = max(r["chart_rss_mb"] for r in runs["sgdlab train"])
+    print(f"sgdlab train's chart process, which lives beside it, peaks at {cli['chart_process_rss_mb']:.0f} MB: "
+          f"{cli['peak_rss_mb'] + cli['chart_process_rss_mb']:.0f} MB together at most")
     float32, float64 = runs["sgdlab"][-1], runs["sgdlab float64"][-1]
     accuracy_gap = max(abs(a - b) for a, b in zip(float32["test_accs"] + float32["train_accs"],
                                                   float64["test_accs"] + float64["train_accs"]))

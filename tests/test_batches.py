@@ -37,7 +37,7 @@ def streamed(images, method, dtype, count, background):
 @pytest.mark.parametrize("background", [False, True])
 @pytest.mark.parametrize("method", ["random", "epoch"])
 def test_stream_gives_the_samplers_batches_as_normalized_floats(pixels, method, background, monkeypatch):
-    monkeypatch.setattr(BatchStream, "BLOCK_ROWS", 20)  # 2 batches of 7 per block: many blocks
+    monkeypatch.setattr(BatchStream, "GATHER_ROWS", 20)  # 2 batches of 7 per block: many blocks
     sampler = BatchSampler(60, 7, method, np.random.default_rng(1))
     expected = [sampler.next() for _ in range(21)]  # epoch sampling: every 9th batch is a short one of 4
     normalized = np.divide(pixels, np.float32(255), dtype=np.float32)  # load_mnist(normalize=True)
@@ -55,8 +55,13 @@ def test_float_images_of_the_networks_dtype_are_gathered_as_they_are(pixels):
         np.testing.assert_array_equal(x, floats[indices])
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_no_batches_asked_none_given(pixels, background):
+    assert streamed(pixels, "random", np.float32, 0, background) == []
+
+
 def test_stopping_early_and_closing_leaves_no_thread_behind(pixels, monkeypatch):
-    monkeypatch.setattr(BatchStream, "BLOCK_ROWS", 14)
+    monkeypatch.setattr(BatchStream, "GATHER_ROWS", 14)
     stream = BatchStream(pixels, BatchSampler(60, 7, "random", np.random.default_rng(1)), np.float32, 100, True)
     for number, _ in enumerate(stream):
         if number == 3:

@@ -40,6 +40,11 @@ def test_charts_are_drawn_here_when_the_child_fails(history, tmp_path, monkeypat
     assert_charts_drawn(paths, tmp_path)
 
 
+def test_no_child_when_the_system_cannot_start_one(monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    assert ChartProcess.start() is None
+
+
 def test_an_unused_child_ends_when_closed():
     charts = ChartProcess()
     charts.close()

@@ -170,6 +170,25 @@ def test_no_plot_skips_the_charts(capsys, data_dir, tmp_path, no_chart_process):
     assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES - PLOTS
 
 
+def test_train_draws_its_charts_in_the_chart_process(capsys, data_dir, tmp_path, monkeypatch):
+    from sgdlab.chartprocess import ChartProcess
+
+    monkeypatch.setattr("sgdlab.trainer.usable_cores", lambda: 2)
+    exit_codes = []
+    real = ChartProcess.plot_history
+
+    def recording(charts, history, run_dir):
+        paths = real(charts, history, run_dir)
+        exit_codes.append(charts.process.returncode)
+        return paths
+
+    monkeypatch.setattr(ChartProcess, "plot_history", recording)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert code == 0
+    assert exit_codes == [0]  # the child drew them: no fallback
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES
+
+
 def test_one_core_draws_the_charts_in_process(capsys, data_dir, tmp_path, monkeypatch, no_chart_process):
     monkeypatch.setattr("sgdlab.trainer.usable_cores", lambda: 1)
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)

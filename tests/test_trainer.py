@@ -1,12 +1,14 @@
+import threading
+
 import numpy as np
 import pytest
 
 from sgdlab.backprop import BackpropStep
+from sgdlab.batches import BatchSampler, BatchStream
 from sgdlab.config import TrainConfig
 from sgdlab.errors import ConfigError, TrainingDiverged
 from sgdlab.network import TwoLayerNet
 from sgdlab.optimizers import SGD
-from sgdlab.batches import BatchSampler
 from sgdlab.trainer import (
     Trainer,
     seeded_generators,
@@ -27,6 +29,11 @@ def blobs(n, seed=0, n_in=6, n_classes=3):
 def data():
     (x_train, t_train), (x_test, t_test) = blobs(60, seed=0), blobs(30, seed=1)
     return x_train, t_train, x_test, t_test
+
+
+def worker_threads():
+    """The trainer's threads still alive (gathering batches, evaluating): none once `fit` has returned."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(("sgdlab-batches", "sgdlab-eval"))]
 
 
 def make_trainer(second_core=None, **overrides):
@@ -102,7 +109,7 @@ def test_loss_recorded_is_the_batch_loss_before_the_update(data):
 
 
 def test_nan_loss_stops_with_the_iteration_and_keeps_the_history(data, monkeypatch):
-    trainer = make_trainer(iters=20)
+    trainer = make_trainer(iters=20, second_core=True)
     real = BackpropStep.__call__
     calls = []
 
@@ -116,6 +123,7 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_the_history(data, monkeypat
         trainer.fit(*data)
     assert len(raised.value.history.loss) == 2
     assert "iteration 3" in raised.value.history.stopped
+    assert not worker_threads()
 
 
 def test_huge_learning_rate_either_learns_or_raises_training_diverged(data):
@@ -128,7 +136,7 @@ def test_huge_learning_rate_either_learns_or_raises_training_diverged(data):
 
 
 def test_ctrl_c_stops_gracefully_with_a_final_evaluation(data, monkeypatch):
-    trainer = make_trainer(iters=20)
+    trainer = make_trainer(iters=20, second_core=True)
     real = BackpropStep.__call__
     calls = []
 
@@ -143,6 +151,7 @@ def test_ctrl_c_stops_gracefully_with_a_final_evaluation(data, monkeypatch):
     assert history.stopped == "interrupted after iteration 4"
     assert len(history.loss) == 4
     assert history.iteration == [0, 4]
+    assert not worker_threads()
 
 
 def test_batch_larger_than_the_training_set_is_refused(data):
@@ -189,11 +198,15 @@ def test_backprop_trains_in_float32_by_default_and_numerical_in_float64():
     assert make_trainer(grad="numerical").network.dtype == np.float64
 
 
-def test_second_core_gives_the_same_run(data):
-    inline = Trainer.from_config(make_trainer().config, 6, 3, second_core=False)
-    background = Trainer.from_config(make_trainer().config, 6, 3, second_core=True)
+@pytest.mark.parametrize("sampling", ["random", "epoch"])
+def test_second_core_gives_the_same_run(data, sampling, monkeypatch):
+    monkeypatch.setattr(BatchStream, "GATHER_ROWS", 20)  # 2 batches of 7 per block: batches cross many blocks
+    config = make_trainer(sampling=sampling).config
+    inline = Trainer.from_config(config, 6, 3, second_core=False)
+    background = Trainer.from_config(config, 6, 3, second_core=True)
     h_inline, h_background = inline.fit(*data), background.fit(*data)
     assert h_inline.loss == h_background.loss
+    np.testing.assert_array_equal(inline.network.params["W1"], background.network.params["W1"])
     assert h_inline.iteration == h_background.iteration == [0, 9, 18, 20]
     assert h_inline.train_acc == h_background.train_acc and h_inline.test_acc == h_background.test_acc
 

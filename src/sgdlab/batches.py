@@ -7,7 +7,8 @@ trains on the previous block. The indices are drawn in the same order either
 way, so the batches, and the training, are the same.
 """
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -55,41 +56,42 @@ class BatchSampler:
 class BatchStream:
     """`count` mini-batches from `sampler`, as `(indices, x)`: `x` holds those rows of `images` as `dtype`.
 
-    Rows are gathered (and uint8 pixels scaled) a block of about `BLOCK_ROWS`
-    at a time, the next block on a worker thread while the loop trains on this
-    one when `background`. Each `x` is a view into a reused buffer: use it
-    before asking for the next batch. Call `close()` when done, also after
-    stopping early.
+    Rows are gathered (and uint8 pixels scaled) a block of about `GATHER_ROWS`
+    at a time. With `background`, a worker thread gathers the next block into
+    a second buffer while the loop trains on this one; without, each block is
+    gathered when it is needed. Each `x` is a view into a reused buffer: use
+    it before asking for the next batch. Iterate once, then call `close()`,
+    also after stopping early.
     """
 
-    BLOCK_ROWS = 1000  # 3 MB of float32 per block: big enough to amortise the hand-over, small enough for cache
+    GATHER_ROWS = 1000  # 3 MB of float32 per block: big enough to amortise the hand-over, small enough for cache
 
     def __init__(self, images, sampler, dtype, count, background):
         self.images = images
         self.sampler = sampler
         self.count = count
-        self.batches_per_block = max(1, self.BLOCK_ROWS // sampler.batch_size)
+        self.batches_per_block = max(1, self.GATHER_ROWS // sampler.batch_size)
         rows = self.batches_per_block * sampler.batch_size
-        self.blocks = [np.empty((rows, images.shape[1]), dtype) for _ in range(2)]
+        self.blocks = [np.empty((rows, images.shape[1]), dtype) for _ in range(2 if background else 1)]
         self.staging = None if images.dtype == dtype else np.empty((rows, images.shape[1]), images.dtype)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgdlab-batches") if background else None
 
     def __iter__(self):
         left = self.count
         batches = self._draw(left)
-        job = self._start(batches, slot=0)
         slot = 0
+        fetch = self._start(batches, slot)
         while batches:
-            block = job.result()
+            block = fetch()
             left -= len(batches)
             upcoming = self._draw(left)
-            if upcoming:
-                job = self._start(upcoming, slot=1 - slot)
+            slot = (slot + 1) % len(self.blocks)
+            fetch = self._start(upcoming, slot)
             offset = 0
             for indices in batches:
                 yield indices, block[offset:offset + len(indices)]
                 offset += len(indices)
-            batches, slot = upcoming, 1 - slot
+            batches = upcoming
 
     def close(self):
         if self.executor is not None:
@@ -99,16 +101,16 @@ class BatchStream:
         return [self.sampler.next() for _ in range(min(left, self.batches_per_block))]
 
     def _start(self, batches, slot):
-        if self.executor is not None:
-            return self.executor.submit(self._gather, batches, slot)
-        done = Future()
-        done.set_result(self._gather(batches, slot))
-        return done
+        """A function that returns the block of `batches`: gathering starts now on the worker, or in line when called."""
+        if not batches or self.executor is None:
+            return partial(self._gather, batches, slot)
+        return self.executor.submit(self._gather, batches, slot).result
 
     def _gather(self, batches, slot):
         """The rows of `batches`, one after another, into block buffer `slot`."""
         indices = np.concatenate(batches)
         block = self.blocks[slot][:len(indices)]
+        # mode="clip": the sampler's indices are always in range, and the default "raise" copies the output once more.
         if self.staging is None:
-            return np.take(self.images, indices, axis=0, out=block)
-        return to_float(np.take(self.images, indices, axis=0, out=self.staging[:len(indices)]), block)
+            return np.take(self.images, indices, axis=0, out=block, mode="clip")
+        return to_float(np.take(self.images, indices, axis=0, out=self.staging[:len(indices)], mode="clip"), block)

@@ -29,27 +29,39 @@ class ChartProcess:
         self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
+    @classmethod
+    def start(cls):
+        """A started `ChartProcess`, or None if the system cannot start one (the caller then draws itself)."""
+        try:
+            return cls()
+        except OSError as exc:
+            logger.debug("no chart process (%s): the charts will be drawn after training", exc)
+            return None
+
     def plot_history(self, history, run_dir):
         """Write accuracy.png and loss.png into `run_dir` (by the child if it can); returns their paths."""
         from .plotting import chart_paths, plot_history
 
-        job = json.dumps({"history": history.to_dict(), "run_dir": str(run_dir)}).encode()
-        try:
-            _, errors = self.process.communicate(job, timeout=DRAW_TIMEOUT_SECONDS)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self.process.kill()
-            self.process.wait()
-            errors = str(exc).encode()
+        errors = self._finish(json.dumps({"history": history.to_dict(), "run_dir": str(run_dir)}).encode())
         if self.process.returncode == 0:
             return chart_paths(run_dir)
-        logger.debug("the chart process failed (%s); drawing here instead", errors.decode(errors="replace").strip())
+        logger.debug("the chart process failed (%s); drawing here instead", errors)
         return plot_history(history, run_dir)
 
     def close(self):
-        """End the child if it is still waiting for a history: it exits when its input closes."""
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait()
+        """End the child if it never got a history: it exits once its input closes."""
+        if self.process.returncode is None:
+            self._finish(b"")
+
+    def _finish(self, job):
+        """Send `job` (or nothing), wait for the child to exit and return what it wrote to stderr."""
+        try:
+            _, errors = self.process.communicate(job, timeout=DRAW_TIMEOUT_SECONDS)
+            return errors.decode(errors="replace").strip()
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.process.kill()
+            self.process.communicate()
+            return str(exc)
 
 
 def main():

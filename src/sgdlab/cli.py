@@ -153,9 +153,9 @@ def _say(args, message):
 def cmd_train(args):
     from tqdm import tqdm
 
+    from .chartprocess import ChartProcess
     from .config import TrainConfig
     from .datasets import load_mnist
-    from .chartprocess import ChartProcess
     from .results import default_run_dir, save_run
     from .trainer import Trainer, estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds, usable_cores
 
@@ -191,7 +191,7 @@ def cmd_train(args):
             bar.write(_evaluation_line(history))
 
     # With a second core, a child process imports matplotlib while this one trains (see sgdlab.chartprocess).
-    charts = ChartProcess() if not args.no_plot and usable_cores() > 1 else None
+    charts = ChartProcess.start() if not args.no_plot and usable_cores() > 1 else None
     try:
         try:
             history = trainer.fit(x_train, t_train, x_test, t_test, on_iteration=on_iteration,

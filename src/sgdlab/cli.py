@@ -151,11 +151,13 @@ def _say(args, message):
 
 
 def cmd_train(args):
+    import numpy as np
     from tqdm import tqdm
 
     from .chartprocess import ChartProcess
     from .config import TrainConfig
     from .datasets import load_mnist
+    from .pixels import to_float
     from .results import default_run_dir, save_run
     from .trainer import Trainer, estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds, usable_cores
 
@@ -170,7 +172,8 @@ def cmd_train(args):
     _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
                f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, {config.network_dtype})")
     if config.grad == "numerical":
-        batch = x_train[:config.batch_size] / 255, t_train[:config.batch_size]
+        pixels = x_train[:config.batch_size]
+        batch = to_float(pixels, np.empty(pixels.shape, trainer.network.dtype)), t_train[:config.batch_size]
         seconds = measure_numerical_gradient_seconds(trainer.network, *batch)
         textbook = estimate_textbook_gradient_seconds(trainer.network, *batch)
         _say(args, f"numerical gradients: about {_duration(seconds)} per iteration, {_duration(seconds * config.iters)} "
@@ -197,7 +200,6 @@ def cmd_train(args):
             history = trainer.fit(x_train, t_train, x_test, t_test, on_iteration=on_iteration,
                                   on_evaluation=on_evaluation)
         except TrainingDiverged as exc:
-            bar.close()
             save_run(run_dir, config, trainer.network, exc.history, plot=False, extra_config=_data_config(args))
             raise SgdlabError(f"{exc}; what was recorded is in {run_dir}") from None
         finally:

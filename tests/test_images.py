@@ -140,13 +140,47 @@ def test_grey_paper_becomes_black_background(dark_on_paper, tmp_path):
 def test_sixteen_bit_grayscale_keeps_its_grey_levels(tmp_path):
     page16 = np.full((200, 200), 65535, dtype=np.uint16)
     page16[40:160, 95:105] = 20000  # a pencil-grey stroke
-    page8 = np.full((200, 200), 255, dtype=np.uint8)
-    page8[40:160, 95:105] = round(20000 / 257)
+    page16[40:50, 60:140] = 40000  # and a lighter one
+    page8 = np.round(page16 / 257).astype(np.uint8)
     path16 = save(Image.fromarray(page16), tmp_path, "deep.png")
     assert Image.open(path16).mode.startswith("I;16")
     picture = frame(path16)
     assert picture.max() > 0.5  # not clipped to white and lost
-    np.testing.assert_allclose(picture, frame(save(Image.fromarray(page8), tmp_path, "flat.png")), atol=1e-6)
+    np.testing.assert_allclose(picture, frame(save(Image.fromarray(page8), tmp_path, "flat.png")), atol=0.01)
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_32_bit_and_floating_point_images_are_scaled_not_clipped(dark_on_paper, tmp_path, mode):
+    _, reference = dark_on_paper
+    levels = np.asarray(seven(ink=60), dtype=np.float64)
+    deep = (levels * 257).astype(np.int32) if mode == "I" else (levels / 255).astype(np.float32)  # 16 bits; 0..1
+    path = save(Image.fromarray(deep), tmp_path, "deep.tif")
+    assert Image.open(path).mode == mode
+    np.testing.assert_allclose(frame(path), reference, atol=1e-5)
+
+
+def test_faint_strokes_are_brought_to_full_intensity(dark_on_paper, tmp_path):
+    # MNIST's strongest ink is always (nearly) 255: a light pencil digit must look the same to the network.
+    _, reference = dark_on_paper
+    picture = frame(save(seven(ink=190), tmp_path, "pencil.png"))
+    assert reference.max() > 0.99
+    np.testing.assert_allclose(picture, reference, atol=1e-6)
+
+
+def test_noise_on_a_blank_page_is_not_brightened_into_a_digit(tmp_path):
+    rng = np.random.default_rng(0)
+    page = np.clip(250 + rng.integers(-4, 5, (100, 100)), 0, 255).astype(np.uint8)
+    assert load_digit_image(save(Image.fromarray(page), tmp_path, "blank.png")).max() < 0.05
+
+
+def test_photo_is_turned_upright_as_its_exif_orientation_says(dark_on_paper, tmp_path):
+    _, reference = dark_on_paper
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; show the image rotated 90 degrees clockwise
+    sideways = seven().transpose(Image.Transpose.ROTATE_90)
+    picture = frame(save(sideways, tmp_path, "photo.png", exif=exif))
+    np.testing.assert_allclose(picture, reference, atol=1e-6)
+    assert not np.allclose(frame(save(sideways, tmp_path, "plain.png")), reference, atol=0.1)
 
 
 @pytest.mark.parametrize("mode, colour", [("L", 255), ("L", 0), ("L", 128), ("RGB", (200, 180, 160)),

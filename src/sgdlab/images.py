@@ -1,9 +1,11 @@
 """Turn any image of a handwritten digit into an MNIST-style 784-vector.
 
-MNIST digits are light strokes on a dark background, scaled to fit a 20x20
-box and centred by their centre of mass in a 28x28 frame. An image with a
-light background (a dark digit on paper) is inverted first, and the
-background's own level is subtracted, so grey paper becomes black.
+MNIST digits are light strokes on a dark background, their strongest ink at
+full intensity, scaled to fit a 20x20 box and centred by their centre of
+mass in a 28x28 frame. A photo is turned upright as its EXIF orientation
+says; an image with a light background (a dark digit on paper) is inverted,
+and the background's own level is subtracted, so grey paper becomes black;
+then faint strokes (pencil, a dim photo) are brightened to full intensity.
 """
 
 import numpy as np
@@ -13,40 +15,62 @@ from .errors import SgdlabError
 MNIST_SIDE = 28
 DIGIT_BOX = 20
 INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the stroke
+FAINTEST_INK = 0.1  # a brightest pixel below this, once the background is removed, is noise on a blank page
+USUAL_RANGES = (255.0, 65535.0)  # what integer pixels deeper than 8 bits usually span: 8 or 16 bits of data
 
 
 def load_digit_image(path):
     """Read the image at `path` and return it as a (784,) float32 array in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             image.load()
-            gray = _to_grayscale(image)
+            pixels = _brightness(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise SgdlabError(f"{path}: no such image file") from None
     except Image.DecompressionBombError as exc:
         raise SgdlabError(f"{path}: too large to read as an image ({exc}); scale it down first") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise SgdlabError(f"{path}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
-    pixels = np.asarray(gray, dtype=np.float32) / 255.0
     if _has_light_background(pixels):
         pixels = 1.0 - pixels
     pixels = np.clip(pixels - _background_level(pixels), 0.0, 1.0)  # grey paper becomes MNIST's black
+    peak = float(pixels.max())
+    if peak >= FAINTEST_INK:
+        pixels /= peak
     return _mnist_frame(pixels).reshape(-1)
 
 
-def _to_grayscale(image):
-    """8-bit grayscale; transparent areas become white paper, as when the image is shown."""
+def _brightness(image):
+    """Gray levels as float32 in 0..1; transparent areas become white paper, as when the image is shown."""
     from PIL import Image
 
-    if image.mode.startswith("I;16"):  # convert("L") would clip 16-bit values at 255, not scale them
-        return Image.fromarray(np.round(np.asarray(image, dtype=np.float32) / 257).astype(np.uint8))
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # convert("L") would clip these at 255
+        return _deep_brightness(image)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(paper, rgba)
-    return image.convert("L")
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def _deep_brightness(image):
+    """Gray levels of a 16-bit, 32-bit or floating-point image, scaled from the range its pixels span.
+
+    16-bit images span 0..65535; floating-point ones usually 0..1; for 32-bit
+    integers, which may hold 8 or 16 bits of data, the smallest usual range
+    that holds every pixel is taken.
+    """
+    values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    brightest = float(values.max(initial=0.0))
+    if image.mode.startswith("I;16"):
+        full = 65535.0
+    elif image.mode == "F" and brightest <= 1.0:
+        full = 1.0
+    else:
+        full = next((usual for usual in USUAL_RANGES if brightest <= usual), brightest)
+    return np.clip(values / full, 0.0, 1.0)
 
 
 def _background_level(pixels):

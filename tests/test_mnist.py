@@ -353,6 +353,18 @@ def test_failed_download_leaves_no_partial_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failed_download_names_every_mirrors_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "MIRRORS", ["https://mirror-a.invalid/", "https://mirror-b.invalid/"])
+
+    def fail(url, dest):
+        raise OSError("refused" if "mirror-a" in url else "timed out")
+
+    monkeypatch.setattr(mnist, "_fetch", fail)
+    with pytest.raises(DataError, match=data_error("https://mirror-a.invalid/train-images-idx3-ubyte.gz: refused",
+                                                   "https://mirror-b.invalid/train-images-idx3-ubyte.gz: timed out")):
+        load_mnist(data_dir=tmp_path)
+
+
 # --- where the data folder is ----------------------------------------------------------------------
 
 def test_sgdlab_data_wins(monkeypatch, tmp_path):

@@ -164,7 +164,7 @@ def _download(spec: MnistFile, folder: Path) -> None:
     """
     import http.client  # the network modules load only when a download is needed
 
-    reason = "no mirrors configured"
+    failures = []
     for mirror in MIRRORS:
         url = mirror + spec.gz_name
         try:
@@ -174,9 +174,9 @@ def _download(spec: MnistFile, folder: Path) -> None:
                 _check_download(handle.read(), spec, url)
             return
         except (OSError, http.client.HTTPException, DataError) as exc:
-            logger.info("could not download %s: %s", url, exc)  # the final error names the last failure
-            reason = f"{url}: {exc}"
-    raise _DownloadFailed(reason)
+            logger.info("could not download %s: %s", url, exc)
+            failures.append(f"{url}: {exc}")
+    raise _DownloadFailed("; ".join(failures) or "no mirrors configured")
 
 
 def _fetch(url: str, dest: BinaryIO) -> None:

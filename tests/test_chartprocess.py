@@ -1,4 +1,5 @@
 import os
+import time
 import sys
 
 import pytest
@@ -55,5 +56,16 @@ def test_the_child_is_out_of_reach_of_ctrl_c():
     charts = ChartProcess()
     try:
         assert os.getsid(charts.process.pid) != os.getsid(0)  # its own session: the terminal's SIGINT misses it
+    finally:
+        charts.close()
+
+
+def test_the_child_runs_at_the_lowest_priority():
+    charts = ChartProcess()
+    try:
+        deadline = time.monotonic() + 10
+        while os.getpriority(os.PRIO_PROCESS, charts.process.pid) != 19 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the child lowers its own priority as it starts
+        assert os.getpriority(os.PRIO_PROCESS, charts.process.pid) == 19
     finally:
         charts.close()

@@ -4,7 +4,8 @@ Importing matplotlib takes about half a second. `sgdlab train` therefore
 starts this module as a child process before it trains: the child imports
 matplotlib on the second core while the first trains, then waits for the
 finished history on its standard input and draws `accuracy.png` and
-`loss.png`. The child runs in its own session, so Ctrl-C in the terminal
+`loss.png`. It runs at the lowest priority, on cycles training leaves idle,
+and in its own session, so Ctrl-C in the terminal
 reaches only the trainer, and it exits quietly if its input closes without a
 history. When the child cannot do the job, the charts are drawn in this
 process instead: they never depend on it.
@@ -68,6 +69,7 @@ def main():
     from .history import History
     from .plotting import plot_history, prepare_matplotlib
 
+    os.nice(19)  # the lowest priority: importing matplotlib must not take a core from training
     prepare_matplotlib()
     job = sys.stdin.buffer.read()
     if not job:  # the trainer stopped without a history to draw

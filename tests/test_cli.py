@@ -429,10 +429,11 @@ def test_gradcheck_passes_on_real_images(capsys, data_dir):
     lines = out.splitlines()
     assert lines[0].startswith("gradient check of TwoLayerNet([Affine(784 -> 5), Sigmoid(), Affine(5 -> 10), "
                                "SoftmaxWithLoss()], params=3985) on 2 training images")
-    rows = {line.split()[0]: line for line in lines[2:6]}
+    assert "the book's layers and" in lines[1] and "the training step" in lines[1]
+    rows = {line.split()[0]: line for line in lines[3:7]}
     assert rows.keys() == {"W1", "b1", "W2", "b2"}
     assert all(row.endswith("  ok") for row in rows.values())
-    assert re.fullmatch(r"thresholds: max abs diff 1e-07, max rel error 1e-06; ok in \d+\.\d\d s", lines[6])
+    assert re.fullmatch(r"thresholds: max abs diff 1e-07, max rel error 1e-06; ok in \d+\.\d\d s", lines[7])
 
 
 def test_gradcheck_fails_on_a_wrong_backward_pass(capsys, data_dir, monkeypatch):
@@ -440,7 +441,7 @@ def test_gradcheck_fails_on_a_wrong_backward_pass(capsys, data_dir, monkeypatch)
     monkeypatch.setattr(Sigmoid, "backward", lambda self, dout: dout * self.out)
     code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-size", "5", "--batch-size", "2")
     assert code == 1
-    rows = {line.split()[0]: line for line in out.splitlines()[2:6]}
+    rows = {line.split()[0]: line for line in out.splitlines()[3:7]}
     assert rows["W1"].endswith("FAIL") and rows["b1"].endswith("FAIL")
     assert rows["W2"].endswith("ok") and rows["b2"].endswith("ok")  # they sit after the sigmoid
     assert re.search(r"; FAIL \(W1, b1\) in \d+\.\d\d s$", last_line(out))
@@ -507,9 +508,9 @@ def test_bad_train_option(capsys, tmp_path, option, value, message):
 
 
 def test_batch_larger_than_the_training_set(capsys, data_dir, tmp_path):
-    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet",
-                       "--batch-size", "60001")
-    assert code == 2
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run",
+                         "--batch-size", "60001")
+    assert code == 2 and out == ""  # refused before the run is announced
     assert err == ("sgdlab train: error: batch size 60001 is larger than the training set (60000 samples): "
                    "choose a batch size of at most 60000\n")
     assert not (tmp_path / "run").exists()
@@ -656,10 +657,32 @@ def test_out_naming_a_file_is_refused_before_training(capsys, data_dir, tmp_path
     path = tmp_path / "notes.txt"
     path.write_text("keep me\n")
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", path, *TINY)
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err == (f"sgdlab train: error: {path} is a file, not a folder: give --out a folder for the "
                    "run's results\n")
     assert path.read_text() == "keep me\n"
+
+
+def test_an_earlier_run_is_never_replaced_without_overwrite(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--quiet", "--no-plot", *TINY)[0] == 0
+    before = {path.name: path.read_bytes() for path in run_dir.iterdir()}
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", *TINY)
+    assert code == 2 and out == ""
+    assert err == (f"sgdlab train: error: {run_dir} already holds a run's results (config.json, history.json, "
+                   "history.csv, model.npz): give another --out, or add --overwrite to replace them\n")
+    assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == before
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", "--overwrite",
+                     "--quiet", "--no-plot", *TINY)
+    assert code == 0
+    assert (run_dir / "model.npz").read_bytes() != before["model.npz"]
+
+
+def test_a_folder_without_a_run_is_used_as_it_is(capsys, data_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path, "--quiet", "--no-plot", *TINY)
+    assert code == 0
+    assert (tmp_path / "notes.txt").read_text() == "keep me\n" and (tmp_path / "model.npz").is_file()
 
 
 def test_run_folder_that_cannot_be_created_is_one_line_not_a_traceback(capsys, data_dir, tmp_path):

@@ -360,9 +360,22 @@ def test_failed_download_names_every_mirrors_failure(tmp_path, monkeypatch):
         raise OSError("refused" if "mirror-a" in url else "timed out")
 
     monkeypatch.setattr(mnist, "_fetch", fail)
-    with pytest.raises(DataError, match=data_error("https://mirror-a.invalid/train-images-idx3-ubyte.gz: refused",
-                                                   "https://mirror-b.invalid/train-images-idx3-ubyte.gz: timed out")):
+    with pytest.raises(DataError, match=data_error("mirror-a.invalid: refused; mirror-b.invalid: timed out")):
         load_mnist(data_dir=tmp_path)
+
+
+def test_mirrors_failing_alike_are_named_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "MIRRORS", ["https://mirror-a.invalid/", "https://mirror-b.invalid/"])
+
+    def offline(url, dest):
+        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(mnist, "_fetch", offline)
+    with pytest.raises(DataError) as raised:
+        load_mnist(data_dir=tmp_path / "mistyped")
+    assert str(raised.value).count("Name or service not known") == 1
+    assert "mirror-a.invalid, mirror-b.invalid: <urlopen error" in str(raised.value)
+    assert not (tmp_path / "mistyped").exists()  # the folder made for the download is not left behind
 
 
 # --- where the data folder is ----------------------------------------------------------------------

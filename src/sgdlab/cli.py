@@ -91,6 +91,7 @@ def build_parser():
                        help=f"seed for weights and batches (default {defaults.seed})")
     train.add_argument("--out", type=Path, metavar="DIR",
                        help="run folder for results (default: runs/<date>-<time>)")
+    train.add_argument("--overwrite", action="store_true", help="replace the results of a run already in --out")
     train.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
     train.set_defaults(handler=cmd_train)
@@ -164,11 +165,11 @@ def cmd_train(args):
     config = TrainConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
                          grad=args.grad, sampling=args.sampling, seed=args.seed, dtype=args.dtype)
     run_dir = args.out if args.out is not None else default_run_dir()
-    if run_dir.exists() and not run_dir.is_dir():  # found now, not after training has run
-        raise SgdlabError(f"{run_dir} is a file, not a folder: give --out a folder for the run's results")
+    _check_run_dir(run_dir, args.overwrite)  # now, not after training has run
     # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
     trainer = Trainer.from_config(config, input_size=x_train.shape[1])
+    trainer.check_data(x_train, t_train, x_test, t_test)
     _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
                f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, {config.network_dtype})")
     if config.grad == "numerical":
@@ -258,6 +259,18 @@ def _check_input_size(network, path, input_size):
                           f"{input_size} pixels: use a model trained on MNIST")
 
 
+def _check_run_dir(run_dir, overwrite):
+    """Refuse an --out that cannot take the run's results, or that holds an earlier run's (unless `overwrite`)."""
+    from .results import run_files_in
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a folder: give --out a folder for the run's results")
+    found = run_files_in(run_dir)
+    if found and not overwrite:
+        raise ConfigError(f"{run_dir} already holds a run's results ({', '.join(found)}): give another --out, "
+                          "or add --overwrite to replace them")
+
+
 def cmd_evaluate(args):
     from .datasets import load_mnist
 
@@ -305,6 +318,8 @@ def cmd_gradcheck(args):
     x, t = x_train[:args.batch_size].astype("float64"), t_train[:args.batch_size]
     network = TwoLayerNet(x.shape[1], args.hidden_size, 10, rng=args.seed)
     print(f"gradient check of {network} on {len(x)} training images (float64, central difference, h=1e-4)")
+    print("numerical gradient against backprop, both through the book's layers and through the training step "
+          "(the larger difference of the two)")
     started = time.perf_counter()
     checks = gradient_check(network, x, t)
     print(f"{'param':6} {'shape':>12} {'max abs diff':>14} {'max rel error':>14}")

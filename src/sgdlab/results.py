@@ -16,6 +16,7 @@ from .checkpoint import save_model
 from .fileio import write_text_atomic
 
 RUNS_ROOT = Path("runs")
+RUN_FILES = ("config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png")
 
 
 def default_run_dir(root=RUNS_ROOT):
@@ -26,6 +27,11 @@ def default_run_dir(root=RUNS_ROOT):
         n += 1
         candidate = Path(root) / f"{stamp}-{n}"
     return candidate
+
+
+def run_files_in(run_dir):
+    """The names of a run's files that are already in `run_dir`."""
+    return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
 
 
 def save_run(run_dir, config, network, history, plot=True, extra_config=None):

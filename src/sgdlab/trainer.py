@@ -92,7 +92,7 @@ class Trainer:
         the history so far.
         """
         config = self.config
-        train_size = self._check_data(x_train, t_train, x_test, t_test)
+        train_size = self.check_data(x_train, t_train, x_test, t_test)
         _, sampling_rng = seeded_generators(config.seed)
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
         labels = as_labels(t_train)
@@ -163,8 +163,11 @@ class Trainer:
 
         return backprop
 
-    def _check_data(self, x_train, t_train, x_test, t_test):
-        """Fail early, with a clear message, on data that cannot train this network."""
+    def check_data(self, x_train, t_train, x_test, t_test):
+        """Fail early, with a clear message, on data that cannot train this network; returns the training set size.
+
+        `fit` checks its data first; a caller can check before anything else.
+        """
         input_size = self.network.sizes[0]
         for name, x, t in (("training", x_train, t_train), ("test", x_test, t_test)):
             check_images(x, name)

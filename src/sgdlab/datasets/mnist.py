@@ -6,6 +6,7 @@ SHA-256, and decoded. The decoded uint8 arrays are then kept in
 `mnist-decoded.npz` beside them, so later loads skip gunzip and hashing.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -13,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import numpy as np
 from tqdm import tqdm
@@ -133,10 +135,14 @@ def _find_sources(folder: Path, download: bool) -> dict[str, Path]:
     missing = [spec for spec in FILES if _existing_source(folder, spec) is None]
     if missing and not download:
         raise _missing_files_error(folder, missing, "downloading is turned off")
+    created = not folder.exists()
     for position, spec in enumerate(missing):
         try:
             _download(spec, folder)
         except _DownloadFailed as exc:
+            if created:  # a mistyped folder name is not left behind, empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise _missing_files_error(folder, missing[position:], f"download failed: {exc}") from exc
     return {spec.key: _existing_source(folder, spec) for spec in FILES}
 
@@ -164,7 +170,7 @@ def _download(spec: MnistFile, folder: Path) -> None:
     """
     import http.client  # the network modules load only when a download is needed
 
-    failures = []
+    failures = {}  # each different error, with the mirrors that gave it (offline, all give the same one)
     for mirror in MIRRORS:
         url = mirror + spec.gz_name
         try:
@@ -175,8 +181,9 @@ def _download(spec: MnistFile, folder: Path) -> None:
             return
         except (OSError, http.client.HTTPException, DataError) as exc:
             logger.info("could not download %s: %s", url, exc)
-            failures.append(f"{url}: {exc}")
-    raise _DownloadFailed("; ".join(failures) or "no mirrors configured")
+            failures.setdefault(str(exc), []).append(urlsplit(mirror).hostname)
+    reasons = [f"{', '.join(hosts)}: {message}" for message, hosts in failures.items()]
+    raise _DownloadFailed("; ".join(reasons) or "no mirrors configured")
 
 
 def _fetch(url: str, dest: BinaryIO) -> None:

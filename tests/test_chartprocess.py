@@ -55,7 +55,10 @@ def test_an_unused_child_ends_when_closed():
 def test_the_child_is_out_of_reach_of_ctrl_c():
     charts = ChartProcess()
     try:
-        assert os.getsid(charts.process.pid) != os.getsid(0)  # its own session: the terminal's SIGINT misses it
+        # Its own process group, not the terminal's foreground one: the terminal's SIGINT misses it.
+        assert os.getpgid(charts.process.pid) != os.getpgid(0)
+        # The trainer's session, so that its low priority counts against the trainer's own processes.
+        assert os.getsid(charts.process.pid) == os.getsid(0)
     finally:
         charts.close()
 

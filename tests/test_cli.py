@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -685,13 +686,32 @@ def test_a_folder_without_a_run_is_used_as_it_is(capsys, data_dir, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "keep me\n" and (tmp_path / "model.npz").is_file()
 
 
-def test_run_folder_that_cannot_be_created_is_one_line_not_a_traceback(capsys, data_dir, tmp_path):
+def test_run_folder_inside_a_file_is_refused_before_training(capsys, data_dir, tmp_path):
     (tmp_path / "notes.txt").write_text("keep me\n")
-    out = tmp_path / "notes.txt" / "run"
-    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--quiet", "--no-plot", *TINY)
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "notes.txt" / "run", *TINY)
+    assert code == 2 and out == ""
+    assert err == (f"sgdlab train: error: {tmp_path / 'notes.txt'} is a file, not a folder: give --out a folder "
+                   "for the run's results\n")
+    assert (tmp_path / "notes.txt").read_text() == "keep me\n"
+
+
+def test_run_folder_that_may_not_be_written_is_refused_before_training(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("os.access", lambda path, mode: Path(path) != tmp_path)  # as a read-only folder is
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "new" / "run", *TINY)
+    assert code == 2 and out == ""
+    assert err == f"sgdlab train: error: {tmp_path} is not writable: give --out a folder you may write in\n"
+
+
+def test_run_folder_that_cannot_be_written_after_training_is_one_line_not_a_traceback(capsys, data_dir, tmp_path,
+                                                                                      monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sgdlab.results.write_text_atomic", full_disk)
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", "--no-plot",
+                       *TINY)
     assert code == 1
-    assert err.startswith("sgdlab train: error: ") and err.count("\n") == 1
-    assert str(out) in err
+    assert err == "sgdlab train: error: [Errno 28] No space left on device\n"
 
 
 # --- the real process ----------------------------------------------------------------------------------

@@ -46,6 +46,20 @@ def test_loading_bad_files(tmp_path):
         History.load(tmp_path / "other.json")
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda values: values["test_acc"].pop(), r"evaluation lists differ in length .*'test_acc': 2"),
+    (lambda values: values.update(loss="2.3, 2.1"), r"'loss' is not a list of numbers"),
+    (lambda values: values["train_acc"].__setitem__(1, "high"), r"'train_acc' is not a list of numbers"),
+    (lambda values: values["iteration"].__setitem__(1, None), r"'iteration' is not a list of numbers"),
+])
+def test_an_edited_history_is_refused_clearly(tmp_path, edit, message):
+    values = sample_history().to_dict()
+    edit(values)
+    (tmp_path / "history.json").write_text(json.dumps(values))
+    with pytest.raises(SgdlabError, match=message):
+        History.load(tmp_path / "history.json")
+
+
 def test_mean_loss_covers_only_the_iterations_up_to_the_last_evaluation():
     history = History(iters_per_epoch=2, loss=[4.0, 2.0, 1.0, 9.0])  # iteration 4 comes after the evaluation
     history.record_evaluation(0, 0.1, 0.1, 0.0)

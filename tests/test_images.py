@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sgdlab.errors import SgdlabError
-from sgdlab.images import MNIST_SIDE, load_digit_image
+from sgdlab.images import FAINTEST_INK, MNIST_SIDE, load_digit_image
 
 CENTRE = (MNIST_SIDE - 1) / 2  # 13.5: the middle of a 28-pixel row, counted from 0
 
@@ -169,8 +169,43 @@ def test_faint_strokes_are_brought_to_full_intensity(dark_on_paper, tmp_path):
 
 def test_noise_on_a_blank_page_is_not_brightened_into_a_digit(tmp_path):
     rng = np.random.default_rng(0)
-    page = np.clip(250 + rng.integers(-4, 5, (100, 100)), 0, 255).astype(np.uint8)
-    assert load_digit_image(save(Image.fromarray(page), tmp_path, "blank.png")).max() < 0.05
+    page = np.clip(235 + rng.integers(-20, 21, (100, 100)), 0, 255).astype(np.uint8)  # up to 0.08 above the paper
+    assert load_digit_image(save(Image.fromarray(page), tmp_path, "blank.png")).max() < FAINTEST_INK
+
+
+@pytest.mark.parametrize("paper, ink", [(120, 20), (200, 0), (30, 230)])
+def test_32_bit_image_of_8_bit_values_reads_as_the_8_bit_image(tmp_path, paper, ink):
+    levels = np.asarray(seven(ink=ink, paper=paper))
+    deep = save(Image.fromarray(levels.astype(np.int32)), tmp_path, "deep.tif")
+    np.testing.assert_allclose(frame(deep), frame(save(Image.fromarray(levels), tmp_path, "flat.png")), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode, hot", [("F", 1.0001), ("I", 256)])
+def test_one_hot_pixel_does_not_change_a_deep_images_range(dark_on_paper, tmp_path, mode, hot):
+    _, reference = dark_on_paper
+    levels = np.asarray(seven(ink=60), dtype=np.float64)
+    deep = (levels / 255).astype(np.float32) if mode == "F" else levels.astype(np.int32)
+    deep[0, 0] = hot
+    np.testing.assert_allclose(frame(save(Image.fromarray(deep), tmp_path, "hot.tif")), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("missing", [np.nan, np.inf])
+def test_missing_or_infinite_pixels_on_the_paper_are_not_ink(dark_on_paper, tmp_path, missing):
+    _, reference = dark_on_paper
+    deep = (np.asarray(seven(ink=60), dtype=np.float64) / 255).astype(np.float32)
+    deep[170:180, 170:180] = missing  # on the paper, away from the stroke
+    picture = frame(save(Image.fromarray(deep), tmp_path, "gaps.tif"))
+    assert np.all(np.isfinite(picture))
+    np.testing.assert_allclose(picture, reference, atol=1e-5)
+
+
+def test_transparent_colour_of_an_rgb_image_counts_as_white_paper(tmp_path):
+    navy_on_clear = seven(ink=(0, 0, 128, 255), paper=(0, 0, 0, 0), mode="RGBA")
+    navy_on_black = seven(ink=(0, 0, 128), paper=(0, 0, 0), mode="RGB")
+    expected = frame(save(navy_on_clear, tmp_path, "rgba.png"))
+    assert expected.max() > 0.99
+    np.testing.assert_allclose(frame(save(navy_on_black, tmp_path, "trns.png", transparency=(0, 0, 0))), expected,
+                               atol=1e-6)
 
 
 def test_photo_is_turned_upright_as_its_exif_orientation_says(dark_on_paper, tmp_path):

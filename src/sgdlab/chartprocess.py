@@ -4,9 +4,11 @@ Importing matplotlib takes about half a second. `sgdlab train` therefore
 starts this module as a child process before it trains: the child imports
 matplotlib on the second core while the first trains, then waits for the
 finished history on its standard input and draws `accuracy.png` and
-`loss.png`. It runs at the lowest priority, on cycles training leaves idle,
-and in its own session, so Ctrl-C in the terminal
-reaches only the trainer, and it exits quietly if its input closes without a
+`loss.png`. It runs at the lowest priority, on cycles training leaves idle
+(in the trainer's session: Linux weighs each session's processes as one
+group, so a child in a session of its own would get a full share whatever
+its priority), and in a process group of its own, so Ctrl-C in the terminal
+reaches only the trainer. It exits quietly if its input closes without a
 history. When the child cannot do the job, the charts are drawn in this
 process instead: they never depend on it.
 """
@@ -27,8 +29,9 @@ class ChartProcess:
     """The child process; `plot_history(history, run_dir)` hands it the history, `close()` ends it unused."""
 
     def __init__(self):
+        own_group = {"process_group": 0} if os.name == "posix" else {}
         self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **own_group)
 
     @classmethod
     def start(cls):
@@ -69,7 +72,8 @@ def main():
     from .history import History
     from .plotting import plot_history, prepare_matplotlib
 
-    os.nice(19)  # the lowest priority: importing matplotlib must not take a core from training
+    if hasattr(os, "nice"):
+        os.nice(19)  # the lowest priority: importing matplotlib must not take a core from training
     prepare_matplotlib()
     job = sys.stdin.buffer.read()
     if not job:  # the trainer stopped without a history to draw

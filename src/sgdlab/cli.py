@@ -6,6 +6,7 @@ exit: 2 for a usage error (a bad option or setting), 1 for anything else
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -263,8 +264,11 @@ def _check_run_dir(run_dir, overwrite):
     """Refuse an --out that cannot take the run's results, or that holds an earlier run's (unless `overwrite`)."""
     from .results import run_files_in
 
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a folder: give --out a folder for the run's results")
+    existing = next(folder for folder in (run_dir, *run_dir.parents) if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{existing} is a file, not a folder: give --out a folder for the run's results")
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"{existing} is not writable: give --out a folder you may write in")
     found = run_files_in(run_dir)
     if found and not overwrite:
         raise ConfigError(f"{run_dir} already holds a run's results ({', '.join(found)}): give another --out, "

@@ -60,6 +60,15 @@ class History:
         missing = sorted(names - set(values) - {"stopped", "seconds"})
         if missing:
             raise SgdlabError(f"history is missing the keys {missing}: it was not written by sgdlab")
+        per_evaluation = [key for key in EVALUATION_KEYS if key in values]
+        for key in ("loss", *per_evaluation):
+            if not isinstance(values[key], list) or not all(_is_number(v) for v in values[key]):
+                raise SgdlabError(f"history's {key!r} is not a list of numbers: it was not written by sgdlab, "
+                                  "or was edited")
+        lengths = {key: len(values[key]) for key in per_evaluation}
+        if len(set(lengths.values())) > 1:
+            raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
+                              "sgdlab, or was edited")
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def to_csv(self):
@@ -88,3 +97,7 @@ class History:
         if not isinstance(values, dict):
             raise SgdlabError(f"{path} is not a history file written by sgdlab")
         return cls.from_dict(values)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -17,6 +17,7 @@ DIGIT_BOX = 20
 INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the stroke
 FAINTEST_INK = 0.1  # a brightest pixel below this, once the background is removed, is noise on a blank page
 USUAL_RANGES = (255.0, 65535.0)  # what integer pixels deeper than 8 bits usually span: 8 or 16 bits of data
+RANGE_PERCENTILE = 99.9  # a deep image's range is judged without its few brightest pixels (a hot pixel, a glint)
 
 
 def load_digit_image(path):
@@ -43,12 +44,12 @@ def load_digit_image(path):
 
 
 def _brightness(image):
-    """Gray levels as float32 in 0..1; transparent areas become white paper, as when the image is shown."""
+    """Gray levels as float32 in 0..1; transparent areas (alpha or a transparent colour) become white paper."""
     from PIL import Image
 
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # convert("L") would clip these at 255
         return _deep_brightness(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(paper, rgba)
@@ -60,17 +61,27 @@ def _deep_brightness(image):
 
     16-bit images span 0..65535; floating-point ones usually 0..1; for 32-bit
     integers, which may hold 8 or 16 bits of data, the smallest usual range
-    that holds every pixel is taken.
+    that holds nearly every pixel is taken, the rest clipped to white.
     """
-    values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    brightest = float(values.max(initial=0.0))
+    values = _finite(np.asarray(image, dtype=np.float32))
+    bright = float(np.percentile(values, RANGE_PERCENTILE))
     if image.mode.startswith("I;16"):
         full = 65535.0
-    elif image.mode == "F" and brightest <= 1.0:
+    elif image.mode == "F" and bright <= 1.0:
         full = 1.0
     else:
-        full = next((usual for usual in USUAL_RANGES if brightest <= usual), brightest)
+        full = next((usual for usual in USUAL_RANGES if bright <= usual), bright)
     return np.clip(values / full, 0.0, 1.0)
+
+
+def _finite(values):
+    """`values` with NaN (no data) as the image's median, infinities as its extremes."""
+    finite = values[np.isfinite(values)]
+    if finite.size == values.size:
+        return values
+    if finite.size == 0:
+        return np.zeros_like(values)
+    return np.nan_to_num(values, nan=np.median(finite), posinf=finite.max(), neginf=finite.min())
 
 
 def _background_level(pixels):

@@ -78,7 +78,7 @@ FILES = (
 
 
 class _DownloadFailed(Exception):
-    """Every mirror failed for one file; the message says how the last one failed."""
+    """Every mirror failed for one file; the message says how each one failed."""
 
 
 def default_data_dir() -> Path:

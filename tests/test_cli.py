@@ -679,6 +679,17 @@ def test_an_earlier_run_is_never_replaced_without_overwrite(capsys, data_dir, tm
     assert (run_dir / "model.npz").read_bytes() != before["model.npz"]
 
 
+def test_overwriting_without_plots_leaves_no_charts_of_the_earlier_run(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--quiet", *TINY)[0] == 0
+    assert (run_dir / "accuracy.png").is_file() and (run_dir / "loss.png").is_file()
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--overwrite", "--quiet", "--no-plot",
+                     *TINY)
+    assert code == 0
+    assert sorted(path.name for path in run_dir.iterdir()) == ["config.json", "history.csv", "history.json",
+                                                               "model.npz"]
+
+
 def test_a_folder_without_a_run_is_used_as_it_is(capsys, data_dir, tmp_path):
     (tmp_path / "notes.txt").write_text("keep me\n")
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path, "--quiet", "--no-plot", *TINY)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .checkpoint import save_model
 from .fileio import write_text_atomic
+from .plotting import chart_paths, plot_history
 
 RUNS_ROOT = Path("runs")
 RUN_FILES = ("config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png")
@@ -35,7 +36,7 @@ def run_files_in(run_dir):
 
 
 def save_run(run_dir, config, network, history, plot=True, extra_config=None):
-    """Write the run folder; returns its path. Plots are skipped when `plot` is false."""
+    """Write the run folder; returns its path. Without `plot`, the folder is left with no charts."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = {**config.to_dict(), "dtype": config.network_dtype, **(extra_config or {})}  # the dtype in use
@@ -43,7 +44,8 @@ def save_run(run_dir, config, network, history, plot=True, extra_config=None):
     history.save(run_dir / "history.json", run_dir / "history.csv")
     save_model(run_dir / "model.npz", network, config)
     if plot:
-        from .plotting import plot_history
-
         plot_history(history, run_dir)
+    else:  # charts of an earlier run in this folder (replaced with --overwrite) must not pass for this one's
+        for chart in chart_paths(run_dir):
+            chart.unlink(missing_ok=True)
     return run_dir

@@ -64,6 +64,8 @@ def test_the_child_is_out_of_reach_of_ctrl_c():
 
 
 def test_the_child_runs_at_the_lowest_priority():
+    if os.getpriority(os.PRIO_PROCESS, 0) >= 19:
+        pytest.skip("the tests themselves run at the lowest priority: the child's could not be told apart")
     charts = ChartProcess()
     try:
         deadline = time.monotonic() + 10

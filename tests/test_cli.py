@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from sgdlab import __version__
 from sgdlab.checkpoint import save_model
+from sgdlab.config import TrainConfig
 from sgdlab.cli import main
 from sgdlab.datasets import mnist
 from sgdlab.layers import Sigmoid
@@ -659,8 +660,8 @@ def test_out_naming_a_file_is_refused_before_training(capsys, data_dir, tmp_path
     path.write_text("keep me\n")
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", path, *TINY)
     assert code == 2 and out == ""
-    assert err == (f"sgdlab train: error: {path} is a file, not a folder: give --out a folder for the "
-                   "run's results\n")
+    assert err == (f"sgdlab train: error: {path} is a file, not a folder: the run's results need a folder "
+                   "(choose one with --out)\n")
     assert path.read_text() == "keep me\n"
 
 
@@ -670,13 +671,65 @@ def test_an_earlier_run_is_never_replaced_without_overwrite(capsys, data_dir, tm
     before = {path.name: path.read_bytes() for path in run_dir.iterdir()}
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", *TINY)
     assert code == 2 and out == ""
-    assert err == (f"sgdlab train: error: {run_dir} already holds a run's results (config.json, history.json, "
+    assert err == (f"sgdlab train: error: {run_dir} already holds a run's files (config.json, history.json, "
                    "history.csv, model.npz): give another --out, or add --overwrite to replace them\n")
     assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == before
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", "--overwrite",
                      "--quiet", "--no-plot", *TINY)
     assert code == 0
     assert (run_dir / "model.npz").read_bytes() != before["model.npz"]
+
+
+def test_a_run_that_fails_before_training_leaves_an_earlier_run_as_it_was(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--quiet", "--no-plot", *TINY)[0] == 0
+    before = {path.name: path.read_bytes() for path in run_dir.iterdir()}
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--overwrite", "--batch-size", "60001")
+    assert code == 2
+    assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == before
+
+
+def test_a_folder_taken_by_another_run_meanwhile_is_refused(capsys, data_dir, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")  # another run claimed it after the check for earlier runs
+    monkeypatch.setattr("sgdlab.results.run_files_in", lambda folder: [])
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, *TINY)
+    assert code == 2
+    assert err == f"sgdlab train: error: {run_dir} was just taken by another run: give another --out\n"
+    assert (run_dir / "config.json").read_text() == "{}"
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    from sgdlab.results import claim_run_dir, new_run_dir
+
+    monkeypatch.setattr("time.strftime", lambda fmt: "20260101-120000")
+    folders = [new_run_dir(tmp_path) for _ in range(3)]
+    assert [folder.name for folder in folders] == ["20260101-120000", "20260101-120000-2", "20260101-120000-3"]
+    claim_run_dir(folders[0], TrainConfig())
+    with pytest.raises(FileExistsError):
+        claim_run_dir(folders[0], TrainConfig())
+
+
+def test_the_default_run_folder_is_claimed_before_training(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--batch-size", "60001")
+    assert code == 2
+    assert list((tmp_path / "runs").iterdir()) == []  # given back: no empty run folder left behind
+    (tmp_path / "runs").rmdir()
+    (tmp_path / "runs").write_text("not a folder")
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, *TINY)
+    assert code == 2
+    assert err == ("sgdlab train: error: runs is a file, not a folder: the run's results need a folder "
+                   "(choose one with --out)\n")
+
+
+def test_out_naming_a_broken_link_is_refused_before_training(capsys, data_dir, tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "link", *TINY)
+    assert code == 2 and out == ""
+    assert err == (f"sgdlab train: error: {tmp_path / 'link'} is a link to nothing: give --out a folder for the "
+                   "run's results\n")
 
 
 def test_overwriting_without_plots_leaves_no_charts_of_the_earlier_run(capsys, data_dir, tmp_path):
@@ -701,8 +754,8 @@ def test_run_folder_inside_a_file_is_refused_before_training(capsys, data_dir, t
     (tmp_path / "notes.txt").write_text("keep me\n")
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "notes.txt" / "run", *TINY)
     assert code == 2 and out == ""
-    assert err == (f"sgdlab train: error: {tmp_path / 'notes.txt'} is a file, not a folder: give --out a folder "
-                   "for the run's results\n")
+    assert err == (f"sgdlab train: error: {tmp_path / 'notes.txt'} is a file, not a folder: the run's results "
+                   "need a folder (choose one with --out)\n")
     assert (tmp_path / "notes.txt").read_text() == "keep me\n"
 
 

@@ -180,6 +180,22 @@ def test_32_bit_image_of_8_bit_values_reads_as_the_8_bit_image(tmp_path, paper, 
     np.testing.assert_allclose(frame(deep), frame(save(Image.fromarray(levels), tmp_path, "flat.png")), atol=1e-6)
 
 
+@pytest.mark.parametrize("bits", [10, 12, 16])
+def test_32_bit_image_of_fewer_bits_reads_as_its_full_range(dark_on_paper, tmp_path, bits):
+    _, reference = dark_on_paper
+    levels = np.asarray(seven(ink=60), dtype=np.float64)
+    deep = np.round(levels / 255 * (2 ** bits - 1)).astype(np.int32)  # a 10-, 12- or 16-bit scan
+    np.testing.assert_allclose(frame(save(Image.fromarray(deep), tmp_path, "scan.tif")), reference, atol=1e-5)
+
+
+def test_transparent_value_of_a_16_bit_image_counts_as_white_paper(dark_on_paper, tmp_path):
+    _, reference = dark_on_paper
+    page = np.where(np.asarray(seven(ink=0, paper=255)) == 0, 0, 1000).astype(np.uint16)  # black ink, dim page
+    path = save(Image.fromarray(page), tmp_path, "clear16.png", transparency=1000)
+    assert Image.open(path).mode.startswith("I;16")
+    np.testing.assert_allclose(frame(path), reference, atol=1e-6)
+
+
 @pytest.mark.parametrize("mode, hot", [("F", 1.0001), ("I", 256)])
 def test_one_hot_pixel_does_not_change_a_deep_images_range(dark_on_paper, tmp_path, mode, hot):
     _, reference = dark_on_paper

@@ -372,10 +372,10 @@ def test_mirrors_failing_alike_are_named_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mnist, "_fetch", offline)
     with pytest.raises(DataError) as raised:
-        load_mnist(data_dir=tmp_path / "mistyped")
+        load_mnist(data_dir=tmp_path / "mistyped" / "deeper")
     assert str(raised.value).count("Name or service not known") == 1
     assert "mirror-a.invalid, mirror-b.invalid: <urlopen error" in str(raised.value)
-    assert not (tmp_path / "mistyped").exists()  # the folder made for the download is not left behind
+    assert list(tmp_path.iterdir()) == []  # the folders made for the download are not left behind
 
 
 # --- where the data folder is ----------------------------------------------------------------------

@@ -92,7 +92,7 @@ def build_parser():
                        help=f"seed for weights and batches (default {defaults.seed})")
     train.add_argument("--out", type=Path, metavar="DIR",
                        help="run folder for results (default: runs/<date>-<time>)")
-    train.add_argument("--overwrite", action="store_true", help="replace the results of a run already in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace the files of a run already in --out")
     train.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
     train.set_defaults(handler=cmd_train)
@@ -160,28 +160,31 @@ def cmd_train(args):
     from .config import TrainConfig
     from .datasets import load_mnist
     from .pixels import to_float
-    from .results import default_run_dir, save_run
+    from .results import save_run
     from .trainer import Trainer, estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds, usable_cores
 
     config = TrainConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
                          grad=args.grad, sampling=args.sampling, seed=args.seed, dtype=args.dtype)
-    run_dir = args.out if args.out is not None else default_run_dir()
-    _check_run_dir(run_dir, args.overwrite)  # now, not after training has run
-    # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
-    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
-    trainer = Trainer.from_config(config, input_size=x_train.shape[1])
-    trainer.check_data(x_train, t_train, x_test, t_test)
-    _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
-               f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, {config.network_dtype})")
-    if config.grad == "numerical":
-        pixels = x_train[:config.batch_size]
-        batch = to_float(pixels, np.empty(pixels.shape, trainer.network.dtype)), t_train[:config.batch_size]
-        seconds = measure_numerical_gradient_seconds(trainer.network, *batch)
-        textbook = estimate_textbook_gradient_seconds(trainer.network, *batch)
-        _say(args, f"numerical gradients: about {_duration(seconds)} per iteration, {_duration(seconds * config.iters)} "
-                   f"for {config.iters} iterations (perturbing one parameter at a time through the whole net, "
-                   f"as the textbook does, would take about {_duration(textbook)} per iteration, "
-                   f"{_duration(textbook * config.iters)} in all)")
+    run_dir, release_run_dir = _claim_run_dir(args, config)  # now, not found unusable after training
+    try:
+        # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
+        (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
+        trainer = Trainer.from_config(config, input_size=x_train.shape[1])
+        trainer.check_data(x_train, t_train, x_test, t_test)
+        _say(args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images ({config.iters} "
+                   f"iterations, batch {config.batch_size}, {config.grad} gradients, {config.network_dtype})")
+        if config.grad == "numerical":
+            pixels = x_train[:config.batch_size]
+            batch = to_float(pixels, np.empty(pixels.shape, trainer.network.dtype)), t_train[:config.batch_size]
+            seconds = measure_numerical_gradient_seconds(trainer.network, *batch)
+            textbook = estimate_textbook_gradient_seconds(trainer.network, *batch)
+            _say(args, f"numerical gradients: about {_duration(seconds)} per iteration, "
+                       f"{_duration(seconds * config.iters)} for {config.iters} iterations (perturbing one parameter "
+                       f"at a time through the whole net, as the textbook does, would take about "
+                       f"{_duration(textbook)} per iteration, {_duration(textbook * config.iters)} in all)")
+    except BaseException:  # nothing to save yet
+        release_run_dir()
+        raise
 
     # No bar when quiet or when the output is not a terminal (a log file gets the evaluation lines only).
     bar = tqdm(total=config.iters, unit="it", disable=True if args.quiet else None, dynamic_ncols=True, leave=False)
@@ -260,19 +263,48 @@ def _check_input_size(network, path, input_size):
                           f"{input_size} pixels: use a model trained on MNIST")
 
 
-def _check_run_dir(run_dir, overwrite):
-    """Refuse an --out that cannot take the run's results, or that holds an earlier run's (unless `overwrite`)."""
-    from .results import run_files_in
+def _claim_run_dir(args, config):
+    """The run's folder, made this run's before it trains; and a function that gives it back.
 
-    existing = next(folder for folder in (run_dir, *run_dir.parents) if folder.exists())
+    The folder (`--out`, else a new one under runs/) must be able to take the
+    results, and must not hold an earlier run's unless `--overwrite` is given.
+    Its config.json is written at once, so that no other run takes it meanwhile.
+    """
+    from functools import partial
+
+    from .results import RUNS_ROOT, claim_run_dir, new_run_dir, release_run_dir, run_files_in
+
+    if args.out is None:
+        _check_writable_folder(RUNS_ROOT)
+        run_dir, made = new_run_dir(), True
+    else:
+        run_dir = args.out
+        _check_writable_folder(run_dir)
+        found = run_files_in(run_dir)
+        if found and not args.overwrite:
+            raise ConfigError(f"{run_dir} already holds a run's files ({', '.join(found)}): give another --out, "
+                              "or add --overwrite to replace them")
+        made = not run_dir.exists()
+    if args.overwrite:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir, partial(release_run_dir, run_dir, made, claimed=False)
+    try:
+        claim_run_dir(run_dir, config, _data_config(args))
+    except FileExistsError:
+        raise ConfigError(f"{run_dir} was just taken by another run: give another --out") from None
+    return run_dir, partial(release_run_dir, run_dir, made, claimed=True)
+
+
+def _check_writable_folder(path):
+    """Refuse a results folder that could not be made, or not written in, before any work is done."""
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{path} is a link to nothing: give --out a folder for the run's results")
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
     if not existing.is_dir():
-        raise ConfigError(f"{existing} is a file, not a folder: give --out a folder for the run's results")
+        raise ConfigError(f"{existing} is a file, not a folder: the run's results need a folder (choose one "
+                          "with --out)")
     if not os.access(existing, os.W_OK):
         raise ConfigError(f"{existing} is not writable: give --out a folder you may write in")
-    found = run_files_in(run_dir)
-    if found and not overwrite:
-        raise ConfigError(f"{run_dir} already holds a run's results ({', '.join(found)}): give another --out, "
-                          "or add --overwrite to replace them")
 
 
 def cmd_evaluate(args):

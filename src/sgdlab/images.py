@@ -8,6 +8,8 @@ and the background's own level is subtracted, so grey paper becomes black;
 then faint strokes (pencil, a dim photo) are brightened to full intensity.
 """
 
+import math
+
 import numpy as np
 
 from .errors import SgdlabError
@@ -16,7 +18,6 @@ MNIST_SIDE = 28
 DIGIT_BOX = 20
 INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the stroke
 FAINTEST_INK = 0.1  # a brightest pixel below this, once the background is removed, is noise on a blank page
-USUAL_RANGES = (255.0, 65535.0)  # what integer pixels deeper than 8 bits usually span: 8 or 16 bits of data
 RANGE_PERCENTILE = 99.9  # a deep image's range is judged without its few brightest pixels (a hot pixel, a glint)
 
 
@@ -59,9 +60,10 @@ def _brightness(image):
 def _deep_brightness(image):
     """Gray levels of a 16-bit, 32-bit or floating-point image, scaled from the range its pixels span.
 
-    16-bit images span 0..65535; floating-point ones usually 0..1; for 32-bit
-    integers, which may hold 8 or 16 bits of data, the smallest usual range
-    that holds nearly every pixel is taken, the rest clipped to white.
+    16-bit images span 0..65535; floating-point ones usually 0..1. Other
+    pixels are taken as whole bits of data (8, 12, 16...): the fewest bits that
+    hold nearly every pixel, the rest clipped to white. A transparent value
+    counts as white paper.
     """
     values = _finite(np.asarray(image, dtype=np.float32))
     bright = float(np.percentile(values, RANGE_PERCENTILE))
@@ -70,8 +72,12 @@ def _deep_brightness(image):
     elif image.mode == "F" and bright <= 1.0:
         full = 1.0
     else:
-        full = next((usual for usual in USUAL_RANGES if bright <= usual), bright)
-    return np.clip(values / full, 0.0, 1.0)
+        full = 2.0 ** max(8, math.ceil(math.log2(bright + 1))) - 1
+    levels = np.clip(values / full, 0.0, 1.0)
+    transparent = image.info.get("transparency")
+    if isinstance(transparent, (int, float)):
+        levels[np.asarray(image) == transparent] = 1.0
+    return levels
 
 
 def _finite(values):

@@ -135,14 +135,14 @@ def _find_sources(folder: Path, download: bool) -> dict[str, Path]:
     missing = [spec for spec in FILES if _existing_source(folder, spec) is None]
     if missing and not download:
         raise _missing_files_error(folder, missing, "downloading is turned off")
-    created = not folder.exists()
+    new_folders = [path for path in (folder, *folder.parents) if not path.exists()]  # innermost first
     for position, spec in enumerate(missing):
         try:
             _download(spec, folder)
         except _DownloadFailed as exc:
-            if created:  # a mistyped folder name is not left behind, empty
+            for path in new_folders:  # a mistyped folder name is not left behind, empty
                 with contextlib.suppress(OSError):
-                    folder.rmdir()
+                    path.rmdir()
             raise _missing_files_error(folder, missing[position:], f"download failed: {exc}") from exc
     return {spec.key: _existing_source(folder, spec) for spec in FILES}
 

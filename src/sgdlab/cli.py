@@ -165,7 +165,8 @@ def cmd_train(args):
 
     config = TrainConfig(iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden_size=args.hidden_size,
                          grad=args.grad, sampling=args.sampling, seed=args.seed, dtype=args.dtype)
-    run_dir, release_run_dir = _claim_run_dir(args, config)  # now, not found unusable after training
+    data_config = _data_config(args)
+    run_dir, release = _claim_run_dir(args, config, data_config)  # now, not found unusable after training
     try:
         # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
         (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
@@ -183,7 +184,7 @@ def cmd_train(args):
                        f"at a time through the whole net, as the textbook does, would take about "
                        f"{_duration(textbook)} per iteration, {_duration(textbook * config.iters)} in all)")
     except BaseException:  # nothing to save yet
-        release_run_dir()
+        release()
         raise
 
     # No bar when quiet or when the output is not a terminal (a log file gets the evaluation lines only).
@@ -205,12 +206,12 @@ def cmd_train(args):
             history = trainer.fit(x_train, t_train, x_test, t_test, on_iteration=on_iteration,
                                   on_evaluation=on_evaluation)
         except TrainingDiverged as exc:
-            save_run(run_dir, config, trainer.network, exc.history, plot=False, extra_config=_data_config(args))
+            save_run(run_dir, config, trainer.network, exc.history, plot=False, extra_config=data_config)
             raise SgdlabError(f"{exc}; what was recorded is in {run_dir}") from None
         finally:
             bar.close()
         save_run(run_dir, config, trainer.network, history, plot=not args.no_plot and charts is None,
-                 extra_config=_data_config(args))
+                 extra_config=data_config)
         if charts is not None:
             charts.plot_history(history, run_dir)
     finally:
@@ -263,7 +264,7 @@ def _check_input_size(network, path, input_size):
                           f"{input_size} pixels: use a model trained on MNIST")
 
 
-def _claim_run_dir(args, config):
+def _claim_run_dir(args, config, data_config):
     """The run's folder, made this run's before it trains; and a function that gives it back.
 
     The folder (`--out`, else a new one under runs/) must be able to take the
@@ -289,7 +290,7 @@ def _claim_run_dir(args, config):
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir, partial(release_run_dir, run_dir, made, claimed=False)
     try:
-        claim_run_dir(run_dir, config, _data_config(args))
+        claim_run_dir(run_dir, config, data_config)
     except FileExistsError:
         raise ConfigError(f"{run_dir} was just taken by another run: give another --out") from None
     return run_dir, partial(release_run_dir, run_dir, made, claimed=True)

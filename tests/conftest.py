@@ -2,7 +2,7 @@
 
 import pytest
 
-from sgdlab.datasets.mnist import default_data_dir
+from sgdlab.data.mnist import default_data_dir
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -19,29 +19,35 @@ import importlib.util
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "checkpoint", "save_model": "checkpoint",
-    "TrainConfig": "config",
-    "load_mnist": "datasets",
     "ConfigError": "errors", "DataError": "errors", "ModelFileError": "errors", "SgdlabError": "errors",
     "TrainingDiverged": "errors",
-    "cross_entropy_error": "functions", "numerical_diff": "functions", "relu": "functions",
-    "sigmoid": "functions", "softmax": "functions",
-    "numerical_gradient": "gradient",
-    "History": "history",
-    "Affine": "layers", "Relu": "layers", "Sigmoid": "layers", "SoftmaxWithLoss": "layers",
-    "MultiLayerNet": "network", "TwoLayerNet": "network",
-    "SGD": "optimizers",
-    "Trainer": "trainer",
+    "load_mnist": "data",
+    "cross_entropy_error": "nn.functions", "numerical_diff": "nn.functions", "relu": "nn.functions",
+    "sigmoid": "nn.functions", "softmax": "nn.functions",
+    "get_activation": "nn.activations", "activation_names": "nn.activations",
+    "numerical_gradient": "nn.gradient",
+    "Affine": "nn.layers", "Relu": "nn.layers", "Sigmoid": "nn.layers", "SoftmaxWithLoss": "nn.layers",
+    "activation_layer": "nn.layers",
+    "MultiLayerNet": "nn.network", "TwoLayerNet": "nn.network",
+    "SGD": "nn.optimizers",
+    "numerical_gradient_fast": "engine.perturbation",
+    "TrainConfig": "training.config", "Trainer": "training.trainer", "History": "training.history",
+    "load_model": "runs.model_file", "save_model": "runs.model_file",
+    "RunObserver": "runs.run", "train_run": "runs.run",
 }
+
+# The book's module names, as attributes: sgdlab.functions is sgdlab.nn.functions, and so on.
+_BOOK_MODULES = {name: f"nn.{name}" for name in ("functions", "gradient", "layers", "network", "optimizers")}
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: sgdlab.functions, ...
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _BOOK_MODULES:
+        value = importlib.import_module(f".{_BOOK_MODULES[name]}", __name__)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a package: sgdlab.nn, sgdlab.engine, ...
         value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module 'sgdlab' has no attribute {name!r}")

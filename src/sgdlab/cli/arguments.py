@@ -1,0 +1,48 @@
+"""Command-line options built from the settings they set: one range or list of choices, and one help line, each."""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ..training.config import TrainConfig
+
+METAVARS = {int: "N", float: "X"}
+
+
+def option_type(parse):
+    """An argparse `type=` from a `parse(text)` whose ValueError says what is allowed."""
+
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def add_config_option(parser, name, default=None, help=None):
+    """Add `--name` for the `TrainConfig` field `name`: its parser or choices, its default and its help."""
+    spec = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    default = spec.default if default is None else default
+    help = help or spec.metadata["help"]
+    options = {"default": default, "help": help + ("" if default is None else f" (default {default})")}
+    if spec.metadata["choices"] is not None:
+        options["choices"] = spec.metadata["choices"]
+    else:
+        value_range = spec.metadata["range"]
+        options.update(type=option_type(spec.metadata["parse"]),
+                       metavar=METAVARS[value_range.kind] if value_range is not None else "X")
+    parser.add_argument(f"--{name.replace('_', '-')}", dest=name, **options)
+
+
+def config_from_args(args):
+    """The `TrainConfig` that the parsed options of `sgdlab train` describe."""
+    return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)})
+
+
+def add_data_dir(parser):
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="folder holding the MNIST files (default: $SGDLAB_DATA, else "
+                             "$XDG_CACHE_HOME/sgdlab/mnist, which is ~/.cache/sgdlab/mnist unless XDG_CACHE_HOME "
+                             "is set; missing files are downloaded there)")

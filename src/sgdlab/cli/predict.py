@@ -1,0 +1,41 @@
+"""`sgdlab predict`: the digit a saved model reads in each image, and its probability."""
+
+import sys
+from pathlib import Path
+
+from ..errors import SgdlabError
+from .output import EXIT_ERROR, load_mnist_model
+
+
+def add_to(commands):
+    parser = commands.add_parser(
+        "predict", help="classify images of handwritten digits",
+        description="Print the predicted digit and its probability for each image. Images of any size and "
+                    "format are converted to 28x28 grayscale the way MNIST digits look: a light digit on a "
+                    "dark background. An image with a light background (a dark digit on paper) is therefore "
+                    "inverted, then the digit is cropped, scaled into a 20x20 box and centred.")
+    parser.add_argument("model", type=Path, metavar="MODEL.npz")
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    return parser
+
+
+def run(args):
+    import numpy as np
+
+    from ..data.digit_images import MNIST_SIDE, load_digit_image
+
+    network = load_mnist_model(args.model, MNIST_SIDE * MNIST_SIDE)
+    failures = 0
+    for path in args.images:
+        try:
+            pixels = load_digit_image(path)
+            if not pixels.any():
+                raise SgdlabError(f"{path}: no digit found (the image is one flat colour)")
+        except SgdlabError as exc:
+            print(f"sgdlab predict: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        probabilities = network.predict(pixels[np.newaxis].astype(network.dtype))[0]
+        digit = int(probabilities.argmax())
+        print(f"{path}: {digit} (probability {probabilities[digit]:.3f})")
+    return EXIT_ERROR if failures else 0

@@ -1,0 +1,89 @@
+"""`sgdlab train`: a whole run, shown as a progress bar and one line per evaluation."""
+
+import sys
+from pathlib import Path
+
+from .arguments import add_config_option, add_data_dir, config_from_args
+from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
+
+CONFIG_OPTIONS = ("hidden_size", "iters", "batch_size", "lr", "activation", "weight_init_std", "optimizer", "grad",
+                  "sampling", "dtype", "seed")
+
+
+def add_to(commands):
+    parser = commands.add_parser("train", help="train the two-layer net with mini-batch SGD",
+                                 description="Train the two-layer net (784-H-10) on MNIST with mini-batch SGD, "
+                                             "evaluating train and test accuracy once per epoch.")
+    add_data_dir(parser)
+    for name in CONFIG_OPTIONS:
+        add_config_option(parser, name)
+    parser.add_argument("--out", type=Path, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of a run already in --out")
+    parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def run(args):
+    from ..runs.run import train_run
+
+    config = config_from_args(args)
+    run_dir, history = train_run(config, out=args.out, overwrite=args.overwrite, data_dir=args.data_dir,
+                                 plot=not args.no_plot, observer=TerminalProgress(args))
+    if history.stopped:
+        print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    say(args, f"final test accuracy {history.test_acc[-1]:.4f}; results saved in {run_dir}")
+    return 0
+
+
+class TerminalProgress:
+    """The run as the terminal shows it: what is trained, a progress bar, a line per evaluation."""
+
+    def __init__(self, args):
+        self.args = args
+        self.bar = None
+        self.numerical = False
+
+    def started(self, run_dir, trainer, x_train, t_train):
+        from tqdm import tqdm
+
+        config = trainer.config
+        say(self.args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
+                       f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, "
+                       f"{config.network_dtype})")
+        if config.grad == "numerical":
+            say(self.args, numerical_gradient_estimate(trainer, x_train, t_train))
+        # No bar when quiet or when the output is not a terminal (a log file gets the evaluation lines only).
+        self.bar = tqdm(total=config.iters, unit="it", disable=True if self.args.quiet else None, dynamic_ncols=True,
+                        leave=False)
+        self.numerical = config.grad == "numerical"
+
+    def iteration(self, iteration, loss):
+        self.bar.update(1)
+        if iteration % 50 == 0 or self.numerical:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def evaluation(self, history):
+        if not self.args.quiet:
+            self.bar.write(evaluation_line(history))
+
+    def training_ended(self):
+        self.bar.close()
+
+
+def numerical_gradient_estimate(trainer, x_train, t_train):
+    """How long numerical gradients will take here, and how long the textbook way would."""
+    import numpy as np
+
+    from ..data.scaling import to_float
+    from ..engine.timing import estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds
+
+    iters, batch_size = trainer.config.iters, trainer.config.batch_size
+    pixels = x_train[:batch_size]
+    batch = to_float(pixels, np.empty(pixels.shape, trainer.network.dtype)), t_train[:batch_size]
+    seconds = measure_numerical_gradient_seconds(trainer.network, *batch)
+    textbook = estimate_textbook_gradient_seconds(trainer.network, *batch)
+    return (f"numerical gradients: about {duration(seconds)} per iteration, {duration(seconds * iters)} for "
+            f"{iters} iterations (perturbing one parameter at a time through the whole net, as the textbook "
+            f"does, would take about {duration(textbook)} per iteration, {duration(textbook * iters)} in all)")

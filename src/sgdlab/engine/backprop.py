@@ -1,0 +1,61 @@
+"""Backpropagation for the training loop: the same numbers as the layers, without their overhead.
+
+`MultiLayerNet.loss_and_gradient` walks the book's layer objects, allocating a
+fresh array for every intermediate result; it is the readable reference.
+`BackpropStep` computes the same loss and gradients for one batch size with
+every array allocated once, from the same definitions in their in-place
+forms (the activation's `forward_in_place` and `backward_in_place`, the
+loss's `softmax_cross_entropy_in_place`), and no gradient with respect to
+the input images (no parameter needs it, and for the first layer it would
+cost as much as the forward pass).
+"""
+
+import numpy as np
+
+from ..nn.functions import softmax_cross_entropy_in_place
+from .forward import ForwardPass
+
+
+class BackpropStep(ForwardPass):
+    """Loss and gradients of `network` on batches of exactly `batch_size` samples.
+
+    Calling it with a batch `x` (batch_size, inputs) of the network's dtype and
+    integer `labels` returns `(loss, grads)`; `grads` are buffers that the next
+    call overwrites, so use them (e.g. `optimizer.update`) before calling again.
+    The call is `forward` then `backward`, which can also be called one by one.
+    """
+
+    def __init__(self, network, batch_size):
+        super().__init__(network, batch_size)
+        dtype = network.dtype
+        self.batch_size = batch_size
+        # deltas[i]: d loss / d (layer i's pre-activation); the last layer's is computed in outputs[-1].
+        self.deltas = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
+        self.scratch = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
+        self.row_max = np.empty((batch_size, 1), dtype)
+        self.row_sum = np.empty((batch_size, 1), dtype)
+        self.row_starts = np.arange(batch_size) * network.sizes[-1]
+        self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
+
+    def __call__(self, x, labels):
+        loss = self.forward(x, labels)
+        return loss, self.backward(x)
+
+    def forward(self, x, labels):
+        """The mean loss on the batch; keeps what `backward` needs (d loss / d scores in the scores' buffer)."""
+        return softmax_cross_entropy_in_place(self.scores(x), labels, self.row_max, self.row_sum, self.row_starts)
+
+    def backward(self, x):
+        """The gradients of the loss of the last `forward` on the same batch `x`."""
+        delta = self.outputs[-1]
+        for i in range(self.num_layers - 1, -1, -1):
+            inputs = x if i == 0 else self.outputs[i - 1]
+            np.matmul(inputs.T, delta, out=self.grads[f"W{i + 1}"])
+            np.add.reduce(delta, axis=0, out=self.grads[f"b{i + 1}"])
+            if i == 0:
+                break
+            below = self.deltas[i - 1]
+            np.matmul(delta, self.weights[i].T, out=below)
+            self.activation.backward_in_place(below, inputs, self.scratch[i - 1])
+            delta = below
+        return self.grads

@@ -1,0 +1,42 @@
+"""What an activation defines, once, for every path that computes it."""
+
+
+class Activation:
+    """A hidden activation y = f(z), applied elementwise.
+
+    The book's layers use `forward` and `backward`; the training step uses
+    `forward_in_place` and `backward_in_place` on buffers it allocates once;
+    the fast numerical gradient uses `change`, the exact change of y when z
+    moves by e. Every derivative is expressed through the output y (what the
+    layers keep), and `change` through what `change_state` keeps of z and y.
+    """
+
+    name = None  # the module's name: how configs, the command line and model files call it
+    slope_bound = None  # |f(z + e) - f(z)| <= slope_bound * |e| for every z and e
+
+    def forward(self, z):
+        """f(z) as a new array: the book's function."""
+        raise NotImplementedError
+
+    def forward_in_place(self, z):
+        """z <- f(z), for the training step's buffers."""
+        raise NotImplementedError
+
+    def backward(self, dout, out):
+        """dout * f'(z) as a new array, from the output `out` = f(z)."""
+        raise NotImplementedError
+
+    def backward_in_place(self, delta, out, scratch):
+        """delta <- delta * f'(z), from `out` = f(z); `scratch` is a buffer of delta's shape."""
+        raise NotImplementedError
+
+    def change_state(self, z, out):
+        """The arrays, per (sample, unit), that `change` reads: a tuple of arrays shaped like z."""
+        raise NotImplementedError
+
+    def change(self, state, e):
+        """f(z + e) - f(z), exactly (nothing that cancels), for rows of `change_state` and one e per row."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"

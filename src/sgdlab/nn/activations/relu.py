@@ -1,0 +1,43 @@
+"""The rectified linear unit, max(0, z): the hidden activation of deeper nets."""
+
+import numpy as np
+
+from ._definition import Activation
+
+
+def relu(x):
+    """max(0, x)."""
+    return np.maximum(x, 0)
+
+
+def relu_grad(x):
+    """1 where x > 0, else 0 (the subgradient 0 is taken at x == 0)."""
+    return (np.asarray(x) > 0).astype(np.result_type(x, np.float32))
+
+
+class Relu(Activation):
+    name = "relu"
+    slope_bound = 1.0
+
+    def forward(self, z):
+        return relu(z)
+
+    def forward_in_place(self, z):
+        np.maximum(z, 0, out=z)
+
+    def backward(self, dout, out):
+        return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)  # the gradient passes where z > 0
+
+    def backward_in_place(self, delta, out, scratch):
+        np.greater(out, 0, out=scratch)
+        delta *= scratch
+
+    def change_state(self, z, out):
+        return z, out
+
+    def change(self, state, e):
+        z, out = state
+        return np.maximum(z + e[:, None], 0.0) - out
+
+
+ACTIVATION = Relu()

@@ -1,0 +1,40 @@
+"""The hyperbolic tangent, tanh(z): a sigmoid centred on zero, tanh(z) = 2 sigmoid(2z) - 1."""
+
+import numpy as np
+
+from ._definition import Activation
+
+
+class Tanh(Activation):
+    name = "tanh"
+    slope_bound = 1.0  # the largest slope, at z = 0
+
+    def forward(self, z):
+        return np.tanh(z)
+
+    def forward_in_place(self, z):
+        np.tanh(z, out=z)
+
+    def backward(self, dout, out):
+        return dout * (1.0 - out * out)  # tanh' = 1 - y^2
+
+    def backward_in_place(self, delta, out, scratch):
+        np.multiply(out, out, out=scratch)
+        np.subtract(1, scratch, out=scratch)
+        delta *= scratch
+
+    def change_state(self, z, out):
+        return out, 1.0 - out * out
+
+    def change(self, state, e):
+        # tanh(z + e) - tanh(z) = (1 - y^2) tanh(e) / (1 + y tanh(e)), from the addition formula: nothing cancels
+        y, slope = state
+        u = np.tanh(e[:, None])
+        denominator = y * u
+        denominator += 1.0
+        moved = slope * u
+        moved /= denominator
+        return moved
+
+
+ACTIVATION = Tanh()

@@ -1,0 +1,48 @@
+"""Initial weights: how large the random starting weights of each layer are.
+
+`weight_init_std` is a number (every weight drawn from N(0, std^2), the
+book's 0.01 for the two-layer net) or the name of a scale that depends on
+the layer's fan-in n: "xavier" (or "sigmoid") std = sqrt(1 / n), Glorot and
+Bengio 2010, for sigmoid and tanh; "he" (or "relu") std = sqrt(2 / n), He et
+al. 2015, for ReLU. Biases start at zero.
+"""
+
+import math
+
+from ..errors import ConfigError
+from ..ranges import POSITIVE_NUMBER
+
+SCALED_INITS = {"xavier": 1.0, "sigmoid": 1.0, "he": 2.0, "relu": 2.0}  # std = sqrt(scale / fan_in)
+
+
+DESCRIPTION = f"a positive number or one of {', '.join(SCALED_INITS)}"
+
+
+def check_weight_init(name, value):
+    """`value` if it is a positive number or one of `SCALED_INITS`; else a `ConfigError` naming `name`."""
+    valid = value in SCALED_INITS if isinstance(value, str) else POSITIVE_NUMBER.contains(value)
+    if not valid:
+        raise ConfigError(f"{name} must be {DESCRIPTION}, got {value!r}")
+    return value
+
+
+def parse_weight_init(text):
+    """A `weight_init_std` typed on the command line: a number or a scale's name (a ValueError says which)."""
+    if text in SCALED_INITS:
+        return text
+    try:
+        return check_weight_init("weight_init_std", float(text))
+    except ValueError:  # not a number, or ConfigError (a ValueError): out of range
+        raise ValueError(f"must be {DESCRIPTION}, got {text!r}") from None
+
+
+def init_std(weight_init_std, fan_in):
+    """The standard deviation of a layer's initial weights."""
+    if isinstance(weight_init_std, str):
+        return math.sqrt(SCALED_INITS[weight_init_std] / fan_in)
+    return weight_init_std
+
+
+def initial_weights(fan_in, fan_out, weight_init_std, rng, dtype):
+    """A (fan_in, fan_out) weight matrix drawn from `rng` (a numpy Generator)."""
+    return (init_std(weight_init_std, fan_in) * rng.standard_normal((fan_in, fan_out))).astype(dtype)

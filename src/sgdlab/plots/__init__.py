@@ -1,0 +1,1 @@
+"""The book's figures, drawn from a history (matplotlib is imported here only)."""

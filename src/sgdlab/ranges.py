@@ -1,0 +1,57 @@
+"""The ranges a setting's value may take, each declared once.
+
+A `Range` checks a value given in Python (`check`, raising `ConfigError`)
+and parses one typed on the command line (`parse`, for argparse), with the
+same words, so a setting is refused the same way wherever it comes from.
+This module imports nothing heavy: the command line builds its help from it.
+"""
+
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Range:
+    """Finite integers or numbers from `low` on (`low` itself allowed unless `strict`)."""
+
+    kind: type  # int or float
+    low: float
+    strict: bool
+    description: str  # how messages name the range: "a positive integer"
+
+    def contains(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
+            return False
+        if not math.isfinite(value):
+            return False
+        return value > self.low if self.strict else value >= self.low
+
+    def check(self, name, value):
+        """`value` if it is in range, else a `ConfigError` naming `name`."""
+        if not self.contains(value):
+            raise ConfigError(f"{name} must be {self.description}, got {value!r}")
+        return value
+
+    def parse(self, text):
+        """The value that `text` spells, for argparse's `type=`: a ValueError names the range."""
+        try:
+            value = self.kind(text)
+        except ValueError:
+            value = None
+        if value is None or not self.contains(value):
+            raise ValueError(f"must be {self.description}, got {text!r}")
+        return value
+
+
+POSITIVE_INT = Range(int, 1, strict=False, description="a positive integer")
+NON_NEGATIVE_INT = Range(int, 0, strict=False, description="a non-negative integer")
+POSITIVE_NUMBER = Range(float, 0, strict=True, description="a positive number")
+
+
+def check_choice(name, value, choices):
+    """`value` if it is one of `choices`, else a `ConfigError` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value

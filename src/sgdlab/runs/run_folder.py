@@ -1,0 +1,139 @@
+"""The run folder: everything a training run leaves behind, each file written atomically.
+
+    config.json    the TrainConfig, its dtype resolved (and the data folder used)
+    history.json   the History (see sgdlab.training.history for its keys)
+    history.csv    one row per evaluation
+    model.npz      the trained weights, reloadable with sgdlab.load_model
+    accuracy.png   train and test accuracy per epoch
+    loss.png       mini-batch loss per iteration
+
+A run takes its folder before it trains (`claim_run_folder`): a new folder
+under runs/, or the one asked for if it holds no earlier run (unless it is
+to be overwritten), made the run's by creating its config.json exclusively,
+so two runs never share one. A run that ends before training gives it back.
+"""
+
+import contextlib
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..fileio import write_text_atomic
+from ..plots.charts import chart_paths, plot_history
+from .model_file import save_model
+
+RUNS_ROOT = Path("runs")
+RUN_FILES = ("config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A folder claimed for one run. `made`: it did not exist before; `claimed`: its config.json is this run's."""
+
+    path: Path
+    made: bool
+    claimed: bool
+
+    def release(self):
+        """Give the folder back, for a run that ends before it has anything to save."""
+        if self.claimed:
+            (self.path / "config.json").unlink(missing_ok=True)
+        if self.made:
+            with contextlib.suppress(OSError):  # only if empty
+                self.path.rmdir()
+
+
+def claim_run_folder(out, overwrite, config, extra_settings=None):
+    """The run's folder (`out`, else a new one under runs/), made this run's before it trains.
+
+    It must be able to take the results, and must not hold an earlier run's
+    files unless `overwrite`: both are refused with a `ConfigError` now, not
+    found out after training.
+    """
+    if out is None:
+        check_writable_folder(RUNS_ROOT)
+        path, made = new_run_dir(), True
+    else:
+        path = Path(out)
+        check_writable_folder(path)
+        found = run_files_in(path)
+        if found and not overwrite:
+            raise ConfigError(f"{path} already holds a run's files ({', '.join(found)}): give another --out, "
+                              "or add --overwrite to replace them")
+        made = not path.exists()
+    if overwrite:
+        path.mkdir(parents=True, exist_ok=True)
+        return RunFolder(path, made, claimed=False)
+    try:
+        _write_config_exclusively(path, config, extra_settings)
+    except FileExistsError:
+        raise ConfigError(f"{path} was just taken by another run: give another --out") from None
+    return RunFolder(path, made, claimed=True)
+
+
+def new_run_dir(root=RUNS_ROOT):
+    """Create a folder under `root` named by the current time, and return it.
+
+    Creating it is what reserves the name, so runs started in the same second
+    each get their own ("-2", "-3", ...).
+    """
+    Path(root).mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        candidate = Path(root) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+
+
+def run_files_in(run_dir):
+    """The names of a run's files that are already in `run_dir`."""
+    return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
+
+
+def check_writable_folder(path):
+    """Refuse a results folder that could not be made, or not written in, before any work is done."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{path} is a link to nothing: give --out a folder for the run's results")
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{existing} is a file, not a folder: the run's results need a folder (choose one "
+                          "with --out)")
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"{existing} is not writable: give --out a folder you may write in")
+
+
+def save_run(run_dir, config, network, history, plot=True, extra_settings=None):
+    """Write the run folder; returns its path. Without `plot`, the folder is left with no charts."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.json", _settings_json(config, extra_settings))
+    history.save(run_dir / "history.json", run_dir / "history.csv")
+    save_model(run_dir / "model.npz", network, config)
+    if plot:
+        plot_history(history, run_dir)
+    else:  # charts of an earlier run in this folder (replaced with --overwrite) must not pass for this one's
+        for chart in chart_paths(run_dir):
+            chart.unlink(missing_ok=True)
+    return run_dir
+
+
+def _write_config_exclusively(run_dir, config, extra_settings):
+    """Create config.json exclusively (FileExistsError if a run has one there), then fill it atomically."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.json"
+    with open(config_path, "x"):
+        pass
+    write_text_atomic(config_path, _settings_json(config, extra_settings))
+
+
+def _settings_json(config, extra_settings):
+    settings = {**config.to_dict(), "dtype": config.network_dtype, **(extra_settings or {})}  # the dtype in use
+    return json.dumps(settings, indent=1) + "\n"

@@ -1,0 +1,90 @@
+"""The settings of a training run, in one place, each with the book's default, its range and what it means.
+
+Each field declares once what values it takes (a `Range`, or the names of a
+registry); `TrainConfig` checks them when made and the command line builds
+its options, choices and help from the same declarations. This module
+imports no NumPy, so `sgdlab --help` stays quick.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..nn.activations import activation_names
+from ..nn.init import check_weight_init, parse_weight_init
+from ..nn.optimizers import OPTIMIZERS
+from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, check_choice
+
+GRAD_METHODS = ("backprop", "numerical")
+DTYPES = ("float32", "float64")
+SAMPLING_METHODS = ("random", "epoch")
+
+
+def setting(default, help, range=None, choices=None, parse=None, check=None):
+    """A config field: its default, one line of help, and the values it takes.
+
+    Those are declared by a `Range`, or a tuple of `choices`, or a `check(name,
+    value)` with the `parse(text)` that reads it from the command line.
+    """
+    if range is not None:
+        parse, check = range.parse, range.check
+    return field(default=default, metadata={"help": help, "choices": choices, "parse": parse, "check": check,
+                                            "range": range})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one run; the defaults are chapter 4's.
+
+    Invalid values raise `ConfigError` (a `ValueError`) when the config is made,
+    not minutes into training.
+    """
+
+    iters: int = setting(10_000, "mini-batch updates in total", POSITIVE_INT)
+    batch_size: int = setting(100, "samples per mini-batch", POSITIVE_INT)
+    lr: float = setting(0.1, "learning rate", POSITIVE_NUMBER)
+    hidden_size: int = setting(50, "units in the hidden layer", POSITIVE_INT)
+    weight_init_std: float | str = setting(
+        0.01, "initial weights ~ N(0, std^2): a number, or xavier (sqrt(1/fan-in), for sigmoid and tanh) or he "
+              "(sqrt(2/fan-in), for relu)", parse=parse_weight_init, check=check_weight_init)
+    activation: str = setting("sigmoid", "hidden activation", choices=activation_names())
+    optimizer: str = setting("sgd", "how gradients become updates", choices=tuple(OPTIMIZERS))
+    grad: str = setting("backprop", "how gradients are computed: by backpropagation, or by numerical "
+                                     "differentiation (the chapter's method)", choices=GRAD_METHODS)
+    sampling: str = setting("random", "random: each batch drawn independently, as in the book; epoch: a fresh "
+                                      "shuffle every epoch, no repeats", choices=SAMPLING_METHODS)
+    seed: int = setting(0, "drives weight init and batch sampling: same seed, same run, bit for bit",
+                        NON_NEGATIVE_INT)
+    dtype: str | None = setting(None, "float type of weights and arithmetic (default: float32 for backprop, as "
+                                      "accurate and faster; float64 for numerical gradients, which need it)",
+                                choices=DTYPES)
+
+    def __post_init__(self):
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if spec.metadata["check"] is not None:
+                spec.metadata["check"](spec.name, value)
+            elif not (value is None and spec.default is None):  # None: "the default for the gradient method"
+                check_choice(spec.name, value, spec.metadata["choices"])
+        if self.grad == "numerical" and self.network_dtype != "float64":
+            raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
+                              "drown in rounding error; use dtype float64 (the default for numerical gradients)")
+
+    @property
+    def network_dtype(self):
+        """The float type the run computes in: `dtype`, else the default for the gradient method."""
+        if self.dtype is not None:
+            return self.dtype
+        return "float64" if self.grad == "numerical" else "float32"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from `to_dict()` output; unknown keys are an error, missing ones take defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}: expected some of {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,69 @@
+"""Accuracy on whole data sets: chunk by chunk, and on a second core while training goes on.
+
+Each per-epoch evaluation runs 70000 images through the network, as much
+arithmetic as 350 training iterations. It needs only a copy of the weights,
+so a background thread can do it while the main thread keeps training; NumPy
+releases the GIL inside its matrix products, so the two really run at once.
+"""
+
+import time
+
+import numpy as np
+
+from ..data.scaling import to_float
+from ..engine.forward import ForwardPass
+from ..nn.functions import as_labels
+from ..workers import BackgroundWorker
+
+CHUNK_ROWS = 1000  # images per forward pass: their buffers stay in cache, and BLAS runs at full rate
+
+
+def count_correct(network, x, labels):
+    """How many images in `x` (float or uint8 pixels) the network classifies as `labels`."""
+    x = x.reshape(len(x), -1)  # (N, 1, 28, 28) images too, as the Affine layer accepts them
+    chunk_rows = min(CHUNK_ROWS, len(x))
+    forward = ForwardPass(network, chunk_rows)
+    buffer = np.empty((chunk_rows, x.shape[1]), network.dtype)
+    correct = 0
+    for start in range(0, len(x), chunk_rows):
+        chunk = x[start:start + chunk_rows]
+        if chunk.dtype != network.dtype:
+            chunk = to_float(chunk, buffer[:len(chunk)])
+        predicted = forward.scores(chunk).argmax(axis=1)
+        correct += int(np.count_nonzero(predicted == labels[start:start + chunk_rows]))
+    return correct
+
+
+class Evaluator:
+    """Measures train and test accuracy of snapshots of a network, in order.
+
+    `submit(network, iteration)` copies the weights and starts (or, with
+    `background=False`, runs) the evaluation; `finished(wait)` yields the
+    `(iteration, train_acc, test_acc, seconds)` of evaluations done so far,
+    `seconds` being the time since `start` at which each finished. A result
+    leaves the queue only as it is yielded, so one that a caller did not get
+    to (interrupted by Ctrl-C, say) is still there the next time.
+    """
+
+    def __init__(self, x_train, t_train, x_test, t_test, start, background):
+        self.sets = ((x_train, as_labels(t_train)), (x_test, as_labels(t_test)))
+        self.start = start
+        self.worker = BackgroundWorker("eval", background)
+        self.pending = []
+        self.last_submitted = None  # the iteration of the latest submit
+
+    def submit(self, network, iteration):
+        self.last_submitted = iteration
+        self.pending.append(self.worker.submit(self._evaluate, network.copy(), iteration))
+
+    def finished(self, wait=False):
+        while self.pending and (wait or self.pending[0].done()):
+            yield self.pending.pop(0).result()
+
+    def close(self):
+        self.worker.close()
+
+    def _evaluate(self, network, iteration):
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged network scores NaN: no warnings
+            train_acc, test_acc = (count_correct(network, x, labels) / len(x) for x, labels in self.sets)
+        return iteration, train_acc, test_acc, time.perf_counter() - self.start

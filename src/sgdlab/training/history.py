@@ -1,0 +1,103 @@
+"""What a training run records, and how it is saved as JSON and CSV.
+
+`History` keys are stable and documented, so plots, notebooks and other
+tools can rely on them:
+
+- `loss`: the mini-batch loss of every iteration (before that iteration's update).
+- `iteration`, `epoch`, `train_acc`, `test_acc`, `seconds`: one entry per
+  evaluation (before training, after every full epoch, after the last
+  iteration). Accuracies are fractions of the WHOLE training and test sets;
+  `seconds` is the wall time since training started.
+- `iters_per_epoch`: ceil(train_size / batch_size).
+- `stopped`: None for a complete run, else why it ended early.
+"""
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import SgdlabError
+from ..fileio import write_text_atomic
+
+EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
+
+
+@dataclass
+class History:
+    iters_per_epoch: int
+    loss: list = field(default_factory=list)
+    iteration: list = field(default_factory=list)
+    epoch: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    test_acc: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    stopped: str | None = None
+
+    def record_evaluation(self, iteration, train_acc, test_acc, seconds):
+        self.iteration.append(iteration)
+        self.epoch.append(iteration / self.iters_per_epoch)
+        self.train_acc.append(train_acc)
+        self.test_acc.append(test_acc)
+        self.seconds.append(seconds)
+
+    def mean_loss_since_last_evaluation(self):
+        """Mean mini-batch loss over the iterations between the last two evaluations (None before any)."""
+        start = self.iteration[-2] if len(self.iteration) > 1 else 0
+        recent = self.loss[start:self.iteration[-1]]
+        return sum(recent) / len(recent) if recent else None
+
+    def evaluation_rows(self):
+        """One dict per evaluation, keyed by EVALUATION_KEYS."""
+        return [dict(zip(EVALUATION_KEYS, row)) for row in zip(*(getattr(self, k) for k in EVALUATION_KEYS))]
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        names = {f.name for f in fields(cls)}
+        missing = sorted(names - set(values) - {"stopped", "seconds"})
+        if missing:
+            raise SgdlabError(f"history is missing the keys {missing}: it was not written by sgdlab")
+        per_evaluation = [key for key in EVALUATION_KEYS if key in values]
+        for key in ("loss", *per_evaluation):
+            if not isinstance(values[key], list) or not all(_is_number(v) for v in values[key]):
+                raise SgdlabError(f"history's {key!r} is not a list of numbers: it was not written by sgdlab, "
+                                  "or was edited")
+        lengths = {key: len(values[key]) for key in per_evaluation}
+        if len(set(lengths.values())) > 1:
+            raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
+                              "sgdlab, or was edited")
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_csv(self):
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=EVALUATION_KEYS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.evaluation_rows())
+        return out.getvalue()
+
+    def save(self, json_path, csv_path=None):
+        """Write history.json (and history.csv, one row per evaluation), each atomically."""
+        write_text_atomic(json_path, json.dumps(self.to_dict(), indent=1) + "\n")
+        if csv_path is not None:
+            write_text_atomic(csv_path, self.to_csv())
+
+    @classmethod
+    def load(cls, path):
+        """Read a history.json, with a clear error when it is missing or not sgdlab's."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                values = json.load(handle)
+        except FileNotFoundError:
+            raise SgdlabError(f"{path} not found: give a run folder written by 'sgdlab train'") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SgdlabError(f"cannot read {path} as a history file ({exc}): it may be damaged; run 'sgdlab train' again") from None
+        if not isinstance(values, dict):
+            raise SgdlabError(f"{path} is not a history file written by sgdlab")
+        return cls.from_dict(values)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,154 @@
+"""The learning loop of chapter 4: draw a mini-batch, compute the gradient, update, repeat.
+
+Accuracy on the whole training and test sets is measured before training,
+after every full epoch and after the last iteration, so that the two curves
+show whether the network overfits.
+"""
+
+import contextlib
+import math
+import time
+
+import numpy as np
+
+from ..data.batches import BatchSampler, BatchStream
+from ..data.validation import check_data_set
+from ..engine.backprop import BackpropStep
+from ..engine.perturbation import numerical_gradient_fast
+from ..engine.threads import one_blas_thread, usable_cores
+from ..errors import ConfigError, TrainingDiverged
+from ..nn.functions import as_labels
+from ..nn.network import TwoLayerNet
+from ..nn.optimizers import OPTIMIZERS
+from .config import TrainConfig
+from .evaluation import Evaluator
+from .history import History
+
+
+def seeded_generators(seed):
+    """Independent generators for weight init and batch sampling, both from one seed.
+
+    Spawning keeps them independent: changing the sampling never changes the
+    initial weights.
+    """
+    init_seq, sampling_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(init_seq), np.random.default_rng(sampling_seq)
+
+
+class Trainer:
+    """Trains `network` with `optimizer` for `config.iters` mini-batch updates.
+
+    After `fit`, `network` holds the trained weights and `history` the record.
+    `background` gathers the next mini-batches and runs the per-epoch
+    evaluations on a background thread while training goes on (default: when
+    a second core is there to run it); the history and weights are the same,
+    bit for bit, either way.
+    """
+
+    def __init__(self, network, optimizer, config=None, background=None):
+        self.network = network
+        self.optimizer = optimizer
+        self.config = config if config is not None else TrainConfig()
+        self.background = background if background is not None else usable_cores() > 1
+        self.history = None
+
+    @classmethod
+    def from_config(cls, config=None, input_size=784, output_size=10, background=None):
+        """A trainer with the network and optimizer that `config` describes."""
+        config = config if config is not None else TrainConfig()
+        init_rng, _ = seeded_generators(config.seed)
+        network = TwoLayerNet(input_size, config.hidden_size, output_size, config.weight_init_std,
+                              config.activation, rng=init_rng, dtype=config.network_dtype)
+        return cls(network, OPTIMIZERS[config.optimizer](config.lr), config, background)
+
+    def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):
+        """Run the loop and return the `History`.
+
+        Images may be floats in 0..1 or uint8 pixels (`load_mnist(normalize=False)`,
+        a quarter of the memory, scaled to the same floats as batches use them);
+        targets labels or one-hot rows. `on_iteration(iteration, loss)` is called
+        after every update and `on_evaluation(history)` after every evaluation
+        (for progress display). Ctrl-C stops after the current iteration: the
+        network is evaluated one last time and the history, marked as stopped,
+        is returned. A NaN or infinite loss raises `TrainingDiverged`, carrying
+        the history so far.
+        """
+        config = self.config
+        train_size = self.check_data(x_train, t_train, x_test, t_test)
+        _, sampling_rng = seeded_generators(config.seed)
+        sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
+        self.history = History(iters_per_epoch=math.ceil(train_size / config.batch_size))
+        batches = BatchStream(x_train, sampler, self.network.dtype, config.iters, self.background)
+        evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), self.background)
+        with one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
+            evaluator.submit(self.network, 0)
+            self._record(evaluator, on_evaluation)
+            try:
+                self._train(batches, as_labels(t_train), evaluator, on_iteration, on_evaluation)
+            except KeyboardInterrupt:
+                self.history.stopped = f"interrupted after iteration {len(self.history.loss)}"
+            if evaluator.last_submitted != len(self.history.loss):
+                evaluator.submit(self.network, len(self.history.loss))
+            self._record(evaluator, on_evaluation, wait=True)
+        return self.history
+
+    def _train(self, batches, labels, evaluator, on_iteration, on_evaluation):
+        """The iterations: one update per batch, an evaluation submitted after each full epoch."""
+        history, compute_gradient = self.history, self._gradient_method()
+        for iteration, (batch, x) in enumerate(batches, start=1):
+            loss = self._update(compute_gradient, x, labels[batch])
+            if not math.isfinite(loss):
+                self._record(evaluator, on_evaluation, wait=True)
+                history.stopped = f"loss became {loss} at iteration {iteration}"
+                raise TrainingDiverged(f"the loss became {loss} at iteration {iteration}: training diverged; "
+                                       f"try a smaller learning rate than {self.config.lr} (--lr)", history)
+            history.loss.append(float(loss))
+            if on_iteration is not None:
+                on_iteration(iteration, loss)
+            if iteration % history.iters_per_epoch == 0 and iteration != self.config.iters:
+                evaluator.submit(self.network, iteration)
+            self._record(evaluator, on_evaluation)
+
+    def _record(self, evaluator, on_evaluation, wait=False):
+        """Move the evaluations that have finished (all of them, with `wait`) into the history."""
+        for iteration, train_acc, test_acc, seconds in evaluator.finished(wait):
+            self.history.record_evaluation(iteration, train_acc, test_acc, seconds)
+            if on_evaluation is not None:
+                on_evaluation(self.history)
+
+    def _update(self, compute_gradient, x, labels):
+        """One gradient and, if its loss is finite, one update; returns the batch loss."""
+        # A diverging run overflows before its loss turns non-finite; the caller reports that, once.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grads = compute_gradient(x, labels)
+            if math.isfinite(loss):
+                self.optimizer.update(self.network.params, grads)
+        return loss
+
+    def _gradient_method(self):
+        """`(x, labels) -> (loss, grads)` for the configured gradient method."""
+        if self.config.grad == "numerical":
+            return lambda x, labels: numerical_gradient_fast(self.network, x, labels)
+        steps = {}  # by batch length: an epoch's last batch may be shorter
+
+        def backprop(x, labels):
+            step = steps.get(len(x))
+            if step is None:
+                step = steps[len(x)] = BackpropStep(self.network, len(x))
+            return step(x, labels)
+
+        return backprop
+
+    def check_data(self, x_train, t_train, x_test, t_test):
+        """Fail early, with a clear message, on data that cannot train this network; returns the training set size.
+
+        `fit` checks its data first; a caller can check before anything else.
+        """
+        input_size, num_classes = self.network.sizes[0], self.network.sizes[-1]
+        check_data_set(x_train, t_train, input_size, num_classes, "training")
+        check_data_set(x_test, t_test, input_size, num_classes, "test")
+        train_size = x_train.shape[0]
+        if self.config.batch_size > train_size:
+            raise ConfigError(f"batch size {self.config.batch_size} is larger than the training set "
+                              f"({train_size} samples): choose a batch size of at most {train_size}")
+        return train_size

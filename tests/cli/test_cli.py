@@ -1,0 +1,807 @@
+"""The sgdlab command end to end: every command, what it prints, the files it writes and its exit codes.
+
+Commands run in-process through `sgdlab.cli.main` (a few through `python -m sgdlab`, to check the
+real exit status). Training runs are tiny, a few dozen iterations of a small net, on the real MNIST:
+links to `mnist_dir` in a writable folder, so the decoded cache written by the first load makes the
+others quick. Exit codes: 0 success, 1 error, 2 usage mistake, 130 interrupted.
+"""
+
+import contextlib
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from sgdlab import __version__
+from sgdlab.runs.model_file import save_model
+from sgdlab.training.config import TrainConfig
+from sgdlab.cli import main
+from sgdlab.data import mnist
+from sgdlab.nn.network import TwoLayerNet
+from sgdlab.training.trainer import Trainer
+
+RUN_FILES = {"config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png"}
+PLOTS = {"accuracy.png", "loss.png"}
+TINY = ("--iters", "25", "--hidden-size", "10")  # batch 100: evaluations at iterations 0 and 25
+EVALUATION_LINE = re.compile(r"^epoch +(\d+\.\d\d) \| iteration +(\d+) \| train acc (\d\.\d{4}) \| "
+                             r"test acc (\d\.\d{4}) \| loss +(-|\d+\.\d{4}) +\| +\d+\.\d s$")
+
+
+# --- helpers and fixtures ----------------------------------------------------------------------------
+
+def run(capsys, *argv):
+    """`sgdlab ARGV` in-process: (exit code, stdout, stderr), whether main returned or exited."""
+    try:
+        code = main([str(arg) for arg in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def last_line(text):
+    return text.rstrip("\n").split("\n")[-1]
+
+
+def read_history(run_dir):
+    return json.loads((run_dir / "history.json").read_text())
+
+
+def read_weights(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files if key != "sgdlab_model"}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """No test downloads anything: a fetch fails as an unreachable network does."""
+    def unreachable(url, dest):
+        raise urllib.error.URLError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(mnist, "_fetch", unreachable)
+
+
+@pytest.fixture(scope="module")
+def data_dir(mnist_dir, tmp_path_factory):
+    """Links to the real MNIST files in a writable folder, where the decoded cache can be written."""
+    folder = tmp_path_factory.mktemp("mnist")
+    names = {spec.name for spec in mnist.FILES} | {spec.gz_name for spec in mnist.FILES}
+    for source in mnist_dir.iterdir():
+        if source.name in names:
+            (folder / source.name).symlink_to(source)
+    return folder
+
+
+def train_capturing(data_dir, out, *options):
+    """Run `sgdlab train` inside a fixture (no capsys there), keeping what it prints."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main(["train", "--data-dir", str(data_dir), "--out", str(out), *options])
+        except SystemExit as exc:
+            code = exc.code
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def schedule_run(data_dir, tmp_path_factory):
+    """Batch 6000 makes 10 iterations an epoch: 25 iterations are evaluated at 0, 10, 20 and 25."""
+    out = tmp_path_factory.mktemp("schedule") / "run"
+    code, stdout, stderr = train_capturing(data_dir, out, "--batch-size", "6000", *TINY)
+    return out, code, stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def trained_run(data_dir, tmp_path_factory):
+    """One epoch of a small net: about 0.91 test accuracy, enough to read drawn digits."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    code, _, stderr = train_capturing(data_dir, out, "--quiet", "--no-plot", "--iters", "600", "--hidden-size", "30",
+                                    "--lr", "0.5")
+    assert code == 0, stderr
+    return out
+
+
+# --- train -----------------------------------------------------------------------------------------
+
+def test_train_writes_the_whole_run_folder(schedule_run):
+    out, code, _, _ = schedule_run
+    assert code == 0
+    assert {path.name for path in out.iterdir()} == RUN_FILES
+    for name in PLOTS:
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.width > 100
+    config = json.loads((out / "config.json").read_text())
+    assert config["iters"] == 25 and config["batch_size"] == 6000 and config["hidden_size"] == 10
+    assert config["grad"] == "backprop" and config["sampling"] == "random"
+
+
+def test_train_evaluates_before_training_every_epoch_and_after_the_last_iteration(schedule_run):
+    out, _, _, _ = schedule_run
+    history = read_history(out)
+    assert history["iters_per_epoch"] == 10
+    assert history["iteration"] == [0, 10, 20, 25]
+    assert history["epoch"] == [0.0, 1.0, 2.0, 2.5]
+    assert len(history["loss"]) == 25 and all(math.isfinite(loss) for loss in history["loss"])
+    assert history["stopped"] is None
+    assert all(0 <= acc <= 1 for acc in history["train_acc"] + history["test_acc"])
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0] == "iteration,epoch,train_acc,test_acc,seconds"
+    assert [int(row.split(",")[0]) for row in rows[1:]] == [0, 10, 20, 25]
+
+
+def test_train_prints_one_line_per_evaluation(schedule_run):
+    out, _, stdout, _ = schedule_run
+    history = read_history(out)
+    lines = [EVALUATION_LINE.match(line) for line in stdout.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 4 and all(lines)
+    for n, line in enumerate(lines):
+        epoch, iteration, train_acc, test_acc, loss = line.groups()
+        assert int(iteration) == history["iteration"][n]
+        assert epoch == f"{history['epoch'][n]:.2f}"
+        assert train_acc == f"{history['train_acc'][n]:.4f}" and test_acc == f"{history['test_acc'][n]:.4f}"
+        if n == 0:
+            assert loss == "-"  # no iteration before the first evaluation
+        else:
+            recent = history["loss"][history["iteration"][n - 1]:history["iteration"][n]]
+            assert loss == f"{sum(recent) / len(recent):.4f}"
+    assert stdout.splitlines()[0].startswith("training TwoLayerNet([Affine(784 -> 10), Sigmoid(), Affine(10 -> 10)")
+    assert last_line(stdout) == f"final test accuracy {history['test_acc'][-1]:.4f}; results saved in {out}"
+
+
+@pytest.fixture
+def no_chart_process(monkeypatch):
+    """Fails any attempt to start the chart-drawing child process."""
+    def refuse():
+        raise AssertionError("a chart process was started")
+    monkeypatch.setattr("sgdlab.plots.chart_process.ChartProcess", refuse)
+
+
+def test_no_plot_skips_the_charts(capsys, data_dir, tmp_path, no_chart_process):
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--no-plot", *TINY)
+    assert code == 0
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES - PLOTS
+
+
+def test_train_draws_its_charts_in_the_chart_process(capsys, data_dir, tmp_path, monkeypatch):
+    from sgdlab.plots.chart_process import ChartProcess
+
+    monkeypatch.setattr("sgdlab.runs.run.usable_cores", lambda: 2)
+    exit_codes = []
+    real = ChartProcess.plot_history
+
+    def recording(charts, history, run_dir):
+        paths = real(charts, history, run_dir)
+        exit_codes.append(charts.process.returncode)
+        return paths
+
+    monkeypatch.setattr(ChartProcess, "plot_history", recording)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert code == 0
+    assert exit_codes == [0]  # the child drew them: no fallback
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES
+
+
+def test_one_core_draws_the_charts_in_process(capsys, data_dir, tmp_path, monkeypatch, no_chart_process):
+    monkeypatch.setattr("sgdlab.runs.run.usable_cores", lambda: 1)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert code == 0
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES
+
+
+def test_quiet_prints_nothing(capsys, data_dir, tmp_path):
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert code == 0
+    assert out == "" and err == ""
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES
+
+
+def test_default_run_folder_is_under_runs(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "train", "--data-dir", data_dir, "--no-plot", *TINY)
+    assert code == 0
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert re.fullmatch(r"\d{8}-\d{6}", run_dir.name)
+    assert last_line(out).endswith(f"results saved in {run_dir.relative_to(tmp_path)}")
+    assert (run_dir / "model.npz").is_file()
+
+
+def test_same_seed_gives_the_same_run_bit_for_bit(capsys, data_dir, tmp_path):
+    def train(name, seed):
+        code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / name, "--seed", seed,
+                         "--quiet", "--no-plot", *TINY)
+        assert code == 0
+        return read_history(tmp_path / name), read_weights(tmp_path / name / "model.npz")
+
+    (history_a, weights_a), (history_b, weights_b) = train("a", 7), train("b", 7)
+    assert history_a["loss"] == history_b["loss"]
+    assert history_a["train_acc"] == history_b["train_acc"] and history_a["test_acc"] == history_b["test_acc"]
+    assert weights_a.keys() == {"W1", "b1", "W2", "b2"}
+    for key in weights_a:
+        np.testing.assert_array_equal(weights_a[key], weights_b[key])
+
+    history_c, weights_c = train("c", 8)
+    assert history_c["loss"] != history_a["loss"]
+    assert not np.array_equal(weights_c["W1"], weights_a["W1"])
+
+
+def test_epoch_sampling_changes_the_batches_but_not_the_initial_weights(capsys, data_dir, tmp_path):
+    histories = {}
+    for sampling in ("random", "epoch"):
+        out = tmp_path / sampling
+        code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--sampling", sampling,
+                         "--quiet", "--no-plot", *TINY)
+        assert code == 0
+        assert json.loads((out / "config.json").read_text())["sampling"] == sampling
+        histories[sampling] = read_history(out)
+    random, epoch = histories["random"], histories["epoch"]
+    assert epoch["iteration"] == [0, 25] and len(epoch["loss"]) == 25
+    assert epoch["train_acc"][0] == random["train_acc"][0] and epoch["test_acc"][0] == random["test_acc"][0]
+    assert epoch["loss"] != random["loss"]
+
+
+def test_dtype_chooses_the_float_type_of_the_run(capsys, data_dir, tmp_path):
+    code, out, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "default", "--no-plot", *TINY)
+    assert code == 0 and "backprop gradients, float32)" in out
+    assert {w.dtype for w in read_weights(tmp_path / "default" / "model.npz").values()} == {np.dtype(np.float32)}
+    assert json.loads((tmp_path / "default" / "config.json").read_text())["dtype"] == "float32"
+    code, out, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "wide", "--no-plot",
+                       "--dtype", "float64", *TINY)
+    assert code == 0 and "backprop gradients, float64)" in out
+    assert {w.dtype for w in read_weights(tmp_path / "wide" / "model.npz").values()} == {np.dtype(np.float64)}
+    assert json.loads((tmp_path / "wide" / "config.json").read_text())["dtype"] == "float64"
+
+
+def test_numerical_gradients_in_float32_are_a_usage_error(capsys, data_dir, tmp_path):
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--grad", "numerical",
+                       "--dtype", "float32", *TINY)
+    assert code == 2
+    assert "numerical gradients need float64" in last_line(err)
+
+
+def test_numerical_gradients_train_and_say_how_long_they_take(capsys, data_dir, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--grad", "numerical",
+                          "--hidden-size", "5", "--batch-size", "10", "--iters", "3", "--no-plot")
+    assert code == 0
+    lines = stdout.splitlines()
+    assert lines[0].startswith("training TwoLayerNet([Affine(784 -> 5), Sigmoid(), Affine(5 -> 10), "
+                               "SoftmaxWithLoss()], params=3985) with SGD(lr=0.1) on 60000 images "
+                               "(3 iterations, batch 10, numerical gradients")
+    duration = r"\d+(\.\d)? (ms|s|min|h)"
+    assert re.fullmatch(rf"numerical gradients: about {duration} per iteration, {duration} for 3 iterations "
+                        rf"\(perturbing one parameter at a time through the whole net, as the textbook does, "
+                        rf"would take about {duration} per iteration, {duration} in all\)", lines[1]), lines[1]
+    history = read_history(out)
+    assert len(history["loss"]) == 3 and all(math.isfinite(loss) for loss in history["loss"])
+    assert json.loads((out / "config.json").read_text())["grad"] == "numerical"
+
+
+# --- evaluate and predict ------------------------------------------------------------------------
+
+def test_evaluate_prints_the_accuracy_the_run_ended_with(capsys, data_dir, trained_run):
+    code, out, _ = run(capsys, "evaluate", trained_run / "model.npz", "--data-dir", data_dir)
+    assert code == 0
+    history = read_history(trained_run)
+    assert history["test_acc"][-1] > 0.85
+    assert out.splitlines() == [f"train acc {history['train_acc'][-1]:.4f} (60000 images)",
+                                f"test acc  {history['test_acc'][-1]:.4f} (10000 images)"]
+
+
+def draw_digit(digit, ink, paper, size=200):
+    """A "1" or a "7" drawn with a thick pen."""
+    image = Image.new("L", (size, size), paper)
+    strokes = {1: [(0.5, 0.15), (0.48, 0.85)], 7: [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]}[digit]
+    ImageDraw.Draw(image).line([(x * size, y * size) for x, y in strokes], fill=ink, width=size // 10,
+                               joint="curve")
+    return image
+
+
+def test_predict_reads_drawn_digits_in_any_colours_and_formats(capsys, trained_run, tmp_path):
+    paths = []
+    for digit in (1, 7):
+        for name, ink, paper in (("dark-on-paper", 0, 255), ("light-on-black", 255, 0)):
+            for extension in ("png", "jpg"):
+                path = tmp_path / f"{digit}-{name}.{extension}"
+                draw_digit(digit, ink, paper).save(path)
+                paths.append((digit, path))
+    code, out, err = run(capsys, "predict", trained_run / "model.npz", *(path for _, path in paths))
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) == len(paths)
+    probabilities = {}
+    for (digit, path), line in zip(paths, lines):
+        match = re.fullmatch(rf"{re.escape(str(path))}: (\d) \(probability (\d\.\d{{3}})\)", line)
+        assert match, line
+        assert int(match[1]) == digit
+        assert 0.5 < float(match[2]) <= 1.0
+        probabilities[path.name] = match[2]
+    # Inverting a picture's colours does not change what it shows.
+    for digit in (1, 7):
+        assert probabilities[f"{digit}-dark-on-paper.png"] == probabilities[f"{digit}-light-on-black.png"]
+
+
+def test_predict_names_an_unreadable_image_and_still_classifies_the_others(capsys, trained_run, tmp_path):
+    good = tmp_path / "seven.png"
+    draw_digit(7, 0, 255).save(good)
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture\n")
+    missing = tmp_path / "missing.png"
+    code, out, err = run(capsys, "predict", trained_run / "model.npz", bad, good, missing)
+    assert code == 1
+    assert re.fullmatch(rf"{re.escape(str(good))}: 7 \(probability \d\.\d{{3}}\)\n", out), out
+    errors = err.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"sgdlab predict: error: {bad}: cannot read it as an image")
+    assert errors[1] == f"sgdlab predict: error: {missing}: no such image file"
+
+
+def test_predict_says_when_an_image_holds_no_digit(capsys, trained_run, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("L", (28, 28), 0).save(blank)
+    code, out, err = run(capsys, "predict", trained_run / "model.npz", blank)
+    assert code == 1 and out == ""
+    assert err == f"sgdlab predict: error: {blank}: no digit found (the image is one flat colour)\n"
+
+
+def test_config_records_the_data_folder_found_through_the_environment(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SGDLAB_DATA", str(data_dir))
+    code, _, _ = run(capsys, "train", "--out", tmp_path / "run", "--no-plot", *TINY)
+    assert code == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data_dir"] == str(data_dir)
+
+
+def test_evaluation_line_keeps_its_width_for_a_huge_loss():
+    from sgdlab.cli.output import evaluation_line as _evaluation_line
+    from sgdlab.training.history import History
+
+    history = History(iters_per_epoch=2, loss=[3e30, 5e30])
+    history.record_evaluation(0, 0.1, 0.1, 0.0)
+    history.record_evaluation(2, 0.1, 0.1, 1.0)
+    assert "| loss 4e+30 |" in _evaluation_line(history)
+    assert EVALUATION_LINE.match(_evaluation_line(history).replace("4e+30", "4.0000"))
+
+
+def test_predict_with_a_missing_model(capsys, tmp_path):
+    image = tmp_path / "seven.png"
+    draw_digit(7, 0, 255).save(image)
+    code, out, err = run(capsys, "predict", tmp_path / "nope.npz", image)
+    assert code == 1 and out == ""
+    assert err == (f"sgdlab predict: error: {tmp_path / 'nope.npz'}: no such model file; give the model.npz "
+                   "written by 'sgdlab train'\n")
+
+
+def test_predict_with_a_model_not_made_for_mnist(capsys, tmp_path):
+    model = tmp_path / "small.npz"
+    save_model(model, TwoLayerNet(6, 5, 3, rng=0))
+    image = tmp_path / "seven.png"
+    draw_digit(7, 0, 255).save(image)
+    code, out, err = run(capsys, "predict", model, image)
+    assert code == 1 and out == ""
+    assert f"{model} takes 6 inputs per image, but MNIST images have 784 pixels" in err
+
+
+def test_evaluate_with_a_model_not_made_for_mnist(capsys, data_dir, tmp_path):
+    model = tmp_path / "small.npz"
+    save_model(model, TwoLayerNet(6, 5, 3, rng=0))
+    code, out, err = run(capsys, "evaluate", model, "--data-dir", data_dir)
+    assert code == 1 and out == ""
+    assert f"{model} takes 6 inputs per image" in err
+
+
+# --- model files -------------------------------------------------------------------------------------
+
+def test_evaluate_an_npz_that_is_not_an_sgdlab_model(capsys, tmp_path):
+    path = tmp_path / "weights.npz"
+    np.savez(path, weights=np.zeros(3))
+    code, out, err = run(capsys, "evaluate", path)
+    assert code == 1 and out == ""
+    assert err == (f"sgdlab evaluate: error: {path} is a .npz file but not an sgdlab model "
+                   "(it has no 'sgdlab_model' entry)\n")
+
+
+def test_evaluate_a_text_file_named_npz(capsys, tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_text("W1 = [[0.1, 0.2]]\n")
+    code, out, err = run(capsys, "evaluate", path)
+    assert code == 1 and out == ""
+    assert err == f"sgdlab evaluate: error: {path} is not an sgdlab model file (not a .npz archive)\n"
+
+
+def test_evaluate_a_missing_model(capsys, tmp_path):
+    code, _, err = run(capsys, "evaluate", tmp_path / "nope.npz")
+    assert code == 1
+    assert f"{tmp_path / 'nope.npz'}: no such model file" in err
+
+
+# --- gradcheck ---------------------------------------------------------------------------------------
+
+def test_gradcheck_passes_on_real_images(capsys, data_dir):
+    code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-size", "5", "--batch-size", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("gradient check of TwoLayerNet([Affine(784 -> 5), Sigmoid(), Affine(5 -> 10), "
+                               "SoftmaxWithLoss()], params=3985) on 2 training images")
+    assert "the book's layers and" in lines[1] and "the training step" in lines[1]
+    rows = {line.split()[0]: line for line in lines[3:7]}
+    assert rows.keys() == {"W1", "b1", "W2", "b2"}
+    assert all(row.endswith("  ok") for row in rows.values())
+    assert re.fullmatch(r"thresholds: max abs diff 1e-07, max rel error 1e-06; ok in \d+\.\d\d s", lines[7])
+
+
+def test_gradcheck_fails_on_a_wrong_backward_pass(capsys, data_dir, monkeypatch):
+    # The sigmoid's local derivative without its (1 - out) factor: the classic slip gradcheck exists for.
+    monkeypatch.setattr("sgdlab.nn.activations.sigmoid.Sigmoid.backward", lambda self, dout, out: dout * out)
+    code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-size", "5", "--batch-size", "2")
+    assert code == 1
+    rows = {line.split()[0]: line for line in out.splitlines()[3:7]}
+    assert rows["W1"].endswith("FAIL") and rows["b1"].endswith("FAIL")
+    assert rows["W2"].endswith("ok") and rows["b2"].endswith("ok")  # they sit after the sigmoid
+    assert re.search(r"; FAIL \(W1, b1\) in \d+\.\d\d s$", last_line(out))
+
+
+def test_gradcheck_batch_larger_than_the_training_set(capsys, data_dir):
+    code, out, err = run(capsys, "gradcheck", "--data-dir", data_dir, "--batch-size", "60001")
+    assert code == 2 and out == ""
+    assert err == ("sgdlab gradcheck: error: batch size 60001 is larger than the training set "
+                   "(60000 images)\n")
+
+
+# --- plot --------------------------------------------------------------------------------------------
+
+def test_plot_redraws_the_charts_of_a_run(capsys, schedule_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(schedule_run[0], run_dir)
+    for name in PLOTS:
+        (run_dir / name).unlink()
+    code, out, _ = run(capsys, "plot", run_dir)
+    assert code == 0
+    assert out.splitlines() == [f"wrote {run_dir / 'accuracy.png'}", f"wrote {run_dir / 'loss.png'}"]
+    for name in PLOTS:
+        with Image.open(run_dir / name) as image:
+            assert image.format == "PNG"
+
+
+def test_plot_on_a_file(capsys, tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text("{}")
+    code, out, err = run(capsys, "plot", path)
+    assert code == 1 and out == ""
+    assert err == (f"sgdlab plot: error: {path} is not a folder: give a run folder written by "
+                   "'sgdlab train'\n")
+
+
+def test_plot_on_a_folder_without_history(capsys, tmp_path):
+    code, _, err = run(capsys, "plot", tmp_path)
+    assert code == 1
+    assert err == (f"sgdlab plot: error: {tmp_path / 'history.json'} not found: give a run folder "
+                   "written by 'sgdlab train'\n")
+
+
+# --- usage errors: exit 2 ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--iters", "0", "argument --iters: must be a positive integer, got '0'"),
+    ("--iters", "2.5", "argument --iters: must be a positive integer, got '2.5'"),
+    ("--batch-size", "-1", "argument --batch-size: must be a positive integer, got '-1'"),
+    ("--hidden-size", "abc", "argument --hidden-size: must be a positive integer, got 'abc'"),
+    ("--lr", "0", "argument --lr: must be a positive number, got '0'"),
+    ("--lr", "-0.1", "argument --lr: must be a positive number, got '-0.1'"),
+    ("--lr", "nan", "argument --lr: must be a positive number, got 'nan'"),
+    ("--lr", "inf", "argument --lr: must be a positive number, got 'inf'"),
+    ("--seed", "-3", "argument --seed: must be a non-negative integer, got '-3'"),
+    ("--grad", "guess", "argument --grad: invalid choice: 'guess'"),
+])
+def test_bad_train_option(capsys, tmp_path, option, value, message):
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", option, value)
+    assert code == 2 and out == ""
+    assert err.startswith("usage: sgdlab train")
+    assert last_line(err).startswith(f"sgdlab train: error: {message}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_batch_larger_than_the_training_set(capsys, data_dir, tmp_path):
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run",
+                         "--batch-size", "60001")
+    assert code == 2 and out == ""  # refused before the run is announced
+    assert err == ("sgdlab train: error: batch size 60001 is larger than the training set (60000 samples): "
+                   "choose a batch size of at most 60000\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_command(capsys):
+    code, out, err = run(capsys, "frobnicate")
+    assert code == 2 and out == ""
+    assert re.search(r"^sgdlab: error: argument COMMAND: invalid choice: '?frobnicate'?", last_line(err))
+
+
+def test_no_command(capsys):
+    code, _, err = run(capsys)
+    assert code == 2
+    assert last_line(err) == "sgdlab: error: the following arguments are required: COMMAND"
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out == f"sgdlab {__version__}\n"
+
+
+# --- data errors: exit 1 -----------------------------------------------------------------------------
+
+def test_missing_data_that_cannot_be_downloaded(capsys, tmp_path):
+    empty = tmp_path / "no-mnist-here"
+    empty.mkdir()
+    code, out, err = run(capsys, "train", "--data-dir", empty, "--out", tmp_path / "run", *TINY)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1  # the one error line, no log of each mirror tried
+    message = last_line(err)
+    assert message.startswith(f"sgdlab train: error: MNIST files missing from {empty}: ")
+    for spec in mnist.FILES:
+        assert spec.gz_name in message
+    assert "download failed" in message and "Network is unreachable" in message
+    assert "--data-dir" in message and "SGDLAB_DATA" in message
+    assert list(empty.iterdir()) == []  # no half-downloaded file left behind
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def data_copy(mnist_dir, tmp_path):
+    """A private copy of the real MNIST, each file uncompressed or gzipped as in `mnist_dir`."""
+    folder = tmp_path / "mnist-copy"
+    folder.mkdir()
+    names = {spec.name for spec in mnist.FILES} | {spec.gz_name for spec in mnist.FILES}
+    for source in mnist_dir.iterdir():
+        if source.name in names:
+            shutil.copyfile(source, folder / source.name)
+    return folder
+
+
+def test_truncated_data_file_is_named(capsys, data_copy, tmp_path):
+    [damaged] = [path for path in data_copy.iterdir() if path.name.startswith("train-labels")]
+    damaged.write_bytes(damaged.read_bytes()[:damaged.stat().st_size // 2])
+    code, out, err = run(capsys, "train", "--data-dir", data_copy, "--out", tmp_path / "run", *TINY)
+    assert code == 1 and out == ""
+    assert last_line(err).startswith(f"sgdlab train: error: {damaged}: ")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_file_with_one_changed_label_is_named(capsys, data_copy, tmp_path):
+    # Well formed (header, size, labels 0..9) but not the canonical file: only its SHA-256 tells.
+    from sgdlab.data.idx import read_idx_bytes
+
+    [source] = [path for path in data_copy.iterdir() if path.name.startswith("t10k-labels")]
+    raw = bytearray(read_idx_bytes(source))
+    raw[8 + 123] = (raw[8 + 123] + 1) % 10
+    source.unlink()
+    damaged = data_copy / "t10k-labels-idx1-ubyte"
+    damaged.write_bytes(bytes(raw))
+    save_model(tmp_path / "model.npz", TwoLayerNet(784, 5, 10, rng=0))
+    code, out, err = run(capsys, "evaluate", "--data-dir", data_copy, tmp_path / "model.npz")
+    assert code == 1 and out == ""
+    assert err.startswith(f"sgdlab evaluate: error: {damaged}: corrupted or not the canonical MNIST file")
+    assert err.count("\n") == 1
+
+
+# --- runs that end early -------------------------------------------------------------------------------
+
+def test_diverging_run_stops_saves_and_suggests_a_smaller_lr(capsys, data_dir, tmp_path, recwarn):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--lr", "1e308", "--quiet", *TINY)
+    assert code == 1 and stdout == ""
+    # One line on stderr: NumPy's overflow warnings (which pytest collects instead of printing) stay silent.
+    assert [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
+    assert err.count("\n") == 1, err
+    match = re.fullmatch(r"sgdlab train: error: the loss became (nan|inf) at iteration (\d+): training diverged; "
+                         r"try a smaller learning rate than 1e\+308 \(--lr\); "
+                         rf"what was recorded is in {re.escape(str(out))}\n", err)
+    assert match, err
+    iteration = int(match[2])
+    history = read_history(out)
+    assert history["stopped"] == f"loss became {match[1]} at iteration {iteration}"
+    assert len(history["loss"]) == iteration - 1  # every finite loss before the non-finite one
+    assert history["iteration"] == [0]
+    assert {path.name for path in out.iterdir()} == RUN_FILES - PLOTS
+
+
+def interrupt_after(monkeypatch, stop_at):
+    """Press Ctrl-C right after iteration `stop_at` (through the trainer's on_iteration callback)."""
+    fit = Trainer.fit
+
+    def fit_with_ctrl_c(self, *args, on_iteration=None, **kwargs):
+        def on_iteration_then_ctrl_c(iteration, loss):
+            if on_iteration is not None:
+                on_iteration(iteration, loss)
+            if iteration == stop_at:
+                raise KeyboardInterrupt
+
+        return fit(self, *args, on_iteration=on_iteration_then_ctrl_c, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit_with_ctrl_c)
+
+
+def test_ctrl_c_during_training_saves_what_was_recorded(capsys, data_dir, tmp_path, monkeypatch):
+    interrupt_after(monkeypatch, 5)
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--quiet", *TINY)
+    assert code == 130 and stdout == ""
+    assert err == f"sgdlab train: interrupted after iteration 5; results so far saved in {out}\n"
+    history = read_history(out)
+    assert history["stopped"] == "interrupted after iteration 5"
+    assert len(history["loss"]) == 5
+    assert history["iteration"] == [0, 5]  # evaluated once more where it stopped
+    assert {path.name for path in out.iterdir()} == RUN_FILES
+
+
+def test_ctrl_c_while_loading_the_data_saves_nothing(capsys, tmp_path, monkeypatch):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sgdlab.runs.run.load_mnist", ctrl_c)
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", *TINY)
+    assert code == 130 and out == ""
+    assert err == "sgdlab train: interrupted\n"
+    assert not (tmp_path / "run").exists()
+
+
+# --- run folders that cannot be written ------------------------------------------------------------
+
+def test_out_naming_a_file_is_refused_before_training(capsys, data_dir, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me\n")
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", path, *TINY)
+    assert code == 2 and out == ""
+    assert err == (f"sgdlab train: error: {path} is a file, not a folder: the run's results need a folder "
+                   "(choose one with --out)\n")
+    assert path.read_text() == "keep me\n"
+
+
+def test_an_earlier_run_is_never_replaced_without_overwrite(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--quiet", "--no-plot", *TINY)[0] == 0
+    before = {path.name: path.read_bytes() for path in run_dir.iterdir()}
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", *TINY)
+    assert code == 2 and out == ""
+    assert err == (f"sgdlab train: error: {run_dir} already holds a run's files (config.json, history.json, "
+                   "history.csv, model.npz): give another --out, or add --overwrite to replace them\n")
+    assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == before
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", "--overwrite",
+                     "--quiet", "--no-plot", *TINY)
+    assert code == 0
+    assert (run_dir / "model.npz").read_bytes() != before["model.npz"]
+
+
+def test_a_run_that_fails_before_training_leaves_an_earlier_run_as_it_was(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--quiet", "--no-plot", *TINY)[0] == 0
+    before = {path.name: path.read_bytes() for path in run_dir.iterdir()}
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--overwrite", "--batch-size", "60001")
+    assert code == 2
+    assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == before
+
+
+def test_a_folder_taken_by_another_run_meanwhile_is_refused(capsys, data_dir, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")  # another run claimed it after the check for earlier runs
+    monkeypatch.setattr("sgdlab.runs.run_folder.run_files_in", lambda folder: [])
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, *TINY)
+    assert code == 2
+    assert err == f"sgdlab train: error: {run_dir} was just taken by another run: give another --out\n"
+    assert (run_dir / "config.json").read_text() == "{}"
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    from sgdlab.errors import ConfigError
+    from sgdlab.runs.run_folder import claim_run_folder, new_run_dir
+
+    monkeypatch.setattr("time.strftime", lambda fmt: "20260101-120000")
+    folders = [new_run_dir(tmp_path) for _ in range(3)]
+    assert [folder.name for folder in folders] == ["20260101-120000", "20260101-120000-2", "20260101-120000-3"]
+    claim_run_folder(folders[0], False, TrainConfig())
+    with pytest.raises(ConfigError, match="holds a run's files"):
+        claim_run_folder(folders[0], False, TrainConfig())
+
+
+def test_the_default_run_folder_is_claimed_before_training(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--batch-size", "60001")
+    assert code == 2
+    assert list((tmp_path / "runs").iterdir()) == []  # given back: no empty run folder left behind
+    (tmp_path / "runs").rmdir()
+    (tmp_path / "runs").write_text("not a folder")
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, *TINY)
+    assert code == 2
+    assert err == ("sgdlab train: error: runs is a file, not a folder: the run's results need a folder "
+                   "(choose one with --out)\n")
+
+
+def test_out_naming_a_broken_link_is_refused_before_training(capsys, data_dir, tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "link", *TINY)
+    assert code == 2 and out == ""
+    assert err == (f"sgdlab train: error: {tmp_path / 'link'} is a link to nothing: give --out a folder for the "
+                   "run's results\n")
+
+
+def test_overwriting_without_plots_leaves_no_charts_of_the_earlier_run(capsys, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--quiet", *TINY)[0] == 0
+    assert (run_dir / "accuracy.png").is_file() and (run_dir / "loss.png").is_file()
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--overwrite", "--quiet", "--no-plot",
+                     *TINY)
+    assert code == 0
+    assert sorted(path.name for path in run_dir.iterdir()) == ["config.json", "history.csv", "history.json",
+                                                               "model.npz"]
+
+
+def test_a_folder_without_a_run_is_used_as_it_is(capsys, data_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path, "--quiet", "--no-plot", *TINY)
+    assert code == 0
+    assert (tmp_path / "notes.txt").read_text() == "keep me\n" and (tmp_path / "model.npz").is_file()
+
+
+def test_run_folder_inside_a_file_is_refused_before_training(capsys, data_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "notes.txt" / "run", *TINY)
+    assert code == 2 and out == ""
+    assert err == (f"sgdlab train: error: {tmp_path / 'notes.txt'} is a file, not a folder: the run's results "
+                   "need a folder (choose one with --out)\n")
+    assert (tmp_path / "notes.txt").read_text() == "keep me\n"
+
+
+def test_run_folder_that_may_not_be_written_is_refused_before_training(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("os.access", lambda path, mode: Path(path) != tmp_path)  # as a read-only folder is
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "new" / "run", *TINY)
+    assert code == 2 and out == ""
+    assert err == f"sgdlab train: error: {tmp_path} is not writable: give --out a folder you may write in\n"
+
+
+def test_run_folder_that_cannot_be_written_after_training_is_one_line_not_a_traceback(capsys, data_dir, tmp_path,
+                                                                                      monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sgdlab.runs.run_folder.write_text_atomic", full_disk)
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", "--no-plot",
+                       *TINY)
+    assert code == 1
+    assert err == "sgdlab train: error: [Errno 28] No space left on device\n"
+
+
+# --- the real process ----------------------------------------------------------------------------------
+
+def sgdlab(tmp_path, *argv):
+    return subprocess.run([sys.executable, "-m", "sgdlab", *map(str, argv)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_process_help_exits_0(tmp_path):
+    result = sgdlab(tmp_path, "--help")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("usage: sgdlab")
+    for command in ("train", "evaluate", "predict", "gradcheck", "plot"):
+        assert command in result.stdout
+
+
+def test_process_usage_error_exits_2(tmp_path):
+    result = sgdlab(tmp_path, "train", "--iters", "0")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert last_line(result.stderr) == "sgdlab train: error: argument --iters: must be a positive integer, got '0'"
+
+
+def test_process_error_exits_1_with_one_line(tmp_path):
+    result = sgdlab(tmp_path, "evaluate", "missing.npz")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("sgdlab evaluate: error: missing.npz: no such model file; give the model.npz "
+                             "written by 'sgdlab train'\n")

@@ -1,0 +1,549 @@
+"""Tests for the IDX reader and load_mnist.
+
+Most tests write small synthetic IDX files into tmp_path and shrink the
+canonical table to match them; none touch the network. Tests on the real
+MNIST run when SGDLAB_DATA names a folder holding it.
+"""
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import re
+import struct
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sgdlab.data import idx, load_mnist, mnist
+from sgdlab.errors import DataError
+
+TRAIN_COUNT, TEST_COUNT = 6, 4
+ALL_NAMES = [spec.name for spec in mnist.FILES]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: magic, one big-endian size per dimension, data."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_sources(folder: Path, raws: dict[str, bytes], gzipped: bool = True) -> None:
+    """Store each file as the loader finds it: NAME.gz, or plain NAME."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, raw in raws.items():
+        if gzipped:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / name).write_bytes(raw)
+
+
+def small_array(spec: mnist.MnistFile, rng: np.random.Generator) -> np.ndarray:
+    count = TRAIN_COUNT if spec.split == "train" else TEST_COUNT
+    if spec.kind == "images":
+        return rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+    return rng.integers(0, 10, size=count, dtype=np.uint8)
+
+
+def data_error(*fragments: str) -> str:
+    """A `match` pattern requiring every fragment, in any order, literally."""
+    return "".join(f"(?=.*{re.escape(fragment)})" for fragment in fragments)
+
+
+def sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Every download fails unless a test installs its own `_fetch`."""
+    def refuse(url, dest):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(mnist, "MIRRORS", ["https://mirror-a.invalid/", "https://mirror-b.invalid/"])
+    monkeypatch.setattr(mnist, "_fetch", refuse)
+
+
+@pytest.fixture
+def small_mnist(monkeypatch):
+    """Small synthetic MNIST: returns {name: raw IDX bytes} and makes them the canonical table."""
+    rng = np.random.default_rng(0)
+    arrays = {spec.name: small_array(spec, rng) for spec in mnist.FILES}
+    raws = {name: idx_bytes(array) for name, array in arrays.items()}
+    table = tuple(
+        dataclasses.replace(spec, count=len(arrays[spec.name]), sha256=sha256(raws[spec.name]))
+        for spec in mnist.FILES
+    )
+    monkeypatch.setattr(mnist, "FILES", table)
+    return raws
+
+
+@pytest.fixture
+def small_dir(tmp_path, small_mnist):
+    folder = tmp_path / "mnist"
+    write_sources(folder, small_mnist)
+    return folder
+
+
+# --- the IDX reader --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(5,), (3, 28, 28), (2, 4, 7)])
+def test_parse_idx_round_trips_without_copying(shape):
+    array = np.arange(np.prod(shape), dtype=np.uint64).astype(np.uint8).reshape(shape)
+    raw = idx_bytes(array)
+    parsed = idx.parse_idx(raw, "x")
+    assert parsed.dtype == np.uint8
+    np.testing.assert_array_equal(parsed, array)
+    assert np.shares_memory(parsed, np.frombuffer(raw, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+@pytest.mark.parametrize("file_name", ["labels.gz", "labels"])
+def test_read_idx_detects_gzip_by_content_not_name(tmp_path, gzipped, file_name):
+    labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
+    raw = idx_bytes(labels)
+    path = tmp_path / file_name
+    path.write_bytes(gzip.compress(raw) if gzipped else raw)
+    np.testing.assert_array_equal(idx.read_idx(path), labels)
+
+
+def test_truncated_data_says_expected_and_found_size():
+    raw = idx_bytes(np.zeros((2, 28, 28), dtype=np.uint8))
+    with pytest.raises(DataError, match=data_error("imgs", "truncated", f"expected {len(raw)} bytes, found {len(raw) - 1}")):
+        idx.parse_idx(raw[:-1], "imgs")
+
+
+def test_truncated_header_is_refused():
+    raw = idx_bytes(np.zeros((2, 28, 28), dtype=np.uint8))
+    with pytest.raises(DataError, match=data_error("imgs", "truncated header")):
+        idx.parse_idx(raw[:10], "imgs")
+
+
+def test_extra_bytes_are_refused():
+    raw = idx_bytes(np.zeros(4, dtype=np.uint8))
+    with pytest.raises(DataError, match=data_error("lbls", "3 extra bytes", f"expected {len(raw)} bytes, found {len(raw) + 3}")):
+        idx.parse_idx(raw + b"abc", "lbls")
+
+
+@pytest.mark.parametrize("magic", [0x00000802, 0x00000D03, 0x01000801, 0x1F8B0800])
+def test_wrong_magic_is_refused(magic):
+    raw = struct.pack(">II", magic, 1) + b"\x00"
+    with pytest.raises(DataError, match=data_error("blob", f"magic number 0x{magic:08x}")):
+        idx.parse_idx(raw, "blob")
+
+
+def test_header_count_larger_than_data_is_truncation():
+    raw = bytearray(idx_bytes(np.zeros(4, dtype=np.uint8)))
+    raw[4:8] = struct.pack(">I", 5)
+    with pytest.raises(DataError, match="truncated"):
+        idx.parse_idx(bytes(raw), "lbls")
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupt_gzip_becomes_data_error(tmp_path, damage):
+    packed = bytearray(gzip.compress(np.random.default_rng(1).bytes(5000)))
+    if damage == "flip":
+        packed[len(packed) // 2] ^= 0xFF
+    else:
+        del packed[len(packed) // 2:]
+    path = tmp_path / "broken.gz"
+    path.write_bytes(packed)
+    with pytest.raises(DataError, match=data_error(str(path), "corrupt gzip")):
+        idx.read_idx(path)
+
+
+def test_unreadable_file_becomes_data_error(tmp_path):
+    with pytest.raises(DataError, match=data_error("nothing-here", "cannot be read")):
+        idx.read_idx(tmp_path / "nothing-here")
+
+
+@given(st.binary(max_size=64))
+def test_parse_idx_never_fails_with_anything_but_data_error(raw):
+    try:
+        parsed = idx.parse_idx(raw, "fuzz")
+    except DataError:
+        return
+    assert parsed.dtype == np.uint8
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=3).filter(lambda dims: len(dims) != 2))
+def test_parse_idx_round_trips_any_mnist_shape(dims):
+    array = np.full(dims, 7, dtype=np.uint8)
+    np.testing.assert_array_equal(idx.parse_idx(idx_bytes(array), "x"), array)
+
+
+# --- load_mnist on synthetic files -----------------------------------------------------------------
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("flatten", [True, False])
+@pytest.mark.parametrize("one_hot_label", [True, False])
+def test_load_mnist_formats_like_the_book(small_dir, small_mnist, normalize, flatten, one_hot_label):
+    (x_train, t_train), (x_test, t_test) = load_mnist(normalize, flatten, one_hot_label, data_dir=small_dir)
+    for x, t, prefix, count in ((x_train, t_train, "train", TRAIN_COUNT), (x_test, t_test, "t10k", TEST_COUNT)):
+        images = idx.parse_idx(small_mnist[f"{prefix}-images-idx3-ubyte"], "images")
+        labels = idx.parse_idx(small_mnist[f"{prefix}-labels-idx1-ubyte"], "labels")
+        expected_x = images.astype(np.float32) / np.float32(255.0) if normalize else images
+        expected_x = expected_x.reshape(count, 784) if flatten else expected_x.reshape(count, 1, 28, 28)
+        assert x.dtype == (np.float32 if normalize else np.uint8)
+        np.testing.assert_array_equal(x, expected_x)
+        if one_hot_label:
+            assert t.dtype == np.float32 and t.shape == (count, 10)
+            np.testing.assert_array_equal(t.argmax(axis=1), labels)
+            np.testing.assert_array_equal(t.sum(axis=1), np.ones(count))
+        else:
+            assert t.dtype == np.uint8
+            np.testing.assert_array_equal(t, labels)
+        assert x.flags.writeable and t.flags.writeable
+
+
+def test_plain_uncompressed_files_are_accepted(tmp_path, small_mnist):
+    write_sources(tmp_path, small_mnist, gzipped=False)
+    (x_train, _), (x_test, _) = load_mnist(data_dir=tmp_path)
+    assert x_train.shape == (TRAIN_COUNT, 784) and x_test.shape == (TEST_COUNT, 784)
+
+
+def test_data_dir_accepts_a_string(small_dir):
+    (x_train, _), _ = load_mnist(data_dir=str(small_dir))
+    assert len(x_train) == TRAIN_COUNT
+
+
+def test_label_out_of_range_is_refused(small_dir, small_mnist):
+    labels = idx.parse_idx(small_mnist["train-labels-idx1-ubyte"], "labels").copy()
+    labels[2] = 10
+    write_sources(small_dir, {"train-labels-idx1-ubyte": idx_bytes(labels)})
+    with pytest.raises(DataError, match=data_error("train-labels-idx1-ubyte", "label 10", "0..9")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_images_and_labels_count_mismatch_is_refused(small_dir, small_mnist):
+    labels = idx.parse_idx(small_mnist["train-labels-idx1-ubyte"], "labels")
+    write_sources(small_dir, {"train-labels-idx1-ubyte": idx_bytes(labels[:-1])})
+    with pytest.raises(DataError, match=data_error(f"{TRAIN_COUNT} images", f"{TRAIN_COUNT - 1} labels",
+                                                   "train-labels-idx1-ubyte", "train-images-idx3-ubyte")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_count_differing_from_the_canonical_one_is_refused(small_dir, small_mnist):
+    subset = {name: idx_bytes(idx.parse_idx(small_mnist[name], name)[:-1])
+              for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")}
+    write_sources(small_dir, subset)
+    with pytest.raises(DataError, match=data_error("train-images-idx3-ubyte", f"expected {TRAIN_COUNT}")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_header_count_disagreeing_with_data_names_the_file(small_dir, small_mnist):
+    raw = bytearray(small_mnist["t10k-images-idx3-ubyte"])
+    raw[4:8] = struct.pack(">I", TEST_COUNT + 1)
+    write_sources(small_dir, {"t10k-images-idx3-ubyte": bytes(raw)})
+    with pytest.raises(DataError, match=data_error("t10k-images-idx3-ubyte.gz", "truncated", "expected")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_wrong_image_size_is_refused(small_dir):
+    write_sources(small_dir, {"t10k-images-idx3-ubyte": idx_bytes(np.zeros((TEST_COUNT, 27, 28), np.uint8))})
+    with pytest.raises(DataError, match=data_error("t10k-images-idx3-ubyte", "27x28", "expected 28x28")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_labels_in_place_of_images_are_refused(small_dir, small_mnist):
+    write_sources(small_dir, {"t10k-images-idx3-ubyte": small_mnist["t10k-labels-idx1-ubyte"]})
+    with pytest.raises(DataError, match=data_error("t10k-images-idx3-ubyte", "holds labels, expected images")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_corrupt_gzip_source_is_refused(small_dir):
+    packed = bytearray((small_dir / "train-images-idx3-ubyte.gz").read_bytes())
+    packed[len(packed) // 2] ^= 0xFF
+    (small_dir / "train-images-idx3-ubyte.gz").write_bytes(packed)
+    with pytest.raises(DataError, match=data_error("train-images-idx3-ubyte.gz", "corrupt gzip")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_hash_mismatch_on_a_well_formed_file_is_refused(small_dir, small_mnist):
+    images = idx.parse_idx(small_mnist["t10k-images-idx3-ubyte"], "images").copy()
+    images[0, 0, 0] ^= 1
+    write_sources(small_dir, {"t10k-images-idx3-ubyte": idx_bytes(images)})
+    with pytest.raises(DataError, match=data_error("t10k-images-idx3-ubyte.gz", "corrupted or not the canonical MNIST",
+                                                   "delete it")):
+        load_mnist(data_dir=small_dir)
+
+
+def test_canonical_table_holds_the_published_facts():
+    assert [(spec.name, spec.count, spec.shape) for spec in mnist.FILES] == [
+        ("train-images-idx3-ubyte", 60000, (60000, 28, 28)),
+        ("train-labels-idx1-ubyte", 60000, (60000,)),
+        ("t10k-images-idx3-ubyte", 10000, (10000, 28, 28)),
+        ("t10k-labels-idx1-ubyte", 10000, (10000,)),
+    ]
+    assert all(len(spec.sha256) == 64 for spec in mnist.FILES)
+
+
+# --- missing files and downloads -------------------------------------------------------------------
+
+@pytest.mark.parametrize("download", [True, False])
+def test_missing_files_message_says_where_what_and_how_to_fix(tmp_path, download):
+    folder = tmp_path / "empty"
+    with pytest.raises(DataError, match=data_error(str(folder), *ALL_NAMES, "--data-dir", "SGDLAB_DATA")) as info:
+        load_mnist(data_dir=folder, download=download)
+    assert "\n" not in str(info.value)
+
+
+def test_download_is_not_attempted_when_turned_off(tmp_path, monkeypatch):
+    def fail(url, dest):
+        pytest.fail("download attempted")
+
+    monkeypatch.setattr(mnist, "_fetch", fail)
+    with pytest.raises(DataError, match="turned off"):
+        load_mnist(data_dir=tmp_path, download=False)
+
+
+def serving(raws: dict[str, bytes], calls: list[str], folder: Path, broken_mirror: str, serve_corrupt: bool = False):
+    """A fake `_fetch`: the broken mirror fails (or serves damaged data), the others serve `raws` gzipped."""
+    def fetch(url, dest):
+        calls.append(url)
+        name = url.rsplit("/", 1)[-1]
+        assert not (folder / name).exists(), "the canonical name must appear only once the file is verified"
+        if url.startswith(broken_mirror):
+            if not serve_corrupt:
+                raise urllib.error.URLError("connection refused")
+            dest.write(gzip.compress(b"not mnist"))
+            return
+        dest.write(gzip.compress(raws[name.removesuffix(".gz")]))
+
+    return fetch
+
+
+@pytest.mark.parametrize("serve_corrupt", [False, True])
+def test_download_falls_back_to_the_next_mirror(tmp_path, monkeypatch, small_mnist, serve_corrupt):
+    folder = tmp_path / "fresh" / "mnist"
+    calls = []
+    monkeypatch.setattr(mnist, "_fetch", serving(small_mnist, calls, folder, "https://mirror-a.invalid/", serve_corrupt))
+    (x_train, _), _ = load_mnist(data_dir=folder)
+    assert len(x_train) == TRAIN_COUNT
+    assert calls == [f"{mirror}{name}.gz" for name in ALL_NAMES
+                     for mirror in ("https://mirror-a.invalid/", "https://mirror-b.invalid/")]
+    assert sorted(path.name for path in folder.iterdir()) == sorted([f"{name}.gz" for name in ALL_NAMES]
+                                                                    + [mnist.CACHE_NAME])
+
+
+def test_only_missing_files_are_downloaded(small_dir, monkeypatch, small_mnist):
+    (small_dir / "t10k-labels-idx1-ubyte.gz").unlink()
+    calls = []
+    monkeypatch.setattr(mnist, "_fetch", serving(small_mnist, calls, small_dir, "https://mirror-a.invalid/"))
+    load_mnist(data_dir=small_dir)
+    assert [url.rsplit("/", 1)[-1] for url in calls] == ["t10k-labels-idx1-ubyte.gz"] * 2
+
+
+def test_failed_download_leaves_no_partial_file(tmp_path, monkeypatch):
+    def half_then_fail(url, dest):
+        dest.write(b"\x1f\x8b partial")
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(mnist, "_fetch", half_then_fail)
+    with pytest.raises(DataError, match=data_error("download failed", "timed out")):
+        load_mnist(data_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_download_names_every_mirrors_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "MIRRORS", ["https://mirror-a.invalid/", "https://mirror-b.invalid/"])
+
+    def fail(url, dest):
+        raise OSError("refused" if "mirror-a" in url else "timed out")
+
+    monkeypatch.setattr(mnist, "_fetch", fail)
+    with pytest.raises(DataError, match=data_error("mirror-a.invalid: refused; mirror-b.invalid: timed out")):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_mirrors_failing_alike_are_named_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "MIRRORS", ["https://mirror-a.invalid/", "https://mirror-b.invalid/"])
+
+    def offline(url, dest):
+        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(mnist, "_fetch", offline)
+    with pytest.raises(DataError) as raised:
+        load_mnist(data_dir=tmp_path / "mistyped" / "deeper")
+    assert str(raised.value).count("Name or service not known") == 1
+    assert "mirror-a.invalid, mirror-b.invalid: <urlopen error" in str(raised.value)
+    assert list(tmp_path.iterdir()) == []  # the folders made for the download are not left behind
+
+
+# --- where the data folder is ----------------------------------------------------------------------
+
+def test_sgdlab_data_wins(monkeypatch, tmp_path):
+    monkeypatch.setenv("SGDLAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert mnist.default_data_dir() == tmp_path / "data"
+
+
+def test_xdg_cache_home_is_next(monkeypatch, tmp_path):
+    monkeypatch.delenv("SGDLAB_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert mnist.default_data_dir() == tmp_path / "xdg" / "sgdlab" / "mnist"
+
+
+@pytest.mark.parametrize("xdg", [None, "", "relative/cache"])
+def test_home_cache_is_the_fallback(monkeypatch, tmp_path, xdg):
+    monkeypatch.delenv("SGDLAB_DATA", raising=False)
+    if xdg is None:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert mnist.default_data_dir() == tmp_path / ".cache" / "sgdlab" / "mnist"
+
+
+def test_load_mnist_uses_the_default_folder(monkeypatch, small_dir):
+    monkeypatch.setenv("SGDLAB_DATA", str(small_dir))
+    (x_train, _), _ = load_mnist()
+    assert len(x_train) == TRAIN_COUNT
+
+
+# --- the decoded cache -----------------------------------------------------------------------------
+
+def forbid_reading_sources(monkeypatch):
+    def fail(path):
+        pytest.fail(f"{path} was read although the decoded cache is current")
+
+    monkeypatch.setattr(mnist, "read_idx_bytes", fail)
+
+
+def test_second_load_uses_the_decoded_cache(small_dir, monkeypatch):
+    first = load_mnist(data_dir=small_dir, normalize=False)
+    assert (small_dir / mnist.CACHE_NAME).is_file()
+    forbid_reading_sources(monkeypatch)
+    second = load_mnist(data_dir=small_dir, normalize=False)
+    for split_before, split_after in zip(first, second):
+        for before, after in zip(split_before, split_after):
+            np.testing.assert_array_equal(before, after)
+
+
+def test_cache_is_ignored_when_a_source_changes(small_dir, small_mnist):
+    load_mnist(data_dir=small_dir)
+    labels = idx.parse_idx(small_mnist["train-labels-idx1-ubyte"], "labels").copy()
+    labels[0] = 10
+    write_sources(small_dir, {"train-labels-idx1-ubyte": idx_bytes(labels)})
+    with pytest.raises(DataError, match="label 10"):
+        load_mnist(data_dir=small_dir)
+
+
+def test_cache_is_rebuilt_after_a_source_is_touched(small_dir, monkeypatch):
+    load_mnist(data_dir=small_dir)
+    source = small_dir / "t10k-images-idx3-ubyte.gz"
+    touched = source.stat().st_mtime_ns + 10**9
+    os.utime(source, ns=(touched, touched))
+    read = []
+    monkeypatch.setattr(mnist, "read_idx_bytes", lambda path: read.append(path) or idx.read_idx_bytes(path))
+    load_mnist(data_dir=small_dir)
+    assert len(read) == 4
+    forbid_reading_sources(monkeypatch)
+    load_mnist(data_dir=small_dir)
+
+
+def test_damaged_cache_is_ignored_and_rebuilt(small_dir, monkeypatch):
+    load_mnist(data_dir=small_dir)
+    cache = small_dir / mnist.CACHE_NAME
+    cache.write_bytes(b"PK\x03\x04 damaged")
+    (x_train, _), _ = load_mnist(data_dir=small_dir)
+    assert len(x_train) == TRAIN_COUNT
+    forbid_reading_sources(monkeypatch)
+    load_mnist(data_dir=small_dir)
+
+
+def test_read_only_folder_loads_without_writing_a_cache(small_dir):
+    small_dir.chmod(0o555)
+    try:
+        (x_train, _), _ = load_mnist(data_dir=small_dir)
+    finally:
+        small_dir.chmod(0o755)
+    assert len(x_train) == TRAIN_COUNT
+    assert sorted(path.name for path in small_dir.iterdir()) == sorted(f"{name}.gz" for name in ALL_NAMES)
+
+
+def test_failing_cache_write_is_silent(small_dir, monkeypatch):
+    def refuse(path, mode="wb"):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(mnist, "atomic_write", refuse)
+    (x_train, _), _ = load_mnist(data_dir=small_dir)
+    assert len(x_train) == TRAIN_COUNT
+    assert not (small_dir / mnist.CACHE_NAME).exists()
+
+
+# --- the real MNIST --------------------------------------------------------------------------------
+
+TRAIN_CLASS_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture(scope="module")
+def real_copy(mnist_dir, tmp_path_factory):
+    """Links to the real files in a writable folder, so the decoded cache makes repeat loads fast."""
+    folder = tmp_path_factory.mktemp("real-mnist")
+    for source in mnist_dir.iterdir():
+        if source.name.removesuffix(".gz") in ALL_NAMES:
+            (folder / source.name).symlink_to(source)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def real_uint8(real_copy):
+    return load_mnist(normalize=False, flatten=False, data_dir=real_copy, download=False)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("flatten", [True, False])
+@pytest.mark.parametrize("one_hot_label", [True, False])
+def test_real_shapes_dtypes_and_ranges(real_copy, real_uint8, normalize, flatten, one_hot_label):
+    loaded = load_mnist(normalize, flatten, one_hot_label, data_dir=real_copy, download=False)
+    for (x, t), (raw_x, raw_t), count in zip(loaded, real_uint8, (60000, 10000)):
+        assert x.shape == ((count, 784) if flatten else (count, 1, 28, 28))
+        assert x.dtype == (np.float32 if normalize else np.uint8)
+        assert (x.min(), x.max()) == ((0.0, 1.0) if normalize else (0, 255))
+        if one_hot_label:
+            assert t.shape == (count, 10) and t.dtype == np.float32
+            np.testing.assert_array_equal(t.argmax(axis=1), raw_t)
+            np.testing.assert_array_equal(t.sum(axis=1), np.ones(count, dtype=np.float32))
+        else:
+            assert t.shape == (count,) and t.dtype == np.uint8
+            np.testing.assert_array_equal(t, raw_t)
+
+
+def test_real_normalized_pixels_are_exactly_the_books(real_copy, real_uint8):
+    (x_train, _), _ = load_mnist(data_dir=real_copy, download=False)
+    expected = real_uint8[0][0].reshape(60000, 784).astype(np.float32)
+    expected /= 255.0
+    assert np.array_equal(x_train, expected)  # exact; assert_array_equal takes seconds on 47M values
+
+
+def test_real_label_counts(real_uint8):
+    (_, t_train), (_, t_test) = real_uint8
+    assert np.bincount(t_train, minlength=10).tolist() == TRAIN_CLASS_COUNTS
+    assert np.bincount(t_test, minlength=10).tolist() == TEST_CLASS_COUNTS
+    assert sum(TRAIN_CLASS_COUNTS) == 60000 and sum(TEST_CLASS_COUNTS) == 10000
+
+
+def test_real_train_and_test_are_distinct(real_uint8):
+    (x_train, _), (x_test, _) = real_uint8
+    assert not np.array_equal(x_train[:10000], x_test)
+    train_rows = {row.tobytes() for row in x_train.reshape(60000, -1)[:1000]}
+    assert not any(row.tobytes() in train_rows for row in x_test.reshape(10000, -1))
+
+
+def test_real_cached_load_equals_the_idx_files(mnist_dir, real_copy, real_uint8):
+    assert (real_copy / mnist.CACHE_NAME).is_file()
+    (x_train, t_train), (x_test, t_test) = real_uint8
+    for name, loaded in zip(ALL_NAMES, (x_train, t_train, x_test, t_test)):
+        path = mnist_dir / f"{name}.gz" if (mnist_dir / f"{name}.gz").is_file() else mnist_dir / name
+        decoded = idx.read_idx(path)
+        assert np.array_equal(decoded, loaded.reshape(decoded.shape)), name

@@ -1,0 +1,111 @@
+"""The fast numerical gradient against the textbook per-element central difference."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sgdlab.engine import perturbation
+from sgdlab.engine.perturbation import _distinct_pairs, numerical_gradient_fast
+from sgdlab.nn.activations import activation_names
+from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
+
+AGREEMENT = 1e-9  # absolute, every element of every parameter
+
+
+def mnist_like_batch(rng, n, n_in, n_classes=10):
+    """Pixels quantised to k/255, most of them 0, as MNIST's are; repeated values included."""
+    pixels = rng.integers(0, 256, (n, n_in)) * (rng.random((n, n_in)) < 0.3)
+    return pixels / 255.0, rng.integers(0, n_classes, n)
+
+
+def assert_agrees_with_textbook(network, x, t, **options):
+    textbook = network.numerical_gradient(x, t)
+    loss, fast = numerical_gradient_fast(network, x, t, **options)
+    assert loss == pytest.approx(network.loss(x, t), rel=1e-14)
+    assert fast.keys() == textbook.keys()
+    for key in textbook:
+        assert fast[key].shape == textbook[key].shape
+        np.testing.assert_allclose(fast[key], textbook[key], rtol=0, atol=AGREEMENT, err_msg=key)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("activation", activation_names())
+@pytest.mark.parametrize("sizes", [(12, 6, 4), (12, 5, 4, 4), (10, 4, 3, 3, 4)])
+def test_agrees_with_textbook(seed, activation, sizes):
+    rng = np.random.default_rng(seed)
+    network = MultiLayerNet(sizes, activation, weight_init_std=0.5, rng=rng)
+    network.params["b1"] = rng.standard_normal(sizes[1])  # relu units on both sides of their kink
+    x, t = mnist_like_batch(rng, 9, sizes[0], sizes[-1])
+    assert_agrees_with_textbook(network, x, t)
+
+
+@pytest.mark.parametrize("use_series", [True, False])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_evaluation_path_agrees(use_series, workers, monkeypatch):
+    monkeypatch.setattr(perturbation, "CHUNK_ELEMENTS", 7)  # many parts, inputs split across chunks
+    rng = np.random.default_rng(3)
+    network = TwoLayerNet(12, 6, 4, weight_init_std=0.5, rng=rng)
+    x, t = mnist_like_batch(rng, 8, 12, 4)
+    assert_agrees_with_textbook(network, x, t, use_series=use_series, workers=workers)
+
+
+def test_one_hot_targets_and_trained_size_weights():
+    rng = np.random.default_rng(4)
+    network = TwoLayerNet(12, 6, 4, weight_init_std=2.0, rng=rng)  # large weights: more series terms
+    x, labels = mnist_like_batch(rng, 8, 12, 4)
+    assert_agrees_with_textbook(network, x, np.eye(4)[labels])
+
+
+def test_falls_back_to_recomputing_when_the_series_would_be_long(monkeypatch):
+    monkeypatch.setattr(perturbation, "MAX_SERIES_TERMS", 1)
+    rng = np.random.default_rng(5)
+    network = TwoLayerNet(12, 6, 4, weight_init_std=1.0, rng=rng)
+    assert_agrees_with_textbook(network, *mnist_like_batch(rng, 8, 12, 4))
+
+
+def test_series_term_count():
+    assert perturbation._series_terms(0.0) == 1
+    assert perturbation._series_terms(1e-6) == 3  # (1e-6)^4 / 4! is far below float64 rounding
+    assert perturbation._series_terms(0.5) > perturbation._series_terms(1e-3)
+    assert perturbation._series_terms(1e3) is None
+
+
+def test_leaves_params_untouched():
+    rng = np.random.default_rng(6)
+    network = TwoLayerNet(12, 6, 4, weight_init_std=0.5, rng=rng)
+    before = {k: v.copy() for k, v in network.params.items()}
+    numerical_gradient_fast(network, *mnist_like_batch(rng, 8, 12, 4))
+    for key in before:
+        np.testing.assert_array_equal(network.params[key], before[key])
+
+
+def test_zero_inputs_give_exactly_zero_gradient():
+    rng = np.random.default_rng(7)
+    network = TwoLayerNet(12, 6, 4, weight_init_std=0.5, rng=rng)
+    x, t = mnist_like_batch(rng, 8, 12, 4)
+    x[:, 3] = 0.0  # no sample sees input 3: nudging its weights changes nothing
+    _, grads = numerical_gradient_fast(network, x, t)
+    np.testing.assert_array_equal(grads["W1"][3], 0.0)
+    np.testing.assert_array_equal(network.numerical_gradient(x, t)["W1"][3], 0.0)
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.sampled_from([0.25, 0.5, 1.0, 1e-300, 0.3])), min_size=1, max_size=40))
+def test_distinct_pairs_groups_exactly_the_equal_pairs(pairs):
+    row = np.array([r for r, _ in pairs])
+    value = np.array([v for _, v in pairs])
+    distinct_rows, distinct_values, group = _distinct_pairs(row, value)
+    assert len(set(zip(distinct_rows.tolist(), distinct_values.tolist()))) == len(distinct_rows)
+    np.testing.assert_array_equal(distinct_rows[group], row)
+    np.testing.assert_array_equal(distinct_values[group], value)
+
+
+def test_real_mnist_batch_agrees_with_textbook(mnist_dir):
+    from sgdlab import load_mnist
+
+    (x_train, t_train), _ = load_mnist(data_dir=mnist_dir)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        batch = rng.integers(0, len(x_train), 20)
+        network = TwoLayerNet(784, 4, 10, rng=seed)
+        assert_agrees_with_textbook(network, x_train[batch].astype(np.float64), t_train[batch])

@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from sgdlab.nn.gradient import numerical_gradient
+from sgdlab.nn.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+
+
+def test_affine_hand_values():
+    W = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    b = np.array([0.5, -0.5])
+    layer = Affine(W, b)
+    x = np.array([[1.0, 0.0, -1.0]])
+    np.testing.assert_array_equal(layer.forward(x), [[-3.5, -4.5]])
+    dout = np.array([[1.0, 2.0]])
+    np.testing.assert_array_equal(layer.backward(dout), [[5.0, 11.0, 17.0]])
+    np.testing.assert_array_equal(layer.dW, [[1.0, 2.0], [0.0, 0.0], [-1.0, -2.0]])
+    np.testing.assert_array_equal(layer.db, [1.0, 2.0])
+
+
+def test_affine_flattens_image_batches_and_restores_their_shape():
+    rng = np.random.default_rng(0)
+    layer = Affine(rng.standard_normal((12, 3)), np.zeros(3))
+    x = rng.standard_normal((2, 1, 3, 4))
+    out = layer.forward(x)
+    assert out.shape == (2, 3)
+    assert layer.backward(np.ones((2, 3))).shape == x.shape
+
+
+def test_sigmoid_layer_hand_values():
+    layer = Sigmoid()
+    out = layer.forward(np.array([0.0, 2.0]))
+    np.testing.assert_allclose(out, [0.5, 0.8807970779778823])
+    np.testing.assert_allclose(layer.backward(np.array([1.0, 2.0])), [0.25, 2 * 0.8807970779778823 * 0.1192029220221177])
+
+
+def test_relu_layer_passes_gradient_only_where_input_was_positive():
+    layer = Relu()
+    np.testing.assert_array_equal(layer.forward(np.array([[-1.0, 0.0, 2.0]])), [[0.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(layer.backward(np.array([[5.0, 6.0, 7.0]])), [[0.0, 0.0, 7.0]])
+
+
+def test_softmax_with_loss_hand_values():
+    layer = SoftmaxWithLoss()
+    scores = np.array([[0.0, np.log(3.0)]])  # softmax = [0.25, 0.75]
+    assert layer.forward(scores, np.array([1])) == pytest.approx(-np.log(0.75))
+    np.testing.assert_allclose(layer.backward(), [[0.25, -0.25]])
+
+
+def test_softmax_with_loss_accepts_one_hot_targets():
+    rng = np.random.default_rng(1)
+    scores, labels = rng.standard_normal((4, 5)), np.array([0, 3, 4, 1])
+    one_hot = np.eye(5)[labels]
+    by_label, by_one_hot = SoftmaxWithLoss(), SoftmaxWithLoss()
+    assert by_label.forward(scores, labels) == pytest.approx(by_one_hot.forward(scores, one_hot), rel=1e-15)
+    np.testing.assert_allclose(by_label.backward(), by_one_hot.backward(), rtol=1e-15)
+
+
+@pytest.mark.parametrize("make_layer", [Sigmoid, Relu, lambda: Affine(np.ones((3, 2)), np.zeros(2))])
+def test_backward_never_mutates_dout(make_layer):
+    layer = make_layer()
+    x = np.array([[-1.0, 0.5, 2.0]])
+    out = layer.forward(x)
+    dout = np.ones_like(out) * 3.0
+    before = dout.copy()
+    layer.backward(dout)
+    np.testing.assert_array_equal(dout, before)
+
+
+@pytest.mark.parametrize("layer_class", [Sigmoid, Relu])
+def test_activation_backward_matches_numerical_gradient(layer_class):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4)) + 0.05  # keep clear of Relu's kink at 0
+    x[np.abs(x) < 1e-3] = 0.5
+    weights = rng.standard_normal((3, 4))
+    layer = layer_class()
+
+    def weighted_output(xx):
+        return np.sum(weights * layer_class().forward(xx))
+
+    layer.forward(x)
+    np.testing.assert_allclose(layer.backward(weights), numerical_gradient(weighted_output, x), atol=1e-8)
+
+
+def test_affine_backward_matches_numerical_gradient():
+    rng = np.random.default_rng(3)
+    W, b, x = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal((5, 4))
+    weights = rng.standard_normal((5, 3))
+    layer = Affine(W, b)
+
+    def weighted_output(_):
+        return np.sum(weights * (x @ W + b))
+
+    layer.forward(x)
+    dx = layer.backward(weights)
+    np.testing.assert_allclose(dx, numerical_gradient(weighted_output, x), atol=1e-8)
+    np.testing.assert_allclose(layer.dW, numerical_gradient(weighted_output, W), atol=1e-8)
+    np.testing.assert_allclose(layer.db, numerical_gradient(weighted_output, b), atol=1e-8)
+
+
+def test_layers_have_readable_reprs():
+    assert repr(Affine(np.zeros((784, 50)), np.zeros(50))) == "Affine(784 -> 50)"
+    assert repr(Sigmoid()) == "Sigmoid()"

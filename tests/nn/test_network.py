@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+
+from sgdlab.errors import ConfigError
+from sgdlab.engine.gradcheck import compare_gradients
+from sgdlab.nn.network import MultiLayerNet, TwoLayerNet, network_from_architecture
+
+
+def small_batch(rng, n=4, n_in=6, n_classes=3):
+    return rng.random((n, n_in)), rng.integers(0, n_classes, n)
+
+
+def test_book_shapes_and_zero_biases():
+    net = TwoLayerNet(rng=0)
+    assert {k: v.shape for k, v in net.params.items()} == {"W1": (784, 50), "b1": (50,), "W2": (50, 10), "b2": (10,)}
+    assert net.num_params == 39760
+    assert not net.params["b1"].any() and not net.params["b2"].any()
+    assert np.std(net.params["W1"]) == pytest.approx(0.01, rel=0.02)
+
+
+def test_same_seed_same_weights_different_seed_different_weights():
+    a, b, c = TwoLayerNet(rng=7), TwoLayerNet(rng=7), TwoLayerNet(rng=8)
+    np.testing.assert_array_equal(a.params["W1"], b.params["W1"])
+    assert not np.array_equal(a.params["W1"], c.params["W1"])
+
+
+def test_predict_gives_probabilities_and_loss_matches_them():
+    rng = np.random.default_rng(0)
+    net = TwoLayerNet(6, 5, 3, weight_init_std=1.0, rng=rng)
+    x, t = small_batch(rng)
+    y = net.predict(x)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0)
+    assert net.loss(x, t) == pytest.approx(-np.mean(np.log(y[np.arange(4), t])), rel=1e-13)
+
+
+def test_accuracy_with_labels_and_one_hot_and_chunks(monkeypatch):
+    rng = np.random.default_rng(1)
+    net = TwoLayerNet(6, 5, 3, weight_init_std=1.0, rng=rng)
+    x, _ = small_batch(rng, n=25)
+    predicted = net.predict(x).argmax(axis=1)
+    t = predicted.copy()
+    t[:5] = (t[:5] + 1) % 3  # five wrong answers
+    assert net.accuracy(x, t) == pytest.approx(20 / 25)
+    assert net.accuracy(x, np.eye(3)[t]) == pytest.approx(20 / 25)
+    monkeypatch.setattr("sgdlab.training.evaluation.CHUNK_ROWS", 7)
+    assert net.accuracy(x, t) == pytest.approx(20 / 25)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_backprop_matches_numerical_gradient_for_every_parameter(activation, one_hot):
+    rng = np.random.default_rng(2)
+    net = TwoLayerNet(6, 5, 3, weight_init_std=1.0, activation=activation, rng=rng)
+    x, t = small_batch(rng, n=8)
+    if one_hot:
+        t = np.eye(3)[t]
+    checks = compare_gradients(net.numerical_gradient(x, t), net.gradient(x, t))
+    assert [c.name for c in checks] == ["W1", "b1", "W2", "b2"]
+    for check in checks:
+        assert check.max_abs_diff < 1e-8, check
+        assert check.max_rel_error < 1e-6, check
+
+
+def test_deeper_net_backprop_matches_numerical_gradient():
+    rng = np.random.default_rng(3)
+    net = MultiLayerNet((5, 4, 4, 3), activation="sigmoid", weight_init_std=1.0, rng=rng)
+    x, t = small_batch(rng, n=6, n_in=5)
+    checks = compare_gradients(net.numerical_gradient(x, t), net.gradient(x, t))
+    assert [c.name for c in checks] == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert all(c.max_abs_diff < 1e-8 and c.max_rel_error < 1e-6 for c in checks), checks
+
+
+def test_gradient_check_catches_a_wrong_backward_pass(monkeypatch):
+    rng = np.random.default_rng(4)
+    net = TwoLayerNet(6, 5, 3, weight_init_std=1.0, rng=rng)
+    x, t = small_batch(rng)
+    monkeypatch.setattr("sgdlab.nn.activations.sigmoid.Sigmoid.backward", lambda self, dout, out: dout * out)
+    checks = {c.name: c for c in compare_gradients(net.numerical_gradient(x, t), net.gradient(x, t))}
+    assert not checks["W1"].passed and not checks["b1"].passed
+    assert checks["W2"].passed and checks["b2"].passed  # the layers above the bug are unaffected
+
+
+def test_numerical_gradient_leaves_params_untouched():
+    rng = np.random.default_rng(5)
+    net = TwoLayerNet(6, 5, 3, rng=rng)
+    before = {k: v.copy() for k, v in net.params.items()}
+    net.numerical_gradient(*small_batch(rng))
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_loss_and_gradient_returns_the_same_loss_as_loss():
+    rng = np.random.default_rng(6)
+    net = TwoLayerNet(6, 5, 3, weight_init_std=1.0, rng=rng)
+    x, t = small_batch(rng)
+    loss, grads = net.loss_and_gradient(x, t)
+    assert loss == net.loss(x, t)
+    assert set(grads) == set(net.params)
+
+
+def test_assigning_a_param_updates_what_the_layers_compute_with():
+    rng = np.random.default_rng(7)
+    net = TwoLayerNet(6, 5, 3, rng=rng)
+    x, _ = small_batch(rng)
+    net.params["W2"] = np.zeros((5, 3))
+    net.params["b2"] = np.array([0.0, 5.0, 0.0])
+    assert (net.predict(x).argmax(axis=1) == 1).all()
+    with pytest.raises(ValueError, match=r"shape \(5, 3\).*\(3, 5\)"):
+        net.params["W2"] = np.zeros((3, 5))
+
+
+def test_architecture_round_trip():
+    net = TwoLayerNet(6, 5, 3, activation="relu", rng=0)
+    rebuilt = network_from_architecture(net.architecture())
+    assert type(rebuilt) is TwoLayerNet and rebuilt.sizes == (6, 5, 3) and rebuilt.activation == "relu"
+    deep = network_from_architecture(MultiLayerNet((5, 4, 4, 3)).architecture())
+    assert type(deep) is MultiLayerNet and deep.sizes == (5, 4, 4, 3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"hidden_size": 0}, "positive integers"),
+    ({"activation": "softplus"}, "unknown activation 'softplus': use one of relu, sigmoid, tanh"),
+    ({"weight_init_std": 0.0}, "weight_init_std must be a positive number or one of xavier"),
+])
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        TwoLayerNet(**kwargs)
+
+
+def test_repr_names_the_layers():
+    assert repr(TwoLayerNet(rng=0)) == (
+        "TwoLayerNet([Affine(784 -> 50), Sigmoid(), Affine(50 -> 10), SoftmaxWithLoss()], params=39760)")
+
+
+def test_copy_is_independent_with_the_same_weights_and_architecture():
+    net = MultiLayerNet((6, 5, 4, 3), "relu", rng=0, dtype=np.float32)
+    clone = net.copy()
+    assert clone.architecture() == net.architecture()
+    for key in net.params:
+        np.testing.assert_array_equal(clone.params[key], net.params[key])
+    net.params["W1"] += 1
+    assert not np.array_equal(clone.params["W1"], net.params["W1"])

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from sgdlab.plots import charts as plotting
+from sgdlab.training.history import History
+
+
+@pytest.fixture
+def history():
+    history = History(iters_per_epoch=10)
+    for i, (train, test) in enumerate([(0.1, 0.1), (0.8, 0.78), (0.9, 0.87)]):
+        history.record_evaluation(10 * i, train, test, float(i))
+    history.loss = list(np.linspace(2.3, 0.3, 25) + 0.05 * np.sin(np.arange(25)))
+    return history
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The figures the plot functions save, kept open for inspection."""
+    figures = []
+    monkeypatch.setattr(plotting, "_save", lambda fig, path: figures.append(fig))
+    return figures
+
+
+def test_accuracy_chart_has_train_and_test_curves_against_epochs(history, captured):
+    plotting.plot_accuracy(history, "unused.png")
+    ax = captured[0].axes[0]
+    assert ax.get_xlabel() == "epochs" and ax.get_ylabel() == "accuracy"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train acc", "test acc"]
+    train_line, test_line = ax.get_lines()
+    np.testing.assert_array_equal(train_line.get_xdata(), [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(test_line.get_ydata(), [0.1, 0.78, 0.87])
+
+
+def test_loss_chart_has_raw_and_smoothed_curves(history, captured):
+    plotting.plot_loss(history, "unused.png")
+    ax = captured[0].axes[0]
+    raw, smooth = ax.get_lines()
+    assert len(raw.get_xdata()) == 25 and len(smooth.get_xdata()) < 25
+    assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "loss"
+
+
+def test_moving_average():
+    np.testing.assert_allclose(plotting.moving_average([1, 2, 3, 4], 2), [1.5, 2.5, 3.5])
+    np.testing.assert_allclose(plotting.moving_average([1, 2], 5), [1.5])
+
+
+def test_plot_history_writes_png_files(history, tmp_path):
+    paths = plotting.plot_history(history, tmp_path)
+    assert [p.name for p in paths] == ["accuracy.png", "loss.png"]
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size[0] > 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.png", "loss.png"]

@@ -1,0 +1,129 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from sgdlab.runs.model_file import load_model, save_model
+from sgdlab.training.config import TrainConfig
+from sgdlab.errors import ModelFileError
+from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
+
+
+@pytest.fixture
+def saved(tmp_path):
+    net = TwoLayerNet(6, 5, 3, weight_init_std=1.0, rng=0)
+    net.params["b2"] = np.array([0.1, -0.2, 0.3])
+    path = tmp_path / "model.npz"
+    save_model(path, net, TrainConfig(iters=7))
+    return net, path
+
+
+def test_round_trip_restores_weights_architecture_and_config(saved):
+    net, path = saved
+    loaded, meta = load_model(path)
+    assert type(loaded) is TwoLayerNet and loaded.sizes == net.sizes
+    for key in net.params:
+        np.testing.assert_array_equal(loaded.params[key], net.params[key])
+    x = np.random.default_rng(1).random((4, 6))
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+    assert meta["config"]["iters"] == 7
+
+
+def test_deeper_networks_round_trip(tmp_path):
+    net = MultiLayerNet((4, 3, 3, 2), activation="relu", rng=0)
+    save_model(tmp_path / "deep.npz", net)
+    loaded, meta = load_model(tmp_path / "deep.npz")
+    assert loaded.sizes == (4, 3, 3, 2) and loaded.activation == "relu" and meta["config"] is None
+
+
+def test_file_is_plain_arrays_readable_without_pickle(saved):
+    _, path = saved
+    with np.load(path, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["W1", "W2", "b1", "b2", "sgdlab_model"]
+        assert json.loads(str(archive["sgdlab_model"]))["architecture"]["hidden_size"] == 5
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(tmp_path / "nope.npz")
+
+
+def test_folder_instead_of_file(tmp_path):
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load_model(tmp_path)
+
+
+def test_garbage_file(tmp_path):
+    path = tmp_path / "garbage.npz"
+    path.write_bytes(b"this is not a zip archive at all")
+    with pytest.raises(ModelFileError, match="garbage.npz is not an sgdlab model file"):
+        load_model(path)
+
+
+def test_truncated_file(saved, tmp_path):
+    _, path = saved
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="cut.npz is not an sgdlab model file"):
+        load_model(cut)
+
+
+def test_npz_of_someone_else(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, weights=np.zeros(3))
+    with pytest.raises(ModelFileError, match="not an sgdlab model"):
+        load_model(path)
+
+
+def test_pickled_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, sgdlab_model=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(ModelFileError, match="pickled.npz is not an sgdlab model file"):
+        load_model(path)
+
+
+def test_weights_that_do_not_match_the_architecture(saved, tmp_path):
+    _, path = saved
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    arrays["W2"] = np.zeros((4, 3))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelFileError, match=r"W2 has shape \(4, 3\), the architecture needs \(5, 3\)"):
+        load_model(bad)
+    del arrays["W2"]
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelFileError, match="holds parameters"):
+        load_model(bad)
+
+
+def test_damaged_description(saved, tmp_path):
+    _, path = saved
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    arrays["sgdlab_model"] = np.array('{"format_version": 1, "architecture": {"class": "Nope"}}')
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelFileError, match="damaged model description"):
+        load_model(bad)
+
+
+def test_failed_save_leaves_the_previous_model_intact(saved, monkeypatch):
+    net, path = saved
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("sgdlab.runs.model_file.np.savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(path, net)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["model.npz"]
+    assert zipfile.is_zipfile(path)
+
+
+def test_save_model_with_its_arguments_swapped_says_so(tmp_path):
+    with pytest.raises(TypeError, match=r"save_model\(path, network, config=None\) takes the file path first"):
+        save_model(TwoLayerNet(4, 3, 2, rng=0), tmp_path / "model.npz")

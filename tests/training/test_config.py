@@ -1,0 +1,70 @@
+import dataclasses
+
+import pytest
+
+from sgdlab.training.config import TrainConfig
+from sgdlab.errors import ConfigError
+
+
+def test_defaults_are_the_books():
+    config = TrainConfig()
+    assert (config.iters, config.batch_size, config.lr, config.hidden_size) == (10000, 100, 0.1, 50)
+    assert (config.grad, config.sampling, config.activation) == ("backprop", "random", "sigmoid")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("iters", 0, "iters must be a positive integer, got 0"),
+    ("iters", -5, "iters must be a positive integer"),
+    ("iters", 2.5, "iters must be a positive integer"),
+    ("batch_size", 0, "batch_size must be a positive integer"),
+    ("hidden_size", True, "hidden_size must be a positive integer"),
+    ("lr", 0.0, "lr must be a positive number, got 0.0"),
+    ("lr", float("nan"), "lr must be a positive number"),
+    ("lr", float("inf"), "lr must be a positive number"),
+    ("weight_init_std", -1.0, "weight_init_std must be a positive number"),
+    ("grad", "autodiff", "grad must be one of backprop, numerical"),
+    ("sampling", "shuffle", "sampling must be one of random, epoch"),
+    ("activation", "softplus", "activation must be one of relu, sigmoid, tanh"),
+    ("seed", -1, "seed must be a non-negative integer"),
+    ("dtype", "float16", "dtype must be one of float32, float64"),
+])
+def test_bad_values_are_refused_up_front(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_dict_round_trip_and_unknown_keys():
+    config = TrainConfig(iters=5, lr=0.5, sampling="epoch")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match=r"unknown config keys \['epochs'\]"):
+        TrainConfig.from_dict({"epochs": 3})
+
+
+def test_dtype_defaults_to_float32_for_backprop_and_float64_for_numerical():
+    assert TrainConfig().network_dtype == "float32"
+    assert TrainConfig(grad="numerical").network_dtype == "float64"
+    assert TrainConfig(dtype="float64").network_dtype == "float64"
+    assert dataclasses.replace(TrainConfig(), grad="numerical").network_dtype == "float64"
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+
+
+def test_numerical_gradients_in_float32_are_refused():
+    with pytest.raises(ConfigError, match="numerical gradients need float64"):
+        TrainConfig(grad="numerical", dtype="float32")
+
+
+def test_command_line_help_needs_no_numpy():
+    import subprocess
+    import sys
+
+    code = "import sys; from sgdlab.cli import build_parser; build_parser(); print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_submodules_are_reachable_from_the_package():
+    import sgdlab
+
+    assert sgdlab.nn.functions.sigmoid(0.0) == 0.5
+    assert "TwoLayerNet" in dir(sgdlab)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        sgdlab.nonexistent

@@ -1,0 +1,61 @@
+import time
+
+import numpy as np
+
+from sgdlab.training.evaluation import Evaluator, as_labels, count_correct
+from sgdlab.nn.network import TwoLayerNet
+
+
+def dataset(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 8), dtype=np.uint8), rng.integers(0, 3, n)
+
+
+def test_count_correct_in_chunks_matches_one_pass(monkeypatch):
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, weight_init_std=1.0, rng=0)
+    floats = pixels / 255
+    expected = int(np.count_nonzero(network.scores(floats).argmax(axis=1) == labels))
+    assert 0 < expected < len(labels)
+    monkeypatch.setattr("sgdlab.training.evaluation.CHUNK_ROWS", 7)
+    assert count_correct(network, pixels, labels) == expected
+    assert count_correct(network, floats, labels) == expected
+
+
+def test_as_labels_accepts_one_hot_rows():
+    np.testing.assert_array_equal(as_labels(np.eye(3)[[2, 0, 1]]), [2, 0, 1])
+    np.testing.assert_array_equal(as_labels([1, 2]), [1, 2])
+
+
+def test_evaluations_use_a_snapshot_and_come_back_in_order():
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, weight_init_std=1.0, rng=0)
+    expected = []
+    evaluator = Evaluator(pixels, labels, pixels[:20], labels[:20], time.perf_counter(), background=True)
+    for iteration in range(5):
+        expected.append((iteration, network.accuracy(pixels / 255, labels), network.accuracy(pixels[:20] / 255, labels[:20])))
+        evaluator.submit(network, iteration)
+        network.params["W1"] += 0.5  # changing the weights after submitting does not change that evaluation
+    results = list(evaluator.finished(wait=True))
+    evaluator.close()
+    assert [r[:3] for r in results] == expected
+    assert all(r[3] >= 0 for r in results)
+    assert list(evaluator.finished()) == []
+
+
+def test_a_result_not_taken_stays_queued():
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, rng=0)
+    evaluator = Evaluator(pixels, labels, pixels, labels, time.perf_counter(), background=False)
+    for iteration in (0, 1, 2):
+        evaluator.submit(network, iteration)
+    for result in evaluator.finished():
+        assert result[0] == 0
+        break  # as when Ctrl-C interrupts the caller's handling of the first result
+    assert [result[0] for result in evaluator.finished()] == [1, 2]
+
+
+def test_unflattened_images_are_counted_like_flat_ones():
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, weight_init_std=1.0, rng=0)
+    assert count_correct(network, pixels.reshape(50, 1, 2, 4), labels) == count_correct(network, pixels, labels)

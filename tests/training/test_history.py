@@ -1,0 +1,67 @@
+import csv
+import json
+
+import pytest
+
+from sgdlab.errors import SgdlabError
+from sgdlab.training.history import History
+
+
+def sample_history():
+    history = History(iters_per_epoch=2)
+    history.record_evaluation(0, 0.1, 0.12, 0.0)
+    history.loss += [2.3, 2.1]
+    history.record_evaluation(2, 0.5, 0.48, 1.5)
+    history.loss += [1.9]
+    history.record_evaluation(3, 0.6, 0.55, 2.0)
+    return history
+
+
+def test_evaluation_records_and_mean_loss():
+    history = sample_history()
+    assert history.epoch == [0.0, 1.0, 1.5]
+    assert history.mean_loss_since_last_evaluation() == pytest.approx(1.9)
+    assert history.evaluation_rows()[1] == {"iteration": 2, "epoch": 1.0, "train_acc": 0.5, "test_acc": 0.48,
+                                            "seconds": 1.5}
+
+
+def test_json_and_csv_files(tmp_path):
+    history = sample_history()
+    history.save(tmp_path / "history.json", tmp_path / "history.csv")
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert {"loss", "iteration", "epoch", "train_acc", "test_acc", "seconds", "iters_per_epoch"} <= set(saved)
+    assert History.load(tmp_path / "history.json") == history
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert len(rows) == 3 and rows[2]["test_acc"] == "0.55"
+
+
+def test_loading_bad_files(tmp_path):
+    with pytest.raises(SgdlabError, match="not found"):
+        History.load(tmp_path / "history.json")
+    (tmp_path / "broken.json").write_text('{"loss": [1.0')
+    with pytest.raises(SgdlabError, match="may be damaged"):
+        History.load(tmp_path / "broken.json")
+    (tmp_path / "other.json").write_text('{"accuracy": 1}')
+    with pytest.raises(SgdlabError, match="missing the keys"):
+        History.load(tmp_path / "other.json")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda values: values["test_acc"].pop(), r"evaluation lists differ in length .*'test_acc': 2"),
+    (lambda values: values.update(loss="2.3, 2.1"), r"'loss' is not a list of numbers"),
+    (lambda values: values["train_acc"].__setitem__(1, "high"), r"'train_acc' is not a list of numbers"),
+    (lambda values: values["iteration"].__setitem__(1, None), r"'iteration' is not a list of numbers"),
+])
+def test_an_edited_history_is_refused_clearly(tmp_path, edit, message):
+    values = sample_history().to_dict()
+    edit(values)
+    (tmp_path / "history.json").write_text(json.dumps(values))
+    with pytest.raises(SgdlabError, match=message):
+        History.load(tmp_path / "history.json")
+
+
+def test_mean_loss_covers_only_the_iterations_up_to_the_last_evaluation():
+    history = History(iters_per_epoch=2, loss=[4.0, 2.0, 1.0, 9.0])  # iteration 4 comes after the evaluation
+    history.record_evaluation(0, 0.1, 0.1, 0.0)
+    history.record_evaluation(3, 0.5, 0.5, 1.0)
+    assert history.mean_loss_since_last_evaluation() == pytest.approx(7 / 3)

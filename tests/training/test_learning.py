@@ -1,0 +1,80 @@
+"""Learning on the real MNIST: the floors a correct implementation always clears."""
+
+import numpy as np
+import pytest
+
+from sgdlab import TrainConfig, Trainer, TwoLayerNet, load_mnist
+from sgdlab.engine.gradcheck import gradient_check
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_dir):
+    return load_mnist(data_dir=mnist_dir)
+
+
+def fit(mnist, **settings):
+    (x_train, t_train), (x_test, t_test) = mnist
+    trainer = Trainer.from_config(TrainConfig(**settings))
+    return trainer, trainer.fit(x_train, t_train, x_test, t_test)
+
+
+def test_short_backprop_run_learns(mnist):
+    _, history = fit(mnist, iters=1000)
+    assert history.test_acc[0] < 0.2  # chance level before training
+    assert history.test_acc[-1] > 0.8
+    assert np.mean(history.loss[-100:]) < 0.8 < np.mean(history.loss[:10])
+
+
+@pytest.fixture(scope="module")
+def book_run(mnist):
+    return fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units, backprop, float32
+
+
+@pytest.fixture(scope="module")
+def book_run_float64(mnist):
+    return fit(mnist, dtype="float64")
+
+
+def test_book_configuration_reaches_the_books_accuracy(book_run):
+    _, history = book_run
+    assert len(history.iteration) == 18
+    assert history.test_acc[-1] >= 0.94
+    assert history.train_acc[-1] >= 0.94
+    assert abs(history.train_acc[-1] - history.test_acc[-1]) < 0.02  # no overfitting at this size
+
+
+def test_float32_learns_as_well_as_float64(book_run, book_run_float64):
+    (_, h32), (_, h64) = book_run, book_run_float64
+    assert h64.test_acc[-1] >= 0.94
+    np.testing.assert_allclose(h32.test_acc, h64.test_acc, atol=0.005)
+    np.testing.assert_allclose(h32.train_acc, h64.train_acc, atol=0.005)
+
+
+def test_numerical_gradient_training_lowers_the_loss_and_matches_backprop(mnist):
+    settings = {"iters": 15, "batch_size": 50, "hidden_size": 3, "lr": 1.0, "weight_init_std": 0.1}
+    numerical, h_numerical = fit(mnist, grad="numerical", **settings)
+    backprop, h_backprop = fit(mnist, grad="backprop", dtype="float64", **settings)
+    (x_train, t_train), _ = mnist
+    fresh = Trainer.from_config(TrainConfig(**settings)).network
+    probe = slice(0, 1000)
+    assert numerical.network.loss(x_train[probe], t_train[probe]) < fresh.loss(x_train[probe], t_train[probe])
+    np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=1e-7)
+    for key in backprop.network.params:
+        np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], atol=1e-7)
+
+
+def test_gradient_check_of_the_book_network_on_real_images(mnist):
+    (x_train, t_train), _ = mnist
+    network = TwoLayerNet(rng=0)
+    for check in gradient_check(network, x_train[:3].astype(np.float64), t_train[:3]):
+        assert check.max_abs_diff < 1e-9, check
+        assert check.max_rel_error < 1e-6, check
+
+
+def test_book_configuration_with_numerical_gradients_trains_like_backprop(mnist, book_run_float64):
+    backprop, h_backprop = book_run_float64
+    numerical, h_numerical = fit(mnist, grad="numerical")  # the chapter's own method, all 10000 iterations
+    assert h_numerical.test_acc[-1] >= 0.94
+    np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=0, atol=1e-7)
+    for key in backprop.network.params:
+        np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], rtol=0, atol=1e-6)

@@ -27,10 +27,12 @@ from sgdlab.training.config import TrainConfig
 from sgdlab.cli import main
 from sgdlab.data import mnist
 from sgdlab.nn.network import TwoLayerNet
+from sgdlab.nn.activations import get_activation
 from sgdlab.training.trainer import Trainer
 
 RUN_FILES = {"config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png"}
 PLOTS = {"accuracy.png", "loss.png"}
+PARAMS_784_5_10 = TwoLayerNet(784, 5, 10).num_params
 TINY = ("--iters", "25", "--hidden-size", "10")  # batch 100: evaluations at iterations 0 and 25
 EVALUATION_LINE = re.compile(r"^epoch +(\d+\.\d\d) \| iteration +(\d+) \| train acc (\d\.\d{4}) \| "
                              r"test acc (\d\.\d{4}) \| loss +(-|\d+\.\d{4}) +\| +\d+\.\d s$")
@@ -260,6 +262,23 @@ def test_dtype_chooses_the_float_type_of_the_run(capsys, data_dir, tmp_path):
     assert json.loads((tmp_path / "wide" / "config.json").read_text())["dtype"] == "float64"
 
 
+def test_every_activation_trains_saves_and_reloads_through_the_command_line(capsys, data_dir, tmp_path):
+    from sgdlab.nn.activations import activation_names
+    from sgdlab.runs.model_file import load_model
+
+    for name in activation_names():
+        out = tmp_path / name
+        code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--no-plot", *TINY,
+                              "--activation", name, "--weight-init-std", "xavier")
+        assert code == 0
+        assert f"{get_activation(name)!r}" in stdout.splitlines()[0]
+        assert json.loads((out / "config.json").read_text())["activation"] == name
+        network, _ = load_model(out / "model.npz")
+        assert network.activation == name and network.weight_init_std == "xavier"
+        history = read_history(out)
+        assert history["train_acc"][-1] > history["train_acc"][0]  # 25 iterations already learn something
+
+
 def test_numerical_gradients_in_float32_are_a_usage_error(capsys, data_dir, tmp_path):
     code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--grad", "numerical",
                        "--dtype", "float32", *TINY)
@@ -274,7 +293,7 @@ def test_numerical_gradients_train_and_say_how_long_they_take(capsys, data_dir, 
     assert code == 0
     lines = stdout.splitlines()
     assert lines[0].startswith("training TwoLayerNet([Affine(784 -> 5), Sigmoid(), Affine(5 -> 10), "
-                               "SoftmaxWithLoss()], params=3985) with SGD(lr=0.1) on 60000 images "
+                               f"SoftmaxWithLoss()], params={PARAMS_784_5_10}) with SGD(lr=0.1) on 60000 images "
                                "(3 iterations, batch 10, numerical gradients")
     duration = r"\d+(\.\d)? (ms|s|min|h)"
     assert re.fullmatch(rf"numerical gradients: about {duration} per iteration, {duration} for 3 iterations "
@@ -429,12 +448,23 @@ def test_gradcheck_passes_on_real_images(capsys, data_dir):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("gradient check of TwoLayerNet([Affine(784 -> 5), Sigmoid(), Affine(5 -> 10), "
-                               "SoftmaxWithLoss()], params=3985) on 2 training images")
+                               f"SoftmaxWithLoss()], params={PARAMS_784_5_10}) on 2 training images")
     assert "the book's layers and" in lines[1] and "the training step" in lines[1]
     rows = {line.split()[0]: line for line in lines[3:7]}
     assert rows.keys() == {"W1", "b1", "W2", "b2"}
     assert all(row.endswith("  ok") for row in rows.values())
     assert re.fullmatch(r"thresholds: max abs diff 1e-07, max rel error 1e-06; ok in \d+\.\d\d s", lines[7])
+
+
+def test_gradcheck_passes_for_every_activation(capsys, data_dir):
+    from sgdlab.nn.activations import activation_names
+
+    for name in activation_names():
+        code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-size", "5", "--batch-size", "2",
+                           "--activation", name)
+        assert code == 0, out
+        assert f"{get_activation(name)!r}" in out.splitlines()[0] and out.rstrip().endswith("s")
+        assert "; ok in" in last_line(out)
 
 
 def test_gradcheck_fails_on_a_wrong_backward_pass(capsys, data_dir, monkeypatch):
@@ -499,6 +529,10 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
     ("--lr", "inf", "argument --lr: must be a positive number, got 'inf'"),
     ("--seed", "-3", "argument --seed: must be a non-negative integer, got '-3'"),
     ("--grad", "guess", "argument --grad: invalid choice: 'guess'"),
+    ("--activation", "softplus", "argument --activation: invalid choice: 'softplus'"),
+    ("--weight-init-std", "0", "argument --weight-init-std: must be a positive number or one of xavier, sigmoid, he, "
+                               "relu, got '0'"),
+    ("--weight-init-std", "glorot", "argument --weight-init-std: must be a positive number or one of xavier"),
 ])
 def test_bad_train_option(capsys, tmp_path, option, value, message):
     code, out, err = run(capsys, "train", "--out", tmp_path / "run", option, value)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from sgdlab.engine.backprop import BackpropStep
+from sgdlab.nn.activations import activation_names
 from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
 
 
@@ -13,7 +14,9 @@ def batch(n=8, n_in=12, n_classes=4, seed=0):
 @pytest.mark.parametrize("sizes, activation", [
     ((12, 6, 4), "sigmoid"),
     ((12, 6, 4), "relu"),
+    ((12, 6, 4), "tanh"),
     ((12, 7, 5, 4), "sigmoid"),
+    ((12, 7, 5, 4), "tanh"),
     ((12, 7, 5, 3, 4), "relu"),
     ((12, 4), "sigmoid"),  # no hidden layer: softmax regression
 ])
@@ -28,7 +31,7 @@ def test_same_loss_and_gradients_as_the_layers(sizes, activation):
         np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-15)
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("activation", activation_names())
 def test_gradients_match_numerical_differentiation(activation):
     x, t = batch(seed=2)
     network = MultiLayerNet((12, 6, 5, 4), activation, weight_init_std=0.5, rng=3)

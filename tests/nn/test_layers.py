@@ -1,8 +1,11 @@
+from functools import partial
+
 import numpy as np
 import pytest
 
 from sgdlab.nn.gradient import numerical_gradient
-from sgdlab.nn.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+from sgdlab.nn.activations import activation_names
+from sgdlab.nn.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss, activation_layer
 
 
 def test_affine_hand_values():
@@ -66,7 +69,7 @@ def test_backward_never_mutates_dout(make_layer):
     np.testing.assert_array_equal(dout, before)
 
 
-@pytest.mark.parametrize("layer_class", [Sigmoid, Relu])
+@pytest.mark.parametrize("layer_class", [Sigmoid, Relu, *(partial(activation_layer, name) for name in activation_names())])
 def test_activation_backward_matches_numerical_gradient(layer_class):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, 4)) + 0.05  # keep clear of Relu's kink at 0

@@ -13,7 +13,7 @@ def small_batch(rng, n=4, n_in=6, n_classes=3):
 def test_book_shapes_and_zero_biases():
     net = TwoLayerNet(rng=0)
     assert {k: v.shape for k, v in net.params.items()} == {"W1": (784, 50), "b1": (50,), "W2": (50, 10), "b2": (10,)}
-    assert net.num_params == 39760
+    assert net.num_params == 784 * 50 + 50 + 50 * 10 + 10  # 39760, the weights and biases of both layers
     assert not net.params["b1"].any() and not net.params["b2"].any()
     assert np.std(net.params["W1"]) == pytest.approx(0.01, rel=0.02)
 
@@ -128,8 +128,11 @@ def test_bad_settings_are_refused(kwargs, message):
 
 
 def test_repr_names_the_layers():
-    assert repr(TwoLayerNet(rng=0)) == (
-        "TwoLayerNet([Affine(784 -> 50), Sigmoid(), Affine(50 -> 10), SoftmaxWithLoss()], params=39760)")
+    net = TwoLayerNet(rng=0)
+    assert repr(net) == ("TwoLayerNet([Affine(784 -> 50), Sigmoid(), Affine(50 -> 10), SoftmaxWithLoss()], "
+                         f"params={sum(p.size for p in net.params.values())})")
+    assert repr(TwoLayerNet(4, 3, 2, activation="tanh")) == (
+        "TwoLayerNet([Affine(4 -> 3), Tanh(), Affine(3 -> 2), SoftmaxWithLoss()], params=23)")
 
 
 def test_copy_is_independent_with_the_same_weights_and_architecture():

@@ -1,5 +1,6 @@
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from sgdlab.runs.model_file import load_model, save_model
 from sgdlab.training.config import TrainConfig
 from sgdlab.errors import ModelFileError
+from sgdlab.nn.activations import activation_names
 from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
 
 
@@ -30,11 +32,36 @@ def test_round_trip_restores_weights_architecture_and_config(saved):
     assert meta["config"]["iters"] == 7
 
 
-def test_deeper_networks_round_trip(tmp_path):
-    net = MultiLayerNet((4, 3, 3, 2), activation="relu", rng=0)
+@pytest.mark.parametrize("activation", activation_names())
+def test_deeper_networks_of_every_activation_round_trip(tmp_path, activation):
+    net = MultiLayerNet((4, 3, 3, 2), activation=activation, weight_init_std="xavier", rng=0)
     save_model(tmp_path / "deep.npz", net)
     loaded, meta = load_model(tmp_path / "deep.npz")
-    assert loaded.sizes == (4, 3, 3, 2) and loaded.activation == "relu" and meta["config"] is None
+    assert loaded.sizes == (4, 3, 3, 2) and loaded.activation == activation and meta["config"] is None
+    assert loaded.weight_init_std == "xavier"
+    x = np.random.default_rng(1).random((4, 4))
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+
+
+def test_a_model_saved_by_sgdlab_0_1_0_still_loads():
+    # Written by sgdlab 0.1.0 before the packages were laid out by role: TwoLayerNet(784, 3, 10, rng=0), float32.
+    loaded, meta = load_model(Path(__file__).parent / "model-0.1.0.npz")
+    expected = TwoLayerNet(784, 3, 10, rng=0, dtype="float32")
+    assert type(loaded) is TwoLayerNet and loaded.dtype == np.float32 and meta["config"]["iters"] == 10000
+    for key in expected.params:
+        np.testing.assert_array_equal(loaded.params[key], expected.params[key])
+
+
+def test_an_unknown_activation_is_a_damaged_description(saved, tmp_path):
+    _, path = saved
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays["sgdlab_model"]))
+    meta["architecture"]["activation"] = "softplus"
+    arrays["sgdlab_model"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "other.npz", **arrays)
+    with pytest.raises(ModelFileError, match="damaged model description.*unknown activation 'softplus'"):
+        load_model(tmp_path / "other.npz")
 
 
 def test_file_is_plain_arrays_readable_without_pickle(saved):

@@ -1,4 +1,8 @@
-"""Learning on the real MNIST: the floors a correct implementation always clears."""
+"""Learning on the real MNIST: the floors a correct implementation always clears.
+
+The book-length runs (10000 iterations, minutes for the numerical one) are marked `slow`:
+`python -m pytest -m "not slow"` leaves them out of the quick loop.
+"""
 
 import numpy as np
 import pytest
@@ -25,6 +29,13 @@ def test_short_backprop_run_learns(mnist):
     assert np.mean(history.loss[-100:]) < 0.8 < np.mean(history.loss[:10])
 
 
+@pytest.mark.parametrize("activation, weight_init_std", [("tanh", 0.01), ("tanh", "xavier"), ("relu", "he")])
+def test_other_activations_learn(mnist, activation, weight_init_std):
+    _, history = fit(mnist, iters=1000, activation=activation, weight_init_std=weight_init_std)
+    assert history.test_acc[-1] > 0.88
+    assert np.mean(history.loss[-100:]) < 0.6 < np.mean(history.loss[:10])
+
+
 @pytest.fixture(scope="module")
 def book_run(mnist):
     return fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units, backprop, float32
@@ -35,6 +46,7 @@ def book_run_float64(mnist):
     return fit(mnist, dtype="float64")
 
 
+@pytest.mark.slow
 def test_book_configuration_reaches_the_books_accuracy(book_run):
     _, history = book_run
     assert len(history.iteration) == 18
@@ -43,6 +55,7 @@ def test_book_configuration_reaches_the_books_accuracy(book_run):
     assert abs(history.train_acc[-1] - history.test_acc[-1]) < 0.02  # no overfitting at this size
 
 
+@pytest.mark.slow
 def test_float32_learns_as_well_as_float64(book_run, book_run_float64):
     (_, h32), (_, h64) = book_run, book_run_float64
     assert h64.test_acc[-1] >= 0.94
@@ -71,6 +84,7 @@ def test_gradient_check_of_the_book_network_on_real_images(mnist):
         assert check.max_rel_error < 1e-6, check
 
 
+@pytest.mark.slow
 def test_book_configuration_with_numerical_gradients_trains_like_backprop(mnist, book_run_float64):
     backprop, h_backprop = book_run_float64
     numerical, h_numerical = fit(mnist, grad="numerical")  # the chapter's own method, all 10000 iterations

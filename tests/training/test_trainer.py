@@ -121,13 +121,18 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_the_history(data, monkeypat
     assert not worker_threads()
 
 
-def test_huge_learning_rate_either_learns_or_raises_training_diverged(data):
-    # A sigmoid net saturates rather than overflowing, so what matters is that no NaN slips through.
-    try:
-        history = make_trainer(lr=1e12, iters=30).fit(*data)
-    except TrainingDiverged:
-        return
-    assert np.all(np.isfinite(history.loss))
+def test_a_huge_learning_rate_saturates_a_sigmoid_net_without_a_nan(data):
+    history = make_trainer(lr=1e12, iters=30).fit(*data)  # sigmoid units pinned at 0 or 1: huge, finite losses
+    assert len(history.loss) == 30 and history.stopped is None
+    assert np.all(np.isfinite(history.loss)) and max(history.loss) > 1e6
+
+
+def test_a_huge_learning_rate_makes_a_relu_net_diverge_and_keeps_the_finite_losses(data):
+    with pytest.raises(TrainingDiverged, match="the loss became nan") as raised:
+        make_trainer(lr=1e12, iters=30, activation="relu", dtype="float64").fit(*data)
+    history = raised.value.history
+    assert 0 < len(history.loss) < 30 and np.all(np.isfinite(history.loss))
+    assert f"iteration {len(history.loss) + 1}" in history.stopped
 
 
 def test_ctrl_c_stops_gracefully_with_a_final_evaluation(data, monkeypatch):

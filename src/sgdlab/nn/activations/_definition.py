@@ -35,7 +35,12 @@ class Activation:
         raise NotImplementedError
 
     def change(self, state, e):
-        """f(z + e) - f(z), exactly (nothing that cancels), for rows of `change_state` and one e per row."""
+        """f(z + e) - f(z) for rows of `change_state`, one e per row.
+
+        Rounded no worse than z + e itself is: subtracting two computed
+        outputs would, for a small e, cancel most of their digits, and the
+        numerical gradient divides what is left by h.
+        """
         raise NotImplementedError
 
     def __repr__(self):

@@ -1,0 +1,109 @@
+"""Every activation's one definition, each of its forms against independent references.
+
+The tests run for every module in sgdlab.nn.activations, so an activation
+added there is held to all of them without a line added here.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from sgdlab.errors import ConfigError
+from sgdlab.nn.activations import activation_names, get_activation
+from sgdlab.nn.functions import numerical_diff
+
+NAMES = activation_names()
+
+# Independent transcriptions of each formula, element by element in plain Python.
+REFERENCES = {
+    "sigmoid": lambda z: 1 / (1 + math.exp(-z)) if z > -700 else 0.0,
+    "relu": lambda z: max(z, 0.0),
+    "tanh": lambda z: math.tanh(z),
+}
+GRID = np.array([-30.0, -3.0, -1.0, -0.25, -1e-3, 0.0, 1e-3, 0.25, 1.0, 3.0, 30.0])
+AWAY_FROM_KINKS = GRID[GRID != 0.0]  # relu has no derivative at 0
+
+
+def test_the_books_activations_and_tanh_are_there():
+    assert NAMES == ("relu", "sigmoid", "tanh")
+    assert set(REFERENCES) == set(NAMES)  # a new activation needs its reference here
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_name_is_the_module_name(name):
+    assert get_activation(name).name == name
+
+
+def test_an_unknown_name_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown activation 'softplus': use one of relu, sigmoid, tanh"):
+        get_activation("softplus")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_matches_the_reference_and_the_in_place_form_matches_forward(name, dtype):
+    activation = get_activation(name)
+    z = np.concatenate([GRID, [-1e4, 1e4]]).astype(dtype)
+    expected = np.array([REFERENCES[name](float(v)) for v in z])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow on extreme inputs, either form
+        out = activation.forward(z)
+        in_place = z.copy()
+        activation.forward_in_place(in_place)
+    tolerance = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=1e-30)
+    np.testing.assert_allclose(in_place, out, rtol=tolerance, atol=1e-30)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_is_the_numerical_derivative(name):
+    activation = get_activation(name)
+    z = AWAY_FROM_KINKS
+    dout = np.linspace(-2.0, 2.0, len(z))
+    numerical = np.array([numerical_diff(lambda v: REFERENCES[name](v), float(v), h=1e-5) for v in z])
+    np.testing.assert_allclose(activation.backward(dout, activation.forward(z)), dout * numerical, rtol=1e-8,
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_in_place_backward_gives_the_same_numbers_and_leaves_the_output_alone(name):
+    activation = get_activation(name)
+    out = activation.forward(GRID)
+    out_before = out.copy()
+    dout = np.linspace(-2.0, 2.0, len(GRID))
+    delta = dout.copy()
+    activation.backward_in_place(delta, out, np.empty_like(delta))
+    np.testing.assert_array_equal(delta, activation.backward(dout, out))
+    np.testing.assert_array_equal(out, out_before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_change_is_the_exact_difference_of_outputs(name):
+    activation = get_activation(name)
+    z = np.repeat(GRID[None, :], 5, axis=0)  # rows: samples, columns: units
+    e = np.array([-0.5, -1e-3, 1e-3, 0.5, 2.0])  # one shift per row
+    state = activation.change_state(z, activation.forward(z))
+    expected = np.array([[REFERENCES[name](zz + ee) - REFERENCES[name](zz) for zz in row] for row, ee in zip(z, e)])
+    np.testing.assert_allclose(activation.change(state, e), expected, rtol=1e-12, atol=1e-15)
+
+
+# relu's change is e or 0 on either side of its kink, max(z + e, 0) - max(z, 0), rounded only as z + e is.
+@pytest.mark.parametrize("name", [name for name in NAMES if name != "relu"])
+def test_change_keeps_its_digits_where_the_plain_difference_cancels(name):
+    activation = get_activation(name)
+    z = AWAY_FROM_KINKS[None, :]
+    e = np.array([1e-9])
+    out = activation.forward(z)
+    moved = activation.change(activation.change_state(z, out), e)[0]
+    slope = activation.backward(np.ones_like(z), out)[0]
+    # f(z + e) - f(z) = e f'(z) + O(e^2): subtracting two outputs near 1 would leave only ~7 digits of it.
+    np.testing.assert_allclose(moved, e[0] * slope, rtol=1e-8, atol=1e-30)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_slope_bound_bounds_every_change(name):
+    activation = get_activation(name)
+    z = np.repeat(np.linspace(-6, 6, 121)[None, :], 4, axis=0)
+    e = np.array([-1.0, -1e-2, 1e-2, 1.0])
+    moved = activation.change(activation.change_state(z, activation.forward(z)), e)
+    assert np.all(np.abs(moved) <= activation.slope_bound * np.abs(e)[:, None] * (1 + 1e-12))

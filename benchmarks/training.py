@@ -1,6 +1,6 @@
 """The book configuration trained by sgdlab, by the book's own loop and by PyTorch, side by side.
 
-Run:  python benchmarks/training.py [--data-dir DIR] [--repeats N] [--iters N]
+Run:  python benchmarks/training.py [--data-dir DIR] [--repeats N] [--iters N] [--baseline PYTHON]
 
 Every contender trains the 784-50-10 sigmoid net with batch 100, lr 0.1 and
 the same evaluation schedule (whole training and test sets before training,
@@ -11,7 +11,11 @@ and one JSON line with, for each contender, the minimum and median training
 time (training plus evaluations, data already loaded), the ratio to sgdlab,
 the final test accuracy, the peak RSS and the whole-process time; the
 floor implied by the matrix-multiply rate measured here for the same shapes;
-and where sgdlab's own time goes.
+and where sgdlab's own time goes. `--baseline PYTHON` adds another sgdlab
+installation (the interpreter of the environment it is installed in, for
+instance an earlier release) as two more contenders, "baseline" and
+"baseline train", measured in the same rounds: before/after comparisons in
+one run.
 """
 
 import argparse
@@ -95,10 +99,10 @@ def breakdown(data_dir, iters):
     from threadpoolctl import threadpool_limits
 
     from sgdlab import SGD, TrainConfig, Trainer, load_mnist
-    from sgdlab.backprop import BackpropStep
-    from sgdlab.batches import BatchSampler, BatchStream
-    from sgdlab.evaluation import count_correct
-    from sgdlab.trainer import seeded_generators
+    from sgdlab.data.batches import BatchSampler, BatchStream
+    from sgdlab.engine.backprop import BackpropStep
+    from sgdlab.training.evaluation import count_correct
+    from sgdlab.training.trainer import seeded_generators
 
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
     config = TrainConfig(iters=iters)
@@ -135,27 +139,29 @@ def breakdown(data_dir, iters):
     return {"phases": phases}
 
 
-def run_child(name, data_dir, iters):
-    """Run one contender in a fresh process: its result, peak RSS (MB) and whole-process seconds."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--iters", str(iters)]
+def run_child(name, data_dir, iters, python=sys.executable):
+    """Run one contender in a fresh process of `python`: its result, peak RSS (MB) and whole-process seconds."""
+    command = [python, str(Path(__file__).resolve()), "--child", name, "--iters", str(iters)]
     if data_dir:
         command += ["--data-dir", str(data_dir)]
     return _run_measured(command, lambda out: json.loads(out.strip().splitlines()[-1]))
 
 
-def run_cli(data_dir, iters):
-    """`sgdlab train` as a user runs it: start-up, data, training, plots and model file."""
-    executable = shutil.which("sgdlab")
-    base = [executable] if executable else [sys.executable, "-m", "sgdlab"]
+def run_cli(data_dir, iters, python=None):
+    """`sgdlab train` as a user runs it: start-up, data, training, plots and model file (`python -m sgdlab`
+    with another interpreter's sgdlab)."""
+    executable = shutil.which("sgdlab") if python is None else None
+    base = [executable] if executable else [python or sys.executable, "-m", "sgdlab"]
     with tempfile.TemporaryDirectory() as out:
         command = base + ["train", "--quiet", "--iters", str(iters), "--out", out]
         if data_dir:
             command += ["--data-dir", str(data_dir)]
         result = _run_measured(command, lambda _: {})
         history = json.loads((Path(out) / "history.json").read_text())
-        job = json.dumps({"history": history, "run_dir": out})
-        result["chart_rss_mb"] = _run_measured([sys.executable, "-m", "sgdlab.chartprocess"], lambda _: {},
-                                               stdin=job)["peak_rss_mb"]
+        if python is None:
+            job = json.dumps({"history": history, "run_dir": out})
+            result["chart_rss_mb"] = _run_measured([sys.executable, "-m", "sgdlab.plots.chart_process"],
+                                                   lambda _: {}, stdin=job)["peak_rss_mb"]
     result["test_acc"] = history["test_acc"][-1]
     result["seconds"] = result["process_s"]
     return result
@@ -226,7 +232,7 @@ def matmul_floor(iters, batch_size, evaluations):
 # --- the report ---------------------------------------------------------------------------------
 
 def _decoded_cache_exists(data_dir):
-    from sgdlab.datasets.mnist import CACHE_NAME, default_data_dir
+    from sgdlab.data.mnist import CACHE_NAME, default_data_dir
 
     return (Path(data_dir) if data_dir else default_data_dir()).joinpath(CACHE_NAME).exists()
 
@@ -242,6 +248,8 @@ def main():
     parser.add_argument("--data-dir")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iters", type=int, default=BOOK["iters"])
+    parser.add_argument("--baseline", metavar="PYTHON",
+                        help="the Python of another environment whose sgdlab to measure alongside")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.data_dir:
@@ -259,11 +267,17 @@ def main():
         contenders.append("pytorch")
     else:
         notes.append("PyTorch not installed: skipped (pip install torch==2.13.0 adds it)")
+    if args.baseline:
+        contenders += ["baseline", "baseline train"]
     runs = {name: [] for name in contenders}
     for _ in range(args.repeats):
         for name in contenders:
             if name == "sgdlab train":
                 runs[name].append(run_cli(args.data_dir, args.iters))
+            elif name == "baseline train":
+                runs[name].append(run_cli(args.data_dir, args.iters, python=args.baseline))
+            elif name == "baseline":
+                runs[name].append(run_child("sgdlab", args.data_dir, args.iters, python=args.baseline))
             else:
                 runs[name].append(run_child(name.replace(" ", "-"), args.data_dir, args.iters))
     phases = run_child("breakdown", args.data_dir, args.iters)["phases"]

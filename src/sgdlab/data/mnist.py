@@ -64,6 +64,13 @@ class MnistFile:
     def shape(self) -> tuple[int, ...]:
         return (self.count, *IMAGE_SHAPE) if self.kind == "images" else (self.count,)
 
+    def check_sha256(self, raw: bytes, source: str, fix: str) -> None:
+        """Refuse `raw`, the decompressed bytes read from `source`, unless it is this canonical file."""
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != self.sha256:
+            raise DataError(f"{source}: corrupted or not the canonical MNIST file {self.name} (SHA-256 of its "
+                            f"decompressed data is {actual}, expected {self.sha256}); {fix}")
+
 
 FILES = (
     MnistFile("train", "images", "train-images-idx3-ubyte",
@@ -177,7 +184,7 @@ def _download(spec: MnistFile, folder: Path) -> None:
             with atomic_write(folder / spec.gz_name, "w+b") as handle:
                 _fetch(url, handle)
                 handle.seek(0)
-                _check_download(handle.read(), spec, url)
+                spec.check_sha256(decompress_if_gzip(handle.read(), url), url, "that mirror serves another file")
             return
         except (OSError, http.client.HTTPException, DataError) as exc:
             logger.info("could not download %s: %s", url, exc)
@@ -200,12 +207,6 @@ def _fetch(url: str, dest: BinaryIO) -> None:
                 progress.update(len(chunk))
 
 
-def _check_download(data: bytes, spec: MnistFile, url: str) -> None:
-    actual = hashlib.sha256(decompress_if_gzip(data, url)).hexdigest()
-    if actual != spec.sha256:
-        raise DataError(f"{url}: the download does not match the canonical SHA-256 of {spec.name}")
-
-
 # --- decoding and verifying ----------------------------------------------------------------------
 
 def _read_verified(sources: dict[str, Path]) -> dict[str, np.ndarray]:
@@ -222,7 +223,7 @@ def _read_verified(sources: dict[str, Path]) -> dict[str, np.ndarray]:
     for spec in FILES:
         _check_count(arrays[spec.key], spec, sources[spec.key])
     for spec in FILES:
-        _check_sha256(raw[spec.key], spec, sources[spec.key])
+        spec.check_sha256(raw[spec.key], str(sources[spec.key]), _REDOWNLOAD)
     return arrays
 
 
@@ -253,15 +254,6 @@ def _check_pair(arrays: dict[str, np.ndarray], split: str, sources: dict[str, Pa
 def _check_count(array: np.ndarray, spec: MnistFile, path: Path) -> None:
     if len(array) != spec.count:
         raise DataError(f"{path}: holds {len(array)} {spec.kind}, expected {spec.count}; {_REDOWNLOAD}")
-
-
-def _check_sha256(raw: bytes, spec: MnistFile, path: Path) -> None:
-    actual = hashlib.sha256(raw).hexdigest()
-    if actual != spec.sha256:
-        raise DataError(
-            f"{path}: corrupted or not the canonical MNIST file (SHA-256 of its decompressed data is "
-            f"{actual}, expected {spec.sha256}); {_REDOWNLOAD}"
-        )
 
 
 # --- the decoded cache ---------------------------------------------------------------------------

@@ -3,11 +3,11 @@
 `MultiLayerNet.loss_and_gradient` walks the book's layer objects, allocating a
 fresh array for every intermediate result; it is the readable reference.
 `BackpropStep` computes the same loss and gradients for one batch size with
-every array allocated once, from the same definitions in their in-place
-forms (the activation's `forward_in_place` and `backward_in_place`, the
-loss's `softmax_cross_entropy_in_place`), and no gradient with respect to
-the input images (no parameter needs it, and for the first layer it would
-cost as much as the forward pass).
+every array allocated once, through the forms each layer kind defines for it
+(`forward_into`, `backward_into`) and the loss's
+`softmax_cross_entropy_in_place`, and no gradient with respect to the input
+images (no parameter needs it, and for the first layer it would cost as much
+as the forward pass).
 """
 
 import numpy as np
@@ -29,13 +29,14 @@ class BackpropStep(ForwardPass):
         super().__init__(network, batch_size)
         dtype = network.dtype
         self.batch_size = batch_size
-        # deltas[i]: d loss / d (layer i's pre-activation); the last layer's is computed in outputs[-1].
-        self.deltas = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
-        self.scratch = [np.empty((batch_size, n), dtype) for n in network.sizes[1:-1]]
+        # input_grads[i]: d loss / d (layer i's input); none for the first layer.
+        self.input_grads = [None] + [np.empty_like(out) for out in self.outputs[:-1]]
+        self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
+        key_of = {id(param): key for key, param in network.params.items()}
+        self.layer_grads = [tuple(self.grads[key_of[id(p)]] for p in layer.parameters) for layer in self.layers]
         self.row_max = np.empty((batch_size, 1), dtype)
         self.row_sum = np.empty((batch_size, 1), dtype)
         self.row_starts = np.arange(batch_size) * network.sizes[-1]
-        self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
 
     def __call__(self, x, labels):
         loss = self.forward(x, labels)
@@ -47,15 +48,9 @@ class BackpropStep(ForwardPass):
 
     def backward(self, x):
         """The gradients of the loss of the last `forward` on the same batch `x`."""
-        delta = self.outputs[-1]
-        for i in range(self.num_layers - 1, -1, -1):
+        dout = self.outputs[-1]
+        for i in range(len(self.layers) - 1, -1, -1):
             inputs = x if i == 0 else self.outputs[i - 1]
-            np.matmul(inputs.T, delta, out=self.grads[f"W{i + 1}"])
-            np.add.reduce(delta, axis=0, out=self.grads[f"b{i + 1}"])
-            if i == 0:
-                break
-            below = self.deltas[i - 1]
-            np.matmul(delta, self.weights[i].T, out=below)
-            self.activation.backward_in_place(below, inputs, self.scratch[i - 1])
-            delta = below
+            dout = self.layers[i].backward_into(inputs, self.outputs[i], dout, self.input_grads[i],
+                                                self.layer_grads[i])
         return self.grads

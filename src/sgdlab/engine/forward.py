@@ -1,7 +1,8 @@
 """The network's forward pass on buffers allocated once: whole data sets in chunks, and the training step's first half.
 
-Built from the network's own definitions: its weights (the very arrays the
-layers hold) and its hidden activation's in-place form.
+Built from the network's own layers, through the in-place forms each layer
+kind defines (`forward_into`, see `sgdlab.nn.layers`), on the very weight
+arrays the layers hold.
 """
 
 import numpy as np
@@ -16,20 +17,19 @@ class ForwardPass:
 
     def __init__(self, network, rows):
         self.rows = rows
-        self.num_layers = len(network.sizes) - 1
-        self.weights = [network.params[f"W{i}"] for i in range(1, self.num_layers + 1)]
-        self.biases = [network.params[f"b{i}"] for i in range(1, self.num_layers + 1)]
-        self.activation = network.hidden_activation
-        # outputs[i]: layer i's activated output (for the last layer: its raw scores).
-        self.outputs = [np.empty((rows, n), network.dtype) for n in network.sizes[1:]]
+        self.layers = network.layers
+        if self.layers[0].in_place:
+            raise ValueError(f"the first layer, {self.layers[0]!r}, would overwrite the input images")
+        # outputs[i]: layer i's output; a layer that works in place shares its input's buffer.
+        self.outputs, width = [], network.sizes[0]
+        for layer in self.layers:
+            if not layer.in_place:
+                width = layer.output_width(width)
+                buffer = np.empty((rows, width), network.dtype)
+            self.outputs.append(buffer)
 
     def scores(self, x):
         outputs = self.outputs if len(x) == self.rows else [out[:len(x)] for out in self.outputs]
-        inputs = x
-        for i, (weight, bias, out) in enumerate(zip(self.weights, self.biases, outputs)):
-            np.matmul(inputs, weight, out=out)
-            out += bias
-            if i < self.num_layers - 1:
-                self.activation.forward_in_place(out)
-            inputs = out
-        return inputs
+        for layer, out in zip(self.layers, outputs):
+            x = layer.forward_into(x, out)
+        return x

@@ -5,6 +5,14 @@ takes the gradient of the loss with respect to the layer's output and returns
 the gradient with respect to its input, never modifying `dout`. Layers with
 parameters also leave their gradients in `dW` and `db`.
 
+Each layer kind also gives the training step (`sgdlab.engine`) the same
+arithmetic on buffers that the step allocates once:
+`forward_into(x, out)` writes the output into `out` (into `x` itself for a
+kind that is `in_place`) and returns it; `backward_into(x, out, dout, dx,
+grads)` writes the gradient for the input into `dx` (None for the first
+layer, whose input gradient nothing needs) and those for its `parameters`
+into `grads`, in the same order; `output_width(input_width)` sizes the buffers.
+
 The activation layers are built from the definitions in
 `sgdlab.nn.activations`: `Sigmoid()` and `Relu()` are the book's names,
 `activation_layer("tanh")` makes the layer of any activation by name.
@@ -37,6 +45,28 @@ class Affine:
         self.db = dout.sum(axis=0)
         return (dout @ self.W.T).reshape(self.original_x_shape)
 
+    in_place = False
+
+    @property
+    def parameters(self):
+        return (self.W, self.b)
+
+    def output_width(self, input_width):
+        return self.W.shape[1]
+
+    def forward_into(self, x, out):
+        np.matmul(x, self.W, out=out)
+        out += self.b
+        return out
+
+    def backward_into(self, x, out, dout, dx, grads):
+        dW, db = grads
+        np.matmul(x.T, dout, out=dW)
+        np.add.reduce(dout, axis=0, out=db)  # (the ufunc's own reduce: np.sum costs more on arrays this small)
+        if dx is not None:
+            np.matmul(dout, self.W.T, out=dx)
+        return dx
+
     def __repr__(self):
         return f"Affine({self.W.shape[0]} -> {self.W.shape[1]})"
 
@@ -54,6 +84,20 @@ class ActivationLayer:
 
     def backward(self, dout):
         return self.activation.backward(dout, self.out)
+
+    in_place = True  # its backward needs only the output, so the output can take the input's place
+    parameters = ()
+
+    def output_width(self, input_width):
+        return input_width
+
+    def forward_into(self, x, out):
+        self.activation.forward_in_place(x)
+        return x
+
+    def backward_into(self, x, out, dout, dx, grads):
+        self.activation.backward_into(dout, out, dx)
+        return dx
 
     def __repr__(self):
         return repr(self.activation)

@@ -5,7 +5,7 @@ class Activation:
     """A hidden activation y = f(z), applied elementwise.
 
     The book's layers use `forward` and `backward`; the training step uses
-    `forward_in_place` and `backward_in_place` on buffers it allocates once;
+    `forward_in_place` and `backward_into` on buffers it allocates once;
     the fast numerical gradient uses `change`, the exact change of y when z
     moves by e. Every derivative is expressed through the output y (what the
     layers keep), and `change` through what `change_state` keeps of z and y.
@@ -26,8 +26,8 @@ class Activation:
         """dout * f'(z) as a new array, from the output `out` = f(z)."""
         raise NotImplementedError
 
-    def backward_in_place(self, delta, out, scratch):
-        """delta <- delta * f'(z), from `out` = f(z); `scratch` is a buffer of delta's shape."""
+    def backward_into(self, dout, out, dx):
+        """dx <- dout * f'(z), from `out` = f(z), into the buffer `dx` (not `dout` itself)."""
         raise NotImplementedError
 
     def change_state(self, z, out):

@@ -28,9 +28,9 @@ class Relu(Activation):
     def backward(self, dout, out):
         return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)  # the gradient passes where z > 0
 
-    def backward_in_place(self, delta, out, scratch):
-        np.greater(out, 0, out=scratch)
-        delta *= scratch
+    def backward_into(self, dout, out, dx):
+        np.greater(out, 0, out=dx)
+        dx *= dout
 
     def change_state(self, z, out):
         return z, out

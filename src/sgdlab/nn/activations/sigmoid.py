@@ -37,10 +37,10 @@ class Sigmoid(Activation):
     def backward(self, dout, out):
         return dout * (1.0 - out) * out  # sigmoid' = y (1 - y)
 
-    def backward_in_place(self, delta, out, scratch):
-        np.subtract(1, out, out=scratch)
-        delta *= scratch
-        delta *= out
+    def backward_into(self, dout, out, dx):
+        np.subtract(1, out, out=dx)
+        dx *= dout
+        dx *= out
 
     def change_state(self, z, out):
         return out, out * (1.0 - out)

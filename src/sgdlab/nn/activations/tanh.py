@@ -18,10 +18,10 @@ class Tanh(Activation):
     def backward(self, dout, out):
         return dout * (1.0 - out * out)  # tanh' = 1 - y^2
 
-    def backward_in_place(self, delta, out, scratch):
-        np.multiply(out, out, out=scratch)
-        np.subtract(1, scratch, out=scratch)
-        delta *= scratch
+    def backward_into(self, dout, out, dx):
+        np.multiply(out, out, out=dx)
+        np.subtract(1, dx, out=dx)
+        dx *= dout
 
     def change_state(self, z, out):
         return out, 1.0 - out * out

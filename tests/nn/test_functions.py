@@ -10,7 +10,9 @@ from sgdlab.nn.functions import (
     log_softmax,
     numerical_diff,
     relu,
+    relu_grad,
     sigmoid,
+    sigmoid_grad,
     softmax,
     softmax_cross_entropy,
     step_function,
@@ -36,6 +38,15 @@ def test_sigmoid_is_symmetric_and_bounded(x):
     y = sigmoid(x)
     assert np.all((y >= 0) & (y <= 1))
     np.testing.assert_allclose(y + sigmoid(-x), 1.0, atol=1e-15)
+
+
+def test_the_books_derivative_functions_are_the_numerical_derivatives():
+    x = np.array([-3.0, -0.5, -1e-3, 1e-3, 0.5, 3.0])  # relu has no derivative at 0
+    central = [numerical_diff(sigmoid, v) for v in x]
+    np.testing.assert_allclose(sigmoid_grad(x), central, rtol=1e-8)
+    np.testing.assert_allclose(relu_grad(x), [numerical_diff(relu, v, h=1e-4 / 2) for v in x], rtol=1e-9)
+    np.testing.assert_array_equal(relu_grad(np.array([0.0])), [0.0])  # the subgradient taken at the kink
+    assert relu_grad(np.array([1.0], np.float32)).dtype == np.float32
 
 
 def test_relu_and_step():

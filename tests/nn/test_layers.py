@@ -103,3 +103,28 @@ def test_affine_backward_matches_numerical_gradient():
 def test_layers_have_readable_reprs():
     assert repr(Affine(np.zeros((784, 50)), np.zeros(50))) == "Affine(784 -> 50)"
     assert repr(Sigmoid()) == "Sigmoid()"
+
+
+@pytest.mark.parametrize("make_layer", [
+    lambda rng: Affine(rng.standard_normal((4, 3)), rng.standard_normal(3)),
+    *(lambda rng, name=name: activation_layer(name) for name in activation_names()),
+], ids=["Affine", *activation_names()])
+def test_the_training_step_forms_give_the_books_numbers(make_layer):
+    rng = np.random.default_rng(4)
+    layer = make_layer(rng)
+    x = rng.standard_normal((5, 4 if isinstance(layer, Affine) else 3))
+    dout = rng.standard_normal((5, layer.output_width(x.shape[1])))
+    expected_out = layer.forward(x)
+    expected_dx = layer.backward(dout)
+    expected_grads = (layer.dW, layer.db) if isinstance(layer, Affine) else ()
+
+    buffer = x.copy()
+    out = layer.forward_into(buffer, buffer if layer.in_place else np.empty_like(expected_out))
+    assert (out is buffer) == layer.in_place
+    np.testing.assert_allclose(out, expected_out, rtol=1e-14, atol=1e-300)
+    dx, grads = np.empty_like(x), tuple(np.empty_like(p) for p in layer.parameters)
+    assert layer.backward_into(x, out, dout, dx, grads) is dx
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-14, atol=1e-300)
+    assert len(grads) == len(expected_grads)
+    for grad, expected in zip(grads, expected_grads):
+        np.testing.assert_allclose(grad, expected, rtol=1e-14)

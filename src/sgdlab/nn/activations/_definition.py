@@ -45,3 +45,17 @@ class Activation:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def rational_change(y, slope, q):
+    """slope * q / (1 + y * q): the exact change of an activation whose addition formula has this form.
+
+    sigmoid (q = expm1(e), slope = y (1 - y)) and tanh (q = tanh(e), slope =
+    1 - y^2) both do; nothing in it cancels. `y` and `slope` are rows of
+    (sample, unit) values, `q` one column per row.
+    """
+    denominator = y * q
+    denominator += 1.0
+    moved = slope * q
+    moved /= denominator
+    return moved

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._definition import Activation
+from ._definition import Activation, rational_change
 
 EXP_CAP = 80.0  # exp(80) = 5.5e34 fits float32 (max 3.4e38); sigmoid(-80) = 2e-35 changes nothing that matters
 
@@ -46,14 +46,9 @@ class Sigmoid(Activation):
         return out, out * (1.0 - out)
 
     def change(self, state, e):
-        # sigmoid(z + e) - sigmoid(z) = y (1 - y) q / (1 + y q) with q = expm1(e): nothing cancels
-        s, slope = state
-        q = np.expm1(e[:, None])
-        denominator = s * q
-        denominator += 1.0
-        moved = slope * q
-        moved /= denominator
-        return moved
+        # sigmoid(z + e) - sigmoid(z) = y (1 - y) q / (1 + y q) with q = expm1(e)
+        y, slope = state
+        return rational_change(y, slope, np.expm1(e[:, None]))
 
 
 ACTIVATION = Sigmoid()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._definition import Activation
+from ._definition import Activation, rational_change
 
 
 class Tanh(Activation):
@@ -27,14 +27,9 @@ class Tanh(Activation):
         return out, 1.0 - out * out
 
     def change(self, state, e):
-        # tanh(z + e) - tanh(z) = (1 - y^2) tanh(e) / (1 + y tanh(e)), from the addition formula: nothing cancels
+        # tanh(z + e) - tanh(z) = (1 - y^2) tanh(e) / (1 + y tanh(e)), from tanh's addition formula
         y, slope = state
-        u = np.tanh(e[:, None])
-        denominator = y * u
-        denominator += 1.0
-        moved = slope * u
-        moved /= denominator
-        return moved
+        return rational_change(y, slope, np.tanh(e[:, None]))
 
 
 ACTIVATION = Tanh()

@@ -1,0 +1,80 @@
+"""A whole training run: claim the folder, load MNIST, train, save. The command line calls it, and so
+can anything else that runs training (a notebook, a page, a sweep), watching it through a `RunObserver`."""
+
+import contextlib
+
+from ..data import default_data_dir, load_mnist
+from ..engine.threads import usable_cores
+from ..errors import TrainingDiverged
+from ..plots.chart_process import ChartProcess
+from ..training.trainer import Trainer
+from .run_folder import claim_run_folder, save_run
+
+
+class RunObserver:
+    """What a caller sees of a run; each method does nothing unless overridden."""
+
+    def started(self, run_dir, trainer, x_train, t_train):
+        """The folder is claimed and the data loaded; training is about to start."""
+
+    def iteration(self, iteration, loss):
+        """An update was made; `loss` is its mini-batch loss."""
+
+    def evaluation(self, history):
+        """An evaluation was recorded in `history`."""
+
+    def training_ended(self):
+        """Training has ended, one way or another; the results are about to be saved."""
+
+
+def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None):
+    """Train `config` on MNIST into a run folder; returns `(run_dir, history)`.
+
+    `out`: the folder (default: a new one under runs/); one holding an earlier
+    run is refused unless `overwrite`. A run stopped by Ctrl-C is saved and
+    returned with `history.stopped` set; a diverged one is saved without
+    charts and raises `TrainingDiverged`, naming the folder.
+    """
+    observer = observer if observer is not None else RunObserver()
+    data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
+    folder = claim_run_folder(out, overwrite, config, data_settings)  # now, not found unusable after training
+    try:
+        # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
+        (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
+        trainer = Trainer.from_config(config, input_size=x_train.shape[1])
+        trainer.check_data(x_train, t_train, x_test, t_test)
+        observer.started(folder.path, trainer, x_train, t_train)
+    except BaseException:  # nothing to save yet
+        folder.release()
+        raise
+
+    with _chart_process(plot) as charts:
+        try:
+            history = _fit(trainer, (x_train, t_train, x_test, t_test), observer)
+        except TrainingDiverged as exc:
+            save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
+            raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}", exc.history) from None
+        save_run(folder.path, config, trainer.network, history, plot=plot and charts is None,
+                 extra_settings=data_settings)
+        if charts is not None:
+            charts.plot_history(history, folder.path)
+    return folder.path, history
+
+
+def _fit(trainer, data, observer):
+    try:
+        return trainer.fit(*data, on_iteration=observer.iteration, on_evaluation=observer.evaluation)
+    finally:
+        observer.training_ended()
+
+
+@contextlib.contextmanager
+def _chart_process(plot):
+    """With a second core, a child process that imports matplotlib while this one trains (see
+    sgdlab.plots.chart_process); else None, and the charts are drawn here."""
+    charts = ChartProcess.start() if plot and usable_cores() > 1 else None
+    try:
+        yield charts
+    finally:
+        if charts is not None:
+            charts.close()

@@ -1,0 +1,75 @@
+"""A whole run as a function: claimed folder, data, training and saved results, seen through an observer."""
+
+import json
+import urllib.error
+
+import pytest
+
+from sgdlab.data import mnist
+from sgdlab.errors import ConfigError, DataError, TrainingDiverged
+from sgdlab.runs.run import RunObserver, train_run
+from sgdlab.runs.run_folder import RUN_FILES
+from sgdlab.training.config import TrainConfig
+
+SMALL = TrainConfig(iters=12, batch_size=6000, hidden_size=8)  # 10 iterations an epoch: evaluated at 0, 10, 12
+
+
+class Recorder(RunObserver):
+    def __init__(self):
+        self.events = []
+
+    def started(self, run_dir, trainer, x_train, t_train):
+        self.events.append(("started", run_dir.exists(), len(x_train)))
+
+    def iteration(self, iteration, loss):
+        self.events.append(("iteration", iteration))
+
+    def evaluation(self, history):
+        self.events.append(("evaluation", history.iteration[-1]))
+
+    def training_ended(self):
+        self.events.append(("ended",))
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    def unreachable(url, dest):
+        raise urllib.error.URLError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(mnist, "_fetch", unreachable)
+
+
+def test_a_run_reports_each_step_and_saves_every_file(mnist_dir, tmp_path):
+    observer = Recorder()
+    run_dir, history = train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, plot=True, observer=observer)
+    assert run_dir == tmp_path / "run" and history.iteration == [0, 10, 12]
+    assert observer.events[0] == ("started", True, 60000)
+    assert [e[1] for e in observer.events if e[0] == "iteration"] == list(range(1, 13))
+    assert [e[1] for e in observer.events if e[0] == "evaluation"] == [0, 10, 12]
+    assert observer.events[-1] == ("ended",)
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["iters"] == 12 and saved["data_dir"] == str(mnist_dir)
+
+
+def test_a_run_that_cannot_load_its_data_gives_the_folder_back(tmp_path):
+    with pytest.raises(DataError, match="MNIST files missing"):
+        train_run(SMALL, out=tmp_path / "run", data_dir=tmp_path / "empty")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_earlier_run_is_refused_before_any_work(mnist_dir, tmp_path):
+    train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, plot=False)
+    with pytest.raises(ConfigError, match="already holds a run's files"):
+        train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, observer=Recorder())
+
+
+def test_a_diverged_run_is_saved_and_named(mnist_dir, tmp_path):
+    config = TrainConfig(iters=50, batch_size=100, hidden_size=8, lr=1e30, activation="relu")
+    observer = Recorder()
+    with pytest.raises(TrainingDiverged, match=f"what was recorded is in {tmp_path / 'run'}"):
+        train_run(config, out=tmp_path / "run", data_dir=mnist_dir, observer=observer)
+    assert observer.events[-1] == ("ended",)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["stopped"].startswith("loss became")
+    assert not (tmp_path / "run" / "accuracy.png").exists()

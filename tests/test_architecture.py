@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import sgdlab
-
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -28,10 +26,3 @@ def test_the_book_concepts_load_without_the_machinery():
             "if m.startswith('sgdlab.')}))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "['errors', 'nn', 'ranges']"
-
-
-def test_every_package_says_what_it_is_for():
-    for package in (PROJECT / "src" / "sgdlab").iterdir():
-        if (package / "__init__.py").is_file():
-            assert (package / "__init__.py").read_text().startswith('"""'), package.name
-    assert sgdlab.__doc__

@@ -7,6 +7,7 @@ This module imports nothing heavy: the command line builds its help from it.
 """
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -22,7 +23,9 @@ class Range:
     description: str  # how messages name the range: "a positive integer"
 
     def contains(self, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
+        """Whether `value` is in range: Python or NumPy numbers of the kind (integers count as numbers), no bools."""
+        kind = numbers.Real if self.kind is float else numbers.Integral
+        if isinstance(value, bool) or not isinstance(value, kind):
             return False
         if not math.isfinite(value):
             return False

@@ -93,6 +93,6 @@ def test_gradient_check_catches_a_broken_training_backprop(monkeypatch):
     x, t = batch(seed=4)
     network = TwoLayerNet(12, 6, 4, weight_init_std=0.5, rng=5)
     assert all(check.passed for check in gradient_check(network, x, t))
-    monkeypatch.setattr("sgdlab.nn.activations.sigmoid.Sigmoid.backward_into", lambda self, dout, out, dx: None)
+    monkeypatch.setattr("sgdlab.nn.activations.sigmoid.SigmoidActivation.backward_into", lambda self, dout, out, dx: None)
     failed = {check.name for check in gradient_check(network, x, t) if not check.passed}
     assert failed == {"W1", "b1"}  # the output layer's gradients do not pass through the activation

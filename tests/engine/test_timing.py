@@ -1,9 +1,20 @@
-"""The numerical-gradient estimates `sgdlab train --grad numerical` prints, against what they estimate."""
+"""The numerical-gradient estimates `sgdlab train --grad numerical` prints, on a clock that only the work moves."""
 
 import numpy as np
+import pytest
 
 from sgdlab.engine import timing
 from sgdlab.nn.network import TwoLayerNet
+
+
+class WorkClock:
+    """A perf_counter that advances only by the simulated cost of the work timed."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
 
 
 def batch(n=7, n_in=6, n_classes=3):
@@ -11,24 +22,37 @@ def batch(n=7, n_in=6, n_classes=3):
     return rng.random((n, n_in)), rng.integers(0, n_classes, n)
 
 
-def test_the_textbook_estimate_counts_the_losses_the_textbook_gradient_computes(monkeypatch):
+def test_the_textbook_estimate_is_what_the_textbook_gradient_would_cost(monkeypatch):
+    clock = WorkClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
     network = TwoLayerNet(6, 2, 3, rng=0)
-    calls = []
     real_loss = network.loss
-    monkeypatch.setattr(network, "loss", lambda x, t: calls.append(1) or real_loss(x, t))
+    losses = []
+
+    def loss_costing_a_tenth_of_a_second(x, t):
+        clock.now += 0.1
+        losses.append(1)
+        return real_loss(x, t)
+
+    monkeypatch.setattr(network, "loss", loss_costing_a_tenth_of_a_second)
     network.numerical_gradient(*batch())
-    textbook_losses = len(calls)
-    calls.clear()
-    seconds = timing.estimate_textbook_gradient_seconds(network, *batch(), repeats=5)
-    assert textbook_losses == 2 * network.num_params  # the estimate's model: two losses per parameter
-    assert len(calls) == 1 + 5  # a warm-up, then the timed losses
-    assert seconds > 0
+    textbook_seconds = 0.1 * len(losses)  # what the textbook method really spends on losses
+    assert timing.estimate_textbook_gradient_seconds(network, *batch(), repeats=5) == pytest.approx(textbook_seconds)
 
 
-def test_the_measured_time_is_of_the_gradient_training_computes(monkeypatch):
+def test_the_measured_time_is_the_fastest_gradient_of_the_kind_training_computes(monkeypatch):
+    clock = WorkClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
     network = TwoLayerNet(6, 2, 3, rng=0)
+    costs = iter([0.3, 0.2, 0.5])
     computed = []
     real = timing.numerical_gradient_fast
-    monkeypatch.setattr(timing, "numerical_gradient_fast", lambda *args: computed.append(args[0]) or real(*args))
-    assert timing.measure_numerical_gradient_seconds(network, *batch(), repeats=3) > 0
+
+    def gradient_with_a_cost(net, x, t):
+        clock.now += next(costs)
+        computed.append(net)
+        return real(net, x, t)
+
+    monkeypatch.setattr(timing, "numerical_gradient_fast", gradient_with_a_cost)
+    assert timing.measure_numerical_gradient_seconds(network, *batch(), repeats=3) == pytest.approx(0.2)
     assert computed == [network] * 3

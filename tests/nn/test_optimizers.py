@@ -33,3 +33,15 @@ def test_update_leaves_the_gradients_alone_and_repeats_exactly():
     optimizer.update({"W": W}, grads)
     np.testing.assert_array_equal(grads["W"], [0.5, -0.5])
     np.testing.assert_allclose(W, [0.9, 2.1], rtol=1e-15)
+
+
+def test_an_optimizer_needs_a_name_of_its_own():
+    from sgdlab.nn.optimizers import OPTIMIZERS, Optimizer
+
+    with pytest.raises(TypeError, match="needs a name of its own"):
+        class Unnamed(SGD):  # inherits "sgd": would replace SGD in the registry
+            pass
+    with pytest.raises(TypeError, match="needs a name of its own"):
+        class Duplicate(Optimizer):
+            name = "sgd"
+    assert OPTIMIZERS == {"sgd": SGD}

@@ -60,7 +60,7 @@ def test_an_unknown_activation_is_a_damaged_description(saved, tmp_path):
     meta["architecture"]["activation"] = "softplus"
     arrays["sgdlab_model"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "other.npz", **arrays)
-    with pytest.raises(ModelFileError, match="damaged model description.*unknown activation 'softplus'"):
+    with pytest.raises(ModelFileError, match="damaged model description.*activation must be one of .*'softplus'"):
         load_model(tmp_path / "other.npz")
 
 
@@ -154,3 +154,17 @@ def test_failed_save_leaves_the_previous_model_intact(saved, monkeypatch):
 def test_save_model_with_its_arguments_swapped_says_so(tmp_path):
     with pytest.raises(TypeError, match=r"save_model\(path, network, config=None\) takes the file path first"):
         save_model(TwoLayerNet(4, 3, 2, rng=0), tmp_path / "model.npz")
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ((783, 5, 10), "takes 783 inputs per image, but MNIST images have 784 pixels"),
+    ((784, 5, 3), "gives 3 outputs, but MNIST has 10 classes"),
+])
+def test_a_model_for_mnist_must_read_its_images_and_tell_its_classes(tmp_path, sizes, message):
+    from sgdlab.runs.model_file import load_mnist_model
+
+    save_model(tmp_path / "model.npz", MultiLayerNet(sizes, rng=0))
+    with pytest.raises(ModelFileError, match=message):
+        load_mnist_model(tmp_path / "model.npz")
+    save_model(tmp_path / "mnist.npz", MultiLayerNet((784, 5, 10), rng=0))
+    assert load_mnist_model(tmp_path / "mnist.npz").sizes == (784, 5, 10)

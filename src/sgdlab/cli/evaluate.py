@@ -3,9 +3,6 @@
 from pathlib import Path
 
 from .arguments import add_data_dir
-from .output import load_mnist_model
-
-MNIST_PIXELS = 784
 
 
 def add_to(commands):
@@ -18,9 +15,10 @@ def add_to(commands):
 def run(args):
     from ..data import load_mnist
     from ..nn.functions import as_labels
+    from ..runs.model_file import load_mnist_model
     from ..training.evaluation import count_correct
 
-    network = load_mnist_model(args.model, MNIST_PIXELS)
+    network = load_mnist_model(args.model)
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
     for name, x, t in (("train acc", x_train, t_train), ("test acc ", x_test, t_test)):  # as training measured it
         print(f"{name} {count_correct(network, x, as_labels(t)) / len(x):.4f} ({len(x)} images)")

@@ -23,6 +23,7 @@ def add_to(commands):
 
 def run(args):
     from ..data import load_mnist
+    from ..data.mnist import NUM_CLASSES
     from ..engine.gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, gradient_check
     from ..nn.network import TwoLayerNet
 
@@ -30,7 +31,7 @@ def run(args):
     if args.batch_size > len(x_train):
         raise ConfigError(f"batch size {args.batch_size} is larger than the training set ({len(x_train)} images)")
     x, t = x_train[:args.batch_size].astype("float64"), t_train[:args.batch_size]
-    network = TwoLayerNet(x.shape[1], args.hidden_size, 10, activation=args.activation, rng=args.seed)
+    network = TwoLayerNet(x.shape[1], args.hidden_size, NUM_CLASSES, activation=args.activation, rng=args.seed)
     print(f"gradient check of {network} on {len(x)} training images (float64, central difference, h=1e-4)")
     print("numerical gradient against backprop, both through the book's layers and through the training step "
           "(the larger difference of the two)")

@@ -1,6 +1,4 @@
-"""What the commands print: exit codes, durations, the line per evaluation, and loaded models checked for MNIST."""
-
-from ..errors import SgdlabError
+"""What the commands print: exit codes, durations and the line per evaluation."""
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -32,14 +30,3 @@ def duration(seconds):
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def load_mnist_model(path, input_size):
-    """The network saved at `path`, refused clearly unless it takes `input_size` pixels per image."""
-    from ..runs.model_file import load_model
-
-    network, _ = load_model(path)
-    if network.sizes[0] != input_size:
-        raise SgdlabError(f"{path} takes {network.sizes[0]} inputs per image, but MNIST images have "
-                          f"{input_size} pixels: use a model trained on MNIST")
-    return network

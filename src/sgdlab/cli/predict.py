@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SgdlabError
-from .output import EXIT_ERROR, load_mnist_model
+from .output import EXIT_ERROR
 
 
 def add_to(commands):
@@ -22,9 +22,10 @@ def add_to(commands):
 def run(args):
     import numpy as np
 
-    from ..data.digit_images import MNIST_SIDE, load_digit_image
+    from ..data.digit_images import load_digit_image
+    from ..runs.model_file import load_mnist_model
 
-    network = load_mnist_model(args.model, MNIST_SIDE * MNIST_SIDE)
+    network = load_mnist_model(args.model)
     failures = 0
     for path in args.images:
         try:

@@ -1,13 +1,12 @@
 """`sgdlab train`: a whole run, shown as a progress bar and one line per evaluation."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
+from ..training.config import TrainConfig
 from .arguments import add_config_option, add_data_dir, config_from_args
 from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
-
-CONFIG_OPTIONS = ("hidden_size", "iters", "batch_size", "lr", "activation", "weight_init_std", "optimizer", "grad",
-                  "sampling", "dtype", "seed")
 
 
 def add_to(commands):
@@ -15,8 +14,8 @@ def add_to(commands):
                                  description="Train the two-layer net (784-H-10) on MNIST with mini-batch SGD, "
                                              "evaluating train and test accuracy once per epoch.")
     add_data_dir(parser)
-    for name in CONFIG_OPTIONS:
-        add_config_option(parser, name)
+    for spec in dataclasses.fields(TrainConfig):  # an option for every setting
+        add_config_option(parser, spec.name)
     parser.add_argument("--out", type=Path, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a run already in --out")
     parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")

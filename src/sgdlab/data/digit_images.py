@@ -13,8 +13,9 @@ import math
 import numpy as np
 
 from ..errors import SgdlabError
+from .mnist import IMAGE_SHAPE
 
-MNIST_SIDE = 28
+MNIST_SIDE = IMAGE_SHAPE[0]
 DIGIT_BOX = 20
 INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the stroke
 FAINTEST_INK = 0.1  # a brightest pixel below this, once the background is removed, is noise on a blank page

@@ -26,6 +26,7 @@ from .idx import decompress_if_gzip, parse_idx, read_idx_bytes
 logger = logging.getLogger(__name__)
 
 IMAGE_SHAPE = (28, 28)
+IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]  # 784: the length of a flattened image
 NUM_CLASSES = 10
 CACHE_NAME = "mnist-decoded.npz"
 _CACHE_FORMAT = "sgdlab-mnist-decoded-v1"

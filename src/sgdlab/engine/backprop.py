@@ -28,7 +28,6 @@ class BackpropStep(ForwardPass):
     def __init__(self, network, batch_size):
         super().__init__(network, batch_size)
         dtype = network.dtype
-        self.batch_size = batch_size
         # input_grads[i]: d loss / d (layer i's input); none for the first layer.
         self.input_grads = [None] + [np.empty_like(out) for out in self.outputs[:-1]]
         self.grads = {key: np.empty_like(param) for key, param in network.params.items()}

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..nn.functions import as_labels, log_softmax, softmax
+from ..nn.functions import as_batch, log_softmax, softmax
 
 CHUNK_ELEMENTS = 1 << 17  # perturbed (sample, unit) values per array in flight: bounds memory
 SERIES_TOLERANCE = 1e-22  # series terms smaller than this are below float64 rounding of any loss term
@@ -138,8 +138,7 @@ class CachedForward:
             if k < len(self.weights) - 1:
                 a = self.activation.forward(z)
         scores = self.outputs[-1]
-        t = np.asarray(t)
-        self.labels = as_labels(t.reshape(scores.shape)) if t.size == scores.size else t.reshape(-1)
+        _, self.labels = as_batch(scores, t)
         self.probs = softmax(scores)
         self.sample_losses = -log_softmax(scores)[np.arange(len(scores)), self.labels]
         self.loss = float(np.mean(self.sample_losses))

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from .activations.relu import relu, relu_grad
 from .activations.sigmoid import sigmoid, sigmoid_grad
 
-__all__ = ["as_labels", "cross_entropy_error", "log_softmax", "numerical_diff", "relu", "relu_grad", "sigmoid",
+__all__ = ["as_batch", "as_labels", "cross_entropy_error", "log_softmax", "numerical_diff", "relu", "relu_grad", "sigmoid",
            "sigmoid_grad", "softmax", "softmax_cross_entropy", "step_function"]
 
 DIFF_METHODS = ("central", "forward")
@@ -49,7 +49,7 @@ def as_labels(t):
     return t.argmax(axis=1) if t.ndim == 2 else t
 
 
-def _as_batch(y, t):
+def as_batch(y, t):
     """`y` as a 2-D batch and `t` as class indices, accepting label or one-hot targets.
 
     As in the book, targets with as many entries as `y` are taken as one-hot.
@@ -76,7 +76,7 @@ def cross_entropy_error(y, t):
     As in the book, a tiny delta (1e-7) is added inside the log so that a
     probability of exactly 0 gives a large finite loss instead of infinity.
     """
-    y, labels = _as_batch(y, t)
+    y, labels = as_batch(y, t)
     return -np.sum(np.log(y[np.arange(y.shape[0]), labels] + 1e-7)) / y.shape[0]
 
 
@@ -86,7 +86,7 @@ def softmax_cross_entropy(scores, t):
     This is the loss sgdlab trains on: exact (no delta), finite for any finite
     scores, and its derivative is exactly (softmax(scores) - onehot(t)) / N.
     """
-    scores, labels = _as_batch(scores, t)
+    scores, labels = as_batch(scores, t)
     log_probs = log_softmax(scores)
     return -np.mean(log_probs[np.arange(scores.shape[0]), labels])
 

@@ -100,7 +100,7 @@ class ActivationLayer:
         return dx
 
     def __repr__(self):
-        return repr(self.activation)
+        return f"{self.activation.name.capitalize()}()"  # the book's layer names: Sigmoid(), Relu(), Tanh()
 
 
 def activation_layer(name):

@@ -79,7 +79,10 @@ class MultiLayerNet:
         return sum(p.size for p in self.params.values())
 
     def scores(self, x):
-        """The last affine layer's output (the softmax's input) for a batch `x`."""
+        """The last affine layer's output (the softmax's input) for a batch `x` of float pixels."""
+        if not np.issubdtype(np.asarray(x).dtype, np.floating):
+            raise ConfigError(f"the network takes float pixels in 0..1, got {np.asarray(x).dtype}: load the images "
+                              "with load_mnist() (normalize=True), or divide uint8 pixels by 255")
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -117,7 +120,7 @@ class MultiLayerNet:
 
         Every element of every parameter is nudged by +h and -h and the whole
         loss recomputed: two forward passes per parameter (about 80000 for the
-        book's net, tens of seconds). `sgdlab.engine.numerical_gradient_fast`
+        book's net, tens of seconds). `sgdlab.numerical_gradient_fast(network, x, t)`
         computes the same numbers, evaluating only what each nudge changes,
         over a thousand times sooner; training with `grad="numerical"` uses it.
         """

@@ -19,6 +19,8 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "name" not in vars(cls) or cls.name in OPTIMIZERS:
+            raise TypeError(f"{cls.__name__} needs a name of its own: set name = '...' other than {sorted(OPTIMIZERS)}")
         OPTIMIZERS[cls.name] = cls
 
     def __init__(self, lr):

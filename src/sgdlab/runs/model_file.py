@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 
+from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
 from ..errors import ModelFileError
 from ..fileio import atomic_write
 from ..nn.network import network_from_architecture
@@ -41,6 +42,18 @@ def load_model(path):
     network = _build_network(path, meta)
     _load_weights(path, network, arrays)
     return network, meta
+
+
+def load_mnist_model(path):
+    """The network saved at `path`, refused clearly unless it reads MNIST images and tells their ten classes."""
+    network, _ = load_model(path)
+    if network.sizes[0] != IMAGE_PIXELS:
+        raise ModelFileError(f"{path} takes {network.sizes[0]} inputs per image, but MNIST images have "
+                             f"{IMAGE_PIXELS} pixels: use a model trained on MNIST")
+    if network.sizes[-1] != NUM_CLASSES:
+        raise ModelFileError(f"{path} gives {network.sizes[-1]} outputs, but MNIST has {NUM_CLASSES} classes: "
+                             "use a model trained on MNIST")
+    return network
 
 
 def _read_arrays(path):

@@ -45,8 +45,9 @@ class TrainConfig:
     lr: float = setting(0.1, "learning rate", POSITIVE_NUMBER)
     hidden_size: int = setting(50, "units in the hidden layer", POSITIVE_INT)
     weight_init_std: float | str = setting(
-        0.01, "initial weights ~ N(0, std^2): a number, or xavier (sqrt(1/fan-in), for sigmoid and tanh) or he "
-              "(sqrt(2/fan-in), for relu)", parse=parse_weight_init, check=check_weight_init)
+        0.01, "initial weights ~ N(0, std^2): a number, or xavier (also called sigmoid: sqrt(1/fan-in), for "
+              "sigmoid and tanh) or he (also called relu: sqrt(2/fan-in), for relu)", parse=parse_weight_init,
+        check=check_weight_init)
     activation: str = setting("sigmoid", "hidden activation", choices=activation_names())
     optimizer: str = setting("sgd", "how gradients become updates", choices=tuple(OPTIMIZERS))
     grad: str = setting("backprop", "how gradients are computed: by backpropagation, or by numerical "

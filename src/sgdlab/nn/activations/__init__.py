@@ -8,12 +8,14 @@ files all find it by its name. Names are read from the file names, so
 listing them (for `sgdlab --help`) imports no NumPy.
 """
 
+import functools
 import importlib
 import pkgutil
 
-from ...errors import ConfigError
+from ...ranges import check_choice
 
 
+@functools.cache
 def activation_names():
     """The names of every activation, in alphabetical order."""
     return tuple(sorted(module.name for module in pkgutil.iter_modules(__path__) if not module.name.startswith("_")))
@@ -21,6 +23,4 @@ def activation_names():
 
 def get_activation(name):
     """The `Activation` called `name`; a `ConfigError` lists the others."""
-    if name not in activation_names():
-        raise ConfigError(f"unknown activation {name!r}: use one of {', '.join(activation_names())}")
-    return importlib.import_module(f".{name}", __name__).ACTIVATION
+    return importlib.import_module(f".{check_choice('activation', name, activation_names())}", __name__).ACTIVATION

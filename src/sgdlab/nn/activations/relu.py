@@ -15,7 +15,7 @@ def relu_grad(x):
     return (np.asarray(x) > 0).astype(np.result_type(x, np.float32))
 
 
-class Relu(Activation):
+class ReluActivation(Activation):
     name = "relu"
     slope_bound = 1.0
 
@@ -40,4 +40,4 @@ class Relu(Activation):
         return np.maximum(z + e[:, None], 0.0) - out
 
 
-ACTIVATION = Relu()
+ACTIVATION = ReluActivation()

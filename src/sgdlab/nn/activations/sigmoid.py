@@ -20,7 +20,7 @@ def sigmoid_grad(x):
     return s * (1 - s)
 
 
-class Sigmoid(Activation):
+class SigmoidActivation(Activation):
     name = "sigmoid"
     slope_bound = 0.25  # the largest slope, at z = 0
 
@@ -51,4 +51,4 @@ class Sigmoid(Activation):
         return rational_change(y, slope, np.expm1(e[:, None]))
 
 
-ACTIVATION = Sigmoid()
+ACTIVATION = SigmoidActivation()

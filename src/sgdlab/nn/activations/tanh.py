@@ -5,7 +5,7 @@ import numpy as np
 from ._definition import Activation, rational_change
 
 
-class Tanh(Activation):
+class TanhActivation(Activation):
     name = "tanh"
     slope_bound = 1.0  # the largest slope, at z = 0
 
@@ -32,4 +32,4 @@ class Tanh(Activation):
         return rational_change(y, slope, np.tanh(e[:, None]))
 
 
-ACTIVATION = Tanh()
+ACTIVATION = TanhActivation()

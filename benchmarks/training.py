@@ -110,7 +110,7 @@ def breakdown(data_dir, iters):
     sampler = BatchSampler(len(x_train), config.batch_size, "random", seeded_generators(config.seed)[1])
     batches = iter(BatchStream(x_train, sampler, network.dtype, iters, background=False))
     step = BackpropStep(network, config.batch_size)
-    optimizer = SGD(config.lr)
+    optimizer = SGD(config.learning_rate)
     labels = t_train.astype(np.intp)
     phases = dict.fromkeys(["batches", "forward", "backward", "update", "evaluation"], 0.0)
     clock = time.perf_counter

@@ -15,19 +15,20 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class Range:
-    """Finite integers or numbers from `low` on (`low` itself allowed unless `strict`)."""
+    """Finite integers or numbers from `low` on (`low` itself allowed unless `strict`), below `below` if given."""
 
     kind: type  # int or float
     low: float
     strict: bool
     description: str  # how messages name the range: "a positive integer"
+    below: float | None = None
 
     def contains(self, value):
         """Whether `value` is in range: Python or NumPy numbers of the kind (integers count as numbers), no bools."""
         kind = numbers.Real if self.kind is float else numbers.Integral
         if isinstance(value, bool) or not isinstance(value, kind):
             return False
-        if not math.isfinite(value):
+        if not math.isfinite(value) or (self.below is not None and value >= self.below):
             return False
         return value > self.low if self.strict else value >= self.low
 
@@ -51,6 +52,7 @@ class Range:
 POSITIVE_INT = Range(int, 1, strict=False, description="a positive integer")
 NON_NEGATIVE_INT = Range(int, 0, strict=False, description="a non-negative integer")
 POSITIVE_NUMBER = Range(float, 0, strict=True, description="a positive number")
+UNIT_INTERVAL = Range(float, 0, strict=False, description="a number in [0, 1)", below=1)
 
 
 def check_choice(name, value, choices):

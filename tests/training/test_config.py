@@ -8,7 +8,7 @@ from sgdlab.errors import ConfigError
 
 def test_defaults_are_the_books():
     config = TrainConfig()
-    assert (config.iters, config.batch_size, config.lr, config.hidden_size) == (10000, 100, 0.1, 50)
+    assert (config.iters, config.batch_size, config.learning_rate, config.hidden_size) == (10000, 100, 0.1, 50)
     assert (config.grad, config.sampling, config.activation) == ("backprop", "random", "sigmoid")
 
 

@@ -135,5 +135,6 @@ def _write_config_exclusively(run_dir, config, extra_settings):
 
 
 def _settings_json(config, extra_settings):
-    settings = {**config.to_dict(), "dtype": config.network_dtype, **(extra_settings or {})}  # the dtype in use
+    # the learning rate and dtype in use, as the run resolved them
+    settings = {**config.to_dict(), "lr": config.learning_rate, "dtype": config.network_dtype, **(extra_settings or {})}
     return json.dumps(settings, indent=1) + "\n"

@@ -13,8 +13,9 @@ from ..errors import ConfigError
 from ..nn.activations import activation_names
 from ..nn.init import check_weight_init, parse_weight_init
 from ..nn.optimizers import OPTIMIZERS
-from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, check_choice
+from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice
 
+CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
 GRAD_METHODS = ("backprop", "numerical")
 DTYPES = ("float32", "float64")
 SAMPLING_METHODS = ("random", "epoch")
@@ -42,7 +43,8 @@ class TrainConfig:
 
     iters: int = setting(10_000, "mini-batch updates in total", POSITIVE_INT)
     batch_size: int = setting(100, "samples per mini-batch", POSITIVE_INT)
-    lr: float = setting(0.1, "learning rate", POSITIVE_NUMBER)
+    lr: float | None = setting(None, f"learning rate (default: {CHAPTER_4_LR} for sgd, as in chapter 4; the "
+                                     "book's default for the other optimizers)", POSITIVE_NUMBER)
     hidden_size: int = setting(50, "units in the hidden layer", POSITIVE_INT)
     weight_init_std: float | str = setting(
         0.01, "initial weights ~ N(0, std^2): a number, or xavier (also called sigmoid: sqrt(1/fan-in), for "
@@ -50,6 +52,8 @@ class TrainConfig:
         check=check_weight_init)
     activation: str = setting("sigmoid", "hidden activation", choices=activation_names())
     optimizer: str = setting("sgd", "how gradients become updates", choices=tuple(OPTIMIZERS))
+    momentum: float | None = setting(None, "the velocity momentum and nesterov keep (default 0.9, the book's)",
+                                     UNIT_INTERVAL)
     grad: str = setting("backprop", "how gradients are computed: by backpropagation, or by numerical "
                                      "differentiation (the chapter's method)", choices=GRAD_METHODS)
     sampling: str = setting("random", "random: each batch drawn independently, as in the book; epoch: a fresh "
@@ -63,13 +67,34 @@ class TrainConfig:
     def __post_init__(self):
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
+            if value is None and spec.default is None:  # None: the default that other settings imply
+                continue
             if spec.metadata["check"] is not None:
                 spec.metadata["check"](spec.name, value)
-            elif not (value is None and spec.default is None):  # None: "the default for the gradient method"
+            else:
                 check_choice(spec.name, value, spec.metadata["choices"])
+        if self.momentum is not None and "momentum" not in OPTIMIZERS[self.optimizer].hyperparameters:
+            takers = [name for name, cls in OPTIMIZERS.items() if "momentum" in cls.hyperparameters]
+            raise ConfigError(f"momentum is a setting of the {' and '.join(takers)} optimizers, not of "
+                              f"{self.optimizer}: choose one of them with optimizer, or leave momentum out")
         if self.grad == "numerical" and self.network_dtype != "float64":
             raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
                               "drown in rounding error; use dtype float64 (the default for numerical gradients)")
+
+    @property
+    def learning_rate(self):
+        """The learning rate the run uses: `lr`, else chapter 4's for SGD and the book's default for the others."""
+        if self.lr is not None:
+            return self.lr
+        return CHAPTER_4_LR if self.optimizer == "sgd" else OPTIMIZERS[self.optimizer].default_lr
+
+    def make_optimizer(self):
+        """The optimizer these settings describe."""
+        optimizer = OPTIMIZERS[self.optimizer]
+        # Hyperparameters that are settings here (momentum) and were given; the others keep the book's defaults.
+        given = {name: getattr(self, name) for name in optimizer.hyperparameters
+                 if getattr(self, name, None) is not None}
+        return optimizer(self.learning_rate, **given)
 
     @property
     def network_dtype(self):

@@ -19,7 +19,6 @@ from ..engine.threads import one_blas_thread, usable_cores
 from ..errors import ConfigError, TrainingDiverged
 from ..nn.functions import as_labels
 from ..nn.network import TwoLayerNet
-from ..nn.optimizers import OPTIMIZERS
 from .config import TrainConfig
 from .evaluation import Evaluator
 from .history import History
@@ -59,7 +58,7 @@ class Trainer:
         init_rng, _ = seeded_generators(config.seed)
         network = TwoLayerNet(input_size, config.hidden_size, output_size, config.weight_init_std,
                               config.activation, rng=init_rng, dtype=config.network_dtype)
-        return cls(network, OPTIMIZERS[config.optimizer](config.lr), config, background)
+        return cls(network, config.make_optimizer(), config, background)
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):
         """Run the loop and return the `History`.
@@ -101,7 +100,7 @@ class Trainer:
                 self._record(evaluator, on_evaluation, wait=True)
                 history.stopped = f"loss became {loss} at iteration {iteration}"
                 raise TrainingDiverged(f"the loss became {loss} at iteration {iteration}: training diverged; "
-                                       f"try a smaller learning rate than {self.config.lr} (--lr)", history)
+                                       f"try a smaller learning rate than {self.config.learning_rate} (--lr)", history)
             history.loss.append(float(loss))
             if on_iteration is not None:
                 on_iteration(iteration, loss)

@@ -278,6 +278,26 @@ def test_every_activation_trains_saves_and_reloads_through_the_command_line(caps
         assert history["train_acc"][-1] > history["train_acc"][0]  # 25 iterations already learn something
 
 
+def test_the_optimizer_and_its_learning_rate_are_chosen_and_recorded(capsys, data_dir, tmp_path):
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "adam", "--no-plot", *TINY,
+                          "--optimizer", "adam")
+    assert code == 0 and "with Adam(lr=0.001, beta1=0.9, beta2=0.999) on 60000 images" in stdout.splitlines()[0]
+    saved = json.loads((tmp_path / "adam" / "config.json").read_text())
+    assert saved["optimizer"] == "adam" and saved["lr"] == 0.001
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "momentum", "--no-plot", *TINY,
+                          "--optimizer", "momentum", "--momentum", "0.5", "--lr", "0.05")
+    assert code == 0 and "with Momentum(lr=0.05, momentum=0.5)" in stdout.splitlines()[0]
+    assert read_history(tmp_path / "momentum")["train_acc"][-1] > read_history(tmp_path / "momentum")["train_acc"][0]
+
+
+def test_momentum_for_an_optimizer_without_one_is_a_usage_error(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--optimizer", "adagrad", "--momentum", "0.5")
+    assert code == 2 and out == ""
+    assert err == ("sgdlab train: error: momentum is a setting of the momentum and nesterov optimizers, not of "
+                   "adagrad: choose one of them as the optimizer, or leave momentum out\n")
+    assert not (tmp_path / "run").exists()
+
+
 def test_numerical_gradients_in_float32_are_a_usage_error(capsys, data_dir, tmp_path):
     code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--grad", "numerical",
                        "--dtype", "float32", *TINY)
@@ -532,6 +552,8 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
     ("--weight-init-std", "0", "argument --weight-init-std: must be a positive number or one of xavier, sigmoid, he, "
                                "relu, got '0'"),
     ("--weight-init-std", "glorot", "argument --weight-init-std: must be a positive number or one of xavier"),
+    ("--optimizer", "lbfgs", "argument --optimizer: invalid choice: 'lbfgs'"),
+    ("--momentum", "1", "argument --momentum: must be a number in [0, 1), got '1'"),
 ])
 def test_bad_train_option(capsys, tmp_path, option, value, message):
     code, out, err = run(capsys, "train", "--out", tmp_path / "run", option, value)

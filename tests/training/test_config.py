@@ -48,6 +48,22 @@ def test_dtype_defaults_to_float32_for_backprop_and_float64_for_numerical():
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
 
 
+def test_the_learning_rate_defaults_to_the_optimizers():
+    assert TrainConfig().learning_rate == 0.1  # chapter 4's run
+    assert TrainConfig(optimizer="adam").learning_rate == 0.001
+    assert TrainConfig(optimizer="momentum").learning_rate == 0.01
+    assert TrainConfig(optimizer="adam", lr=0.5).learning_rate == 0.5
+    assert repr(TrainConfig(optimizer="nesterov", momentum=0.5).make_optimizer()) == "Nesterov(lr=0.01, momentum=0.5)"
+    assert repr(TrainConfig(optimizer="rmsprop").make_optimizer()) == "RMSprop(lr=0.01, decay_rate=0.99)"
+
+
+def test_momentum_is_refused_for_an_optimizer_without_one():
+    with pytest.raises(ConfigError, match="momentum is a setting of the momentum and nesterov optimizers, not of adam"):
+        TrainConfig(optimizer="adam", momentum=0.5)
+    with pytest.raises(ConfigError, match=r"momentum must be a number in \[0, 1\), got 1.0"):
+        TrainConfig(optimizer="momentum", momentum=1.0)
+
+
 def test_numerical_gradients_in_float32_are_refused():
     with pytest.raises(ConfigError, match="numerical gradients need float64"):
         TrainConfig(grad="numerical", dtype="float32")

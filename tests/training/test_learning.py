@@ -36,6 +36,14 @@ def test_other_activations_learn(mnist, activation, weight_init_std):
     assert np.mean(history.loss[-100:]) < 0.6 < np.mean(history.loss[:10])
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+def test_every_optimizer_learns_at_its_book_learning_rate(mnist, optimizer):
+    trainer, history = fit(mnist, iters=1000, optimizer=optimizer)
+    assert trainer.optimizer.lr == trainer.optimizer.default_lr
+    assert history.test_acc[-1] > 0.84
+    assert np.mean(history.loss[-100:]) < 0.7 < np.mean(history.loss[:10])
+
+
 @pytest.fixture(scope="module")
 def book_run(mnist):
     return fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units, backprop, float32

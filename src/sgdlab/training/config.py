@@ -76,7 +76,7 @@ class TrainConfig:
         if self.momentum is not None and "momentum" not in OPTIMIZERS[self.optimizer].hyperparameters:
             takers = [name for name, cls in OPTIMIZERS.items() if "momentum" in cls.hyperparameters]
             raise ConfigError(f"momentum is a setting of the {' and '.join(takers)} optimizers, not of "
-                              f"{self.optimizer}: choose one of them with optimizer, or leave momentum out")
+                              f"{self.optimizer}: choose one of them as the optimizer, or leave momentum out")
         if self.grad == "numerical" and self.network_dtype != "float64":
             raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
                               "drown in rounding error; use dtype float64 (the default for numerical gradients)")

@@ -159,6 +159,12 @@ def test_bad_hyperparameters_are_refused(name, kwargs, message):
         OPTIMIZERS[name](0.01, **kwargs)
 
 
+def test_every_optimizer_is_importable_from_sgdlab():
+    import sgdlab
+
+    assert {name: getattr(sgdlab, cls.__name__) for name, cls in OPTIMIZERS.items()} == OPTIMIZERS
+
+
 def test_the_books_defaults_and_reprs():
     assert [OPTIMIZERS[name].default_lr for name in RULES] == [0.01, 0.01, 0.01, 0.01, 0.01, 0.001]
     assert repr(OPTIMIZERS["momentum"]()) == "Momentum(lr=0.01, momentum=0.9)"

@@ -51,8 +51,27 @@ class Range:
 
 POSITIVE_INT = Range(int, 1, strict=False, description="a positive integer")
 NON_NEGATIVE_INT = Range(int, 0, strict=False, description="a non-negative integer")
+NON_NEGATIVE_NUMBER = Range(float, 0, strict=False, description="a non-negative number")
 POSITIVE_NUMBER = Range(float, 0, strict=True, description="a positive number")
 UNIT_INTERVAL = Range(float, 0, strict=False, description="a number in [0, 1)", below=1)
+
+
+def check_widths(name, value):
+    """`value` as a tuple of positive integers (layer widths), else a `ConfigError` naming `name`."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
+        raise ConfigError(f"{name} must be one or more positive integers, got {value!r}")
+    for width in value:
+        if not POSITIVE_INT.contains(width):
+            raise ConfigError(f"{name} must be one or more positive integers, got {value!r}")
+    return tuple(int(width) for width in value)
+
+
+def parse_widths(text):
+    """Layer widths typed on the command line, "100,100,100" (a ValueError names what is allowed)."""
+    try:
+        return check_widths("the widths", tuple(int(part) for part in text.split(",")))
+    except ValueError:  # not integers, or ConfigError (a ValueError): out of range
+        raise ValueError(f"must be positive integers separated by commas, such as 100,100,100, got {text!r}") from None
 
 
 def check_choice(name, value, choices):

@@ -290,6 +290,23 @@ def test_the_optimizer_and_its_learning_rate_are_chosen_and_recorded(capsys, dat
     assert read_history(tmp_path / "momentum")["train_acc"][-1] > read_history(tmp_path / "momentum")["train_acc"][0]
 
 
+def test_a_deeper_net_with_weight_decay_trains_saves_and_checks(capsys, data_dir, tmp_path):
+    from sgdlab.runs.model_file import load_model
+
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "deep", "--no-plot", *TINY[:2],
+                          "--hidden-sizes", "20,10", "--activation", "relu", "--weight-init-std", "he",
+                          "--weight-decay", "0.001")
+    assert code == 0
+    assert stdout.splitlines()[0].startswith("training MultiLayerNet([Affine(784 -> 20), Relu(), Affine(20 -> 10), "
+                                             "Relu(), Affine(10 -> 10), SoftmaxWithLoss()]")
+    network, meta = load_model(tmp_path / "deep" / "model.npz")
+    assert network.sizes == (784, 20, 10, 10) and network.weight_decay_lambda == 0.001
+    assert meta["config"]["hidden_sizes"] == [20, 10]
+    code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-sizes", "6,5", "--weight-decay", "0.1",
+                       "--batch-size", "2")
+    assert code == 0 and "W3 " in out and "; ok in" in last_line(out)
+
+
 def test_momentum_for_an_optimizer_without_one_is_a_usage_error(capsys, tmp_path):
     code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--optimizer", "adagrad", "--momentum", "0.5")
     assert code == 2 and out == ""
@@ -553,6 +570,9 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
                                "relu, got '0'"),
     ("--weight-init-std", "glorot", "argument --weight-init-std: must be a positive number or one of xavier"),
     ("--optimizer", "lbfgs", "argument --optimizer: invalid choice: 'lbfgs'"),
+    ("--hidden-sizes", "100,0", "argument --hidden-sizes: must be positive integers separated by commas"),
+    ("--hidden-sizes", "100;50", "argument --hidden-sizes: must be positive integers separated by commas"),
+    ("--weight-decay", "-1", "argument --weight-decay: must be a non-negative number, got '-1'"),
     ("--momentum", "1", "argument --momentum: must be a number in [0, 1), got '1'"),
 ])
 def test_bad_train_option(capsys, tmp_path, option, value, message):

@@ -20,9 +20,10 @@ def batch(n=8, n_in=12, n_classes=4, seed=0):
     ((12, 7, 5, 3, 4), "relu"),
     ((12, 4), "sigmoid"),  # no hidden layer: softmax regression
 ])
-def test_same_loss_and_gradients_as_the_layers(sizes, activation):
+@pytest.mark.parametrize("weight_decay", [0.0, 0.2])
+def test_same_loss_and_gradients_as_the_layers(sizes, activation, weight_decay):
     x, t = batch()
-    network = MultiLayerNet(sizes, activation, weight_init_std=0.5, rng=1)
+    network = MultiLayerNet(sizes, activation, weight_init_std=0.5, rng=1, weight_decay_lambda=weight_decay)
     expected_loss, expected = network.loss_and_gradient(x, t)
     loss, grads = BackpropStep(network, len(x))(x, t)
     assert loss == pytest.approx(expected_loss, rel=1e-13)

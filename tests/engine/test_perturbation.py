@@ -32,9 +32,10 @@ def assert_agrees_with_textbook(network, x, t, **options):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("activation", activation_names())
 @pytest.mark.parametrize("sizes", [(12, 6, 4), (12, 5, 4, 4), (10, 4, 3, 3, 4)])
-def test_agrees_with_textbook(seed, activation, sizes):
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_agrees_with_textbook(seed, activation, sizes, weight_decay):
     rng = np.random.default_rng(seed)
-    network = MultiLayerNet(sizes, activation, weight_init_std=0.5, rng=rng)
+    network = MultiLayerNet(sizes, activation, weight_init_std=0.5, rng=rng, weight_decay_lambda=weight_decay)
     network.params["b1"] = rng.standard_normal(sizes[1])  # relu units on both sides of their kink
     x, t = mnist_like_batch(rng, 9, sizes[0], sizes[-1])
     assert_agrees_with_textbook(network, x, t)

@@ -3,6 +3,7 @@ import pytest
 
 from sgdlab.errors import ConfigError
 from sgdlab.engine.gradcheck import compare_gradients
+from sgdlab.nn.activations import activation_names
 from sgdlab.nn.network import MultiLayerNet, TwoLayerNet, network_from_architecture
 
 
@@ -150,3 +151,32 @@ def test_integer_pixels_are_refused_with_the_fix():
         net.accuracy(pixels, np.array([0, 1]))
     with pytest.raises(ConfigError, match="float pixels"):
         net.predict(pixels)
+
+
+# --- weight decay (chapter 6.4.1) ---------------------------------------------------------------------
+
+def test_weight_decay_adds_half_lambda_times_the_squared_weights_to_the_loss():
+    rng = np.random.default_rng(8)
+    plain = MultiLayerNet((6, 5, 4, 3), "relu", weight_init_std=0.5, rng=1)
+    decayed = MultiLayerNet((6, 5, 4, 3), "relu", weight_init_std=0.5, rng=1, weight_decay_lambda=0.3)
+    x, t = small_batch(rng)
+    squares = sum(float((w ** 2).sum()) for key, w in plain.params.items() if key.startswith("W"))  # no biases
+    assert decayed.loss(x, t) == pytest.approx(plain.loss(x, t) + 0.5 * 0.3 * squares, rel=1e-14)
+    plain_grads, decayed_grads = plain.gradient(x, t), decayed.gradient(x, t)
+    for key in plain.params:
+        extra = 0.3 * plain.params[key] if key.startswith("W") else 0.0
+        np.testing.assert_allclose(decayed_grads[key], plain_grads[key] + extra, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("activation", activation_names())
+def test_weight_decay_backprop_matches_numerical_gradient(activation):
+    rng = np.random.default_rng(9)
+    net = MultiLayerNet((6, 5, 4, 3), activation, weight_init_std=0.5, rng=2, weight_decay_lambda=0.1)
+    x, t = small_batch(rng)
+    for check in compare_gradients(net.numerical_gradient(x, t), net.gradient(x, t)):
+        assert check.max_abs_diff < 1e-8 and check.max_rel_error < 1e-6, check
+
+
+def test_weight_decay_must_not_be_negative():
+    with pytest.raises(ConfigError, match="weight_decay_lambda must be a non-negative number, got -0.1"):
+        MultiLayerNet((4, 3, 2), weight_decay_lambda=-0.1)

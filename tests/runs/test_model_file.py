@@ -34,11 +34,11 @@ def test_round_trip_restores_weights_architecture_and_config(saved):
 
 @pytest.mark.parametrize("activation", activation_names())
 def test_deeper_networks_of_every_activation_round_trip(tmp_path, activation):
-    net = MultiLayerNet((4, 3, 3, 2), activation=activation, weight_init_std="xavier", rng=0)
+    net = MultiLayerNet((4, 3, 3, 2), activation=activation, weight_init_std="xavier", rng=0, weight_decay_lambda=0.5)
     save_model(tmp_path / "deep.npz", net)
     loaded, meta = load_model(tmp_path / "deep.npz")
     assert loaded.sizes == (4, 3, 3, 2) and loaded.activation == activation and meta["config"] is None
-    assert loaded.weight_init_std == "xavier"
+    assert loaded.weight_init_std == "xavier" and loaded.weight_decay_lambda == 0.5
     x = np.random.default_rng(1).random((4, 4))
     np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
 

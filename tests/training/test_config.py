@@ -57,6 +57,23 @@ def test_the_learning_rate_defaults_to_the_optimizers():
     assert repr(TrainConfig(optimizer="rmsprop").make_optimizer()) == "RMSprop(lr=0.01, decay_rate=0.99)"
 
 
+def test_deeper_nets_and_weight_decay_are_settings():
+    config = TrainConfig(hidden_sizes=[30, 20], weight_decay=0.01)  # a list, as config.json holds it
+    assert config.hidden_sizes == (30, 20)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    network = config.make_network(6, 3, rng=0)
+    assert type(network).__name__ == "MultiLayerNet" and network.sizes == (6, 30, 20, 3)
+    assert network.weight_decay_lambda == 0.01
+    assert type(TrainConfig().make_network(6, 3, rng=0)).__name__ == "TwoLayerNet"
+    with pytest.raises(ConfigError, match="either hidden_size .* or hidden_sizes"):
+        TrainConfig(hidden_size=20, hidden_sizes=(30,))
+    for bad in ((), (30, 0), "30", (2.5,)):
+        with pytest.raises(ConfigError, match="hidden_sizes must be one or more positive integers"):
+            TrainConfig(hidden_sizes=bad)
+    with pytest.raises(ConfigError, match="weight_decay must be a non-negative number"):
+        TrainConfig(weight_decay=-1.0)
+
+
 def test_momentum_is_refused_for_an_optimizer_without_one():
     with pytest.raises(ConfigError, match="momentum is a setting of the momentum and nesterov optimizers, not of adam"):
         TrainConfig(optimizer="adam", momentum=0.5)

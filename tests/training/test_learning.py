@@ -44,6 +44,14 @@ def test_every_optimizer_learns_at_its_book_learning_rate(mnist, optimizer):
     assert np.mean(history.loss[-100:]) < 0.7 < np.mean(history.loss[:10])
 
 
+def test_a_deeper_relu_net_with_weight_decay_learns(mnist):
+    trainer, history = fit(mnist, iters=1000, hidden_sizes=(100, 50), activation="relu", weight_init_std="he",
+                           weight_decay=1e-4)
+    assert trainer.network.sizes == (784, 100, 50, 10)
+    assert history.test_acc[-1] > 0.92
+    assert np.mean(history.loss[-100:]) < 0.4 < np.mean(history.loss[:10])
+
+
 @pytest.fixture(scope="module")
 def book_run(mnist):
     return fit(mnist)  # 10000 iterations, batch 100, lr 0.1, 50 hidden units, backprop, float32

@@ -6,9 +6,6 @@ from pathlib import Path
 
 from ..training.config import TrainConfig
 
-METAVARS = {int: "N", float: "X"}
-
-
 def option_type(parse):
     """An argparse `type=` from a `parse(text)` whose ValueError says what is allowed."""
 
@@ -30,9 +27,7 @@ def add_config_option(parser, name, default=None, help=None):
     if spec.metadata["choices"] is not None:
         options["choices"] = spec.metadata["choices"]
     else:
-        value_range = spec.metadata["range"]
-        options.update(type=option_type(spec.metadata["parse"]),
-                       metavar=METAVARS[value_range.kind] if value_range is not None else "X")
+        options.update(type=option_type(spec.metadata["parse"]), metavar=spec.metadata["metavar"])
     parser.add_argument(f"--{name.replace('_', '-')}", dest=name, **options)
 
 

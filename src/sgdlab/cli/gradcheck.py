@@ -14,8 +14,8 @@ def add_to(commands):
                     "differentiation and by backpropagation, on a batch of real MNIST images, and report "
                     "their largest differences. Exits with 1 when any exceeds its threshold.")
     add_data_dir(parser)
-    add_config_option(parser, "hidden_size")
-    add_config_option(parser, "activation")
+    for name in ("hidden_size", "hidden_sizes", "activation", "weight_decay"):  # the architecture
+        add_config_option(parser, name)
     add_config_option(parser, "batch_size", default=3, help="training images in the batch")
     add_config_option(parser, "seed", help="seed for the weights")
     return parser
@@ -25,13 +25,15 @@ def run(args):
     from ..data import load_mnist
     from ..data.mnist import NUM_CLASSES
     from ..engine.gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, gradient_check
-    from ..nn.network import TwoLayerNet
+    from ..training.config import TrainConfig
 
     (x_train, t_train), _ = load_mnist(data_dir=args.data_dir)
     if args.batch_size > len(x_train):
         raise ConfigError(f"batch size {args.batch_size} is larger than the training set ({len(x_train)} images)")
     x, t = x_train[:args.batch_size].astype("float64"), t_train[:args.batch_size]
-    network = TwoLayerNet(x.shape[1], args.hidden_size, NUM_CLASSES, activation=args.activation, rng=args.seed)
+    settings = TrainConfig(hidden_size=args.hidden_size, hidden_sizes=args.hidden_sizes, activation=args.activation,
+                           weight_decay=args.weight_decay, dtype="float64")
+    network = settings.make_network(x.shape[1], NUM_CLASSES, rng=args.seed)
     print(f"gradient check of {network} on {len(x)} training images (float64, central difference, h=1e-4)")
     print("numerical gradient against backprop, both through the book's layers and through the training step "
           "(the larger difference of the two)")

@@ -10,10 +10,10 @@ from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
 
 
 def add_to(commands):
-    parser = commands.add_parser("train", help="train the two-layer net by mini-batch gradient descent",
-                                 description="Train the two-layer net (784-H-10) on MNIST by mini-batch gradient "
-                                             "descent (SGD, or another of the book's optimizers), evaluating train "
-                                             "and test accuracy once per epoch.")
+    parser = commands.add_parser("train", help="train a net on MNIST by mini-batch gradient descent",
+                                 description="Train a fully connected net on MNIST (the book's two-layer 784-50-10 "
+                                             "by default) by mini-batch gradient descent (SGD, or another of the "
+                                             "book's optimizers), evaluating train and test accuracy once per epoch.")
     add_data_dir(parser)
     for spec in dataclasses.fields(TrainConfig):  # an option for every setting
         add_config_option(parser, spec.name)

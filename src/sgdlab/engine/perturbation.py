@@ -69,9 +69,16 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2):
             else:
                 difference = RecomputedDifference(forward, k)
             grad_w, grad_b = _layer_gradient(pool, workers, forward.inputs[k], forward.weights[k].shape[1], difference, h)
+            if network.weight_decay_lambda:
+                grad_w += _weight_decay_difference(forward.weights[k], network.weight_decay_lambda, h)
             grads[f"W{k + 1}"] = grad_w.astype(network.params[f"W{k + 1}"].dtype, copy=False)
             grads[f"b{k + 1}"] = grad_b.astype(network.params[f"b{k + 1}"].dtype, copy=False)
-    return forward.loss, grads
+    return forward.loss + network.weight_decay(), grads
+
+
+def _weight_decay_difference(W, decay_lambda, h):
+    """The central difference of lambda / 2 * sum(W ** 2) for each weight: nudging one changes only its own term."""
+    return decay_lambda / 2 * ((W + h) ** 2 - (W - h) ** 2) / (2 * h)
 
 
 def _layer_gradient(pool, workers, inputs, width, difference, h):

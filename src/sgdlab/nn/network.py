@@ -11,7 +11,7 @@ whole-set forward pass, the fast numerical gradient).
 import numpy as np
 
 from ..errors import ConfigError
-from ..ranges import POSITIVE_INT
+from ..ranges import NON_NEGATIVE_NUMBER, POSITIVE_INT
 from .activations import get_activation
 from .functions import as_labels, softmax
 from .gradient import numerical_gradient
@@ -48,10 +48,13 @@ class MultiLayerNet:
     normal draws from `rng` (a `numpy.random.Generator`, or a seed), where
     `weight_init_std` is a number or a fan-in scale ("xavier", "he": see
     `sgdlab.nn.init`); biases start at zero. `activation` names one of
-    `sgdlab.nn.activations`.
+    `sgdlab.nn.activations`. `weight_decay_lambda` (chapter 6.4.1) adds
+    lambda / 2 * sum(W ** 2) over every weight matrix (not the biases) to the
+    loss, and so lambda * W to each weight's gradient.
     """
 
-    def __init__(self, sizes, activation="sigmoid", weight_init_std=0.01, rng=None, dtype=np.float64):
+    def __init__(self, sizes, activation="sigmoid", weight_init_std=0.01, rng=None, dtype=np.float64,
+                 weight_decay_lambda=0.0):
         sizes = tuple(int(n) for n in sizes)
         if len(sizes) < 2 or not all(POSITIVE_INT.contains(n) for n in sizes):
             raise ConfigError(f"layer sizes must be two or more positive integers, got {sizes}")
@@ -59,6 +62,7 @@ class MultiLayerNet:
         self.hidden_activation = get_activation(activation)
         self.activation = activation
         self.weight_init_std = check_weight_init("weight_init_std", weight_init_std)
+        self.weight_decay_lambda = NON_NEGATIVE_NUMBER.check("weight_decay_lambda", weight_decay_lambda)
         self.dtype = np.dtype(dtype)
         rng = np.random.default_rng(rng)
 
@@ -92,8 +96,14 @@ class MultiLayerNet:
         return softmax(self.scores(x))
 
     def loss(self, x, t):
-        """Mean cross-entropy on the batch `x` with label or one-hot targets `t`."""
-        return self.last_layer.forward(self.scores(x), t)
+        """Mean cross-entropy on the batch `x` with label or one-hot targets `t`, plus the weight decay."""
+        return self.last_layer.forward(self.scores(x), t) + self.weight_decay()
+
+    def weight_decay(self):
+        """lambda / 2 * sum(W ** 2) over the weight matrices: the loss's penalty on large weights (0 without it)."""
+        if not self.weight_decay_lambda:
+            return 0.0
+        return 0.5 * self.weight_decay_lambda * sum(float(np.sum(affine.W ** 2)) for affine in self.affine_layers)
 
     def accuracy(self, x, t):
         """Fraction of samples whose most probable class is the target (labels or one-hot)."""
@@ -107,7 +117,7 @@ class MultiLayerNet:
             dout = layer.backward(dout)
         grads = {}
         for i, affine in enumerate(self.affine_layers, start=1):
-            grads[f"W{i}"] = affine.dW
+            grads[f"W{i}"] = affine.dW + self.weight_decay_lambda * affine.W if self.weight_decay_lambda else affine.dW
             grads[f"b{i}"] = affine.db
         return loss, grads
 
@@ -145,6 +155,7 @@ class MultiLayerNet:
             "activation": self.activation,
             "weight_init_std": self.weight_init_std,
             "dtype": self.dtype.name,
+            "weight_decay_lambda": self.weight_decay_lambda,
         }
 
     def __repr__(self):
@@ -156,8 +167,9 @@ class TwoLayerNet(MultiLayerNet):
     """The book's network: affine, sigmoid, affine, softmax (784-50-10 by default)."""
 
     def __init__(self, input_size=784, hidden_size=50, output_size=10, weight_init_std=0.01,
-                 activation="sigmoid", rng=None, dtype=np.float64):
-        super().__init__((input_size, hidden_size, output_size), activation, weight_init_std, rng, dtype)
+                 activation="sigmoid", rng=None, dtype=np.float64, weight_decay_lambda=0.0):
+        super().__init__((input_size, hidden_size, output_size), activation, weight_init_std, rng, dtype,
+                         weight_decay_lambda)
 
     def architecture(self):
         input_size, hidden_size, output_size = self.sizes
@@ -169,6 +181,7 @@ class TwoLayerNet(MultiLayerNet):
             "activation": self.activation,
             "weight_init_std": self.weight_init_std,
             "dtype": self.dtype.name,
+            "weight_decay_lambda": self.weight_decay_lambda,
         }
 
 

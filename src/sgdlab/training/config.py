@@ -13,7 +13,8 @@ from ..errors import ConfigError
 from ..nn.activations import activation_names
 from ..nn.init import check_weight_init, parse_weight_init
 from ..nn.optimizers import OPTIMIZERS
-from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice
+from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice,
+                      check_widths, parse_widths)
 
 CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
 GRAD_METHODS = ("backprop", "numerical")
@@ -21,16 +22,17 @@ DTYPES = ("float32", "float64")
 SAMPLING_METHODS = ("random", "epoch")
 
 
-def setting(default, help, range=None, choices=None, parse=None, check=None):
+def setting(default, help, range=None, choices=None, parse=None, check=None, metavar=None):
     """A config field: its default, one line of help, and the values it takes.
 
     Those are declared by a `Range`, or a tuple of `choices`, or a `check(name,
-    value)` with the `parse(text)` that reads it from the command line.
+    value)` with the `parse(text)` that reads it from the command line (and
+    the `metavar` its option shows).
     """
     if range is not None:
-        parse, check = range.parse, range.check
+        parse, check, metavar = range.parse, range.check, "N" if range.kind is int else "X"
     return field(default=default, metadata={"help": help, "choices": choices, "parse": parse, "check": check,
-                                            "range": range})
+                                            "metavar": metavar})
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,19 @@ class TrainConfig:
     lr: float | None = setting(None, f"learning rate (default: {CHAPTER_4_LR} for sgd, as in chapter 4; the "
                                      "book's default for the other optimizers)", POSITIVE_NUMBER)
     hidden_size: int = setting(50, "units in the hidden layer", POSITIVE_INT)
+    hidden_sizes: tuple | None = setting(None, "units in each hidden layer of a deeper net, such as 100,100,100 "
+                                               "(instead of hidden_size)", parse=parse_widths, check=check_widths,
+                                         metavar="N,N,...")
     weight_init_std: float | str = setting(
         0.01, "initial weights ~ N(0, std^2): a number, or xavier (also called sigmoid: sqrt(1/fan-in), for "
               "sigmoid and tanh) or he (also called relu: sqrt(2/fan-in), for relu)", parse=parse_weight_init,
-        check=check_weight_init)
+        check=check_weight_init, metavar="STD")
     activation: str = setting("sigmoid", "hidden activation", choices=activation_names())
     optimizer: str = setting("sgd", "how gradients become updates", choices=tuple(OPTIMIZERS))
     momentum: float | None = setting(None, "the velocity momentum and nesterov keep (default 0.9, the book's)",
                                      UNIT_INTERVAL)
+    weight_decay: float = setting(0.0, "lambda of the weight decay: lambda/2 * sum(W^2) over the weight matrices "
+                                       "added to the loss", NON_NEGATIVE_NUMBER)
     grad: str = setting("backprop", "how gradients are computed: by backpropagation, or by numerical "
                                      "differentiation (the chapter's method)", choices=GRAD_METHODS)
     sampling: str = setting("random", "random: each batch drawn independently, as in the book; epoch: a fresh "
@@ -73,6 +80,11 @@ class TrainConfig:
                 spec.metadata["check"](spec.name, value)
             else:
                 check_choice(spec.name, value, spec.metadata["choices"])
+        if self.hidden_sizes is not None:
+            object.__setattr__(self, "hidden_sizes", check_widths("hidden_sizes", self.hidden_sizes))  # lists too
+            if self.hidden_size != TrainConfig.hidden_size:
+                raise ConfigError("give either hidden_size (one hidden layer) or hidden_sizes (any number of them), "
+                                  "not both")
         if self.momentum is not None and "momentum" not in OPTIMIZERS[self.optimizer].hyperparameters:
             takers = [name for name, cls in OPTIMIZERS.items() if "momentum" in cls.hyperparameters]
             raise ConfigError(f"momentum is a setting of the {' and '.join(takers)} optimizers, not of "
@@ -87,6 +99,17 @@ class TrainConfig:
         if self.lr is not None:
             return self.lr
         return CHAPTER_4_LR if self.optimizer == "sgd" else OPTIMIZERS[self.optimizer].default_lr
+
+    def make_network(self, input_size, output_size, rng):
+        """The untrained network these settings describe, its weights drawn from `rng`: the book's TwoLayerNet
+        for one hidden layer, a MultiLayerNet for more."""
+        from ..nn.network import MultiLayerNet, TwoLayerNet
+
+        options = {"weight_init_std": self.weight_init_std, "activation": self.activation, "rng": rng,
+                   "dtype": self.network_dtype, "weight_decay_lambda": self.weight_decay}
+        if self.hidden_sizes is None:
+            return TwoLayerNet(input_size, self.hidden_size, output_size, **options)
+        return MultiLayerNet((input_size, *self.hidden_sizes, output_size), **options)
 
     def make_optimizer(self):
         """The optimizer these settings describe."""

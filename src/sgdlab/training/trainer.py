@@ -18,7 +18,6 @@ from ..engine.perturbation import numerical_gradient_fast
 from ..engine.threads import one_blas_thread, usable_cores
 from ..errors import ConfigError, TrainingDiverged
 from ..nn.functions import as_labels
-from ..nn.network import TwoLayerNet
 from .config import TrainConfig
 from .evaluation import Evaluator
 from .history import History
@@ -56,8 +55,7 @@ class Trainer:
         """A trainer with the network and optimizer that `config` describes."""
         config = config if config is not None else TrainConfig()
         init_rng, _ = seeded_generators(config.seed)
-        network = TwoLayerNet(input_size, config.hidden_size, output_size, config.weight_init_std,
-                              config.activation, rng=init_rng, dtype=config.network_dtype)
+        network = config.make_network(input_size, output_size, init_rng)
         return cls(network, config.make_optimizer(), config, background)
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):

@@ -536,6 +536,34 @@ def test_plot_redraws_the_charts_of_a_run(capsys, schedule_run, tmp_path):
             assert image.format == "PNG"
 
 
+def test_compare_overlays_runs_labelled_by_their_differences(capsys, data_dir, schedule_run, tmp_path):
+    first, _, _, _ = schedule_run
+    second = tmp_path / "faster"
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", second, "--quiet", "--no-plot",
+                     "--batch-size", "6000", *TINY, "--lr", "0.5")
+    assert code == 0
+    code, out, err = run(capsys, "compare", first, second, "--out", tmp_path / "both.png")
+    assert (code, err) == (0, "") and out == f"wrote {tmp_path / 'both.png'}\n"
+    with Image.open(tmp_path / "both.png") as image:
+        assert image.format == "PNG"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda folder: None, "is not a folder"),
+    (lambda folder: folder.mkdir(), "has no config.json"),
+    (lambda folder: (folder.mkdir(), (folder / "config.json").write_text("{}")), "history.json not found"),
+])
+def test_compare_names_a_folder_that_holds_no_run(capsys, tmp_path, make, message):
+    make(tmp_path / "run")
+    code, out, err = run(capsys, "compare", tmp_path / "run", "--out", tmp_path / "x.png")
+    assert code == 1 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_compare_writes_png_only(capsys, tmp_path):
+    code, _, err = run(capsys, "compare", tmp_path, "--out", tmp_path / "x.jpg")
+    assert code == 2 and "give a file name ending in .png" in err
+
+
 def test_plot_on_a_file(capsys, tmp_path):
     path = tmp_path / "history.json"
     path.write_text("{}")

@@ -1,6 +1,6 @@
 """The book's figures, drawn from a `History`: accuracy per epoch, and loss per iteration.
 
-matplotlib is imported here only, and with the file-only Agg backend, so
+matplotlib is imported through `prepare_matplotlib` only, and with the file-only Agg backend, so
 training and `sgdlab --help` never pay for it and no display is needed.
 """
 

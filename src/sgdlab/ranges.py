@@ -58,7 +58,7 @@ UNIT_INTERVAL = Range(float, 0, strict=False, description="a number in [0, 1)", 
 
 def check_widths(name, value):
     """`value` as a tuple of positive integers (layer widths), else a `ConfigError` naming `name`."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
+    if not isinstance(value, (list, tuple)) or len(value) == 0:
         raise ConfigError(f"{name} must be one or more positive integers, got {value!r}")
     for width in value:
         if not POSITIVE_INT.contains(width):

@@ -288,6 +288,15 @@ def test_the_optimizer_and_its_learning_rate_are_chosen_and_recorded(capsys, dat
                           "--optimizer", "momentum", "--momentum", "0.5", "--lr", "0.05")
     assert code == 0 and "with Momentum(lr=0.05, momentum=0.5)" in stdout.splitlines()[0]
     assert read_history(tmp_path / "momentum")["train_acc"][-1] > read_history(tmp_path / "momentum")["train_acc"][0]
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "nesterov", "--no-plot", *TINY,
+                     "--optimizer", "nesterov")
+    from sgdlab.runs.model_file import load_model
+
+    for folder, expected in (("adam", (0.001, None)), ("momentum", (0.05, 0.5)), ("nesterov", (0.01, 0.9))):
+        saved = json.loads((tmp_path / folder / "config.json").read_text())
+        _, meta = load_model(tmp_path / folder / "model.npz")
+        assert (saved["lr"], saved["momentum"]) == expected  # what the run used, defaults resolved
+        assert {k: v for k, v in saved.items() if k != "data_dir"} == meta["config"]
 
 
 def test_a_deeper_net_with_weight_decay_trains_saves_and_checks(capsys, data_dir, tmp_path):
@@ -301,7 +310,11 @@ def test_a_deeper_net_with_weight_decay_trains_saves_and_checks(capsys, data_dir
                                              "Relu(), Affine(10 -> 10), SoftmaxWithLoss()]")
     network, meta = load_model(tmp_path / "deep" / "model.npz")
     assert network.sizes == (784, 20, 10, 10) and network.weight_decay_lambda == 0.001
-    assert meta["config"]["hidden_sizes"] == [20, 10]
+    assert meta["config"]["hidden_sizes"] == [20, 10] and meta["config"]["weight_decay"] == 0.001
+    saved = json.loads((tmp_path / "deep" / "config.json").read_text())
+    assert (saved["hidden_sizes"], saved["weight_decay"], saved["weight_init_std"]) == ([20, 10], 0.001, "he")
+    code, _, err = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-sizes", "6,5", "--hidden-size", "7")
+    assert code == 2 and "give either hidden_size (one hidden layer) or hidden_sizes" in err
     code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-sizes", "6,5", "--weight-decay", "0.1",
                        "--batch-size", "2")
     assert code == 0 and "W3 " in out and "; ok in" in last_line(out)

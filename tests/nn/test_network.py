@@ -177,6 +177,18 @@ def test_weight_decay_backprop_matches_numerical_gradient(activation):
         assert check.max_abs_diff < 1e-8 and check.max_rel_error < 1e-6, check
 
 
+def test_weight_decay_is_in_the_architecture_only_when_there_is_one():
+    assert "weight_decay_lambda" not in TwoLayerNet(4, 3, 2).architecture()  # files as earlier versions wrote them
+    decayed = MultiLayerNet((4, 3, 2), weight_decay_lambda=0.2)
+    assert network_from_architecture(decayed.architecture()).weight_decay_lambda == 0.2
+
+
+def test_a_network_too_large_to_build_is_refused_before_any_allocation():
+    # (10**6 + 1) * 10**8 + (10**8 + 1) * 10 weights and biases
+    with pytest.raises(ConfigError, match=r"make 100,001,100,000,010 parameters, more than the 1,073,741,824"):
+        MultiLayerNet((10**6, 10**8, 10))
+
+
 def test_weight_decay_must_not_be_negative():
     with pytest.raises(ConfigError, match="weight_decay_lambda must be a non-negative number, got -0.1"):
         MultiLayerNet((4, 3, 2), weight_decay_lambda=-0.1)

@@ -54,13 +54,13 @@ def test_an_optimizer_needs_a_name_of_its_own():
 # --- every optimizer against an independent transcription of the book's rule --------------------------
 # Plain Python floats, one parameter element at a time, written from the formulas in chapter 6.1.
 
-def sgd_rule(w, g, lr, steps):
+def sgd_rule(w, g, lr):
     for grad in g:
         w -= lr * grad
     return w
 
 
-def momentum_rule(w, g, lr, steps, momentum=0.9):
+def momentum_rule(w, g, lr, momentum=0.9):
     v = 0.0
     for grad in g:
         v = momentum * v - lr * grad
@@ -68,7 +68,7 @@ def momentum_rule(w, g, lr, steps, momentum=0.9):
     return w
 
 
-def nesterov_rule(w, g, lr, steps, momentum=0.9):
+def nesterov_rule(w, g, lr, momentum=0.9):
     v = 0.0
     for grad in g:
         v = momentum * v - lr * grad
@@ -76,7 +76,7 @@ def nesterov_rule(w, g, lr, steps, momentum=0.9):
     return w
 
 
-def adagrad_rule(w, g, lr, steps):
+def adagrad_rule(w, g, lr):
     h = 0.0
     for grad in g:
         h = h + grad * grad
@@ -84,7 +84,7 @@ def adagrad_rule(w, g, lr, steps):
     return w
 
 
-def rmsprop_rule(w, g, lr, steps, decay_rate=0.99):
+def rmsprop_rule(w, g, lr, decay_rate=0.99):
     h = 0.0
     for grad in g:
         h = decay_rate * h + (1 - decay_rate) * grad * grad
@@ -92,7 +92,7 @@ def rmsprop_rule(w, g, lr, steps, decay_rate=0.99):
     return w
 
 
-def adam_rule(w, g, lr, steps, beta1=0.9, beta2=0.999):
+def adam_rule(w, g, lr, beta1=0.9, beta2=0.999):
     m = v = 0.0
     for t, grad in enumerate(g, start=1):
         m = m + (1 - beta1) * (grad - m)
@@ -126,8 +126,7 @@ def test_updates_follow_the_books_rule_step_after_step(name, extra, lr, seed, st
         optimizer.update(params, grads)
     for key in params:
         for index in np.ndindex(params[key].shape):
-            expected = RULES[name](float(start[key][index]), [float(g[key][index]) for g in gradients], lr, steps,
-                                   **kwargs)
+            expected = RULES[name](float(start[key][index]), [float(g[key][index]) for g in gradients], lr, **kwargs)
             assert params[key][index] == pytest.approx(expected, rel=1e-12, abs=1e-14), (name, key, index)
 
 
@@ -146,6 +145,17 @@ def test_state_is_made_on_the_first_update_as_plain_arrays(name, slots):
             assert array.dtype == np.float32 and array.shape == params[key.split("/")[1]].shape
     if name == "adam":
         assert int(state["iter"]) == 1
+    if name == "momentum":  # after one step from rest, the velocity is -lr * g
+        np.testing.assert_allclose(state["v/W1"], -0.01 * 0.5, rtol=1e-6)
+        np.testing.assert_allclose(state["v/b1"], -0.01, rtol=1e-6)
+    if name == "adagrad":  # the squares of the one gradient seen
+        np.testing.assert_allclose(state["h/W1"], 0.25, rtol=1e-6)
+
+
+def test_adam_keeps_float32_parameters_in_float32():
+    params = {"W": np.ones(3, np.float32)}
+    OPTIMIZERS["adam"]().update(params, {"W": np.full(3, 0.5, np.float32)})
+    assert params["W"].dtype == np.float32
 
 
 @pytest.mark.parametrize("name, kwargs, message", [

@@ -74,6 +74,15 @@ def test_deeper_nets_and_weight_decay_are_settings():
         TrainConfig(weight_decay=-1.0)
 
 
+def test_resolved_settings_name_every_default_the_run_used():
+    resolved = TrainConfig(optimizer="momentum").resolved()
+    assert (resolved.lr, resolved.momentum, resolved.dtype) == (0.01, 0.9, "float32")
+    assert TrainConfig.from_dict(resolved.to_dict()) == resolved
+    plain = TrainConfig().resolved()
+    assert (plain.lr, plain.momentum, plain.dtype) == (0.1, None, "float32")  # SGD has no momentum
+    assert TrainConfig(grad="numerical", lr=0.5).resolved().dtype == "float64"
+
+
 def test_momentum_is_refused_for_an_optimizer_without_one():
     with pytest.raises(ConfigError, match="momentum is a setting of the momentum and nesterov optimizers, not of adam"):
         TrainConfig(optimizer="adam", momentum=0.5)

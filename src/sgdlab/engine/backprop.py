@@ -37,7 +37,6 @@ class BackpropStep(ForwardPass):
         self.row_sum = np.empty((batch_size, 1), dtype)
         self.row_starts = np.arange(batch_size) * network.sizes[-1]
         self.network = network
-        self.decay_lambda = network.weight_decay_lambda
         self.decayed = [(network.params[key], self.grads[key]) for key in network.params if key.startswith("W")]
 
     def __call__(self, x, labels):
@@ -47,7 +46,7 @@ class BackpropStep(ForwardPass):
     def forward(self, x, labels):
         """The mean loss on the batch; keeps what `backward` needs (d loss / d scores in the scores' buffer)."""
         loss = softmax_cross_entropy_in_place(self.scores(x), labels, self.row_max, self.row_sum, self.row_starts)
-        return loss + self.network.weight_decay() if self.decay_lambda else loss
+        return loss + self.network.weight_decay() if self.network.weight_decay_lambda else loss
 
     def backward(self, x):
         """The gradients of the loss of the last `forward` on the same batch `x`."""
@@ -56,7 +55,8 @@ class BackpropStep(ForwardPass):
             inputs = x if i == 0 else self.outputs[i - 1]
             dout = self.layers[i].backward_into(inputs, self.outputs[i], dout, self.input_grads[i],
                                                 self.layer_grads[i])
-        if self.decay_lambda:  # the weight decay's lambda * W
+        decay_lambda = self.network.weight_decay_lambda
+        if decay_lambda:  # the weight decay's lambda * W
             for weight, grad in self.decayed:
-                grad += self.decay_lambda * weight
+                grad += decay_lambda * weight
         return self.grads

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..nn.functions import as_batch, log_softmax, softmax
+from ..nn.network import weight_decay_terms
 
 CHUNK_ELEMENTS = 1 << 17  # perturbed (sample, unit) values per array in flight: bounds memory
 SERIES_TOLERANCE = 1e-22  # series terms smaller than this are below float64 rounding of any loss term
@@ -77,8 +78,8 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2):
 
 
 def _weight_decay_difference(W, decay_lambda, h):
-    """The central difference of lambda / 2 * sum(W ** 2) for each weight: nudging one changes only its own term."""
-    return decay_lambda / 2 * ((W + h) ** 2 - (W - h) ** 2) / (2 * h)
+    """The central difference of the weight decay for each weight: nudging one changes only its own term."""
+    return (weight_decay_terms(W + h, decay_lambda) - weight_decay_terms(W - h, decay_lambda)) / (2 * h)
 
 
 def _layer_gradient(pool, workers, inputs, width, difference, h):

@@ -19,6 +19,14 @@ from .init import check_weight_init, initial_weights
 from .layers import ActivationLayer, Affine, SoftmaxWithLoss
 
 
+MAX_PARAMETERS = 2 ** 30  # 4 GB of float32 weights, before gradients and optimizer state: far beyond MNIST's needs
+
+
+def weight_decay_terms(W, decay_lambda):
+    """Each weight's share of the weight decay, lambda / 2 * w^2: the penalty is their sum."""
+    return 0.5 * decay_lambda * W ** 2
+
+
 class Params(dict):
     """The parameter dict, keyed `W1, b1, W2, b2, ...`.
 
@@ -58,6 +66,10 @@ class MultiLayerNet:
         sizes = tuple(int(n) for n in sizes)
         if len(sizes) < 2 or not all(POSITIVE_INT.contains(n) for n in sizes):
             raise ConfigError(f"layer sizes must be two or more positive integers, got {sizes}")
+        count = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        if count > MAX_PARAMETERS:
+            raise ConfigError(f"layer sizes {sizes} make {count:,} parameters, more than the {MAX_PARAMETERS:,} "
+                              "sgdlab builds: choose narrower layers")
         self.sizes = sizes
         self.hidden_activation = get_activation(activation)
         self.activation = activation
@@ -103,7 +115,7 @@ class MultiLayerNet:
         """lambda / 2 * sum(W ** 2) over the weight matrices: the loss's penalty on large weights (0 without it)."""
         if not self.weight_decay_lambda:
             return 0.0
-        return 0.5 * self.weight_decay_lambda * sum(float(np.sum(affine.W ** 2)) for affine in self.affine_layers)
+        return sum(float(np.sum(weight_decay_terms(affine.W, self.weight_decay_lambda))) for affine in self.affine_layers)
 
     def accuracy(self, x, t):
         """Fraction of samples whose most probable class is the target (labels or one-hot)."""
@@ -155,8 +167,12 @@ class MultiLayerNet:
             "activation": self.activation,
             "weight_init_std": self.weight_init_std,
             "dtype": self.dtype.name,
-            "weight_decay_lambda": self.weight_decay_lambda,
+            **self._weight_decay_setting(),
         }
+
+    def _weight_decay_setting(self):
+        """The weight decay for `architecture()`, only when there is one (so files without it stay as they were)."""
+        return {"weight_decay_lambda": self.weight_decay_lambda} if self.weight_decay_lambda else {}
 
     def __repr__(self):
         layers = ", ".join(repr(layer) for layer in self.layers)
@@ -181,7 +197,7 @@ class TwoLayerNet(MultiLayerNet):
             "activation": self.activation,
             "weight_init_std": self.weight_init_std,
             "dtype": self.dtype.name,
-            "weight_decay_lambda": self.weight_decay_lambda,
+            **self._weight_decay_setting(),
         }
 
 

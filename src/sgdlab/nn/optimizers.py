@@ -11,6 +11,8 @@ imports NumPy only when an update needs it: the command line lists the
 names in its help.)
 """
 
+import math
+
 from ..ranges import POSITIVE_NUMBER, UNIT_INTERVAL
 
 OPTIMIZERS = {}  # name -> class, filled as the classes below are defined
@@ -37,7 +39,8 @@ class Optimizer:
         raise NotImplementedError
 
     def state(self):
-        """Everything the optimizer remembers, as plain arrays keyed `slot/parameter` (e.g. `v/W1`)."""
+        """Everything the optimizer remembers, as plain arrays keyed `slot/parameter` (e.g. `v/W1`); Adam adds
+        its update count as `iter`."""
         return {f"{slot}/{key}": array for slot, arrays in self.slots.items() for key, array in arrays.items()}
 
     def _slot(self, slot, params):
@@ -184,7 +187,8 @@ class Adam(Optimizer):
 
         m, v = self._slot("m", params), self._slot("v", params)
         self.iter += 1
-        lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
+        # a Python float, so that float32 parameters are updated in float32
+        lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
         for key in params:
             m[key] += (1 - self.beta1) * (grads[key] - m[key])
             v[key] += (1 - self.beta2) * (grads[key] ** 2 - v[key])

@@ -25,7 +25,7 @@ def save_model(path, network, config=None):
         raise TypeError(f"save_model(path, network, config=None) takes the file path first; got a "
                         f"{type(network).__name__} where the network goes")
     meta = {"format_version": FORMAT_VERSION, "architecture": network.architecture(),
-            "config": config.to_dict() if config is not None else None}
+            "config": config.resolved().to_dict() if config is not None else None}
     arrays = {key: np.asarray(value) for key, value in network.params.items()}
     with atomic_write(path) as handle:
         np.savez(handle, **arrays, **{META_KEY: np.array(json.dumps(meta))})

@@ -152,6 +152,5 @@ def _write_config_exclusively(run_dir, config, extra_settings):
 
 
 def _settings_json(config, extra_settings):
-    # the learning rate and dtype in use, as the run resolved them
-    settings = {**config.to_dict(), "lr": config.learning_rate, "dtype": config.network_dtype, **(extra_settings or {})}
+    settings = {**config.resolved().to_dict(), **(extra_settings or {})}
     return json.dumps(settings, indent=1) + "\n"

@@ -100,6 +100,13 @@ class TrainConfig:
             return self.lr
         return CHAPTER_4_LR if self.optimizer == "sgd" else OPTIMIZERS[self.optimizer].default_lr
 
+    def resolved(self):
+        """The same settings with every implied default filled in (learning rate, momentum, dtype): what the
+        run used, as its files record it, so that a change of default never changes a saved run's meaning."""
+        optimizer = self.make_optimizer()
+        return dataclasses.replace(self, lr=optimizer.lr, dtype=self.network_dtype,
+                                   momentum=getattr(optimizer, "momentum", None))
+
     def make_network(self, input_size, output_size, rng):
         """The untrained network these settings describe, its weights drawn from `rng`: the book's TwoLayerNet
         for one hidden layer, a MultiLayerNet for more."""

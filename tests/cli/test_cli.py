@@ -320,6 +320,31 @@ def test_a_deeper_net_with_weight_decay_trains_saves_and_checks(capsys, data_dir
     assert code == 0 and "W3 " in out and "; ok in" in last_line(out)
 
 
+def test_the_book_overfitting_setup_a_few_images_for_many_epochs(capsys, data_dir, tmp_path):
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "few", "--no-plot",
+                          "--train-size", "300", "--epochs", "4", "--hidden-size", "10")
+    assert code == 0
+    assert "on 300 images (12 iterations, batch 100," in stdout.splitlines()[0]  # ceil(300 / 100) = 3 an epoch
+    history = read_history(tmp_path / "few")
+    assert history["iteration"] == [0, 3, 6, 9, 12] and history["iters_per_epoch"] == 3
+    saved = json.loads((tmp_path / "few" / "config.json").read_text())
+    assert (saved["train_size"], saved["epochs"], saved["iters"]) == (300, 4, None)
+
+
+def test_iters_and_epochs_together_are_a_usage_error(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--iters", "5", "--epochs", "2")
+    assert (code, out) == (2, "")
+    assert err == "sgdlab train: error: give either iters or epochs, not both: they both say how long the run is\n"
+
+
+def test_train_size_beyond_the_training_set_is_a_usage_error(capsys, data_dir, tmp_path):
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--train-size", "60001")
+    assert code == 2 and out == ""
+    assert err == ("sgdlab train: error: train size 60001 is more than the 60000 training images: choose a train "
+                   "size of at most 60000\n")
+    assert not (tmp_path / "run").exists()
+
+
 def test_momentum_for_an_optimizer_without_one_is_a_usage_error(capsys, tmp_path):
     code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--optimizer", "adagrad", "--momentum", "0.5")
     assert code == 2 and out == ""
@@ -614,6 +639,8 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
     ("--hidden-sizes", "100,0", "argument --hidden-sizes: must be positive integers separated by commas"),
     ("--hidden-sizes", "100;50", "argument --hidden-sizes: must be positive integers separated by commas"),
     ("--weight-decay", "-1", "argument --weight-decay: must be a non-negative number, got '-1'"),
+    ("--epochs", "0", "argument --epochs: must be a positive integer, got '0'"),
+    ("--train-size", "-3", "argument --train-size: must be a positive integer, got '-3'"),
     ("--momentum", "1", "argument --momentum: must be a number in [0, 1), got '1'"),
 ])
 def test_bad_train_option(capsys, tmp_path, option, value, message):

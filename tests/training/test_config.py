@@ -8,7 +8,9 @@ from sgdlab.errors import ConfigError
 
 def test_defaults_are_the_books():
     config = TrainConfig()
-    assert (config.iters, config.batch_size, config.learning_rate, config.hidden_size) == (10000, 100, 0.1, 50)
+    assert (config.iterations(60000), config.batch_size, config.learning_rate, config.hidden_size) == \
+        (10000, 100, 0.1, 50)
+    assert config.resolved().iters == 10000 and config.training_rows(60000) == 60000
     assert (config.grad, config.sampling, config.activation) == ("backprop", "random", "sigmoid")
 
 
@@ -36,8 +38,8 @@ def test_bad_values_are_refused_up_front(field, value, message):
 def test_dict_round_trip_and_unknown_keys():
     config = TrainConfig(iters=5, lr=0.5, sampling="epoch")
     assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ConfigError, match=r"unknown config keys \['epochs'\]"):
-        TrainConfig.from_dict({"epochs": 3})
+    with pytest.raises(ConfigError, match=r"unknown config keys \['epoch'\]"):
+        TrainConfig.from_dict({"epoch": 3})
 
 
 def test_dtype_defaults_to_float32_for_backprop_and_float64_for_numerical():
@@ -72,6 +74,19 @@ def test_deeper_nets_and_weight_decay_are_settings():
             TrainConfig(hidden_sizes=bad)
     with pytest.raises(ConfigError, match="weight_decay must be a non-negative number"):
         TrainConfig(weight_decay=-1.0)
+
+
+def test_a_runs_length_in_iterations_or_in_epochs_of_its_training_set():
+    assert TrainConfig(iters=7).iterations(60000) == 7
+    assert TrainConfig(epochs=3).iterations(60000) == 3 * 600
+    assert TrainConfig(epochs=2, train_size=300, batch_size=128).iterations(300) == 2 * 3  # ceil(300 / 128)
+    assert TrainConfig(train_size=300).training_rows(60000) == 300
+    assert TrainConfig(epochs=2).resolved().iters is None  # depends on the training set: stays implied
+    with pytest.raises(ConfigError, match="give either iters or epochs, not both"):
+        TrainConfig(iters=5, epochs=3)
+    for name in ("epochs", "train_size"):
+        with pytest.raises(ConfigError, match=f"{name} must be a positive integer, got 0"):
+            TrainConfig(**{name: 0})
 
 
 def test_resolved_settings_name_every_default_the_run_used():

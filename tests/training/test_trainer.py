@@ -47,6 +47,19 @@ def test_evaluates_before_training_every_epoch_and_after_the_last_iteration(data
     assert history.stopped is None
 
 
+def test_epochs_and_train_size_set_the_runs_length_and_its_data(data):
+    # The first 30 of 60 samples, batch 7: ceil(30 / 7) = 5 iterations per epoch, 3 epochs.
+    trainer = make_trainer(iters=None, epochs=3, train_size=30)
+    history = trainer.fit(*data)
+    assert trainer.iterations == 15 and len(history.loss) == 15
+    assert history.iteration == [0, 5, 10, 15] and history.epoch == [0, 1, 2, 3]
+    x_train, t_train, _, _ = data
+    first_half = make_trainer(iters=None, epochs=3).fit(x_train[:30], t_train[:30], *data[2:])
+    assert history.loss == first_half.loss and history.train_acc == first_half.train_acc
+    with pytest.raises(ConfigError, match="train size 61 is more than the 60 training images"):
+        make_trainer(train_size=61).fit(*data)
+
+
 def test_a_run_ending_on_an_epoch_boundary_is_evaluated_once_there(data):
     assert make_trainer(iters=18).fit(*data).iteration == [0, 9, 18]
 

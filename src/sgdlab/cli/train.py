@@ -49,13 +49,14 @@ class TerminalProgress:
         from tqdm import tqdm
 
         config = trainer.config
+        iterations = config.iterations(len(x_train))
         say(self.args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
-                       f"({config.iters} iterations, batch {config.batch_size}, {config.grad} gradients, "
+                       f"({iterations} iterations, batch {config.batch_size}, {config.grad} gradients, "
                        f"{config.network_dtype})")
         if config.grad == "numerical":
-            say(self.args, numerical_gradient_estimate(trainer, x_train, t_train))
+            say(self.args, numerical_gradient_estimate(trainer, x_train, t_train, iterations))
         # No bar when quiet or when the output is not a terminal (a log file gets the evaluation lines only).
-        self.bar = tqdm(total=config.iters, unit="it", disable=True if self.args.quiet else None, dynamic_ncols=True,
+        self.bar = tqdm(total=iterations, unit="it", disable=True if self.args.quiet else None, dynamic_ncols=True,
                         leave=False)
         self.numerical = config.grad == "numerical"
 
@@ -72,14 +73,14 @@ class TerminalProgress:
         self.bar.close()
 
 
-def numerical_gradient_estimate(trainer, x_train, t_train):
-    """How long numerical gradients will take here, and how long the textbook way would."""
+def numerical_gradient_estimate(trainer, x_train, t_train, iters):
+    """How long `iters` numerical gradients will take here, and how long the textbook way would."""
     import numpy as np
 
     from ..data.scaling import to_float
     from ..engine.timing import estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds
 
-    iters, batch_size = trainer.config.iters, trainer.config.batch_size
+    batch_size = trainer.config.batch_size
     pixels = x_train[:batch_size]
     batch = to_float(pixels, np.empty(pixels.shape, trainer.network.dtype)), t_train[:batch_size]
     seconds = measure_numerical_gradient_seconds(trainer.network, *batch)

@@ -7,6 +7,7 @@ imports no NumPy, so `sgdlab --help` stays quick.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
@@ -16,6 +17,7 @@ from ..nn.optimizers import OPTIMIZERS
 from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice,
                       check_widths, parse_widths)
 
+CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
 CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
 GRAD_METHODS = ("backprop", "numerical")
 DTYPES = ("float32", "float64")
@@ -43,7 +45,11 @@ class TrainConfig:
     not minutes into training.
     """
 
-    iters: int = setting(10_000, "mini-batch updates in total", POSITIVE_INT)
+    iters: int | None = setting(None, f"mini-batch updates in total (default {CHAPTER_4_ITERS}, as in chapter 4, "
+                                      "unless epochs is given)", POSITIVE_INT)
+    epochs: int | None = setting(None, "full passes over the training set, instead of iters", POSITIVE_INT)
+    train_size: int | None = setting(None, "train on the first N training images only, as the book's overfitting "
+                                           "experiments do (default: all of them)", POSITIVE_INT)
     batch_size: int = setting(100, "samples per mini-batch", POSITIVE_INT)
     lr: float | None = setting(None, f"learning rate (default: {CHAPTER_4_LR} for sgd, as in chapter 4; the "
                                      "book's default for the other optimizers)", POSITIVE_NUMBER)
@@ -80,6 +86,8 @@ class TrainConfig:
                 spec.metadata["check"](spec.name, value)
             else:
                 check_choice(spec.name, value, spec.metadata["choices"])
+        if self.iters is not None and self.epochs is not None:
+            raise ConfigError("give either iters or epochs, not both: they both say how long the run is")
         if self.hidden_sizes is not None:
             object.__setattr__(self, "hidden_sizes", check_widths("hidden_sizes", self.hidden_sizes))  # lists too
             if self.hidden_size != TrainConfig.hidden_size:
@@ -101,11 +109,25 @@ class TrainConfig:
         return CHAPTER_4_LR if self.optimizer == "sgd" else OPTIMIZERS[self.optimizer].default_lr
 
     def resolved(self):
-        """The same settings with every implied default filled in (learning rate, momentum, dtype): what the
-        run used, as its files record it, so that a change of default never changes a saved run's meaning."""
+        """The same settings with every implied default filled in (updates, learning rate, momentum, dtype):
+        what the run used, as its files record it, so that a change of default never changes a saved run's
+        meaning. (With `epochs`, the number of updates depends on the training set and stays implied.)"""
         optimizer = self.make_optimizer()
-        return dataclasses.replace(self, lr=optimizer.lr, dtype=self.network_dtype,
+        iters = self.iters if self.iters is not None or self.epochs is not None else CHAPTER_4_ITERS
+        return dataclasses.replace(self, iters=iters, lr=optimizer.lr, dtype=self.network_dtype,
                                    momentum=getattr(optimizer, "momentum", None))
+
+    def training_rows(self, available):
+        """How many training images the run uses, of the `available` ones: `train_size`, else all."""
+        return available if self.train_size is None else self.train_size
+
+    def iterations(self, train_rows):
+        """The updates the run makes on `train_rows` images: `iters`, else `epochs` full epochs, else chapter 4's."""
+        if self.iters is not None:
+            return self.iters
+        if self.epochs is not None:
+            return self.epochs * math.ceil(train_rows / self.batch_size)
+        return CHAPTER_4_ITERS
 
     def make_network(self, input_size, output_size, rng):
         """The untrained network these settings describe, its weights drawn from `rng`: the book's TwoLayerNet

@@ -34,7 +34,7 @@ def seeded_generators(seed):
 
 
 class Trainer:
-    """Trains `network` with `optimizer` for `config.iters` mini-batch updates.
+    """Trains `network` with `optimizer` for the mini-batch updates `config` asks (`iters`, or `epochs`).
 
     After `fit`, `network` holds the trained weights and `history` the record.
     `background` gathers the next mini-batches and runs the per-epoch
@@ -49,6 +49,7 @@ class Trainer:
         self.config = config if config is not None else TrainConfig()
         self.background = background if background is not None else usable_cores() > 1
         self.history = None
+        self.iterations = None  # the updates of the latest `fit`
 
     @classmethod
     def from_config(cls, config=None, input_size=784, output_size=10, background=None):
@@ -68,14 +69,17 @@ class Trainer:
         (for progress display). Ctrl-C stops after the current iteration: the
         network is evaluated one last time and the history, marked as stopped,
         is returned. A NaN or infinite loss raises `TrainingDiverged`, carrying
-        the history so far.
+        the history so far. With `config.train_size`, only the first images of
+        the training set are trained on and evaluated.
         """
         config = self.config
         train_size = self.check_data(x_train, t_train, x_test, t_test)
+        x_train, t_train = x_train[:train_size], t_train[:train_size]
         _, sampling_rng = seeded_generators(config.seed)
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
         self.history = History(iters_per_epoch=math.ceil(train_size / config.batch_size))
-        batches = BatchStream(x_train, sampler, self.network.dtype, config.iters, self.background)
+        self.iterations = config.iterations(train_size)
+        batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations, self.background)
         evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), self.background)
         with one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
             evaluator.submit(self.network, 0)
@@ -102,7 +106,7 @@ class Trainer:
             history.loss.append(float(loss))
             if on_iteration is not None:
                 on_iteration(iteration, loss)
-            if iteration % history.iters_per_epoch == 0 and iteration != self.config.iters:
+            if iteration % history.iters_per_epoch == 0 and iteration != self.iterations:
                 evaluator.submit(self.network, iteration)
             self._record(evaluator, on_evaluation)
 
@@ -137,14 +141,18 @@ class Trainer:
         return backprop
 
     def check_data(self, x_train, t_train, x_test, t_test):
-        """Fail early, with a clear message, on data that cannot train this network; returns the training set size.
+        """Fail early, with a clear message, on data that cannot train this network; returns how many training
+        images the run uses (all, or `config.train_size` of them).
 
         `fit` checks its data first; a caller can check before anything else.
         """
         input_size, num_classes = self.network.sizes[0], self.network.sizes[-1]
         check_data_set(x_train, t_train, input_size, num_classes, "training")
         check_data_set(x_test, t_test, input_size, num_classes, "test")
-        train_size = x_train.shape[0]
+        train_size = self.config.training_rows(x_train.shape[0])
+        if train_size > x_train.shape[0]:
+            raise ConfigError(f"train size {train_size} is more than the {x_train.shape[0]} training images: "
+                              f"choose a train size of at most {x_train.shape[0]}")
         if self.config.batch_size > train_size:
             raise ConfigError(f"batch size {self.config.batch_size} is larger than the training set "
                               f"({train_size} samples): choose a batch size of at most {train_size}")

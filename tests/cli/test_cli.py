@@ -337,6 +337,16 @@ def test_iters_and_epochs_together_are_a_usage_error(capsys, tmp_path):
     assert err == "sgdlab train: error: give either iters or epochs, not both: they both say how long the run is\n"
 
 
+def test_a_validation_set_is_measured_and_shown(capsys, data_dir, tmp_path):
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "val", "--no-plot",
+                          "--train-size", "500", "--validation", "0.2", "--epochs", "2", "--hidden-size", "10")
+    assert code == 0  # 400 trained on: 4 iterations an epoch
+    assert "on 400 images, 100 more held out for validation (8 iterations" in stdout.splitlines()[0]
+    assert re.search(r"\| train acc \d\.\d{4} \| val acc \d\.\d{4} \| test acc", stdout)
+    history = read_history(tmp_path / "val")
+    assert len(history["val_acc"]) == len(history["test_acc"]) == 3
+
+
 def test_train_size_beyond_the_training_set_is_a_usage_error(capsys, data_dir, tmp_path):
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--train-size", "60001")
     assert code == 2 and out == ""
@@ -640,6 +650,7 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
     ("--hidden-sizes", "100;50", "argument --hidden-sizes: must be positive integers separated by commas"),
     ("--weight-decay", "-1", "argument --weight-decay: must be a non-negative number, got '-1'"),
     ("--epochs", "0", "argument --epochs: must be a positive integer, got '0'"),
+    ("--validation", "1", "argument --validation: must be a number in [0, 1), got '1'"),
     ("--train-size", "-3", "argument --train-size: must be a positive integer, got '-3'"),
     ("--momentum", "1", "argument --momentum: must be a number in [0, 1), got '1'"),
 ])

@@ -3,7 +3,7 @@ import pytest
 
 from sgdlab.errors import ConfigError
 from sgdlab.data.scaling import to_float
-from sgdlab.data.validation import check_images
+from sgdlab.data.checks import check_images
 
 
 def test_uint8_pixels_become_exactly_the_normalized_floats():

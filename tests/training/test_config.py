@@ -10,7 +10,7 @@ def test_defaults_are_the_books():
     config = TrainConfig()
     assert (config.iterations(60000), config.batch_size, config.learning_rate, config.hidden_size) == \
         (10000, 100, 0.1, 50)
-    assert config.resolved().iters == 10000 and config.training_rows(60000) == 60000
+    assert config.resolved().iters == 10000 and config.data_rows(60000) == (60000, 0)
     assert (config.grad, config.sampling, config.activation) == ("backprop", "random", "sigmoid")
 
 
@@ -80,7 +80,9 @@ def test_a_runs_length_in_iterations_or_in_epochs_of_its_training_set():
     assert TrainConfig(iters=7).iterations(60000) == 7
     assert TrainConfig(epochs=3).iterations(60000) == 3 * 600
     assert TrainConfig(epochs=2, train_size=300, batch_size=128).iterations(300) == 2 * 3  # ceil(300 / 128)
-    assert TrainConfig(train_size=300).training_rows(60000) == 300
+    assert TrainConfig(train_size=300).data_rows(60000) == (300, 0)
+    assert TrainConfig(train_size=500, validation=0.2).data_rows(60000) == (400, 100)
+    assert TrainConfig(validation=0.001).data_rows(10) == (9, 1)  # at least one held out
     assert TrainConfig(epochs=2).resolved().iters is None  # depends on the training set: stays implied
     with pytest.raises(ConfigError, match="give either iters or epochs, not both"):
         TrainConfig(iters=5, epochs=3)

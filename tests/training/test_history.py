@@ -60,6 +60,21 @@ def test_an_edited_history_is_refused_clearly(tmp_path, edit, message):
         History.load(tmp_path / "history.json")
 
 
+def test_validation_accuracy_is_kept_and_written_when_there_is_one(tmp_path):
+    history = History(iters_per_epoch=10, loss=[1.0] * 20)
+    history.record_evaluation(0, 0.1, 0.1, 0.0, 0.12)
+    history.record_evaluation(20, 0.8, 0.7, 1.0, 0.75)
+    history.save(tmp_path / "h.json", tmp_path / "h.csv")
+    assert History.load(tmp_path / "h.json").val_acc == [0.12, 0.75]
+    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "iteration,epoch,train_acc,test_acc,seconds,val_acc"
+    values = json.loads((tmp_path / "h.json").read_text())
+    values["val_acc"] = [0.12]
+    with pytest.raises(SgdlabError, match="differ in length"):
+        History.from_dict(values)
+    del values["val_acc"]  # a history written before validation sets existed
+    assert History.from_dict(values).val_acc == []
+
+
 def test_mean_loss_covers_only_the_iterations_up_to_the_last_evaluation():
     history = History(iters_per_epoch=2, loss=[4.0, 2.0, 1.0, 9.0])  # iteration 4 comes after the evaluation
     history.record_evaluation(0, 0.1, 0.1, 0.0)

@@ -60,6 +60,23 @@ def test_epochs_and_train_size_set_the_runs_length_and_its_data(data):
         make_trainer(train_size=61).fit(*data)
 
 
+def test_a_validation_set_is_held_out_of_training_and_measured_at_each_evaluation(data, monkeypatch):
+    trained_on = []
+    real_update = Trainer._update
+    monkeypatch.setattr(Trainer, "_update", lambda self, g, x, labels: trained_on.append(x.copy()) or
+                        real_update(self, g, x, labels))
+    trainer = make_trainer(iters=None, epochs=2, validation=0.25)  # 15 of 60 held out: 45 trained on
+    history = trainer.fit(*data)
+    assert history.iters_per_epoch == 7 and history.iteration == [0, 7, 14]  # ceil(45 / 7)
+    assert len(history.val_acc) == len(history.test_acc) == 3
+    x_train = data[0]
+    _, validation_rows = trainer.split(x_train, data[1], 15, seeded_generators(0)[2])[2]
+    seen = {row.tobytes() for x in trained_on for row in x.astype(x_train.dtype)}
+    assert not seen & {row.tobytes() for row in validation_rows}  # no batch ever drew a validation image
+    plain = make_trainer(iters=None, epochs=2).fit(*data)
+    assert plain.val_acc == [] and plain.iters_per_epoch == 9
+
+
 def test_a_run_ending_on_an_epoch_boundary_is_evaluated_once_there(data):
     assert make_trainer(iters=18).fit(*data).iteration == [0, 9, 18]
 

@@ -49,8 +49,10 @@ class TerminalProgress:
         from tqdm import tqdm
 
         config = trainer.config
-        iterations = config.iterations(len(x_train))
-        say(self.args, f"training {trainer.network} with {trainer.optimizer} on {len(x_train)} images "
+        trained, held_out = config.data_rows(len(x_train))
+        iterations = config.iterations(trained)
+        validation = f", {held_out} more held out for validation" if held_out else ""
+        say(self.args, f"training {trainer.network} with {trainer.optimizer} on {trained} images{validation} "
                        f"({iterations} iterations, batch {config.batch_size}, {config.grad} gradients, "
                        f"{config.network_dtype})")
         if config.grad == "numerical":

@@ -38,6 +38,8 @@ def plot_accuracy(history, path):
     fig, ax = _new_chart()
     ax.plot(history.epoch, history.train_acc, marker="o", markersize=3, label="train acc")
     ax.plot(history.epoch, history.test_acc, marker="s", markersize=3, linestyle="--", label="test acc")
+    if history.val_acc:
+        ax.plot(history.epoch, history.val_acc, marker="^", markersize=3, linestyle=":", label="validation acc")
     ax.set_xlabel("epochs")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.0)

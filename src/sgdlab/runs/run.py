@@ -15,7 +15,8 @@ class RunObserver:
     """What a caller sees of a run; each method does nothing unless overridden."""
 
     def started(self, run_dir, trainer, x_train, t_train):
-        """The folder is claimed and the data loaded; training on `x_train`, `t_train` is about to start."""
+        """The folder is claimed and the data loaded (all of it: `trainer.config.data_rows` says how much is used);
+        training is about to start."""
 
     def iteration(self, iteration, loss):
         """An update was made; `loss` is its mini-batch loss."""
@@ -42,8 +43,8 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
         # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
         (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
         trainer = Trainer.from_config(config, input_size=x_train.shape[1])
-        train_size = trainer.check_data(x_train, t_train, x_test, t_test)
-        observer.started(folder.path, trainer, x_train[:train_size], t_train[:train_size])
+        trainer.check_data(x_train, t_train, x_test, t_test)
+        observer.started(folder.path, trainer, x_train, t_train)
     except BaseException:  # nothing to save yet
         folder.release()
         raise

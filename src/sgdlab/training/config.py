@@ -50,6 +50,9 @@ class TrainConfig:
     epochs: int | None = setting(None, "full passes over the training set, instead of iters", POSITIVE_INT)
     train_size: int | None = setting(None, "train on the first N training images only, as the book's overfitting "
                                            "experiments do (default: all of them)", POSITIVE_INT)
+    validation: float = setting(0.0, "fraction of the training images held out, by the seed, to measure val_acc "
+                                     "at each evaluation (the test set never chooses anything; 0: none)",
+                                UNIT_INTERVAL)
     batch_size: int = setting(100, "samples per mini-batch", POSITIVE_INT)
     lr: float | None = setting(None, f"learning rate (default: {CHAPTER_4_LR} for sgd, as in chapter 4; the "
                                      "book's default for the other optimizers)", POSITIVE_NUMBER)
@@ -117,9 +120,12 @@ class TrainConfig:
         return dataclasses.replace(self, iters=iters, lr=optimizer.lr, dtype=self.network_dtype,
                                    momentum=getattr(optimizer, "momentum", None))
 
-    def training_rows(self, available):
-        """How many training images the run uses, of the `available` ones: `train_size`, else all."""
-        return available if self.train_size is None else self.train_size
+    def data_rows(self, available):
+        """(images trained on, images held out for validation) of the `available` training images: the first
+        `train_size` of them (else all), `validation` of those, at least one, held out."""
+        rows = available if self.train_size is None else self.train_size
+        held_out = max(1, round(rows * self.validation)) if self.validation else 0
+        return rows - held_out, held_out
 
     def iterations(self, train_rows):
         """The updates the run makes on `train_rows` images: `iters`, else `epochs` full epochs, else chapter 4's."""

@@ -39,14 +39,17 @@ class Evaluator:
 
     `submit(network, iteration)` copies the weights and starts (or, with
     `background=False`, runs) the evaluation; `finished(wait)` yields the
-    `(iteration, train_acc, test_acc, seconds)` of evaluations done so far,
-    `seconds` being the time since `start` at which each finished. A result
+    `(iteration, train_acc, test_acc, seconds, val_acc)` of evaluations done
+    so far, `seconds` being the time since `start` at which each finished and
+    `val_acc` None without a `validation` set `(x, t)`. A result
     leaves the queue only as it is yielded, so one that a caller did not get
     to (interrupted by Ctrl-C, say) is still there the next time.
     """
 
-    def __init__(self, x_train, t_train, x_test, t_test, start, background):
-        self.sets = ((x_train, as_labels(t_train)), (x_test, as_labels(t_test)))
+    def __init__(self, x_train, t_train, x_test, t_test, start, background, validation=None):
+        self.sets = [(x_train, as_labels(t_train)), (x_test, as_labels(t_test))]
+        if validation is not None:
+            self.sets.append((validation[0], as_labels(validation[1])))
         self.start = start
         self.worker = BackgroundWorker("eval", background)
         self.pending = []
@@ -65,5 +68,5 @@ class Evaluator:
 
     def _evaluate(self, network, iteration):
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network scores NaN: no warnings
-            train_acc, test_acc = (count_correct(network, x, labels) / len(x) for x, labels in self.sets)
-        return iteration, train_acc, test_acc, time.perf_counter() - self.start
+            train_acc, test_acc, *val_acc = (count_correct(network, x, labels) / len(x) for x, labels in self.sets)
+        return iteration, train_acc, test_acc, time.perf_counter() - self.start, val_acc[0] if val_acc else None

@@ -8,7 +8,9 @@ tools can rely on them:
   evaluation (before training, after every full epoch, after the last
   iteration). Accuracies are fractions of the WHOLE training and test sets;
   `seconds` is the wall time since training started.
-- `iters_per_epoch`: ceil(train_size / batch_size).
+- `val_acc`: per evaluation, the accuracy on the validation images held out
+  of the training set (`TrainConfig.validation`); empty without them.
+- `iters_per_epoch`: ceil(train_size / batch_size), of the images trained on.
 - `stopped`: None for a complete run, else why it ended early.
 """
 
@@ -32,14 +34,21 @@ class History:
     train_acc: list = field(default_factory=list)
     test_acc: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
     stopped: str | None = None
 
-    def record_evaluation(self, iteration, train_acc, test_acc, seconds):
+    def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None):
         self.iteration.append(iteration)
         self.epoch.append(iteration / self.iters_per_epoch)
         self.train_acc.append(train_acc)
         self.test_acc.append(test_acc)
         self.seconds.append(seconds)
+        if val_acc is not None:
+            self.val_acc.append(val_acc)
+
+    def evaluation_keys(self):
+        """The per-evaluation keys this history holds: `EVALUATION_KEYS`, and `val_acc` with a validation set."""
+        return (*EVALUATION_KEYS, "val_acc") if self.val_acc else EVALUATION_KEYS
 
     def mean_loss_since_last_evaluation(self):
         """Mean mini-batch loss over the iterations between the last two evaluations (None before any)."""
@@ -48,8 +57,9 @@ class History:
         return sum(recent) / len(recent) if recent else None
 
     def evaluation_rows(self):
-        """One dict per evaluation, keyed by EVALUATION_KEYS."""
-        return [dict(zip(EVALUATION_KEYS, row)) for row in zip(*(getattr(self, k) for k in EVALUATION_KEYS))]
+        """One dict per evaluation, keyed by `evaluation_keys()`."""
+        keys = self.evaluation_keys()
+        return [dict(zip(keys, row)) for row in zip(*(getattr(self, k) for k in keys))]
 
     def to_dict(self):
         return asdict(self)
@@ -57,10 +67,11 @@ class History:
     @classmethod
     def from_dict(cls, values):
         names = {f.name for f in fields(cls)}
-        missing = sorted(names - set(values) - {"stopped", "seconds"})
+        missing = sorted(names - set(values) - {"stopped", "seconds", "val_acc"})
         if missing:
             raise SgdlabError(f"history is missing the keys {missing}: it was not written by sgdlab")
-        per_evaluation = [key for key in EVALUATION_KEYS if key in values]
+        # val_acc is empty when no validation set was held out; when there was one, it is as long as the others.
+        per_evaluation = [key for key in (*EVALUATION_KEYS, "val_acc") if key in values and values[key] != []]
         for key in ("loss", *per_evaluation):
             if not isinstance(values[key], list) or not all(_is_number(v) for v in values[key]):
                 raise SgdlabError(f"history's {key!r} is not a list of numbers: it was not written by sgdlab, "
@@ -73,7 +84,7 @@ class History:
 
     def to_csv(self):
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=EVALUATION_KEYS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=self.evaluation_keys(), lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.evaluation_rows())
         return out.getvalue()

@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 from ..data.batches import BatchSampler, BatchStream
-from ..data.validation import check_data_set
+from ..data.checks import check_data_set
+from ..data.splits import held_out_rows
 from ..engine.backprop import BackpropStep
 from ..engine.perturbation import numerical_gradient_fast
 from ..engine.threads import one_blas_thread, usable_cores
@@ -24,13 +25,12 @@ from .history import History
 
 
 def seeded_generators(seed):
-    """Independent generators for weight init and batch sampling, both from one seed.
+    """Independent generators for weight init, batch sampling and the validation split, all from one seed.
 
     Spawning keeps them independent: changing the sampling never changes the
-    initial weights.
+    initial weights, and holding out a validation set changes neither.
     """
-    init_seq, sampling_seq = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(init_seq), np.random.default_rng(sampling_seq)
+    return tuple(np.random.default_rng(sequence) for sequence in np.random.SeedSequence(seed).spawn(3))
 
 
 class Trainer:
@@ -55,7 +55,7 @@ class Trainer:
     def from_config(cls, config=None, input_size=784, output_size=10, background=None):
         """A trainer with the network and optimizer that `config` describes."""
         config = config if config is not None else TrainConfig()
-        init_rng, _ = seeded_generators(config.seed)
+        init_rng, _, _ = seeded_generators(config.seed)
         network = config.make_network(input_size, output_size, init_rng)
         return cls(network, config.make_optimizer(), config, background)
 
@@ -70,17 +70,19 @@ class Trainer:
         network is evaluated one last time and the history, marked as stopped,
         is returned. A NaN or infinite loss raises `TrainingDiverged`, carrying
         the history so far. With `config.train_size`, only the first images of
-        the training set are trained on and evaluated.
+        the training set are used; with `config.validation`, a fraction of
+        those is held out and its accuracy recorded as `val_acc`.
         """
         config = self.config
-        train_size = self.check_data(x_train, t_train, x_test, t_test)
-        x_train, t_train = x_train[:train_size], t_train[:train_size]
-        _, sampling_rng = seeded_generators(config.seed)
+        train_size, held_out = self.check_data(x_train, t_train, x_test, t_test)
+        _, sampling_rng, holdout_rng = seeded_generators(config.seed)
+        rows = train_size + held_out
+        x_train, t_train, validation = self.split(x_train[:rows], t_train[:rows], held_out, holdout_rng)
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
         self.history = History(iters_per_epoch=math.ceil(train_size / config.batch_size))
         self.iterations = config.iterations(train_size)
         batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations, self.background)
-        evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), self.background)
+        evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), self.background, validation)
         with one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
             evaluator.submit(self.network, 0)
             self._record(evaluator, on_evaluation)
@@ -110,10 +112,17 @@ class Trainer:
                 evaluator.submit(self.network, iteration)
             self._record(evaluator, on_evaluation)
 
+    def split(self, x_train, t_train, held_out, rng):
+        """(training images, their targets, the validation set or None): `held_out` of them drawn by `rng`."""
+        if not held_out:
+            return x_train, t_train, None
+        train_rows, validation_rows = held_out_rows(len(x_train), held_out, rng)
+        return x_train[train_rows], t_train[train_rows], (x_train[validation_rows], t_train[validation_rows])
+
     def _record(self, evaluator, on_evaluation, wait=False):
         """Move the evaluations that have finished (all of them, with `wait`) into the history."""
-        for iteration, train_acc, test_acc, seconds in evaluator.finished(wait):
-            self.history.record_evaluation(iteration, train_acc, test_acc, seconds)
+        for iteration, train_acc, test_acc, seconds, val_acc in evaluator.finished(wait):
+            self.history.record_evaluation(iteration, train_acc, test_acc, seconds, val_acc)
             if on_evaluation is not None:
                 on_evaluation(self.history)
 
@@ -141,19 +150,21 @@ class Trainer:
         return backprop
 
     def check_data(self, x_train, t_train, x_test, t_test):
-        """Fail early, with a clear message, on data that cannot train this network; returns how many training
-        images the run uses (all, or `config.train_size` of them).
+        """Fail early, with a clear message, on data that cannot train this network; returns how many of the
+        training images the run trains on and how many it holds out for validation (`config.data_rows`).
 
         `fit` checks its data first; a caller can check before anything else.
         """
         input_size, num_classes = self.network.sizes[0], self.network.sizes[-1]
         check_data_set(x_train, t_train, input_size, num_classes, "training")
         check_data_set(x_test, t_test, input_size, num_classes, "test")
-        train_size = self.config.training_rows(x_train.shape[0])
-        if train_size > x_train.shape[0]:
-            raise ConfigError(f"train size {train_size} is more than the {x_train.shape[0]} training images: "
-                              f"choose a train size of at most {x_train.shape[0]}")
-        if self.config.batch_size > train_size:
+        available = x_train.shape[0]
+        if self.config.train_size is not None and self.config.train_size > available:
+            raise ConfigError(f"train size {self.config.train_size} is more than the {available} training images: "
+                              f"choose a train size of at most {available}")
+        trained, held_out = self.config.data_rows(available)
+        if self.config.batch_size > trained:
+            note = f", {held_out} more held out for validation" if held_out else ""
             raise ConfigError(f"batch size {self.config.batch_size} is larger than the training set "
-                              f"({train_size} samples): choose a batch size of at most {train_size}")
-        return train_size
+                              f"({trained} samples{note}): choose a batch size of at most {trained}")
+        return trained, held_out

@@ -32,3 +32,17 @@ def test_new_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+
+
+def test_a_json_object_is_read_back_and_anything_else_named(tmp_path):
+    from sgdlab.errors import SgdlabError
+    from sgdlab.fileio import read_json_object
+
+    write_text_atomic(tmp_path / "good.json", '{"lr": 0.1}')
+    assert read_json_object(tmp_path / "good.json", "run's settings") == {"lr": 0.1}
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "cut.json").write_text('{"lr": 0.')
+    for name, message in (("missing.json", "not found"), ("list.json", "is not a run's settings written by sgdlab"),
+                          ("cut.json", "cannot read .* as a run's settings .* it may be damaged")):
+        with pytest.raises(SgdlabError, match=message):
+            read_json_object(tmp_path / name, "run's settings")

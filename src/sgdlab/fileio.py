@@ -1,9 +1,12 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), and run files read back."""
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import SgdlabError
 
 
 @contextlib.contextmanager
@@ -32,6 +35,21 @@ def write_text_atomic(path, text):
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_write(path, "w") as handle:
         handle.write(text)
+
+
+def read_json_object(path, kind):
+    """The JSON object in `path`; a missing, unreadable or foreign file is an `SgdlabError` naming it as a `kind`."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+    except FileNotFoundError:
+        raise SgdlabError(f"{path} not found: give a run folder written by 'sgdlab train'") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SgdlabError(f"cannot read {path} as a {kind} ({exc}): it may be damaged; run 'sgdlab train' "
+                          "again") from None
+    if not isinstance(values, dict):
+        raise SgdlabError(f"{path} is not a {kind} written by sgdlab")
+    return values
 
 
 def _default_file_mode():

@@ -598,7 +598,7 @@ def test_compare_overlays_runs_labelled_by_their_differences(capsys, data_dir, s
 
 @pytest.mark.parametrize("make, message", [
     (lambda folder: None, "is not a folder"),
-    (lambda folder: folder.mkdir(), "has no config.json"),
+    (lambda folder: folder.mkdir(), "config.json not found"),
     (lambda folder: (folder.mkdir(), (folder / "config.json").write_text("{}")), "history.json not found"),
 ])
 def test_compare_names_a_folder_that_holds_no_run(capsys, tmp_path, make, message):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SgdlabError
-from ..fileio import write_text_atomic
+from ..fileio import read_json_object, write_text_atomic
 from ..plots.charts import chart_paths, plot_history
 from ..training.history import History
 from .model_file import save_model
@@ -131,15 +131,7 @@ def read_run(run_dir):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SgdlabError(f"{run_dir} is not a folder: give a run folder written by 'sgdlab train'")
-    try:
-        settings = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SgdlabError(f"{run_dir} has no config.json: give a run folder written by 'sgdlab train'") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SgdlabError(f"cannot read {run_dir / 'config.json'} ({exc}): it may be damaged") from None
-    if not isinstance(settings, dict):
-        raise SgdlabError(f"{run_dir / 'config.json'} is not a config written by sgdlab")
-    return settings, History.load(run_dir / "history.json")
+    return read_json_object(run_dir / "config.json", "run's settings"), History.load(run_dir / "history.json")
 
 
 def _write_config_exclusively(run_dir, config, extra_settings):

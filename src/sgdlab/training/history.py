@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import SgdlabError
-from ..fileio import write_text_atomic
+from ..fileio import read_json_object, write_text_atomic
 
 EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
 
@@ -98,16 +98,7 @@ class History:
     @classmethod
     def load(cls, path):
         """Read a history.json, with a clear error when it is missing or not sgdlab's."""
-        try:
-            with open(path, encoding="utf-8") as handle:
-                values = json.load(handle)
-        except FileNotFoundError:
-            raise SgdlabError(f"{path} not found: give a run folder written by 'sgdlab train'") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SgdlabError(f"cannot read {path} as a history file ({exc}): it may be damaged; run 'sgdlab train' again") from None
-        if not isinstance(values, dict):
-            raise SgdlabError(f"{path} is not a history file written by sgdlab")
-        return cls.from_dict(values)
+        return cls.from_dict(read_json_object(path, "history file"))
 
 
 def _is_number(value):

@@ -37,7 +37,8 @@ class BackpropStep(ForwardPass):
         self.row_sum = np.empty((batch_size, 1), dtype)
         self.row_starts = np.arange(batch_size) * network.sizes[-1]
         self.network = network
-        self.decayed = [(network.params[key], self.grads[key]) for key in network.params if key.startswith("W")]
+        # the weights the weight decay covers, as the network counts them: each affine layer's W
+        self.decayed = [(affine.W, self.grads[key_of[id(affine.W)]]) for affine in network.affine_layers]
 
     def __call__(self, x, labels):
         loss = self.forward(x, labels)

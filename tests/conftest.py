@@ -15,3 +15,16 @@ def mnist_dir():
         pytest.skip(f"real MNIST not found in {folder}: set SGDLAB_DATA to a folder holding the four MNIST "
                     "files, or run 'sgdlab train' once to download them")
     return folder
+
+
+@pytest.fixture
+def restart_dropout_masks():
+    """Give every dropout layer of a network a generator in the same state, so that two passes draw the same
+    masks: `restart_dropout_masks(network)`."""
+    import numpy as np
+
+    def restart(network, seed=5):
+        for layer in network.dropout_layers:
+            layer.rng = np.random.default_rng(seed)
+
+    return restart

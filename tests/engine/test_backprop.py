@@ -21,21 +21,30 @@ def batch(n=8, n_in=12, n_classes=4, seed=0):
     ((12, 4), "sigmoid"),  # no hidden layer: softmax regression
 ])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.2])
-def test_same_loss_and_gradients_as_the_layers(sizes, activation, weight_decay):
+@pytest.mark.parametrize("chapter_6", [{}, {"use_dropout": True, "dropout_ratio": 0.3}, {"use_batchnorm": True},
+                                       {"use_dropout": True, "use_batchnorm": True}], ids=["plain", "dropout",
+                                                                                           "batchnorm", "both"])
+def test_same_loss_and_gradients_as_the_layers(sizes, activation, weight_decay, chapter_6, restart_dropout_masks):
     x, t = batch()
-    network = MultiLayerNet(sizes, activation, weight_init_std=0.5, rng=1, weight_decay_lambda=weight_decay)
-    expected_loss, expected = network.loss_and_gradient(x, t)
+    network = MultiLayerNet(sizes[0], list(sizes[1:-1]), sizes[-1], activation, weight_init_std=0.5, rng=1,
+                            weight_decay_lambda=weight_decay, **chapter_6)
+    reference = network.copy()
+    restart_dropout_masks(reference, seed=5)
+    expected_loss, expected = reference.loss_and_gradient(x, t)
+    restart_dropout_masks(network, seed=5)
     loss, grads = BackpropStep(network, len(x))(x, t)
     assert loss == pytest.approx(expected_loss, rel=1e-13)
     assert set(grads) == set(expected)
     for key in expected:
         np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-15)
+    for key, value in reference.running_statistics.items():  # both moved them the same way
+        np.testing.assert_allclose(network.running_statistics[key], value, rtol=1e-13)
 
 
 @pytest.mark.parametrize("activation", activation_names())
 def test_gradients_match_numerical_differentiation(activation):
     x, t = batch(seed=2)
-    network = MultiLayerNet((12, 6, 5, 4), activation, weight_init_std=0.5, rng=3)
+    network = MultiLayerNet(12, [6, 5], 4, activation, weight_init_std=0.5, rng=3)
     _, grads = BackpropStep(network, len(x))(x, t)
     numerical = network.numerical_gradient(x, t)
     for key in numerical:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from sgdlab.engine import perturbation
 from sgdlab.engine.perturbation import _distinct_pairs, numerical_gradient_fast
 from sgdlab.nn.activations import activation_names
+from sgdlab.nn.layers import frozen_training
 from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
 
 AGREEMENT = 1e-9  # absolute, every element of every parameter
@@ -19,14 +20,26 @@ def mnist_like_batch(rng, n, n_in, n_classes=10):
     return pixels / 255.0, rng.integers(0, n_classes, n)
 
 
-def assert_agrees_with_textbook(network, x, t, **options):
+def assert_agrees_with_textbook(network, x, t, agreement=AGREEMENT, **options):
+    """Both methods on the same network, in training mode with the same dropout masks."""
+    for layer in network.dropout_layers:
+        layer.rng = np.random.default_rng(11)
+    with frozen_training(network.layers):
+        expected_loss = network.loss(x, t, train_flg=True)
+    statistics = {key: value.copy() for key, value in network.running_statistics.items()}
+    for layer in network.dropout_layers:
+        layer.rng = np.random.default_rng(11)
     textbook = network.numerical_gradient(x, t)
+    for layer in network.dropout_layers:
+        layer.rng = np.random.default_rng(11)
     loss, fast = numerical_gradient_fast(network, x, t, **options)
-    assert loss == pytest.approx(network.loss(x, t), rel=1e-14)
-    assert fast.keys() == textbook.keys()
+    assert loss == pytest.approx(expected_loss, rel=1e-14)
+    assert list(fast) == list(textbook) == list(network.params)
     for key in textbook:
         assert fast[key].shape == textbook[key].shape
-        np.testing.assert_allclose(fast[key], textbook[key], rtol=0, atol=AGREEMENT, err_msg=key)
+        np.testing.assert_allclose(fast[key], textbook[key], rtol=0, atol=agreement, err_msg=key)
+    for key, value in network.running_statistics.items():  # neither method moved them
+        np.testing.assert_array_equal(value, statistics[key])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -35,10 +48,39 @@ def assert_agrees_with_textbook(network, x, t, **options):
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_agrees_with_textbook(seed, activation, sizes, weight_decay):
     rng = np.random.default_rng(seed)
-    network = MultiLayerNet(sizes, activation, weight_init_std=0.5, rng=rng, weight_decay_lambda=weight_decay)
+    network = MultiLayerNet(sizes[0], list(sizes[1:-1]), sizes[-1], activation, weight_init_std=0.5, rng=rng,
+                            weight_decay_lambda=weight_decay)
     network.params["b1"] = rng.standard_normal(sizes[1])  # relu units on both sides of their kink
     x, t = mnist_like_batch(rng, 9, sizes[0], sizes[-1])
     assert_agrees_with_textbook(network, x, t)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("activation", activation_names())
+@pytest.mark.parametrize("hidden", [[6], [5, 4], [4, 3, 3], [4, 3, 3, 3, 3]])
+@pytest.mark.parametrize("chapter_6", [{"use_dropout": True, "dropout_ratio": 0.3}, {"use_batchnorm": True},
+                                       {"use_dropout": True, "use_batchnorm": True, "weight_decay_lambda": 0.1}],
+                         ids=["dropout", "batchnorm", "all"])
+def test_agrees_with_textbook_with_dropout_and_batch_norm(seed, activation, hidden, chapter_6):
+    rng = np.random.default_rng(seed)
+    network = MultiLayerNet(12, hidden, 4, activation, weight_init_std=0.5, rng=rng, **chapter_6)
+    for key in network.params:
+        if key.startswith(("gamma", "beta")):  # not their starting ones and zeros: every term of the formula
+            network.params[key] = network.params[key] + 0.3 * rng.standard_normal(network.params[key].shape)
+    x, t = mnist_like_batch(rng, 9, 12, 4)
+    assert_agrees_with_textbook(network, x, t, agreement=1e-8 if network.use_batchnorm else AGREEMENT)
+
+
+def test_a_training_step_moves_the_running_statistics_by_the_batch_once():
+    rng = np.random.default_rng(8)
+    network = MultiLayerNet(12, [5, 4], 4, rng=rng, use_batchnorm=True)
+    reference = network.copy()
+    x, t = mnist_like_batch(rng, 9, 12, 4)
+    numerical_gradient_fast(network, x, t, follow_statistics=True)
+    reference.loss(x, t, train_flg=True)
+    for key, value in reference.running_statistics.items():
+        np.testing.assert_allclose(network.running_statistics[key], value, rtol=1e-12, err_msg=key)
+        assert np.any(value != 0)
 
 
 @pytest.mark.parametrize("use_series", [True, False])

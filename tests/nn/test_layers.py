@@ -1,3 +1,4 @@
+import copy
 from functools import partial
 
 import numpy as np
@@ -5,7 +6,8 @@ import pytest
 
 from sgdlab.nn.gradient import numerical_gradient
 from sgdlab.nn.activations import activation_names
-from sgdlab.nn.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss, activation_layer
+from sgdlab.nn.layers import (Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss, activation_layer,
+                              frozen_training)
 
 
 def test_affine_hand_values():
@@ -105,26 +107,45 @@ def test_layers_have_readable_reprs():
     assert repr(Sigmoid()) == "Sigmoid()"
 
 
+def batch_norm(rng):
+    return BatchNormalization(1 + rng.random(3), rng.standard_normal(3), running_mean=rng.standard_normal(3),
+                              running_var=rng.random(3))
+
+
 @pytest.mark.parametrize("make_layer", [
     lambda rng: Affine(rng.standard_normal((4, 3)), rng.standard_normal(3)),
     *(lambda rng, name=name: activation_layer(name) for name in activation_names()),
-], ids=["Affine", *activation_names()])
-def test_the_training_step_forms_give_the_books_numbers(make_layer):
+    lambda rng: Dropout(0.4),
+    batch_norm,
+], ids=["Affine", *activation_names(), "Dropout", "BatchNormalization"])
+@pytest.mark.parametrize("train", [True, False])
+def test_the_training_step_forms_give_the_books_numbers(make_layer, train):
     rng = np.random.default_rng(4)
     layer = make_layer(rng)
     x = rng.standard_normal((5, 4 if isinstance(layer, Affine) else 3))
     dout = rng.standard_normal((5, layer.output_width(x.shape[1])))
-    expected_out = layer.forward(x)
-    expected_dx = layer.backward(dout)
-    expected_grads = (layer.dW, layer.db) if isinstance(layer, Affine) else ()
+    before = copy.deepcopy(layer)
+    expected_out = layer.forward(x, train) if layer.uses_train_flg else layer.forward(x)
+    expected_grads = ()
+    if train:
+        expected_dx = layer.backward(dout)
+        expected_grads = {Affine: ("dW", "db"), BatchNormalization: ("dgamma", "dbeta")}.get(type(layer), ())
+        expected_grads = tuple(getattr(layer, name) for name in expected_grads)
+    after, layer = layer, before  # the same layer as it was: the same dropout draws, the same running statistics
 
     buffer = x.copy()
-    out = layer.forward_into(buffer, buffer if layer.in_place else np.empty_like(expected_out))
+    work = layer.workspace(len(x), expected_out.shape[1])
+    out = layer.forward_into(buffer, buffer if layer.in_place else np.empty_like(expected_out), train, work)
     assert (out is buffer) == layer.in_place
-    np.testing.assert_allclose(out, expected_out, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(out, expected_out, rtol=1e-14, atol=1e-15)
+    if isinstance(layer, BatchNormalization):
+        np.testing.assert_allclose(layer.running_mean, after.running_mean, rtol=1e-14)
+        np.testing.assert_allclose(layer.running_var, after.running_var, rtol=1e-14)
+    if not train:
+        return
     dx, grads = np.empty_like(x), tuple(np.empty_like(p) for p in layer.parameters)
-    assert layer.backward_into(x, out, dout, dx, grads) is dx
-    np.testing.assert_allclose(dx, expected_dx, rtol=1e-14, atol=1e-300)
+    assert layer.backward_into(x, out, dout, dx, grads, work) is dx
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12, atol=1e-14)
     assert len(grads) == len(expected_grads)
     for grad, expected in zip(grads, expected_grads):
-        np.testing.assert_allclose(grad, expected, rtol=1e-14)
+        np.testing.assert_allclose(grad, expected, rtol=1e-13)

@@ -62,7 +62,7 @@ def test_backprop_matches_numerical_gradient_for_every_parameter(activation, one
 
 def test_deeper_net_backprop_matches_numerical_gradient():
     rng = np.random.default_rng(3)
-    net = MultiLayerNet((5, 4, 4, 3), activation="sigmoid", weight_init_std=1.0, rng=rng)
+    net = MultiLayerNet(5, [4, 4], 3, activation="sigmoid", weight_init_std=1.0, rng=rng)
     x, t = small_batch(rng, n=6, n_in=5)
     checks = compare_gradients(net.numerical_gradient(x, t), net.gradient(x, t))
     assert [c.name for c in checks] == ["W1", "b1", "W2", "b2", "W3", "b3"]
@@ -112,7 +112,7 @@ def test_architecture_round_trip():
     net = TwoLayerNet(6, 5, 3, activation="relu", rng=0)
     rebuilt = network_from_architecture(net.architecture())
     assert type(rebuilt) is TwoLayerNet and rebuilt.sizes == (6, 5, 3) and rebuilt.activation == "relu"
-    deep = network_from_architecture(MultiLayerNet((5, 4, 4, 3)).architecture())
+    deep = network_from_architecture(MultiLayerNet(5, [4, 4], 3).architecture())
     assert type(deep) is MultiLayerNet and deep.sizes == (5, 4, 4, 3)
 
 
@@ -135,7 +135,7 @@ def test_repr_names_the_layers():
 
 
 def test_copy_is_independent_with_the_same_weights_and_architecture():
-    net = MultiLayerNet((6, 5, 4, 3), "relu", rng=0, dtype=np.float32)
+    net = MultiLayerNet(6, [5, 4], 3, "relu", rng=0, dtype=np.float32)
     clone = net.copy()
     assert clone.architecture() == net.architecture()
     for key in net.params:
@@ -157,8 +157,8 @@ def test_integer_pixels_are_refused_with_the_fix():
 
 def test_weight_decay_adds_half_lambda_times_the_squared_weights_to_the_loss():
     rng = np.random.default_rng(8)
-    plain = MultiLayerNet((6, 5, 4, 3), "relu", weight_init_std=0.5, rng=1)
-    decayed = MultiLayerNet((6, 5, 4, 3), "relu", weight_init_std=0.5, rng=1, weight_decay_lambda=0.3)
+    plain = MultiLayerNet(6, [5, 4], 3, "relu", weight_init_std=0.5, rng=1)
+    decayed = MultiLayerNet(6, [5, 4], 3, "relu", weight_init_std=0.5, rng=1, weight_decay_lambda=0.3)
     x, t = small_batch(rng)
     squares = sum(float((w ** 2).sum()) for key, w in plain.params.items() if key.startswith("W"))  # no biases
     assert decayed.loss(x, t) == pytest.approx(plain.loss(x, t) + 0.5 * 0.3 * squares, rel=1e-14)
@@ -171,7 +171,7 @@ def test_weight_decay_adds_half_lambda_times_the_squared_weights_to_the_loss():
 @pytest.mark.parametrize("activation", activation_names())
 def test_weight_decay_backprop_matches_numerical_gradient(activation):
     rng = np.random.default_rng(9)
-    net = MultiLayerNet((6, 5, 4, 3), activation, weight_init_std=0.5, rng=2, weight_decay_lambda=0.1)
+    net = MultiLayerNet(6, [5, 4], 3, activation, weight_init_std=0.5, rng=2, weight_decay_lambda=0.1)
     x, t = small_batch(rng)
     for check in compare_gradients(net.numerical_gradient(x, t), net.gradient(x, t)):
         assert check.max_abs_diff < 1e-8 and check.max_rel_error < 1e-6, check
@@ -179,16 +179,16 @@ def test_weight_decay_backprop_matches_numerical_gradient(activation):
 
 def test_weight_decay_is_in_the_architecture_only_when_there_is_one():
     assert "weight_decay_lambda" not in TwoLayerNet(4, 3, 2).architecture()  # files as earlier versions wrote them
-    decayed = MultiLayerNet((4, 3, 2), weight_decay_lambda=0.2)
+    decayed = MultiLayerNet(4, [3], 2, weight_decay_lambda=0.2)
     assert network_from_architecture(decayed.architecture()).weight_decay_lambda == 0.2
 
 
 def test_a_network_too_large_to_build_is_refused_before_any_allocation():
     # (10**6 + 1) * 10**8 + (10**8 + 1) * 10 weights and biases
     with pytest.raises(ConfigError, match=r"make 100,001,100,000,010 parameters, more than the 1,073,741,824"):
-        MultiLayerNet((10**6, 10**8, 10))
+        MultiLayerNet(10**6, [10**8], 10)
 
 
 def test_weight_decay_must_not_be_negative():
     with pytest.raises(ConfigError, match="weight_decay_lambda must be a non-negative number, got -0.1"):
-        MultiLayerNet((4, 3, 2), weight_decay_lambda=-0.1)
+        MultiLayerNet(4, [3], 2, weight_decay_lambda=-0.1)

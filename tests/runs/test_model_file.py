@@ -34,13 +34,44 @@ def test_round_trip_restores_weights_architecture_and_config(saved):
 
 @pytest.mark.parametrize("activation", activation_names())
 def test_deeper_networks_of_every_activation_round_trip(tmp_path, activation):
-    net = MultiLayerNet((4, 3, 3, 2), activation=activation, weight_init_std="xavier", rng=0, weight_decay_lambda=0.5)
+    net = MultiLayerNet(4, [3, 3], 2, activation=activation, weight_init_std="xavier", rng=0, weight_decay_lambda=0.5)
     save_model(tmp_path / "deep.npz", net)
     loaded, meta = load_model(tmp_path / "deep.npz")
     assert loaded.sizes == (4, 3, 3, 2) and loaded.activation == activation and meta["config"] is None
     assert loaded.weight_init_std == "xavier" and loaded.weight_decay_lambda == 0.5
     x = np.random.default_rng(1).random((4, 4))
     np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+
+
+@pytest.mark.parametrize("options", [{"use_dropout": True, "dropout_ratio": 0.2}, {"use_batchnorm": True},
+                                     {"use_dropout": True, "use_batchnorm": True, "weight_decay_lambda": 0.1}])
+def test_dropout_and_batch_norm_round_trip_with_the_running_statistics(tmp_path, options):
+    net = MultiLayerNet(4, [3, 3], 2, rng=0, **options)
+    x = np.random.default_rng(1).random((6, 4))
+    for _ in range(3):  # training steps move the running statistics
+        net.gradient(x, np.array([0, 1, 1, 0, 1, 0]))
+    save_model(tmp_path / "model.npz", net)
+    loaded, _ = load_model(tmp_path / "model.npz")
+    assert loaded.architecture() == net.architecture()
+    assert set(loaded.running_statistics) == set(net.running_statistics)
+    for key, value in net.running_statistics.items():
+        assert np.any(value != 0)
+        np.testing.assert_array_equal(loaded.running_statistics[key], value)
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))  # test mode: by the running statistics
+
+
+def test_a_deeper_model_saved_before_the_books_signature_still_loads(tmp_path):
+    net = MultiLayerNet(4, [3, 3], 2, activation="tanh", weight_init_std=0.5, rng=0)
+    save_model(tmp_path / "deep.npz", net)
+    with np.load(tmp_path / "deep.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays["sgdlab_model"]))
+    meta["architecture"] = {"class": "MultiLayerNet", "sizes": [4, 3, 3, 2], "activation": "tanh",
+                            "weight_init_std": 0.5, "dtype": "float64"}  # as earlier versions recorded it
+    arrays["sgdlab_model"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    loaded, _ = load_model(tmp_path / "old.npz")
+    assert loaded.architecture() == net.architecture()
 
 
 def test_a_model_saved_by_sgdlab_0_1_0_still_loads():
@@ -117,11 +148,11 @@ def test_weights_that_do_not_match_the_architecture(saved, tmp_path):
     arrays["W2"] = np.zeros((4, 3))
     bad = tmp_path / "bad.npz"
     np.savez(bad, **arrays)
-    with pytest.raises(ModelFileError, match=r"W2 has shape \(4, 3\), the architecture needs \(5, 3\)"):
+    with pytest.raises(ModelFileError, match=r"W2 is float64 of shape \(4, 3\), the architecture needs floats of shape \(5, 3\)"):
         load_model(bad)
     del arrays["W2"]
     np.savez(bad, **arrays)
-    with pytest.raises(ModelFileError, match="holds parameters"):
+    with pytest.raises(ModelFileError, match="holds arrays"):
         load_model(bad)
 
 
@@ -163,8 +194,8 @@ def test_save_model_with_its_arguments_swapped_says_so(tmp_path):
 def test_a_model_for_mnist_must_read_its_images_and_tell_its_classes(tmp_path, sizes, message):
     from sgdlab.runs.model_file import load_mnist_model
 
-    save_model(tmp_path / "model.npz", MultiLayerNet(sizes, rng=0))
+    save_model(tmp_path / "model.npz", MultiLayerNet(sizes[0], list(sizes[1:-1]), sizes[-1], rng=0))
     with pytest.raises(ModelFileError, match=message):
         load_mnist_model(tmp_path / "model.npz")
-    save_model(tmp_path / "mnist.npz", MultiLayerNet((784, 5, 10), rng=0))
+    save_model(tmp_path / "mnist.npz", MultiLayerNet(784, [5], 10, rng=0))
     assert load_mnist_model(tmp_path / "mnist.npz").sizes == (784, 5, 10)

@@ -26,7 +26,7 @@ class BackpropStep(ForwardPass):
     """
 
     def __init__(self, network, batch_size):
-        super().__init__(network, batch_size)
+        super().__init__(network, batch_size, train=True)
         dtype = network.dtype
         # input_grads[i]: d loss / d (layer i's input); none for the first layer.
         self.input_grads = [None] + [np.empty_like(out) for out in self.outputs[:-1]]
@@ -55,7 +55,7 @@ class BackpropStep(ForwardPass):
         for i in range(len(self.layers) - 1, -1, -1):
             inputs = x if i == 0 else self.outputs[i - 1]
             dout = self.layers[i].backward_into(inputs, self.outputs[i], dout, self.input_grads[i],
-                                                self.layer_grads[i])
+                                                self.layer_grads[i], self.workspaces[i])
         decay_lambda = self.network.weight_decay_lambda
         if decay_lambda:  # the weight decay's lambda * W
             for weight, grad in self.decayed:

@@ -12,11 +12,14 @@ class ForwardPass:
     """The network's scores (the softmax's input) for up to `rows` samples at a time, into reused buffers.
 
     `scores(x)` returns a buffer that the next call overwrites. Evaluation
-    runs whole data sets through it chunk by chunk; `BackpropStep` builds on it.
+    runs whole data sets through it chunk by chunk, at test time (`train`
+    False); `BackpropStep` builds on it in training mode, on full batches of
+    `rows` (batch norm's statistics are of the batch).
     """
 
-    def __init__(self, network, rows):
+    def __init__(self, network, rows, train=False):
         self.rows = rows
+        self.train = train
         self.layers = network.layers
         if self.layers[0].in_place:
             raise ValueError(f"the first layer, {self.layers[0]!r}, would overwrite the input images")
@@ -27,9 +30,11 @@ class ForwardPass:
                 width = layer.output_width(width)
                 buffer = np.empty((rows, width), network.dtype)
             self.outputs.append(buffer)
+        self.workspaces = [layer.workspace(rows, out.shape[1]) if train else None
+                           for layer, out in zip(self.layers, self.outputs)]
 
     def scores(self, x):
         outputs = self.outputs if len(x) == self.rows else [out[:len(x)] for out in self.outputs]
-        for layer, out in zip(self.layers, outputs):
-            x = layer.forward_into(x, out)
+        for layer, out, work in zip(self.layers, outputs, self.workspaces):
+            x = layer.forward_into(x, out, self.train, work)
         return x

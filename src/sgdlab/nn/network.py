@@ -1,6 +1,8 @@
 """Fully connected networks: the book's TwoLayerNet and its deeper generalisation.
 
-A network is a stack Affine, activation, Affine, ..., Affine, SoftmaxWithLoss.
+A network is a stack Affine, activation, Affine, ..., Affine, SoftmaxWithLoss,
+with batch normalization before each hidden activation and dropout after it
+when asked.
 Its parameters live in `params` (`W1, b1, W2, b2, ...`), the arrays the layers
 compute with, so an optimizer that updates them in place trains the network.
 Everything here is the book's readable version; `sgdlab.engine` computes the
@@ -11,12 +13,12 @@ whole-set forward pass, the fast numerical gradient).
 import numpy as np
 
 from ..errors import ConfigError
-from ..ranges import NON_NEGATIVE_NUMBER, POSITIVE_INT
+from ..ranges import NON_NEGATIVE_NUMBER, POSITIVE_INT, UNIT_INTERVAL
 from .activations import get_activation
 from .functions import as_labels, softmax
 from .gradient import numerical_gradient
 from .init import check_weight_init, initial_weights
-from .layers import ActivationLayer, Affine, SoftmaxWithLoss
+from .layers import ActivationLayer, Affine, BatchNormalization, Dropout, SoftmaxWithLoss, frozen_training
 
 
 MAX_PARAMETERS = 2 ** 30  # 4 GB of float32 weights, before gradients and optimizer state: far beyond MNIST's needs
@@ -49,67 +51,99 @@ class Params(dict):
 
 
 class MultiLayerNet:
-    """A fully connected classifier with `len(sizes) - 1` affine layers.
+    """A fully connected classifier, the book's `MultiLayerNet` and `MultiLayerNetExtend` (chapter 6) in one.
 
-    `sizes` lists the width of every layer, input first: (784, 50, 10) is the
-    book's two-layer net. Weights start as `weight_init_std` times standard
-    normal draws from `rng` (a `numpy.random.Generator`, or a seed), where
-    `weight_init_std` is a number or a fan-in scale ("xavier", "he": see
-    `sgdlab.nn.init`); biases start at zero. `activation` names one of
-    `sgdlab.nn.activations`. `weight_decay_lambda` (chapter 6.4.1) adds
-    lambda / 2 * sum(W ** 2) over every weight matrix (not the biases) to the
-    loss, and so lambda * W to each weight's gradient.
+    `hidden_size_list` gives the width of each hidden layer: `MultiLayerNet(784,
+    [100, 100], 10)` is 784-100-100-10. Weights start as `weight_init_std`
+    times standard normal draws from `rng` (a `numpy.random.Generator`, or a
+    seed), where `weight_init_std` is a number or a fan-in scale ("xavier",
+    "he": see `sgdlab.nn.init`); biases start at zero. `activation` names one
+    of `sgdlab.nn.activations`. `weight_decay_lambda` (6.4.1) adds lambda / 2 *
+    sum(W ** 2) over every weight matrix (not the biases, nor batch norm's
+    gamma and beta) to the loss, and so lambda * W to each weight's gradient.
+    `use_batchnorm` puts a `BatchNormalization` after each hidden affine layer,
+    before its activation (`gamma1, beta1, ...` join `params`);
+    `use_dropout` a `Dropout(dropout_ratio)` after each hidden activation,
+    its masks drawn from `rng` too (the book's `dropout_ration` is accepted).
     """
 
-    def __init__(self, sizes, activation="sigmoid", weight_init_std=0.01, rng=None, dtype=np.float64,
-                 weight_decay_lambda=0.0):
-        sizes = tuple(int(n) for n in sizes)
-        if len(sizes) < 2 or not all(POSITIVE_INT.contains(n) for n in sizes):
-            raise ConfigError(f"layer sizes must be two or more positive integers, got {sizes}")
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu", weight_init_std="relu",
+                 weight_decay_lambda=0.0, use_dropout=False, dropout_ratio=0.5, use_batchnorm=False, rng=None,
+                 dtype=np.float64, dropout_ration=None):
+        if not isinstance(hidden_size_list, (list, tuple)):
+            raise ConfigError(f"hidden_size_list is the list of hidden layer widths, such as [100, 100], got "
+                              f"{hidden_size_list!r}")
+        sizes = (input_size, *hidden_size_list, output_size)
+        if not all(POSITIVE_INT.contains(n) for n in sizes):
+            raise ConfigError(f"layer sizes must be positive integers, got {sizes}")
         count = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         if count > MAX_PARAMETERS:
             raise ConfigError(f"layer sizes {sizes} make {count:,} parameters, more than the {MAX_PARAMETERS:,} "
                               "sgdlab builds: choose narrower layers")
-        self.sizes = sizes
+        self.sizes = tuple(int(n) for n in sizes)
         self.hidden_activation = get_activation(activation)
         self.activation = activation
         self.weight_init_std = check_weight_init("weight_init_std", weight_init_std)
         self.weight_decay_lambda = NON_NEGATIVE_NUMBER.check("weight_decay_lambda", weight_decay_lambda)
+        self.use_dropout = bool(use_dropout)
+        self.dropout_ratio = UNIT_INTERVAL.check("dropout_ratio", dropout_ratio if dropout_ration is None
+                                                 else dropout_ration)
+        self.use_batchnorm = bool(use_batchnorm)
         self.dtype = np.dtype(dtype)
         rng = np.random.default_rng(rng)
 
         self.params = Params()
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
             self.params[f"W{i}"] = initial_weights(n_in, n_out, self.weight_init_std, rng, self.dtype)
             self.params[f"b{i}"] = np.zeros(n_out, dtype=self.dtype)
 
         self.affine_layers = [Affine(self.params[f"W{i}"], self.params[f"b{i}"]) for i in range(1, len(sizes))]
-        self.layers = []
-        for affine in self.affine_layers[:-1]:
-            self.layers += [affine, ActivationLayer(self.hidden_activation)]
+        self.batch_norm_layers, self.dropout_layers, self.layers = [], [], []
+        for i, affine in enumerate(self.affine_layers[:-1], start=1):
+            self.layers.append(affine)
+            if self.use_batchnorm:
+                self.params[f"gamma{i}"] = np.ones(affine.W.shape[1], dtype=self.dtype)
+                self.params[f"beta{i}"] = np.zeros(affine.W.shape[1], dtype=self.dtype)
+                self.batch_norm_layers.append(BatchNormalization(self.params[f"gamma{i}"], self.params[f"beta{i}"]))
+                self.layers.append(self.batch_norm_layers[-1])
+            self.layers.append(ActivationLayer(self.hidden_activation))
+            if self.use_dropout:
+                self.dropout_layers.append(Dropout(self.dropout_ratio, rng))
+                self.layers.append(self.dropout_layers[-1])
         self.layers.append(self.affine_layers[-1])
         self.last_layer = SoftmaxWithLoss()
+
+    @property
+    def running_statistics(self):
+        """Batch norm's running means and variances, `running_mean1, running_var1, ...` (empty without it):
+        not learned by gradients, but part of the trained network (test time normalises by them)."""
+        statistics = Params()
+        for i, layer in enumerate(self.batch_norm_layers, start=1):
+            statistics[f"running_mean{i}"] = layer.running_mean
+            statistics[f"running_var{i}"] = layer.running_var
+        return statistics
 
     @property
     def num_params(self):
         return sum(p.size for p in self.params.values())
 
-    def scores(self, x):
-        """The last affine layer's output (the softmax's input) for a batch `x` of float pixels."""
+    def scores(self, x, train_flg=False):
+        """The last affine layer's output (the softmax's input) for a batch `x` of float pixels; `train_flg`
+        runs dropout and batch norm as in training (which draws masks and moves the running statistics)."""
         if not np.issubdtype(np.asarray(x).dtype, np.floating):
             raise ConfigError(f"the network takes float pixels in 0..1, got {np.asarray(x).dtype}: load the images "
                               "with load_mnist() (normalize=True), or divide uint8 pixels by 255")
         for layer in self.layers:
-            x = layer.forward(x)
+            x = layer.forward(x, train_flg) if layer.uses_train_flg else layer.forward(x)
         return x
 
-    def predict(self, x):
+    def predict(self, x, train_flg=False):
         """Class probabilities for a batch `x`, as chapter 4's `predict`."""
-        return softmax(self.scores(x))
+        return softmax(self.scores(x, train_flg))
 
-    def loss(self, x, t):
+    def loss(self, x, t, train_flg=False):
         """Mean cross-entropy on the batch `x` with label or one-hot targets `t`, plus the weight decay."""
-        return self.last_layer.forward(self.scores(x), t) + self.weight_decay()
+        return self.last_layer.forward(self.scores(x, train_flg), t) + self.weight_decay()
 
     def weight_decay(self):
         """lambda / 2 * sum(W ** 2) over the weight matrices: the loss's penalty on large weights (0 without it)."""
@@ -122,8 +156,8 @@ class MultiLayerNet:
         return float(np.count_nonzero(self.scores(x).argmax(axis=1) == as_labels(t))) / x.shape[0]
 
     def loss_and_gradient(self, x, t):
-        """The batch loss and its gradient by backpropagation, from one forward pass."""
-        loss = self.loss(x, t)
+        """The batch loss and its gradient by backpropagation, from one forward pass in training mode."""
+        loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
@@ -131,6 +165,9 @@ class MultiLayerNet:
         for i, affine in enumerate(self.affine_layers, start=1):
             grads[f"W{i}"] = affine.dW + self.weight_decay_lambda * affine.W if self.weight_decay_lambda else affine.dW
             grads[f"b{i}"] = affine.db
+        for i, layer in enumerate(self.batch_norm_layers, start=1):
+            grads[f"gamma{i}"] = layer.dgamma
+            grads[f"beta{i}"] = layer.dbeta
         return loss, grads
 
     def gradient(self, x, t):
@@ -145,34 +182,46 @@ class MultiLayerNet:
         book's net, tens of seconds). `sgdlab.numerical_gradient_fast(network, x, t)`
         computes the same numbers, evaluating only what each nudge changes,
         over a thousand times sooner; training with `grad="numerical"` uses it.
+        The loss is the training mode's, as the book's; unlike the book's,
+        every nudge sees the same dropout masks and none moves the running
+        statistics (`frozen_training`).
         """
 
         def loss_of_params(_):
-            return self.loss(x, t)
+            return self.loss(x, t, train_flg=True)
 
-        return {key: numerical_gradient(loss_of_params, param, h) for key, param in self.params.items()}
+        with frozen_training(self.layers):
+            return {key: numerical_gradient(loss_of_params, param, h) for key, param in self.params.items()}
 
     def copy(self):
-        """An independent network with the same architecture and a copy of the weights."""
+        """An independent network with the same architecture, a copy of the weights and running statistics."""
         clone = network_from_architecture(self.architecture())
-        for key, value in self.params.items():
-            clone.params[key] = value
+        for source, target in ((self.params, clone.params), (self.running_statistics, clone.running_statistics)):
+            for key, value in source.items():
+                target[key] = value
         return clone
 
     def architecture(self):
         """What is needed to rebuild this network: its class name and constructor arguments."""
         return {
             "class": "MultiLayerNet",
-            "sizes": list(self.sizes),
-            "activation": self.activation,
-            "weight_init_std": self.weight_init_std,
-            "dtype": self.dtype.name,
-            **self._weight_decay_setting(),
+            "input_size": self.sizes[0],
+            "hidden_size_list": list(self.sizes[1:-1]),
+            "output_size": self.sizes[-1],
+            **self._common_settings(),
         }
 
-    def _weight_decay_setting(self):
-        """The weight decay for `architecture()`, only when there is one (so files without it stay as they were)."""
-        return {"weight_decay_lambda": self.weight_decay_lambda} if self.weight_decay_lambda else {}
+    def _common_settings(self):
+        """The settings both classes record; the chapter-6 ones only when used, so files without them stay as
+        they were."""
+        settings = {"activation": self.activation, "weight_init_std": self.weight_init_std, "dtype": self.dtype.name}
+        if self.weight_decay_lambda:
+            settings["weight_decay_lambda"] = self.weight_decay_lambda
+        if self.use_dropout:
+            settings.update(use_dropout=True, dropout_ratio=self.dropout_ratio)
+        if self.use_batchnorm:
+            settings["use_batchnorm"] = True
+        return settings
 
     def __repr__(self):
         layers = ", ".join(repr(layer) for layer in self.layers)
@@ -180,12 +229,16 @@ class MultiLayerNet:
 
 
 class TwoLayerNet(MultiLayerNet):
-    """The book's network: affine, sigmoid, affine, softmax (784-50-10 by default)."""
+    """The book's network of chapter 4: affine, sigmoid, affine, softmax (784-50-10 by default).
+
+    Its defaults are chapter 4's; chapter 6's options (weight decay, dropout,
+    batch norm) work here as in `MultiLayerNet`.
+    """
 
     def __init__(self, input_size=784, hidden_size=50, output_size=10, weight_init_std=0.01,
-                 activation="sigmoid", rng=None, dtype=np.float64, weight_decay_lambda=0.0):
-        super().__init__((input_size, hidden_size, output_size), activation, weight_init_std, rng, dtype,
-                         weight_decay_lambda)
+                 activation="sigmoid", rng=None, dtype=np.float64, **chapter_6_options):
+        super().__init__(input_size, [hidden_size], output_size, activation, weight_init_std, rng=rng, dtype=dtype,
+                         **chapter_6_options)
 
     def architecture(self):
         input_size, hidden_size, output_size = self.sizes
@@ -194,10 +247,7 @@ class TwoLayerNet(MultiLayerNet):
             "input_size": input_size,
             "hidden_size": hidden_size,
             "output_size": output_size,
-            "activation": self.activation,
-            "weight_init_std": self.weight_init_std,
-            "dtype": self.dtype.name,
-            **self._weight_decay_setting(),
+            **self._common_settings(),
         }
 
 
@@ -208,4 +258,7 @@ def network_from_architecture(architecture):
     """Build an untrained network from the dict `architecture()` returned."""
     spec = dict(architecture)
     cls = NETWORK_CLASSES[spec.pop("class")]
+    if "sizes" in spec:  # as sgdlab 0.1 recorded a MultiLayerNet: every width in one list
+        *widths, spec["output_size"] = spec.pop("sizes")
+        spec["input_size"], *spec["hidden_size_list"] = widths
     return cls(**spec)

@@ -1,6 +1,8 @@
 """Trained networks saved as `.npz`: the weights plus the JSON that rebuilds the network.
 
-The file holds one array per parameter (`W1`, `b1`, ...) and a JSON string
+The file holds one array per parameter (`W1`, `b1`, ..., `gamma1`, `beta1`,
+...), batch norm's running statistics (`running_mean1`, `running_var1`, ...)
+and a JSON string
 `sgdlab_model` with the format version, the architecture and the training
 config. It is read with `allow_pickle=False`: loading a model never runs code.
 """
@@ -26,7 +28,7 @@ def save_model(path, network, config=None):
                         f"{type(network).__name__} where the network goes")
     meta = {"format_version": FORMAT_VERSION, "architecture": network.architecture(),
             "config": config.resolved().to_dict() if config is not None else None}
-    arrays = {key: np.asarray(value) for key, value in network.params.items()}
+    arrays = {key: np.asarray(value) for key, value in saved_arrays(network).items()}
     with atomic_write(path) as handle:
         np.savez(handle, **arrays, **{META_KEY: np.array(json.dumps(meta))})
 
@@ -96,14 +98,19 @@ def _build_network(path, meta):
         raise ModelFileError(f"{path} has a damaged model description ({exc}): retrain to rebuild it") from None
 
 
+def saved_arrays(network):
+    """The arrays a model file holds: the parameters and the running statistics, by name."""
+    return {**network.params, **network.running_statistics}
+
+
 def _load_weights(path, network, arrays):
-    """Copy the saved parameters into `network`, refusing any that its architecture does not have."""
-    expected = set(network.params)
-    if set(arrays) != expected:
-        raise ModelFileError(f"{path} holds parameters {sorted(arrays)} but its architecture needs "
-                             f"{sorted(expected)}: the file is damaged")
+    """Copy the saved parameters and statistics into `network`, refusing any that its architecture does not have."""
+    targets = saved_arrays(network)
+    if set(arrays) != set(targets):
+        raise ModelFileError(f"{path} holds arrays {sorted(arrays)} but its architecture needs "
+                             f"{sorted(targets)}: the file is damaged")
     for key, value in arrays.items():
-        if value.shape != network.params[key].shape:
-            raise ModelFileError(f"{path}: parameter {key} has shape {value.shape}, the architecture needs "
-                                 f"{network.params[key].shape}: the file is damaged")
-        network.params[key] = value
+        if value.shape != targets[key].shape or not np.issubdtype(value.dtype, np.floating):
+            raise ModelFileError(f"{path}: {key} is {value.dtype} of shape {value.shape}, the architecture "
+                                 f"needs floats of shape {targets[key].shape}: the file is damaged")
+        np.copyto(targets[key], value)

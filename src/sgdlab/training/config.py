@@ -144,7 +144,7 @@ class TrainConfig:
                    "dtype": self.network_dtype, "weight_decay_lambda": self.weight_decay}
         if self.hidden_sizes is None:
             return TwoLayerNet(input_size, self.hidden_size, output_size, **options)
-        return MultiLayerNet((input_size, *self.hidden_sizes, output_size), **options)
+        return MultiLayerNet(input_size, list(self.hidden_sizes), output_size, **options)
 
     def make_optimizer(self):
         """The optimizer these settings describe."""

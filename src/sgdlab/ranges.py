@@ -56,6 +56,13 @@ POSITIVE_NUMBER = Range(float, 0, strict=True, description="a positive number")
 UNIT_INTERVAL = Range(float, 0, strict=False, description="a number in [0, 1)", below=1)
 
 
+def check_flag(name, value):
+    """`value` if it is True or False, else a `ConfigError` naming `name`."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def check_widths(name, value):
     """`value` as a tuple of positive integers (layer widths), else a `ConfigError` naming `name`."""
     if not isinstance(value, (list, tuple)) or len(value) == 0:

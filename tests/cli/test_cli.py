@@ -268,7 +268,7 @@ def test_every_activation_trains_saves_and_reloads_through_the_command_line(caps
     for name in activation_names():
         out = tmp_path / name
         code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", out, "--no-plot", *TINY,
-                              "--activation", name, "--weight-init-std", "xavier")
+                              "--activation", name, "--weight-init", "xavier")
         assert code == 0
         assert f"Affine(784 -> 10), {name.capitalize()}(), Affine(10 -> 10)" in stdout.splitlines()[0]
         assert json.loads((out / "config.json").read_text())["activation"] == name
@@ -642,9 +642,12 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
     ("--seed", "-3", "argument --seed: must be a non-negative integer, got '-3'"),
     ("--grad", "guess", "argument --grad: invalid choice: 'guess'"),
     ("--activation", "softplus", "argument --activation: invalid choice: 'softplus'"),
-    ("--weight-init-std", "0", "argument --weight-init-std: must be a positive number or one of xavier, sigmoid, he, "
-                               "relu, got '0'"),
-    ("--weight-init-std", "glorot", "argument --weight-init-std: must be a positive number or one of xavier"),
+    ("--weight-init", "0", "argument --weight-init/--weight-init-std: must be a positive number or one of xavier, "
+                           "sigmoid, he, relu, got '0'"),
+    ("--weight-init-std", "glorot", "argument --weight-init/--weight-init-std: must be a positive number or one of "
+                                    "xavier"),
+    ("--dropout", "1", "argument --dropout: must be a number in [0, 1), got '1'"),
+    ("--dropout", "-0.2", "argument --dropout: must be a number in [0, 1), got '-0.2'"),
     ("--optimizer", "lbfgs", "argument --optimizer: invalid choice: 'lbfgs'"),
     ("--hidden-sizes", "100,0", "argument --hidden-sizes: must be positive integers separated by commas"),
     ("--hidden-sizes", "100;50", "argument --hidden-sizes: must be positive integers separated by commas"),

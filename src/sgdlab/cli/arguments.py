@@ -18,17 +18,26 @@ def option_type(parse):
     return convert
 
 
-def add_config_option(parser, name, default=None, help=None):
+FIELD_DEFAULT = object()  # add_config_option's default: the field's own
+
+
+def add_config_option(parser, name, default=FIELD_DEFAULT, help=None):
     """Add `--name` for the `TrainConfig` field `name`: its parser or choices, its default and its help."""
     spec = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
-    default = spec.default if default is None else default
+    default = spec.default if default is FIELD_DEFAULT else default
     help = help or spec.metadata["help"]
+    flags = [f"--{name.replace('_', '-')}"]
+    if spec.metadata["option"] is not None:  # the option's own name first; the field's still works
+        flags.insert(0, f"--{spec.metadata['option']}")
+    if spec.metadata["choices"] is None and spec.metadata["parse"] is None:  # a flag: on when given
+        parser.add_argument(*flags, dest=name, action="store_true", help=help)
+        return
     options = {"default": default, "help": help + ("" if default is None else f" (default {default})")}
     if spec.metadata["choices"] is not None:
         options["choices"] = spec.metadata["choices"]
     else:
         options.update(type=option_type(spec.metadata["parse"]), metavar=spec.metadata["metavar"])
-    parser.add_argument(f"--{name.replace('_', '-')}", dest=name, **options)
+    parser.add_argument(*flags, dest=name, **options)
 
 
 def config_from_args(args):

@@ -15,7 +15,7 @@ from ..nn.activations import activation_names
 from ..nn.init import check_weight_init, parse_weight_init
 from ..nn.optimizers import OPTIMIZERS
 from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice,
-                      check_widths, parse_widths)
+                      check_flag, check_widths, parse_widths)
 
 CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
 CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
@@ -24,17 +24,18 @@ DTYPES = ("float32", "float64")
 SAMPLING_METHODS = ("random", "epoch")
 
 
-def setting(default, help, range=None, choices=None, parse=None, check=None, metavar=None):
+def setting(default, help, range=None, choices=None, parse=None, check=None, metavar=None, option=None):
     """A config field: its default, one line of help, and the values it takes.
 
     Those are declared by a `Range`, or a tuple of `choices`, or a `check(name,
     value)` with the `parse(text)` that reads it from the command line (and
-    the `metavar` its option shows).
+    the `metavar` its option shows; a `check` alone is a flag, on or off).
+    `option` names its command-line option when the field's name would not do.
     """
     if range is not None:
         parse, check, metavar = range.parse, range.check, "N" if range.kind is int else "X"
     return field(default=default, metadata={"help": help, "choices": choices, "parse": parse, "check": check,
-                                            "metavar": metavar})
+                                            "metavar": metavar, "option": option})
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,13 @@ class TrainConfig:
     weight_init_std: float | str = setting(
         0.01, "initial weights ~ N(0, std^2): a number, or xavier (also called sigmoid: sqrt(1/fan-in), for "
               "sigmoid and tanh) or he (also called relu: sqrt(2/fan-in), for relu)", parse=parse_weight_init,
-        check=check_weight_init, metavar="STD")
+        check=check_weight_init, metavar="STD", option="weight-init")
     activation: str = setting("sigmoid", "hidden activation", choices=activation_names())
+    dropout: float = setting(0.0, "fraction of hidden units dropped at each training step (the book's "
+                                  "dropout_ratio; at test time every unit is kept and scaled by 1 - ratio); 0: no "
+                                  "dropout", UNIT_INTERVAL)
+    batch_norm: bool = setting(False, "batch normalization after each hidden affine layer, before its activation",
+                               check=check_flag)
     optimizer: str = setting("sgd", "how gradients become updates", choices=tuple(OPTIMIZERS))
     momentum: float | None = setting(None, "the velocity momentum and nesterov keep (default 0.9, the book's)",
                                      UNIT_INTERVAL)
@@ -141,7 +147,10 @@ class TrainConfig:
         from ..nn.network import MultiLayerNet, TwoLayerNet
 
         options = {"weight_init_std": self.weight_init_std, "activation": self.activation, "rng": rng,
-                   "dtype": self.network_dtype, "weight_decay_lambda": self.weight_decay}
+                   "dtype": self.network_dtype, "weight_decay_lambda": self.weight_decay,
+                   "use_dropout": self.dropout > 0, "use_batchnorm": self.batch_norm}
+        if self.dropout:
+            options["dropout_ratio"] = self.dropout
         if self.hidden_sizes is None:
             return TwoLayerNet(input_size, self.hidden_size, output_size, **options)
         return MultiLayerNet(input_size, list(self.hidden_sizes), output_size, **options)

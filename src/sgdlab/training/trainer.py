@@ -138,7 +138,7 @@ class Trainer:
     def _gradient_method(self):
         """`(x, labels) -> (loss, grads)` for the configured gradient method."""
         if self.config.grad == "numerical":
-            return lambda x, labels: numerical_gradient_fast(self.network, x, labels)
+            return lambda x, labels: numerical_gradient_fast(self.network, x, labels, follow_statistics=True)
         steps = {}  # by batch length: an epoch's last batch may be shorter
 
         def backprop(x, labels):

@@ -17,6 +17,19 @@ def mnist_dir():
     return folder
 
 
+@pytest.fixture(scope="session")
+def data_dir(mnist_dir, tmp_path_factory):
+    """Links to the real MNIST files in a writable folder, where the decoded cache can be written."""
+    from sgdlab.data import mnist
+
+    folder = tmp_path_factory.mktemp("mnist")
+    names = {spec.name for spec in mnist.FILES} | {spec.gz_name for spec in mnist.FILES}
+    for source in mnist_dir.iterdir():
+        if source.name in names:
+            (folder / source.name).symlink_to(source)
+    return folder
+
+
 @pytest.fixture
 def restart_dropout_masks():
     """Give every dropout layer of a network a generator in the same state, so that two passes draw the same

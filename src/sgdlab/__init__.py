@@ -27,14 +27,14 @@ _EXPORTS = {
     "get_activation": "nn.activations", "activation_names": "nn.activations",
     "numerical_gradient": "nn.gradient",
     "Affine": "nn.layers", "Relu": "nn.layers", "Sigmoid": "nn.layers", "SoftmaxWithLoss": "nn.layers",
-    "activation_layer": "nn.layers",
+    "activation_layer": "nn.layers", "BatchNormalization": "nn.layers", "Dropout": "nn.layers",
     "MultiLayerNet": "nn.network", "TwoLayerNet": "nn.network",
     "SGD": "nn.optimizers", "Momentum": "nn.optimizers", "Nesterov": "nn.optimizers", "AdaGrad": "nn.optimizers",
     "RMSprop": "nn.optimizers", "Adam": "nn.optimizers",
     "numerical_gradient_fast": "engine.perturbation",
     "TrainConfig": "training.config", "Trainer": "training.trainer", "History": "training.history",
     "load_model": "runs.model_file", "save_model": "runs.model_file",
-    "RunObserver": "runs.run", "train_run": "runs.run",
+    "RunObserver": "runs.run", "train_run": "runs.run", "run_experiment": "runs.experiments",
 }
 
 # The book's module names, as attributes: sgdlab.functions is sgdlab.nn.functions, and so on.

@@ -81,6 +81,14 @@ def parse_widths(text):
         raise ValueError(f"must be positive integers separated by commas, such as 100,100,100, got {text!r}") from None
 
 
+def parse_names(text):
+    """Names typed on the command line, "sgd,adam" (a ValueError for an empty one)."""
+    names = tuple(part.strip() for part in text.split(","))
+    if not all(names):
+        raise ValueError(f"must be names separated by commas, such as sgd,adam, got {text!r}")
+    return names
+
+
 def check_choice(name, value, choices):
     """`value` if it is one of `choices`, else a `ConfigError` listing them."""
     if not isinstance(value, str) or value not in choices:

@@ -71,16 +71,6 @@ def no_network(monkeypatch):
     monkeypatch.setattr(mnist, "_fetch", unreachable)
 
 
-@pytest.fixture(scope="module")
-def data_dir(mnist_dir, tmp_path_factory):
-    """Links to the real MNIST files in a writable folder, where the decoded cache can be written."""
-    folder = tmp_path_factory.mktemp("mnist")
-    names = {spec.name for spec in mnist.FILES} | {spec.gz_name for spec in mnist.FILES}
-    for source in mnist_dir.iterdir():
-        if source.name in names:
-            (folder / source.name).symlink_to(source)
-    return folder
-
 
 def train_capturing(data_dir, out, *options):
     """Run `sgdlab train` inside a fixture (no capsys there), keeping what it prints."""
@@ -962,3 +952,48 @@ def test_process_error_exits_1_with_one_line(tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == ("sgdlab evaluate: error: missing.npz: no such model file; give the model.npz "
                              "written by 'sgdlab train'\n")
+
+
+# --- sgdlab experiment ------------------------------------------------------------------------------------
+
+def test_experiment_writes_a_run_per_variant_a_summary_and_the_figure(capsys, tmp_path, data_dir):
+    code, out, err = run(capsys, "experiment", "optimizers", "--optimizers", "sgd,nesterov", "--iters", "5",
+                         "--data-dir", data_dir, "--out", tmp_path / "exp")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "exp" / "summary.json").read_text())
+    assert list(summary["variants"]) == ["sgd", "nesterov"] and summary["figure"] == "optimizers.png"
+    assert summary["variants"]["nesterov"]["settings"] == {"optimizer": "nesterov", "lr": 0.01}
+    for variant in ("sgd", "nesterov"):
+        assert RUN_FILES <= {path.name for path in (tmp_path / "exp" / variant).iterdir()}
+        assert json.loads((tmp_path / "exp" / variant / "config.json").read_text())["iters"] == 5
+    assert re.search(r"^nesterov +\d\.\d{4} +\d\.\d{4} +\d\.\d{4}", out, re.MULTILINE)
+    assert last_line(out) == (f"results in {tmp_path / 'exp'}: summary.json, optimizers.png and one run folder "
+                              "per variant")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["experiment", "adversarial"], "argument NAME: invalid choice: 'adversarial'"),
+    (["experiment", "dropout", "--iters", "0"], "argument --iters: must be a positive integer, got '0'"),
+    (["experiment", "dropout", "--iters", "3", "--epochs", "2"], "argument --epochs: not allowed with argument --iters"),
+    (["experiment", "dropout", "--optimizers", "sgd"], "--optimizers chooses the variants of the optimizers "
+                                                       "experiment, not of dropout"),
+    (["experiment", "optimizers", "--optimizers", "sgd,lbfgs"], "unknown optimizers ['lbfgs']"),
+    (["experiment", "optimizers", "--optimizers", "sgd,,adam"], "argument --optimizers: must be names separated"),
+])
+def test_bad_experiment_options(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *argv, "--out", tmp_path / "exp")
+    assert code == 2 and out == ""
+    assert message in last_line(err)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_train_with_batch_norm_and_dropout_saves_a_model_evaluate_reads(capsys, tmp_path, data_dir):
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters", "20",
+                       "--hidden-sizes", "20,10", "--activation", "relu", "--weight-init", "he", "--batch-norm",
+                       "--dropout", "0.2", "--no-plot", "--quiet")
+    assert code == 0, err
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert settings["batch_norm"] is True and settings["dropout"] == 0.2 and settings["weight_init_std"] == "he"
+    final_test = read_history(tmp_path / "run")["test_acc"][-1]
+    code, out, _ = run(capsys, "evaluate", "--data-dir", data_dir, tmp_path / "run" / "model.npz")
+    assert code == 0 and f"test acc  {final_test:.4f} (10000 images)" in out

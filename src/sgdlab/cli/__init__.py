@@ -1,4 +1,4 @@
-"""The `sgdlab` command: train, evaluate, predict, gradcheck, plot and compare, one module each.
+"""The `sgdlab` command: train, evaluate, predict, gradcheck, plot, compare and experiment, one module each.
 
 Every mistake a user can make ends with one line on stderr and a non-zero
 exit: 2 for a usage error (a bad option or setting), 1 for anything else
@@ -11,10 +11,10 @@ import argparse
 
 from .. import __version__
 from ..errors import ConfigError, SgdlabError
-from . import compare, evaluate, gradcheck, plot, predict, train
+from . import compare, evaluate, experiment, gradcheck, plot, predict, train
 from .output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 
-COMMANDS = (train, evaluate, predict, gradcheck, plot, compare)
+COMMANDS = (train, evaluate, predict, gradcheck, plot, compare, experiment)
 
 
 def build_parser():

@@ -1,0 +1,82 @@
+"""`sgdlab experiment NAME`: one of the book's chapter-6 experiments, its variants trained side by side."""
+
+from pathlib import Path
+
+from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, parse_names
+from .arguments import add_data_dir, option_type
+from .output import say
+
+NAMES = ("optimizers", "weight-init", "batch-norm", "weight-decay", "dropout")  # as sgdlab.runs.experiments has them
+
+
+def add_to(commands):
+    parser = commands.add_parser(
+        "experiment", help="run one of the book's chapter-6 experiments",
+        description="Run one of the book's chapter-6 experiments at the book's settings: optimizers "
+                    "(optimizer_compare_mnist.py), weight-init (weight_init_compare.py), batch-norm "
+                    "(batch_norm_test.py), weight-decay (overfit_weight_decay.py) or dropout (overfit_dropout.py). "
+                    "Each variant is a run folder under --out, beside summary.json and the book's figure; all "
+                    "start from the same seed and draw the same batches.")
+    parser.add_argument("name", choices=NAMES, metavar="NAME", help=f"one of {', '.join(NAMES)}")
+    add_data_dir(parser)
+    parser.add_argument("--out", type=Path, metavar="DIR", help="folder for the experiment (default: runs/<date>-<time>)")
+    parser.add_argument("--seed", type=option_type(NON_NEGATIVE_INT.parse), default=0, metavar="N",
+                        help="the seed every variant starts from (default 0)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=option_type(POSITIVE_INT.parse), metavar="N",
+                        help="updates per variant, instead of the book's")
+    length.add_argument("--epochs", type=option_type(POSITIVE_INT.parse), metavar="N",
+                        help="epochs per variant, instead of the book's")
+    parser.add_argument("--optimizers", type=option_type(parse_names), metavar="NAME,NAME,...",
+                        help="for the optimizers experiment: which to compare (default sgd,momentum,adagrad,adam; "
+                             "also nesterov and rmsprop)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an experiment already in --out")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def run(args):
+    from ..errors import ConfigError
+    from ..runs.experiments import BOOK_OPTIMIZERS, experiments, run_experiment
+
+    if args.optimizers is not None and args.name != "optimizers":
+        raise ConfigError(f"--optimizers chooses the variants of the optimizers experiment, not of {args.name}")
+    experiment = experiments(args.optimizers or BOOK_OPTIMIZERS)[args.name]
+    length = {"iters": args.iters} if args.iters else {"epochs": args.epochs} if args.epochs else None
+    say(args, f"experiment {experiment.name} ({experiment.script}): {len(experiment.variants)} variants")
+    out, summary = run_experiment(experiment, out=args.out, seed=args.seed, length=length, overwrite=args.overwrite,
+                                  data_dir=args.data_dir, observer=lambda variant: VariantProgress(args, variant))
+    say(args, f"{'variant':22} {'loss':>7} {'train acc':>10} {'test acc':>9} {'gap':>7}")
+    for variant, figures in summary["variants"].items():
+        loss = figures["final_loss"]
+        loss = "-" if loss is None else f"{loss:.4f}" if loss < 1e3 else f"{loss:.1e}"  # a diverged run's is huge
+        stopped = f"  ({figures['stopped']})" if figures["stopped"] else ""
+        say(args, f"{variant:22} {loss:>7} {figures['train_acc']:10.4f} {figures['test_acc']:9.4f} "
+                  f"{figures['gap']:7.4f}{stopped}")
+    say(args, f"results in {out}: summary.json, {summary['figure']} and one run folder per variant")
+    return 0
+
+
+class VariantProgress:
+    """A progress bar per variant, closed with one line saying how it ended."""
+
+    def __init__(self, args, variant):
+        self.args = args
+        self.variant = variant
+        self.bar = None
+
+    def started(self, run_dir, trainer, x_train, t_train):
+        from tqdm import tqdm
+
+        trained, _ = trainer.config.data_rows(len(x_train))
+        self.bar = tqdm(total=trainer.config.iterations(trained), unit="it", desc=self.variant, leave=False,
+                        disable=True if self.args.quiet else None, dynamic_ncols=True)
+
+    def iteration(self, iteration, loss):
+        self.bar.update(1)
+
+    def evaluation(self, history):
+        pass
+
+    def training_ended(self):
+        self.bar.close()

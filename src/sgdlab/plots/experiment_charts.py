@@ -1,0 +1,73 @@
+"""The figures of the book's chapter-6 experiments, each drawn from the variants' histories (variant -> History)."""
+
+import numpy as np
+
+from ..fileio import atomic_write
+from .charts import SMOOTHING_WINDOW, moving_average, prepare_matplotlib
+
+TITLES = {"optimizers": "Optimizers on MNIST (784-100-100-100-100-10, ReLU, He weights)",
+          "weight-init": "Initial weight scales on MNIST (784-100-100-100-100-10, ReLU, SGD)"}
+
+
+def plot_losses(histories, path, name):
+    """Smoothed mini-batch loss of each variant against iterations: figures 6-9 and 6-15."""
+    plt = prepare_matplotlib()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for index, (variant, history) in enumerate(histories.items()):
+        window = max(1, min(SMOOTHING_WINDOW, len(history.loss) // 10))
+        smooth = moving_average(history.loss, window)
+        ax.plot(np.arange(window, len(history.loss) + 1), smooth, color=f"C{index}", linewidth=1.4, label=variant)
+    top = max(1.0, max(float(np.max(h.loss[:50])) for h in histories.values() if h.loss) * 1.05)
+    ax.set(xlabel="iterations", ylabel="loss (moving average)", ylim=(0, min(top, 2.6)), title=TITLES.get(name, name))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    _save(fig, path, plt)
+
+
+def plot_batch_norm_grid(histories, path, name):
+    """Training accuracy per epoch with batch norm (solid) and without (dashed), one panel per initial weight
+    scale: figure 6-19's grid of 16."""
+    plt = prepare_matplotlib()
+    scales = [variant.removeprefix("batch-norm-std-") for variant in histories if variant.startswith("batch-norm")]
+    fig, axes = plt.subplots(4, 4, figsize=(11, 9), sharex=True, sharey=True)
+    for ax, scale in zip(axes.flat, scales):
+        with_norm, plain = histories[f"batch-norm-std-{scale}"], histories[f"plain-std-{scale}"]
+        ax.plot(with_norm.epoch, with_norm.train_acc, color="C0", label="batch norm")
+        ax.plot(plain.epoch, plain.train_acc, color="C1", linestyle="--", label="plain")
+        ax.set_title(f"W: {scale}", fontsize="small")
+        ax.set_ylim(0, 1.0)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("epochs")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("train accuracy")
+    axes[0, 0].legend(loc="lower right", fontsize="x-small")
+    fig.suptitle("Batch normalization (solid) against none (dashed), by initial weight std, 1000 training images")
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.06, top=0.92, hspace=0.3, wspace=0.08)
+    _save(fig, path, plt)
+
+
+def plot_overfitting(histories, path, name):
+    """Train and test accuracy per epoch, one panel per variant: figures 6-20 to 6-23 side by side."""
+    plt = prepare_matplotlib()
+    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 4.2), sharey=True)
+    for ax, (variant, history) in zip(np.atleast_1d(axes), histories.items()):
+        ax.plot(history.epoch, history.train_acc, color="C0", label="train")
+        ax.plot(history.epoch, history.test_acc, color="C1", linestyle="--", label="test")
+        gap = history.train_acc[-1] - history.test_acc[-1]
+        ax.set(xlabel="epochs", title=f"{variant}: train {history.train_acc[-1]:.3f}, test "
+                                      f"{history.test_acc[-1]:.3f} (gap {gap:.3f})", ylim=(0, 1.0))
+        ax.title.set_fontsize("medium")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    np.atleast_1d(axes)[0].set_ylabel("accuracy")
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.08)
+    _save(fig, path, plt)
+
+
+def _save(fig, path, plt):
+    try:
+        with atomic_write(path) as handle:
+            fig.savefig(handle, format="png", dpi=100)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,126 @@
+"""The book's chapter-6 experiments, each one command: its variants trained side by side, fairly.
+
+Each experiment is the setting of one of the book's scripts (`ch06/...`)
+and the variants it compares. Every variant is an ordinary run folder
+(what `sgdlab train` writes) named after it, under the experiment's folder,
+beside `summary.json` (each variant's folder, settings and final figures)
+and the book's figure. All variants use the same seed, so they draw the
+same batches and, where the architecture is the same, the same initial
+weights (scaled by the variant's weight scale): they differ only in what
+the experiment varies, which the book's scripts do not ensure.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, TrainingDiverged
+from ..fileio import write_text_atomic
+from ..nn.optimizers import OPTIMIZERS
+from ..plots import experiment_charts
+from ..training.config import TrainConfig
+from .run import train_run
+from .run_folder import check_writable_folder, new_run_dir
+
+BOOK_OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # the four of optimizer_compare_mnist.py
+DEEP_NET = {"hidden_sizes": (100, 100, 100, 100), "activation": "relu", "batch_size": 128, "iters": 2000}
+OVERFITTING_NET = {"hidden_sizes": (100,) * 6, "activation": "relu", "weight_init_std": "he", "train_size": 300,
+                   "optimizer": "sgd", "lr": 0.01, "batch_size": 100}
+BATCH_NORM_SCALES = np.logspace(0, -4, num=16)  # batch_norm_test.py's weight scales
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The book's script it reproduces, the settings its variants share and what each changes."""
+
+    name: str
+    script: str
+    shared: dict
+    variants: dict  # variant name -> the settings it changes
+    figure: str  # the function of sgdlab.plots.experiment_charts that draws the book's figure
+
+    def config(self, variant, seed, length):
+        """The TrainConfig of one variant: the shared settings, the variant's, the seed and `length`
+        ({"iters": N} or {"epochs": N}, replacing the experiment's own when given)."""
+        settings = {**self.shared, **self.variants[variant], "seed": seed}
+        if length:
+            settings.update({"iters": None, "epochs": None, **length})
+        return TrainConfig(**settings)
+
+
+def optimizers_experiment(names=BOOK_OPTIMIZERS):
+    """optimizer_compare_mnist.py: a 784-100-100-100-100-10 ReLU net with He weights, one optimizer per
+    variant at the book's learning rate for it (SGD 0.01, Adam 0.001, ...)."""
+    unknown = [name for name in names if name not in OPTIMIZERS]
+    if unknown or not names:
+        raise ConfigError(f"unknown optimizers {unknown}: choose among {', '.join(OPTIMIZERS)}")
+    variants = {name: {"optimizer": name, "lr": OPTIMIZERS[name].default_lr} for name in names}
+    return Experiment("optimizers", "ch06/optimizer_compare_mnist.py", {**DEEP_NET, "weight_init_std": "he"},
+                      variants, "plot_losses")
+
+
+def experiments(optimizers=BOOK_OPTIMIZERS):
+    """Every experiment, by name (the optimizers one comparing `optimizers`)."""
+    found = [
+        optimizers_experiment(optimizers),
+        Experiment("weight-init", "ch06/weight_init_compare.py", {**DEEP_NET, "optimizer": "sgd", "lr": 0.01},
+                   {"std-0.01": {"weight_init_std": 0.01}, "xavier": {"weight_init_std": "xavier"},
+                    "he": {"weight_init_std": "he"}}, "plot_losses"),
+        Experiment("batch-norm", "ch06/batch_norm_test.py",
+                   {"hidden_sizes": (100,) * 5, "activation": "relu", "train_size": 1000, "optimizer": "sgd",
+                    "lr": 0.01, "batch_size": 100, "epochs": 20},
+                   {f"{kind}-std-{scale:.3g}": {"weight_init_std": float(scale), "batch_norm": kind == "batch-norm"}
+                    for scale in BATCH_NORM_SCALES for kind in ("batch-norm", "plain")}, "plot_batch_norm_grid"),
+        Experiment("weight-decay", "ch06/overfit_weight_decay.py", {**OVERFITTING_NET, "epochs": 201},
+                   {"no-decay": {}, "decay-0.1": {"weight_decay": 0.1}}, "plot_overfitting"),
+        Experiment("dropout", "ch06/overfit_dropout.py", {**OVERFITTING_NET, "epochs": 301},
+                   {"no-dropout": {}, "dropout-0.2": {"dropout": 0.2}}, "plot_overfitting"),
+    ]
+    return {experiment.name: experiment for experiment in found}
+
+
+EXPERIMENT_NAMES = tuple(experiments())
+
+
+def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, data_dir=None, observer=None):
+    """Train every variant of `experiment` into `out` (default: a new folder under runs/) and draw the book's
+    figure; returns (the folder, the summary written to its summary.json).
+
+    `observer(variant)` gives the `RunObserver` watching each variant's run (None: none).
+    """
+    configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}  # all checked
+    if out is None:
+        out = new_run_dir()
+    out = Path(out)
+    check_writable_folder(out)
+    if (out / "summary.json").exists() and not overwrite:
+        raise ConfigError(f"{out} already holds an experiment (summary.json): give another --out, or add "
+                          "--overwrite to replace it")
+    histories, summary = {}, {"experiment": experiment.name, "book_script": experiment.script, "seed": seed,
+                              "shared_settings": experiment.shared, "variants": {}}
+    for variant, config in configs.items():
+        try:
+            _, history = train_run(config, out=out / variant, overwrite=overwrite, data_dir=data_dir,
+                                   observer=observer(variant) if observer is not None else None)
+        except TrainingDiverged as exc:  # a finding too (a plain net at a large weight scale): recorded as such
+            history = exc.history
+        histories[variant] = history
+        summary["variants"][variant] = {"folder": variant, "settings": experiment.variants[variant],
+                                        "stopped": history.stopped, **final_figures(history)}
+    figure = out / f"{experiment.name}.png"
+    getattr(experiment_charts, experiment.figure)(histories, figure, experiment.name)
+    summary["figure"] = figure.name
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return out, summary
+
+
+def final_figures(history):
+    """A run's outcome in a few numbers: its last loss (mean of the last 100 iterations, as smoothed curves
+    end; the weight decay's penalty included), its last train and test accuracy, their gap, and the best test
+    accuracy on the way."""
+    tail = history.loss[-100:]
+    return {"iterations": len(history.loss), "final_loss": float(np.mean(tail)) if tail else None,
+            "train_acc": history.train_acc[-1], "test_acc": history.test_acc[-1],
+            "gap": history.train_acc[-1] - history.test_acc[-1], "best_test_acc": max(history.test_acc)}

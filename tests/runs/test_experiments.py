@@ -1,0 +1,108 @@
+"""The book's chapter-6 experiments at reduced settings, on the real MNIST: their files, their fairness, and the
+book's findings where they hold reliably this early."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from sgdlab.errors import ConfigError
+from sgdlab.runs.experiments import BATCH_NORM_SCALES, experiments, optimizers_experiment, run_experiment
+from sgdlab.runs.model_file import load_model
+from sgdlab.cli.experiment import NAMES
+
+
+def subset(experiment, *variants):
+    return dataclasses.replace(experiment, variants={name: experiment.variants[name] for name in variants})
+
+
+def test_the_command_line_knows_every_experiment():
+    assert NAMES == tuple(experiments())
+
+
+def test_every_variant_is_a_valid_config_at_the_books_settings():
+    expected_lengths = {"optimizers": 2000, "weight-init": 2000}
+    for name, experiment in experiments().items():
+        for variant in experiment.variants:
+            config = experiment.config(variant, seed=3, length=None)
+            assert config.seed == 3
+            if name in expected_lengths:
+                assert config.iters == expected_lengths[name] and config.batch_size == 128
+                assert config.hidden_sizes == (100, 100, 100, 100) and config.activation == "relu"
+    assert len(experiments()["batch-norm"].variants) == 32
+    np.testing.assert_allclose(BATCH_NORM_SCALES[[0, -1]], [1.0, 1e-4])
+    assert experiments()["dropout"].config("dropout-0.2", 0, None).dropout == 0.2
+    assert experiments()["weight-decay"].config("decay-0.1", 0, None).weight_decay == 0.1
+    assert experiments()["weight-decay"].config("decay-0.1", 0, {"iters": 7}).iters == 7
+
+
+def test_optimizers_take_the_books_learning_rates_and_unknown_ones_are_refused():
+    variants = optimizers_experiment(("sgd", "adam", "rmsprop")).variants
+    assert variants == {"sgd": {"optimizer": "sgd", "lr": 0.01}, "adam": {"optimizer": "adam", "lr": 0.001},
+                        "rmsprop": {"optimizer": "rmsprop", "lr": 0.01}}
+    with pytest.raises(ConfigError, match="unknown optimizers \\['lbfgs'\\]"):
+        optimizers_experiment(("sgd", "lbfgs"))
+
+
+@pytest.mark.slow
+def test_optimizers_end_far_below_sgd_and_the_variants_share_weights_and_batches(tmp_path, data_dir):
+    out, summary = run_experiment(experiments()["optimizers"], out=tmp_path / "exp", length={"iters": 150},
+                                  data_dir=data_dir)
+    variants = summary["variants"]
+    assert set(variants) == {"sgd", "momentum", "adagrad", "adam"}
+    for name in ("momentum", "adagrad", "adam"):
+        assert variants[name]["final_loss"] < 0.6 * variants["sgd"]["final_loss"], name
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert (out / "optimizers.png").stat().st_size > 10_000
+    for name in variants:
+        assert {"config.json", "history.json", "model.npz", "accuracy.png", "loss.png"} <= {
+            path.name for path in (out / name).iterdir()}
+    # The same seed: the same batches, so the first loss (before any update) is the same for all.
+    first_losses = {json.loads((out / name / "history.json").read_text())["loss"][0] for name in variants}
+    assert len(first_losses) == 1
+
+
+@pytest.mark.slow
+def test_weight_init_std_001_does_not_learn_while_xavier_and_he_do(tmp_path, data_dir):
+    _, summary = run_experiment(experiments()["weight-init"], out=tmp_path / "exp", length={"iters": 400},
+                                data_dir=data_dir)
+    variants = summary["variants"]  # (final_loss: the mean over the last 100 iterations)
+    assert variants["std-0.01"]["final_loss"] > 2.28  # stuck at log(10) = 2.30
+    assert variants["xavier"]["final_loss"] < 2.1 and variants["he"]["final_loss"] < 0.8
+    # The same draws, scaled: the initial weights of xavier and he differ by the factor sqrt(2).
+    xavier, _ = load_model(tmp_path / "exp" / "xavier" / "model.npz")
+    assert xavier.weight_init_std == "xavier"
+
+
+@pytest.mark.slow
+def test_batch_norm_learns_where_the_plain_net_does_not(tmp_path, data_dir):
+    experiment = experiments()["batch-norm"]
+    small = [name for name in experiment.variants if name.endswith("std-0.00215")]
+    assert len(small) == 2
+    _, summary = run_experiment(subset(experiment, *small), out=tmp_path / "exp", length={"epochs": 8},
+                                data_dir=data_dir)
+    variants = summary["variants"]
+    assert variants["batch-norm-std-0.00215"]["train_acc"] > 0.5
+    assert variants["plain-std-0.00215"]["train_acc"] < 0.3
+    model, _ = load_model(tmp_path / "exp" / "batch-norm-std-0.00215" / "model.npz")
+    assert model.use_batchnorm and all(np.any(value != 0) for value in model.running_statistics.values())
+
+
+def test_a_folder_holding_an_experiment_is_refused_unless_overwritten(tmp_path, data_dir):
+    experiment = subset(experiments()["dropout"], "dropout-0.2")
+    run_experiment(experiment, out=tmp_path / "exp", length={"iters": 3}, data_dir=data_dir)
+    with pytest.raises(ConfigError, match="already holds an experiment"):
+        run_experiment(experiment, out=tmp_path / "exp", length={"iters": 3}, data_dir=data_dir)
+    _, summary = run_experiment(experiment, out=tmp_path / "exp", length={"iters": 4}, data_dir=data_dir,
+                                overwrite=True)
+    assert summary["variants"]["dropout-0.2"]["iterations"] == 4
+
+
+@pytest.mark.slow
+def test_dropout_narrows_the_gap_between_train_and_test_accuracy(tmp_path, data_dir):
+    _, summary = run_experiment(experiments()["dropout"], out=tmp_path / "exp", length={"epochs": 30},
+                                data_dir=data_dir)
+    variants = summary["variants"]
+    assert variants["no-dropout"]["gap"] > 0.1  # 300 images: the plain net overfits already
+    assert variants["dropout-0.2"]["gap"] < variants["no-dropout"]["gap"] - 0.05

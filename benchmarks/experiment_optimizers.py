@@ -11,7 +11,8 @@ data loading, the four trainings and whatever the contender writes. Repeats go
 round-robin across contenders so that a busy spell of the machine hits all of
 them alike. Printed: a table and one JSON line with, for each contender, the
 minimum and median whole-process time, the ratio of its median to sgdlab's,
-each optimizer's final loss and the peak RSS; and the ratios against the
+each optimizer's final loss (the mean of its last 100 iterations, as sgdlab's
+summary.json gives it) and the peak RSS; and the ratios against the
 project's targets (sgdlab at least 4x faster than the book's script and 1.5x
 faster than PyTorch), reported, not asserted.
 """
@@ -138,13 +139,14 @@ def main():
         training = f"{row['training_min_s']:11.2f}" if row["training_min_s"] is not None else f"{'-':>11}"
         print(f"{name:10} {row['min_s']:7.2f} {row['median_s']:9.2f} {ratio} {losses} "
               f"{row['peak_rss_mb']:7.0f} MB {training}")
-    print("(seconds: whole processes; losses: each optimizer's loss on the last batch; "
+    print("(seconds: whole processes; losses: each optimizer's mean over the last 100 iterations; "
           "training s: the loop alone, data loaded, where the contender reports it)")
     speedups = {}
     for name, target in TARGETS.items():
         if reference and name in summary:
             speedups[name] = summary[name]["ratio_to_sgdlab"]
-            print(f"sgdlab is {speedups[name]:.2f}x faster than {name} (median whole process; target {target:g}x)")
+            print(f"{name} takes {speedups[name]:.2f}x sgdlab's time (medians of whole processes; "
+                  f"target: at least {target:g}x)")
     for note in notes:
         print(note)
     print(json.dumps({"benchmark": "experiment_optimizers", "iters": args.iters, "repeats": args.repeats,

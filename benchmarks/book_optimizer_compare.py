@@ -25,7 +25,10 @@ import time
 from collections import OrderedDict
 
 import numpy as np
-from book_baseline import cross_entropy_error, softmax  # the chapter's functions, as the book writes them
+from book_baseline import (  # the chapter's functions, as the book writes them
+    cross_entropy_error,
+    softmax,
+)
 
 BATCH_SIZE = 128
 ITERS = 2000

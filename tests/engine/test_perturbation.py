@@ -152,3 +152,64 @@ def test_real_mnist_batch_agrees_with_textbook(mnist_dir):
         batch = rng.integers(0, len(x_train), 20)
         network = TwoLayerNet(784, 4, 10, rng=seed)
         assert_agrees_with_textbook(network, x_train[batch].astype(np.float64), t_train[batch])
+
+
+def hidden_pre_activations(network, x):
+    """Each hidden layer's input to its activation in training mode (no dropout in these nets)."""
+    forward = perturbation.CachedForward(network, np.asarray(x, np.float64), np.zeros(len(x), int))
+    return forward.pre_activations
+
+
+def test_a_nudge_that_crosses_a_later_kink_is_recomputed(monkeypatch):
+    rng = np.random.default_rng(12)
+    network = MultiLayerNet(12, [5, 4, 4], 4, "relu", weight_init_std=0.5, rng=rng)
+    x, t = mnist_like_batch(rng, 9, 12, 4)
+    x[0] = 0.9  # sample 0 sees every input: every first-layer nudge reaches it
+    z2 = hidden_pre_activations(network, x)[1]
+    network.params["b2"][0] -= z2[0, 0] - 1e-7  # unit 0 of layer 2 sits 1e-7 above its kink for sample 0
+    recomputed = []
+    entries = perturbation.RecomputedDifference.entries
+    monkeypatch.setattr(perturbation.RecomputedDifference, "entries",
+                        lambda self, rows, units, e: recomputed.append(len(rows)) or entries(self, rows, units, e))
+    assert_agrees_with_textbook(network, x, t)
+    assert sum(recomputed) > 0  # the linear form was not trusted there
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_closed_form_after_batch_norm_equals_recomputing_every_nudge(seed):
+    rng = np.random.default_rng(seed)
+    network = MultiLayerNet(12, [6, 5], 4, "relu", weight_init_std=0.5, rng=rng, use_batchnorm=True,
+                            use_dropout=True, dropout_ratio=0.3)
+    for key in ("gamma1", "beta1", "gamma2", "beta2"):
+        network.params[key] = network.params[key] + 0.3 * rng.standard_normal(network.params[key].shape)
+    x, t = mnist_like_batch(rng, 9, 12, 4)
+    forward = perturbation.CachedForward(network, x, t)
+    closed = perturbation.RenormalizedDifference.or_coupled(forward, 0)
+    assert type(closed) is perturbation.RenormalizedDifference
+    recomputed = perturbation.CoupledDifference(forward, 0)
+    units = np.repeat(np.arange(6), 3)
+    shifts = 1e-4 * rng.random((len(units), 9))
+    for before_normalising in (True, False):
+        np.testing.assert_allclose(closed(units, shifts, before_normalising),
+                                   recomputed(units, shifts, before_normalising), rtol=1e-9, atol=1e-17)
+
+
+def test_a_nudge_that_could_cross_a_kink_after_batch_norm_is_recomputed(monkeypatch):
+    rng = np.random.default_rng(13)
+    network = MultiLayerNet(12, [5, 4], 4, "relu", weight_init_std=0.5, rng=rng, use_batchnorm=True)
+    x, t = mnist_like_batch(rng, 9, 12, 4)
+    y2 = hidden_pre_activations(network, x)[1]
+    network.params["beta2"][1] -= y2[3, 1] - 1e-7  # unit 1 of layer 2 sits 1e-7 above its kink for sample 3
+    recomputed = []
+    losses_after = perturbation.CoupledDifference._losses_after
+    monkeypatch.setattr(perturbation.CoupledDifference, "_losses_after",
+                        lambda self, units, moved: recomputed.append(type(self)) or losses_after(self, units, moved))
+    assert_agrees_with_textbook(network, x, t, agreement=1e-8)
+    assert perturbation.RenormalizedDifference in recomputed
+
+
+def test_batch_norm_falls_back_to_recomputing_when_the_series_would_be_long(monkeypatch):
+    monkeypatch.setattr(perturbation, "MAX_SERIES_TERMS", 1)
+    rng = np.random.default_rng(14)
+    network = MultiLayerNet(12, [5, 4], 4, "relu", weight_init_std=0.5, rng=rng, use_batchnorm=True)
+    assert_agrees_with_textbook(network, *mnist_like_batch(rng, 9, 12, 4), agreement=1e-8)

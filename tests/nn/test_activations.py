@@ -119,3 +119,18 @@ def test_slope_bound_bounds_every_change(name):
     e = np.array([-1.0, -1e-2, 1e-2, 1.0])
     moved = activation.change(activation.change_state(z, activation.forward(z)), e)
     assert np.all(np.abs(moved) <= activation.slope_bound * np.abs(e)[:, None] * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_linear_pieces_are_exact_within_their_reach_and_absent_where_curved(name):
+    activation = get_activation(name)
+    z = np.linspace(-3, 3, 61)[None, :].repeat(3, axis=0)
+    pieces = activation.linear_pieces(z)
+    if name != "relu":
+        assert pieces is None
+        return
+    slope, reach = pieces
+    e = np.array([-0.99, 0.5, 0.99])[:, None] * reach  # every nudge inside its unit's reach
+    moved = activation.forward(z + e) - activation.forward(z)
+    np.testing.assert_allclose(moved, slope * e, rtol=1e-12, atol=1e-15)
+    assert reach[0, 30] == 0.0  # z = 0: the kink itself, no reach

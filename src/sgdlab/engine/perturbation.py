@@ -52,10 +52,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..nn.functions import as_batch, log_softmax, softmax
-from ..nn.layers import batch_normalize
+from ..nn.layers import BATCH_NORM_EPS, batch_normalize
 from ..nn.network import weight_decay_terms
 
 CHUNK_ELEMENTS = 1 << 17  # perturbed (sample, unit) values per array in flight: bounds memory
+DIRECTION_ELEMENTS = 1 << 23  # per-sample products of the layers after a hidden layer, at most
 COUPLED_CHUNK_ELEMENTS = 1 << 20  # the same for batch norm's whole-batch recomputations
 SERIES_TOLERANCE = 1e-22  # series terms smaller than this are below float64 rounding of any loss term
 MAX_SERIES_TERMS = 40  # beyond this (|Da * W| > ~5, never with a sane h), recompute the scores instead
@@ -84,8 +85,8 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2, f
             else:
                 if k == num_layers - 1:
                     difference = LastLayerDifference(forward)
-                elif k == num_layers - 2 and use_series:
-                    difference = SeriesDifference.or_recomputed(forward, h)
+                elif use_series:
+                    difference = SeriesDifference.or_recomputed(forward, k, h)
                 else:
                     difference = RecomputedDifference(forward, k)
                 layer_grads = _layer_gradient(pool, workers, forward.inputs[k], forward.weights[k].shape[1],
@@ -150,14 +151,14 @@ def _coupled_layer_gradient(pool, workers, forward, k, h):
     inputs = forward.inputs[k]
     batch_size, fan_in = inputs.shape
     width = forward.weights[k].shape[1]
-    difference = CoupledDifference(forward, k)
+    difference = RenormalizedDifference.or_coupled(forward, k)
     augmented = np.concatenate([inputs, np.ones((batch_size, 1))], axis=1)  # the bias sees an input of 1
     reached = np.flatnonzero(np.any(augmented != 0, axis=0))  # an input 0 for every sample moves nothing
     # every nudge: (the feature it moves, the shift of that feature per sample, before or after normalising)
     nudges = [(np.tile(np.arange(width), len(reached)), np.repeat(augmented[:, reached].T, width, axis=0), True),
               (np.arange(width), forward.normalized[k].T, False),  # gamma_j moves feature j by e * xn_j
               (np.arange(width), np.ones((width, batch_size)), False)]  # beta_j by e
-    chunk = max(1, COUPLED_CHUNK_ELEMENTS // (batch_size * difference.widest))
+    chunk = difference.nudges_per_part
     differences = []
     for units, shifts, before_normalising in nudges:
         parts = [slice(start, start + chunk) for start in range(0, len(units), chunk)]
@@ -259,39 +260,56 @@ class LastLayerDifference:
 
 
 class SeriesDifference:
-    """Unit j of the last hidden layer moves by Da, so every score c moves by Da W[j, c].
+    """Unit j of hidden layer k moves by Da, so score c of sample n moves by Da V[n, j, c].
 
+    For the last hidden layer V[n, j, c] = W[j, c], the output layer's weight.
+    For an earlier one it is the product of the layers in between, each later
+    unit's slope (and dropout mask) included: exact while every later unit
+    stays on the linear piece of its activation (relu away from its kink),
+    which a nudge of size h almost always does. Entries of a sample whose
+    nudge could reach a kink are recomputed through the layers instead.
     The new normaliser is log1p(sum_m Da^m / m! * M_m[n, j]) with the moments
-    M_m = sum_c p_nc W[j, c]^m, summed by Horner's rule.
+    M_m = sum_c p_nc V[n, j, c]^m, summed by Horner's rule.
     """
 
-    def __init__(self, forward, terms):
-        k = len(forward.weights) - 2
-        W = forward.weights[-1]
+    def __init__(self, forward, k, directions, reach, terms):
         self.forward = forward
+        self.k = k
         self.activation = forward.activation
+        self.reach = reach
+        self.recomputed = None if reach is None else RecomputedDifference(forward, k)
         # Everything a sample's difference needs, stacked so that one gather fetches it all:
-        # the activation state, W[j, t_n], and the moments sum_c p_nc W[j, c]^m / m!.
+        # the activation state, V[n, j, t_n], and the moments sum_c p_nc V[n, j, c]^m / m!.
         state = forward.activation_state(k)
         self.state_rows = len(state)
-        label_weight = W[:, forward.labels].T
-        moments = [forward.probs @ (W ** m).T / math.factorial(m) for m in range(1, terms + 1)]
+        label_weight = np.take_along_axis(directions, forward.labels[:, None, None], axis=2)[..., 0]
+        moments = [np.einsum("nc,njc->nj", forward.probs, directions ** m) / math.factorial(m)
+                   for m in range(1, terms + 1)]
         self.table = np.concatenate([state, label_weight[None], np.stack(moments)])
 
     @classmethod
-    def or_recomputed(cls, forward, h):
-        """The series difference for the layer before the last, or a recomputation when the series would not converge fast."""
-        k = len(forward.weights) - 2
+    def or_recomputed(cls, forward, k, h):
+        """The series difference for hidden layer k, or a recomputation of the layers after it when its
+        units' changes do not reach the scores linearly (a curved activation after it, or too many
+        directions to hold) or the series would not converge fast."""
+        last = len(forward.weights) - 2
+        if k == last:
+            W = forward.weights[-1]
+            directions, reach = np.broadcast_to(W, (len(forward.probs), *W.shape)), None
+        else:
+            directions, reach = _score_directions(forward, k)
+            if directions is None:
+                return RecomputedDifference(forward, k)
         largest_move = forward.activation.slope_bound * h * max(1.0, np.max(np.abs(forward.inputs[k])))
-        terms = _series_terms(largest_move * np.max(np.abs(forward.weights[-1])))
-        return RecomputedDifference(forward, k) if terms is None else cls(forward, terms)
+        terms = _series_terms(largest_move * np.max(np.abs(directions), initial=0.0))
+        return RecomputedDifference(forward, k) if terms is None else cls(forward, k, directions, reach, terms)
 
     def __call__(self, rows, e):
         gathered = self.table[:, rows]
         state, label_w, moment_rows = gathered[:self.state_rows], gathered[self.state_rows], gathered[self.state_rows + 1:]
         result = None
         for sign in (1.0, -1.0):
-            moved = self.forward.masked(len(self.forward.weights) - 2, self.activation.change(state, sign * e), rows)
+            moved = self.forward.masked(self.k, self.activation.change(state, sign * e), rows)
             series = moment_rows[-1] * moved  # Horner, in place: sum_m Da^m M_m / m!
             for moment in reversed(moment_rows[:-1]):
                 series += moment
@@ -300,7 +318,41 @@ class SeriesDifference:
             moved *= label_w
             d -= moved
             result = d if result is None else np.subtract(result, d, out=result)
+        if self.reach is not None:  # |Da| <= slope_bound |e|: where that could reach a kink, recompute
+            entry, unit = np.nonzero(self.activation.slope_bound * np.abs(e)[:, None] >= self.reach[rows])
+            if len(entry):
+                result[entry, unit] = self.recomputed.entries(rows[entry], unit, e[entry])
         return result
+
+
+def _score_directions(forward, k):
+    """(V, reach) for hidden layer k of a net whose later activations are piecewise linear, else (None, None).
+
+    V[n, j, c]: how far score c of sample n moves per unit change of hidden
+    unit j of layer k while every later unit stays on its linear piece;
+    reach[n, j]: how far unit j can change before some later unit of sample n
+    could leave its piece. Shapes (samples, units of k, classes) and
+    (samples, units of k); the products in between are (samples, units of k,
+    units of the later layer), held only when they fit DIRECTION_ELEMENTS.
+    """
+    samples, width = forward.pre_activations[k].shape
+    widest = max(W.shape[1] for W in forward.weights[k + 1:])
+    if samples * width * widest > DIRECTION_ELEMENTS:
+        return None, None
+    directions = np.broadcast_to(forward.weights[k + 1], (samples, *forward.weights[k + 1].shape))
+    reach = np.full((samples, width), np.inf)
+    for m in range(k + 1, len(forward.weights) - 1):
+        pieces = forward.activation.linear_pieces(forward.pre_activations[m])
+        if pieces is None:
+            return None, None
+        slope, unit_reach = pieces
+        size = np.abs(directions)
+        unit_reach = np.divide(unit_reach[:, None, :], size, out=np.full(size.shape, np.inf), where=size > 0)
+        np.minimum(reach, unit_reach.min(axis=2), out=reach)
+        if forward.masks[m] is not None:
+            slope = slope * forward.masks[m]
+        directions = (directions * slope[:, None, :]) @ forward.weights[m + 1]
+    return directions, reach
 
 
 class RecomputedDifference:
@@ -312,17 +364,38 @@ class RecomputedDifference:
         self.state = forward.activation_state(k)
 
     def __call__(self, rows, e):
+        """d(+e) - d(-e) for samples `rows`, every unit of layer k: shaped (rows, units)."""
         state_rows = self.state[:, rows]
         return self._new_losses(rows, state_rows, e) - self._new_losses(rows, state_rows, -e)
+
+    def entries(self, rows, units, e):
+        """d(+e) - d(-e) for single entries: unit units[i] of sample rows[i] moves, by e[i]."""
+        state = self.state[:, rows, units][..., None]
+        return (self._new_entry_losses(rows, units, state, e) - self._new_entry_losses(rows, units, state, -e))
 
     def _new_losses(self, rows, state_rows, e):
         forward, k = self.forward, self.k
         moved = forward.masked(k, forward.activation.change(state_rows, e), rows)  # (rows, units of layer k)
         # z_{k+1} for every (sample, unit j): a rank-one update of the cached row
         z = forward.outputs[k + 1][rows][:, None, :] + moved[:, :, None] * forward.weights[k + 1][None, :, :]
-        for layer, (W, b) in enumerate(zip(forward.weights[k + 2:], forward.biases[k + 2:]), start=k + 1):
+        return self._losses_after(rows, z)
+
+    def _new_entry_losses(self, rows, units, state, e):
+        forward, k = self.forward, self.k
+        moved = forward.activation.change(state, e)[:, 0]
+        if forward.masks[k] is not None:
+            moved *= forward.masks[k][rows, units]
+        z = forward.outputs[k + 1][rows] + moved[:, None] * forward.weights[k + 1][units]
+        return self._losses_after(rows, z)
+
+    def _losses_after(self, rows, z):
+        """The losses of samples `rows` from z_{k+1} shaped (rows, ..., units of layer k+1)."""
+        forward = self.forward
+        for layer, (W, b) in enumerate(zip(forward.weights[self.k + 2:], forward.biases[self.k + 2:]),
+                                       start=self.k + 1):
             z = forward.hidden_output(layer, z, rows) @ W + b
-        return -np.take_along_axis(log_softmax(z), forward.labels[rows][:, None, None], axis=2)[..., 0]
+        labels = forward.labels[rows].reshape(len(rows), *(1,) * (z.ndim - 1))
+        return -np.take_along_axis(log_softmax(z), labels, axis=-1)[..., 0]
 
 
 class CoupledDifference:
@@ -338,27 +411,40 @@ class CoupledDifference:
     def __init__(self, forward, k):
         self.forward = forward
         self.k = k
-        self.state = forward.activation_state(k)
-        self.widest = max(W.shape[1] for W in forward.weights[k + 1:])
+        # layer k's values by feature, (units, samples): what a nudge of feature j gathers is one contiguous row
+        self.outputs = forward.outputs[k].T.copy()
+        self.pre_activations = forward.pre_activations[k].T.copy()
+        self.state = np.ascontiguousarray(forward.activation_state(k).transpose(0, 2, 1))
+        self.mask = None if forward.masks[k] is None else forward.masks[k].T.copy()
+        widest = max(W.shape[1] for W in forward.weights[k + 1:])
+        self.nudges_per_part = max(1, COUPLED_CHUNK_ELEMENTS // (len(forward.probs) * widest))
 
     def __call__(self, units, shifts, before_normalising):
         return self._new_losses(units, shifts, before_normalising) - self._new_losses(units, -shifts,
                                                                                       before_normalising)
 
     def _new_losses(self, units, shifts, before_normalising):
-        forward, k = self.forward, self.k
-        rows = np.arange(shifts.shape[1])
-        old_y = forward.pre_activations[k][:, units].T  # (nudges, samples)
+        return self._losses_after(units, self._moved_feature(units, shifts, before_normalising))
+
+    def _moved_feature(self, units, shifts, before_normalising):
+        """How feature `units[i]` of layer k's output moves for every sample under nudge i: (nudges, samples)."""
         if before_normalising:
-            gamma, beta = forward.batch_norm[k]
-            xn = batch_normalize(forward.outputs[k][:, units].T + shifts, axis=1)[0]
-            moved_y = gamma[units, None] * xn + beta[units, None] - old_y
+            gamma, beta = self.forward.batch_norm[self.k]
+            moved_y = gamma[units, None] * batch_normalize(self.outputs[units] + shifts, axis=1)[0]
+            moved_y += beta[units, None]
+            moved_y -= self.pre_activations[units]
         else:
             moved_y = shifts
-        state = self.state[:, :, units].transpose(0, 2, 1).reshape(len(self.state), -1, 1)
+        state = self.state[:, units].reshape(len(self.state), -1, 1)
         moved = self.forward.activation.change(state, moved_y.reshape(-1)).reshape(moved_y.shape)
-        if forward.masks[k] is not None:
-            moved *= forward.masks[k][:, units].T
+        if self.mask is not None:
+            moved *= self.mask[units]
+        return moved
+
+    def _losses_after(self, units, moved):
+        """sum_n loss_n - unperturbed loss_n for each nudge, when feature units[i] of layer k's output moves by
+        moved[i] (one value per sample)."""
+        forward, k = self.forward, self.k
         # z_{k+1} of every sample for each nudge: a rank-one update of the cached one
         z = forward.outputs[k + 1][None] + moved[:, :, None] * forward.weights[k + 1][units][:, None, :]
         for layer in range(k + 1, len(forward.weights) - 1):
@@ -369,8 +455,120 @@ class CoupledDifference:
                 a *= forward.masks[layer]
             z = a @ forward.weights[layer + 1] + forward.biases[layer + 1]
         losses = -np.take_along_axis(log_softmax(z), forward.labels[None, :, None], axis=2)[..., 0]
-        losses -= forward.sample_losses[rows]
+        losses -= forward.sample_losses
         return losses.sum(axis=1)
+
+
+class RenormalizedDifference(CoupledDifference):
+    """With batch norm, for the hidden layer k before the last hidden one, when that one's activation is
+    piecewise linear.
+
+    Feature j of layer k moves by u_n (one value per sample), so every feature
+    c of the next layer's affine output moves by u_n w_c (w = W[j]). Its
+    normalisation then has a closed form: with du = u - mean(u), its centred
+    values move by du_n w_c and its variance by
+    delta_c = 2 w_c mean(du xc_c) + w_c^2 mean(du^2), so
+    y_nc moves by gamma_c (alpha_c xc_nc + beta_c du_n), alpha_c the change of
+    1 / sqrt(var_c + eps) and beta_c = w_c / sqrt(var_c + delta_c + eps).
+    While every unit of that layer stays on its activation's linear piece,
+    the scores move by the sum over c of that times the unit's slope (and
+    dropout mask) times the output weights: two matrix products for many
+    nudges at once. A nudge that could take a unit past its kink is
+    recomputed through the layers instead.
+    """
+
+    def __init__(self, forward, k, pieces):
+        super().__init__(forward, k)
+        m = k + 1
+        slope, reach = pieces
+        gamma, _ = forward.batch_norm[m]
+        _, self.centred, self.std, _, var = batch_normalize(forward.outputs[m])
+        self.var_eps = var + BATCH_NORM_EPS
+        self.weights = forward.weights[m]
+        if forward.masks[m] is not None:
+            slope = slope * forward.masks[m]
+        # per (feature c, sample n, class): what alpha_c and beta_c du_n multiply in the change of the scores
+        per_beta = (slope * gamma).T[:, :, None] * forward.weights[-1][:, None, :]
+        per_alpha = per_beta * self.centred.T[:, :, None]
+        labels = forward.labels
+        samples = np.arange(len(labels))
+        self.label_alpha = per_alpha[:, samples, labels].sum(axis=1)  # the same for the label's score, summed
+        self.label_beta = per_beta[:, samples, labels]
+        self.per_alpha = per_alpha.reshape(len(per_alpha), -1)
+        self.per_beta = per_beta.reshape(len(per_beta), -1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a unit at its kink has reach 0: never safe
+            self.alpha_reach = np.max(np.abs(gamma * self.centred) / reach, axis=0)
+            self.beta_reach = np.max(np.abs(gamma) / reach, axis=0)
+        self.probs = forward.probs
+        # the widest arrays are the scores of every sample for each nudge: parts small enough to stay in cache
+        self.nudges_per_part = max(1, CHUNK_ELEMENTS // self.per_alpha.shape[1])
+
+    @classmethod
+    def or_coupled(cls, forward, k):
+        """The fastest exact difference for hidden layer k of a net with batch norm: the series after the last
+        hidden layer, the closed form before it when its units are piecewise linear, else recomputation."""
+        if k == len(forward.weights) - 2:
+            return LastHiddenCoupledDifference(forward, k)
+        if k == len(forward.weights) - 3:
+            pieces = forward.activation.linear_pieces(forward.pre_activations[k + 1])
+            if pieces is not None:
+                return cls(forward, k, pieces)
+        return CoupledDifference(forward, k)
+
+    def _losses_after(self, units, moved):
+        samples = moved.shape[1]
+        du = moved - moved.mean(axis=1, keepdims=True)
+        w = self.weights[units]
+        delta = (du @ self.centred) * (2 / samples)
+        delta *= w
+        delta += w ** 2 * np.mean(du ** 2, axis=1, keepdims=True)
+        new_std = np.sqrt(self.var_eps + delta)
+        alpha = -delta / (new_std * self.std * (new_std + self.std))  # 1/new_std - 1/std, without cancelling
+        beta = w / new_std
+        largest_du = np.max(np.abs(du), axis=1, keepdims=True)
+        safe = np.all(np.abs(alpha) * self.alpha_reach + np.abs(beta) * largest_du * self.beta_reach < 1, axis=1)
+        moved_scores = (alpha @ self.per_alpha).reshape(len(units), samples, -1)
+        moved_scores += (beta @ self.per_beta).reshape(moved_scores.shape) * du[:, :, None]
+        # loss_n moves by log(sum_c p_nc exp(moved_nc)) - moved_n,t_n
+        d = np.log1p(np.einsum("nc,qnc->qn", self.probs, np.expm1(moved_scores, out=moved_scores)))
+        d -= (beta @ self.label_beta) * du
+        losses = d.sum(axis=1) - alpha @ self.label_alpha
+        if not np.all(safe):
+            losses[~safe] = super()._losses_after(units[~safe], moved[~safe])
+        return losses
+
+
+class LastHiddenCoupledDifference(CoupledDifference):
+    """With batch norm, for the last hidden layer: feature j moves by u_n for every sample, so score c of
+    sample n moves by u_n W[j, c], and the loss by log1p(sum_m u_n^m M_m[n, j]) - u_n W[j, t_n] with the
+    moments M_m = sum_c p_nc W[j, c]^m / m! (as `SeriesDifference`)."""
+
+    def __init__(self, forward, k):
+        super().__init__(forward, k)
+        W = forward.weights[-1]
+        self.largest_weight = np.max(np.abs(W))
+        self.label_weight = W[:, forward.labels]  # (units, samples)
+        self.moments = [None]
+        self.nudges_per_part = max(1, CHUNK_ELEMENTS // len(forward.probs))
+
+    def _moment(self, m):
+        """M_m, shaped (units, samples), computed when a series first needs it."""
+        while len(self.moments) <= m:
+            order = len(self.moments)
+            self.moments.append((self.forward.probs @ (self.forward.weights[-1] ** order).T).T / math.factorial(order))
+        return self.moments[m]
+
+    def _losses_after(self, units, moved):
+        terms = _series_terms(np.max(np.abs(moved), initial=0.0) * self.largest_weight)
+        if terms is None:
+            return super()._losses_after(units, moved)
+        series = self._moment(terms)[units] * moved  # Horner: sum_m u^m M_m
+        for m in range(terms - 1, 0, -1):
+            series += self._moment(m)[units]
+            series *= moved
+        d = np.log1p(series, out=series)
+        d -= moved * self.label_weight[units]
+        return d.sum(axis=1)
 
 
 def _series_terms(bound):

@@ -46,6 +46,15 @@ class Activation:
         """
         raise NotImplementedError
 
+    def linear_pieces(self, z):
+        """(slope, reach) per element of z where f is linear around it, or None where f is curved.
+
+        On [z - reach, z + reach], f(z + e) - f(z) = slope * e exactly, so
+        the fast numerical gradient can carry a nudge through such a unit as
+        through an affine layer. A piecewise-linear activation overrides it.
+        """
+        return None
+
     def __repr__(self):
         return f"get_activation({self.name!r})"
 

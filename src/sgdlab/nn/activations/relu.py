@@ -39,5 +39,8 @@ class ReluActivation(Activation):
         z, out = state
         return np.maximum(z + e[:, None], 0.0) - out
 
+    def linear_pieces(self, z):
+        return (z > 0).astype(z.dtype), np.abs(z)  # a unit at its kink (z == 0) has reach 0
+
 
 ACTIVATION = ReluActivation()

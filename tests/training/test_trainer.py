@@ -300,3 +300,11 @@ def test_integer_images_other_than_uint8_are_refused(data):
     x_train, t_train, x_test, t_test = data
     with pytest.raises(ConfigError, match=r"training images are int64.*uint8 pixels"):
         make_trainer().fit(x_train.astype(np.int64), t_train, x_test, t_test)
+
+
+def test_eval_every_spaces_the_evaluations_and_zero_leaves_only_the_last(data):
+    assert make_trainer(iters=20, eval_every=6).fit(*data).iteration == [0, 6, 12, 18, 20]
+    only_last = make_trainer(iters=20, eval_every=0).fit(*data)
+    assert only_last.iteration == [20] and len(only_last.loss) == 20
+    every_epoch = make_trainer(iters=20).fit(*data)
+    assert only_last.loss == every_epoch.loss and only_last.test_acc == every_epoch.test_acc[-1:]

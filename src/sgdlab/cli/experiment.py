@@ -1,10 +1,11 @@
 """`sgdlab experiment NAME`: one of the book's chapter-6 experiments, its variants trained side by side."""
 
+import sys
 from pathlib import Path
 
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, parse_names
 from .arguments import add_data_dir, option_type
-from .output import say
+from .output import EXIT_INTERRUPTED, say
 
 NAMES = ("optimizers", "weight-init", "batch-norm", "weight-decay", "dropout")  # as sgdlab.runs.experiments has them
 
@@ -44,8 +45,9 @@ def run(args):
     experiment = experiments(args.optimizers or BOOK_OPTIMIZERS)[args.name]
     length = {"iters": args.iters} if args.iters else {"epochs": args.epochs} if args.epochs else None
     say(args, f"experiment {experiment.name} ({experiment.script}): {len(experiment.variants)} variants")
-    out, summary = run_experiment(experiment, out=args.out, seed=args.seed, length=length, overwrite=args.overwrite,
-                                  data_dir=args.data_dir, observer=lambda variant: VariantProgress(args, variant))
+    with VariantProgress(args) as progress:
+        out, summary = run_experiment(experiment, out=args.out, seed=args.seed, length=length,
+                                      overwrite=args.overwrite, data_dir=args.data_dir, progress=progress)
     say(args, f"{'variant':22} {'loss':>7} {'train acc':>10} {'test acc':>9} {'gap':>7}")
     for variant, figures in summary["variants"].items():
         loss = figures["final_loss"]
@@ -53,30 +55,36 @@ def run(args):
         stopped = f"  ({figures['stopped']})" if figures["stopped"] else ""
         say(args, f"{variant:22} {loss:>7} {figures['train_acc']:10.4f} {figures['test_acc']:9.4f} "
                   f"{figures['gap']:7.4f}{stopped}")
+    if "stopped" in summary:
+        print(f"sgdlab experiment: {summary['stopped']}; what ran is saved in {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     say(args, f"results in {out}: summary.json, {summary['figure']} and one run folder per variant")
     return 0
 
 
 class VariantProgress:
-    """A progress bar per variant, closed with one line saying how it ended."""
+    """A progress bar per variant while it trains: one line each for the variants training side by side."""
 
-    def __init__(self, args, variant):
+    def __init__(self, args):
         self.args = args
-        self.variant = variant
-        self.bar = None
+        self.bars, self.lines = {}, {}  # by variant: its bar and the terminal line it takes
 
-    def started(self, run_dir, trainer, x_train, t_train):
+    def __call__(self, variant, done, total):
         from tqdm import tqdm
 
-        trained, _ = trainer.config.data_rows(len(x_train))
-        self.bar = tqdm(total=trainer.config.iterations(trained), unit="it", desc=self.variant, leave=False,
-                        disable=True if self.args.quiet else None, dynamic_ncols=True)
+        bar = self.bars.get(variant)
+        if bar is None:
+            line = self.lines[variant] = min(set(range(len(self.lines) + 1)) - set(self.lines.values()))
+            bar = self.bars[variant] = tqdm(total=total, unit="it", desc=variant, leave=False, dynamic_ncols=True,
+                                            position=line, disable=True if self.args.quiet else None)
+        bar.update(done - bar.n)
+        if done >= total:
+            self.bars.pop(variant).close()
+            del self.lines[variant]
 
-    def iteration(self, iteration, loss):
-        self.bar.update(1)
+    def __enter__(self):
+        return self
 
-    def evaluation(self, history):
-        pass
-
-    def training_ended(self):
-        self.bar.close()
+    def __exit__(self, *exc_info):
+        for bar in self.bars.values():
+            bar.close()

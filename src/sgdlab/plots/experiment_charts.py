@@ -28,12 +28,13 @@ def plot_batch_norm_grid(histories, path, name):
     """Training accuracy per epoch with batch norm (solid) and without (dashed), one panel per initial weight
     scale: figure 6-19's grid of 16."""
     plt = prepare_matplotlib()
-    scales = [variant.removeprefix("batch-norm-std-") for variant in histories if variant.startswith("batch-norm")]
+    scales = dict.fromkeys(variant.split("-std-")[1] for variant in histories)  # a pair may be cut short by Ctrl-C
     fig, axes = plt.subplots(4, 4, figsize=(11, 9), sharex=True, sharey=True)
     for ax, scale in zip(axes.flat, scales):
-        with_norm, plain = histories[f"batch-norm-std-{scale}"], histories[f"plain-std-{scale}"]
-        ax.plot(with_norm.epoch, with_norm.train_acc, color="C0", label="batch norm")
-        ax.plot(plain.epoch, plain.train_acc, color="C1", linestyle="--", label="plain")
+        for kind, label, color, style in (("batch-norm", "batch norm", "C0", "-"), ("plain", "plain", "C1", "--")):
+            history = histories.get(f"{kind}-std-{scale}")
+            if history is not None:
+                ax.plot(history.epoch, history.train_acc, color=color, linestyle=style, label=label)
         ax.set_title(f"W: {scale}", fontsize="small")
         ax.set_ylim(0, 1.0)
         ax.grid(alpha=0.3)

@@ -16,16 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, TrainingDiverged
+from ..engine.threads import usable_cores
+from ..errors import ConfigError
 from ..fileio import write_text_atomic
 from ..nn.optimizers import OPTIMIZERS
 from ..plots import experiment_charts
 from ..training.config import TrainConfig
-from .run import train_run
+from .parallel_runs import train_runs
 from .run_folder import check_writable_folder, new_run_dir
 
 BOOK_OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # the four of optimizer_compare_mnist.py
-DEEP_NET = {"hidden_sizes": (100, 100, 100, 100), "activation": "relu", "batch_size": 128, "iters": 2000}
+# The optimizer and weight-init scripts record the loss only: their variants are evaluated once, at the end.
+DEEP_NET = {"hidden_sizes": (100, 100, 100, 100), "activation": "relu", "batch_size": 128, "iters": 2000,
+            "eval_every": 0}
 OVERFITTING_NET = {"hidden_sizes": (100,) * 6, "activation": "relu", "weight_init_std": "he", "train_size": 300,
                    "optimizer": "sgd", "lr": 0.01, "batch_size": 100}
 BATCH_NORM_SCALES = np.logspace(0, -4, num=16)  # batch_norm_test.py's weight scales
@@ -84,11 +87,16 @@ def experiments(optimizers=BOOK_OPTIMIZERS):
 EXPERIMENT_NAMES = tuple(experiments())
 
 
-def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, data_dir=None, observer=None):
+def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, data_dir=None, progress=None,
+                   workers=None):
     """Train every variant of `experiment` into `out` (default: a new folder under runs/) and draw the book's
     figure; returns (the folder, the summary written to its summary.json).
 
-    `observer(variant)` gives the `RunObserver` watching each variant's run (None: none).
+    The variants train side by side on `workers` processes (default: one per
+    usable core; see `parallel_runs`), with the same results as one after
+    another. `progress(variant, done, total)` follows their iterations. After
+    Ctrl-C the variants that ran are summarised, and `summary["stopped"]`
+    names those that did not.
     """
     configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}  # all checked
     if out is None:
@@ -98,20 +106,19 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
     if (out / "summary.json").exists() and not overwrite:
         raise ConfigError(f"{out} already holds an experiment (summary.json): give another --out, or add "
                           "--overwrite to replace it")
-    histories, summary = {}, {"experiment": experiment.name, "book_script": experiment.script, "seed": seed,
-                              "shared_settings": experiment.shared, "variants": {}}
-    for variant, config in configs.items():
-        try:
-            _, history = train_run(config, out=out / variant, overwrite=overwrite, data_dir=data_dir,
-                                   observer=observer(variant) if observer is not None else None)
-        except TrainingDiverged as exc:  # a finding too (a plain net at a large weight scale): recorded as such
-            history = exc.history
-        histories[variant] = history
+    jobs = {variant: (config, out / variant, overwrite, data_dir) for variant, config in configs.items()}
+    histories, interrupted = train_runs(jobs, workers or usable_cores(), progress)
+    summary = {"experiment": experiment.name, "book_script": experiment.script, "seed": seed,
+               "shared_settings": experiment.shared, "variants": {}}
+    for variant, history in histories.items():
         summary["variants"][variant] = {"folder": variant, "settings": experiment.variants[variant],
                                         "stopped": history.stopped, **final_figures(history)}
-    figure = out / f"{experiment.name}.png"
-    getattr(experiment_charts, experiment.figure)(histories, figure, experiment.name)
-    summary["figure"] = figure.name
+    if interrupted:
+        summary["stopped"] = f"interrupted; not run: {', '.join(v for v in configs if v not in histories) or 'none'}"
+    if histories:
+        figure = out / f"{experiment.name}.png"
+        getattr(experiment_charts, experiment.figure)(histories, figure, experiment.name)
+        summary["figure"] = figure.name
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return out, summary
 

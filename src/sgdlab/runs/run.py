@@ -28,28 +28,32 @@ class RunObserver:
         """Training has ended, one way or another; the results are about to be saved."""
 
 
-def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None):
+def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None, background=None):
     """Train `config` on MNIST into a run folder; returns `(run_dir, history)`.
 
     `out`: the folder (default: a new one under runs/); one holding an earlier
     run is refused unless `overwrite`. A run stopped by Ctrl-C is saved and
     returned with `history.stopped` set; a diverged one is saved without
-    charts and raises `TrainingDiverged`, naming the folder.
+    charts and raises `TrainingDiverged`, naming the folder. `background`:
+    whether a second core evaluates, gathers batches and draws the charts
+    beside training (default: when there is one; not when other runs are
+    using it).
     """
+    background = background if background is not None else usable_cores() > 1
     observer = observer if observer is not None else RunObserver()
     data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
     folder = claim_run_folder(out, overwrite, config, data_settings)  # now, not found unusable after training
     try:
         # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
         (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
-        trainer = Trainer.from_config(config, input_size=x_train.shape[1])
+        trainer = Trainer.from_config(config, input_size=x_train.shape[1], background=background)
         trainer.check_data(x_train, t_train, x_test, t_test)
         observer.started(folder.path, trainer, x_train, t_train)
     except BaseException:  # nothing to save yet
         folder.release()
         raise
 
-    with _chart_process(plot) as charts:
+    with _chart_process(plot and background) as charts:
         try:
             history = _fit(trainer, (x_train, t_train, x_test, t_test), observer)
         except TrainingDiverged as exc:
@@ -70,10 +74,10 @@ def _fit(trainer, data, observer):
 
 
 @contextlib.contextmanager
-def _chart_process(plot):
-    """With a second core, a child process that imports matplotlib while this one trains (see
+def _chart_process(start):
+    """If `start`, a child process that imports matplotlib on the second core while this one trains (see
     sgdlab.plots.chart_process); else None, and the charts are drawn here."""
-    charts = ChartProcess.start() if plot and usable_cores() > 1 else None
+    charts = ChartProcess.start() if start else None
     try:
         yield charts
     finally:

@@ -55,6 +55,8 @@ class TrainConfig:
                                      "at each evaluation (the test set never chooses anything; 0: none)",
                                 UNIT_INTERVAL)
     batch_size: int = setting(100, "samples per mini-batch", POSITIVE_INT)
+    eval_every: int | None = setting(None, "iterations between evaluations of train and test accuracy (default: "
+                                           "one epoch); 0: only after the last iteration", NON_NEGATIVE_INT)
     lr: float | None = setting(None, f"learning rate (default: {CHAPTER_4_LR} for sgd, as in chapter 4; the "
                                      "book's default for the other optimizers)", POSITIVE_NUMBER)
     hidden_size: int = setting(50, "units in the hidden layer", POSITIVE_INT)
@@ -140,6 +142,10 @@ class TrainConfig:
         if self.epochs is not None:
             return self.epochs * math.ceil(train_rows / self.batch_size)
         return CHAPTER_4_ITERS
+
+    def evaluation_interval(self, iters_per_epoch):
+        """Iterations between evaluations: `eval_every`, else one epoch; 0 for none before the last iteration."""
+        return self.eval_every if self.eval_every is not None else iters_per_epoch
 
     def make_network(self, input_size, output_size, rng):
         """The untrained network these settings describe, its weights drawn from `rng`: the book's TwoLayerNet

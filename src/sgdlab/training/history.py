@@ -6,7 +6,7 @@ tools can rely on them:
 - `loss`: the mini-batch loss of every iteration (before that iteration's update).
 - `iteration`, `epoch`, `train_acc`, `test_acc`, `seconds`: one entry per
   evaluation (before training, after every full epoch, after the last
-  iteration). Accuracies are fractions of the WHOLE training and test sets;
+  iteration; `TrainConfig.eval_every` spaces them otherwise). Accuracies are fractions of the WHOLE training and test sets;
   `seconds` is the wall time since training started.
 - `val_acc`: per evaluation, the accuracy on the validation images held out
   of the training set (`TrainConfig.validation`); empty without them.
@@ -23,6 +23,7 @@ from ..errors import SgdlabError
 from ..fileio import read_json_object, write_text_atomic
 
 EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
+INTERRUPTED = "interrupted"  # how `stopped` begins for a run stopped by Ctrl-C or a request to stop
 
 
 @dataclass
@@ -45,6 +46,11 @@ class History:
         self.seconds.append(seconds)
         if val_acc is not None:
             self.val_acc.append(val_acc)
+
+    @property
+    def interrupted(self):
+        """Whether the run was stopped on request (Ctrl-C), rather than by diverging."""
+        return self.stopped is not None and self.stopped.startswith(INTERRUPTED)
 
     def evaluation_keys(self):
         """The per-evaluation keys this history holds: `EVALUATION_KEYS`, and `val_acc` with a validation set."""

@@ -2,7 +2,7 @@
 
 Accuracy on the whole training and test sets is measured before training,
 after every full epoch and after the last iteration, so that the two curves
-show whether the network overfits.
+show whether the network overfits (`eval_every` spaces them otherwise).
 """
 
 import contextlib
@@ -21,7 +21,7 @@ from ..errors import ConfigError, TrainingDiverged
 from ..nn.functions import as_labels
 from .config import TrainConfig
 from .evaluation import Evaluator
-from .history import History
+from .history import INTERRUPTED, History
 
 
 def seeded_generators(seed):
@@ -84,20 +84,23 @@ class Trainer:
         batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations, self.background)
         evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), self.background, validation)
         with one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
-            evaluator.submit(self.network, 0)
-            self._record(evaluator, on_evaluation)
+            if config.evaluation_interval(self.history.iters_per_epoch):
+                evaluator.submit(self.network, 0)
+                self._record(evaluator, on_evaluation)
             try:
                 self._train(batches, as_labels(t_train), evaluator, on_iteration, on_evaluation)
             except KeyboardInterrupt:
-                self.history.stopped = f"interrupted after iteration {len(self.history.loss)}"
+                self.history.stopped = f"{INTERRUPTED} after iteration {len(self.history.loss)}"
             if evaluator.last_submitted != len(self.history.loss):
                 evaluator.submit(self.network, len(self.history.loss))
             self._record(evaluator, on_evaluation, wait=True)
         return self.history
 
     def _train(self, batches, labels, evaluator, on_iteration, on_evaluation):
-        """The iterations: one update per batch, an evaluation submitted after each full epoch."""
+        """The iterations: one update per batch, an evaluation submitted after each full epoch (or
+        `eval_every` iterations)."""
         history, compute_gradient = self.history, self._gradient_method()
+        interval = self.config.evaluation_interval(history.iters_per_epoch)
         for iteration, (batch, x) in enumerate(batches, start=1):
             loss = self._update(compute_gradient, x, labels[batch])
             if not math.isfinite(loss):
@@ -108,7 +111,7 @@ class Trainer:
             history.loss.append(float(loss))
             if on_iteration is not None:
                 on_iteration(iteration, loss)
-            if iteration % history.iters_per_epoch == 0 and iteration != self.iterations:
+            if interval and iteration % interval == 0 and iteration != self.iterations:
                 evaluator.submit(self.network, iteration)
             self._record(evaluator, on_evaluation)
 

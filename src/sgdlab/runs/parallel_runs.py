@@ -1,0 +1,128 @@
+"""Several independent runs trained at once, one process per core, each exactly as it would train alone.
+
+The variants of an experiment share nothing but the data files, and a
+single run keeps one core busy (its products use one BLAS thread), so a
+second core trains a second variant. Each worker process trains one run at
+a time through `train_run`, with the same seed and settings as alone, so
+the results do not depend on the number of workers. With one worker the
+runs are trained here, one after another, the second core then doing a
+run's evaluations and charts as for `sgdlab train`.
+
+Progress comes back through a queue. Ctrl-C (a KeyboardInterrupt in the
+caller) asks every running run to stop after its current iteration, as
+Ctrl-C stops `sgdlab train`: each is evaluated, saved and returned as
+stopped, and the runs not yet started are skipped.
+"""
+
+import multiprocessing
+import queue
+import signal
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+from ..errors import TrainingDiverged
+from .run import RunObserver, train_run
+
+PROGRESS_STEPS = 200  # progress reports per run, at most
+POLL_SECONDS = 0.1  # how often the caller relays progress while the workers train
+
+
+def train_runs(jobs, workers=1, progress=None):
+    """Train every job, `{name: (config, out, overwrite, data_dir)}`; returns `({name: history}, interrupted)`.
+
+    `progress(name, done, total)` is called in this process as runs advance.
+    A diverged run is returned with its `history.stopped` saying so. After
+    Ctrl-C, `interrupted` is True and only the runs that started are returned.
+    """
+    progress = progress or (lambda name, done, total: None)
+    if workers <= 1 or len(jobs) <= 1:
+        return _train_here(jobs, progress)
+    return _train_in_workers(jobs, min(workers, len(jobs)), progress)
+
+
+def _train_here(jobs, progress):
+    histories = {}
+    for name, job in jobs.items():
+        histories[name] = train_job(name, *job, send=lambda message: progress(*message), background=None)
+        if histories[name].interrupted:
+            return histories, True
+    return histories, False
+
+
+def _train_in_workers(jobs, workers, progress):
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or BLAS state inherited
+    messages, stop = context.Queue(), context.Event()
+    histories, interrupted = {}, False
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(messages, stop)) as pool:
+        futures = {pool.submit(train_job, name, *job): name for name, job in jobs.items()}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_EXCEPTION)
+                _relay(messages, progress)
+                for future in done:
+                    future.result()  # a worker's error is raised here
+        except BaseException as exc:
+            stop.set()  # the running ones stop after their iteration and save; the others never start
+            for future in pending:
+                future.cancel()
+            wait(pending)
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
+            interrupted = True
+        _relay(messages, progress)
+        for future, name in futures.items():
+            if future.done() and not future.cancelled() and future.exception() is None and future.result():
+                histories[name] = future.result()
+    return {name: histories[name] for name in jobs if name in histories}, interrupted
+
+
+def _relay(messages, progress):
+    while True:
+        try:
+            progress(*messages.get_nowait())
+        except queue.Empty:
+            return
+
+
+_worker = {}  # in a worker process: where its progress goes and the caller's request to stop
+
+
+def _start_worker(messages, stop):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the caller, which asks the runs to stop
+    _worker.update(send=messages.put, stop=stop)
+
+
+def train_job(name, config, out, overwrite, data_dir, send=None, background=False):
+    """Train one job (in a worker: reporting to the caller's queue, without background threads); returns its
+    history, also when it diverged, or None if the caller asked to stop before it started."""
+    stop = _worker.get("stop")
+    if stop is not None and stop.is_set():
+        return None
+    reporter = JobReporter(name, send or _worker["send"], stop)
+    try:
+        _, history = train_run(config, out=out, overwrite=overwrite, data_dir=data_dir, observer=reporter,
+                               background=background)
+    except TrainingDiverged as exc:  # a finding too (a plain net at a large weight scale): recorded as such
+        history = exc.history
+    return history
+
+
+class JobReporter(RunObserver):
+    """Sends `(name, done, total)` about PROGRESS_STEPS times per run, and turns the caller's request to stop
+    into the KeyboardInterrupt that stops a run after its iteration."""
+
+    def __init__(self, name, send, stop):
+        self.name, self.send, self.stop = name, send, stop
+        self.total = self.step = None
+
+    def started(self, run_dir, trainer, x_train, t_train):
+        self.total = trainer.config.iterations(trainer.config.data_rows(len(x_train))[0])
+        self.step = max(1, self.total // PROGRESS_STEPS)
+        self.send((self.name, 0, self.total))
+
+    def iteration(self, iteration, loss):
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt
+        if iteration % self.step == 0 or iteration == self.total:
+            self.send((self.name, iteration, self.total))

@@ -321,6 +321,16 @@ def test_the_book_overfitting_setup_a_few_images_for_many_epochs(capsys, data_di
     assert (saved["train_size"], saved["epochs"], saved["iters"]) == (300, 4, None)
 
 
+def test_eval_every_spaces_the_evaluations(capsys, data_dir, tmp_path):
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--no-plot",
+                          "--train-size", "300", "--epochs", "4", "--hidden-size", "10", "--eval-every", "5")
+    assert code == 0 and read_history(tmp_path / "run")["iteration"] == [0, 5, 10, 12]
+    code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "last", "--no-plot",
+                          "--iters", "7", "--hidden-size", "10", "--eval-every", "0")
+    assert code == 0 and read_history(tmp_path / "last")["iteration"] == [7]
+    assert "iteration      7" in stdout and "iteration      0" not in stdout
+
+
 def test_iters_and_epochs_together_are_a_usage_error(capsys, tmp_path):
     code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--iters", "5", "--epochs", "2")
     assert (code, out) == (2, "")
@@ -645,6 +655,7 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
     ("--epochs", "0", "argument --epochs: must be a positive integer, got '0'"),
     ("--validation", "1", "argument --validation: must be a number in [0, 1), got '1'"),
     ("--train-size", "-3", "argument --train-size: must be a positive integer, got '-3'"),
+    ("--eval-every", "-1", "argument --eval-every: must be a non-negative integer, got '-1'"),
     ("--momentum", "1", "argument --momentum: must be a number in [0, 1), got '1'"),
 ])
 def test_bad_train_option(capsys, tmp_path, option, value, message):

@@ -21,7 +21,14 @@ module computes the same quantity, with the same h, for every parameter of a
     the moments M_m = sum_c p_nc W[j, c]^m. The exponential series is summed
     until its terms fall below float64 rounding (about five terms here), so
     the value is exact to rounding, as a libm exp is;
-  * earlier layers of deeper nets: the rest of the net is recomputed for the
+  * earlier layers of deeper nets whose later activations are piecewise
+    linear (relu): while no later unit of a sample is moved across its
+    kink, the scores move linearly in Da, by Da V[n, j, c], V the product
+    of the layers in between with each unit's slope (and dropout mask):
+    the same series with per-sample moments. Entries that could reach a
+    kink (|Da| times a later unit's sensitivity to it at least its
+    distance from the kink) are recomputed through the layers;
+  * otherwise (sigmoid, tanh): the rest of the net is recomputed for the
     changed samples only, many perturbations at a time.
 - The gradient is sum_n (d_n(+h) - d_n(-h)) / (2h N), perturbations evaluated
   in chunks of whole arrays at once, so memory stays bounded; the chunks are
@@ -35,10 +42,15 @@ module computes the same quantity, with the same h, for every parameter of a
   of every sample whose a[n, i] is nonzero, and so the batch's mean and
   variance of that feature, and so feature j of every sample. Batch norm is
   per feature, so still only column j of layer k moves: it is renormalised
-  for the whole batch, and the rest of the net recomputed from it for all
-  samples, many nudges at a time. Inputs that are 0 in every sample move
-  nothing and are skipped. gamma and beta move feature j after the
-  normalisation. Running statistics are never touched.
+  for the whole batch, exactly. After the last hidden layer the loss then
+  follows by the series above; before it, the next layer's renormalisation
+  has a closed form in that column's change (its mean and variance move by
+  known amounts), and while that layer's units stay on their linear pieces
+  the scores follow by two matrix products for many nudges at once; a
+  nudge that could reach a kink, or a net where neither applies, has the
+  rest of the net recomputed for all samples. Inputs that are 0 in every
+  sample move nothing and are skipped. gamma and beta move feature j after
+  the normalisation. Running statistics are never touched.
 
 Everything runs in float64. The difference from the textbook computation is
 rounding only: the textbook subtracts two losses near 2.3 (rounding ~1e-16 each,
@@ -68,9 +80,9 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2, f
     Same quantity as `network.numerical_gradient(x, t, h)` (the textbook
     method, in training mode, each dropout mask drawn once from the layer's
     generator as the textbook draws it), to float64 rounding.
-    `use_series=False` recomputes the scores for the layer before the last
-    instead of summing the exponential series (slower; kept to check the
-    series against). `workers` threads share the work. The running statistics
+    `use_series=False` recomputes the layers after each hidden layer of a
+    net without batch norm instead of summing the exponential series
+    (slower; kept to check the series and the linear pieces against). `workers` threads share the work. The running statistics
     of batch norm stay as they are, unless `follow_statistics` (a training
     step) moves them by this batch's once, as a backpropagation step does.
     """

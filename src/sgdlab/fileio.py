@@ -8,6 +8,8 @@ from pathlib import Path
 
 from .errors import SgdlabError
 
+PART_SUFFIX = ".part"  # a temporary file's: `.NAME.<random>.part` beside the file it becomes
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
@@ -17,7 +19,7 @@ def atomic_write(path, mode="wb"):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PART_SUFFIX)
     try:
         os.chmod(tmp_name, _default_file_mode())
         with os.fdopen(fd, mode) as handle:

@@ -599,7 +599,7 @@ def test_compare_overlays_runs_labelled_by_their_differences(capsys, data_dir, s
 @pytest.mark.parametrize("make, message", [
     (lambda folder: None, "is not a folder"),
     (lambda folder: folder.mkdir(), "config.json not found"),
-    (lambda folder: (folder.mkdir(), (folder / "config.json").write_text("{}")), "history.json not found"),
+    (lambda folder: (folder.mkdir(), (folder / "config.json").write_text("{}")), "holds no results yet"),
 ])
 def test_compare_names_a_folder_that_holds_no_run(capsys, tmp_path, make, message):
     make(tmp_path / "run")
@@ -655,6 +655,7 @@ def test_plot_on_a_folder_without_history(capsys, tmp_path):
     ("--epochs", "0", "argument --epochs: must be a positive integer, got '0'"),
     ("--validation", "1", "argument --validation: must be a number in [0, 1), got '1'"),
     ("--train-size", "-3", "argument --train-size: must be a positive integer, got '-3'"),
+    ("--out", "", "argument --out: must not be empty: name a file or folder (use . for the current folder)"),
     ("--eval-every", "-1", "argument --eval-every: must be a non-negative integer, got '-1'"),
     ("--momentum", "1", "argument --momentum: must be a number in [0, 1), got '1'"),
 ])
@@ -934,6 +935,52 @@ def test_run_folder_that_cannot_be_written_after_training_is_one_line_not_a_trac
                        *TINY)
     assert code == 1
     assert err == "sgdlab train: error: [Errno 28] No space left on device\n"
+    assert not (tmp_path / "run" / "config.json").exists()  # no empty config.json blocks the folder
+    monkeypatch.undo()
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", "--no-plot", *TINY)
+    assert code == 0  # once there is space again
+
+
+def test_overwriting_keeps_the_earlier_run_until_training_starts_then_replaces_all_of_it(capsys, data_dir, tmp_path,
+                                                                                         monkeypatch):
+    run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    earlier = {name: (tmp_path / "run" / name).read_bytes() for name in RUN_FILES}
+    (tmp_path / "run" / ".model.npz.x1y2.part").write_bytes(b"left by a killed write")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sgdlab.runs.run.load_mnist", ctrl_c)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--overwrite", *TINY)
+    assert code == 130
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in RUN_FILES} == earlier  # untouched
+    assert not (tmp_path / "run" / ".model.npz.x1y2.part").exists()  # the leftover is gone
+    monkeypatch.undo()
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--overwrite", "--no-plot",
+                     "--quiet", "--iters", "3", "--hidden-size", "4")
+    assert code == 0
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES - PLOTS  # none of the earlier charts
+    assert read_history(tmp_path / "run")["iteration"] == [0, 3]
+
+
+def test_a_model_with_non_finite_weights_is_refused(capsys, data_dir, tmp_path):
+    network = TwoLayerNet(784, 5, 10, rng=0)
+    network.params["W2"][1, 2] = np.nan
+    save_model(tmp_path / "diverged.npz", network)
+    image = tmp_path / "seven.png"
+    draw_digit(7, 0, 255).save(image)
+    for argv in (("predict", tmp_path / "diverged.npz", image), ("evaluate", tmp_path / "diverged.npz")):
+        code, out, err = run(capsys, *argv, "--data-dir", data_dir) if argv[0] == "evaluate" else run(capsys, *argv)
+        assert (code, out) == (1, "")
+        assert "holds non-finite values (inf or nan) in W2: the run that saved it diverged" in err
+
+
+def test_a_data_folder_that_is_a_file_is_named(capsys, tmp_path):
+    (tmp_path / "mnist").write_text("not a folder")
+    code, _, err = run(capsys, "train", "--data-dir", tmp_path / "mnist", "--out", tmp_path / "run", *TINY)
+    assert code == 1
+    assert err.startswith(f"sgdlab train: error: {tmp_path / 'mnist'} is a file, not a folder: the MNIST files need")
+    assert not (tmp_path / "run").exists()
 
 
 # --- the real process ----------------------------------------------------------------------------------
@@ -949,6 +996,65 @@ def test_process_help_exits_0(tmp_path):
     assert result.stdout.startswith("usage: sgdlab")
     for command in ("train", "evaluate", "predict", "gradcheck", "plot"):
         assert command in result.stdout
+
+
+def started_training(tmp_path, data_dir, *argv, **popen):
+    """`sgdlab train` as a process, once it has printed its first evaluation line."""
+    process = subprocess.Popen([sys.executable, "-m", "sgdlab", "train", "--data-dir", str(data_dir), *map(str, argv)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    for line in process.stdout:
+        if line.startswith("epoch"):
+            return process
+    raise AssertionError(f"training never started: {process.stderr.read()}")
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, data_dir, signal_name):
+    import signal
+
+    process = started_training(tmp_path, data_dir, "--out", tmp_path / "run", "--iters", "1000000", "--hidden-size",
+                               "5", "--no-plot")
+    process.send_signal(getattr(signal, signal_name))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    history = read_history(tmp_path / "run")
+    assert history["stopped"].startswith(f"interrupted by {signal_name} after iteration")
+    assert history["iteration"][-1] == len(history["loss"]) < 1000000  # evaluated where it stopped, and saved
+    assert (tmp_path / "run" / "model.npz").exists()
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path, data_dir):
+    process = started_training(tmp_path, data_dir, "--out", tmp_path / "run", "--iters", "1300", "--hidden-size",
+                               "5", "--no-plot")
+    process.stdout.close()  # as `sgdlab train | head -1` does after its line
+    process.wait(timeout=120)
+    err = process.stderr.read()
+    assert process.returncode == 0 and err == ""
+    history = read_history(tmp_path / "run")
+    assert history["stopped"] is None and history["iteration"] == [0, 600, 1200, 1300]
+
+
+def test_predict_into_a_closed_pipe_ends_quietly(tmp_path, trained_run):
+    images = []
+    for index in range(400):
+        images.append(tmp_path / f"seven-{index}.png")
+        draw_digit(7, 0, 255, size=40).save(images[-1])
+    process = subprocess.Popen([sys.executable, "-m", "sgdlab", "predict", str(trained_run / "model.npz"),
+                                *map(str, images)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith(str(images[0]))
+    process.stdout.close()  # `| head -1`
+    process.wait(timeout=120)
+    assert process.returncode == 0 and process.stderr.read() == ""
+
+
+def test_a_bad_mplbackend_does_not_stop_the_charts(tmp_path, trained_run):
+    import os
+
+    run_dir = shutil.copytree(trained_run, tmp_path / "run")
+    result = subprocess.run([sys.executable, "-m", "sgdlab", "plot", str(run_dir)], capture_output=True, text=True,
+                            env={**os.environ, "MPLBACKEND": "no-such-backend"}, timeout=120)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.splitlines() == [f"wrote {run_dir / 'accuracy.png'}", f"wrote {run_dir / 'loss.png'}"]
 
 
 def test_process_usage_error_exits_2(tmp_path):

@@ -6,8 +6,7 @@ import pytest
 
 from sgdlab.nn.gradient import numerical_gradient
 from sgdlab.nn.activations import activation_names
-from sgdlab.nn.layers import (Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss, activation_layer,
-                              frozen_training)
+from sgdlab.nn.layers import (Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss, activation_layer)
 
 
 def test_affine_hand_values():

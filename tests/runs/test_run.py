@@ -1,6 +1,8 @@
 """A whole run as a function: claimed folder, data, training and saved results, seen through an observer."""
 
 import json
+import os
+import signal
 import urllib.error
 
 import pytest
@@ -73,3 +75,28 @@ def test_a_diverged_run_is_saved_and_named(mnist_dir, tmp_path):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["stopped"].startswith("loss became")
     assert not (tmp_path / "run" / "accuracy.png").exists()
+
+
+class CtrlCAtTheLastEvaluation(RunObserver):
+    def evaluation(self, history):
+        if history.iteration[-1] == SMALL.iters:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_ctrl_c_during_the_last_evaluation_or_the_saving_does_not_lose_the_run(mnist_dir, tmp_path, monkeypatch,
+                                                                              background):
+    from sgdlab.runs import run_folder
+
+    save_model = run_folder.save_model
+
+    def ctrl_c_then_save(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # pressed again while the results are written
+        return save_model(*args, **kwargs)
+
+    monkeypatch.setattr(run_folder, "save_model", ctrl_c_then_save)
+    run_dir, history = train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, observer=CtrlCAtTheLastEvaluation(),
+                                 background=background)
+    assert history.stopped is None and history.iteration == [0, 10, 12]  # the run had ended: nothing to stop
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
+    assert json.loads((run_dir / "history.json").read_text())["iteration"] == [0, 10, 12]

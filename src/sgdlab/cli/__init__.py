@@ -11,8 +11,9 @@ import argparse
 
 from .. import __version__
 from ..errors import ConfigError, SgdlabError
+from ..interrupts import interrupt_on_termination
 from . import compare, evaluate, experiment, gradcheck, plot, predict, train
-from .output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from .output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, reader_safe_output
 
 COMMANDS = (train, evaluate, predict, gradcheck, plot, compare, experiment)
 
@@ -33,7 +34,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with reader_safe_output(), interrupt_on_termination():  # SIGTERM and SIGHUP stop a run as Ctrl-C does
+            return args.handler(args)
     except ConfigError as exc:
         parser.exit(EXIT_USAGE, f"sgdlab {args.command}: error: {exc}\n")
     except SgdlabError as exc:

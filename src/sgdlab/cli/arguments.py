@@ -18,6 +18,13 @@ def option_type(parse):
     return convert
 
 
+def path_given(text):
+    """A path option's value: any but the empty string, which would name the current folder unseen."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty: name a file or folder (use . for the current folder)")
+    return Path(text)
+
+
 FIELD_DEFAULT = object()  # add_config_option's default: the field's own
 
 
@@ -46,7 +53,7 @@ def config_from_args(args):
 
 
 def add_data_dir(parser):
-    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+    parser.add_argument("--data-dir", type=path_given, metavar="DIR",
                         help="folder holding the MNIST files (default: $SGDLAB_DATA, else "
                              "$XDG_CACHE_HOME/sgdlab/mnist, which is ~/.cache/sgdlab/mnist unless XDG_CACHE_HOME "
                              "is set; missing files are downloaded there)")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ..errors import ConfigError
+from .arguments import path_given
 
 
 def add_to(commands):
@@ -10,8 +11,8 @@ def add_to(commands):
         "compare", help="overlay the loss and accuracy curves of several runs",
         description="Draw the smoothed loss and the train and test accuracy of each run on one figure, each run "
                     "labelled by the settings in which the runs differ.")
-    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
-    parser.add_argument("--out", type=Path, default=Path("comparison.png"), metavar="FILE.png",
+    parser.add_argument("run_dirs", type=path_given, nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--out", type=path_given, default=Path("comparison.png"), metavar="FILE.png",
                         help="where to write the figure (default: comparison.png)")
     return parser
 

@@ -1,13 +1,12 @@
 """`sgdlab evaluate`: a saved model's accuracy on the whole training and test sets."""
 
-from pathlib import Path
 
-from .arguments import add_data_dir
+from .arguments import add_data_dir, path_given
 
 
 def add_to(commands):
     parser = commands.add_parser("evaluate", help="accuracy of a saved model on the training and test sets")
-    parser.add_argument("model", type=Path, metavar="MODEL.npz")
+    parser.add_argument("model", type=path_given, metavar="MODEL.npz")
     add_data_dir(parser)
     return parser
 

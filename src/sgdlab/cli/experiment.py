@@ -1,10 +1,9 @@
 """`sgdlab experiment NAME`: one of the book's chapter-6 experiments, its variants trained side by side."""
 
 import sys
-from pathlib import Path
 
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, parse_names
-from .arguments import add_data_dir, option_type
+from .arguments import add_data_dir, option_type, path_given
 from .output import EXIT_INTERRUPTED, say
 
 NAMES = ("optimizers", "weight-init", "batch-norm", "weight-decay", "dropout")  # as sgdlab.runs.experiments has them
@@ -20,7 +19,7 @@ def add_to(commands):
                     "start from the same seed and draw the same batches.")
     parser.add_argument("name", choices=NAMES, metavar="NAME", help=f"one of {', '.join(NAMES)}")
     add_data_dir(parser)
-    parser.add_argument("--out", type=Path, metavar="DIR", help="folder for the experiment (default: runs/<date>-<time>)")
+    parser.add_argument("--out", type=path_given, metavar="DIR", help="folder for the experiment (default: runs/<date>-<time>)")
     parser.add_argument("--seed", type=option_type(NON_NEGATIVE_INT.parse), default=0, metavar="N",
                         help="the seed every variant starts from (default 0)")
     length = parser.add_mutually_exclusive_group()

@@ -1,4 +1,9 @@
-"""What the commands print: exit codes, durations and the line per evaluation."""
+"""What the commands print: exit codes, durations and the line per evaluation, and how printing survives a
+reader that went away."""
+
+import contextlib
+import os
+import sys
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -31,3 +36,48 @@ def duration(seconds):
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+class ReaderSafeStream:
+    """A text stream that goes quiet, instead of raising, once its reader has gone: `sgdlab train | head -1`
+    trains and saves to the end, `sgdlab predict ... | head -1` ends without an error."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text):
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self):
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self):
+        self._gone = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # so that the interpreter's last flush
+            devnull = os.open(os.devnull, os.O_WRONLY)                  # does not fail on the pipe either
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def reader_safe_output():
+    """Within: stdout and stderr are `ReaderSafeStream`s."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderSafeStream(sys.stdout), ReaderSafeStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

@@ -1,13 +1,13 @@
 """`sgdlab plot`: redraw a run's charts from its history.json."""
 
-from pathlib import Path
 
 from ..errors import SgdlabError
+from .arguments import path_given
 
 
 def add_to(commands):
     parser = commands.add_parser("plot", help="redraw accuracy.png and loss.png from a run's history.json")
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("run_dir", type=path_given, metavar="RUN_DIR")
     return parser
 
 

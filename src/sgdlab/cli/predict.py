@@ -1,9 +1,9 @@
 """`sgdlab predict`: the digit a saved model reads in each image, and its probability."""
 
 import sys
-from pathlib import Path
 
 from ..errors import SgdlabError
+from .arguments import path_given
 from .output import EXIT_ERROR
 
 
@@ -14,8 +14,8 @@ def add_to(commands):
                     "format are converted to 28x28 grayscale the way MNIST digits look: a light digit on a "
                     "dark background. An image with a light background (a dark digit on paper) is therefore "
                     "inverted, then the digit is cropped, scaled into a 20x20 box and centred.")
-    parser.add_argument("model", type=Path, metavar="MODEL.npz")
-    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    parser.add_argument("model", type=path_given, metavar="MODEL.npz")
+    parser.add_argument("images", type=path_given, nargs="+", metavar="IMAGE")
     return parser
 
 

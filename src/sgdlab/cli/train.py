@@ -2,10 +2,9 @@
 
 import dataclasses
 import sys
-from pathlib import Path
 
 from ..training.config import TrainConfig
-from .arguments import add_config_option, add_data_dir, config_from_args
+from .arguments import add_config_option, add_data_dir, config_from_args, path_given
 from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
 
 
@@ -17,7 +16,7 @@ def add_to(commands):
     add_data_dir(parser)
     for spec in dataclasses.fields(TrainConfig):  # an option for every setting
         add_config_option(parser, spec.name)
-    parser.add_argument("--out", type=Path, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
+    parser.add_argument("--out", type=path_given, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a run already in --out")
     parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")

@@ -9,6 +9,7 @@ then faint strokes (pencil, a dim photo) are brightened to full intensity.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,7 @@ DIGIT_BOX = 20
 INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the stroke
 FAINTEST_INK = 0.1  # a brightest pixel below this, once the background is removed, is noise on a blank page
 RANGE_PERCENTILE = 99.9  # a deep image's range is judged without its few brightest pixels (a hot pixel, a glint)
+LARGEST_SIDE = 2048  # larger images are scaled down first: a 28x28 digit needs no more, and memory stays small
 
 
 def load_digit_image(path):
@@ -27,9 +29,10 @@ def load_digit_image(path):
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            pixels = _brightness(ImageOps.exif_transpose(image))
+        with warnings.catch_warnings():  # Pillow warns of large images; beyond twice that it refuses them, as here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                pixels = _brightness(ImageOps.exif_transpose(_scaled_down(image)))
     except FileNotFoundError:
         raise SgdlabError(f"{path}: no such image file") from None
     except Image.DecompressionBombError as exc:
@@ -43,6 +46,17 @@ def load_digit_image(path):
     if peak >= FAINTEST_INK:
         pixels /= peak
     return _mnist_frame(pixels).reshape(-1)
+
+
+def _scaled_down(image):
+    """`image` read with its longer side at most LARGEST_SIDE (a JPEG decoded at about that size directly)."""
+    if image.format == "JPEG":
+        image.draft(image.mode, (LARGEST_SIDE, LARGEST_SIDE))
+    image.load()
+    if max(image.size) > LARGEST_SIDE:
+        image = image.copy()
+        image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))
+    return image
 
 
 def _brightness(image):

@@ -116,6 +116,10 @@ def load_mnist(
     download: fetch missing files from `MIRRORS`; without it they raise DataError.
     """
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    file_in_the_way = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), None)
+    if file_in_the_way is not None:
+        raise DataError(f"{file_in_the_way} is a file, not a folder: the MNIST files need a folder (point "
+                        "--data-dir or SGDLAB_DATA at the folder that holds them, or at one to download them into)")
     arrays = _decoded_arrays(folder, download)
     train = (_format_images(arrays["train_images"], normalize, flatten),
              _format_labels(arrays["train_labels"], one_hot_label))

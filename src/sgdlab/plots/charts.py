@@ -4,6 +4,8 @@ matplotlib is imported through `prepare_matplotlib` only, and with the file-only
 training and `sgdlab --help` never pay for it and no display is needed.
 """
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,15 @@ MARGINS = {"left": 0.11, "right": 0.95, "bottom": 0.12, "top": 0.92}
 
 def prepare_matplotlib():
     """matplotlib's pyplot with the file-only Agg backend (imported on first use: it takes half a second)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ValueError as exc:  # MPLBACKEND names no backend: sgdlab only writes files, with Agg, so needs none
+        if "backend" not in str(exc):
+            raise
+        os.environ.pop("MPLBACKEND", None)
+        for name in [name for name in sys.modules if name.partition(".")[0] == "matplotlib"]:
+            del sys.modules[name]  # the failed import's half-made modules: import it afresh
+        import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -11,6 +11,7 @@ the experiment varies, which the book's scripts do not ensure.
 """
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
         raise ConfigError(f"{out} already holds an experiment (summary.json): give another --out, or add "
                           "--overwrite to replace it")
     jobs = {variant: (config, out / variant, overwrite, data_dir) for variant, config in configs.items()}
+    # matplotlib's import (half a second) happens while the variants train, not after them
+    threading.Thread(target=experiment_charts.prepare_matplotlib, daemon=True).start()
     histories, interrupted = train_runs(jobs, workers or usable_cores(), progress)
     summary = {"experiment": experiment.name, "book_script": experiment.script, "seed": seed,
                "shared_settings": experiment.shared, "variants": {}}

@@ -55,6 +55,11 @@ def load_mnist_model(path):
     if network.sizes[-1] != NUM_CLASSES:
         raise ModelFileError(f"{path} gives {network.sizes[-1]} outputs, but MNIST has {NUM_CLASSES} classes: "
                              "use a model trained on MNIST")
+    broken = [key for key, value in {**network.params, **network.running_statistics}.items()
+              if not np.all(np.isfinite(value))]
+    if broken:
+        raise ModelFileError(f"{path} holds non-finite values (inf or nan) in {', '.join(broken)}: the run that "
+                             "saved it diverged; train again with a smaller learning rate (--lr)")
     return network
 
 

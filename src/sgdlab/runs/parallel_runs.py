@@ -20,6 +20,7 @@ import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
 from ..errors import TrainingDiverged
+from ..interrupts import interrupts_deferred
 from .run import RunObserver, train_run
 
 PROGRESS_STEPS = 200  # progress reports per run, at most
@@ -63,14 +64,16 @@ def _train_in_workers(jobs, workers, progress):
                 for future in done:
                     future.result()  # a worker's error is raised here
         except BaseException as exc:
-            stop.set()  # the running ones stop after their iteration and save; the others never start
-            for future in pending:
-                future.cancel()
-            wait(pending)
+            with interrupts_deferred():  # a second Ctrl-C waits, too, for the runs to save
+                stop.set()  # the running ones stop after their iteration and save; the others never start
+                for future in pending:
+                    future.cancel()
+                wait(pending)
             if not isinstance(exc, KeyboardInterrupt):
                 raise
             interrupted = True
-        _relay(messages, progress)
+        if not interrupted:
+            _relay(messages, progress)
         for future, name in futures.items():
             if future.done() and not future.cancelled() and future.exception() is None and future.result():
                 histories[name] = future.result()

@@ -6,7 +6,9 @@ import contextlib
 from ..data import default_data_dir, load_mnist
 from ..engine.threads import usable_cores
 from ..errors import TrainingDiverged
+from ..interrupts import interrupts_deferred
 from ..plots.chart_process import ChartProcess
+from ..plots.charts import plot_history
 from ..training.trainer import Trainer
 from .run_folder import claim_run_folder, save_run
 
@@ -48,21 +50,21 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
         (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
         trainer = Trainer.from_config(config, input_size=x_train.shape[1], background=background)
         trainer.check_data(x_train, t_train, x_test, t_test)
+        folder.start(config, data_settings)
         observer.started(folder.path, trainer, x_train, t_train)
     except BaseException:  # nothing to save yet
         folder.release()
         raise
 
-    with _chart_process(plot and background) as charts:
+    # From here to the saved results, Ctrl-C stops the iterations only (see sgdlab.interrupts).
+    with _chart_process(plot and background) as charts, interrupts_deferred():
         try:
             history = _fit(trainer, (x_train, t_train, x_test, t_test), observer)
         except TrainingDiverged as exc:
             save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
             raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}", exc.history) from None
-        save_run(folder.path, config, trainer.network, history, plot=plot and charts is None,
-                 extra_settings=data_settings)
-        if charts is not None:
-            charts.plot_history(history, folder.path)
+        save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
+                 draw=charts.plot_history if charts is not None else plot_history)
     return folder.path, history
 
 

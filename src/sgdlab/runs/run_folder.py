@@ -11,6 +11,11 @@ A run takes its folder before it trains (`claim_run_folder`): a new folder
 under runs/, or the one asked for if it holds no earlier run (unless it is
 to be overwritten), made the run's by creating its config.json exclusively,
 so two runs never share one. A run that ends before training gives it back.
+An earlier run that is to be overwritten keeps its files until training
+starts (`RunFolder.start`); then they all go at once, so the folder never
+mixes two runs' files. history.json is written last: a folder holding it
+holds a whole run, and one with config.json alone holds a run that never
+finished saving.
 """
 
 import contextlib
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SgdlabError
-from ..fileio import read_json_object, write_text_atomic
+from ..fileio import PART_SUFFIX, read_json_object, write_text_atomic
 from ..plots.charts import chart_paths, plot_history
 from ..training.history import History
 from .model_file import save_model
@@ -31,13 +36,22 @@ RUNS_ROOT = Path("runs")
 RUN_FILES = ("config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png")
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunFolder:
-    """A folder claimed for one run. `made`: it did not exist before; `claimed`: its config.json is this run's."""
+    """A folder claimed for one run. `made`: it did not exist before; `claimed`: its config.json is this run's
+    (not yet, for a folder whose earlier run is to be overwritten)."""
 
     path: Path
     made: bool
     claimed: bool
+
+    def start(self, config, extra_settings=None):
+        """Training starts: the earlier run's files, if any are to be replaced, go, and config.json is this run's."""
+        if not self.claimed:
+            for name in reversed(RUN_FILES):  # history.json before the rest: never a whole-looking mix
+                (self.path / name).unlink(missing_ok=True)
+            write_text_atomic(self.path / "config.json", _settings_json(config, extra_settings))
+            self.claimed = True
 
     def release(self):
         """Give the folder back, for a run that ends before it has anything to save."""
@@ -63,9 +77,15 @@ def claim_run_folder(out, overwrite, config, extra_settings=None):
         check_writable_folder(path)
         found = run_files_in(path)
         if found and not overwrite:
+            if "history.json" not in found:
+                raise ConfigError(f"{path} holds a run's files ({', '.join(found)}, no history.json: a run still "
+                                  "training, or one that ended before saving): give another --out, or add "
+                                  "--overwrite to start it again there")
             raise ConfigError(f"{path} already holds a run's files ({', '.join(found)}): give another --out, "
                               "or add --overwrite to replace them")
         made = not path.exists()
+    if path.is_dir():
+        remove_unfinished_writes(path)
     if overwrite:
         path.mkdir(parents=True, exist_ok=True)
         return RunFolder(path, made, claimed=False)
@@ -98,6 +118,13 @@ def run_files_in(run_dir):
     return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
 
 
+def remove_unfinished_writes(run_dir):
+    """Delete the temporary files that writes of run files left behind when their process was killed."""
+    for name in RUN_FILES:
+        for leftover in Path(run_dir).glob(f".{name}.*{PART_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+
+
 def check_writable_folder(path):
     """Refuse a results folder that could not be made, or not written in, before any work is done."""
     path = Path(path)
@@ -111,18 +138,19 @@ def check_writable_folder(path):
         raise ConfigError(f"{existing} is not writable: give --out a folder you may write in")
 
 
-def save_run(run_dir, config, network, history, plot=True, extra_settings=None):
-    """Write the run folder; returns its path. Without `plot`, the folder is left with no charts."""
+def save_run(run_dir, config, network, history, plot=True, extra_settings=None, draw=plot_history):
+    """Write the run folder, history.json last; returns its path. `draw(history, run_dir)` draws the charts
+    (the chart process's, say); without `plot`, the folder is left with no charts."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.json", _settings_json(config, extra_settings))
-    history.save(run_dir / "history.json", run_dir / "history.csv")
     save_model(run_dir / "model.npz", network, config)
     if plot:
-        plot_history(history, run_dir)
-    else:  # charts of an earlier run in this folder (replaced with --overwrite) must not pass for this one's
+        draw(history, run_dir)
+    else:  # charts of an earlier run in this folder must not pass for this one's
         for chart in chart_paths(run_dir):
             chart.unlink(missing_ok=True)
+    history.save(run_dir / "history.json", run_dir / "history.csv")
     return run_dir
 
 
@@ -131,6 +159,9 @@ def read_run(run_dir):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SgdlabError(f"{run_dir} is not a folder: give a run folder written by 'sgdlab train'")
+    if (run_dir / "config.json").exists() and not (run_dir / "history.json").exists():
+        raise SgdlabError(f"{run_dir} holds no results yet (config.json, no history.json): a run still training, "
+                          "or one that ended before saving (train it again there with --overwrite)")
     return read_json_object(run_dir / "config.json", "run's settings"), History.load(run_dir / "history.json")
 
 
@@ -140,7 +171,11 @@ def _write_config_exclusively(run_dir, config, extra_settings):
     config_path = run_dir / "config.json"
     with open(config_path, "x"):
         pass
-    write_text_atomic(config_path, _settings_json(config, extra_settings))
+    try:
+        write_text_atomic(config_path, _settings_json(config, extra_settings))
+    except BaseException:  # a full disk: no empty config.json left to block the folder
+        config_path.unlink(missing_ok=True)
+        raise
 
 
 def _settings_json(config, extra_settings):

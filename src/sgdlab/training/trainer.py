@@ -18,6 +18,7 @@ from ..engine.backprop import BackpropStep
 from ..engine.perturbation import numerical_gradient_fast
 from ..engine.threads import one_blas_thread, usable_cores
 from ..errors import ConfigError, TrainingDiverged
+from ..interrupts import interrupts_allowed, interrupts_deferred
 from ..nn.functions import as_labels
 from .config import TrainConfig
 from .evaluation import Evaluator
@@ -83,14 +84,17 @@ class Trainer:
         self.iterations = config.iterations(train_size)
         batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations, self.background)
         evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), self.background, validation)
-        with one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
+        # Ctrl-C stops the iterations only: the last evaluation and the closing of the threads run to the end.
+        with interrupts_deferred(), one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
             if config.evaluation_interval(self.history.iters_per_epoch):
                 evaluator.submit(self.network, 0)
                 self._record(evaluator, on_evaluation)
             try:
-                self._train(batches, as_labels(t_train), evaluator, on_iteration, on_evaluation)
-            except KeyboardInterrupt:
-                self.history.stopped = f"{INTERRUPTED} after iteration {len(self.history.loss)}"
+                with interrupts_allowed():
+                    self._train(batches, as_labels(t_train), evaluator, on_iteration, on_evaluation)
+            except KeyboardInterrupt as exc:
+                by = f" by {exc.args[0]}" if exc.args else ""  # SIGTERM, SIGHUP
+                self.history.stopped = f"{INTERRUPTED}{by} after iteration {len(self.history.loss)}"
             if evaluator.last_submitted != len(self.history.loss):
                 evaluator.submit(self.network, len(self.history.loss))
             self._record(evaluator, on_evaluation, wait=True)

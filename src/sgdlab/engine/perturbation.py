@@ -166,16 +166,18 @@ def _coupled_layer_gradient(pool, workers, forward, k, h):
     difference = RenormalizedDifference.or_coupled(forward, k)
     augmented = np.concatenate([inputs, np.ones((batch_size, 1))], axis=1)  # the bias sees an input of 1
     reached = np.flatnonzero(np.any(augmented != 0, axis=0))  # an input 0 for every sample moves nothing
-    # every nudge: (the feature it moves, the shift of that feature per sample, before or after normalising)
-    nudges = [(np.tile(np.arange(width), len(reached)), np.repeat(augmented[:, reached].T, width, axis=0), True),
-              (np.arange(width), forward.normalized[k].T, False),  # gamma_j moves feature j by e * xn_j
-              (np.arange(width), np.ones((width, batch_size)), False)]  # beta_j by e
+    # every nudge: the feature it moves and its shift of that feature per sample (row `shift_rows[i]` of
+    # `shifts`), before normalising or after
+    units = np.arange(width)
+    nudges = [(np.tile(units, len(reached)), np.repeat(np.arange(len(reached)), width), augmented[:, reached].T, True),
+              (units, units, forward.normalized[k].T, False),  # gamma_j moves feature j by e * xn_j
+              (units, np.zeros(width, int), np.ones((1, batch_size)), False)]  # beta_j by e
     chunk = difference.nudges_per_part
     differences = []
-    for units, shifts, before_normalising in nudges:
-        parts = [slice(start, start + chunk) for start in range(0, len(units), chunk)]
+    for moved_units, shift_rows, shifts, before_normalising in nudges:
+        parts = [slice(start, start + chunk) for start in range(0, len(moved_units), chunk)]
         differences.append(np.concatenate(list(pool.map(
-            lambda part: difference(units[part], h * shifts[part], before_normalising), parts))))
+            lambda part: difference(moved_units[part], h * shifts[shift_rows[part]], before_normalising), parts))))
     grad = np.zeros((fan_in + 1, width))
     grad[reached] = differences[0].reshape(len(reached), width)
     grad_gamma, grad_beta = differences[1], differences[2]
@@ -295,9 +297,7 @@ class SeriesDifference:
         state = forward.activation_state(k)
         self.state_rows = len(state)
         label_weight = np.take_along_axis(directions, forward.labels[:, None, None], axis=2)[..., 0]
-        moments = [np.einsum("nc,njc->nj", forward.probs, directions ** m) / math.factorial(m)
-                   for m in range(1, terms + 1)]
-        self.table = np.concatenate([state, label_weight[None], np.stack(moments)])
+        self.table = np.concatenate([state, label_weight[None], _moments(forward.probs, directions, terms)])
 
     @classmethod
     def or_recomputed(cls, forward, k, h):
@@ -335,6 +335,20 @@ class SeriesDifference:
             if len(entry):
                 result[entry, unit] = self.recomputed.entries(rows[entry], unit, e[entry])
         return result
+
+
+def _moments(probs, directions, terms):
+    """sum_c p_nc V[n, j, c]^m / m! for m = 1..terms, shaped (terms, samples, units); V the same for every
+    sample (a broadcast view) after the last hidden layer, where one product per power does."""
+    shared = directions.strides[0] == 0
+    V = directions[0] if shared else directions
+    moments, power = [], V
+    for m in range(1, terms + 1):
+        if m > 1:
+            power = power * V  # a product, not `**`: NumPy's float power is many times slower
+        moment = probs @ power.T if shared else np.einsum("nc,njc->nj", probs, power)
+        moments.append(moment / math.factorial(m))
+    return np.stack(moments)
 
 
 def _score_directions(forward, k):
@@ -540,7 +554,9 @@ class RenormalizedDifference(CoupledDifference):
         largest_du = np.max(np.abs(du), axis=1, keepdims=True)
         safe = np.all(np.abs(alpha) * self.alpha_reach + np.abs(beta) * largest_du * self.beta_reach < 1, axis=1)
         moved_scores = (alpha @ self.per_alpha).reshape(len(units), samples, -1)
-        moved_scores += (beta @ self.per_beta).reshape(moved_scores.shape) * du[:, :, None]
+        beta_part = (beta @ self.per_beta).reshape(moved_scores.shape)
+        beta_part *= du[:, :, None]
+        moved_scores += beta_part
         # loss_n moves by log(sum_c p_nc exp(moved_nc)) - moved_n,t_n
         d = np.log1p(np.einsum("nc,qnc->qn", self.probs, np.expm1(moved_scores, out=moved_scores)))
         d -= (beta @ self.label_beta) * du

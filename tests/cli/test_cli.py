@@ -768,7 +768,7 @@ def test_diverging_run_stops_saves_and_suggests_a_smaller_lr(capsys, data_dir, t
     assert history["stopped"] == f"loss became {match[1]} at iteration {iteration}"
     assert len(history["loss"]) == iteration - 1  # every finite loss before the non-finite one
     assert history["iteration"] == [0]
-    assert {path.name for path in out.iterdir()} == RUN_FILES - PLOTS
+    assert {path.name for path in out.iterdir()} == RUN_FILES - PLOTS | {"checkpoint.npz"}  # its last, from before it diverged
 
 
 def interrupt_after(monkeypatch, stop_at):
@@ -797,7 +797,7 @@ def test_ctrl_c_during_training_saves_what_was_recorded(capsys, data_dir, tmp_pa
     assert history["stopped"] == "interrupted after iteration 5"
     assert len(history["loss"]) == 5
     assert history["iteration"] == [0, 5]  # evaluated once more where it stopped
-    assert {path.name for path in out.iterdir()} == RUN_FILES
+    assert {path.name for path in out.iterdir()} == RUN_FILES | {"checkpoint.npz"}  # to --resume it
 
 
 def test_ctrl_c_while_loading_the_data_saves_nothing(capsys, tmp_path, monkeypatch):
@@ -1114,3 +1114,80 @@ def test_train_with_batch_norm_and_dropout_saves_a_model_evaluate_reads(capsys, 
     final_test = read_history(tmp_path / "run")["test_acc"][-1]
     code, out, _ = run(capsys, "evaluate", "--data-dir", data_dir, tmp_path / "run" / "model.npz")
     assert code == 0 and f"test acc  {final_test:.4f} (10000 images)" in out
+
+
+# --- checkpoints and --resume ------------------------------------------------------------------------
+
+def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, tmp_path, monkeypatch):
+    settings = ("--iters", "1300", "--hidden-size", "8", "--optimizer", "adam", "--dropout", "0.1", "--quiet")
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "whole", *settings)
+    assert code == 0 and not (tmp_path / "whole" / "checkpoint.npz").exists()  # finished: nothing to resume
+    fit = Trainer.fit
+
+    def ctrl_c_at_700(self, *args, on_iteration=None, **kwargs):
+        def then_stop(iteration, loss):
+            on_iteration(iteration, loss)
+            if iteration == 700:
+                raise KeyboardInterrupt
+        return fit(self, *args, on_iteration=then_stop, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", ctrl_c_at_700)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", *settings)
+    assert code == 130 and read_history(tmp_path / "run")["stopped"] == "interrupted after iteration 700"
+    assert (tmp_path / "run" / "checkpoint.npz").exists()
+    monkeypatch.undo()
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--quiet")
+    assert (code, err) == (0, "")
+    resumed, whole = read_history(tmp_path / "run"), read_history(tmp_path / "whole")
+    for key in ("loss", "iteration", "epoch", "train_acc", "test_acc", "stopped"):
+        assert resumed[key] == whole[key], key
+    with np.load(tmp_path / "run" / "model.npz") as a, np.load(tmp_path / "whole" / "model.npz") as b:
+        for key in ("W1", "b1", "W2", "b2"):
+            np.testing.assert_array_equal(a[key], b[key])
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+    code, out, _ = run(capsys, "train", "--resume", tmp_path / "run")
+    assert code == 0 and "has finished already" in out  # and nothing changed
+    assert read_history(tmp_path / "run") == resumed
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(capsys, data_dir, tmp_path):
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "whole", "--quiet", *TINY)
+    (tmp_path / "run").mkdir()
+    shutil.copy(tmp_path / "whole" / "config.json", tmp_path / "run" / "config.json")  # what a kill leaves
+    code, stdout, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", *TINY)
+    assert code == 2 and "no history.json: a run still training, or one that ended before saving" in err
+    code, _, _ = run(capsys, "train", "--resume", tmp_path / "run", "--quiet")
+    assert code == 0 and read_history(tmp_path / "run")["loss"] == read_history(tmp_path / "whole")["loss"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "0.5"], "leave out --lr"),
+    (["--batch-norm", "--iters", "3"], "leave out --iters, --batch-norm"),
+    (["--out", "elsewhere"], "leave out --out"),
+])
+def test_resume_refuses_options_that_would_change_the_run(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, "train", "--resume", tmp_path / "run", *argv)
+    assert (code, out) == (2, "")
+    assert err == f"sgdlab train: error: --resume continues a run with the settings in its config.json: {message}\n"
+
+
+def test_resume_of_a_folder_without_a_run_or_with_a_foreign_checkpoint(capsys, data_dir, tmp_path):
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "nothing")
+    assert code == 2 and "holds no run to resume (no config.json)" in err
+    run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "a", "--quiet", *TINY)
+    (tmp_path / "b").mkdir()
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    (tmp_path / "b" / "config.json").write_text(json.dumps({**config, "lr": 0.5}))
+    from sgdlab.runs.checkpoint import save_checkpoint
+    from sgdlab.training.state import TrainingState
+    from sgdlab.training.history import History
+
+    save_checkpoint(tmp_path / "b" / "checkpoint.npz", TrainingState(3, {}, {}, {}, {"given": 0, "rng": None}, [],
+                                                                    History(600)), {**config, "lr": 0.1})
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "b")
+    assert code == 1 and "belongs to a run with other settings" in err
+    damaged = bytearray((tmp_path / "b" / "checkpoint.npz").read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / "b" / "checkpoint.npz").write_bytes(bytes(damaged))
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "b")
+    assert code == 1 and "checkpoint.npz is damaged" in err and "Traceback" not in err

@@ -29,17 +29,17 @@ FIELD_DEFAULT = object()  # add_config_option's default: the field's own
 
 
 def add_config_option(parser, name, default=FIELD_DEFAULT, help=None):
-    """Add `--name` for the `TrainConfig` field `name`: its parser or choices, its default and its help."""
+    """Add `--name` for the `TrainConfig` field `name`: its parser or choices, its default and its help. With
+    the field's own default, an option not given is left out of the parsed arguments (`given_settings`)."""
     spec = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
-    default = spec.default if default is FIELD_DEFAULT else default
+    shown = spec.default if default is FIELD_DEFAULT else default
+    default = argparse.SUPPRESS if default is FIELD_DEFAULT else default
     help = help or spec.metadata["help"]
-    flags = [f"--{name.replace('_', '-')}"]
-    if spec.metadata["option"] is not None:  # the option's own name first; the field's still works
-        flags.insert(0, f"--{spec.metadata['option']}")
+    flags = config_option_flags(name)
     if spec.metadata["choices"] is None and spec.metadata["parse"] is None:  # a flag: on when given
-        parser.add_argument(*flags, dest=name, action="store_true", help=help)
+        parser.add_argument(*flags, dest=name, action="store_true", default=default, help=help)
         return
-    options = {"default": default, "help": help + ("" if default is None else f" (default {default})")}
+    options = {"default": default, "help": help + ("" if shown is None else f" (default {shown})")}
     if spec.metadata["choices"] is not None:
         options["choices"] = spec.metadata["choices"]
     else:
@@ -47,9 +47,23 @@ def add_config_option(parser, name, default=FIELD_DEFAULT, help=None):
     parser.add_argument(*flags, dest=name, **options)
 
 
+def config_option_flags(name):
+    """The option strings of the setting `name`: its option's own name first, the field's too."""
+    spec = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    flags = [f"--{name.replace('_', '-')}"]
+    if spec.metadata["option"] is not None:
+        flags.insert(0, f"--{spec.metadata['option']}")
+    return flags
+
+
+def given_settings(args):
+    """The settings whose options were given on the command line."""
+    return [spec.name for spec in dataclasses.fields(TrainConfig) if hasattr(args, spec.name)]
+
+
 def config_from_args(args):
-    """The `TrainConfig` that the parsed options of `sgdlab train` describe."""
-    return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(TrainConfig)})
+    """The `TrainConfig` that the parsed options of `sgdlab train` describe (the defaults for those not given)."""
+    return TrainConfig(**{name: getattr(args, name) for name in given_settings(args)})
 
 
 def add_data_dir(parser):

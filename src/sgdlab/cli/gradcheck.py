@@ -3,7 +3,7 @@
 import time
 
 from ..errors import ConfigError
-from .arguments import add_config_option, add_data_dir
+from .arguments import add_config_option, add_data_dir, given_settings
 from .output import EXIT_ERROR
 
 
@@ -35,13 +35,14 @@ def run(args):
     from ..engine.gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, gradient_check
     from ..training.config import TrainConfig
 
+    settings = TrainConfig(**{name: getattr(args, name) for name in given_settings(args) if name != "batch_size"},
+                           dtype="float64")
     (x_train, t_train), _ = load_mnist(data_dir=args.data_dir)
-    batch_size = args.batch_size or (BATCH_NORM_BATCH if args.batch_norm else BOOK_BATCH)
+    batch_size = args.batch_size or (BATCH_NORM_BATCH if settings.batch_norm else BOOK_BATCH)
     if batch_size > len(x_train):
         raise ConfigError(f"batch size {batch_size} is larger than the training set ({len(x_train)} images)")
     x, t = x_train[:batch_size].astype("float64"), t_train[:batch_size]
-    settings = TrainConfig(**{name: getattr(args, name) for name in ARCHITECTURE}, dtype="float64")
-    network = settings.make_network(x.shape[1], NUM_CLASSES, rng=args.seed)
+    network = settings.make_network(x.shape[1], NUM_CLASSES, rng=settings.seed)
     print(f"gradient check of {network} on {len(x)} training images (float64, central difference, h=1e-4)")
     print("numerical gradient against backprop, both through the book's layers and through the training step "
           "(the larger difference of the two)")
@@ -55,7 +56,7 @@ def run(args):
     verdict = f"FAIL ({', '.join(failed)})" if failed else "ok"
     print(f"thresholds: max abs diff {MAX_ABS_DIFF:g}, max rel error {MAX_REL_ERROR:g}; "
           f"{verdict} in {time.perf_counter() - started:.2f} s")
-    if failed and args.activation == "relu":
+    if failed and settings.activation == "relu":
         print("note: relu has a kink at 0, where its derivative jumps; a unit within h of it makes the central "
               "difference straddle the jump, and batch norm, which moves every sample's unit at each nudge, makes "
               "that likely on a large batch. A smooth activation (--activation tanh) tells a wrong backward pass "

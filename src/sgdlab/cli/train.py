@@ -3,8 +3,9 @@
 import dataclasses
 import sys
 
+from ..errors import ConfigError
 from ..training.config import TrainConfig
-from .arguments import add_config_option, add_data_dir, config_from_args, path_given
+from .arguments import add_config_option, add_data_dir, config_from_args, config_option_flags, given_settings, path_given
 from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
 
 
@@ -17,6 +18,9 @@ def add_to(commands):
     for spec in dataclasses.fields(TrainConfig):  # an option for every setting
         add_config_option(parser, spec.name)
     parser.add_argument("--out", type=path_given, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
+    parser.add_argument("--resume", type=path_given, metavar="RUN_DIR",
+                        help="continue the interrupted run in RUN_DIR from its last checkpoint, with the settings "
+                             "of its config.json (only --data-dir, --no-plot and --quiet may be given with it)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a run already in --out")
     parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -24,11 +28,24 @@ def add_to(commands):
 
 
 def run(args):
-    from ..runs.run import train_run
+    from ..runs.run import finished_history, resume_run, train_run
 
-    config = config_from_args(args)
-    run_dir, history = train_run(config, out=args.out, overwrite=args.overwrite, data_dir=args.data_dir,
-                                 plot=not args.no_plot, observer=TerminalProgress(args))
+    if args.resume is not None:
+        changes = [config_option_flags(name)[0] for name in given_settings(args)]
+        changes += [flag for flag, given in (("--out", args.out is not None), ("--overwrite", args.overwrite)) if given]
+        if changes:
+            raise ConfigError(f"--resume continues a run with the settings in its config.json: leave out "
+                              f"{', '.join(changes)}")
+        finished = finished_history(args.resume)
+        if finished is not None:
+            say(args, f"{args.resume} has finished already (final test accuracy {finished.test_acc[-1]:.4f}): "
+                      "nothing to resume")
+            return 0
+        run_dir, history = resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot,
+                                      observer=TerminalProgress(args))
+    else:
+        run_dir, history = train_run(config_from_args(args), out=args.out, overwrite=args.overwrite,
+                                     data_dir=args.data_dir, plot=not args.no_plot, observer=TerminalProgress(args))
     if history.stopped:
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -30,12 +30,40 @@ class BatchSampler:
         self.rng = rng
         self._drawn = np.empty((0, batch_size), dtype=np.int64)  # random: rows of batches; epoch: a shuffle
         self._position = 0
+        self.given = 0  # batches handed out so far
+        self._refills = []  # (batches given, the generator's state) before each call to the generator
 
     def next(self):
+        self.given += 1
         return self._next_random() if self.method == "random" else self._next_shuffled()
+
+    def state_after(self, batches):
+        """What `resume` needs to continue after the first `batches` batches, as plain JSON values. The
+        stream draws ahead of training, so this is the generator's state before the call that drew batch
+        `batches + 1`, and how many batches had been given then; older states are dropped."""
+        if batches > self.given:
+            raise ValueError(f"only {self.given} batches were drawn, not {batches}")
+        usable = [i for i, (given, _) in enumerate(self._refills) if given <= batches]
+        if not usable:
+            return {"given": 0, "rng": None}  # before the first draw: the generator as it was made
+        del self._refills[:usable[-1]]
+        given, state = self._refills[0]
+        return {"given": given, "rng": state}
+
+    def resume(self, state, batches):
+        """Continue after the first `batches` batches, from what `state_after(batches)` gave."""
+        if state["rng"] is not None:
+            self.rng.bit_generator.state = state["rng"]
+        self._drawn, self._position, self.given, self._refills = self._drawn[:0], 0, state["given"], []
+        for _ in range(batches - state["given"]):
+            self.next()
+
+    def _remember_state(self):
+        self._refills.append((self.given - 1, self.rng.bit_generator.state))
 
     def _next_random(self):
         if self._position == len(self._drawn):
+            self._remember_state()
             batches = max(1, self.BLOCK_ROWS // self.batch_size)
             self._drawn = self.rng.integers(0, self.train_size, (batches, self.batch_size))
             self._position = 0
@@ -44,6 +72,7 @@ class BatchSampler:
 
     def _next_shuffled(self):
         if self._position >= len(self._drawn):
+            self._remember_state()
             self._drawn = self.rng.permutation(self.train_size)
             self._position = 0
         batch = self._drawn[self._position:self._position + self.batch_size]

@@ -43,6 +43,14 @@ class Optimizer:
         its update count as `iter`."""
         return {f"{slot}/{key}": array for slot, arrays in self.slots.items() for key, array in arrays.items()}
 
+    def load_state(self, state):
+        """Continue where an optimizer of this kind left off: its `state()` copied in."""
+        self.slots = {}
+        for name, array in state.items():
+            slot, _, key = name.partition("/")
+            if key:
+                self.slots.setdefault(slot, {})[key] = array.copy()
+
     def _slot(self, slot, params):
         """The arrays of `slot`, one per parameter: zeros of its shape and dtype on first use."""
         if slot not in self.slots:
@@ -198,3 +206,7 @@ class Adam(Optimizer):
         import numpy as np
 
         return {**super().state(), "iter": np.array(self.iter)} if self.slots else {}
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.iter = int(state["iter"]) if "iter" in state else 0

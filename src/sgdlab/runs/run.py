@@ -2,15 +2,20 @@
 can anything else that runs training (a notebook, a page, a sweep), watching it through a `RunObserver`."""
 
 import contextlib
+from pathlib import Path
 
 from ..data import default_data_dir, load_mnist
 from ..engine.threads import usable_cores
-from ..errors import TrainingDiverged
+from ..errors import ConfigError, TrainingDiverged
+from ..fileio import read_json_object
 from ..interrupts import interrupts_deferred
 from ..plots.chart_process import ChartProcess
 from ..plots.charts import plot_history
+from ..training.config import TrainConfig
+from ..training.history import History
 from ..training.trainer import Trainer
-from .run_folder import claim_run_folder, save_run
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .run_folder import RunFolder, claim_run_folder, remove_unfinished_writes, save_run
 
 
 class RunObserver:
@@ -34,43 +39,87 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
     """Train `config` on MNIST into a run folder; returns `(run_dir, history)`.
 
     `out`: the folder (default: a new one under runs/); one holding an earlier
-    run is refused unless `overwrite`. A run stopped by Ctrl-C is saved and
-    returned with `history.stopped` set; a diverged one is saved without
-    charts and raises `TrainingDiverged`, naming the folder. `background`:
-    whether a second core evaluates, gathers batches and draws the charts
-    beside training (default: when there is one; not when other runs are
-    using it).
+    run is refused unless `overwrite`. At each evaluation the run's state is
+    saved in its checkpoint.npz, from which `resume_run` continues it. A run
+    stopped by Ctrl-C is saved and returned with `history.stopped` set; a
+    diverged one is saved without charts and raises `TrainingDiverged`,
+    naming the folder. `background`: whether a second core evaluates,
+    gathers batches and draws the charts beside training (default: when
+    there is one; not when other runs are using it).
     """
-    background = background if background is not None else usable_cores() > 1
-    observer = observer if observer is not None else RunObserver()
     data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
     folder = claim_run_folder(out, overwrite, config, data_settings)  # now, not found unusable after training
-    try:
-        # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
-        (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
-        trainer = Trainer.from_config(config, input_size=x_train.shape[1], background=background)
-        trainer.check_data(x_train, t_train, x_test, t_test)
-        folder.start(config, data_settings)
-        observer.started(folder.path, trainer, x_train, t_train)
-    except BaseException:  # nothing to save yet
-        folder.release()
-        raise
+    return _train_in(folder, config, data_dir, data_settings, None, plot, observer, background)
 
-    # From here to the saved results, Ctrl-C stops the iterations only (see sgdlab.interrupts).
-    with _chart_process(plot and background) as charts, interrupts_deferred():
+
+def finished_history(run_dir):
+    """The history of the run in `run_dir` if it has finished (not stopped early), else None."""
+    path = Path(run_dir) / "history.json"
+    if not path.exists():
+        return None
+    history = History.load(path)
+    return history if history.stopped is None else None
+
+
+def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None):
+    """Continue the run in `run_dir` with the settings of its config.json, from its last checkpoint (from the
+    start if it was stopped before its first); returns `(run_dir, history)` as `train_run` does.
+
+    The finished run's history and weights are those the run would have had
+    without the interruption, bit for bit. `data_dir`: where MNIST is now
+    (default: where the run found it).
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir} holds no run to resume (no config.json): give a run folder of 'sgdlab train'")
+    settings = read_json_object(run_dir / "config.json", "run's settings")
+    stored_data_dir = settings.pop("data_dir", None)
+    config = TrainConfig.from_dict(settings)
+    data_dir = data_dir if data_dir is not None else stored_data_dir
+    data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
+    checkpoint = run_dir / CHECKPOINT_NAME
+    state = load_checkpoint(checkpoint, config.resolved().to_dict()) if checkpoint.exists() else None
+    folder = RunFolder(run_dir, made=False, claimed=True, resumed=True)
+    return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background)
+
+
+def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background):
+    background = background if background is not None else usable_cores() > 1
+    observer = observer if observer is not None else RunObserver()
+    checkpoint = folder.path / CHECKPOINT_NAME
+    settings = config.resolved().to_dict()
+    with folder.lock():
+        remove_unfinished_writes(folder.path)  # a killed process's; none of a live one's, which holds the lock
         try:
-            history = _fit(trainer, (x_train, t_train, x_test, t_test), observer)
-        except TrainingDiverged as exc:
-            save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
-            raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}", exc.history) from None
-        save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
-                 draw=charts.plot_history if charts is not None else plot_history)
+            # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
+            (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
+            trainer = Trainer.from_config(config, input_size=x_train.shape[1], background=background)
+            trainer.check_data(x_train, t_train, x_test, t_test)
+            folder.start(config, data_settings)
+            observer.started(folder.path, trainer, x_train, t_train)
+        except BaseException:  # nothing to save yet
+            folder.release()
+            raise
+
+        # From here to the saved results, Ctrl-C stops the iterations only (see sgdlab.interrupts).
+        with _chart_process(plot and background) as charts, interrupts_deferred():
+            try:
+                history = _fit(trainer, (x_train, t_train, x_test, t_test), observer, state,
+                               lambda reached: save_checkpoint(checkpoint, reached, settings))
+            except TrainingDiverged as exc:
+                save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
+                raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}", exc.history) from None
+            save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
+                     draw=charts.plot_history if charts is not None else plot_history)
+            if history.stopped is None:  # finished: nothing left to resume
+                checkpoint.unlink(missing_ok=True)
     return folder.path, history
 
 
-def _fit(trainer, data, observer):
+def _fit(trainer, data, observer, state, on_checkpoint):
     try:
-        return trainer.fit(*data, on_iteration=observer.iteration, on_evaluation=observer.evaluation)
+        return trainer.fit(*data, on_iteration=observer.iteration, on_evaluation=observer.evaluation,
+                           on_checkpoint=on_checkpoint, resume=state)
     finally:
         observer.training_ended()
 

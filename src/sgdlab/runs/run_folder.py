@@ -19,6 +19,7 @@ finished saving.
 """
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -34,6 +35,8 @@ from .model_file import save_model
 
 RUNS_ROOT = Path("runs")
 RUN_FILES = ("config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png")
+CHECKPOINT_NAME = "checkpoint.npz"  # the state to continue from, while the run trains (sgdlab.runs.checkpoint)
+LOCK_NAME = ".lock"  # held by the process training the run
 
 
 @dataclass
@@ -44,20 +47,40 @@ class RunFolder:
     path: Path
     made: bool
     claimed: bool
+    resumed: bool = False  # the folder's run is being continued: its files stay until replaced
 
     def start(self, config, extra_settings=None):
         """Training starts: the earlier run's files, if any are to be replaced, go, and config.json is this run's."""
         if not self.claimed:
-            for name in reversed(RUN_FILES):  # history.json before the rest: never a whole-looking mix
+            for name in ("history.json", CHECKPOINT_NAME, *RUN_FILES):  # never a whole-looking or resumable mix
                 (self.path / name).unlink(missing_ok=True)
             write_text_atomic(self.path / "config.json", _settings_json(config, extra_settings))
             self.claimed = True
 
+    @contextlib.contextmanager
+    def lock(self):
+        """While training: this process's, refused to any other (a lock the system drops with its holder, so
+        one left by a killed process blocks nothing)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_NAME, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"{self.path} is being trained by another process: wait for it to end, or give "
+                                  "another --out") from None
+            try:
+                yield
+            finally:
+                (self.path / LOCK_NAME).unlink(missing_ok=True)
+
     def release(self):
         """Give the folder back, for a run that ends before it has anything to save."""
+        if self.resumed:
+            return
         if self.claimed:
             (self.path / "config.json").unlink(missing_ok=True)
         if self.made:
+            (self.path / LOCK_NAME).unlink(missing_ok=True)  # a lock this process still holds goes with it
             with contextlib.suppress(OSError):  # only if empty
                 self.path.rmdir()
 
@@ -77,6 +100,9 @@ def claim_run_folder(out, overwrite, config, extra_settings=None):
         check_writable_folder(path)
         found = run_files_in(path)
         if found and not overwrite:
+            if (path / CHECKPOINT_NAME).exists() and "history.json" not in found:
+                raise ConfigError(f"{path} holds a run that ended before saving, with a checkpoint: continue it "
+                                  f"with 'sgdlab train --resume {path}', or add --overwrite to start it again there")
             if "history.json" not in found:
                 raise ConfigError(f"{path} holds a run's files ({', '.join(found)}, no history.json: a run still "
                                   "training, or one that ended before saving): give another --out, or add "
@@ -84,8 +110,6 @@ def claim_run_folder(out, overwrite, config, extra_settings=None):
             raise ConfigError(f"{path} already holds a run's files ({', '.join(found)}): give another --out, "
                               "or add --overwrite to replace them")
         made = not path.exists()
-    if path.is_dir():
-        remove_unfinished_writes(path)
     if overwrite:
         path.mkdir(parents=True, exist_ok=True)
         return RunFolder(path, made, claimed=False)
@@ -120,7 +144,7 @@ def run_files_in(run_dir):
 
 def remove_unfinished_writes(run_dir):
     """Delete the temporary files that writes of run files left behind when their process was killed."""
-    for name in RUN_FILES:
+    for name in (*RUN_FILES, CHECKPOINT_NAME):
         for leftover in Path(run_dir).glob(f".{name}.*{PART_SUFFIX}"):
             leftover.unlink(missing_ok=True)
 

@@ -22,7 +22,8 @@ from ..interrupts import interrupts_allowed, interrupts_deferred
 from ..nn.functions import as_labels
 from .config import TrainConfig
 from .evaluation import Evaluator
-from .history import INTERRUPTED, History
+from .history import EVALUATION_KEYS, INTERRUPTED, History
+from .state import TrainingState
 
 
 def seeded_generators(seed):
@@ -60,7 +61,8 @@ class Trainer:
         network = config.make_network(input_size, output_size, init_rng)
         return cls(network, config.make_optimizer(), config, background)
 
-    def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None):
+    def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None, on_checkpoint=None,
+            resume=None):
         """Run the loop and return the `History`.
 
         Images may be floats in 0..1 or uint8 pixels (`load_mnist(normalize=False)`,
@@ -73,6 +75,11 @@ class Trainer:
         the history so far. With `config.train_size`, only the first images of
         the training set are used; with `config.validation`, a fraction of
         those is held out and its accuracy recorded as `val_acc`.
+
+        `on_checkpoint(state)` receives a `TrainingState` at each scheduled
+        evaluation once it is recorded, and where Ctrl-C stopped the run;
+        `resume` continues from one, made by a trainer of the same settings,
+        exactly as the run it came from would have gone on.
         """
         config = self.config
         train_size, held_out = self.check_data(x_train, t_train, x_test, t_test)
@@ -82,30 +89,57 @@ class Trainer:
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
         self.history = History(iters_per_epoch=math.ceil(train_size / config.batch_size))
         self.iterations = config.iterations(train_size)
-        batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations, self.background)
-        evaluator = Evaluator(x_train, t_train, x_test, t_test, time.perf_counter(), self.background, validation)
+        self._sampler, self._on_checkpoint, self._checkpoints = sampler, on_checkpoint, {}
+        start = time.perf_counter()
+        if resume is not None:
+            resume.restore(self, sampler)
+            self.history = History.from_dict(resume.history.to_dict())
+            start -= self.history.seconds[-1] if self.history.seconds else 0.0  # its time so far counts
+        done = len(self.history.loss)
+        batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations - done, self.background)
+        evaluator = Evaluator(x_train, t_train, x_test, t_test, start, self.background, validation)
+        interval = config.evaluation_interval(self.history.iters_per_epoch)
         # Ctrl-C stops the iterations only: the last evaluation and the closing of the threads run to the end.
         with interrupts_deferred(), one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
-            if config.evaluation_interval(self.history.iters_per_epoch):
-                evaluator.submit(self.network, 0)
+            if interval and resume is None:
+                self._submit(evaluator, 0)
                 self._record(evaluator, on_evaluation)
             try:
                 with interrupts_allowed():
-                    self._train(batches, as_labels(t_train), evaluator, on_iteration, on_evaluation)
+                    self._train(batches, done, as_labels(t_train), evaluator, on_iteration, on_evaluation)
             except KeyboardInterrupt as exc:
                 by = f" by {exc.args[0]}" if exc.args else ""  # SIGTERM, SIGHUP
                 self.history.stopped = f"{INTERRUPTED}{by} after iteration {len(self.history.loss)}"
+                self._checkpoint_where_stopped(evaluator, on_evaluation, interval)
             if evaluator.last_submitted != len(self.history.loss):
-                evaluator.submit(self.network, len(self.history.loss))
+                evaluator.submit(self.network, len(self.history.loss))  # off schedule: not in any checkpoint
             self._record(evaluator, on_evaluation, wait=True)
         return self.history
 
-    def _train(self, batches, labels, evaluator, on_iteration, on_evaluation):
-        """The iterations: one update per batch, an evaluation submitted after each full epoch (or
-        `eval_every` iterations)."""
+    def _submit(self, evaluator, iteration):
+        """Start the scheduled evaluation after `iteration` updates, and note the state to checkpoint with it."""
+        if self._on_checkpoint is not None:
+            self._checkpoints[iteration] = TrainingState.capture(self, self._sampler, iteration)
+        evaluator.submit(self.network, iteration)
+
+    def _checkpoint_where_stopped(self, evaluator, on_evaluation, interval):
+        """After Ctrl-C: the state where the run stopped, with the evaluations made on schedule (one due
+        there is made now), so that a continuation records what the uninterrupted run would have."""
+        stopped_at = len(self.history.loss)
+        if interval and stopped_at % interval == 0 and evaluator.last_submitted != stopped_at:
+            self._submit(evaluator, stopped_at)
+        self._record(evaluator, on_evaluation, wait=True)
+        if self._on_checkpoint is not None and stopped_at not in self.history.iteration:
+            state = TrainingState.capture(self, self._sampler, stopped_at)
+            state.history = History.from_dict({**self.history.to_dict(), "stopped": None})
+            self._on_checkpoint(state)
+
+    def _train(self, batches, done, labels, evaluator, on_iteration, on_evaluation):
+        """The iterations after the first `done`: one update per batch, an evaluation submitted after each full
+        epoch (or `eval_every` iterations)."""
         history, compute_gradient = self.history, self._gradient_method()
         interval = self.config.evaluation_interval(history.iters_per_epoch)
-        for iteration, (batch, x) in enumerate(batches, start=1):
+        for iteration, (batch, x) in enumerate(batches, start=done + 1):
             loss = self._update(compute_gradient, x, labels[batch])
             if not math.isfinite(loss):
                 self._record(evaluator, on_evaluation, wait=True)
@@ -116,7 +150,7 @@ class Trainer:
             if on_iteration is not None:
                 on_iteration(iteration, loss)
             if interval and iteration % interval == 0 and iteration != self.iterations:
-                evaluator.submit(self.network, iteration)
+                self._submit(evaluator, iteration)
             self._record(evaluator, on_evaluation)
 
     def split(self, x_train, t_train, held_out, rng):
@@ -132,6 +166,11 @@ class Trainer:
             self.history.record_evaluation(iteration, train_acc, test_acc, seconds, val_acc)
             if on_evaluation is not None:
                 on_evaluation(self.history)
+            state = self._checkpoints.pop(iteration, None)
+            if state is not None:  # its history: the losses up to there and the evaluations so far, this one last
+                recorded = {key: list(getattr(self.history, key)) for key in (*EVALUATION_KEYS, "val_acc")}
+                state.history = History(self.history.iters_per_epoch, loss=state.history.loss, **recorded)
+                self._on_checkpoint(state)
 
     def _update(self, compute_gradient, x, labels):
         """One gradient and, if its loss is finite, one update; returns the batch loss."""

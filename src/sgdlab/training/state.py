@@ -1,0 +1,58 @@
+"""Where a run stands after some iterations: everything its continuation needs, and nothing else.
+
+A `TrainingState` is what a checkpoint holds (`sgdlab.runs.checkpoint`
+writes it): the weights and batch norm's running statistics, the
+optimizer's arrays, where the batch sampler and the dropout masks'
+generators are, and the history so far. A run continued from it
+(`Trainer.fit(..., resume=state)`) makes the same updates, draws the same
+batches and masks and records the same history as the run that was not
+interrupted, bit for bit (only `seconds`, a measurement, differs).
+"""
+
+from dataclasses import dataclass
+
+from ..errors import SgdlabError
+from .history import History
+
+
+@dataclass
+class TrainingState:
+    iteration: int  # updates made
+    params: dict  # name -> array
+    statistics: dict  # batch norm's running_mean1, running_var1, ... (empty without it)
+    optimizer: dict  # Optimizer.state()
+    sampler: dict  # BatchSampler.state_after(iteration): plain JSON values
+    dropout: list  # each Dropout layer's generator state: plain JSON values
+    history: History  # up to `iteration`, with the evaluations recorded there on schedule
+
+    @classmethod
+    def capture(cls, trainer, sampler, iteration):
+        """The state of `trainer` after `iteration` updates (its history's evaluations added when recorded)."""
+        network = trainer.network
+        return cls(iteration, {key: value.copy() for key, value in network.params.items()},
+                   {key: value.copy() for key, value in network.running_statistics.items()},
+                   {key: value.copy() for key, value in trainer.optimizer.state().items()},
+                   sampler.state_after(iteration), [layer.rng.bit_generator.state for layer in network.dropout_layers],
+                   History(trainer.history.iters_per_epoch, loss=list(trainer.history.loss[:iteration])))
+
+    def restore(self, trainer, sampler):
+        """Put `trainer` (made from the same settings) and `sampler` where this state is; a state that does not
+        fit them is an `SgdlabError`."""
+        network = trainer.network
+        try:
+            if set(self.params) != set(network.params) or set(self.statistics) != set(network.running_statistics):
+                raise ValueError(f"its arrays {sorted(self.params)} are not the network's {sorted(network.params)}")
+            for key, value in self.params.items():
+                network.params[key] = value
+            for key, value in self.statistics.items():
+                network.running_statistics[key] = value
+            for name, array in self.optimizer.items():
+                _, _, key = name.partition("/")
+                if key and array.shape != network.params[key].shape:
+                    raise ValueError(f"the optimizer's {name} has shape {array.shape}, not {network.params[key].shape}")
+            trainer.optimizer.load_state(self.optimizer)
+            sampler.resume(self.sampler, self.iteration)
+            for layer, state in zip(network.dropout_layers, self.dropout, strict=True):
+                layer.rng.bit_generator.state = state
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SgdlabError(f"the checkpoint does not fit this run ({exc})") from None

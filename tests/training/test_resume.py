@@ -1,0 +1,76 @@
+"""A run stopped and continued from its checkpoint state equals the run made in one go, bit for bit."""
+
+import numpy as np
+import pytest
+
+from sgdlab.training.config import TrainConfig
+from sgdlab.training.history import EVALUATION_KEYS
+from sgdlab.training.trainer import Trainer
+
+LEARNED = [key for key in EVALUATION_KEYS if key != "seconds"] + ["loss", "val_acc", "iters_per_epoch"]
+
+
+def blobs(n, seed, n_in=6, n_classes=3):
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, n_classes, n)
+    return np.eye(n_classes, n_in)[t] * 3.0 + rng.standard_normal((n, n_in)) * 0.5, t
+
+
+@pytest.fixture(scope="module")
+def data():
+    return (*blobs(80, 0), *blobs(30, 1))
+
+
+def trainer(background, **settings):
+    defaults = {"iters": 40, "batch_size": 7, "lr": 0.3, **({} if "hidden_sizes" in settings else {"hidden_size": 5})}
+    config = TrainConfig(**{**defaults, **settings})
+    return Trainer.from_config(config, input_size=6, output_size=3, background=background)
+
+
+def stopped_at(stop, background, data, **settings):
+    """The checkpoints of a run stopped by Ctrl-C after iteration `stop`."""
+    states = []
+
+    def ctrl_c_after(iteration, loss):
+        if iteration == stop:
+            raise KeyboardInterrupt
+
+    history = trainer(background, **settings).fit(*data, on_iteration=ctrl_c_after, on_checkpoint=states.append)
+    assert history.interrupted and len(history.loss) == stop
+    return states
+
+
+CASES = {
+    "sgd": {}, "momentum": {"optimizer": "momentum", "lr": 0.05}, "adam": {"optimizer": "adam", "lr": 0.01},
+    "adagrad": {"optimizer": "adagrad"}, "nesterov": {"optimizer": "nesterov", "lr": 0.05},
+    "rmsprop": {"optimizer": "rmsprop", "lr": 0.01},
+    "dropout-batchnorm-deep": {"hidden_sizes": (6, 5), "activation": "relu", "weight_init_std": "he",
+                               "dropout": 0.3, "batch_norm": True, "weight_decay": 0.01},
+    "epoch-sampling-validation": {"sampling": "epoch", "validation": 0.25, "eval_every": 5},
+    "float64": {"dtype": "float64"},
+    "numerical": {"grad": "numerical", "iters": 14, "hidden_sizes": (4, 3), "activation": "relu", "dropout": 0.2,
+                  "batch_norm": True},
+}
+
+
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("stop", [13, 18, 1])  # between evaluations, on one (18 = 2 epochs of 9), the first
+def test_a_continued_run_equals_the_run_made_in_one_go(data, case, stop, background):
+    settings = CASES[case]
+    if stop >= settings.get("iters", 40):
+        pytest.skip("the run is shorter")
+    whole = trainer(background, **settings)
+    expected = whole.fit(*data)
+    states = stopped_at(stop, background, data, **settings)
+    assert states[-1].iteration == stop  # the last checkpoint is where it stopped
+    for state in (states[-1], states[0]):  # continued from where it stopped, and from its first checkpoint
+        again = trainer(background, **settings)
+        history = again.fit(*data, resume=state)
+        for key in LEARNED:
+            assert getattr(history, key) == getattr(expected, key), (key, state.iteration)
+        assert history.stopped is None
+        for key, value in whole.network.params.items():
+            np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
+        for key, value in whole.network.running_statistics.items():
+            np.testing.assert_array_equal(again.network.running_statistics[key], value, err_msg=key)

@@ -19,6 +19,7 @@ import queue
 import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
+from ..data import load_mnist
 from ..errors import TrainingDiverged
 from ..interrupts import interrupts_deferred
 from .run import RunObserver, train_run
@@ -41,9 +42,10 @@ def train_runs(jobs, workers=1, progress=None):
 
 
 def _train_here(jobs, progress):
-    histories = {}
+    histories, loaded = {}, {}
     for name, job in jobs.items():
-        histories[name] = train_job(name, *job, send=lambda message: progress(*message), background=None)
+        histories[name] = train_job(name, *job, send=lambda message: progress(*message), background=None,
+                                    loaded=loaded)
         if histories[name].interrupted:
             return histories, True
     return histories, False
@@ -96,16 +98,21 @@ def _start_worker(messages, stop):
     _worker.update(send=messages.put, stop=stop)
 
 
-def train_job(name, config, out, overwrite, data_dir, send=None, background=False):
+def train_job(name, config, out, overwrite, data_dir, send=None, background=False, loaded=None):
     """Train one job (in a worker: reporting to the caller's queue, without background threads); returns its
-    history, also when it diverged, or None if the caller asked to stop before it started."""
+    history, also when it diverged, or None if the caller asked to stop before it started. `loaded` keeps
+    MNIST by folder for the next jobs (in a worker: the worker's own)."""
     stop = _worker.get("stop")
     if stop is not None and stop.is_set():
         return None
     reporter = JobReporter(name, send or _worker["send"], stop)
+    loaded = loaded if loaded is not None else _worker.setdefault("loaded", {})
+    key = str(data_dir)
+    if key not in loaded:
+        loaded[key] = load_mnist(normalize=False, data_dir=data_dir)
     try:
         _, history = train_run(config, out=out, overwrite=overwrite, data_dir=data_dir, observer=reporter,
-                               background=background)
+                               background=background, data=loaded[key])
     except TrainingDiverged as exc:  # a finding too (a plain net at a large weight scale): recorded as such
         history = exc.history
     return history

@@ -35,7 +35,7 @@ class RunObserver:
         """Training has ended, one way or another; the results are about to be saved."""
 
 
-def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None, background=None):
+def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None, background=None, data=None):
     """Train `config` on MNIST into a run folder; returns `(run_dir, history)`.
 
     `out`: the folder (default: a new one under runs/); one holding an earlier
@@ -45,11 +45,13 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
     diverged one is saved without charts and raises `TrainingDiverged`,
     naming the folder. `background`: whether a second core evaluates,
     gathers batches and draws the charts beside training (default: when
-    there is one; not when other runs are using it).
+    there is one; not when other runs are using it). `data`: what
+    `load_mnist(normalize=False, data_dir=data_dir)` returns, when the
+    caller has it already (it trains several runs).
     """
     data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
     folder = claim_run_folder(out, overwrite, config, data_settings)  # now, not found unusable after training
-    return _train_in(folder, config, data_dir, data_settings, None, plot, observer, background)
+    return _train_in(folder, config, data_dir, data_settings, None, plot, observer, background, data)
 
 
 def finished_history(run_dir):
@@ -83,7 +85,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background)
 
 
-def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background):
+def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data=None):
     background = background if background is not None else usable_cores() > 1
     observer = observer if observer is not None else RunObserver()
     checkpoint = folder.path / CHECKPOINT_NAME
@@ -92,7 +94,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
         remove_unfinished_writes(folder.path)  # a killed process's; none of a live one's, which holds the lock
         try:
             # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
-            (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=data_dir)
+            (x_train, t_train), (x_test, t_test) = data or load_mnist(normalize=False, data_dir=data_dir)
             trainer = Trainer.from_config(config, input_size=x_train.shape[1], background=background)
             trainer.check_data(x_train, t_train, x_test, t_test)
             folder.start(config, data_settings)

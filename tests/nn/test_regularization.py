@@ -449,6 +449,9 @@ def test_the_books_spelling_dropout_ration_is_dropout_ratio(restart_dropout_mask
     restart_dropout_masks(plain)
     assert book.loss(x, t, train_flg=True) == plain.loss(x, t, train_flg=True)
     assert MultiLayerNet(6, [5], 3, use_dropout=True).dropout_ratio == 0.5  # the book's default
+    assert MultiLayerNet(6, [5], 3, use_dropout=True, dropout_ratio=0.3, dropout_ration=0.3).dropout_ratio == 0.3
+    with pytest.raises(ConfigError, match="dropout_ratio 0.3 and dropout_ration 0.2 are the same setting"):
+        MultiLayerNet(6, [5], 3, use_dropout=True, dropout_ratio=0.3, dropout_ration=0.2)
 
 
 NET_SHAPES = [[5], [5, 4], [4, 5, 4], [5, 4, 4, 3], [4, 4, 3, 4, 4]]  # depths 2 to 6

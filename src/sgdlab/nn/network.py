@@ -86,6 +86,9 @@ class MultiLayerNet:
         self.weight_init_std = check_weight_init("weight_init_std", weight_init_std)
         self.weight_decay_lambda = NON_NEGATIVE_NUMBER.check("weight_decay_lambda", weight_decay_lambda)
         self.use_dropout = bool(use_dropout)
+        if dropout_ration is not None and dropout_ratio not in (0.5, dropout_ration):
+            raise ConfigError(f"dropout_ratio {dropout_ratio} and dropout_ration {dropout_ration} are the same "
+                              "setting (the book spells it dropout_ration): give one of them")
         self.dropout_ratio = UNIT_INTERVAL.check("dropout_ratio", dropout_ratio if dropout_ration is None
                                                  else dropout_ration)
         self.use_batchnorm = bool(use_batchnorm)

@@ -1,4 +1,4 @@
-"""Ctrl-C and the termination signals: held while a run saves, raised in its iterations."""
+"""Ctrl-C and the termination signals: held while a run trains and saves, taken between its iterations."""
 
 import os
 import signal
@@ -6,39 +6,28 @@ import threading
 
 import pytest
 
-from sgdlab.interrupts import interrupt_on_termination, interrupts_allowed, interrupts_deferred
+from sgdlab.interrupts import interrupt_on_termination, interrupts_deferred
 
 
 def ctrl_c(signum=signal.SIGINT):
     os.kill(os.getpid(), signum)
 
 
-def test_a_held_interrupt_is_raised_on_entering_the_allowed_stretch():
-    with interrupts_deferred() as held:
+def test_a_held_signal_is_taken_once_and_the_usual_handler_comes_back():
+    with interrupts_deferred() as pending:
+        assert pending() is None
         ctrl_c()
-        assert held()  # held, not raised
-        with pytest.raises(KeyboardInterrupt, match="SIGINT"):
-            with interrupts_allowed():
-                raise AssertionError("the held interrupt is raised before anything runs")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual handler is back
+        ctrl_c(signal.SIGTERM)
+        assert pending() == "SIGINT"  # the first one, for both
+        assert pending() is None
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_in_the_allowed_stretch_an_interrupt_raises_at_once_and_outside_it_is_held_again():
-    with interrupts_deferred() as held:
-        with pytest.raises(KeyboardInterrupt):
-            with interrupts_allowed():
-                ctrl_c(signal.SIGTERM)
-                raise AssertionError("not reached")
-        assert not held()
-        ctrl_c()
-        assert held()
-
-
-def test_a_nested_deferral_is_the_outer_one():
+def test_a_nested_deferral_shares_the_outer_one():
     with interrupts_deferred() as outer:
-        with interrupts_deferred() as inner:
-            ctrl_c()
-        assert inner() and outer()  # the inner one ending did not raise it
+        with interrupts_deferred():
+            ctrl_c(signal.SIGHUP)
+        assert outer() == "SIGHUP"  # the inner one ending neither raised nor dropped it
 
 
 def test_termination_signals_raise_keyboard_interrupt_and_the_old_handlers_come_back():
@@ -50,13 +39,24 @@ def test_termination_signals_raise_keyboard_interrupt_and_the_old_handlers_come_
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_an_ignored_signal_stays_ignored(monkeypatch):
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with interrupt_on_termination(), interrupts_deferred() as pending:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            ctrl_c(signal.SIGHUP)
+            assert pending() is None
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_outside_the_main_thread_nothing_changes():
     errors = []
 
     def elsewhere():
         try:
-            with interrupts_deferred() as held, interrupts_allowed(), interrupt_on_termination():
-                assert not held()
+            with interrupts_deferred() as pending, interrupt_on_termination():
+                assert pending() is None
         except BaseException as exc:  # noqa: BLE001 - reported to the main thread
             errors.append(exc)
 

@@ -1,14 +1,16 @@
-"""When Ctrl-C (and SIGTERM, SIGHUP) may stop a run: during its iterations, never while it saves.
+"""When Ctrl-C (and SIGTERM, SIGHUP) may stop a run: between its iterations, never while it saves.
 
 Ctrl-C raises KeyboardInterrupt wherever the program happens to be. A run
-stops cleanly only if that happens inside its training loop, which then
-evaluates and saves what it has; anywhere else (the last evaluation, writing
-the results) it would lose the run. So a run's stretch from the start of
-training to its saved results is wrapped in `interrupts_deferred()`, which
-holds any such signal, and only its loop in `interrupts_allowed()`, where
-the signal raises as usual and one held before is raised on entering. The
-command line also turns SIGTERM and SIGHUP (a `timeout`, a container stop,
-a closed terminal) into the same KeyboardInterrupt (`interrupt_on_termination`).
+stops cleanly only between two iterations: inside one, the dropout masks
+may be drawn and the running statistics moved for an update never made;
+after the loop, the last evaluation or the saving would be lost. So a run's
+stretch from the start of training to its saved results is wrapped in
+`interrupts_deferred()`, which holds any such signal; the training loop
+asks `pending()` after each iteration and stops there. The command line
+also turns SIGTERM and SIGHUP (a `timeout`, a container stop, a closed
+terminal) into KeyboardInterrupt outside those stretches
+(`interrupt_on_termination`). A signal the process was started to ignore
+(`nohup`, a worker process) stays ignored.
 
 Signal handlers belong to the main thread: elsewhere these contexts change
 nothing.
@@ -19,7 +21,7 @@ import signal
 import threading
 
 TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-_deferral = None  # the active deferral: {"held": [signal numbers], "allowing": bool}
+_held = None  # the active deferral's held signals (a list), or None
 
 
 def _in_main_thread():
@@ -32,12 +34,16 @@ def _raise_interrupt(signum, frame):
 
 @contextlib.contextmanager
 def _handlers(signums, handler):
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    """`handler` for each of `signums` that is not ignored, the earlier handlers back afterwards."""
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+    taken = [signum for signum, old in previous.items() if old is not signal.SIG_IGN]
+    for signum in taken:
+        signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+        for signum in taken:
+            signal.signal(signum, previous[signum])
 
 
 @contextlib.contextmanager
@@ -50,42 +56,32 @@ def interrupt_on_termination():
         yield
 
 
+def _no_signal():
+    return None
+
+
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Within: Ctrl-C, SIGTERM and SIGHUP are held, except inside `interrupts_allowed()`. Nested, the outermost
-    one counts. Yields a function telling whether one was held and not raised."""
-    global _deferral
-    if not _in_main_thread() or _deferral is not None:
-        state = _deferral
-        yield lambda: bool(state and state["held"])
+    """Within: Ctrl-C, SIGTERM and SIGHUP are held. Yields `pending()`, which takes a held signal and returns
+    its name (None if there is none). Nested, the outermost one holds for all."""
+    global _held
+    if not _in_main_thread():
+        yield _no_signal
         return
-    state = _deferral = {"held": [], "allowing": False}
-
-    def hold_or_raise(signum, frame):
-        if state["allowing"]:
-            _raise_interrupt(signum, frame)
-        state["held"].append(signum)
-
-    try:
-        with _handlers((signal.SIGINT, *TERMINATION_SIGNALS), hold_or_raise):
-            yield lambda: bool(state["held"])
-    finally:
-        _deferral = None
-
-
-@contextlib.contextmanager
-def interrupts_allowed():
-    """Within a deferral: the signals raise KeyboardInterrupt again, one held before at once."""
-    state = _deferral
-    if state is None or not _in_main_thread():
-        yield
+    if _held is not None:
+        yield _take
         return
-    if state["held"]:
-        signum = state["held"].pop()
-        state["held"].clear()
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-    state["allowing"] = True
+    _held = []
     try:
-        yield
+        with _handlers((signal.SIGINT, *TERMINATION_SIGNALS), lambda signum, frame: _held.append(signum)):
+            yield _take
     finally:
-        state["allowing"] = False
+        _held = None
+
+
+def _take():
+    if not _held:
+        return None
+    name = signal.Signals(_held[0]).name
+    _held.clear()
+    return name

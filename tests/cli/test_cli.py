@@ -1118,8 +1118,11 @@ def test_train_with_batch_norm_and_dropout_saves_a_model_evaluate_reads(capsys, 
 
 # --- checkpoints and --resume ------------------------------------------------------------------------
 
-def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, tmp_path, monkeypatch):
-    settings = ("--iters", "1300", "--hidden-size", "8", "--optimizer", "adam", "--dropout", "0.1", "--quiet")
+@pytest.mark.parametrize("settings", [
+    ("--iters", "1300", "--hidden-size", "8", "--optimizer", "adam", "--dropout", "0.1", "--quiet"),
+    ("--iters", "1300", "--hidden-sizes", "8,6", "--activation", "relu", "--batch-norm", "--quiet"),
+], ids=["two-layer", "deeper"])
+def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, tmp_path, monkeypatch, settings):
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "whole", *settings)
     assert code == 0 and not (tmp_path / "whole" / "checkpoint.npz").exists()  # finished: nothing to resume
     fit = Trainer.fit
@@ -1142,7 +1145,8 @@ def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, t
     for key in ("loss", "iteration", "epoch", "train_acc", "test_acc", "stopped"):
         assert resumed[key] == whole[key], key
     with np.load(tmp_path / "run" / "model.npz") as a, np.load(tmp_path / "whole" / "model.npz") as b:
-        for key in ("W1", "b1", "W2", "b2"):
+        assert a.files == b.files
+        for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
     code, out, _ = run(capsys, "train", "--resume", tmp_path / "run")
@@ -1158,6 +1162,14 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(capsys, data_dir,
     assert code == 2 and "no history.json: a run still training, or one that ended before saving" in err
     code, _, _ = run(capsys, "train", "--resume", tmp_path / "run", "--quiet")
     assert code == 0 and read_history(tmp_path / "run")["loss"] == read_history(tmp_path / "whole")["loss"]
+
+
+def test_resume_of_a_diverged_run_says_how_it_ended(capsys, data_dir, tmp_path):
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", "--iters", "50",
+                     "--lr", "1e30", "--activation", "relu", "--hidden-size", "8")
+    assert code == 1
+    code, out, _ = run(capsys, "train", "--resume", tmp_path / "run")
+    assert code == 0 and "has ended: loss became" in out and "nothing to resume" in out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -1191,3 +1203,42 @@ def test_resume_of_a_folder_without_a_run_or_with_a_foreign_checkpoint(capsys, d
     (tmp_path / "b" / "checkpoint.npz").write_bytes(bytes(damaged))
     code, _, err = run(capsys, "train", "--resume", tmp_path / "b")
     assert code == 1 and "checkpoint.npz is damaged" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_runs_killed_at_random_instants_and_resumed_equal_the_uninterrupted_run(tmp_path, data_dir):
+    import random
+    import signal
+
+    settings = ("--data-dir", data_dir, "--iters", "20000", "--hidden-size", "50", "--optimizer", "momentum",
+                "--quiet", "--no-plot")
+    sgdlab(tmp_path, "train", "--out", tmp_path / "whole", *settings)
+    rng, kills = random.Random(0), 0
+    command = [sys.executable, "-m", "sgdlab", "train"]
+    argv = ["--out", tmp_path / "run", *settings]
+    for _ in range(60):  # each start trains for a while before its kill: the run gets done
+        process = subprocess.Popen([*command, *map(str, argv)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            process.wait(timeout=rng.uniform(0.7, 2.2))  # start-up takes about 1 s
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            argv = ["--resume", tmp_path / "run", "--quiet", "--no-plot"]
+            continue
+        assert process.returncode == 0, process.stderr.read()
+        if argv[0] == "--out":  # finished before the first kill: try again, from scratch
+            shutil.rmtree(tmp_path / "run")
+            continue
+        break
+    else:
+        raise AssertionError("the run never finished")
+    assert kills >= 3
+    resumed, whole = read_history(tmp_path / "run"), read_history(tmp_path / "whole")
+    for key in ("loss", "iteration", "epoch", "train_acc", "test_acc", "stopped"):
+        assert resumed[key] == whole[key], key
+    with np.load(tmp_path / "run" / "model.npz") as a, np.load(tmp_path / "whole" / "model.npz") as b:
+        for key in ("W1", "b1", "W2", "b2"):
+            np.testing.assert_array_equal(a[key], b[key])
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == sorted(RUN_FILES - PLOTS)

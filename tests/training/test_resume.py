@@ -74,3 +74,30 @@ def test_a_continued_run_equals_the_run_made_in_one_go(data, case, stop, backgro
             np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
         for key, value in whole.network.running_statistics.items():
             np.testing.assert_array_equal(again.network.running_statistics[key], value, err_msg=key)
+
+
+def test_a_signal_in_the_middle_of_an_iteration_stops_the_run_between_two(data):
+    """Ctrl-C pressed while an update is computed (after its dropout masks are drawn) takes effect after it."""
+    import os
+    import signal
+
+    settings = {"hidden_sizes": (6, 5), "activation": "relu", "dropout": 0.3, "batch_norm": True}
+    expected = trainer(False, **settings).fit(*data)
+    states = []
+    interrupted = trainer(False, **settings)
+    update = interrupted._update
+
+    def update_then_ctrl_c(compute_gradient, x, labels):
+        def gradient_then_ctrl_c(*args):
+            result = compute_gradient(*args)
+            if len(interrupted.history.loss) == 12:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives inside iteration 13
+            return result
+        return update(gradient_then_ctrl_c, x, labels)
+
+    interrupted._update = update_then_ctrl_c
+    history = interrupted.fit(*data, on_checkpoint=states.append)
+    assert history.stopped == "interrupted by SIGINT after iteration 13"
+    assert states[-1].iteration == 13
+    again = trainer(False, **settings)
+    assert again.fit(*data, resume=states[-1]).loss == expected.loss

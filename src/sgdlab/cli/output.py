@@ -2,6 +2,7 @@
 reader that went away."""
 
 import contextlib
+import errno
 import os
 import sys
 
@@ -50,18 +51,20 @@ class ReaderSafeStream:
         if not self._gone:
             try:
                 return self._stream.write(text)
-            except BrokenPipeError:
-                self._reader_gone()
+            except OSError as exc:
+                self._reader_gone(exc)
         return len(text)
 
     def flush(self):
         if not self._gone:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._reader_gone()
+            except OSError as exc:
+                self._reader_gone(exc)
 
-    def _reader_gone(self):
+    def _reader_gone(self, exc):
+        if exc.errno not in (errno.EPIPE, errno.EIO):  # a broken pipe, a terminal that hung up; else a real error
+            raise exc
         self._gone = True
         with contextlib.suppress(OSError, ValueError, AttributeError):  # so that the interpreter's last flush
             devnull = os.open(os.devnull, os.O_WRONLY)                  # does not fail on the pipe either

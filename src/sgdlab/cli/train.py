@@ -38,8 +38,9 @@ def run(args):
                               f"{', '.join(changes)}")
         finished = finished_history(args.resume)
         if finished is not None:
-            say(args, f"{args.resume} has finished already (final test accuracy {finished.test_acc[-1]:.4f}): "
-                      "nothing to resume")
+            how = (f"has finished already (final test accuracy {finished.test_acc[-1]:.4f})" if not finished.stopped
+                   else f"has ended: {finished.stopped}")
+            say(args, f"{args.resume} {how}: nothing to resume")
             return 0
         run_dir, history = resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot,
                                       observer=TerminalProgress(args))

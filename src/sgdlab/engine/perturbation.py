@@ -59,6 +59,7 @@ result is, if anything, the more accurate of the two.
 """
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -577,13 +578,16 @@ class LastHiddenCoupledDifference(CoupledDifference):
         self.largest_weight = np.max(np.abs(W))
         self.label_weight = W[:, forward.labels]  # (units, samples)
         self.moments = [None]
+        self.moments_made = threading.Lock()  # the threads share them
         self.nudges_per_part = max(1, CHUNK_ELEMENTS // len(forward.probs))
 
     def _moment(self, m):
         """M_m, shaped (units, samples), computed when a series first needs it."""
-        while len(self.moments) <= m:
-            order = len(self.moments)
-            self.moments.append((self.forward.probs @ (self.forward.weights[-1] ** order).T).T / math.factorial(order))
+        with self.moments_made:
+            if len(self.moments) <= m:
+                W = self.forward.weights[-1]
+                shared = np.broadcast_to(W, (len(self.forward.probs), *W.shape))
+                self.moments = [None, *(moment.T for moment in _moments(self.forward.probs, shared, m))]
         return self.moments[m]
 
     def _losses_after(self, units, moved):

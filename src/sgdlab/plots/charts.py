@@ -52,7 +52,7 @@ def plot_accuracy(history, path):
         ax.plot(history.epoch, history.val_acc, marker="^", markersize=3, linestyle=":", label="validation acc")
     ax.set_xlabel("epochs")
     ax.set_ylabel("accuracy")
-    ax.set_xlim(0, max(history.epoch[-1], 1) * 1.02)  # from the start, also when only the end was evaluated
+    ax.set_xlim(0, max(history.epoch[-1:] + [1]) * 1.02)  # from the start, also when only the end was evaluated
     ax.set_ylim(0, 1.0)
     ax.set_title("Accuracy on the whole training and test sets")
     ax.grid(alpha=0.3)

@@ -17,7 +17,7 @@ def plot_losses(histories, path, name):
         window = max(1, min(SMOOTHING_WINDOW, len(history.loss) // 10))
         smooth = moving_average(history.loss, window)
         ax.plot(np.arange(window, len(history.loss) + 1), smooth, color=f"C{index}", linewidth=1.4, label=variant)
-    top = max(1.0, max(float(np.max(h.loss[:50])) for h in histories.values() if h.loss) * 1.05)
+    top = max([1.0] + [float(np.max(h.loss[:50])) * 1.05 for h in histories.values() if h.loss])
     ax.set(xlabel="iterations", ylabel="loss (moving average)", ylim=(0, min(top, 2.6)), title=TITLES.get(name, name))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")

@@ -45,7 +45,7 @@ def load_checkpoint(path, settings):
         raise SgdlabError(f"{path} is damaged ({exc}): it cannot be resumed from") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise SgdlabError(f"{path} is not an sgdlab checkpoint of this version")
-    if meta.get("settings") != settings:
+    if meta.get("settings") != json.loads(json.dumps(settings)):  # as JSON keeps them: tuples become lists
         raise SgdlabError(f"{path} belongs to a run with other settings than this folder's config.json: it "
                           "cannot continue this run")
     digests = meta.get("sha256")

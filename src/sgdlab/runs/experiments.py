@@ -107,6 +107,9 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
     if (out / "summary.json").exists() and not overwrite:
         raise ConfigError(f"{out} already holds an experiment (summary.json): give another --out, or add "
                           "--overwrite to replace it")
+    if overwrite:  # the earlier experiment's summary and figure must not pass for this one's
+        (out / "summary.json").unlink(missing_ok=True)
+        (out / f"{experiment.name}.png").unlink(missing_ok=True)
     jobs = {variant: (config, out / variant, overwrite, data_dir) for variant, config in configs.items()}
     # matplotlib's import (half a second) happens while the variants train, not after them
     threading.Thread(target=experiment_charts.prepare_matplotlib, daemon=True).start()
@@ -131,6 +134,9 @@ def final_figures(history):
     end; the weight decay's penalty included), its last train and test accuracy, their gap, and the best test
     accuracy on the way."""
     tail = history.loss[-100:]
-    return {"iterations": len(history.loss), "final_loss": float(np.mean(tail)) if tail else None,
-            "train_acc": history.train_acc[-1], "test_acc": history.test_acc[-1],
-            "gap": history.train_acc[-1] - history.test_acc[-1], "best_test_acc": max(history.test_acc)}
+    figures = {"iterations": len(history.loss), "final_loss": float(np.mean(tail)) if tail else None,
+               "train_acc": None, "test_acc": None, "gap": None, "best_test_acc": None}
+    if history.iteration:  # none for a run that diverged before its only evaluation, at the end
+        figures.update(train_acc=history.train_acc[-1], test_acc=history.test_acc[-1],
+                       gap=history.train_acc[-1] - history.test_acc[-1], best_test_acc=max(history.test_acc))
+    return figures

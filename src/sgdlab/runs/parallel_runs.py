@@ -18,10 +18,11 @@ import multiprocessing
 import queue
 import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from ..data import load_mnist
-from ..errors import TrainingDiverged
-from ..interrupts import interrupts_deferred
+from ..errors import SgdlabError, TrainingDiverged
+from ..interrupts import TERMINATION_SIGNALS, interrupts_deferred
 from .run import RunObserver, train_run
 
 PROGRESS_STEPS = 200  # progress reports per run, at most
@@ -43,11 +44,14 @@ def train_runs(jobs, workers=1, progress=None):
 
 def _train_here(jobs, progress):
     histories, loaded = {}, {}
-    for name, job in jobs.items():
-        histories[name] = train_job(name, *job, send=lambda message: progress(*message), background=None,
-                                    loaded=loaded)
-        if histories[name].interrupted:
-            return histories, True
+    with interrupts_deferred() as pending:  # held between the runs too, and taken before the next one
+        for name, job in jobs.items():
+            if pending() is not None:
+                return histories, True
+            histories[name] = train_job(name, *job, send=lambda message: progress(*message), background=None,
+                                        loaded=loaded)
+            if histories[name].interrupted:
+                return histories, True
     return histories, False
 
 
@@ -64,7 +68,11 @@ def _train_in_workers(jobs, workers, progress):
                 done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_EXCEPTION)
                 _relay(messages, progress)
                 for future in done:
-                    future.result()  # a worker's error is raised here
+                    try:
+                        future.result()  # a worker's error is raised here
+                    except BrokenProcessPool:
+                        raise SgdlabError(f"a worker process died while training {futures[future]} (killed, or "
+                                          "out of memory): what finished is saved in its folder") from None
         except BaseException as exc:
             with interrupts_deferred():  # a second Ctrl-C waits, too, for the runs to save
                 stop.set()  # the running ones stop after their iteration and save; the others never start
@@ -94,7 +102,8 @@ _worker = {}  # in a worker process: where its progress goes and the caller's re
 
 
 def _start_worker(messages, stop):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the caller, which asks the runs to stop
+    for signum in (signal.SIGINT, *TERMINATION_SIGNALS):  # they reach the caller, which asks the runs to stop
+        signal.signal(signum, signal.SIG_IGN)
     _worker.update(send=messages.put, stop=stop)
 
 

@@ -55,12 +55,12 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
 
 
 def finished_history(run_dir):
-    """The history of the run in `run_dir` if it has finished (not stopped early), else None."""
+    """The history of the run in `run_dir` if it has ended for good (finished, or diverged), else None."""
     path = Path(run_dir) / "history.json"
     if not path.exists():
         return None
     history = History.load(path)
-    return history if history.stopped is None else None
+    return None if history.interrupted else history
 
 
 def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None):

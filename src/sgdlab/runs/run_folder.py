@@ -19,7 +19,6 @@ finished saving.
 """
 
 import contextlib
-import fcntl
 import itertools
 import json
 import os
@@ -50,8 +49,14 @@ class RunFolder:
     resumed: bool = False  # the folder's run is being continued: its files stay until replaced
 
     def start(self, config, extra_settings=None):
-        """Training starts: the earlier run's files, if any are to be replaced, go, and config.json is this run's."""
-        if not self.claimed:
+        """Training starts: the earlier run's files, if any are to be replaced, go, and config.json is this run's.
+        A continued run's results so far go too (its checkpoint holds them): until it saves, the folder reads
+        as a run in progress, not as the stopped run it was."""
+        if self.resumed:
+            for name in RUN_FILES:
+                if name != "config.json":
+                    (self.path / name).unlink(missing_ok=True)
+        elif not self.claimed:
             for name in ("history.json", CHECKPOINT_NAME, *RUN_FILES):  # never a whole-looking or resumable mix
                 (self.path / name).unlink(missing_ok=True)
             write_text_atomic(self.path / "config.json", _settings_json(config, extra_settings))
@@ -61,13 +66,18 @@ class RunFolder:
     def lock(self):
         """While training: this process's, refused to any other (a lock the system drops with its holder, so
         one left by a killed process blocks nothing)."""
+        try:
+            import fcntl
+        except ImportError:  # not on this system (Windows): no lock
+            yield
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / LOCK_NAME, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ConfigError(f"{self.path} is being trained by another process: wait for it to end, or give "
-                                  "another --out") from None
+                raise ConfigError(f"{self.path} is being trained by another process: wait for it to end (or give a "
+                                  "new run another --out)") from None
             try:
                 yield
             finally:

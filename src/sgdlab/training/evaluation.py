@@ -56,8 +56,8 @@ class Evaluator:
         self.last_submitted = None  # the iteration of the latest submit
 
     def submit(self, network, iteration):
-        self.last_submitted = iteration
         self.pending.append(self.worker.submit(self._evaluate, network.copy(), iteration))
+        self.last_submitted = iteration  # once it is there to be recorded
 
     def finished(self, wait=False):
         while self.pending and (wait or self.pending[0].done()):

@@ -96,10 +96,10 @@ class History:
         return out.getvalue()
 
     def save(self, json_path, csv_path=None):
-        """Write history.json (and history.csv, one row per evaluation), each atomically."""
-        write_text_atomic(json_path, json.dumps(self.to_dict(), indent=1) + "\n")
+        """Write history.csv (one row per evaluation, if asked) and then history.json, each atomically."""
         if csv_path is not None:
             write_text_atomic(csv_path, self.to_csv())
+        write_text_atomic(json_path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path):

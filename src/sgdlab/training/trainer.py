@@ -18,7 +18,7 @@ from ..engine.backprop import BackpropStep
 from ..engine.perturbation import numerical_gradient_fast
 from ..engine.threads import one_blas_thread, usable_cores
 from ..errors import ConfigError, TrainingDiverged
-from ..interrupts import interrupts_allowed, interrupts_deferred
+from ..interrupts import interrupts_deferred
 from ..nn.functions import as_labels
 from .config import TrainConfig
 from .evaluation import Evaluator
@@ -99,20 +99,22 @@ class Trainer:
         batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations - done, self.background)
         evaluator = Evaluator(x_train, t_train, x_test, t_test, start, self.background, validation)
         interval = config.evaluation_interval(self.history.iters_per_epoch)
-        # Ctrl-C stops the iterations only: the last evaluation and the closing of the threads run to the end.
-        with interrupts_deferred(), one_blas_thread(), contextlib.closing(batches), contextlib.closing(evaluator):
+        # Ctrl-C is held and acted on between iterations (see sgdlab.interrupts); the last evaluation and the
+        # closing of the threads run to the end.
+        with interrupts_deferred() as pending, one_blas_thread(), contextlib.closing(batches), \
+                contextlib.closing(evaluator):
             if interval and resume is None:
                 self._submit(evaluator, 0)
                 self._record(evaluator, on_evaluation)
             try:
-                with interrupts_allowed():
-                    self._train(batches, done, as_labels(t_train), evaluator, on_iteration, on_evaluation)
+                self._train(batches, done, as_labels(t_train), evaluator, on_iteration, on_evaluation, pending)
             except KeyboardInterrupt as exc:
-                by = f" by {exc.args[0]}" if exc.args else ""  # SIGTERM, SIGHUP
+                by = f" by {exc.args[0]}" if exc.args else ""  # the signal, when one was held
                 self.history.stopped = f"{INTERRUPTED}{by} after iteration {len(self.history.loss)}"
                 self._checkpoint_where_stopped(evaluator, on_evaluation, interval)
-            if evaluator.last_submitted != len(self.history.loss):
-                evaluator.submit(self.network, len(self.history.loss))  # off schedule: not in any checkpoint
+            ended = len(self.history.loss)
+            if evaluator.last_submitted != ended and self.history.iteration[-1:] != [ended]:
+                evaluator.submit(self.network, ended)  # off schedule: not in any checkpoint
             self._record(evaluator, on_evaluation, wait=True)
         return self.history
 
@@ -134,12 +136,14 @@ class Trainer:
             state.history = History.from_dict({**self.history.to_dict(), "stopped": None})
             self._on_checkpoint(state)
 
-    def _train(self, batches, done, labels, evaluator, on_iteration, on_evaluation):
+    def _train(self, batches, done, labels, evaluator, on_iteration, on_evaluation, pending):
         """The iterations after the first `done`: one update per batch, an evaluation submitted after each full
-        epoch (or `eval_every` iterations)."""
+        epoch (or `eval_every` iterations); a signal `pending()` reports stops them before the next one."""
         history, compute_gradient = self.history, self._gradient_method()
         interval = self.config.evaluation_interval(history.iters_per_epoch)
         for iteration, (batch, x) in enumerate(batches, start=done + 1):
+            if (signal_name := pending()) is not None:
+                raise KeyboardInterrupt(signal_name)
             loss = self._update(compute_gradient, x, labels[batch])
             if not math.isfinite(loss):
                 self._record(evaluator, on_evaluation, wait=True)

@@ -106,3 +106,12 @@ def test_dropout_narrows_the_gap_between_train_and_test_accuracy(tmp_path, data_
     variants = summary["variants"]
     assert variants["no-dropout"]["gap"] > 0.1  # 300 images: the plain net overfits already
     assert variants["dropout-0.2"]["gap"] < variants["no-dropout"]["gap"] - 0.05
+
+
+def test_a_variant_that_ended_before_its_only_evaluation_is_summarised_without_accuracies():
+    from sgdlab.runs.experiments import final_figures
+    from sgdlab.training.history import History
+
+    figures = final_figures(History(iters_per_epoch=5, loss=[2.3, 2.5, 9.0], stopped="loss became nan at iteration 4"))
+    assert figures == {"iterations": 3, "final_loss": pytest.approx(13.8 / 3), "train_acc": None, "test_acc": None,
+                       "gap": None, "best_test_acc": None}

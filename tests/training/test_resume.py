@@ -99,3 +99,11 @@ def test_a_signal_in_the_middle_of_an_iteration_stops_the_run_between_two(data):
     assert states[-1].iteration == 13
     again = trainer(False, **settings)
     assert again.fit(*data, resume=states[-1]).loss == expected.loss
+
+
+def test_a_run_stopped_at_its_last_iteration_resumes_without_a_second_evaluation(data):
+    expected = trainer(False, epochs=4, iters=None).fit(*data)  # 12 iterations an epoch: 48, evaluated there
+    states = stopped_at(48, False, data, epochs=4, iters=None)
+    history = trainer(False, epochs=4, iters=None).fit(*data, resume=states[-1])
+    assert history.iteration == expected.iteration == [0, 12, 24, 36, 48]
+    assert history.test_acc == expected.test_acc and history.stopped is None

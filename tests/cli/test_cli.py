@@ -1164,6 +1164,16 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(capsys, data_dir,
     assert code == 0 and read_history(tmp_path / "run")["loss"] == read_history(tmp_path / "whole")["loss"]
 
 
+def test_checkpoint_every_is_a_run_option_that_resume_accepts(capsys, data_dir, tmp_path):
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY,
+                     "--checkpoint-every", "10")
+    assert code == 0 and "checkpoint_every" not in json.loads((tmp_path / "run" / "config.json").read_text())
+    code, out, _ = run(capsys, "train", "--resume", tmp_path / "run", "--checkpoint-every", "5")
+    assert code == 0 and "has finished already" in out
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--checkpoint-every", "0")
+    assert code == 2 and "argument --checkpoint-every: must be a positive integer, got '0'" in err
+
+
 def test_resume_of_a_diverged_run_says_how_it_ended(capsys, data_dir, tmp_path):
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", "--iters", "50",
                      "--lr", "1e30", "--activation", "relu", "--hidden-size", "8")

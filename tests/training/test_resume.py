@@ -107,3 +107,26 @@ def test_a_run_stopped_at_its_last_iteration_resumes_without_a_second_evaluation
     history = trainer(False, epochs=4, iters=None).fit(*data, resume=states[-1])
     assert history.iteration == expected.iteration == [0, 12, 24, 36, 48]
     assert history.test_acc == expected.test_acc and history.stopped is None
+
+
+@pytest.mark.parametrize("settings, checkpoints", [
+    ({"eval_every": 0}, [12, 24, 36]),  # no evaluations before the end: one checkpoint an epoch (ceil(80 / 7))
+    ({"checkpoint_every": 5}, [5, 10, 15, 20, 25, 30, 35, 36]),
+    ({"checkpoint_every": 5, "eval_every": 10}, [5, 10, 15, 20, 25, 30, 35, 36]),
+])
+def test_checkpoints_off_the_evaluations_schedule_resume_as_exactly(data, settings, checkpoints):
+    checkpoint_every = settings.pop("checkpoint_every", None)
+    expected = trainer(True, **settings).fit(*data)
+    states = []
+
+    def ctrl_c_after_36(iteration, loss):
+        if iteration == 36:
+            raise KeyboardInterrupt
+
+    trainer(True, **settings).fit(*data, on_iteration=ctrl_c_after_36, on_checkpoint=states.append,
+                                  checkpoint_every=checkpoint_every)
+    assert [state.iteration for state in states] == checkpoints
+    for state in (states[1], states[-1]):
+        history = trainer(True, **settings).fit(*data, resume=state)
+        for key in LEARNED:
+            assert getattr(history, key) == getattr(expected, key), (key, state.iteration)

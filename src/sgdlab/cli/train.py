@@ -4,8 +4,10 @@ import dataclasses
 import sys
 
 from ..errors import ConfigError
+from ..ranges import POSITIVE_INT
 from ..training.config import TrainConfig
-from .arguments import add_config_option, add_data_dir, config_from_args, config_option_flags, given_settings, path_given
+from .arguments import (add_config_option, add_data_dir, config_from_args, config_option_flags, given_settings,
+                        option_type, path_given)
 from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
 
 
@@ -20,7 +22,11 @@ def add_to(commands):
     parser.add_argument("--out", type=path_given, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
     parser.add_argument("--resume", type=path_given, metavar="RUN_DIR",
                         help="continue the interrupted run in RUN_DIR from its last checkpoint, with the settings "
-                             "of its config.json (only --data-dir, --no-plot and --quiet may be given with it)")
+                             "of its config.json (only --data-dir, --checkpoint-every, --no-plot and --quiet may be "
+                             "given with it)")
+    parser.add_argument("--checkpoint-every", type=option_type(POSITIVE_INT.parse), metavar="N",
+                        help="iterations between checkpoints (default: at every evaluation, or every epoch when "
+                             "there is none before the end)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a run already in --out")
     parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -43,10 +49,11 @@ def run(args):
             say(args, f"{args.resume} {how}: nothing to resume")
             return 0
         run_dir, history = resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot,
-                                      observer=TerminalProgress(args))
+                                      observer=TerminalProgress(args), checkpoint_every=args.checkpoint_every)
     else:
         run_dir, history = train_run(config_from_args(args), out=args.out, overwrite=args.overwrite,
-                                     data_dir=args.data_dir, plot=not args.no_plot, observer=TerminalProgress(args))
+                                     data_dir=args.data_dir, plot=not args.no_plot, observer=TerminalProgress(args),
+                                     checkpoint_every=args.checkpoint_every)
     if history.stopped:
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -35,7 +35,8 @@ class RunObserver:
         """Training has ended, one way or another; the results are about to be saved."""
 
 
-def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None, background=None, data=None):
+def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None, background=None, data=None,
+              checkpoint_every=None):
     """Train `config` on MNIST into a run folder; returns `(run_dir, history)`.
 
     `out`: the folder (default: a new one under runs/); one holding an earlier
@@ -47,11 +48,13 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
     gathers batches and draws the charts beside training (default: when
     there is one; not when other runs are using it). `data`: what
     `load_mnist(normalize=False, data_dir=data_dir)` returns, when the
-    caller has it already (it trains several runs).
+    caller has it already (it trains several runs). `checkpoint_every`:
+    iterations between checkpoints instead (see `Trainer.fit`).
     """
     data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
     folder = claim_run_folder(out, overwrite, config, data_settings)  # now, not found unusable after training
-    return _train_in(folder, config, data_dir, data_settings, None, plot, observer, background, data)
+    return _train_in(folder, config, data_dir, data_settings, None, plot, observer, background, data,
+                     checkpoint_every)
 
 
 def finished_history(run_dir):
@@ -63,7 +66,7 @@ def finished_history(run_dir):
     return None if history.interrupted else history
 
 
-def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None):
+def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None, checkpoint_every=None):
     """Continue the run in `run_dir` with the settings of its config.json, from its last checkpoint (from the
     start if it was stopped before its first); returns `(run_dir, history)` as `train_run` does.
 
@@ -82,10 +85,12 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     checkpoint = run_dir / CHECKPOINT_NAME
     state = load_checkpoint(checkpoint, config.resolved().to_dict()) if checkpoint.exists() else None
     folder = RunFolder(run_dir, made=False, claimed=True, resumed=True)
-    return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background)
+    return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background,
+                     checkpoint_every=checkpoint_every)
 
 
-def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data=None):
+def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data=None,
+              checkpoint_every=None):
     background = background if background is not None else usable_cores() > 1
     observer = observer if observer is not None else RunObserver()
     checkpoint = folder.path / CHECKPOINT_NAME
@@ -107,7 +112,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
         with _chart_process(plot and background) as charts, interrupts_deferred():
             try:
                 history = _fit(trainer, (x_train, t_train, x_test, t_test), observer, state,
-                               lambda reached: save_checkpoint(checkpoint, reached, settings))
+                               lambda reached: save_checkpoint(checkpoint, reached, settings), checkpoint_every)
             except TrainingDiverged as exc:
                 save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
                 raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}", exc.history) from None
@@ -118,10 +123,10 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
     return folder.path, history
 
 
-def _fit(trainer, data, observer, state, on_checkpoint):
+def _fit(trainer, data, observer, state, on_checkpoint, checkpoint_every):
     try:
         return trainer.fit(*data, on_iteration=observer.iteration, on_evaluation=observer.evaluation,
-                           on_checkpoint=on_checkpoint, resume=state)
+                           on_checkpoint=on_checkpoint, resume=state, checkpoint_every=checkpoint_every)
     finally:
         observer.training_ended()
 

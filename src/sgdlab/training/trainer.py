@@ -62,7 +62,7 @@ class Trainer:
         return cls(network, config.make_optimizer(), config, background)
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None, on_checkpoint=None,
-            resume=None):
+            resume=None, checkpoint_every=None):
         """Run the loop and return the `History`.
 
         Images may be floats in 0..1 or uint8 pixels (`load_mnist(normalize=False)`,
@@ -77,9 +77,11 @@ class Trainer:
         those is held out and its accuracy recorded as `val_acc`.
 
         `on_checkpoint(state)` receives a `TrainingState` at each scheduled
-        evaluation once it is recorded, and where Ctrl-C stopped the run;
-        `resume` continues from one, made by a trainer of the same settings,
-        exactly as the run it came from would have gone on.
+        evaluation once it is recorded (every `checkpoint_every` iterations
+        instead, if given; every epoch when there are no evaluations before
+        the end), and where Ctrl-C stopped the run; `resume` continues from
+        one, made by a trainer of the same settings, exactly as the run it
+        came from would have gone on.
         """
         config = self.config
         train_size, held_out = self.check_data(x_train, t_train, x_test, t_test)
@@ -89,7 +91,9 @@ class Trainer:
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
         self.history = History(iters_per_epoch=math.ceil(train_size / config.batch_size))
         self.iterations = config.iterations(train_size)
-        self._sampler, self._on_checkpoint, self._checkpoints = sampler, on_checkpoint, {}
+        self._sampler, self._on_checkpoint, self._checkpoints, self._checkpointed = sampler, on_checkpoint, {}, None
+        interval = config.evaluation_interval(self.history.iters_per_epoch)
+        self._checkpoint_interval = checkpoint_every or interval or self.history.iters_per_epoch
         start = time.perf_counter()
         if resume is not None:
             resume.restore(self, sampler)
@@ -98,7 +102,6 @@ class Trainer:
         done = len(self.history.loss)
         batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations - done, self.background)
         evaluator = Evaluator(x_train, t_train, x_test, t_test, start, self.background, validation)
-        interval = config.evaluation_interval(self.history.iters_per_epoch)
         # Ctrl-C is held and acted on between iterations (see sgdlab.interrupts); the last evaluation and the
         # closing of the threads run to the end.
         with interrupts_deferred() as pending, one_blas_thread(), contextlib.closing(batches), \
@@ -119,10 +122,23 @@ class Trainer:
         return self.history
 
     def _submit(self, evaluator, iteration):
-        """Start the scheduled evaluation after `iteration` updates, and note the state to checkpoint with it."""
-        if self._on_checkpoint is not None:
+        """Start the scheduled evaluation after `iteration` updates, and note the state to checkpoint with it
+        (when checkpoints follow the evaluations)."""
+        interval = self.config.evaluation_interval(self.history.iters_per_epoch)
+        if self._on_checkpoint is not None and self._checkpoint_interval == interval:
             self._checkpoints[iteration] = TrainingState.capture(self, self._sampler, iteration)
         evaluator.submit(self.network, iteration)
+
+    def _write_checkpoint(self, state):
+        self._checkpointed = state.iteration
+        self._on_checkpoint(state)
+
+    def _checkpoint_now(self, evaluator, on_evaluation, iteration):
+        """A checkpoint off the evaluations' schedule: the evaluations so far recorded first, then the state."""
+        self._record(evaluator, on_evaluation, wait=True)
+        state = TrainingState.capture(self, self._sampler, iteration)
+        state.history = History.from_dict({**self.history.to_dict(), "loss": state.history.loss, "stopped": None})
+        self._write_checkpoint(state)
 
     def _checkpoint_where_stopped(self, evaluator, on_evaluation, interval):
         """After Ctrl-C: the state where the run stopped, with the evaluations made on schedule (one due
@@ -131,10 +147,10 @@ class Trainer:
         if interval and stopped_at % interval == 0 and evaluator.last_submitted != stopped_at:
             self._submit(evaluator, stopped_at)
         self._record(evaluator, on_evaluation, wait=True)
-        if self._on_checkpoint is not None and stopped_at not in self.history.iteration:
+        if self._on_checkpoint is not None and self._checkpointed != stopped_at:
             state = TrainingState.capture(self, self._sampler, stopped_at)
             state.history = History.from_dict({**self.history.to_dict(), "stopped": None})
-            self._on_checkpoint(state)
+            self._write_checkpoint(state)
 
     def _train(self, batches, done, labels, evaluator, on_iteration, on_evaluation, pending):
         """The iterations after the first `done`: one update per batch, an evaluation submitted after each full
@@ -156,6 +172,9 @@ class Trainer:
             if interval and iteration % interval == 0 and iteration != self.iterations:
                 self._submit(evaluator, iteration)
             self._record(evaluator, on_evaluation)
+            if (self._on_checkpoint is not None and iteration % self._checkpoint_interval == 0
+                    and self._checkpoint_interval != interval and iteration != self.iterations):
+                self._checkpoint_now(evaluator, on_evaluation, iteration)
 
     def split(self, x_train, t_train, held_out, rng):
         """(training images, their targets, the validation set or None): `held_out` of them drawn by `rng`."""
@@ -174,7 +193,7 @@ class Trainer:
             if state is not None:  # its history: the losses up to there and the evaluations so far, this one last
                 recorded = {key: list(getattr(self.history, key)) for key in (*EVALUATION_KEYS, "val_acc")}
                 state.history = History(self.history.iters_per_epoch, loss=state.history.loss, **recorded)
-                self._on_checkpoint(state)
+                self._write_checkpoint(state)
 
     def _update(self, compute_gradient, x, labels):
         """One gradient and, if its loss is finite, one update; returns the batch loss."""

@@ -184,7 +184,7 @@ def test_the_closed_form_after_batch_norm_equals_recomputing_every_nudge(seed):
         network.params[key] = network.params[key] + 0.3 * rng.standard_normal(network.params[key].shape)
     x, t = mnist_like_batch(rng, 9, 12, 4)
     forward = perturbation.CachedForward(network, x, t)
-    closed = perturbation.RenormalizedDifference.or_coupled(forward, 0)
+    closed = perturbation._coupled_difference(forward, 0)
     assert type(closed) is perturbation.RenormalizedDifference
     recomputed = perturbation.CoupledDifference(forward, 0)
     units = np.repeat(np.arange(6), 3)

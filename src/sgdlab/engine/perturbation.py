@@ -164,7 +164,7 @@ def _coupled_layer_gradient(pool, workers, forward, k, h):
     inputs = forward.inputs[k]
     batch_size, fan_in = inputs.shape
     width = forward.weights[k].shape[1]
-    difference = RenormalizedDifference.or_coupled(forward, k)
+    difference = _coupled_difference(forward, k)
     augmented = np.concatenate([inputs, np.ones((batch_size, 1))], axis=1)  # the bias sees an input of 1
     reached = np.flatnonzero(np.any(augmented != 0, axis=0))  # an input 0 for every sample moves nothing
     # every nudge: the feature it moves and its shift of that feature per sample (row `shift_rows[i]` of
@@ -425,6 +425,18 @@ class RecomputedDifference:
         return -np.take_along_axis(log_softmax(z), labels, axis=-1)[..., 0]
 
 
+def _coupled_difference(forward, k):
+    """The fastest exact difference for hidden layer k of a net with batch norm: the series after the last
+    hidden layer, the closed form before it when its units are piecewise linear, else recomputation."""
+    if k == len(forward.weights) - 2:
+        return LastHiddenCoupledDifference(forward, k)
+    if k == len(forward.weights) - 3:
+        pieces = forward.activation.linear_pieces(forward.pre_activations[k + 1])
+        if pieces is not None:
+            return RenormalizedDifference(forward, k, pieces)
+    return CoupledDifference(forward, k)
+
+
 class CoupledDifference:
     """With batch norm: feature j of hidden layer k moves for the whole batch, and the loss is recomputed
     from there for every sample.
@@ -529,18 +541,6 @@ class RenormalizedDifference(CoupledDifference):
         self.probs = forward.probs
         # the widest arrays are the scores of every sample for each nudge: parts small enough to stay in cache
         self.nudges_per_part = max(1, CHUNK_ELEMENTS // self.per_alpha.shape[1])
-
-    @classmethod
-    def or_coupled(cls, forward, k):
-        """The fastest exact difference for hidden layer k of a net with batch norm: the series after the last
-        hidden layer, the closed form before it when its units are piecewise linear, else recomputation."""
-        if k == len(forward.weights) - 2:
-            return LastHiddenCoupledDifference(forward, k)
-        if k == len(forward.weights) - 3:
-            pieces = forward.activation.linear_pieces(forward.pre_activations[k + 1])
-            if pieces is not None:
-                return cls(forward, k, pieces)
-        return CoupledDifference(forward, k)
 
     def _losses_after(self, units, moved):
         samples = moved.shape[1]

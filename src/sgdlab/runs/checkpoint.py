@@ -19,7 +19,6 @@ from ..errors import SgdlabError
 from ..fileio import atomic_write
 from ..training.history import History
 from ..training.state import TrainingState
-from .run_folder import CHECKPOINT_NAME  # noqa: F401 - where a run folder keeps it
 FORMAT = "sgdlab-checkpoint"
 VERSION = 1
 GROUPS = ("params", "statistics", "optimizer")  # the TrainingState fields held as arrays

@@ -14,8 +14,8 @@ from ..plots.charts import plot_history
 from ..training.config import TrainConfig
 from ..training.history import History
 from ..training.trainer import Trainer
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from .run_folder import RunFolder, claim_run_folder, remove_unfinished_writes, save_run
+from .checkpoint import load_checkpoint, save_checkpoint
+from .run_folder import CHECKPOINT_NAME, RunFolder, claim_run_folder, remove_unfinished_writes, save_run
 
 
 class RunObserver:
@@ -51,7 +51,7 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
     caller has it already (it trains several runs). `checkpoint_every`:
     iterations between checkpoints instead (see `Trainer.fit`).
     """
-    data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
+    data_settings = _data_settings(data_dir)
     folder = claim_run_folder(out, overwrite, config, data_settings)  # now, not found unusable after training
     return _train_in(folder, config, data_dir, data_settings, None, plot, observer, background, data,
                      checkpoint_every)
@@ -81,12 +81,17 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     stored_data_dir = settings.pop("data_dir", None)
     config = TrainConfig.from_dict(settings)
     data_dir = data_dir if data_dir is not None else stored_data_dir
-    data_settings = {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
+    data_settings = _data_settings(data_dir)
     checkpoint = run_dir / CHECKPOINT_NAME
     state = load_checkpoint(checkpoint, config.resolved().to_dict()) if checkpoint.exists() else None
     folder = RunFolder(run_dir, made=False, claimed=True, resumed=True)
     return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background,
                      checkpoint_every=checkpoint_every)
+
+
+def _data_settings(data_dir):
+    """What config.json records beside the settings: the data folder the run reads MNIST from."""
+    return {"data_dir": str(data_dir if data_dir is not None else default_data_dir())}
 
 
 def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data=None,

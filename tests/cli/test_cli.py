@@ -1180,10 +1180,54 @@ def test_resume_of_a_diverged_run_says_how_it_ended(capsys, data_dir, tmp_path):
     assert code == 1
     code, out, _ = run(capsys, "train", "--resume", tmp_path / "run")
     assert code == 0 and "has ended: loss became" in out and "nothing to resume" in out
+    assert "give --lr to continue it" in out
+
+
+def test_a_diverged_run_continues_from_its_last_checkpoint_with_a_new_rate(capsys, data_dir, tmp_path, monkeypatch):
+    update = Trainer._update
+
+    def diverge_at_150(self, compute_gradient, x, labels):  # as a too large rate makes a run do, at some point
+        loss = update(self, compute_gradient, x, labels)
+        return float("nan") if len(self.history.loss) == 149 else loss
+
+    monkeypatch.setattr(Trainer, "_update", diverge_at_150)
+    settings = ("--iters", "400", "--eval-every", "100", "--lr", "0.3", "--quiet", "--hidden-size", "10")
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", *settings)
+    assert code == 1 and f"sgdlab train --resume {tmp_path / 'run'} --lr X" in err
+    monkeypatch.undo()
+    diverged = read_history(tmp_path / "run")
+    assert diverged["stopped"] == "loss became nan at iteration 150"
+    checkpointed = 100
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--lr", "0.001", "--quiet")
+    assert (code, err) == (0, "")
+    history = read_history(tmp_path / "run")
+    assert history["stopped"] is None and history["lr_changes"] == [{"iteration": checkpointed, "lr": 0.001}]
+    assert history["loss"][:checkpointed] == diverged["loss"][:checkpointed] and len(history["loss"]) == 400
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.3  # the run's settings stay
+
+
+def test_resume_with_a_new_rate_continues_an_interrupted_run_with_it(capsys, data_dir, tmp_path, monkeypatch):
+    fit = Trainer.fit
+
+    def ctrl_c_at_15(self, *args, on_iteration=None, **kwargs):
+        def then_stop(iteration, loss):
+            on_iteration(iteration, loss)
+            if iteration == 15:
+                raise KeyboardInterrupt
+        return fit(self, *args, on_iteration=then_stop, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", ctrl_c_at_15)
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert code == 130
+    monkeypatch.undo()
+    code, _, _ = run(capsys, "train", "--resume", tmp_path / "run", "--lr", "0.02", "--quiet")
+    assert code == 0 and read_history(tmp_path / "run")["lr_changes"] == [{"iteration": 15, "lr": 0.02}]
+    code, out, _ = run(capsys, "train", "--resume", tmp_path / "run", "--lr", "0.5")
+    assert code == 0 and "has finished already" in out
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--lr", "0.5"], "leave out --lr"),
+    (["--lr", "0.5", "--momentum", "0.5"], "leave out --momentum"),
     (["--batch-norm", "--iters", "3"], "leave out --iters, --batch-norm"),
     (["--out", "elsewhere"], "leave out --out"),
 ])

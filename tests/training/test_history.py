@@ -51,6 +51,12 @@ def test_loading_bad_files(tmp_path):
     (lambda values: values.update(loss="2.3, 2.1"), r"'loss' is not a list of numbers"),
     (lambda values: values["train_acc"].__setitem__(1, "high"), r"'train_acc' is not a list of numbers"),
     (lambda values: values["iteration"].__setitem__(1, None), r"'iteration' is not a list of numbers"),
+    (lambda values: values.update(lr_changes=[{"iteration": 2, "lr": 0.0}]), r"'lr_changes' is not a list"),
+    (lambda values: values.update(lr_changes=[{"iteration": 3, "lr": 0.1}, {"iteration": 1, "lr": 0.2}]),
+     r"'lr_changes' is not a list .* in the order of the run"),
+    (lambda values: values.update(lr_changes=[{"iteration": 10**6, "lr": 0.1}]), r"'lr_changes' is not a list"),
+    (lambda values: values.update(lr_changes=[[2, 0.1]]), r"'lr_changes' is not a list"),
+    (lambda values: values.update(lr_changes={"iteration": 2, "lr": 0.1}), r"'lr_changes' is not a list"),
 ])
 def test_an_edited_history_is_refused_clearly(tmp_path, edit, message):
     values = sample_history().to_dict()

@@ -130,3 +130,77 @@ def test_checkpoints_off_the_evaluations_schedule_resume_as_exactly(data, settin
         history = trainer(True, **settings).fit(*data, resume=state)
         for key in LEARNED:
             assert getattr(history, key) == getattr(expected, key), (key, state.iteration)
+
+
+# --- a new learning rate -------------------------------------------------------------------------
+
+def changing_lr(trainer_, changes):
+    """An `on_iteration` that asks `trainer_` for the rate `changes[n]` once n iterations are done."""
+    def on_iteration(iteration, loss):
+        if iteration in changes:
+            trainer_.change_learning_rate(changes[iteration])
+    return on_iteration
+
+
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("case", ["sgd", "adam", "epoch-sampling-validation"])
+def test_a_rate_changed_during_the_run_applies_from_the_next_iteration_and_is_recorded(data, case, background):
+    settings = {"lr": 0.3, **CASES[case]}
+    changed = trainer(background, **settings)
+    history = changed.fit(*data, on_iteration=changing_lr(changed, {10: 0.05, 25: 0.2}))
+    assert history.lr_changes == [{"iteration": 10, "lr": 0.05}, {"iteration": 25, "lr": 0.2}]
+    assert changed.optimizer.lr == 0.2
+    plain = trainer(background, **settings).fit(*data)
+    assert history.loss[:11] == plain.loss[:11]  # the 11th loss is measured before the 11th update
+    assert history.loss[11] != plain.loss[11]  # the 11th update used the new rate
+
+
+@pytest.mark.parametrize("stop", [10, 18])  # between evaluations, on one
+def test_a_run_continued_with_a_new_rate_equals_the_run_whose_rate_changed_there(data, stop):
+    settings = {"hidden_sizes": (6, 5), "dropout": 0.3, "batch_norm": True, "optimizer": "momentum", "lr": 0.05}
+    whole = trainer(False, **settings)
+    expected = whole.fit(*data, on_iteration=changing_lr(whole, {stop: 0.01}))
+    state = stopped_at(stop, False, data, **settings)[-1]
+    again = trainer(False, **settings)
+    again.change_learning_rate(0.01)
+    history = again.fit(*data, resume=state)
+    assert history.lr_changes == [{"iteration": stop, "lr": 0.01}]
+    for key in LEARNED:
+        assert getattr(history, key) == getattr(expected, key), key
+    for key, value in whole.network.params.items():
+        np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
+
+
+def test_checkpoints_hold_the_rate_changes_made_until_then_and_a_continuation_keeps_the_rate(data):
+    whole = trainer(True, eval_every=5)
+    expected = whole.fit(*data, on_iteration=changing_lr(whole, {7: 0.1, 23: 0.02}))
+    states = []
+    interrupted = trainer(True, eval_every=5)
+    changes = changing_lr(interrupted, {7: 0.1, 23: 0.02})
+
+    def change_then_stop(iteration, loss):
+        changes(iteration, loss)
+        if iteration == 30:
+            raise KeyboardInterrupt
+
+    interrupted.fit(*data, on_iteration=change_then_stop, on_checkpoint=states.append)
+    for state in states:
+        assert state.history.lr_changes == [c for c in expected.lr_changes if c["iteration"] <= state.iteration]
+    for state in (states[1], states[3], states[-1]):  # before any change, after one, after both
+        again = trainer(True, eval_every=5)
+        if state.iteration < 7:
+            again_changes = changing_lr(again, {7: 0.1, 23: 0.02})
+        elif state.iteration < 23:
+            again_changes = changing_lr(again, {23: 0.02})
+        else:
+            again_changes = None
+        history = again.fit(*data, resume=state, on_iteration=again_changes)
+        assert history.loss == expected.loss and history.lr_changes == expected.lr_changes, state.iteration
+
+
+def test_asking_for_the_rate_in_use_changes_nothing_and_a_bad_rate_is_refused(data):
+    same = trainer(False)
+    history = same.fit(*data, on_iteration=changing_lr(same, {5: 0.3}))
+    assert history.lr_changes == []
+    with pytest.raises(ValueError, match="learning rate"):
+        same.change_learning_rate(-1.0)

@@ -22,8 +22,8 @@ def add_to(commands):
     parser.add_argument("--out", type=path_given, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
     parser.add_argument("--resume", type=path_given, metavar="RUN_DIR",
                         help="continue the interrupted run in RUN_DIR from its last checkpoint, with the settings "
-                             "of its config.json (only --data-dir, --checkpoint-every, --no-plot and --quiet may be "
-                             "given with it)")
+                             "of its config.json (only --data-dir, --checkpoint-every, --no-plot, --quiet and --lr, a new "
+                             "learning rate from the checkpoint on, may be given with it)")
     parser.add_argument("--checkpoint-every", type=option_type(POSITIVE_INT.parse), metavar="N",
                         help="iterations between checkpoints (default: at every evaluation, or every epoch when "
                              "there is none before the end)")
@@ -37,19 +37,23 @@ def run(args):
     from ..runs.run import finished_history, resume_run, train_run
 
     if args.resume is not None:
-        changes = [config_option_flags(name)[0] for name in given_settings(args)]
+        given_lr = getattr(args, "lr", None)  # present only when given
+        changes = [config_option_flags(name)[0] for name in given_settings(args) if name != "lr"]
         changes += [flag for flag, given in (("--out", args.out is not None), ("--overwrite", args.overwrite)) if given]
         if changes:
             raise ConfigError(f"--resume continues a run with the settings in its config.json: leave out "
                               f"{', '.join(changes)}")
         finished = finished_history(args.resume)
-        if finished is not None:
-            how = (f"has finished already (final test accuracy {finished.test_acc[-1]:.4f})" if not finished.stopped
-                   else f"has ended: {finished.stopped}")
+        diverged = finished is not None and finished.stopped is not None
+        if finished is not None and not (diverged and given_lr is not None):
+            how = (f"has ended: {finished.stopped} (give --lr to continue it from its last checkpoint with a new "
+                   "learning rate)" if diverged else
+                   f"has finished already (final test accuracy {finished.test_acc[-1]:.4f})")
             say(args, f"{args.resume} {how}: nothing to resume")
             return 0
         run_dir, history = resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot,
-                                      observer=TerminalProgress(args), checkpoint_every=args.checkpoint_every)
+                                      observer=TerminalProgress(args), checkpoint_every=args.checkpoint_every,
+                                      lr=given_lr)
     else:
         run_dir, history = train_run(config_from_args(args), out=args.out, overwrite=args.overwrite,
                                      data_dir=args.data_dir, plot=not args.no_plot, observer=TerminalProgress(args),

@@ -66,13 +66,15 @@ def finished_history(run_dir):
     return None if history.interrupted else history
 
 
-def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None, checkpoint_every=None):
+def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None, checkpoint_every=None, lr=None):
     """Continue the run in `run_dir` with the settings of its config.json, from its last checkpoint (from the
     start if it was stopped before its first); returns `(run_dir, history)` as `train_run` does.
 
     The finished run's history and weights are those the run would have had
     without the interruption, bit for bit. `data_dir`: where MNIST is now
-    (default: where the run found it).
+    (default: where the run found it). `lr`: a new learning rate from the
+    checkpoint on, recorded in the history (the way out of a diverged run,
+    which continues from its last checkpoint too).
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
@@ -86,7 +88,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     state = load_checkpoint(checkpoint, config.resolved().to_dict()) if checkpoint.exists() else None
     folder = RunFolder(run_dir, made=False, claimed=True, resumed=True)
     return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background,
-                     checkpoint_every=checkpoint_every)
+                     checkpoint_every=checkpoint_every, lr=lr)
 
 
 def _data_settings(data_dir):
@@ -95,7 +97,7 @@ def _data_settings(data_dir):
 
 
 def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data=None,
-              checkpoint_every=None):
+              checkpoint_every=None, lr=None):
     background = background if background is not None else usable_cores() > 1
     observer = observer if observer is not None else RunObserver()
     checkpoint = folder.path / CHECKPOINT_NAME
@@ -107,6 +109,8 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
             (x_train, t_train), (x_test, t_test) = data or load_mnist(normalize=False, data_dir=data_dir)
             trainer = Trainer.from_config(config, input_size=x_train.shape[1], background=background)
             trainer.check_data(x_train, t_train, x_test, t_test)
+            if lr is not None:
+                trainer.change_learning_rate(lr)
             folder.start(config, data_settings)
             observer.started(folder.path, trainer, x_train, t_train)
         except BaseException:  # nothing to save yet
@@ -120,7 +124,9 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
                                lambda reached: save_checkpoint(checkpoint, reached, settings), checkpoint_every)
             except TrainingDiverged as exc:
                 save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
-                raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}", exc.history) from None
+                again = (f"; continue it from its last checkpoint with a new rate: sgdlab train --resume {folder.path} "
+                         "--lr X" if checkpoint.exists() else "")
+                raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}{again}", exc.history) from None
             save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
                      draw=charts.plot_history if charts is not None else plot_history)
             if history.stopped is None:  # finished: nothing left to resume

@@ -11,12 +11,16 @@ tools can rely on them:
 - `val_acc`: per evaluation, the accuracy on the validation images held out
   of the training set (`TrainConfig.validation`); empty without them.
 - `iters_per_epoch`: ceil(train_size / batch_size), of the images trained on.
+- `lr_changes`: `{"iteration": n, "lr": x}` for each change of the learning
+  rate during the run (from the lab page, or `sgdlab train --resume RUN --lr X`):
+  the updates after the first n used x. Empty when the rate never changed.
 - `stopped`: None for a complete run, else why it ended early.
 """
 
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import SgdlabError
@@ -36,6 +40,7 @@ class History:
     test_acc: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     val_acc: list = field(default_factory=list)
+    lr_changes: list = field(default_factory=list)
     stopped: str | None = None
 
     def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None):
@@ -46,6 +51,14 @@ class History:
         self.seconds.append(seconds)
         if val_acc is not None:
             self.val_acc.append(val_acc)
+
+    def record_lr_change(self, lr):
+        """Note that the updates from now on use the learning rate `lr`."""
+        self.lr_changes.append({"iteration": len(self.loss), "lr": lr})
+
+    def lr_changes_until(self, iteration):
+        """The changes made after at most `iteration` updates (what a checkpoint there holds)."""
+        return [dict(change) for change in self.lr_changes if change["iteration"] <= iteration]
 
     @property
     def interrupted(self):
@@ -73,7 +86,7 @@ class History:
     @classmethod
     def from_dict(cls, values):
         names = {f.name for f in fields(cls)}
-        missing = sorted(names - set(values) - {"stopped", "seconds", "val_acc"})
+        missing = sorted(names - set(values) - {"stopped", "seconds", "val_acc", "lr_changes"})
         if missing:
             raise SgdlabError(f"history is missing the keys {missing}: it was not written by sgdlab")
         # val_acc is empty when no validation set was held out; when there was one, it is as long as the others.
@@ -86,6 +99,7 @@ class History:
         if len(set(lengths.values())) > 1:
             raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
                               "sgdlab, or was edited")
+        _check_lr_changes(values.get("lr_changes", []), len(values["loss"]))
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def to_csv(self):
@@ -105,6 +119,18 @@ class History:
     def load(cls, path):
         """Read a history.json, with a clear error when it is missing or not sgdlab's."""
         return cls.from_dict(read_json_object(path, "history file"))
+
+
+def _check_lr_changes(changes, iterations):
+    """Refuse learning-rate changes that are not `{"iteration": n, "lr": x}` in order, within the run."""
+    previous = 0
+    for change in changes if isinstance(changes, list) else [None]:
+        if not (isinstance(change, dict) and set(change) == {"iteration", "lr"}
+                and type(change["iteration"]) is int and _is_number(change["lr"])
+                and previous <= change["iteration"] <= iterations and 0 < change["lr"] < math.inf):
+            raise SgdlabError("history's 'lr_changes' is not a list of {\"iteration\": n, \"lr\": x} in the order of "
+                              "the run: it was not written by sgdlab, or was edited")
+        previous = change["iteration"]
 
 
 def _is_number(value):

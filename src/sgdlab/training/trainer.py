@@ -7,6 +7,7 @@ show whether the network overfits (`eval_every` spaces them otherwise).
 
 import contextlib
 import math
+import threading
 import time
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..engine.threads import one_blas_thread, usable_cores
 from ..errors import ConfigError, TrainingDiverged
 from ..interrupts import interrupts_deferred
 from ..nn.functions import as_labels
+from ..ranges import POSITIVE_NUMBER
 from .config import TrainConfig
 from .evaluation import Evaluator
 from .history import EVALUATION_KEYS, INTERRUPTED, History
@@ -52,6 +54,8 @@ class Trainer:
         self.background = background if background is not None else usable_cores() > 1
         self.history = None
         self.iterations = None  # the updates of the latest `fit`
+        self._lr_request = None  # a learning rate asked for by `change_learning_rate`, until the loop takes it
+        self._lr_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config=None, input_size=784, output_size=10, background=None):
@@ -60,6 +64,13 @@ class Trainer:
         init_rng, _, _ = seeded_generators(config.seed)
         network = config.make_network(input_size, output_size, init_rng)
         return cls(network, config.make_optimizer(), config, background)
+
+    def change_learning_rate(self, lr):
+        """Train with `lr` from the next iteration on (callable from any thread, before or during `fit`); the
+        change is recorded in `history.lr_changes`."""
+        lr = POSITIVE_NUMBER.check("the learning rate", lr)
+        with self._lr_lock:
+            self._lr_request = lr
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None, on_checkpoint=None,
             resume=None, checkpoint_every=None):
@@ -98,6 +109,8 @@ class Trainer:
         if resume is not None:
             resume.restore(self, sampler)
             self.history = History.from_dict(resume.history.to_dict())
+            if self.history.lr_changes:  # the rate the run had reached
+                self.optimizer.lr = self.history.lr_changes[-1]["lr"]
             start -= self.history.seconds[-1] if self.history.seconds else 0.0  # its time so far counts
         done = len(self.history.loss)
         batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations - done, self.background)
@@ -130,6 +143,7 @@ class Trainer:
         evaluator.submit(self.network, iteration)
 
     def _write_checkpoint(self, state):
+        state.history.lr_changes = self.history.lr_changes_until(state.iteration)
         self._checkpointed = state.iteration
         self._on_checkpoint(state)
 
@@ -160,12 +174,13 @@ class Trainer:
         for iteration, (batch, x) in enumerate(batches, start=done + 1):
             if (signal_name := pending()) is not None:
                 raise KeyboardInterrupt(signal_name)
+            self._take_lr_request()
             loss = self._update(compute_gradient, x, labels[batch])
             if not math.isfinite(loss):
                 self._record(evaluator, on_evaluation, wait=True)
                 history.stopped = f"loss became {loss} at iteration {iteration}"
                 raise TrainingDiverged(f"the loss became {loss} at iteration {iteration}: training diverged; "
-                                       f"try a smaller learning rate than {self.config.learning_rate} (--lr)", history)
+                                       f"try a smaller learning rate than {self.optimizer.lr} (--lr)", history)
             history.loss.append(float(loss))
             if on_iteration is not None:
                 on_iteration(iteration, loss)
@@ -175,6 +190,14 @@ class Trainer:
             if (self._on_checkpoint is not None and iteration % self._checkpoint_interval == 0
                     and self._checkpoint_interval != interval and iteration != self.iterations):
                 self._checkpoint_now(evaluator, on_evaluation, iteration)
+
+    def _take_lr_request(self):
+        """Switch to the learning rate asked for since the last iteration, if it is a new one."""
+        with self._lr_lock:
+            lr, self._lr_request = self._lr_request, None
+        if lr is not None and lr != self.optimizer.lr:
+            self.optimizer.lr = lr
+            self.history.record_lr_change(lr)
 
     def split(self, x_train, t_train, held_out, rng):
         """(training images, their targets, the validation set or None): `held_out` of them drawn by `rng`."""

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sgdlab.errors import ConfigError
-from sgdlab.runs.experiments import BATCH_NORM_SCALES, experiments, optimizers_experiment, run_experiment
+from sgdlab.runs.experiments import (BATCH_NORM_SCALES, experiments, optimizers_experiment, resume_experiment,
+                                     run_experiment)
 from sgdlab.runs.model_file import load_model
 from sgdlab.cli.experiment import NAMES
 
@@ -97,6 +98,51 @@ def test_a_folder_holding_an_experiment_is_refused_unless_overwritten(tmp_path, 
     _, summary = run_experiment(experiment, out=tmp_path / "exp", length={"iters": 4}, data_dir=data_dir,
                                 overwrite=True)
     assert summary["variants"]["dropout-0.2"]["iterations"] == 4
+
+
+def test_an_interrupted_experiment_resumed_equals_the_experiment_made_in_one_go(tmp_path, data_dir):
+    experiment = subset(optimizers_experiment(("sgd", "adam", "momentum")), "sgd", "adam", "momentum")
+    length = {"iters": 60}
+    _, whole = run_experiment(experiment, out=tmp_path / "whole", length=length, data_dir=data_dir, workers=1,
+                              seed=4)
+
+    def ctrl_c_in_adam(variant, done, total):
+        if variant == "adam" and done >= 30:
+            raise KeyboardInterrupt
+
+    _, stopped = run_experiment(experiment, out=tmp_path / "exp", length=length, data_dir=data_dir, workers=1,
+                                seed=4, progress=ctrl_c_in_adam)
+    assert stopped["stopped"] == "interrupted; not run: momentum"
+    assert stopped["variants"]["adam"]["stopped"].startswith("interrupted")
+    sgd_history = (tmp_path / "exp" / "sgd" / "history.json").read_bytes()
+    with pytest.raises(ConfigError, match="already holds an experiment .* --overwrite"):
+        run_experiment(experiment, out=tmp_path / "exp", length=length, data_dir=data_dir)
+
+    _, resumed = resume_experiment(tmp_path / "exp", workers=1)
+    assert (tmp_path / "exp" / "sgd" / "history.json").read_bytes() == sgd_history  # finished: kept as it was
+    assert "stopped" not in resumed
+    for variant in ("sgd", "adam", "momentum"):
+        assert resumed["variants"][variant] == whole["variants"][variant], variant
+        a, b = (json.loads((folder / variant / "history.json").read_text()) for folder in (tmp_path / "exp",
+                                                                                           tmp_path / "whole"))
+        assert a["loss"] == b["loss"] and a["test_acc"] == b["test_acc"], variant
+
+
+def test_an_experiment_killed_before_its_summary_is_resumed_and_a_damaged_one_refused(tmp_path, data_dir):
+    experiment = subset(experiments()["dropout"], "no-dropout", "dropout-0.2")
+    _, whole = run_experiment(experiment, out=tmp_path / "exp", length={"iters": 5}, data_dir=data_dir, workers=1)
+    (tmp_path / "exp" / "summary.json").unlink()  # as a kill during the second variant leaves it:
+    for name in ("history.json", "model.npz"):
+        (tmp_path / "exp" / "dropout-0.2" / name).unlink()
+    with pytest.raises(ConfigError, match="holds an unfinished experiment .* --resume"):
+        run_experiment(experiment, out=tmp_path / "exp", length={"iters": 5}, data_dir=data_dir)
+    _, resumed = resume_experiment(tmp_path / "exp", workers=2)
+    assert resumed["variants"] == whole["variants"]
+    (tmp_path / "exp" / "experiment.json").write_text('{"name": "dropout"}')
+    with pytest.raises(ConfigError, match="experiment.json is damaged"):
+        resume_experiment(tmp_path / "exp")
+    with pytest.raises(ConfigError, match="holds no experiment to resume"):
+        resume_experiment(tmp_path / "nothing")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from sgdlab.training.config import TrainConfig
 
 def jobs(tmp_path, data_dir, iters, names=("sgd", "adam", "momentum")):
     return {name: (TrainConfig(iters=iters, batch_size=50, hidden_size=20, optimizer=name, eval_every=10),
-                   tmp_path / name, False, data_dir) for name in names}
+                   tmp_path / name, False, data_dir, False) for name in names}
 
 
 def test_side_by_side_runs_equal_the_same_runs_one_after_another(tmp_path, data_dir):

@@ -17,10 +17,11 @@ def add_to(commands):
                     "(batch_norm_test.py), weight-decay (overfit_weight_decay.py) or dropout (overfit_dropout.py). "
                     "Each variant is a run folder under --out, beside summary.json and the book's figure; all "
                     "start from the same seed and draw the same batches.")
-    parser.add_argument("name", choices=NAMES, metavar="NAME", help=f"one of {', '.join(NAMES)}")
+    parser.add_argument("name", choices=NAMES, metavar="NAME", nargs="?",
+                        help=f"one of {', '.join(NAMES)} (not with --resume)")
     add_data_dir(parser)
     parser.add_argument("--out", type=path_given, metavar="DIR", help="folder for the experiment (default: runs/<date>-<time>)")
-    parser.add_argument("--seed", type=option_type(NON_NEGATIVE_INT.parse), default=0, metavar="N",
+    parser.add_argument("--seed", type=option_type(NON_NEGATIVE_INT.parse), metavar="N",
                         help="the seed every variant starts from (default 0)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--iters", type=option_type(POSITIVE_INT.parse), metavar="N",
@@ -31,22 +32,42 @@ def add_to(commands):
                         help="for the optimizers experiment: which to compare (default sgd,momentum,adagrad,adam; "
                              "also nesterov and rmsprop)")
     parser.add_argument("--overwrite", action="store_true", help="replace an experiment already in --out")
+    parser.add_argument("--resume", type=path_given, metavar="DIR",
+                        help="continue the interrupted experiment in DIR: its finished variants are kept, the "
+                             "interrupted ones continue from their checkpoints (only --data-dir and --quiet may be "
+                             "given with it)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
 
 
 def run(args):
     from ..errors import ConfigError
-    from ..runs.experiments import BOOK_OPTIMIZERS, experiments, run_experiment
+    from ..runs.experiments import BOOK_OPTIMIZERS, experiments, resume_experiment, run_experiment
 
-    if args.optimizers is not None and args.name != "optimizers":
-        raise ConfigError(f"--optimizers chooses the variants of the optimizers experiment, not of {args.name}")
-    experiment = experiments(args.optimizers or BOOK_OPTIMIZERS)[args.name]
-    length = {"iters": args.iters} if args.iters else {"epochs": args.epochs} if args.epochs else None
-    say(args, f"experiment {experiment.name} ({experiment.script}): {len(experiment.variants)} variants")
-    with VariantProgress(args) as progress:
-        out, summary = run_experiment(experiment, out=args.out, seed=args.seed, length=length,
-                                      overwrite=args.overwrite, data_dir=args.data_dir, progress=progress)
+    if args.resume is not None:
+        given = [flag for flag, value in (("NAME", args.name), ("--out", args.out), ("--seed", args.seed),
+                                          ("--iters", args.iters), ("--epochs", args.epochs),
+                                          ("--optimizers", args.optimizers), ("--overwrite", args.overwrite or None))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"--resume continues an experiment as its experiment.json describes it: leave out "
+                              f"{', '.join(given)}")
+        if _has_finished(args.resume):
+            say(args, f"{args.resume} has finished already: nothing to resume")
+            return 0
+        with VariantProgress(args) as progress:
+            out, summary = resume_experiment(args.resume, data_dir=args.data_dir, progress=progress)
+    else:
+        if args.name is None:
+            raise ConfigError(f"name the experiment to run ({', '.join(NAMES)}), or give --resume DIR")
+        if args.optimizers is not None and args.name != "optimizers":
+            raise ConfigError(f"--optimizers chooses the variants of the optimizers experiment, not of {args.name}")
+        experiment = experiments(args.optimizers or BOOK_OPTIMIZERS)[args.name]
+        length = {"iters": args.iters} if args.iters else {"epochs": args.epochs} if args.epochs else None
+        say(args, f"experiment {experiment.name} ({experiment.script}): {len(experiment.variants)} variants")
+        with VariantProgress(args) as progress:
+            out, summary = run_experiment(experiment, out=args.out, seed=args.seed or 0, length=length,
+                                          overwrite=args.overwrite, data_dir=args.data_dir, progress=progress)
     say(args, f"{'variant':22} {'loss':>7} {'train acc':>10} {'test acc':>9} {'gap':>7}")
     for variant, figures in summary["variants"].items():
         loss = figures["final_loss"]
@@ -59,6 +80,16 @@ def run(args):
         return EXIT_INTERRUPTED
     say(args, f"results in {out}: summary.json, {summary['figure']} and one run folder per variant")
     return 0
+
+
+def _has_finished(folder):
+    """Whether the experiment in `folder` has ended with every variant run (its summary says nothing stopped)."""
+    from pathlib import Path
+
+    from ..fileio import read_json_object
+
+    summary = Path(folder) / "summary.json"
+    return summary.exists() and "stopped" not in read_json_object(summary, "experiment's summary")
 
 
 class VariantProgress:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import sys
+import time
 
 from ..errors import ConfigError
 from ..ranges import POSITIVE_INT
@@ -72,6 +73,8 @@ class TerminalProgress:
         self.args = args
         self.bar = None
         self.numerical = False
+        self.textbook_seconds = None  # a textbook numerical gradient's, to compare with the one measured
+        self.timed_from = None  # when the first iteration ended, to time the second (not paying for warm-up)
 
     def started(self, run_dir, trainer, x_train, t_train):
         from tqdm import tqdm
@@ -84,7 +87,7 @@ class TerminalProgress:
                        f"({iterations} iterations, batch {config.batch_size}, {config.grad} gradients, "
                        f"{config.network_dtype})")
         if config.grad == "numerical":
-            say(self.args, numerical_gradient_estimate(trainer, x_train, t_train, iterations))
+            self.textbook_seconds = textbook_gradient_seconds(trainer, x_train, t_train)
         # No bar when quiet or when the output is not a terminal (a log file gets the evaluation lines only).
         self.bar = tqdm(total=iterations, unit="it", disable=True if self.args.quiet else None, dynamic_ncols=True,
                         leave=False)
@@ -94,6 +97,18 @@ class TerminalProgress:
         self.bar.update(1)
         if iteration % 50 == 0 or self.numerical:
             self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if self.numerical:
+            self._say_how_long(iteration)
+
+    def _say_how_long(self, iteration):
+        """After the second iteration of this session, how long the numerical gradients are taking."""
+        if self.timed_from is None:
+            self.timed_from = time.perf_counter()
+            return
+        seconds, self.numerical = time.perf_counter() - self.timed_from, False
+        if not self.args.quiet:
+            self.bar.write(numerical_gradient_estimate(seconds, self.textbook_seconds, self.bar.total - iteration,
+                                                       self.bar.total))
 
     def evaluation(self, history):
         if not self.args.quiet:
@@ -103,18 +118,24 @@ class TerminalProgress:
         self.bar.close()
 
 
-def numerical_gradient_estimate(trainer, x_train, t_train, iters):
-    """How long `iters` numerical gradients will take here, and how long the textbook way would."""
+def textbook_gradient_seconds(trainer, x_train, t_train):
+    """How long one textbook numerical gradient (every parameter perturbed through the whole net) takes here,
+    on one BLAS thread as training runs."""
     import numpy as np
 
     from ..data.scaling import to_float
-    from ..engine.timing import estimate_textbook_gradient_seconds, measure_numerical_gradient_seconds
+    from ..engine.threads import one_blas_thread
+    from ..engine.timing import estimate_textbook_gradient_seconds
 
-    batch_size = trainer.config.batch_size
-    pixels = x_train[:batch_size]
-    batch = to_float(pixels, np.empty(pixels.shape, trainer.network.dtype)), t_train[:batch_size]
-    seconds = measure_numerical_gradient_seconds(trainer.network, *batch)
-    textbook = estimate_textbook_gradient_seconds(trainer.network, *batch)
-    return (f"numerical gradients: about {duration(seconds)} per iteration, {duration(seconds * iters)} for "
-            f"{iters} iterations (perturbing one parameter at a time through the whole net, as the textbook "
-            f"does, would take about {duration(textbook)} per iteration, {duration(textbook * iters)} in all)")
+    pixels = x_train[:trainer.config.batch_size]
+    batch = to_float(pixels, np.empty(pixels.shape, trainer.network.dtype)), t_train[:len(pixels)]
+    with one_blas_thread():
+        return estimate_textbook_gradient_seconds(trainer.network, *batch)
+
+
+def numerical_gradient_estimate(seconds, textbook_seconds, remaining, iterations):
+    """What a run of numerical gradients will take, from the time one of its iterations took."""
+    return (f"numerical gradients: {duration(seconds)} per iteration, about {duration(seconds * remaining)} for the "
+            f"rest of the run (perturbing one parameter at a time through the whole net, as the textbook does, would "
+            f"take about {duration(textbook_seconds)} per iteration, {duration(textbook_seconds * iterations)} for "
+            f"all {iterations})")

@@ -4,12 +4,15 @@ Each experiment is the setting of one of the book's scripts (`ch06/...`)
 and the variants it compares. Every variant is an ordinary run folder
 (what `sgdlab train` writes) named after it, under the experiment's folder,
 beside `summary.json` (each variant's folder, settings and final figures)
-and the book's figure. All variants use the same seed, so they draw the
+and the book's figure; `experiment.json`, written first, holds what the
+experiment is (its settings, variants, seed and length), from which
+`resume_experiment` continues an interrupted one. All variants use the same seed, so they draw the
 same batches and, where the architecture is the same, the same initial
 weights (scaled by the variant's weight scale): they differ only in what
 the experiment varies, which the book's scripts do not ensure.
 """
 
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass
@@ -19,11 +22,12 @@ import numpy as np
 
 from ..engine.threads import usable_cores
 from ..errors import ConfigError
-from ..fileio import write_text_atomic
+from ..fileio import read_json_object, write_text_atomic
 from ..nn.optimizers import OPTIMIZERS
 from ..plots import experiment_charts
 from ..training.config import TrainConfig
 from .parallel_runs import train_runs
+from .run import finished_history
 from .run_folder import check_writable_folder, new_run_dir
 
 BOOK_OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # the four of optimizer_compare_mnist.py
@@ -33,6 +37,7 @@ DEEP_NET = {"hidden_sizes": (100, 100, 100, 100), "activation": "relu", "batch_s
 OVERFITTING_NET = {"hidden_sizes": (100,) * 6, "activation": "relu", "weight_init_std": "he", "train_size": 300,
                    "optimizer": "sgd", "lr": 0.01, "batch_size": 100}
 BATCH_NORM_SCALES = np.logspace(0, -4, num=16)  # batch_norm_test.py's weight scales
+EXPERIMENT_FILE = "experiment.json"
 
 
 @dataclass(frozen=True)
@@ -104,16 +109,54 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
         out = new_run_dir()
     out = Path(out)
     check_writable_folder(out)
-    if (out / "summary.json").exists() and not overwrite:
-        raise ConfigError(f"{out} already holds an experiment (summary.json): give another --out, or add "
-                          "--overwrite to replace it")
+    for name, what in (("summary.json", "an experiment"), (EXPERIMENT_FILE, "an unfinished experiment")):
+        if (out / name).exists() and not overwrite:
+            resume = f", continue it with --resume {out}" if name == EXPERIMENT_FILE else ""
+            raise ConfigError(f"{out} already holds {what} ({name}): give another --out{resume}, or add "
+                              "--overwrite to replace it")
     if overwrite:  # the earlier experiment's summary and figure must not pass for this one's
-        (out / "summary.json").unlink(missing_ok=True)
-        (out / f"{experiment.name}.png").unlink(missing_ok=True)
-    jobs = {variant: (config, out / variant, overwrite, data_dir) for variant, config in configs.items()}
+        for name in ("summary.json", f"{experiment.name}.png", EXPERIMENT_FILE):
+            (out / name).unlink(missing_ok=True)
+    write_text_atomic(out / EXPERIMENT_FILE, json.dumps({**dataclasses.asdict(experiment), "seed": seed,
+                                                         "length": length, "data_dir": data_dir and str(data_dir)},
+                                                        indent=1) + "\n")
+    jobs = {variant: (config, out / variant, overwrite, data_dir, False) for variant, config in configs.items()}
+    return out, _train_and_summarise(experiment, out, seed, configs, jobs, {}, progress, workers)
+
+
+def resume_experiment(out, data_dir=None, progress=None, workers=None):
+    """Continue the interrupted experiment in `out`: its finished variants are kept, the interrupted ones
+    continue from their checkpoints and the others start; returns what `run_experiment` does, with the same
+    results as the experiment made in one go. `data_dir`: where MNIST is now (default: where it was)."""
+    out = Path(out)
+    if not (out / EXPERIMENT_FILE).exists():
+        raise ConfigError(f"{out} holds no experiment to resume (no {EXPERIMENT_FILE}): give the folder of an "
+                          "'sgdlab experiment'")
+    stored = read_json_object(out / EXPERIMENT_FILE, "experiment's settings")
+    try:
+        experiment = Experiment(*(stored[spec.name] for spec in dataclasses.fields(Experiment)))
+        seed, length = stored["seed"], stored["length"]
+        data_dir = data_dir if data_dir is not None else stored["data_dir"]
+        configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{out / EXPERIMENT_FILE} is damaged ({exc}): it cannot be resumed") from None
+    finished, jobs = {}, {}
+    for variant, config in configs.items():
+        history = finished_history(out / variant)
+        if history is not None:
+            finished[variant] = history
+        else:  # interrupted or killed (it continues), or not started yet
+            jobs[variant] = (config, out / variant, False, data_dir, (out / variant / "config.json").exists())
+    return out, _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers)
+
+
+def _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers):
+    """Train `jobs` (the variants not in `finished`, their histories), then write the summary and the figure."""
     # matplotlib's import (half a second) happens while the variants train, not after them
     threading.Thread(target=experiment_charts.prepare_matplotlib, daemon=True).start()
-    histories, interrupted = train_runs(jobs, workers or usable_cores(), progress)
+    trained, interrupted = train_runs(jobs, workers or usable_cores(), progress)
+    histories = {variant: finished[variant] if variant in finished else trained[variant] for variant in configs
+                 if variant in finished or variant in trained}
     summary = {"experiment": experiment.name, "book_script": experiment.script, "seed": seed,
                "shared_settings": experiment.shared, "variants": {}}
     for variant, history in histories.items():
@@ -126,7 +169,7 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
         getattr(experiment_charts, experiment.figure)(histories, figure, experiment.name)
         summary["figure"] = figure.name
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    return out, summary
+    return summary
 
 
 def final_figures(history):

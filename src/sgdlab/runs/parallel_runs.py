@@ -23,14 +23,15 @@ from concurrent.futures.process import BrokenProcessPool
 from ..data import load_mnist
 from ..errors import SgdlabError, TrainingDiverged
 from ..interrupts import TERMINATION_SIGNALS, interrupts_deferred
-from .run import RunObserver, train_run
+from .run import RunObserver, resume_run, train_run
 
 PROGRESS_STEPS = 200  # progress reports per run, at most
 POLL_SECONDS = 0.1  # how often the caller relays progress while the workers train
 
 
 def train_runs(jobs, workers=1, progress=None):
-    """Train every job, `{name: (config, out, overwrite, data_dir)}`; returns `({name: history}, interrupted)`.
+    """Train every job, `{name: (config, out, overwrite, data_dir, resume)}` (`resume`: continue the run in `out`,
+    see `resume_run`); returns `({name: history}, interrupted)`.
 
     `progress(name, done, total)` is called in this process as runs advance.
     A diverged run is returned with its `history.stopped` saying so. After
@@ -107,7 +108,7 @@ def _start_worker(messages, stop):
     _worker.update(send=messages.put, stop=stop)
 
 
-def train_job(name, config, out, overwrite, data_dir, send=None, background=False, loaded=None):
+def train_job(name, config, out, overwrite, data_dir, resume, send=None, background=False, loaded=None):
     """Train one job (in a worker: reporting to the caller's queue, without background threads); returns its
     history, also when it diverged, or None if the caller asked to stop before it started. `loaded` keeps
     MNIST by folder for the next jobs (in a worker: the worker's own)."""
@@ -120,8 +121,12 @@ def train_job(name, config, out, overwrite, data_dir, send=None, background=Fals
     if key not in loaded:
         loaded[key] = load_mnist(normalize=False, data_dir=data_dir)
     try:
-        _, history = train_run(config, out=out, overwrite=overwrite, data_dir=data_dir, observer=reporter,
-                               background=background, data=loaded[key])
+        if resume:
+            _, history = resume_run(out, data_dir=data_dir, observer=reporter, background=background,
+                                    data=loaded[key])
+        else:
+            _, history = train_run(config, out=out, overwrite=overwrite, data_dir=data_dir, observer=reporter,
+                                   background=background, data=loaded[key])
     except TrainingDiverged as exc:  # a finding too (a plain net at a large weight scale): recorded as such
         history = exc.history
     return history

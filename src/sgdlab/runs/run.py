@@ -66,7 +66,8 @@ def finished_history(run_dir):
     return None if history.interrupted else history
 
 
-def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None, checkpoint_every=None, lr=None):
+def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None, checkpoint_every=None, lr=None,
+               data=None):
     """Continue the run in `run_dir` with the settings of its config.json, from its last checkpoint (from the
     start if it was stopped before its first); returns `(run_dir, history)` as `train_run` does.
 
@@ -74,7 +75,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     without the interruption, bit for bit. `data_dir`: where MNIST is now
     (default: where the run found it). `lr`: a new learning rate from the
     checkpoint on, recorded in the history (the way out of a diverged run,
-    which continues from its last checkpoint too).
+    which continues from its last checkpoint too). `data`: as for `train_run`.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
@@ -87,8 +88,8 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     checkpoint = run_dir / CHECKPOINT_NAME
     state = load_checkpoint(checkpoint, config.resolved().to_dict()) if checkpoint.exists() else None
     folder = RunFolder(run_dir, made=False, claimed=True, resumed=True)
-    return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background,
-                     checkpoint_every=checkpoint_every, lr=lr)
+    return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data,
+                     checkpoint_every, lr)
 
 
 def _data_settings(data_dir):
@@ -124,8 +125,8 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
                                lambda reached: save_checkpoint(checkpoint, reached, settings), checkpoint_every)
             except TrainingDiverged as exc:
                 save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
-                again = (f"; continue it from its last checkpoint with a new rate: sgdlab train --resume {folder.path} "
-                         "--lr X" if checkpoint.exists() else "")
+                again = (f" (to continue it from its last checkpoint at a smaller rate: sgdlab train --resume "
+                         f"{folder.path} --lr X)" if checkpoint.exists() else "")
                 raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}{again}", exc.history) from None
             save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
                      draw=charts.plot_history if charts is not None else plot_history)

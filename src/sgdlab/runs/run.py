@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..data import default_data_dir, load_mnist
 from ..engine.threads import usable_cores
-from ..errors import ConfigError, TrainingDiverged
+from ..errors import ConfigError, SgdlabError, TrainingDiverged
 from ..fileio import read_json_object
 from ..interrupts import interrupts_deferred
 from ..plots.chart_process import ChartProcess
@@ -119,7 +119,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
             raise
 
         # From here to the saved results, Ctrl-C stops the iterations only (see sgdlab.interrupts).
-        with _chart_process(plot and background) as charts, interrupts_deferred():
+        with _chart_process(plot and background) as charts, interrupts_deferred(), _write_errors_named(folder.path):
             try:
                 history = _fit(trainer, (x_train, t_train, x_test, t_test), observer, state,
                                lambda reached: save_checkpoint(checkpoint, reached, settings), checkpoint_every)
@@ -133,6 +133,17 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
             if history.stopped is None:  # finished: nothing left to resume
                 checkpoint.unlink(missing_ok=True)
     return folder.path, history
+
+
+@contextlib.contextmanager
+def _write_errors_named(run_dir):
+    """A file of the run that cannot be written (a full disk, a folder made read-only) ends the run with one
+    clear error; what was saved before it (config.json, the last checkpoint) stays whole, to continue from."""
+    try:
+        yield
+    except OSError as exc:
+        raise SgdlabError(f"cannot write the run's files in {run_dir} ({exc.strerror or exc}); once there is room, "
+                          f"continue it from its last checkpoint: sgdlab train --resume {run_dir}") from None
 
 
 def _fit(trainer, data, observer, state, on_checkpoint, checkpoint_every):

@@ -1,0 +1,119 @@
+"""A disk that fills up while a run trains: one clear error, the files saved before it whole, and the run
+continued exactly once there is room again. `sgdlab train` runs in a child process here, under a file-size
+limit (anywhere) or on a small tmpfs that the test fills (where it may mount one)."""
+
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sgdlab.runs.checkpoint import load_checkpoint
+from sgdlab.training.config import TrainConfig
+
+SMALL_NET = ("--hidden-size", "10", "--eval-every", "100", "--no-plot", "--quiet")
+
+
+def sgdlab(*argv, file_size_limit=None, wait=True):
+    """`sgdlab ARGV...` in a child process (under a file-size limit in bytes, if given)."""
+    def limit():  # SIGXFSZ is ignored by Python, so a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    process = subprocess.Popen([sys.executable, "-m", "sgdlab", *map(str, argv)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=limit if file_size_limit else None)
+    if not wait:
+        return process
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err
+
+
+def assert_same_run(run_dir, expected_dir):
+    resumed, whole = (json.loads((folder / "history.json").read_text()) for folder in (run_dir, expected_dir))
+    for key in ("loss", "iteration", "train_acc", "test_acc", "stopped"):
+        assert resumed[key] == whole[key], key
+    with np.load(run_dir / "model.npz") as a, np.load(expected_dir / "model.npz") as b:
+        for key in b.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def assert_left_whole(run_dir):
+    """What a run stopped by a full disk leaves: its config, its last checkpoint, readable, and nothing else."""
+    assert {path.name for path in run_dir.iterdir()} == {"config.json", "checkpoint.npz"}
+    settings = json.loads((run_dir / "config.json").read_text())
+    settings.pop("data_dir")
+    return load_checkpoint(run_dir / "checkpoint.npz", TrainConfig.from_dict(settings).resolved().to_dict())
+
+
+def test_a_file_size_limit_reached_mid_run_ends_it_cleanly_and_it_resumes_once_lifted(tmp_path, data_dir):
+    settings = ("--iters", "1500", "--data-dir", data_dir, *SMALL_NET)
+    code, _, err = sgdlab("train", "--out", tmp_path / "whole", *settings)
+    assert code == 0, err
+    # The checkpoint holds the losses so far, so it grows: past 50 kB after a few hundred iterations.
+    code, out, err = sgdlab("train", "--out", tmp_path / "run", *settings, file_size_limit=50_000)
+    assert (code, out) == (1, "")
+    assert err == (f"sgdlab train: error: cannot write the run's files in {tmp_path / 'run'} (File too large); "
+                   f"once there is room, continue it from its last checkpoint: sgdlab train --resume "
+                   f"{tmp_path / 'run'}\n")
+    state = assert_left_whole(tmp_path / "run")
+    assert 100 <= state.iteration < 1500 and state.iteration % 100 == 0
+    code, _, err = sgdlab("train", "--resume", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    assert_same_run(tmp_path / "run", tmp_path / "whole")
+
+
+@contextlib.contextmanager
+def small_disk(folder, size="2m"):
+    """A tmpfs of `size` mounted on `folder` (the test is skipped where mounting is not allowed)."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder):
+    """Write a file into `folder` until its disk is full; returns the file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(b"\0" * 4096)
+    return filler
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_disk_filled_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_there_is_room(tmp_path, data_dir):
+    settings = ("--iters", "6000", "--data-dir", data_dir, *SMALL_NET)
+    code, _, err = sgdlab("train", "--out", tmp_path / "whole", *settings)
+    assert code == 0, err
+    with small_disk(tmp_path / "disk") as disk:
+        run_dir = disk / "run"
+        training = sgdlab("train", "--out", run_dir, *settings, wait=False)
+        deadline = time.monotonic() + 60
+        while not (run_dir / "checkpoint.npz").exists() and training.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        filler = fill(disk)  # the disk is full from the first checkpoint on
+        out, err = training.communicate(timeout=300)
+        assert (training.returncode, out) == (1, ""), err
+        assert err.startswith(f"sgdlab train: error: cannot write the run's files in {run_dir} (No space left on "
+                              "device); once there is room, continue it from its last checkpoint")
+        state = assert_left_whole(run_dir)
+        assert state.iteration < 6000
+
+        code, _, err = sgdlab("train", "--out", disk / "another", *settings)  # a run started on the full disk
+        assert code == 1 and "No space left on device" in err
+        assert not (disk / "another" / "config.json").exists()  # nothing there to block the next run
+
+        filler.unlink()
+        code, _, err = sgdlab("train", "--resume", run_dir, "--quiet")
+        assert code == 0, err
+        assert_same_run(run_dir, tmp_path / "whole")

@@ -9,6 +9,7 @@ from ..ranges import POSITIVE_INT
 from ..training.config import TrainConfig
 from .arguments import (add_config_option, add_data_dir, config_from_args, config_option_flags, given_settings,
                         option_type, path_given)
+from .live import add_lab_options
 from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
 
 
@@ -23,14 +24,16 @@ def add_to(commands):
     parser.add_argument("--out", type=path_given, metavar="DIR", help="run folder for results (default: runs/<date>-<time>)")
     parser.add_argument("--resume", type=path_given, metavar="RUN_DIR",
                         help="continue the interrupted run in RUN_DIR from its last checkpoint, with the settings "
-                             "of its config.json (only --data-dir, --checkpoint-every, --no-plot, --quiet and --lr, a new "
-                             "learning rate from the checkpoint on, may be given with it)")
+                             "of its config.json (only --data-dir, --checkpoint-every, --no-plot, --quiet, --live and its "
+                             "options, and --lr, a new learning rate from the checkpoint on, may be given with it)")
     parser.add_argument("--checkpoint-every", type=option_type(POSITIVE_INT.parse), metavar="N",
                         help="iterations between checkpoints (default: at every evaluation, or every epoch when "
                              "there is none before the end)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a run already in --out")
     parser.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png and loss.png")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_lab_options(parser, "--live", "watch the run on the lab page (see sgdlab view): its curves, its hidden "
+                                      "units, its mistakes and gradients, with pause, step, stop and a new rate")
     return parser
 
 
@@ -52,13 +55,23 @@ def run(args):
                    f"has finished already (final test accuracy {finished.test_acc[-1]:.4f})")
             say(args, f"{args.resume} {how}: nothing to resume")
             return 0
-        run_dir, history = resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot,
-                                      observer=TerminalProgress(args), checkpoint_every=args.checkpoint_every,
-                                      lr=given_lr)
+
+        def train(observer, data=None):
+            return resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot, observer=observer,
+                              checkpoint_every=args.checkpoint_every, lr=given_lr, data=data)
     else:
-        run_dir, history = train_run(config_from_args(args), out=args.out, overwrite=args.overwrite,
-                                     data_dir=args.data_dir, plot=not args.no_plot, observer=TerminalProgress(args),
-                                     checkpoint_every=args.checkpoint_every)
+        config = config_from_args(args)
+
+        def train(observer, data=None):
+            return train_run(config, out=args.out, overwrite=args.overwrite, data_dir=args.data_dir,
+                             plot=not args.no_plot, observer=observer, checkpoint_every=args.checkpoint_every,
+                             data=data)
+    if args.live:
+        from .live import train_live
+
+        run_dir, history = train_live(args, train, TerminalProgress(args))
+    else:
+        run_dir, history = train(TerminalProgress(args))
     if history.stopped:
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

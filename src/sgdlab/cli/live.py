@@ -1,0 +1,94 @@
+"""The lab page from the command line: `sgdlab train --live` serves the run it trains, `sgdlab view` the runs
+in folders; both print the page's address (with its token) and open it unless told not to."""
+
+import contextlib
+import sys
+
+from .output import say
+
+
+def add_lab_options(parser, flag=None, help=None):
+    """The page's options: `flag` (--live) turns it on, where it is optional."""
+    if flag is not None:
+        parser.add_argument(flag, action="store_true", help=help)
+    parser.add_argument("--port", type=_port, metavar="N", default=0,
+                        help="the page's port on this machine (default: a free one)")
+    parser.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                        help="the address to listen on (default 127.0.0.1: this machine only; another exposes the "
+                             "page, guarded by its token, to whoever can reach it)")
+    parser.add_argument("--no-browser", action="store_true", help="print the page's address but do not open it")
+
+
+def train_live(args, train, terminal):
+    """Train with `train(observer, data)` while the page shows it; after training the page stays up until
+    Ctrl-C. Returns what `train` returns (a diverged run's error is raised once the page is closed)."""
+    from ..lab.catalog import Lab, LiveLabRun, MnistOnce
+    from ..lab.feed import RunFeed
+    from ..lab.live import LiveRun
+    from ..errors import TrainingDiverged
+
+    data = MnistOnce(_data_dir(args))
+    live = LiveRun(RunFeed("starting", {}, live=True), terminal)
+    with serving(args, Lab([LiveLabRun("live", live, data)])) as server:
+        try:
+            run_dir, history = train(live, data())
+        except TrainingDiverged as exc:
+            live.feed.update(status="diverged", message=str(exc))
+            print(f"sgdlab train: error: {exc}", file=sys.stderr)
+            stay_up(args, server)
+            raise
+        ended = "stopped" if history.stopped else "finished"
+        live.feed.update(status=ended, message=history.stopped or "", live_network=None)
+        say(args, f"{'stopped' if history.stopped else 'finished'}: results saved in {run_dir}")
+        stay_up(args, server)
+    return run_dir, history
+
+
+@contextlib.contextmanager
+def serving(args, lab):
+    """The page's server for `lab`, started (its address printed, and opened in a browser) and then stopped."""
+    from ..lab.serving import LabServer
+
+    server = LabServer(lab, args.host, args.port)
+    if not server.is_local:
+        print(f"sgdlab: warning: the lab page listens on {args.host}, beyond this machine: whoever can reach it "
+              "and has its address (with the token) can read and drive the runs", file=sys.stderr)
+    with server:
+        print(f"lab page: {server.url}", flush=True)  # even with --quiet: it is what was asked for
+        if not args.no_browser:
+            import webbrowser
+
+            webbrowser.open(server.url)
+        yield server
+
+
+def stay_up(args, server):
+    say(args, "the lab page stays up for looking around and drawing digits: press Ctrl-C to end")
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+
+
+def _data_dir(args):
+    """Where MNIST is: --data-dir, else where the resumed run found it, else the default."""
+    if args.data_dir is not None or args.resume is None:
+        return args.data_dir
+    from pathlib import Path
+
+    from ..fileio import read_json_object
+
+    config = Path(args.resume) / "config.json"
+    return read_json_object(config, "run's settings").get("data_dir") if config.exists() else None
+
+
+def _port(text):
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return port

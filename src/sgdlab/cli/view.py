@@ -1,0 +1,28 @@
+"""`sgdlab view [RUN_DIR...]`: the lab page for runs in folders, finished or still training elsewhere."""
+
+from .arguments import add_data_dir, path_given
+from .live import add_lab_options
+
+
+def add_to(commands):
+    parser = commands.add_parser("view", help="show runs on the lab page",
+                                 description="Serve the lab page for run folders (default: the runs under ./runs): "
+                                             "their curves overlaid, and for the one looked into its hidden units, "
+                                             "its test mistakes, its gradient check and digits drawn or dropped. "
+                                             "Runs still training in another process are followed through their "
+                                             "checkpoints.")
+    parser.add_argument("run_dirs", nargs="*", type=path_given, metavar="RUN_DIR",
+                        help="run folders, or folders of them (an experiment's, runs/)")
+    add_data_dir(parser)
+    add_lab_options(parser)
+    return parser
+
+
+def run(args):
+    from ..lab.catalog import Lab, folder_runs
+    from .live import serving, stay_up
+
+    lab = Lab(folder_runs(args.run_dirs, args.data_dir))
+    with serving(args, lab) as server:
+        stay_up(args, server)
+    return 0

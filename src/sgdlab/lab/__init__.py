@@ -1,0 +1,1 @@
+"""The lab page: a run watched while it learns, looked into, and driven from a browser (see ARCHITECTURE.md)."""

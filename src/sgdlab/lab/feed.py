@@ -1,0 +1,139 @@
+"""What a run publishes for the lab page: a thread-safe record that training writes and the server reads.
+
+Training adds a number per iteration and, per evaluation, its figures and a
+copy of the weights; that is all it pays, so it never waits on a page. The
+server reads the record from its own threads: every change bumps
+`version`, and `wait_for_change` lets a page's stream sleep until there is
+something new. The loss is kept as bucket means (`LossSeries`), so a run of
+a million iterations costs the page as little memory and traffic as one of
+a few thousand.
+"""
+
+import threading
+import time
+
+MAX_LOSS_POINTS = 4096  # even: when full, pairs of buckets merge into half as many
+
+
+class LossSeries:
+    """The loss of every iteration, as at most `limit` means of equal buckets of iterations.
+
+    Buckets hold one iteration at first; when `limit` are full, neighbours
+    merge and buckets become twice as wide. Bucket i ends at iteration
+    (i + 1) * width (the page computes it: only the means travel).
+    """
+
+    def __init__(self, limit=MAX_LOSS_POINTS):
+        self.limit = limit
+        self.width = 1
+        self.means = []
+        self._open_sum, self._open_count = 0.0, 0  # the bucket being filled
+
+    @classmethod
+    def of(cls, losses, limit=MAX_LOSS_POINTS):
+        series = cls(limit)
+        for loss in losses:
+            series.append(loss)
+        return series
+
+    def append(self, loss):
+        self._open_sum += loss
+        self._open_count += 1
+        if self._open_count < self.width:
+            return
+        self.means.append(self._open_sum / self.width)
+        self._open_sum, self._open_count = 0.0, 0
+        if len(self.means) == self.limit:
+            self.means = [(a + b) / 2 for a, b in zip(self.means[::2], self.means[1::2])]
+            self.width *= 2
+
+
+class RunFeed:
+    """One run as the page sees it: settings, loss, evaluations, the latest weights, and where it stands.
+
+    `status` is "starting", "training", "paused", "finished", "stopped" or
+    "diverged"; `message` says more when it ended. `snapshot` is a copy of the
+    network at the latest evaluation (what the page inspects), `live_network`
+    the network training updates (what a drawn digit is read with).
+    """
+
+    def __init__(self, name, settings, live=False):
+        self.name = name
+        self.settings = settings
+        self.live = live  # trained by this process: the page may pause, step, stop and change its rate
+        self.total_iterations = None
+        self.loss = LossSeries()
+        self.evaluations = []  # one dict per evaluation: iteration, epoch, train_acc, test_acc, val_acc, seconds
+        self.lr_changes = []
+        self.learning_rate = None
+        self.snapshot = None
+        self.live_network = None
+        self.status, self.message = "starting", ""
+        self.version = 0
+        self.generation = 0  # bumped when the record is replaced as a whole (a run read again from its folder)
+        self._changed = threading.Condition()
+
+    def update(self, **fields):
+        """Set `fields` and wake the pages waiting for a change."""
+        with self._changed:
+            for name, value in fields.items():
+                setattr(self, name, value)
+            self.version += 1
+            self._changed.notify_all()
+
+    def add_loss(self, loss):
+        with self._changed:
+            self.loss.append(loss)
+            self.version += 1
+            self._changed.notify_all()
+
+    def add_evaluation(self, history, snapshot):
+        """The evaluation just recorded in `history`, with `snapshot`, the network it was made with (a copy)."""
+        keys = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
+        evaluation = {key: getattr(history, key)[-1] for key in keys}
+        evaluation["val_acc"] = history.val_acc[-1] if history.val_acc else None
+        with self._changed:
+            self.evaluations.append(evaluation)
+            self.lr_changes = [dict(change) for change in history.lr_changes]
+            self.snapshot = snapshot
+            self.version += 1
+            self._changed.notify_all()
+
+    def replace(self, loss, evaluations, snapshot, status, message, lr_changes):
+        """Everything at once, as read again from a run's files: pages then get the whole record anew."""
+        with self._changed:
+            self.loss, self.evaluations, self.snapshot = loss, evaluations, snapshot
+            self.status, self.message, self.lr_changes = status, message, [dict(c) for c in lr_changes]
+            self.generation += 1
+            self.version += 1
+            self._changed.notify_all()
+
+    def wait_for_change(self, seen_version, timeout):
+        """Block until `version` differs from `seen_version` or `timeout` seconds pass; returns `version`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.version == seen_version:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self.version
+
+    def view(self, generation=None, loss_width=None, loss_start=0, evaluations_start=0):
+        """What a page that has, of the record's `generation`, the loss buckets before `loss_start` (at bucket
+        width `loss_width`) and the evaluations before `evaluations_start` still lacks: the rest, and
+        everything small in full."""
+        with self._changed:
+            if generation != self.generation:
+                loss_width, evaluations_start = None, 0
+            if loss_width != self.loss.width:  # buckets merged since: the page gets the whole series again
+                loss_start = 0
+            means = self.loss.means[loss_start:]
+            return {
+                "name": self.name, "version": self.version, "generation": self.generation, "live": self.live,
+                "status": self.status,
+                "message": self.message, "total_iterations": self.total_iterations,
+                "learning_rate": self.learning_rate, "lr_changes": self.lr_changes,
+                "loss": {"width": self.loss.width, "start": loss_start, "values": means},
+                "evaluations": {"start": evaluations_start, "rows": self.evaluations[evaluations_start:]},
+            }

@@ -1,0 +1,106 @@
+"""A run trained with the lab page watching: it publishes into a `RunFeed` and obeys the page's controls.
+
+The controls act between two iterations, where Ctrl-C does: pause holds the
+training loop there (Ctrl-C still ends it), a step lets one more iteration
+through, stop ends the run as Ctrl-C does (saved, and resumable), and a new
+learning rate is taken by the trainer before its next update. Nothing here
+touches the weights or a random generator, so a run watched gives the same
+history and weights, bit for bit, as one that is not.
+"""
+
+import threading
+from pathlib import Path
+
+from ..interrupts import interrupts_deferred
+from ..runs.run import RunObserver
+
+PAUSE_POLL_SECONDS = 0.1  # how often a paused run looks for Ctrl-C
+STOPPED_BY_PAGE = "the lab page"  # how history.stopped names the page's stop ("interrupted by the lab page ...")
+
+
+class LiveRun(RunObserver):
+    """Publishes the run into `feed`, passing every event on to `terminal` too (the command line's progress)."""
+
+    def __init__(self, feed, terminal=None):
+        self.feed = feed
+        self.terminal = terminal if terminal is not None else RunObserver()
+        self.trainer = None
+        self._control = threading.Condition()
+        self._paused = False
+        self._steps = 0  # iterations let through while paused
+        self._stop = False
+
+    # --- what training reports ---------------------------------------------------------------------------
+
+    def started(self, run_dir, trainer, x_train, t_train):
+        self.terminal.started(run_dir, trainer, x_train, t_train)
+        self.trainer = trainer
+        config = trainer.config
+        self.feed.update(name=Path(run_dir).name, settings=config.resolved().to_dict(), live_network=trainer.network,
+                         status="paused" if self._paused else "training",
+                         learning_rate=trainer.optimizer.lr,
+                         total_iterations=config.iterations(config.data_rows(len(x_train))[0]))
+
+    def iteration(self, iteration, loss):
+        self.terminal.iteration(iteration, loss)
+        self.feed.add_loss(float(loss))
+        if self.feed.learning_rate != self.trainer.optimizer.lr:
+            self.feed.update(learning_rate=self.trainer.optimizer.lr)
+        self._wait_while_paused()
+
+    def evaluation(self, history):
+        self.terminal.evaluation(history)
+        self.feed.add_evaluation(history, self.trainer.network.copy())
+
+    def training_ended(self):
+        self.terminal.training_ended()
+        with self._control:
+            self._paused = False
+
+    # --- what the page asks --------------------------------------------------------------------------------
+
+    def pause(self):
+        with self._control:
+            self._paused = True
+        if self.feed.status == "training":
+            self.feed.update(status="paused")
+
+    def resume(self):
+        with self._control:
+            self._paused, self._steps = False, 0
+            self._control.notify_all()
+        if self.feed.status == "paused":
+            self.feed.update(status="training")
+
+    def step(self):
+        """One more iteration, then paused again (pausing first if it was running)."""
+        with self._control:
+            self._paused = True
+            self._steps += 1
+            self._control.notify_all()
+
+    def stop(self):
+        """End the run after its current iteration, saved as Ctrl-C saves it."""
+        with self._control:
+            self._stop = True
+            self._control.notify_all()
+
+    def change_learning_rate(self, lr):
+        self.trainer.change_learning_rate(lr)  # checked there; taken before the next update
+
+    def _wait_while_paused(self):
+        """Between iterations: hold while paused (Ctrl-C and the page's stop still end the run)."""
+        with interrupts_deferred() as pending, self._control:
+            while True:
+                if self._stop:
+                    raise KeyboardInterrupt(STOPPED_BY_PAGE)
+                if not self._paused:
+                    return
+                if self._steps:
+                    self._steps -= 1
+                    return
+                if self.feed.status != "paused":
+                    self.feed.update(status="paused")
+                self._control.wait(PAUSE_POLL_SECONDS)
+                if (signal_name := pending()) is not None:
+                    raise KeyboardInterrupt(signal_name)

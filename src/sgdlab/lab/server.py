@@ -1,0 +1,199 @@
+"""The lab page's web server: a Starlette app serving the page, its scripts and the runs' data.
+
+Every request must carry the server's token (the printed address has it;
+the page then keeps it in a cookie for that port) and a Host header naming
+the local machine, so neither another local user nor a web page open in the
+same browser can read or drive a run. Updates stream as server-sent events.
+The page's files come from this package and from plotly's: nothing is
+fetched from elsewhere. Uploaded images are bounded in size and decoded by
+`sgdlab.data.digit_images`, which refuses decompression bombs.
+"""
+
+import asyncio
+import hmac
+import io
+import json
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import (FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response,
+                                 StreamingResponse)
+from starlette.routing import Route
+
+from ..errors import SgdlabError
+
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # an image to read: a phone photo fits, a disk-filler does not
+STREAM_INTERVAL = 0.25  # seconds between two updates of a stream at most (a page redraws four times a second)
+STREAM_HEARTBEAT = 15.0  # seconds of silence after which a stream says it is still there
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+STATIC = resources.files("sgdlab.lab") / "static"
+PAGE_FILES = {"lab.js": "text/javascript", "lab.css": "text/css"}
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+                           "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                           "frame-ancestors 'self'")
+
+
+def plotly_script():
+    """The path of plotly.js as plotly's Python package ships it (served from here, never from a CDN)."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(lab, token, port, extra_hosts=()):
+    """The app for `lab` (a `Lab`: the runs it serves and what each can do), guarded by `token`."""
+    cookie = f"sgdlab_token_{port}"  # cookies are shared across ports: one per server
+
+    async def page(request):
+        given = request.query_params.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+            response = HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+            response.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
+            return _secured(response)
+        if not _authorised(request):
+            return _refused()
+        return _secured(HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8")))
+
+    async def static_file(request):
+        name = request.path_params["name"]
+        if name == "plotly.min.js":
+            return _secured(FileResponse(plotly_script(), media_type="text/javascript"))
+        if name not in PAGE_FILES:
+            return PlainTextResponse("not found", status_code=404)
+        return _secured(Response((STATIC / name).read_bytes(), media_type=PAGE_FILES[name]))
+
+    async def runs(request):
+        return JSONResponse(await run_in_threadpool(lab.summary))
+
+    async def stream(request):
+        run = _run(request)
+        return StreamingResponse(_events(request, run), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def control(request):
+        run = _run(request)
+        try:
+            body = json.loads(await request.body() or b"{}")
+            action = body["action"]
+            await run_in_threadpool(run.control, action, body.get("lr"))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"not a control request: {exc}"}, status_code=400)
+        except SgdlabError as exc:  # a bad rate, or a run that cannot be controlled
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": True})
+
+    async def predict(request):
+        run = _run(request)
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > MAX_UPLOAD_BYTES:
+            return _too_large()
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_UPLOAD_BYTES:
+                return _too_large()
+        try:
+            return JSONResponse(await run_in_threadpool(run.read_digit, io.BytesIO(bytes(data))))
+        except SgdlabError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+
+    def _run(request):
+        run = lab.runs.get(request.path_params["run"])
+        if run is None:
+            raise HTTPException(404, "no such run")
+        return run
+
+    def _authorised(request):
+        return _token_in(request, cookie, token)
+
+    routes = [
+        Route("/", page),
+        Route("/static/{name}", static_file),
+        Route("/api/runs", runs),
+        Route("/api/runs/{run}/stream", stream),
+        Route("/api/runs/{run}/control", control, methods=["POST"]),
+        Route("/api/runs/{run}/predict", predict, methods=["POST"]),
+    ]
+    hosts = [*LOCAL_HOSTS, *extra_hosts]
+    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
+                                                Middleware(TokenGuard, token=token, cookie=cookie)])
+
+
+def _token_in(request, cookie, token):
+    given = request.cookies.get(cookie) or request.headers.get("x-sgdlab-token") or ""
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+class TokenGuard:
+    """Refuses every request without the token (but the page's own address, which may bring it) and every
+    POST sent by a page of another origin."""
+
+    def __init__(self, app, token, cookie):
+        self.app, self.token, self.cookie = app, token, cookie
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            request = Request(scope)
+            origin = request.headers.get("origin")
+            if scope["path"] != "/" and not _token_in(request, self.cookie, self.token):
+                return await _refused()(scope, receive, send)
+            if request.method == "POST" and origin is not None and origin != f"http://{request.headers.get('host')}":
+                return await PlainTextResponse("refused: a request from another site", status_code=403)(
+                    scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+async def _events(request, run):
+    """The run's server-sent events: everything at first (so a tab that reconnects catches up), then what
+    changed, at most every STREAM_INTERVAL; the inspection of each new evaluation when it is ready."""
+    cursor = {"generation": None, "loss_width": None, "loss_start": 0, "evaluations_start": 0}
+    version, inspected, quiet = None, None, 0.0
+    while not await request.is_disconnected():
+        await run_in_threadpool(run.refresh)
+        feed = run.feed
+        if feed.version != version:
+            view = feed.view(**cursor)
+            version = view["version"]
+            cursor = {"generation": view["generation"], "loss_width": view["loss"]["width"],
+                      "loss_start": view["loss"]["start"] + len(view["loss"]["values"]),
+                      "evaluations_start": view["evaluations"]["start"] + len(view["evaluations"]["rows"])}
+            yield _event("update", view)
+            quiet = 0.0
+        if feed.snapshot is not None and inspected is not feed.snapshot:
+            inspected = feed.snapshot
+            yield _event("inspection", await run_in_threadpool(run.inspection))
+        await asyncio.sleep(STREAM_INTERVAL)
+        quiet += STREAM_INTERVAL
+        if quiet >= STREAM_HEARTBEAT:
+            yield ": still here\n\n"
+            quiet = 0.0
+        if feed.version == version:
+            await run_in_threadpool(feed.wait_for_change, version, 1.0)
+
+
+def _event(name, data):
+    return f"event: {name}\ndata: {json.dumps(data, allow_nan=False)}\n\n"
+
+
+def _secured(response):
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _refused():
+    return PlainTextResponse("refused: open the address sgdlab printed, with its token (or ask sgdlab for it again)",
+                             status_code=403)
+
+
+def _too_large():
+    return JSONResponse({"error": f"the image is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB: scale it "
+                                  "down first"}, status_code=413)

@@ -1,0 +1,56 @@
+"""The record a run publishes for the lab page: the loss kept bounded as exact bucket means, and the views
+that give each page what it lacks."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from sgdlab.lab.feed import LossSeries, RunFeed
+from sgdlab.training.history import History
+
+
+@pytest.mark.parametrize("iterations", [1, 4095, 4096, 10_000, 1_000_000])
+def test_the_loss_of_any_run_is_kept_as_at_most_4096_means_of_equal_buckets(iterations):
+    losses = np.random.default_rng(0).random(iterations)
+    series = LossSeries.of(losses.tolist())
+    assert len(series.means) <= 4096
+    width = series.width
+    assert width == 1 or len(series.means) >= 2048  # widened only when full
+    expected = losses[:len(series.means) * width].reshape(-1, width).mean(axis=1)  # an independent bucketing
+    np.testing.assert_allclose(series.means, expected, rtol=1e-12)
+    assert iterations - len(series.means) * width < width  # only the bucket being filled is not shown yet
+
+
+def history_with(n_losses, evaluations):
+    history = History(iters_per_epoch=10, loss=[1.0] * n_losses)
+    for iteration in evaluations:
+        history.record_evaluation(iteration, 0.5, 0.4, 1.0)
+    return history
+
+
+def test_a_view_gives_a_page_only_what_it_lacks_and_everything_after_the_buckets_merge():
+    feed = RunFeed("run", {"lr": 0.1})
+    for loss in (3.0, 2.0, 1.0):
+        feed.add_loss(loss)
+    feed.add_evaluation(history_with(3, [0]), snapshot="network")
+    first = feed.view()
+    assert first["loss"] == {"width": 1, "start": 0, "values": [3.0, 2.0, 1.0]}
+    assert first["evaluations"]["rows"] == [{"iteration": 0, "epoch": 0.0, "train_acc": 0.5, "test_acc": 0.4,
+                                             "seconds": 1.0, "val_acc": None}]
+    feed.add_loss(0.5)
+    later = feed.view(first["generation"], 1, 3, 1)
+    assert later["loss"]["values"] == [0.5] and later["loss"]["start"] == 3 and later["evaluations"]["rows"] == []
+    assert feed.view(first["generation"], 2, 3, 1)["loss"]["start"] == 0  # the page's buckets are out of date
+    feed.replace(LossSeries.of([1.0, 2.0]), [], None, "finished", "", [])
+    again = feed.view(first["generation"], 1, 4, 1)  # a record replaced: all of it again
+    assert again["loss"] == {"width": 1, "start": 0, "values": [1.0, 2.0]} and again["status"] == "finished"
+
+
+def test_a_page_waiting_for_a_change_wakes_when_there_is_one():
+    feed = RunFeed("run", {})
+    seen = feed.version
+    timer = threading.Timer(0.05, feed.add_loss, args=(1.0,))
+    timer.start()
+    assert feed.wait_for_change(seen, timeout=5) == seen + 1
+    assert feed.wait_for_change(seen + 1, timeout=0.01) == seen + 1  # nothing new: back after the timeout

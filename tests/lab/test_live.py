@@ -1,0 +1,96 @@
+"""A run watched by the lab page: the same history and weights as unwatched, and the page's controls (pause,
+one step, stop, a new rate) taking effect between iterations."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sgdlab.lab.feed import RunFeed
+from sgdlab.lab.live import LiveRun
+from sgdlab.runs.run import RunObserver, train_run
+from sgdlab.training.config import TrainConfig
+
+SETTINGS = {"iters": 300, "hidden_sizes": (20, 10), "dropout": 0.2, "batch_norm": True, "eval_every": 100,
+            "optimizer": "adam", "lr": 0.001}
+
+
+@pytest.fixture(scope="module")
+def mnist(data_dir):
+    from sgdlab.data import load_mnist
+
+    return load_mnist(normalize=False, data_dir=data_dir)
+
+
+def train_watched(tmp_path, mnist, live, name, **settings):
+    _, history = train_run(TrainConfig(**{**SETTINGS, **settings}), out=tmp_path / name, data=mnist, observer=live,
+                           plot=False)
+    return history
+
+
+class Recorder(RunObserver):
+    """What the terminal would be told: here, the iterations made."""
+
+    def __init__(self):
+        self.iterations = []
+
+    def iteration(self, iteration, loss):
+        self.iterations.append(iteration)
+
+
+def test_a_watched_run_equals_an_unwatched_one_bit_for_bit_and_publishes_it_all(tmp_path, mnist):
+    _, plain = train_run(TrainConfig(**SETTINGS), out=tmp_path / "plain", data=mnist, plot=False)
+    live = LiveRun(RunFeed("starting", {}, live=True))
+    watched = train_watched(tmp_path, mnist, live, "watched")
+    assert watched.loss == plain.loss and watched.test_acc == plain.test_acc
+    with np.load(tmp_path / "plain" / "model.npz") as a, np.load(tmp_path / "watched" / "model.npz") as b:
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    feed = live.feed
+    assert feed.name == "watched" and feed.settings["optimizer"] == "adam" and feed.total_iterations == 300
+    assert feed.loss.means == plain.loss
+    assert [row["iteration"] for row in feed.evaluations] == [0, 100, 200, 300]
+    assert feed.snapshot is not live.trainer.network  # a copy, made at the last evaluation
+    np.testing.assert_array_equal(feed.snapshot.params["W1"], live.trainer.network.params["W1"])
+
+
+def test_pause_holds_the_run_between_iterations_a_step_lets_one_through_and_stop_saves_it(tmp_path, mnist):
+    recorder = Recorder()
+    live = LiveRun(RunFeed("starting", {}, live=True), terminal=recorder)
+    live.pause()  # before it starts: it makes its first update, then holds
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(history=train_watched(tmp_path, mnist, live, "paused")))
+    runner.start()
+    _wait_until(lambda: recorder.iterations == [1])
+    time.sleep(0.3)
+    assert recorder.iterations == [1] and live.feed.status == "paused"
+    live.step()
+    _wait_until(lambda: recorder.iterations == [1, 2])
+    time.sleep(0.2)
+    assert recorder.iterations == [1, 2]  # one step, and paused again
+    live.change_learning_rate(0.01)
+    live.step()
+    _wait_until(lambda: len(recorder.iterations) == 3)
+    live.stop()
+    runner.join(30)
+    history = result["history"]
+    assert history.stopped == "interrupted by the lab page after iteration 3"
+    assert history.lr_changes == [{"iteration": 2, "lr": 0.01}]
+    assert (tmp_path / "paused" / "checkpoint.npz").exists()  # saved as Ctrl-C saves it: it can be resumed
+
+
+def test_resume_after_a_pause_runs_to_the_end(tmp_path, mnist):
+    recorder = Recorder()
+    live = LiveRun(RunFeed("starting", {}, live=True), terminal=recorder)
+    live.pause()
+    threading.Timer(0.3, live.resume).start()
+    history = train_watched(tmp_path, mnist, live, "resumed", iters=50, eval_every=0)
+    assert history.stopped is None and recorder.iterations == list(range(1, 51))
+
+
+def _wait_until(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

@@ -1,0 +1,152 @@
+"""The lab page end to end: `sgdlab train --live` in a child process, the page in headless Chromium driven by
+Playwright. Nothing the page asks for may leave the machine, and nothing may go wrong in its console."""
+
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image, ImageDraw
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        message = "Chromium not found: install Debian's chromium package (or set SGDLAB_CHROMIUM to its path)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, data_dir):
+    """`sgdlab train --live` on a run long enough to watch; yields (its address, its run folder)."""
+    run_dir = tmp_path_factory.mktemp("live") / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sgdlab", "train", "--live", "--no-browser", "--data-dir", str(data_dir), "--out",
+         str(run_dir), "--iters", "100000", "--hidden-size", "30", "--eval-every", "300"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    address = None
+    while address is None:
+        line = process.stdout.readline()
+        assert line, "sgdlab ended before printing the page's address"
+        if match := re.match(r"lab page: (http://127\.0\.0\.1:\d+/\?token=\S+)$", line.strip()):
+            address = match[1]
+    yield address, run_dir
+    process.send_signal(signal.SIGINT)  # stops the run if it still trains, then the page
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+
+
+class Page:
+    """A tab on the lab page that records every request it makes and every console message."""
+
+    def __init__(self, browser, address):
+        self.origin = address.split("/?")[0]
+        self.requests, self.problems = [], []
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("console", lambda message: self.problems.append(message.text) if message.type == "error"
+                     else None)
+        self.page.on("pageerror", lambda error: self.problems.append(str(error)))
+        self.page.route(re.compile(r"^(?!" + re.escape(self.origin) + r"/).*"), lambda route: route.abort())
+        self.page.goto(address)
+
+    def loss_points(self):
+        return self.page.evaluate("() => { const c = document.getElementById('loss-chart');"
+                                  " return c.data && c.data.length ? c.data[0].x.length : 0; }")
+
+    def iteration(self):
+        text = self.page.text_content("#progress") or ""
+        return int(match[1]) if (match := re.match(r"iteration (\d+) of", text)) else None
+
+    def wait_for(self, condition, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            self.page.wait_for_timeout(100)
+
+    def assert_nothing_left_the_machine_and_nothing_went_wrong(self):
+        assert self.requests and all(url.startswith(self.origin + "/") or url.startswith("data:")
+                                     for url in self.requests), self.requests
+        assert self.problems == []
+
+
+def digit_png(strokes, size=280):
+    image = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(image).line([(x * size, y * size) for x, y in strokes], fill=255, width=size // 12)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
+    address, run_dir = live
+    tab = Page(browser, address)
+    tab.wait_for(lambda: tab.loss_points() > 0)
+    first = tab.loss_points()
+    tab.wait_for(lambda: tab.loss_points() > first + 50)  # the curve grows, without a reload
+    tab.wait_for(lambda: tab.page.evaluate("() => document.getElementById('accuracy-chart').data[0].x.length") > 1)
+    tab.wait_for(lambda: tab.page.locator("#gallery figure").count() == 32)  # an evaluation looked into
+    assert tab.page.locator("#gradients tbody tr").count() == 4
+    assert tab.page.locator("#gradients td.ok").count() == 4
+
+    tab.page.click("#pause")
+    tab.wait_for(lambda: tab.page.text_content("#status") == "paused")
+    held = tab.iteration()
+    tab.page.wait_for_timeout(800)
+    assert tab.iteration() == held  # paused between two iterations
+    tab.page.click("#step")
+    tab.wait_for(lambda: tab.iteration() == held + 1)
+    tab.page.wait_for_timeout(500)
+    assert tab.iteration() == held + 1 and tab.page.text_content("#status") == "paused"
+
+    tab.page.fill("#lr", "0.05")
+    tab.page.click("#set-lr")
+    tab.page.click("#resume")
+    tab.wait_for(lambda: "learning rate 0.05" in tab.page.text_content("#lr-now"))
+
+    second = Page(browser, address)  # another tab, opened late, catches up on everything
+    second.wait_for(lambda: second.loss_points() >= held)
+
+    tab.page.locator("#canvas").scroll_into_view_if_needed()
+    box = tab.page.locator("#canvas").bounding_box()
+    tab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
+    tab.page.mouse.down()
+    for step in range(1, 11):  # a synthetic stroke, top to bottom: a "1"
+        tab.page.mouse.move(box["x"] + box["width"] * (0.5 - 0.01 * step), box["y"] + box["height"] * (0.15 + 0.07 * step))
+    tab.page.mouse.up()
+    tab.wait_for(lambda: (tab.page.text_content("#prediction") or "").startswith("Read as")
+                 or tab.page.text_content("#draw-message"))
+    assert tab.page.text_content("#draw-message") == ""
+    assert tab.page.text_content("#prediction").startswith("Read as 1,")
+    assert tab.page.evaluate("() => document.getElementById('probabilities-chart').data[0].y.length") == 10
+
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
+    tab.page.click("#clear")
+    tab.page.set_input_files("#file", str(picture))
+    tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("Read as 7,"))
+
+    tab.page.click("#stop")
+    tab.wait_for(lambda: tab.page.text_content("#status") == "stopped")
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["stopped"].startswith("interrupted by the lab page after iteration")
+    assert history["lr_changes"][0]["lr"] == 0.05
+    assert (run_dir / "checkpoint.npz").exists()  # it can be resumed
+    for page in (tab, second):
+        page.assert_nothing_left_the_machine_and_nothing_went_wrong()

@@ -1,0 +1,147 @@
+"""The lab server's guards and answers, through Starlette's test client: the token, the Host header, other
+sites' requests, uploads, and what it serves of a run folder."""
+
+import io
+import json
+
+import pytest
+from PIL import Image, ImageDraw
+from starlette.testclient import TestClient
+
+from sgdlab.lab.catalog import Lab, folder_runs
+from sgdlab.lab.server import MAX_UPLOAD_BYTES, create_app
+from sgdlab.runs.run import train_run
+from sgdlab.training.config import TrainConfig
+
+TOKEN = "secret-token"
+PORT = 8123
+
+
+@pytest.fixture(scope="module")
+def run_dirs(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for name, lr in (("a", 0.1), ("b", 0.5)):
+        train_run(TrainConfig(iters=200, hidden_size=20, lr=lr, eval_every=100), out=root / name, data_dir=data_dir,
+                  plot=False)
+    return root
+
+
+@pytest.fixture
+def client(run_dirs, data_dir):
+    app = create_app(Lab(folder_runs([run_dirs], data_dir)), TOKEN, PORT)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def authorised(client):
+    client.get(f"/?token={TOKEN}")
+    return client
+
+
+def seven_png(size=200):
+    image = Image.new("L", (size, size), 255)
+    ImageDraw.Draw(image).line([(50, 40), (150, 40), (90, 170)], fill=0, width=20)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_nothing_is_served_without_the_token(client):
+    for path in ("/", "/api/runs", "/static/lab.js", "/static/plotly.min.js", "/api/runs/0-a/stream"):
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert "open the address sgdlab printed, with its token" in response.text
+    assert client.get("/?token=wrong").status_code == 403
+    assert client.get("/api/runs", headers={"X-Sgdlab-Token": "wrong"}).status_code == 403
+    assert client.get("/api/runs", headers={"X-Sgdlab-Token": TOKEN}).status_code == 200
+
+
+def test_the_token_in_the_address_gives_the_page_a_cookie_for_this_server_only(client):
+    response = client.get(f"/?token={TOKEN}")
+    assert response.status_code == 200 and "<canvas" in response.text
+    cookie = response.headers["set-cookie"]
+    assert f"sgdlab_token_{PORT}={TOKEN}" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert client.get("/static/lab.js").status_code == 200  # the cookie now opens the rest
+    assert client.get("/static/plotly.min.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_requests_naming_another_host_are_refused_as_dns_rebinding_would_send_them(client):
+    authorised(client)
+    assert client.get("/api/runs", headers={"Host": "attacker.example:8123"}).status_code == 400
+    assert client.get("/api/runs", headers={"Host": f"localhost:{PORT}"}).status_code == 200
+
+
+def test_a_post_from_a_page_of_another_site_is_refused(client):
+    authorised(client)
+    response = client.post("/api/runs/0-a/control", json={"action": "pause"},
+                           headers={"Origin": "http://attacker.example"})
+    assert response.status_code == 403
+
+
+def test_only_the_pages_own_files_are_served(client):
+    authorised(client)
+    for path in ("/static/../server.py", "/static/index.html.bak", "/static/%2e%2e%2fserver.py",
+                 "/api/runs/../../etc/passwd", "/api/runs/9-nothing/stream"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_the_runs_are_listed_labelled_by_how_their_settings_differ(client):
+    runs = authorised(client).get("/api/runs").json()
+    assert [run["id"] for run in runs] == ["0-a", "1-b"]
+    assert [run["label"] for run in runs] == ["lr=0.1", "lr=0.5"]
+    assert {run["status"] for run in runs} == {"finished"} and not any(run["live"] for run in runs)
+
+
+def test_a_finished_runs_stream_sends_its_record_and_its_inspection(client):
+    authorised(client)
+    with client.stream("GET", "/api/runs/0-a/stream") as stream:
+        events = _read_events(stream, 2)
+    update, inspection = events
+    assert update[0] == "update" and len(update[1]["loss"]["values"]) == 200
+    assert [row["iteration"] for row in update[1]["evaluations"]["rows"]] == [0, 100, 200]
+    assert inspection[0] == "inspection"
+    found = inspection[1]
+    assert sum(map(sum, found["confusion"])) == 10_000 and len(found["per_digit"]) == 10
+    assert found["weights"].startswith("data:image/png;base64,") and len(found["gallery"]) == 32
+    assert [check["name"] for check in found["gradients"]] == ["W1", "b1", "W2", "b2"]
+    assert all(check["passed"] for check in found["gradients"])
+
+
+def test_a_drawn_digit_is_read_and_bad_uploads_are_refused_clearly(client):
+    authorised(client)
+    read = client.post("/api/runs/0-a/predict", content=seven_png()).json()
+    assert len(read["probabilities"]) == 10 and abs(sum(read["probabilities"]) - 1) < 1e-5
+    assert read["image"].startswith("data:image/png") and len(read["hidden"]) == 20
+    refused = client.post("/api/runs/0-a/predict", content=b"not an image")
+    assert refused.status_code == 400 and "cannot read it as an image" in refused.json()["error"]
+    huge = client.post("/api/runs/0-a/predict", content=b"\0" * (MAX_UPLOAD_BYTES + 1))
+    assert huge.status_code == 413 and "larger than 8 MB" in huge.json()["error"]
+
+
+def test_a_decompression_bomb_is_refused_without_being_decoded(client):
+    authorised(client)
+    buffer = io.BytesIO()
+    Image.new("1", (40_000, 40_000)).save(buffer, format="PNG")  # 1.6 gigapixels in a few hundred kB
+    assert len(buffer.getvalue()) < MAX_UPLOAD_BYTES
+    response = client.post("/api/runs/0-a/predict", content=buffer.getvalue())
+    assert response.status_code == 400 and "too large to read as an image" in response.json()["error"]
+
+
+def test_runs_in_folders_cannot_be_driven(client):
+    authorised(client)
+    response = client.post("/api/runs/0-a/control", json={"action": "pause"})
+    assert response.status_code == 400 and "only a run started with 'sgdlab train --live'" in response.json()["error"]
+    assert client.post("/api/runs/0-a/control", content=b"{").status_code == 400
+
+
+def _read_events(stream, count):
+    events, name = [], None
+    for line in stream.iter_lines():
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[len("data: "):])))
+            if len(events) == count:
+                return events
+    return events

@@ -29,7 +29,7 @@ from sgdlab.data import mnist
 from sgdlab.nn.network import TwoLayerNet
 from sgdlab.training.trainer import Trainer
 
-RUN_FILES = {"config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png"}
+RUN_FILES = {"config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png", "report.html"}
 PLOTS = {"accuracy.png", "loss.png"}
 PARAMS_784_5_10 = TwoLayerNet(784, 5, 10).num_params
 TINY = ("--iters", "25", "--hidden-size", "10")  # batch 100: evaluations at iterations 0 and 25
@@ -580,10 +580,13 @@ def test_plot_redraws_the_charts_of_a_run(capsys, schedule_run, tmp_path):
         (run_dir / name).unlink()
     code, out, _ = run(capsys, "plot", run_dir)
     assert code == 0
-    assert out.splitlines() == [f"wrote {run_dir / 'accuracy.png'}", f"wrote {run_dir / 'loss.png'}"]
+    assert out.splitlines() == [f"wrote {run_dir / 'accuracy.png'}", f"wrote {run_dir / 'loss.png'}",
+                                f"wrote {run_dir / 'report.html'}"]
     for name in PLOTS:
         with Image.open(run_dir / name) as image:
             assert image.format == "PNG"
+    report = (run_dir / "report.html").read_text()
+    assert report.count("<img class='chart'") == 2  # the charts, inline
 
 
 def test_compare_overlays_runs_labelled_by_their_differences(capsys, data_dir, schedule_run, tmp_path):
@@ -771,7 +774,7 @@ def test_diverging_run_stops_saves_and_suggests_a_smaller_lr(capsys, data_dir, t
     assert history["stopped"] == f"loss became {match[1]} at iteration {iteration}"
     assert len(history["loss"]) == iteration - 1  # every finite loss before the non-finite one
     assert history["iteration"] == [0]
-    assert {path.name for path in out.iterdir()} == RUN_FILES - PLOTS | {"checkpoint.npz"}  # its last, from before it diverged
+    assert {path.name for path in out.iterdir()} == RUN_FILES - PLOTS - {"report.html"} | {"checkpoint.npz"}  # its last, from before it diverged
 
 
 def interrupt_after(monkeypatch, stop_at):
@@ -833,7 +836,7 @@ def test_an_earlier_run_is_never_replaced_without_overwrite(capsys, data_dir, tm
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", *TINY)
     assert code == 2 and out == ""
     assert err == (f"sgdlab train: error: {run_dir} already holds a run's files (config.json, history.json, "
-                   "history.csv, model.npz): give another --out, or add --overwrite to replace them\n")
+                   "history.csv, model.npz, report.html): give another --out, or add --overwrite to replace them\n")
     assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == before
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", run_dir, "--seed", "1", "--overwrite",
                      "--quiet", "--no-plot", *TINY)
@@ -902,7 +905,7 @@ def test_overwriting_without_plots_leaves_no_charts_of_the_earlier_run(capsys, d
                      *TINY)
     assert code == 0
     assert sorted(path.name for path in run_dir.iterdir()) == ["config.json", "history.csv", "history.json",
-                                                               "model.npz"]
+                                                               "model.npz", "report.html"]
 
 
 def test_a_folder_without_a_run_is_used_as_it_is(capsys, data_dir, tmp_path):
@@ -1057,7 +1060,8 @@ def test_a_bad_mplbackend_does_not_stop_the_charts(tmp_path, trained_run):
     result = subprocess.run([sys.executable, "-m", "sgdlab", "plot", str(run_dir)], capture_output=True, text=True,
                             env={**os.environ, "MPLBACKEND": "no-such-backend"}, timeout=120)
     assert result.returncode == 0 and result.stderr == ""
-    assert result.stdout.splitlines() == [f"wrote {run_dir / 'accuracy.png'}", f"wrote {run_dir / 'loss.png'}"]
+    assert result.stdout.splitlines() == [f"wrote {run_dir / 'accuracy.png'}", f"wrote {run_dir / 'loss.png'}",
+                                          f"wrote {run_dir / 'report.html'}"]
 
 
 def test_process_usage_error_exits_2(tmp_path):

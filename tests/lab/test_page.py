@@ -150,3 +150,22 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     assert (run_dir / "checkpoint.npz").exists()  # it can be resumed
     for page in (tab, second):
         page.assert_nothing_left_the_machine_and_nothing_went_wrong()
+
+
+def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp_path):
+    from sgdlab.runs.run import train_run
+    from sgdlab.training.config import TrainConfig
+
+    run_dir, _ = train_run(TrainConfig(iters=300, hidden_size=20), out=tmp_path / "run", data_dir=data_dir)
+    page = browser.new_page()
+    requests, problems = [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.route(re.compile(r"^https?://"), lambda route: route.abort())  # as if offline
+    page.goto((run_dir / "report.html").as_uri())
+    images = page.evaluate("() => [...document.images].map((image) => [image.alt, image.naturalWidth])")
+    assert [alt for alt, _ in images[:3]] == ["accuracy chart", "loss chart", "first-layer weights"]
+    assert len(images) == 3 + 32 and all(width > 0 for _, width in images)  # every image drawn, from inside the file
+    assert page.locator("table tr").first.text_content().startswith("0123456789")  # the confusion matrix's header
+    assert json.loads(page.text_content("#history"))["iteration"] == [0, 300]
+    assert requests == [(run_dir / "report.html").as_uri()] and problems == []

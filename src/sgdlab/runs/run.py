@@ -129,7 +129,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
                          f"{folder.path} --lr X)" if checkpoint.exists() else "")
                 raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}{again}", exc.history) from None
             save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
-                     draw=charts.plot_history if charts is not None else plot_history)
+                     draw=charts.plot_history if charts is not None else plot_history, test_set=(x_test, t_test))
             if history.stopped is None:  # finished: nothing left to resume
                 checkpoint.unlink(missing_ok=True)
     return folder.path, history

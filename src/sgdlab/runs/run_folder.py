@@ -29,11 +29,12 @@ from pathlib import Path
 from ..errors import ConfigError, SgdlabError
 from ..fileio import PART_SUFFIX, read_json_object, write_text_atomic
 from ..plots.charts import chart_paths, plot_history
+from ..plots.report import REPORT_NAME, write_report
 from ..training.history import History
 from .model_file import save_model
 
 RUNS_ROOT = Path("runs")
-RUN_FILES = ("config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png")
+RUN_FILES = ("config.json", "history.json", "history.csv", "model.npz", "accuracy.png", "loss.png", REPORT_NAME)
 CHECKPOINT_NAME = "checkpoint.npz"  # the state to continue from, while the run trains (sgdlab.runs.checkpoint)
 LOCK_NAME = ".lock"  # held by the process training the run
 
@@ -172,18 +173,24 @@ def check_writable_folder(path):
         raise ConfigError(f"{existing} is not writable: give --out a folder you may write in")
 
 
-def save_run(run_dir, config, network, history, plot=True, extra_settings=None, draw=plot_history):
+def save_run(run_dir, config, network, history, plot=True, extra_settings=None, draw=plot_history, test_set=None):
     """Write the run folder, history.json last; returns its path. `draw(history, run_dir)` draws the charts
-    (the chart process's, say); without `plot`, the folder is left with no charts."""
+    (the chart process's, say); without `plot`, the folder is left with no charts. With `test_set` (images,
+    labels), report.html shows the run examined on it."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.json", _settings_json(config, extra_settings))
+    settings = _settings_json(config, extra_settings)
+    write_text_atomic(run_dir / "config.json", settings)
     save_model(run_dir / "model.npz", network, config)
     if plot:
         draw(history, run_dir)
     else:  # charts of an earlier run in this folder must not pass for this one's
         for chart in chart_paths(run_dir):
             chart.unlink(missing_ok=True)
+    if test_set is not None:
+        write_report(run_dir, json.loads(settings), history, network, test_set)
+    else:
+        (run_dir / REPORT_NAME).unlink(missing_ok=True)
     history.save(run_dir / "history.json", run_dir / "history.csv")
     return run_dir
 

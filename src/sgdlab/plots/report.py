@@ -1,0 +1,111 @@
+"""report.html: a finished run in one self-contained file that opens offline from the file system.
+
+It shows what the lab page shows of a finished run: the book's two charts
+(the PNGs `sgdlab train` drew, inlined), what each hidden unit learned, and
+the test set's confusion matrix, accuracy per digit and worst mistakes,
+with the run's settings and its history as JSON. Everything is inline (no
+script, style, font or image is fetched), so the file can be mailed or
+archived on its own.
+"""
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ..fileio import write_text_atomic
+from ..training.inspection import hidden_unit_weights, test_set_errors
+from .charts import chart_paths
+
+REPORT_NAME = "report.html"
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1rem 2rem 2rem; color: #222; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
+.row { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+figure { margin: 0; } figcaption { font-size: 0.85rem; color: #555; max-width: 34rem; }
+img.chart { max-width: 34rem; } img.units { width: 34rem; image-rendering: pixelated; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; }
+.settings td { text-align: left; }
+.gallery { display: flex; flex-wrap: wrap; gap: 0.4rem; }
+.gallery figure { text-align: center; } .gallery img { width: 56px; height: 56px; image-rendering: pixelated; }
+.gallery figcaption { font-size: 0.75rem; }
+"""
+
+
+def write_report(run_dir, settings, history, network, test_set):
+    """Write report.html into `run_dir` (atomically) for the run with these `settings` (its config.json),
+    `history` and trained `network`, examined on `test_set` (images, labels); returns its path."""
+    run_dir = Path(run_dir)
+    found = test_set_errors(network, *test_set)
+    charts = [path for path in chart_paths(run_dir) if path.exists()]
+    page = render_report(run_dir.name, settings, history, hidden_unit_weights(network), found, charts)
+    path = run_dir / REPORT_NAME
+    write_text_atomic(path, page)
+    return path
+
+
+def render_report(name, settings, history, weights, found, charts):
+    """The report's HTML: every value escaped, every image a data URL."""
+    title = f"sgdlab run {name}"
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_text(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{_text(title)}</h1>", _outcome(history)]
+    if charts:
+        parts.append("<h2>Learning</h2><div class='row'>")
+        parts += [f"<figure><img class='chart' alt='{_text(path.stem)} chart' src='{_png_file(path)}'></figure>"
+                  for path in charts]
+        parts.append("</div>")
+    else:
+        parts.append("<p>The charts were not drawn (--no-plot): <code>sgdlab plot RUN_DIR</code> draws them and "
+                     "writes this report again with them.</p>")
+    if weights is not None:
+        parts.append("<h2>What each hidden unit looks for</h2><figure><img class='units' alt='first-layer weights' "
+                     f"src='{weights}'><figcaption>Each unit's 784 incoming weights as a 28x28 image (red positive, "
+                     "blue negative).</figcaption></figure>")
+    parts += [_errors(found), _settings(settings),
+              f"<script type='application/json' id='history'>{_json(history.to_dict())}</script></body></html>"]
+    return "\n".join(parts)
+
+
+def _outcome(history):
+    if not history.iteration:
+        return "<p>No evaluation was recorded.</p>"
+    stopped = f" It ended early: {_text(history.stopped)}." if history.stopped else ""
+    return (f"<p>{len(history.loss)} iterations; final accuracy {history.train_acc[-1]:.4f} on the training set and "
+            f"<strong>{history.test_acc[-1]:.4f}</strong> on the test set.{stopped}</p>")
+
+
+def _errors(found):
+    digits = range(len(found["per_digit"]))
+    largest = max(max(row) for row in found["confusion"]) or 1
+    header = "".join(f"<th>{d}</th>" for d in digits)
+    rows = "".join(
+        f"<tr><th>{d}</th>" + "".join(
+            f"<td style='background: rgba(31, 119, 180, {count / largest:.3f}); color: "
+            f"{'#fff' if count > largest / 2 else '#222'}'>{count}</td>" for count in row)
+        + f"<td>{found['per_digit'][d]:.3f}</td></tr>" for d, row in zip(digits, found["confusion"]))
+    gallery = "".join(
+        f"<figure><img alt='test image {item['index']}' src='{item['image']}'><figcaption>{item['label']} read as "
+        f"{item['predicted']} ({100 * item['probability']:.0f}%)</figcaption></figure>" for item in found["gallery"])
+    return (f"<h2>On the test set</h2><p>{found['errors']} of the test images are misread. Rows: the true digit; "
+            f"columns: the prediction; last column: accuracy per digit.</p><table><tr><th></th>{header}"
+            f"<th>accuracy</th></tr>{rows}</table><h2>The most confident mistakes</h2>"
+            f"<div class='gallery'>{gallery}</div>")
+
+
+def _settings(settings):
+    rows = "".join(f"<tr><td>{_text(key)}</td><td>{_text(json.dumps(value))}</td></tr>"
+                   for key, value in settings.items())
+    return f"<h2>Settings</h2><table class='settings'>{rows}</table>"
+
+
+def _png_file(path):
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _text(value):
+    return html.escape(str(value), quote=True)
+
+
+def _json(values):
+    """JSON safe inside a <script> element: no '</' can close it early."""
+    return json.dumps(values).replace("</", "<\\/")

@@ -42,7 +42,7 @@ def test_a_view_gives_a_page_only_what_it_lacks_and_everything_after_the_buckets
     later = feed.view(first["generation"], 1, 3, 1)
     assert later["loss"]["values"] == [0.5] and later["loss"]["start"] == 3 and later["evaluations"]["rows"] == []
     assert feed.view(first["generation"], 2, 3, 1)["loss"]["start"] == 0  # the page's buckets are out of date
-    feed.replace(LossSeries.of([1.0, 2.0]), [], None, "finished", "", [])
+    feed.replace(LossSeries.of([1.0, 2.0]), [], None, 2, "finished", "", [])
     again = feed.view(first["generation"], 1, 4, 1)  # a record replaced: all of it again
     assert again["loss"] == {"width": 1, "start": 0, "values": [1.0, 2.0]} and again["status"] == "finished"
 

@@ -61,7 +61,7 @@ class LabRun:
         with self._lock:
             if self._inspected[0] is snapshot:
                 return self._inspected[1]
-            found = {"iteration": self.feed.evaluations[-1]["iteration"] if self.feed.evaluations else None}
+            found = {"iteration": self.feed.snapshot_iteration}
             if _reads_mnist(snapshot):
                 (x_train, t_train), (x_test, t_test) = self.data()
                 found.update(weights=hidden_unit_weights(snapshot), **test_set_errors(snapshot, x_test, t_test),
@@ -104,10 +104,10 @@ class FolderLabRun(LabRun):
     """A run read from its folder: finished (history.json and model.npz), or in progress in another process
     (its last checkpoint), looked at again every second."""
 
-    def __init__(self, run_id, folder, data):
+    def __init__(self, run_id, name, folder, data):
         self.folder = Path(folder)
         self.settings = read_json_object(self.folder / "config.json", "run's settings")
-        super().__init__(run_id, RunFeed(run_id, self.settings), data)
+        super().__init__(run_id, RunFeed(name, self.settings), data)
         self._stamp, self._checked = None, 0.0
 
     def refresh(self):
@@ -132,7 +132,7 @@ class FolderLabRun(LabRun):
         except SgdlabError as exc:  # being replaced as it is read, or damaged: said on the page
             self.feed.update(message=str(exc))
             return
-        self.feed.replace(LossSeries.of(history.loss), _evaluation_rows(history), network, status,
+        self.feed.replace(LossSeries.of(history.loss), _evaluation_rows(history), network, len(history.loss), status,
                           history.stopped or "", history.lr_changes)
 
     def _checkpointed(self, path):
@@ -191,7 +191,7 @@ def folder_runs(paths, data_dir=None):
         stored = read_json_object(folder / "config.json", "run's settings").get("data_dir")
         where = data_dir if data_dir is not None else stored
         loader = loaders.setdefault(str(where), MnistOnce(where))
-        runs.append(FolderLabRun(_run_id(len(runs), name), folder, loader))
+        runs.append(FolderLabRun(_run_id(len(runs), name), name, folder, loader))
     return runs
 
 

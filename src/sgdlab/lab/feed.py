@@ -67,6 +67,7 @@ class RunFeed:
         self.lr_changes = []
         self.learning_rate = None
         self.snapshot = None
+        self.snapshot_iteration = None  # the updates the snapshot had made
         self.live_network = None
         self.status, self.message = "starting", ""
         self.version = 0
@@ -95,14 +96,15 @@ class RunFeed:
         with self._changed:
             self.evaluations.append(evaluation)
             self.lr_changes = [dict(change) for change in history.lr_changes]
-            self.snapshot = snapshot
+            self.snapshot, self.snapshot_iteration = snapshot, evaluation["iteration"]
             self.version += 1
             self._changed.notify_all()
 
-    def replace(self, loss, evaluations, snapshot, status, message, lr_changes):
+    def replace(self, loss, evaluations, snapshot, snapshot_iteration, status, message, lr_changes):
         """Everything at once, as read again from a run's files: pages then get the whole record anew."""
         with self._changed:
-            self.loss, self.evaluations, self.snapshot = loss, evaluations, snapshot
+            self.loss, self.evaluations = loss, evaluations
+            self.snapshot, self.snapshot_iteration = snapshot, snapshot_iteration
             self.status, self.message, self.lr_changes = status, message, [dict(c) for c in lr_changes]
             self.generation += 1
             self.version += 1

@@ -1,0 +1,59 @@
+"""The runs a lab page serves from folders: finished, stopped, and in progress in another process (followed
+through their checkpoints), and the folders given to `sgdlab view`."""
+
+import shutil
+
+import pytest
+
+from sgdlab.errors import SgdlabError
+from sgdlab.lab.catalog import Lab, folder_runs
+from sgdlab.runs.run import train_run
+from sgdlab.training.config import TrainConfig
+from sgdlab.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def stopped_run(data_dir, tmp_path_factory):
+    """A run stopped by Ctrl-C after 150 of its 300 iterations: history.json marked stopped, and a checkpoint."""
+    folder = tmp_path_factory.mktemp("stopped") / "run"
+    fit = Trainer.fit
+
+    def ctrl_c_at_150(self, *args, on_iteration=None, **kwargs):
+        def then_stop(iteration, loss):
+            if iteration == 150:
+                raise KeyboardInterrupt
+        return fit(self, *args, on_iteration=then_stop, **kwargs)
+
+    Trainer.fit = ctrl_c_at_150
+    try:
+        train_run(TrainConfig(iters=300, hidden_size=20, eval_every=100), out=folder, data_dir=data_dir, plot=False)
+    finally:
+        Trainer.fit = fit
+    return folder
+
+
+def test_a_stopped_run_is_read_from_its_history_and_one_in_progress_from_its_checkpoint(stopped_run, tmp_path):
+    in_progress = shutil.copytree(stopped_run, tmp_path / "running")
+    for name in ("history.json", "history.csv", "model.npz", "report.html"):
+        (in_progress / name).unlink()  # what a run still training shows: config.json and its checkpoint
+    stopped, running = folder_runs([stopped_run, in_progress])
+    for run in (stopped, running):
+        run.refresh()
+    assert stopped.feed.status == "stopped" and stopped.feed.message == "interrupted after iteration 150"
+    assert running.feed.status == "in progress" and len(running.feed.loss.means) == 150
+    assert [row["iteration"] for row in running.feed.evaluations] == [0, 100]  # those made on schedule
+    assert running.inspection()["iteration"] == 150 and len(running.inspection()["per_digit"]) == 10
+    labels = [run["label"] for run in Lab([stopped, running]).summary()]
+    assert labels == ["run", "running"]  # the same settings: named by their folders
+
+
+def test_view_takes_run_folders_and_folders_of_runs_and_names_what_it_cannot_use(stopped_run, tmp_path):
+    shutil.copytree(stopped_run, tmp_path / "experiment" / "a")
+    shutil.copytree(stopped_run, tmp_path / "experiment" / "b")
+    (tmp_path / "experiment" / "summary.json").write_text("{}")
+    assert [(run.id, run.feed.name) for run in folder_runs([tmp_path / "experiment"])] == [("0-a", "a"), ("1-b", "b")]
+    with pytest.raises(SgdlabError, match="no such run folder"):
+        folder_runs([tmp_path / "nothing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SgdlabError, match="holds no run folders"):
+        folder_runs([tmp_path / "empty"])

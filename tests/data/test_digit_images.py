@@ -1,7 +1,11 @@
-"""Tests for load_digit_image: any picture of a digit becomes an MNIST-style 784-vector.
+"""Tests for load_digit_image and digit_from_image: any picture of a digit becomes an MNIST-style 784-vector.
 
 Every image is drawn here with Pillow: a "7" (a stroke with a corner, so its
-centre of mass is not the centre of its box) or a blank page.
+centre of mass is not the centre of its box) or a blank page, and in the
+second half "photographed" (grey paper, uneven light, noise, specks, a
+sticky note on a desk) to test the steps that find the digit in a photo.
+tests/data/test_photographed_digits.py measures how well the book's network
+then reads photographed digits.
 """
 
 import io
@@ -11,7 +15,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sgdlab.errors import SgdlabError
-from sgdlab.data.digit_images import FAINTEST_INK, MNIST_SIDE, load_digit_image
+from sgdlab.data.digit_images import (FAINTEST_INK, MNIST_SIDE, _connected_pieces, _ink_levels, _otsu_threshold,
+                                      _paper, digit_from_image, load_digit_image)
 
 CENTRE = (MNIST_SIDE - 1) / 2  # 13.5: the middle of a 28-pixel row, counted from 0
 
@@ -283,3 +288,156 @@ def test_image_whose_header_claims_billions_of_pixels_is_refused_clearly(tmp_pat
     path.write_bytes(bytes(data))
     with pytest.raises(SgdlabError, match=f"{path}: too large to read as an image"):
         load_digit_image(path)
+
+
+# --- photographs: the steps that find the digit on real paper -----------------------------------------------------
+
+def photo(page=(600, 800), digit=120, at=(0.3, 0.7), paper=0.75, ink=0.15, light=(1.0, 1.0), noise=0.02, seed=0):
+    """A "7" `digit` pixels tall, its top left at `at` (fractions of the page's height and width), written on
+    grey paper lit from light[0] (left) to light[1] (right), with Gaussian noise: a uint8 array."""
+    rng = np.random.default_rng(seed)
+    height, width = page
+    coverage = 1.0 - np.asarray(seven(digit), dtype=np.float64) / 255
+    levels = np.full(page, paper)
+    top, left = int(at[0] * height), int(at[1] * width)
+    region = levels[top:top + digit, left:left + digit]
+    region[...] = region * (1 - coverage) + ink * coverage
+    levels *= np.linspace(*light, width)
+    levels += rng.normal(0.0, noise, page)
+    return np.round(np.clip(levels, 0, 1) * 255).astype(np.uint8)
+
+
+def difference(picture, reference):
+    """The mean absolute difference of two 28x28 pictures: below 0.1 is the same digit, softer, bolder or tilted."""
+    return float(np.abs(picture - reference).mean())
+
+
+def test_a_photographed_digit_reads_like_the_drawn_one(dark_on_paper):
+    _, reference = dark_on_paper
+    picture = digit_from_image(photo()).reshape(MNIST_SIDE, MNIST_SIDE)
+    assert difference(picture, reference) < 0.06  # 0.04: the camera's noise and blur soften its edges
+    row, col = centre_of_mass(picture)
+    assert abs(row - CENTRE) < 1.0 and abs(col - CENTRE) < 1.0
+
+
+def test_background_removal_flattens_an_illumination_gradient():
+    page = photo(light=(0.4, 1.0), noise=0.0).astype(np.float32) / 255
+    paper = _paper(page, plain=False)
+    ink = _ink_levels(page, paper)
+    stroke = np.asarray(seven(120)) == 0  # the 7 at rows 180.., columns 560..
+    assert ink[:150].max() < 0.01 and ink[:, :500].max() < 0.01  # the paper, dark and light, is all black
+    written = ink[180:300, 560:680][stroke]
+    np.testing.assert_allclose(written, 1 - 0.15 / 0.75, atol=0.02)  # the ink as dark against its paper everywhere
+
+
+@pytest.mark.parametrize("light", [(0.4, 1.0), (1.0, 0.5)], ids=["dim left", "dim right"])
+def test_uneven_light_on_blank_paper_is_no_digit(light):
+    assert not digit_from_image(photo(digit=0, light=light)).any()
+
+
+def test_specks_far_from_the_digit_are_dropped(dark_on_paper):
+    _, reference = dark_on_paper
+    page = photo()
+    rng = np.random.default_rng(1)
+    for row, col in zip(rng.integers(20, 580, 40), rng.integers(20, 500, 40)):  # dust and pen dots on the left
+        page[row:row + 4, col:col + 4] = 40
+    picture = digit_from_image(page).reshape(MNIST_SIDE, MNIST_SIDE)
+    np.testing.assert_allclose(picture, digit_from_image(photo()).reshape(MNIST_SIDE, MNIST_SIDE), atol=1e-6)
+
+
+def test_the_crop_finds_a_small_digit_off_centre(dark_on_paper):
+    _, reference = dark_on_paper
+    page = photo(page=(900, 1200), digit=70, at=(0.8, 0.1), light=(0.7, 1.0))  # 8 % of the height, bottom left
+    picture = digit_from_image(page).reshape(MNIST_SIDE, MNIST_SIDE)
+    assert max(ink_box(picture)) in (20, 21)  # the digit, not the page, fills the 20x20 box
+    row, col = centre_of_mass(picture)
+    assert abs(row - CENTRE) < 1.0 and abs(col - CENTRE) < 1.0
+    assert difference(picture, reference) < 0.09  # 0.06: a 7-pixel pen, blurred, makes a bolder stroke
+
+
+def sticky_note(digit=True, seed=0):
+    """A light square note, tilted, on a dark desk with a grain; a "7" on it unless `digit` is False."""
+    rng = np.random.default_rng(seed)
+    desk = 0.3 + 0.05 * np.sin(np.arange(640) / 7.0)[np.newaxis] + rng.normal(0.0, 0.03, (480, 640))
+    note = Image.fromarray(np.full((260, 260), 0.85, dtype=np.float32))
+    if digit:
+        note.paste(Image.fromarray((np.asarray(seven(160), dtype=np.float32) / 255 * 0.7 + 0.15)), (50, 50))
+    shape = Image.new("F", (260, 260), 1.0).rotate(8, expand=True)
+    note = np.asarray(note.rotate(8, expand=True, fillcolor=0.0))
+    on_note = np.asarray(shape)
+    region = desk[100:100 + on_note.shape[0], 150:150 + on_note.shape[1]]
+    region[...] = region * (1 - on_note) + note
+    return np.round(np.clip(desk, 0, 1) * 255).astype(np.uint8)
+
+
+def test_a_blank_sticky_note_on_a_desk_holds_no_digit():
+    assert not digit_from_image(sticky_note(digit=False)).any()  # its edges and the desk's grain are not ink
+
+
+def test_the_digit_on_a_sticky_note_is_read_without_the_notes_edges(dark_on_paper):
+    _, reference = dark_on_paper
+    picture = digit_from_image(sticky_note()).reshape(MNIST_SIDE, MNIST_SIDE)
+    assert difference(picture, reference) < 0.1  # 0.067: the note, and the 7 on it, are tilted by 8 degrees
+    assert max(ink_box(picture)) in (20, 21) and min(ink_box(picture)) > 14  # the 7 fills the box, not the note
+    row, col = centre_of_mass(picture)
+    assert abs(row - CENTRE) < 1.0 and abs(col - CENTRE) < 1.0
+
+
+def test_connected_pieces_join_diagonal_neighbours_and_keep_apart_the_rest():
+    mask = np.zeros((6, 8), dtype=bool)
+    mask[0, 0] = mask[1, 1] = mask[2, 1] = True  # one piece, joined diagonally and downwards
+    mask[0, 4:7] = mask[1, 3] = True  # a second: a run and the pixel diagonally below its start
+    mask[4:6, 6:8] = True  # a third, alone in the corner
+    labels, pieces = _connected_pieces(mask)
+    assert labels[0, 0] == labels[1, 1] == labels[2, 1]
+    assert labels[0, 4] == labels[0, 6] == labels[1, 3]
+    assert len({labels[0, 0], labels[0, 4], labels[5, 7]}) == 3 and (labels[~mask] == 0).all()
+    corner = labels[5, 7]
+    assert (pieces["top"][corner], pieces["bottom"][corner], pieces["left"][corner], pieces["right"][corner]) == (
+        4, 5, 6, 7)
+
+
+def test_otsu_threshold_falls_between_faint_smudges_and_strong_ink():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0.1, 0.03, 5000), rng.normal(0.7, 0.05, 500)])
+    assert 0.25 < _otsu_threshold(values) < 0.55
+
+
+def test_a_2048_pixel_photo_gives_its_digit_filling_the_box(tmp_path):
+    path = save(Image.fromarray(photo(page=(2048, 2048), digit=300, light=(0.6, 1.0))), tmp_path, "big.jpg",
+                quality=85)
+    picture = frame(path)
+    assert max(ink_box(picture)) >= 18 and picture.max() > 0.9  # found and scaled up, not left a speck
+
+
+# --- digit_from_image: a canvas drawing given as an image or an array ---------------------------------------------
+
+def test_an_image_reads_as_its_file_does(dark_on_paper):
+    path, reference = dark_on_paper
+    np.testing.assert_array_equal(digit_from_image(seven()), load_digit_image(path))
+    np.testing.assert_array_equal(digit_from_image(Image.open(path)), load_digit_image(path))
+
+
+@pytest.mark.parametrize("make", [
+    lambda levels: levels,
+    lambda levels: levels.astype(np.float32) / 255,
+    lambda levels: levels.astype(np.float64) / 255,
+    lambda levels: levels > 127,
+    lambda levels: levels.astype(np.uint16) * 257,
+    lambda levels: levels.astype(np.int64),
+    lambda levels: np.repeat(levels[..., np.newaxis], 3, axis=2),
+    lambda levels: np.dstack([np.zeros_like(levels)] * 3 + [255 - levels]),  # black ink on a transparent canvas
+    lambda levels: np.dstack([np.zeros_like(levels)] * 3 + [255 - levels]).astype(np.float32) / 255,
+    lambda levels: 255 - levels,  # a light stroke on a black canvas, as MNIST draws it
+], ids=["uint8", "float32", "float64", "bool", "uint16", "int64", "rgb", "rgba canvas", "rgba floats", "light on dark"])
+def test_an_array_reads_as_the_same_picture_saved_as_a_file(dark_on_paper, make):
+    _, reference = dark_on_paper
+    picture = digit_from_image(make(np.asarray(seven()))).reshape(MNIST_SIDE, MNIST_SIDE)
+    np.testing.assert_allclose(picture, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, dtype", [((28,), np.uint8), ((28, 28, 2), np.uint8), ((0, 28), np.uint8),
+                                          ((28, 28), np.complex64), ((28, 28, 3), np.int32)])
+def test_an_array_that_is_no_image_is_named(shape, dtype):
+    with pytest.raises(SgdlabError, match="cannot read an array"):
+        digit_from_image(np.zeros(shape, dtype=dtype))

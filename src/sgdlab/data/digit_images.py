@@ -1,11 +1,40 @@
-"""Turn any image of a handwritten digit into an MNIST-style 784-vector.
+"""Turn any picture of a handwritten digit into an MNIST-style 784-vector.
 
 MNIST digits are light strokes on a dark background, their strongest ink at
-full intensity, scaled to fit a 20x20 box and centred by their centre of
-mass in a 28x28 frame. A photo is turned upright as its EXIF orientation
-says; an image with a light background (a dark digit on paper) is inverted,
-and the background's own level is subtracted, so grey paper becomes black;
-then faint strokes (pencil, a dim photo) are brightened to full intensity.
+full intensity, scaled to fit a 20x20 box and centred by their centre of mass
+in a 28x28 frame. Two entry points share one pipeline: `load_digit_image(path)`
+reads a file (a photo turned upright as its EXIF orientation says) and
+`digit_from_image(image)` takes a PIL image or an array (a drawing on a web
+page's canvas). The pipeline, one function a step:
+
+1. Gray levels in 0..1, transparent areas as white paper (`_brightness`), the
+   image scaled down to LARGEST_SIDE at most.
+2. What kind of picture it is (`_is_plain`): a *plain* background, its border
+   one flat colour (a canvas, a scan, a drawing), or a *photograph* of paper
+   under real light (sensor noise, an illumination gradient, shadows, a desk
+   around a sticky note).
+3. The ink made dark on light: on a plain background the border says which is
+   which (`_dark_ink`: a dark border holds a light digit); a photograph's ink
+   is darker than the paper it is written on, and the photograph is averaged
+   down to PHOTO_SIDE (`_reduced`) and blurred a little (`_blurred`) against
+   its noise.
+4. The paper's brightness at every pixel (`_paper`): the border's level on a
+   plain background; in a photograph the image *closed* (a sliding maximum,
+   then minimum, over a window wider than any stroke), which removes the
+   strokes but keeps what is larger: the light falling off across the page,
+   a shadow, the edges of a note on a desk.
+5. The ink level of each pixel (`_ink_levels`): how much darker than its paper
+   it is, as a fraction of the paper's brightness, so that a shadow or a
+   gradient cancels out and the paper becomes MNIST's black.
+6. The digit's ink (`_digit_ink`): the pixels above the paper's own noise
+   (`_noise_floor`) form connected pieces (`_connected_pieces`); the digit is
+   the pieces holding strong ink (above Otsu's threshold), except specks far
+   smaller or far away from its main piece and, in a photograph, pieces that
+   touch the frame: the desk, a shadow's edge, a note's border
+   (`_digit_pieces`).
+7. The stroke's typical level brought to full intensity (`_full_intensity`),
+   then the crop to the ink, not to the frame, the fit into 20x20 and the
+   centring by mass in 28x28 (`_mnist_frame`).
 """
 
 import math
@@ -18,10 +47,20 @@ from .mnist import IMAGE_SHAPE
 
 MNIST_SIDE = IMAGE_SHAPE[0]
 DIGIT_BOX = 20
-INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the stroke
-FAINTEST_INK = 0.1  # a brightest pixel below this, once the background is removed, is noise on a blank page
+INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the stroke when cropping
+FAINTEST_INK = 0.1  # ink no darker than this fraction of its paper is noise on a blank page, not a digit
 RANGE_PERCENTILE = 99.9  # a deep image's range is judged without its few brightest pixels (a hot pixel, a glint)
 LARGEST_SIDE = 2048  # larger images are scaled down first: a 28x28 digit needs no more, and memory stays small
+PHOTO_SIDE = 1024  # a photograph is averaged down to this longer side: its digit still spans dozens of pixels
+PLAIN_SPREAD = 0.03  # a border whose pixels (nine in ten) are this close to its median is one flat colour
+CLOSING_WINDOW = 0.15  # the paper is measured over windows this fraction of the shorter side: wider than a stroke
+BLUR_RADIUS = 1 / 400  # a photograph is blurred over this fraction of its shorter side against sensor noise
+NOISE_SPREADS = 4  # ink starts this many robust standard deviations above the paper's own level
+PAPER_FRACTION = 0.8  # a photo's noise is measured where its paper is at least this fraction of the brightest
+OTSU_PLATEAU = 0.01  # levels whose split is this close to the best one are as good: Otsu's level is their middle
+STROKE_PERCENTILE = 75  # the stroke's level that becomes full intensity (MNIST's cores are saturated)
+SPECK_FRACTION = 0.05  # a piece of ink with less than this fraction of the digit's main piece is a speck
+NEAR = 0.5  # pieces further from the main one than this fraction of its size belong to something else
 
 
 def load_digit_image(path):
@@ -32,31 +71,81 @@ def load_digit_image(path):
         with warnings.catch_warnings():  # Pillow warns of large images; beyond twice that it refuses them, as here
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                pixels = _brightness(ImageOps.exif_transpose(_scaled_down(image)))
+                image = ImageOps.exif_transpose(_read_scaled_down(image))
     except FileNotFoundError:
         raise SgdlabError(f"{path}: no such image file") from None
     except Image.DecompressionBombError as exc:
         raise SgdlabError(f"{path}: too large to read as an image ({exc}); scale it down first") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise SgdlabError(f"{path}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
-    if _has_light_background(pixels):
-        pixels = 1.0 - pixels
-    pixels = np.clip(pixels - _background_level(pixels), 0.0, 1.0)  # grey paper becomes MNIST's black
-    peak = float(pixels.max())
-    if peak >= FAINTEST_INK:
-        pixels /= peak
-    return _mnist_frame(pixels).reshape(-1)
+    return digit_from_image(image)
 
 
-def _scaled_down(image):
+def digit_from_image(image):
+    """A digit drawn or photographed, as a PIL image or an array, as a (784,) float32 array in [0, 1].
+
+    Arrays are gray levels (height, width) or colours (height, width, 3 or
+    4, the last one alpha): uint8 0..255, uint16 0..65535, floats 0..1, or
+    booleans (True is white). A PIL image is taken as it is shown: turn a
+    photo upright first (`PIL.ImageOps.exif_transpose`), as
+    `load_digit_image` does.
+    """
+    if isinstance(image, np.ndarray):
+        image = _image_from_array(image)
+    pixels = _brightness(_scaled_down(image))
+    plain = _is_plain(pixels)
+    pixels = _dark_ink(pixels) if plain else _blurred(_reduced(pixels))  # a photo's ink is darker than its paper
+    paper = _paper(pixels, plain)
+    ink = _digit_ink(_ink_levels(pixels, paper), paper, plain)
+    return _mnist_frame(_full_intensity(ink)).reshape(-1)
+
+
+def _read_scaled_down(image):
     """`image` read with its longer side at most LARGEST_SIDE (a JPEG decoded at about that size directly)."""
     if image.format == "JPEG":
         image.draft(image.mode, (LARGEST_SIDE, LARGEST_SIDE))
     image.load()
+    return _scaled_down(image)
+
+
+def _scaled_down(image):
+    """`image` with its longer side at most LARGEST_SIDE: a 28x28 digit needs no more, and memory stays small."""
     if max(image.size) > LARGEST_SIDE:
         image = image.copy()
         image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))
     return image
+
+
+def _reduced(pixels):
+    """A photograph averaged down to PHOTO_SIDE pixels at most: less noise, and the steps below stay quick."""
+    from PIL import Image
+
+    height, width = pixels.shape
+    scale = PHOTO_SIDE / max(height, width)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+
+
+def _image_from_array(array):
+    """A PIL image of `array`'s pixels, so that arrays and files take the same path (alpha, deep grey levels)."""
+    from PIL import Image
+
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or 0 in array.shape:
+        raise SgdlabError(f"cannot read an array of shape {array.shape} as an image: give (height, width) gray "
+                          "levels or (height, width, 3 or 4) colours")
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):  # 0..1; gray levels keep their depth, colours become 8-bit
+        levels = np.nan_to_num(array.astype(np.float32), nan=0.0)
+        array = levels if array.ndim == 2 else np.round(np.clip(levels, 0.0, 1.0) * 255).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.integer) and array.ndim == 2 and array.dtype not in (np.uint8, np.uint16):
+        array = np.clip(array, 0, np.iinfo(np.int32).max).astype(np.int32)  # read as a deep image's levels
+    elif array.dtype != np.uint8 and not (array.dtype == np.uint16 and array.ndim == 2):
+        raise SgdlabError(f"cannot read an array of {array.dtype} with shape {array.shape} as an image: give "
+                          "uint8 or floats, or uint16 or other integers for gray levels")
+    return Image.fromarray(np.ascontiguousarray(array))
 
 
 def _brightness(image):
@@ -105,37 +194,228 @@ def _finite(values):
     return np.nan_to_num(values, nan=np.median(finite), posinf=finite.max(), neginf=finite.min())
 
 
-def _background_level(pixels):
-    """The median of the border pixels: the paper's (or screen's) brightness."""
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    return float(np.median(border))
+def _border(pixels):
+    """The pixels of the image's four edges: mostly paper (or screen), whatever the digit."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
 
 
-def _has_light_background(pixels):
-    return _background_level(pixels) > 0.5
+def _is_plain(pixels):
+    """Whether the border is one flat colour: a canvas or a scan, whose background needs no estimating."""
+    border = _border(pixels)
+    return float(np.percentile(np.abs(border - np.median(border)), 90)) <= PLAIN_SPREAD
+
+
+def _dark_ink(pixels):
+    """A plain picture with its ink darker than its background: a dark border holds a light digit."""
+    return 1.0 - pixels if np.median(_border(pixels)) <= 0.5 else pixels
+
+
+def _paper(pixels, plain):
+    """The paper's brightness under each pixel, had nothing been written on it: what the ink is measured against.
+
+    A photograph's paper is its closing: the brightest level within half a
+    window, then the darkest of those, which fills every stroke narrower than
+    the window and follows anything wider (a gradient, a shadow, a desk).
+    """
+    if plain:
+        return np.full_like(pixels, np.median(_border(pixels)))
+    window = max(3, round(CLOSING_WINDOW * min(pixels.shape)))
+    extended = np.pad(pixels, window, mode="edge")  # the closing sees the paper go on beyond the frame
+    closed = _sliding(_sliding(extended, window, np.maximum), window, np.minimum)
+    return closed[window:-window, window:-window]
+
+
+def _blurred(pixels):
+    """`pixels` blurred by two box filters (nearly a Gaussian): sensor noise and JPEG blocks averaged out."""
+    radius = round(BLUR_RADIUS * min(pixels.shape))
+    for _ in range(2):
+        pixels = _box_mean(_box_mean(pixels, radius).T, radius).T
+    return pixels
+
+
+def _box_mean(pixels, radius):
+    """The mean over 2 * radius + 1 columns centred on each pixel (edges repeated), from cumulative sums."""
+    if radius < 1:
+        return pixels
+    padded = np.pad(pixels, ((0, 0), (radius + 1, radius)), mode="edge")
+    sums = np.cumsum(padded, axis=1, dtype=np.float64)
+    return ((sums[:, 2 * radius + 1:] - sums[:, :-2 * radius - 1]) / (2 * radius + 1)).astype(np.float32)
+
+
+def _sliding(pixels, window, extreme):
+    """The `extreme` (np.maximum or np.minimum) over a window x window square around each pixel."""
+    return _sliding_rows(_sliding_rows(pixels, window, extreme).T, window, extreme).T
+
+
+def _sliding_rows(pixels, window, extreme):
+    """The `extreme` over `window` rows around each pixel, in log2(window) steps by doubling the span covered."""
+    before = window // 2
+    padded = np.pad(pixels, ((before, window - 1 - before), (0, 0)), mode="edge")
+    span = 1
+    while 2 * span <= window:  # padded[i] becomes the extreme of the `span` rows from i
+        padded = extreme(padded[:-span], padded[span:])
+        span *= 2
+    rows = pixels.shape[0]
+    return extreme(padded[:rows], padded[window - span:window - span + rows])
+
+
+def _ink_levels(pixels, paper):
+    """How much darker than its paper each pixel is, as a fraction of the paper's brightness (0 is no ink)."""
+    ink = np.divide(paper - pixels, paper, out=np.zeros_like(pixels), where=paper > 0)
+    return np.clip(ink, 0.0, 1.0)
+
+
+def _digit_ink(ink, paper, plain):
+    """The ink levels of the digit alone, above the paper's noise, with specks and clutter removed."""
+    floor = 0.0 if plain else _noise_floor(ink, paper)
+    candidates = ink > floor
+    if not candidates.any():
+        return np.zeros_like(ink)
+    strong = np.maximum(max(_otsu_threshold(ink[candidates]), FAINTEST_INK), floor)
+    labels, pieces = _connected_pieces(candidates)
+    keep = _digit_pieces(pieces, ink, labels, strong, plain)
+    return np.where(keep[labels], ink, 0.0).astype(np.float32)
+
+
+def _noise_floor(ink, paper):
+    """The level that bare paper stays under, per pixel: NOISE_SPREADS robust standard deviations above its median.
+
+    The noise is measured in grey levels on the brightest paper (the page the
+    digit is written on, not a dark desk whose texture would count as noise)
+    and taken as the same number of grey levels everywhere, so a darker part
+    (a shadow, the desk) needs a larger fraction of its brightness to be ink.
+    """
+    bright = paper >= PAPER_FRACTION * np.percentile(paper, 99)
+    darkness = (ink * paper)[bright]
+    median = float(np.median(darkness))
+    spread = 1.4826 * float(np.median(np.abs(darkness - median)))  # the MAD, scaled to a Gaussian's sigma
+    return (median + NOISE_SPREADS * spread) / np.maximum(paper, 1e-6)
+
+
+def _otsu_threshold(values):
+    """The level that best splits `values` in two (Otsu's method): strong ink apart from faint smudges."""
+    top = float(values.max())
+    counts, edges = np.histogram(values, bins=256, range=(0.0, top if top > 0 else 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts)[:-1]
+    above = values.size - below
+    mass_below = np.cumsum(counts * centres)[:-1]
+    mean_below = mass_below / np.maximum(below, 1)
+    mean_above = (mass_below[-1] + counts[-1] * centres[-1] - mass_below) / np.maximum(above, 1)
+    between = below * above * (mean_below - mean_above) ** 2
+    best = np.flatnonzero(between >= (1 - OTSU_PLATEAU) * between.max())  # any level in a gap splits alike:
+    return float(edges[1 + best[0]] + edges[1 + best[-1]]) / 2  # take the middle of the gap
+
+
+def _connected_pieces(mask):
+    """Label the 8-connected pieces of `mask` (1, 2, ...; 0 outside): its rows' runs, joined where they touch.
+
+    Returns the label image and the pieces' bounding boxes: a dict of "top",
+    "bottom", "left" and "right" arrays (inclusive), indexed by label.
+    """
+    rows, starts, stops = _runs(mask)
+    above, below = _touching_runs(rows, starts, stops, mask.shape[1])
+    piece_of_run = _union(len(rows), above, below)
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    lengths = stops - starts
+    first_pixel = np.repeat(rows * mask.shape[1] + starts - np.cumsum(lengths) + lengths, lengths)
+    labels.flat[first_pixel + np.arange(lengths.sum())] = np.repeat(piece_of_run + 1, lengths)
+    count = int(piece_of_run.max()) + 2 if len(rows) else 1
+    top, bottom = np.full(count, mask.shape[0]), np.full(count, -1)
+    left, right = np.full(count, mask.shape[1]), np.full(count, -1)
+    np.minimum.at(top, piece_of_run + 1, rows)
+    np.maximum.at(bottom, piece_of_run + 1, rows)
+    np.minimum.at(left, piece_of_run + 1, starts)
+    np.maximum.at(right, piece_of_run + 1, stops - 1)
+    return labels, {"top": top, "bottom": bottom, "left": left, "right": right}
+
+
+def _runs(mask):
+    """Each row's horizontal runs of True, in reading order: rows, starts and (exclusive) stops."""
+    changes = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(changes == 1)
+    _, stops = np.nonzero(changes == -1)
+    return rows, starts, stops
+
+
+def _touching_runs(rows, starts, stops, width):
+    """Pairs of runs in adjacent rows that touch, diagonals included: (run above, run below) index arrays."""
+    line = width + 2  # a run's (row, column) as one sortable number
+    first = np.searchsorted(rows * line + stops, (rows - 1) * line + starts, side="left")
+    last = np.searchsorted(rows * line + starts, (rows - 1) * line + stops, side="right")
+    counts = np.maximum(last - first, 0)
+    below = np.repeat(np.arange(len(rows)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(first, counts) + offsets, below
+
+
+def _union(count, above, below):
+    """The piece (0, 1, ...) each of `count` runs belongs to, joining every touching pair (union-find)."""
+    parent = list(range(count))
+
+    def root(run):
+        while parent[run] != run:
+            parent[run] = parent[parent[run]]
+            run = parent[run]
+        return run
+
+    for a, b in zip(above.tolist(), below.tolist()):
+        root_a, root_b = root(a), root(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
+    roots = np.array([root(run) for run in range(count)], dtype=np.int64)
+    return np.unique(roots, return_inverse=True)[1].reshape(-1) if count else roots
+
+
+def _digit_pieces(pieces, ink, labels, strong, plain):
+    """Which labels are the digit: pieces with strong ink, not specks, near the main one; in a photo, off the frame.
+
+    A piece's size is its strong ink, so that a wide, faint smudge (the grain
+    of a desk) never outweighs the digit.
+    """
+    count = len(pieces["top"])
+    mass = np.bincount(labels.ravel(), weights=np.where(ink > strong, ink, 0.0).ravel(), minlength=count)
+    height, width = labels.shape
+    on_frame = (pieces["top"] == 0) | (pieces["left"] == 0) | (pieces["bottom"] == height - 1) | (
+        pieces["right"] == width - 1)
+    candidate = (mass > 0) & (plain | ~on_frame)
+    candidate[0] = False
+    if not candidate.any():
+        return candidate
+    main = int(np.argmax(np.where(candidate, mass, -1.0)))
+    reach = NEAR * max(pieces["bottom"][main] - pieces["top"][main], pieces["right"][main] - pieces["left"][main])
+    near = ((pieces["bottom"] >= pieces["top"][main] - reach) & (pieces["top"] <= pieces["bottom"][main] + reach)
+            & (pieces["right"] >= pieces["left"][main] - reach) & (pieces["left"] <= pieces["right"][main] + reach))
+    return candidate & near & (mass >= SPECK_FRACTION * mass[main])
+
+
+def _full_intensity(ink):
+    """The ink scaled so that the stroke's typical level (not a noisy maximum) is 1, as in MNIST."""
+    strokes = ink[ink > 0]
+    if strokes.size == 0:
+        return ink
+    return np.clip(ink / np.percentile(strokes, STROKE_PERCENTILE), 0.0, 1.0)
 
 
 def _mnist_frame(pixels):
     """Crop to the ink, fit it in a 20x20 box and centre its mass in a 28x28 frame."""
     from PIL import Image
 
-    ink = pixels > INK_THRESHOLD * max(float(pixels.max()), 1e-6)
-    if ink.any():
-        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        pixels = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    frame = np.zeros((MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
+    ink = pixels > INK_THRESHOLD
+    if not ink.any():
+        return frame
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    pixels = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     height, width = pixels.shape
     scale = DIGIT_BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     digit = np.asarray(Image.fromarray(pixels.astype(np.float32)).resize(size, Image.Resampling.LANCZOS))
     digit = np.clip(digit, 0.0, 1.0)
 
-    frame = np.zeros((MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
+    ys, xs = np.indices(digit.shape)
     total = digit.sum()
-    if total > 0:
-        ys, xs = np.indices(digit.shape)
-        centre_y, centre_x = (ys * digit).sum() / total, (xs * digit).sum() / total
-    else:
-        centre_y, centre_x = (digit.shape[0] - 1) / 2, (digit.shape[1] - 1) / 2
+    centre_y, centre_x = (ys * digit).sum() / total, (xs * digit).sum() / total
     top = int(np.clip(round(MNIST_SIDE / 2 - 0.5 - centre_y), 0, MNIST_SIDE - digit.shape[0]))
     left = int(np.clip(round(MNIST_SIDE / 2 - 0.5 - centre_x), 0, MNIST_SIDE - digit.shape[1]))
     frame[top:top + digit.shape[0], left:left + digit.shape[1]] = digit

@@ -37,10 +37,11 @@ def train_live(args, train, terminal):
             print(f"sgdlab train: error: {exc}", file=sys.stderr)
             stay_up(args, server)
             raise
-        ended = "stopped" if history.stopped else "finished"
-        live.feed.update(status=ended, message=history.stopped or "", live_network=None)
-        say(args, f"{'stopped' if history.stopped else 'finished'}: results saved in {run_dir}")
-        stay_up(args, server)
+        with contextlib.suppress(KeyboardInterrupt):  # from here, Ctrl-C ends the page: the run is saved
+            ended = "stopped" if history.stopped else "finished"
+            live.feed.update(status=ended, message=history.stopped or "", live_network=None)
+            say(args, f"{ended}: results saved in {run_dir}")
+            stay_up(args, server)
     return run_dir, history
 
 

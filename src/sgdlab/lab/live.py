@@ -90,6 +90,8 @@ class LiveRun(RunObserver):
 
     def _wait_while_paused(self):
         """Between iterations: hold while paused (Ctrl-C and the page's stop still end the run)."""
+        if not (self._paused or self._stop):  # the common case, read without the lock: nothing asked
+            return
         with interrupts_deferred() as pending, self._control:
             while True:
                 if self._stop:

@@ -46,3 +46,51 @@ def test_a_json_object_is_read_back_and_anything_else_named(tmp_path):
                           ("cut.json", "cannot read .* as a run's settings .* it may be damaged")):
         with pytest.raises(SgdlabError, match=message):
             read_json_object(tmp_path / name, "run's settings")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"lr": 1e400}', "the number 1e400 is beyond the range of floats"),
+    ('{"lr": -1e400}', "the number -1e400 is beyond the range of floats"),
+    ('{"loss": [NaN]}', "NaN is not a number sgdlab writes"),
+    ('{"loss": [Infinity, -Infinity]}', "Infinity is not a number sgdlab writes"),
+    ('{"iters": 1' + "0" * 400 + "}", "the number 100000000000000000000... is beyond the range of floats"),
+    ('{"iters": 1' + "0" * 5000 + "}", "Exceeds the limit"),
+    ('{"loss": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+])
+def test_json_that_sgdlab_never_writes_is_refused_naming_the_file(tmp_path, text, problem):
+    from sgdlab.errors import SgdlabError
+    from sgdlab.fileio import read_json_object
+
+    (tmp_path / "history.json").write_text(text)
+    with pytest.raises(SgdlabError, match=f"cannot read {tmp_path / 'history.json'} as a history file .*{problem}"):
+        read_json_object(tmp_path / "history.json", "history file")
+
+
+def test_a_json_file_of_gigabytes_is_refused_unread(tmp_path):
+    from sgdlab.errors import SgdlabError
+    from sgdlab.fileio import MAX_JSON_BYTES, read_json_object
+
+    with open(tmp_path / "config.json", "wb") as handle:
+        handle.truncate(4 << 30)  # sparse: nothing is written
+    with pytest.raises(SgdlabError, match=f"config.json is larger than {MAX_JSON_BYTES >> 20} MB"):
+        read_json_object(tmp_path / "config.json", "run's settings")
+
+
+def test_a_json_file_without_a_size_is_read_no_further_than_the_limit(tmp_path, monkeypatch):
+    from sgdlab import fileio
+    from sgdlab.errors import SgdlabError
+
+    monkeypatch.setattr(fileio, "MAX_JSON_BYTES", 1000)
+    (tmp_path / "history.json").symlink_to("/dev/zero")  # endless, and of size 0
+    with pytest.raises(SgdlabError, match="history.json is larger than"):
+        fileio.read_json_object(tmp_path / "history.json", "history file")
+
+
+def test_a_history_of_a_million_iterations_is_read(tmp_path):
+    import json
+
+    from sgdlab.fileio import read_json_object
+
+    loss = [2.302585092994046 - i * 1e-7 for i in range(1_000_000)]
+    (tmp_path / "history.json").write_text(json.dumps({"loss": loss}, indent=1))
+    assert read_json_object(tmp_path / "history.json", "history file")["loss"] == loss

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from sgdlab.errors import SgdlabError
-from sgdlab.data.digit_images import (FAINTEST_INK, MNIST_SIDE, _connected_pieces, _ink_levels, _otsu_threshold,
-                                      _paper, digit_from_image, load_digit_image)
+from sgdlab.data.digit_images import (FAINTEST_INK, MNIST_SIDE, _ink_levels, _otsu_threshold, _paper,
+                                      digit_from_image, load_digit_image)
 
 CENTRE = (MNIST_SIDE - 1) / 2  # 13.5: the middle of a 28-pixel row, counted from 0
 
@@ -383,18 +383,13 @@ def test_the_digit_on_a_sticky_note_is_read_without_the_notes_edges(dark_on_pape
     assert abs(row - CENTRE) < 1.0 and abs(col - CENTRE) < 1.0
 
 
-def test_connected_pieces_join_diagonal_neighbours_and_keep_apart_the_rest():
-    mask = np.zeros((6, 8), dtype=bool)
-    mask[0, 0] = mask[1, 1] = mask[2, 1] = True  # one piece, joined diagonally and downwards
-    mask[0, 4:7] = mask[1, 3] = True  # a second: a run and the pixel diagonally below its start
-    mask[4:6, 6:8] = True  # a third, alone in the corner
-    labels, pieces = _connected_pieces(mask)
-    assert labels[0, 0] == labels[1, 1] == labels[2, 1]
-    assert labels[0, 4] == labels[0, 6] == labels[1, 3]
-    assert len({labels[0, 0], labels[0, 4], labels[5, 7]}) == 3 and (labels[~mask] == 0).all()
-    corner = labels[5, 7]
-    assert (pieces["top"][corner], pieces["bottom"][corner], pieces["left"][corner], pieces["right"][corner]) == (
-        4, 5, 6, 7)
+def test_pixels_touching_only_at_their_corners_are_one_stroke():
+    page = np.full((60, 60), 255, dtype=np.uint8)
+    page[np.arange(10, 50), np.arange(10, 50)] = 0  # a one-pixel pen line, each pixel diagonal to the next
+    picture = digit_from_image(page).reshape(MNIST_SIDE, MNIST_SIDE)
+    assert ink_box(picture) == (20, 20)  # the whole line, not one of its pixels scaled up into a square
+    assert np.count_nonzero(picture > 0.2) < 40  # a thin diagonal of 20 pixels, not 400
+    assert picture[4:10, 18:24].max() == 0.0 and picture[18:24, 4:10].max() == 0.0  # the box's other corners
 
 
 def test_otsu_threshold_falls_between_faint_smudges_and_strong_ink():
@@ -441,3 +436,16 @@ def test_an_array_reads_as_the_same_picture_saved_as_a_file(dark_on_paper, make)
 def test_an_array_that_is_no_image_is_named(shape, dtype):
     with pytest.raises(SgdlabError, match="cannot read an array"):
         digit_from_image(np.zeros(shape, dtype=dtype))
+
+
+def test_an_image_too_large_to_decode_whole_is_refused_before_it_is_decoded(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "huge.png"
+    Image.new("L", (10_000, 6_000)).save(path, optimize=True)  # 60 megapixels in a few hundred kB
+    tracemalloc.start()
+    with pytest.raises(SgdlabError, match="too large to read as an image .*10000x6000 pixels"):
+        load_digit_image(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20_000_000  # far below the 60 MB of its pixels alone

@@ -8,6 +8,7 @@ MNIST run when SGDLAB_DATA names a folder holding it.
 import dataclasses
 import gzip
 import hashlib
+import io
 import os
 import re
 import struct
@@ -412,7 +413,7 @@ def test_load_mnist_uses_the_default_folder(monkeypatch, small_dir):
 # --- the decoded cache -----------------------------------------------------------------------------
 
 def forbid_reading_sources(monkeypatch):
-    def fail(path):
+    def fail(path, limit):
         pytest.fail(f"{path} was read although the decoded cache is current")
 
     monkeypatch.setattr(mnist, "read_idx_bytes", fail)
@@ -443,7 +444,8 @@ def test_cache_is_rebuilt_after_a_source_is_touched(small_dir, monkeypatch):
     touched = source.stat().st_mtime_ns + 10**9
     os.utime(source, ns=(touched, touched))
     read = []
-    monkeypatch.setattr(mnist, "read_idx_bytes", lambda path: read.append(path) or idx.read_idx_bytes(path))
+    monkeypatch.setattr(mnist, "read_idx_bytes",
+                        lambda path, limit: read.append(path) or idx.read_idx_bytes(path, limit))
     load_mnist(data_dir=small_dir)
     assert len(read) == 4
     forbid_reading_sources(monkeypatch)
@@ -547,3 +549,203 @@ def test_real_cached_load_equals_the_idx_files(mnist_dir, real_copy, real_uint8)
         path = mnist_dir / f"{name}.gz" if (mnist_dir / f"{name}.gz").is_file() else mnist_dir / name
         decoded = idx.read_idx(path)
         assert np.array_equal(decoded, loaded.reshape(decoded.shape)), name
+
+
+# --- hostile files: bombs, oversized downloads, edited caches ----------------------------------------
+
+def peak_memory(function, *args, **kwargs):
+    """What `function` allocated at most (tracemalloc sees NumPy's allocations too), and what it raised."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        function(*args, **kwargs)
+        raised = None
+    except Exception as exc:  # noqa: BLE001 - returned for the test to judge
+        raised = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, raised
+
+
+def zeros_gzip(size: int, member: int = 16 << 20) -> bytes:
+    """A gzip file of `size` zero bytes made of concatenated members (quick to build however large)."""
+    return gzip.compress(bytes(member), compresslevel=9) * (size // member)
+
+
+def test_a_gzip_bomb_in_the_data_folder_is_refused_without_expanding_it(small_dir):
+    # 4 KB, as long as the small canonical file may be gzipped, expanding to 4 MB (a bomb's start)
+    (small_dir / "train-images-idx3-ubyte.gz").write_bytes(zeros_gzip(1 << 30)[:4 << 10])
+    peak, raised = peak_memory(load_mnist, data_dir=small_dir)
+    assert isinstance(raised, DataError)
+    assert re.search(data_error("train-images-idx3-ubyte.gz", "decompresses to more than"), str(raised))
+    assert peak < 3 << 20
+    (small_dir / "train-images-idx3-ubyte.gz").write_bytes(zeros_gzip(1 << 30))  # 1 GB of zeros in 1 MB
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: larger than 5776 bytes, more than the file can be"):
+        load_mnist(data_dir=small_dir)
+
+
+def test_an_oversized_plain_file_in_the_data_folder_is_refused_unread(small_dir):
+    (small_dir / "t10k-labels-idx1-ubyte.gz").unlink()
+    with open(small_dir / "t10k-labels-idx1-ubyte", "wb") as handle:
+        handle.truncate(16 << 30)  # 16 GB, sparse: nothing is written
+    peak, raised = peak_memory(load_mnist, data_dir=small_dir)
+    assert isinstance(raised, DataError) and "t10k-labels-idx1-ubyte: larger than" in str(raised)
+    assert peak < 8 << 20
+
+
+# The .gz files as yann.lecun.com published them; mirrors may recompress (this machine's copy is smaller).
+PUBLISHED_GZ_SIZES = {"train-images-idx3-ubyte": 9912422, "train-labels-idx1-ubyte": 28881,
+                      "t10k-images-idx3-ubyte": 1648877, "t10k-labels-idx1-ubyte": 4542}
+
+
+def test_the_size_limits_take_the_real_files(mnist_dir):
+    for spec in mnist.FILES:
+        path = mnist_dir / spec.gz_name
+        raw = idx.read_idx_bytes(path, spec.idx_size)
+        assert len(raw) == spec.idx_size
+        assert path.stat().st_size < spec.download_limit and PUBLISHED_GZ_SIZES[spec.name] < spec.download_limit
+
+
+class FakeResponse:
+    """What urlopen returns, serving `size` bytes of `fill` in chunks and counting what was read."""
+
+    def __init__(self, size, fill=b"\x1f\x8b", announce=False):
+        self.size, self.fill, self.served = size, fill, 0
+        self.headers = {"Content-Length": str(size)} if announce else {}
+
+    def read(self, amount):
+        amount = min(amount, self.size - self.served)
+        self.served += amount
+        return (self.fill * amount)[:amount]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+REAL_FETCH = mnist._fetch
+
+
+@pytest.mark.parametrize("announce", [False, True])
+def test_a_download_longer_than_the_file_can_be_is_stopped_and_its_new_folder_removed(tmp_path, monkeypatch,
+                                                                                      small_mnist, announce):
+    monkeypatch.setattr(mnist, "_fetch", REAL_FETCH)
+    responses = []
+
+    def urlopen(request, timeout):
+        responses.append(FakeResponse(1 << 30, announce=announce))  # 1 GB for a file of a few kilobytes
+        return responses[-1]
+
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
+    folder = tmp_path / "new" / "mnist"
+    with pytest.raises(DataError, match="(sends|announces) .*more than the .* bytes the file can have"):
+        load_mnist(data_dir=folder)
+    limit = mnist.FILES[0].download_limit
+    assert len(responses) == 2 and all(response.served <= limit + (1 << 16) for response in responses)
+    assert not (tmp_path / "new").exists()
+
+
+def serve(files: dict[str, bytes]):
+    """A web server on 127.0.0.1 serving `files` by name, in a thread; returns (server, its base URL)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path.rsplit("/", 1)[-1])
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            if body is not None:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/"
+
+
+def test_a_mirror_serving_a_gzip_bomb_is_refused_in_bounded_memory(tmp_path, monkeypatch, small_mnist):
+    monkeypatch.setattr(mnist, "_fetch", REAL_FETCH)
+    bomb = zeros_gzip(1 << 30)[:4 << 10]  # within the download limit: the first 4 KB of a 1 GB bomb expand to 4 MB
+    server, url = serve({spec.gz_name: bomb for spec in mnist.FILES})
+    monkeypatch.setattr(mnist, "MIRRORS", [url])
+    folder = tmp_path / "fresh"
+    try:
+        peak, raised = peak_memory(load_mnist, data_dir=folder)
+    finally:
+        server.shutdown()
+    assert isinstance(raised, DataError) and "decompresses to more than" in str(raised)
+    assert peak < 3 << 20
+    assert not folder.exists()
+
+
+def test_a_download_interrupted_by_ctrl_c_leaves_no_new_folder(tmp_path, monkeypatch):
+    def interrupted(url, dest):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mnist, "_fetch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_mnist(data_dir=tmp_path / "new" / "mnist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def edit_cache(folder: Path, **arrays) -> None:
+    """Change arrays of the decoded cache and keep its stamp, as someone editing it would."""
+    cache = folder / mnist.CACHE_NAME
+    with np.load(cache) as archive:
+        contents = dict(archive)
+    contents.update(arrays)
+    np.savez(cache, **contents)
+
+
+def test_a_cache_edited_with_its_stamp_kept_is_never_used(small_dir, small_mnist):
+    load_mnist(data_dir=small_dir)
+    labels = idx.parse_idx(small_mnist["train-labels-idx1-ubyte"], "labels")
+    edit_cache(small_dir, train_labels=(labels + 1) % 10)
+    (_, t_train), _ = load_mnist(data_dir=small_dir)
+    np.testing.assert_array_equal(t_train, labels)
+
+
+def test_a_cache_holding_a_label_out_of_range_is_rebuilt(small_dir, small_mnist):
+    load_mnist(data_dir=small_dir)
+    labels = idx.parse_idx(small_mnist["t10k-labels-idx1-ubyte"], "labels").copy()
+    edit_cache(small_dir, test_labels=np.full_like(labels, 200))
+    _, (_, t_test) = load_mnist(data_dir=small_dir, one_hot_label=True)
+    np.testing.assert_array_equal(t_test.argmax(axis=1), labels)
+
+
+def test_the_cache_of_another_data_set_is_not_used(small_dir, small_mnist):
+    load_mnist(data_dir=small_dir, normalize=False)
+    images = idx.parse_idx(small_mnist["train-images-idx3-ubyte"], "images")
+    edit_cache(small_dir, train_images=255 - images)  # same shapes and stamp, other pictures
+    (x_train, _), _ = load_mnist(data_dir=small_dir, normalize=False)
+    np.testing.assert_array_equal(x_train, images.reshape(len(images), -1))
+
+
+@pytest.mark.parametrize("replacement", [np.array([{"evil": 1}], dtype=object), np.zeros((2**20, 28, 28), np.uint8)])
+def test_a_cache_with_pickles_or_arrays_of_other_shapes_is_rebuilt(small_dir, small_mnist, replacement):
+    load_mnist(data_dir=small_dir)
+    edit_cache(small_dir, test_images=replacement)
+    _, (x_test, _) = load_mnist(data_dir=small_dir, normalize=False)
+    assert x_test.shape == (TEST_COUNT, 784)
+
+
+def test_a_mirror_announcing_a_length_that_is_no_number_still_serves(tmp_path, monkeypatch, small_mnist):
+    monkeypatch.setattr(mnist, "_fetch", REAL_FETCH)
+
+    def urlopen(request, timeout):
+        body = gzip.compress(small_mnist[request.full_url.rsplit("/", 1)[-1].removesuffix(".gz")])
+        response = FakeResponse(len(body))
+        response.read = io.BytesIO(body).read
+        response.headers = {"Content-Length": "a lot"}
+        return response
+
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
+    (x_train, _), _ = load_mnist(data_dir=tmp_path / "fresh")
+    assert len(x_train) == TRAIN_COUNT

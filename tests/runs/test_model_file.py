@@ -199,3 +199,80 @@ def test_a_model_for_mnist_must_read_its_images_and_tell_its_classes(tmp_path, s
         load_mnist_model(tmp_path / "model.npz")
     save_model(tmp_path / "mnist.npz", MultiLayerNet(784, [5], 10, rng=0))
     assert load_mnist_model(tmp_path / "mnist.npz").sizes == (784, 5, 10)
+
+
+# --- hostile files: every header is checked before any data is read (see also tests/test_hostile_files.py) ----
+
+def rewritten(saved_path, tmp_path, architecture=None, arrays=None):
+    """A copy of the saved model with its architecture updated and arrays replaced, as np.savez writes them."""
+    with np.load(saved_path) as archive:
+        contents = dict(archive)
+    meta = json.loads(str(contents["sgdlab_model"]))
+    meta["architecture"].update(architecture or {})
+    contents.update(arrays or {}, sgdlab_model=np.array(json.dumps(meta)))
+    path = tmp_path / "edited.npz"
+    np.savez(path, **contents)
+    return path
+
+
+@pytest.mark.parametrize("architecture, message", [
+    ({"dtype": "int32"}, "dtype must be one of float32, float64, got 'int32'"),
+    ({"dtype": "object"}, "dtype must be one of float32, float64, got 'object'"),
+    ({"dtype": "complex128"}, "dtype must be one of float32, float64"),
+    ({"hidden_size": 10**12}, "describes a network of 10,000,000,000,003 parameters"),
+    ({"hidden_size": -5}, r"layer sizes must be positive integers, got \[6, -5, 3\]"),
+    ({"hidden_size": 5.0}, r"layer sizes must be positive integers, got \[6, 5.0, 3\]"),
+    ({"hidden_size": "5"}, "layer sizes must be positive integers"),
+    ({"class": "MultiLayerNet", "sizes": [6] * 100_000 + [3]}, "layer sizes|parameters|holds arrays"),
+    ({"class": "MultiLayerNet", "sizes": [6, 10**9, 10**9, 3]}, "parameters"),
+])
+def test_an_absurd_or_foreign_architecture_is_refused_before_the_network_is_built(saved, tmp_path, architecture,
+                                                                                  message):
+    path = rewritten(saved[1], tmp_path, architecture)
+    with pytest.raises(ModelFileError, match=f"{path}.*({message})"):
+        load_model(path)
+
+
+def test_a_description_of_a_million_layers_is_refused_by_its_size(saved, tmp_path):
+    path = rewritten(saved[1], tmp_path, {"class": "MultiLayerNet", "sizes": [6] * 10**6 + [3]})
+    with pytest.raises(ModelFileError, match="more than the 4194304 bytes it may have"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("array", [np.zeros((6, 5), complex), np.full((6, 5), "x"), np.zeros((6, 5), np.int64),
+                                   np.zeros((6, 5), np.float32).astype(">f4").view([("a", ">f4")])])
+def test_weights_that_are_not_floats_are_refused(saved, tmp_path, array):
+    path = rewritten(saved[1], tmp_path, arrays={"W1": array})
+    with pytest.raises(ModelFileError, match=str(path)):
+        load_model(path)
+
+
+def test_an_npy_file_given_as_a_model_is_named_as_such(tmp_path):
+    np.save(tmp_path / "weights.npy", np.zeros(3))
+    with pytest.raises(ModelFileError, match="weights.npy is not an sgdlab model file .a single .npy array"):
+        load_model(tmp_path / "weights.npy")
+
+
+def test_a_member_whose_data_is_longer_or_shorter_than_its_header_says_is_refused(saved, tmp_path):
+    _, path = saved
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    for change in (b"extra bytes", None):
+        edited = dict(members, **{"W1.npy": members["W1.npy"] + change if change else members["W1.npy"][:-8]})
+        bad = tmp_path / "bad.npz"
+        with zipfile.ZipFile(bad, "w") as archive:
+            for name, data in edited.items():
+                archive.writestr(name, data)
+        with pytest.raises(ModelFileError, match=r"member 'W1.npy' is \d+ bytes long, but its header declares "
+                                                 r"float64 of shape \(6, 5\)"):
+            load_model(bad)
+
+
+def test_an_archive_claiming_sizes_far_beyond_the_file_is_refused(saved, tmp_path):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")  # the last member's directory entry: its uncompressed size
+    data[central + 24:central + 28] = (2**32 - 1).to_bytes(4, "little")
+    (tmp_path / "huge.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="claim .* bytes, more than 16 times the file's size"):
+        load_model(tmp_path / "huge.npz")

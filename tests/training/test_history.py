@@ -57,6 +57,11 @@ def test_loading_bad_files(tmp_path):
     (lambda values: values.update(lr_changes=[{"iteration": 10**6, "lr": 0.1}]), r"'lr_changes' is not a list"),
     (lambda values: values.update(lr_changes=[[2, 0.1]]), r"'lr_changes' is not a list"),
     (lambda values: values.update(lr_changes={"iteration": 2, "lr": 0.1}), r"'lr_changes' is not a list"),
+    (lambda values: values["loss"].__setitem__(0, -1e308), r"'loss' hold values no run records"),
+    (lambda values: values["test_acc"].__setitem__(0, 1e308), r"'test_acc' hold values no run records"),
+    (lambda values: values.update(stopped=5), r"'stopped' hold values no run records"),
+    (lambda values: values.update(iters_per_epoch=0), r"'iters_per_epoch' hold values no run records"),
+    (lambda values: values["iteration"].__setitem__(1, 2.5), r"'iteration' hold values no run records"),
 ])
 def test_an_edited_history_is_refused_clearly(tmp_path, edit, message):
     values = sample_history().to_dict()

@@ -27,14 +27,18 @@ page's canvas). The pipeline, one function a step:
    it is, as a fraction of the paper's brightness, so that a shadow or a
    gradient cancels out and the paper becomes MNIST's black.
 6. The digit's ink (`_digit_ink`): the pixels above the paper's own noise
-   (`_noise_floor`) form connected pieces (`_connected_pieces`); the digit is
-   the pieces holding strong ink (above Otsu's threshold), except specks far
-   smaller or far away from its main piece and, in a photograph, pieces that
-   touch the frame: the desk, a shadow's edge, a note's border
-   (`_digit_pieces`).
+   (`_noise_floor`) form connected pieces, diagonal neighbours included; the
+   digit is the pieces holding strong ink (above Otsu's threshold,
+   `_otsu_threshold`), except specks far smaller or far away from its main
+   piece and, in a photograph, pieces that touch the frame: the desk, a
+   shadow's edge, a note's border (`_digit_pieces`).
 7. The stroke's typical level brought to full intensity (`_full_intensity`),
    then the crop to the ink, not to the frame, the fit into 20x20 and the
    centring by mass in 28x28 (`_mnist_frame`).
+
+The image processing itself (the filters, the closing, the labelling of the
+pieces, their boxes and sizes) is `scipy.ndimage`'s; Pillow reads, converts
+and resizes.
 """
 
 import math
@@ -51,6 +55,7 @@ INK_THRESHOLD = 0.2  # fraction of full intensity that counts as part of the str
 FAINTEST_INK = 0.1  # ink no darker than this fraction of its paper is noise on a blank page, not a digit
 RANGE_PERCENTILE = 99.9  # a deep image's range is judged without its few brightest pixels (a hot pixel, a glint)
 LARGEST_SIDE = 2048  # larger images are scaled down first: a 28x28 digit needs no more, and memory stays small
+MAX_DECODED_PIXELS = 50_000_000  # an image decoded whole (all but JPEG) may have this many: a phone's photo
 PHOTO_SIDE = 1024  # a photograph is averaged down to this longer side: its digit still spans dozens of pixels
 PLAIN_SPREAD = 0.03  # a border whose pixels (nine in ten) are this close to its median is one flat colour
 CLOSING_WINDOW = 0.15  # the paper is measured over windows this fraction of the shorter side: wider than a stroke
@@ -70,13 +75,14 @@ def load_digit_image(path):
     try:
         with warnings.catch_warnings():  # Pillow warns of large images; beyond twice that it refuses them, as here
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # a damaged file's (TIFF tags, EXIF): it is read or refused
             with Image.open(path) as image:
                 image = ImageOps.exif_transpose(_read_scaled_down(image))
     except FileNotFoundError:
         raise SgdlabError(f"{path}: no such image file") from None
     except Image.DecompressionBombError as exc:
         raise SgdlabError(f"{path}: too large to read as an image ({exc}); scale it down first") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, TypeError) as exc:  # TypeError: a TIFF's damaged tags
         raise SgdlabError(f"{path}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
     return digit_from_image(image)
 
@@ -104,6 +110,11 @@ def _read_scaled_down(image):
     """`image` read with its longer side at most LARGEST_SIDE (a JPEG decoded at about that size directly)."""
     if image.format == "JPEG":
         image.draft(image.mode, (LARGEST_SIDE, LARGEST_SIDE))
+    elif image.width * image.height > MAX_DECODED_PIXELS:  # refused before it is decoded, whole, into memory
+        from PIL import Image
+
+        raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels, more than "
+                                           f"{MAX_DECODED_PIXELS:,} decoded whole")
     image.load()
     return _scaled_down(image)
 
@@ -217,46 +228,22 @@ def _paper(pixels, plain):
     window, then the darkest of those, which fills every stroke narrower than
     the window and follows anything wider (a gradient, a shadow, a desk).
     """
+    from scipy import ndimage
+
     if plain:
         return np.full_like(pixels, np.median(_border(pixels)))
     window = max(3, round(CLOSING_WINDOW * min(pixels.shape)))
     extended = np.pad(pixels, window, mode="edge")  # the closing sees the paper go on beyond the frame
-    closed = _sliding(_sliding(extended, window, np.maximum), window, np.minimum)
+    closed = ndimage.minimum_filter(ndimage.maximum_filter(extended, window), window)
     return closed[window:-window, window:-window]
 
 
 def _blurred(pixels):
     """`pixels` blurred by two box filters (nearly a Gaussian): sensor noise and JPEG blocks averaged out."""
-    radius = round(BLUR_RADIUS * min(pixels.shape))
-    for _ in range(2):
-        pixels = _box_mean(_box_mean(pixels, radius).T, radius).T
-    return pixels
+    from scipy import ndimage
 
-
-def _box_mean(pixels, radius):
-    """The mean over 2 * radius + 1 columns centred on each pixel (edges repeated), from cumulative sums."""
-    if radius < 1:
-        return pixels
-    padded = np.pad(pixels, ((0, 0), (radius + 1, radius)), mode="edge")
-    sums = np.cumsum(padded, axis=1, dtype=np.float64)
-    return ((sums[:, 2 * radius + 1:] - sums[:, :-2 * radius - 1]) / (2 * radius + 1)).astype(np.float32)
-
-
-def _sliding(pixels, window, extreme):
-    """The `extreme` (np.maximum or np.minimum) over a window x window square around each pixel."""
-    return _sliding_rows(_sliding_rows(pixels, window, extreme).T, window, extreme).T
-
-
-def _sliding_rows(pixels, window, extreme):
-    """The `extreme` over `window` rows around each pixel, in log2(window) steps by doubling the span covered."""
-    before = window // 2
-    padded = np.pad(pixels, ((before, window - 1 - before), (0, 0)), mode="edge")
-    span = 1
-    while 2 * span <= window:  # padded[i] becomes the extreme of the `span` rows from i
-        padded = extreme(padded[:-span], padded[span:])
-        span *= 2
-    rows = pixels.shape[0]
-    return extreme(padded[:rows], padded[window - span:window - span + rows])
+    side = 2 * round(BLUR_RADIUS * min(pixels.shape)) + 1
+    return ndimage.uniform_filter(ndimage.uniform_filter(pixels, side, mode="nearest"), side, mode="nearest")
 
 
 def _ink_levels(pixels, paper):
@@ -267,13 +254,16 @@ def _ink_levels(pixels, paper):
 
 def _digit_ink(ink, paper, plain):
     """The ink levels of the digit alone, above the paper's noise, with specks and clutter removed."""
+    from scipy import ndimage
+
     floor = 0.0 if plain else _noise_floor(ink, paper)
     candidates = ink > floor
     if not candidates.any():
         return np.zeros_like(ink)
     strong = np.maximum(max(_otsu_threshold(ink[candidates]), FAINTEST_INK), floor)
-    labels, pieces = _connected_pieces(candidates)
-    keep = _digit_pieces(pieces, ink, labels, strong, plain)
+    labels, count = ndimage.label(candidates, structure=np.ones((3, 3)))  # 8-connected: diagonals touch
+    keep = np.zeros(count + 1, dtype=bool)  # label 0 is the paper
+    keep[1:] = _digit_pieces(labels, count, np.where(ink > strong, ink, 0.0), plain)
     return np.where(keep[labels], ink, 0.0).astype(np.float32)
 
 
@@ -307,86 +297,34 @@ def _otsu_threshold(values):
     return float(edges[1 + best[0]] + edges[1 + best[-1]]) / 2  # take the middle of the gap
 
 
-def _connected_pieces(mask):
-    """Label the 8-connected pieces of `mask` (1, 2, ...; 0 outside): its rows' runs, joined where they touch.
-
-    Returns the label image and the pieces' bounding boxes: a dict of "top",
-    "bottom", "left" and "right" arrays (inclusive), indexed by label.
-    """
-    rows, starts, stops = _runs(mask)
-    above, below = _touching_runs(rows, starts, stops, mask.shape[1])
-    piece_of_run = _union(len(rows), above, below)
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    lengths = stops - starts
-    first_pixel = np.repeat(rows * mask.shape[1] + starts - np.cumsum(lengths) + lengths, lengths)
-    labels.flat[first_pixel + np.arange(lengths.sum())] = np.repeat(piece_of_run + 1, lengths)
-    count = int(piece_of_run.max()) + 2 if len(rows) else 1
-    top, bottom = np.full(count, mask.shape[0]), np.full(count, -1)
-    left, right = np.full(count, mask.shape[1]), np.full(count, -1)
-    np.minimum.at(top, piece_of_run + 1, rows)
-    np.maximum.at(bottom, piece_of_run + 1, rows)
-    np.minimum.at(left, piece_of_run + 1, starts)
-    np.maximum.at(right, piece_of_run + 1, stops - 1)
-    return labels, {"top": top, "bottom": bottom, "left": left, "right": right}
-
-
-def _runs(mask):
-    """Each row's horizontal runs of True, in reading order: rows, starts and (exclusive) stops."""
-    changes = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    rows, starts = np.nonzero(changes == 1)
-    _, stops = np.nonzero(changes == -1)
-    return rows, starts, stops
-
-
-def _touching_runs(rows, starts, stops, width):
-    """Pairs of runs in adjacent rows that touch, diagonals included: (run above, run below) index arrays."""
-    line = width + 2  # a run's (row, column) as one sortable number
-    first = np.searchsorted(rows * line + stops, (rows - 1) * line + starts, side="left")
-    last = np.searchsorted(rows * line + starts, (rows - 1) * line + stops, side="right")
-    counts = np.maximum(last - first, 0)
-    below = np.repeat(np.arange(len(rows)), counts)
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(first, counts) + offsets, below
-
-
-def _union(count, above, below):
-    """The piece (0, 1, ...) each of `count` runs belongs to, joining every touching pair (union-find)."""
-    parent = list(range(count))
-
-    def root(run):
-        while parent[run] != run:
-            parent[run] = parent[parent[run]]
-            run = parent[run]
-        return run
-
-    for a, b in zip(above.tolist(), below.tolist()):
-        root_a, root_b = root(a), root(b)
-        if root_a != root_b:
-            parent[max(root_a, root_b)] = min(root_a, root_b)
-    roots = np.array([root(run) for run in range(count)], dtype=np.int64)
-    return np.unique(roots, return_inverse=True)[1].reshape(-1) if count else roots
-
-
-def _digit_pieces(pieces, ink, labels, strong, plain):
-    """Which labels are the digit: pieces with strong ink, not specks, near the main one; in a photo, off the frame.
+def _digit_pieces(labels, count, strong_ink, plain):
+    """Which pieces 1..count are the digit: strong ink, no specks, near the main one; in a photo, off the frame.
 
     A piece's size is its strong ink, so that a wide, faint smudge (the grain
     of a desk) never outweighs the digit.
     """
-    count = len(pieces["top"])
-    mass = np.bincount(labels.ravel(), weights=np.where(ink > strong, ink, 0.0).ravel(), minlength=count)
+    from scipy import ndimage
+
+    mass = ndimage.sum_labels(strong_ink, labels, index=np.arange(1, count + 1))
+    top, bottom, left, right = _boxes(labels)
     height, width = labels.shape
-    on_frame = (pieces["top"] == 0) | (pieces["left"] == 0) | (pieces["bottom"] == height - 1) | (
-        pieces["right"] == width - 1)
+    on_frame = (top == 0) | (left == 0) | (bottom == height - 1) | (right == width - 1)
     candidate = (mass > 0) & (plain | ~on_frame)
-    candidate[0] = False
     if not candidate.any():
         return candidate
     main = int(np.argmax(np.where(candidate, mass, -1.0)))
-    reach = NEAR * max(pieces["bottom"][main] - pieces["top"][main], pieces["right"][main] - pieces["left"][main])
-    near = ((pieces["bottom"] >= pieces["top"][main] - reach) & (pieces["top"] <= pieces["bottom"][main] + reach)
-            & (pieces["right"] >= pieces["left"][main] - reach) & (pieces["left"] <= pieces["right"][main] + reach))
+    reach = NEAR * max(bottom[main] - top[main], right[main] - left[main])
+    near = ((bottom >= top[main] - reach) & (top <= bottom[main] + reach)
+            & (right >= left[main] - reach) & (left <= right[main] + reach))
     return candidate & near & (mass >= SPECK_FRACTION * mass[main])
+
+
+def _boxes(labels):
+    """The bounding boxes of the labelled pieces 1, 2, ...: top, bottom, left and right arrays (inclusive)."""
+    from scipy import ndimage
+
+    boxes = [(rows.start, rows.stop - 1, cols.start, cols.stop - 1) for rows, cols in ndimage.find_objects(labels)]
+    return np.array(boxes).T
 
 
 def _full_intensity(ink):
@@ -400,6 +338,7 @@ def _full_intensity(ink):
 def _mnist_frame(pixels):
     """Crop to the ink, fit it in a 20x20 box and centre its mass in a 28x28 frame."""
     from PIL import Image
+    from scipy import ndimage
 
     frame = np.zeros((MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
     ink = pixels > INK_THRESHOLD
@@ -413,9 +352,7 @@ def _mnist_frame(pixels):
     digit = np.asarray(Image.fromarray(pixels.astype(np.float32)).resize(size, Image.Resampling.LANCZOS))
     digit = np.clip(digit, 0.0, 1.0)
 
-    ys, xs = np.indices(digit.shape)
-    total = digit.sum()
-    centre_y, centre_x = (ys * digit).sum() / total, (xs * digit).sum() / total
+    centre_y, centre_x = ndimage.center_of_mass(digit)
     top = int(np.clip(round(MNIST_SIDE / 2 - 0.5 - centre_y), 0, MNIST_SIDE - digit.shape[0]))
     left = int(np.clip(round(MNIST_SIDE / 2 - 0.5 - centre_x), 0, MNIST_SIDE - digit.shape[1]))
     frame[top:top + digit.shape[0], left:left + digit.shape[1]] = digit

@@ -8,6 +8,7 @@ two magic numbers accepted here.
 """
 
 import gzip
+import io
 import math
 import struct
 import zlib
@@ -23,36 +24,64 @@ IMAGES_MAGIC = 0x00000803
 _MAGIC_SIZE = 4
 _DIM_SIZE = 4
 _FIX = "replace it with an intact copy"
+_CHUNK_SIZE = 1 << 20
+MAX_SIZE = 1 << 26  # bytes an IDX file may have unless the caller knows better: 64 MiB, above MNIST's 47 MB
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read a gzipped or plain IDX file into a uint8 array shaped as its header says."""
+def read_idx(path: str | Path, limit: int = MAX_SIZE) -> np.ndarray:
+    """Read a gzipped or plain IDX file of at most `limit` bytes into a uint8 array shaped as its header says."""
     path = Path(path)
-    return parse_idx(read_idx_bytes(path), str(path))
+    return parse_idx(read_idx_bytes(path, limit), str(path))
 
 
-def read_idx_bytes(path: str | Path) -> bytes:
-    """The file's IDX bytes, gunzipped if the file starts with the gzip magic.
+def read_idx_bytes(path: str | Path, limit: int = MAX_SIZE) -> bytes:
+    """The file's IDX bytes, gunzipped if the file starts with the gzip magic, refused beyond `limit` bytes.
 
     The content decides, not the name: a file called `.gz` that was already
-    decompressed (some browsers do that) still reads.
+    decompressed (some browsers do that) still reads. Neither the file nor
+    what it decompresses to is read further than `limit` allows, so a
+    decompression bomb is named, never expanded.
     """
     path = Path(path)
+    largest = gzip_bound(limit)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(largest + 1)
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror}); check that it exists and is readable") from exc
-    return decompress_if_gzip(data, str(path))
+    if len(data) > largest:
+        raise DataError(f"{path}: larger than {largest} bytes, more than the file can be, gzipped or not; {_FIX}")
+    return decompress_if_gzip(data, str(path), limit)
 
 
-def decompress_if_gzip(data: bytes, name: str) -> bytes:
-    """Gunzip `data` when it starts with the gzip magic; a damaged stream becomes a DataError."""
+def decompress_if_gzip(data: bytes, name: str, limit: int = MAX_SIZE) -> bytes:
+    """Gunzip `data` when it starts with the gzip magic, at most `limit` bytes; a damaged stream becomes a DataError."""
     if not data.startswith(GZIP_MAGIC):
+        if len(data) > limit:
+            raise DataError(f"{name}: {len(data)} bytes, more than the {limit} the file can have; {_FIX}")
         return data
+    out = io.BytesIO()
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+            while chunk := stream.read(min(_CHUNK_SIZE, limit + 1 - out.tell())):  # a bomb stops past the limit
+                out.write(chunk)
+                if out.tell() > limit:
+                    raise DataError(f"{name}: decompresses to more than {limit} bytes, the size of the file it "
+                                    f"should be (a decompression bomb, or another file); {_FIX}")
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{name}: corrupt gzip stream ({exc}); {_FIX}") from exc
+    return out.getvalue()
+
+
+def gzip_bound(size: int) -> int:
+    """The longest a gzip file of `size` bytes of data can be: deflate's worst case (zlib's `deflateBound`), the
+    gzip header and trailer, and room for a file name in the header."""
+    return size + (size >> 12) + (size >> 14) + (size >> 25) + 13 + 18 + 1024
+
+
+def header_bytes(shape: tuple[int, ...]) -> bytes:
+    """The IDX header of an array of uint8 of `shape`: what precedes its values in the file."""
+    return struct.pack(f">I{len(shape)}I", 0x0800 | len(shape), *shape)
 
 
 def parse_idx(raw: bytes, name: str) -> np.ndarray:

@@ -3,14 +3,17 @@
 The four canonical files are found in a data folder (downloaded there from
 public mirrors when missing), checked structurally and against their published
 SHA-256, and decoded. The decoded uint8 arrays are then kept in
-`mnist-decoded.npz` beside them, so later loads skip gunzip and hashing.
+`mnist-decoded.npz` beside them, so later loads skip gunzip (each array is
+hashed again as it is read from there: the cache gives canonical MNIST or is
+rebuilt). No file is read, decompressed or downloaded beyond the size the
+canonical one has.
 """
 
 import contextlib
 import hashlib
 import logging
+import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +24,8 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..fileio import atomic_write
-from .idx import decompress_if_gzip, parse_idx, read_idx_bytes
+from ..npzfile import NpzFile
+from .idx import decompress_if_gzip, gzip_bound, header_bytes, parse_idx, read_idx_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,16 @@ class MnistFile:
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.count, *IMAGE_SHAPE) if self.kind == "images" else (self.count,)
+
+    @property
+    def idx_size(self) -> int:
+        """The decompressed file's size: its header and its values. Nothing longer is read."""
+        return len(header_bytes(self.shape)) + math.prod(self.shape)
+
+    @property
+    def download_limit(self) -> int:
+        """The most a mirror may send for it: the file gzipped at worst (canonical: a fifth of that), or plain."""
+        return gzip_bound(self.idx_size)
 
     def check_sha256(self, raw: bytes, source: str, fix: str) -> None:
         """Refuse `raw`, the decompressed bytes read from `source`, unless it is this canonical file."""
@@ -148,14 +162,17 @@ def _find_sources(folder: Path, download: bool) -> dict[str, Path]:
     if missing and not download:
         raise _missing_files_error(folder, missing, "downloading is turned off")
     new_folders = [path for path in (folder, *folder.parents) if not path.exists()]  # innermost first
-    for position, spec in enumerate(missing):
-        try:
-            _download(spec, folder)
-        except _DownloadFailed as exc:
-            for path in new_folders:  # a mistyped folder name is not left behind, empty
-                with contextlib.suppress(OSError):
-                    path.rmdir()
-            raise _missing_files_error(folder, missing[position:], f"download failed: {exc}") from exc
+    try:
+        for position, spec in enumerate(missing):
+            try:
+                _download(spec, folder)
+            except _DownloadFailed as exc:
+                raise _missing_files_error(folder, missing[position:], f"download failed: {exc}") from exc
+    except BaseException:
+        for path in new_folders:  # a mistyped folder name is not left behind, empty
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
     return {spec.key: _existing_source(folder, spec) for spec in FILES}
 
 
@@ -187,9 +204,10 @@ def _download(spec: MnistFile, folder: Path) -> None:
         url = mirror + spec.gz_name
         try:
             with atomic_write(folder / spec.gz_name, "w+b") as handle:
-                _fetch(url, handle)
+                _fetch(url, _BoundedWriter(handle, spec.download_limit, url))
                 handle.seek(0)
-                spec.check_sha256(decompress_if_gzip(handle.read(), url), url, "that mirror serves another file")
+                spec.check_sha256(decompress_if_gzip(handle.read(), url, spec.idx_size), url,
+                                  "that mirror serves another file")
             return
         except (OSError, http.client.HTTPException, DataError) as exc:
             logger.info("could not download %s: %s", url, exc)
@@ -198,18 +216,46 @@ def _download(spec: MnistFile, folder: Path) -> None:
     raise _DownloadFailed("; ".join(reasons) or "no mirrors configured")
 
 
-def _fetch(url: str, dest: BinaryIO) -> None:
-    """Stream `url` into `dest` with a progress bar; network failures raise OSError."""
+class _BoundedWriter:
+    """The file a download goes to, refusing to grow past `limit` bytes: a mirror cannot fill the disk."""
+
+    def __init__(self, handle: BinaryIO, limit: int, url: str):
+        self.handle, self.limit, self.url, self.written = handle, limit, url, 0
+
+    def write(self, chunk: bytes) -> None:
+        self.written += len(chunk)
+        if self.written > self.limit:
+            raise DataError(f"{self.url} sends more than the {self.limit} bytes the file can have")
+        self.handle.write(chunk)
+
+
+def _fetch(url: str, dest: _BoundedWriter) -> None:
+    """Stream `url` into `dest` with a progress bar; network failures raise OSError.
+
+    A response longer than `dest` takes is refused before it is read if it
+    says so, else as soon as it is.
+    """
     import urllib.request
 
     request = urllib.request.Request(url, headers={"User-Agent": "sgdlab"})
     with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
+        total = _content_length(response)
+        if total is not None and total > dest.limit:
+            raise DataError(f"{url} announces {total} bytes, more than the {dest.limit} bytes the file can have")
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                   desc=url.rsplit("/", 1)[-1], disable=None, leave=False) as progress:
             while chunk := response.read(_CHUNK_SIZE):
                 dest.write(chunk)
                 progress.update(len(chunk))
+
+
+def _content_length(response) -> int | None:
+    """The length a response announces, if it announces a valid one."""
+    try:
+        length = int(response.headers.get("Content-Length") or "")
+    except ValueError:
+        return None
+    return length if length > 0 else None
 
 
 # --- decoding and verifying ----------------------------------------------------------------------
@@ -221,7 +267,7 @@ def _read_verified(sources: dict[str, Path]) -> dict[str, np.ndarray]:
     counts (images against labels, then against the canonical count), and the
     SHA-256 last, as it can only say "something differs".
     """
-    raw = {spec.key: read_idx_bytes(sources[spec.key]) for spec in FILES}
+    raw = {spec.key: read_idx_bytes(sources[spec.key], spec.idx_size) for spec in FILES}
     arrays = {spec.key: _decode(raw[spec.key], spec, sources[spec.key]) for spec in FILES}
     for split in ("train", "test"):
         _check_pair(arrays, split, sources)
@@ -274,17 +320,43 @@ def _stamp(sources: dict[str, Path]) -> np.ndarray:
 
 
 def _read_cache(path: Path, stamp: np.ndarray) -> dict[str, np.ndarray] | None:
-    """The cached arrays if the cache exists, is readable and matches `stamp`; else None."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not np.array_equal(archive["stamp"], stamp):
-                return None
-            arrays = {spec.key: archive[spec.key] for spec in FILES}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None  # missing or damaged: it is only a cache, so rebuild it
-    if any(arrays[spec.key].dtype != np.uint8 or arrays[spec.key].shape != spec.shape for spec in FILES):
+    """The cached arrays if the cache exists, matches `stamp` and holds exactly the canonical files; else None.
+
+    Missing, damaged, edited or another data set's: it is only a cache, so it
+    is rebuilt. The stamp alone would take an edited cache whose stamp was
+    kept; each array is hashed as the IDX file it came from (its header
+    rebuilt from its shape), which is as fast as reading it (see
+    `_is_canonical`) and gives canonical MNIST or nothing.
+    """
+    if not path.is_file():
         return None
-    return arrays
+    try:
+        with NpzFile(path, DataError) as archive:
+            if not _cache_layout_fits(archive.headers, stamp):
+                return None
+            if not np.array_equal(archive.read("stamp", stamp.nbytes), stamp):
+                return None
+            arrays = {spec.key: archive.read(spec.key, spec.idx_size) for spec in FILES}
+    except DataError:
+        return None
+    return arrays if all(_is_canonical(arrays[spec.key], spec) for spec in FILES) else None
+
+
+def _cache_layout_fits(headers: dict, stamp: np.ndarray) -> bool:
+    """Whether the cache holds a stamp like `stamp` and the four arrays as uint8 of their shapes, in C order."""
+    if set(headers) != {"stamp", *(spec.key for spec in FILES)}:
+        return False
+    if headers["stamp"].dtype != stamp.dtype or headers["stamp"].shape != stamp.shape:
+        return False
+    return all(headers[spec.key].dtype == np.uint8 and headers[spec.key].shape == spec.shape
+               and not headers[spec.key].fortran_order for spec in FILES)
+
+
+def _is_canonical(array: np.ndarray, spec: MnistFile) -> bool:
+    """Whether `array` is the canonical file's content: the SHA-256 of its IDX header and values is the file's."""
+    digest = hashlib.sha256(header_bytes(array.shape))
+    digest.update(array)
+    return digest.hexdigest() == spec.sha256
 
 
 def _write_cache(path: Path, stamp: np.ndarray, arrays: dict[str, np.ndarray]) -> None:

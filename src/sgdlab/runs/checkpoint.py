@@ -6,22 +6,28 @@ else (the iteration, the generators' states, the history, the settings the
 run was made with, and a SHA-256 of every array) is one JSON text in
 `meta`. Nothing is pickled. Reading checks the format, that the checkpoint
 belongs to a run of these settings, and every array against its hash, so a
-damaged or foreign file is named, never used.
+damaged or foreign file is named, never used; every header is checked before
+any data is read (see `sgdlab.npzfile`).
 """
 
 import hashlib
 import json
-import zipfile
 
 import numpy as np
 
+from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
 from ..errors import SgdlabError
-from ..fileio import atomic_write
+from ..fileio import MAX_JSON_BYTES, atomic_write, parse_json
+from ..npzfile import NpzFile
+from ..training.config import TrainConfig
 from ..training.history import History
 from ..training.state import TrainingState
+
 FORMAT = "sgdlab-checkpoint"
 VERSION = 1
 GROUPS = ("params", "statistics", "optimizer")  # the TrainingState fields held as arrays
+MAX_META_BYTES = 4 * MAX_JSON_BYTES  # the JSON text (the history in it), as np.savez stores it: 4 bytes a character
+_FIX = "it cannot be resumed from; delete it to train the run again from its start"
 
 
 def save_checkpoint(path, state, settings):
@@ -35,33 +41,77 @@ def save_checkpoint(path, state, settings):
 
 
 def load_checkpoint(path, settings):
-    """The `TrainingState` at `path`, if it is a whole checkpoint of a run made with `settings`."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"][()])) if "meta" in archive.files else None
-            arrays = {name: archive[name] for name in archive.files if name != "meta"}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise SgdlabError(f"{path} is damaged ({exc}): it cannot be resumed from") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise SgdlabError(f"{path} is not an sgdlab checkpoint of this version")
-    if meta.get("settings") != json.loads(json.dumps(settings)):  # as JSON keeps them: tuples become lists
-        raise SgdlabError(f"{path} belongs to a run with other settings than this folder's config.json: it "
-                          "cannot continue this run")
+    """The `TrainingState` at `path`, if it is a whole checkpoint of a run made with `settings`.
+
+    Every array's header is checked against the network those settings make
+    before any array is read, so a damaged or hostile file never allocates
+    more than a checkpoint of this run holds.
+    """
+    with NpzFile(path, lambda problem: SgdlabError(f"{path} is damaged ({problem}): {_FIX}")) as archive:
+        meta = _read_meta(path, archive)
+        if meta.get("settings") != json.loads(json.dumps(settings)):  # as JSON keeps them: tuples become lists
+            raise SgdlabError(f"{path} belongs to a run with other settings than this folder's config.json: it "
+                              "cannot continue this run")
+        limits = _array_limits(path, archive, settings)
+        arrays = {name: archive.read(name, limit) for name, limit in limits.items()}
     digests = meta.get("sha256")
     if not isinstance(digests, dict) or set(digests) != set(arrays) or any(
             _digest(array) != digests[name] for name, array in arrays.items()):
-        raise SgdlabError(f"{path} is damaged (its arrays do not match their hashes): it cannot be resumed from")
+        raise SgdlabError(f"{path} is damaged (its arrays do not match their hashes): {_FIX}")
     groups = {group: {} for group in GROUPS}
     for name, array in arrays.items():
         group, _, key = name.partition("/")
-        if group not in groups:
-            raise SgdlabError(f"{path} holds an unknown array {name!r}: it is not an sgdlab checkpoint")
         groups[group][key] = array
     try:
         return TrainingState(int(meta["iteration"]), groups["params"], groups["statistics"], groups["optimizer"],
                              meta["sampler"], meta["dropout"], History.from_dict(meta["history"]))
     except (KeyError, TypeError, ValueError, SgdlabError) as exc:
-        raise SgdlabError(f"{path} is damaged ({exc}): it cannot be resumed from") from None
+        raise SgdlabError(f"{path} is damaged ({exc}): {_FIX}") from None
+
+
+def _read_meta(path, archive):
+    """The checkpoint's JSON text, refused unless it is one of this format and version."""
+    if "meta" not in archive.headers:
+        raise SgdlabError(f"{path} is not an sgdlab checkpoint of this version")
+    try:
+        meta = parse_json(archive.read_text("meta", MAX_META_BYTES))
+    except ValueError as exc:
+        raise SgdlabError(f"{path} is damaged ({exc}): {_FIX}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise SgdlabError(f"{path} is not an sgdlab checkpoint of this version")
+    return meta
+
+
+def _array_limits(path, archive, settings):
+    """Each array's name and size, once every header matches what a checkpoint of a run of `settings` holds."""
+    network = TrainConfig.from_dict(settings).make_network(IMAGE_PIXELS, NUM_CLASSES, rng=0)  # resumed runs read MNIST
+    limits = {}
+    for name, header in archive.headers.items():
+        if name == "meta":
+            continue
+        target = _counterpart(network, name)
+        if target is None:
+            raise SgdlabError(f"{path} holds an unknown array {name!r}: it is not an sgdlab checkpoint of this run")
+        integer_count = target.ndim == 0 and header.dtype.kind in "iu"
+        if header.shape != target.shape or (header.dtype != target.dtype and not integer_count):
+            raise SgdlabError(f"{path} is damaged ({name} is {header}, a run of these settings has "
+                              f"{target.dtype} of shape {target.shape}): {_FIX}")
+        limits[name] = header.nbytes
+    return limits
+
+
+def _counterpart(network, name):
+    """What the array `name` must be like: the network's parameter or statistic, the parameter an optimizer
+    array belongs to (`optimizer/v/W1`), a count for Adam's `optimizer/iter`; None for any other name."""
+    group, _, key = name.partition("/")
+    slot, _, parameter = key.partition("/")
+    if group == "params":
+        return network.params.get(key)
+    if group == "statistics":
+        return network.running_statistics.get(key)
+    if group == "optimizer" and parameter:
+        return network.params.get(parameter)
+    return np.array(0) if group == "optimizer" and slot == "iter" else None
 
 
 def _digest(array):

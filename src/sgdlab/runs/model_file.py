@@ -4,21 +4,28 @@ The file holds one array per parameter (`W1`, `b1`, ..., `gamma1`, `beta1`,
 ...), batch norm's running statistics (`running_mean1`, `running_var1`, ...)
 and a JSON string
 `sgdlab_model` with the format version, the architecture and the training
-config. It is read with `allow_pickle=False`: loading a model never runs code.
+config. It is read by `sgdlab.npzfile`, never unpickled: loading a model never runs code,
+and never allocates more than the file holds.
 """
 
 import json
-import zipfile
+from pathlib import Path
 
 import numpy as np
 
 from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
 from ..errors import ModelFileError
-from ..fileio import atomic_write
-from ..nn.network import network_from_architecture
+from ..fileio import atomic_write, parse_json
+from ..nn.network import MAX_PARAMETERS, network_from_architecture
+from ..npzfile import NOT_AN_ARCHIVE, NpzFile
+from ..ranges import POSITIVE_INT
+from ..training.config import DTYPES
 
 FORMAT_VERSION = 1
 META_KEY = "sgdlab_model"
+MAX_DESCRIPTION_BYTES = 1 << 22  # the description as np.savez stores it, 4 bytes a character: far more than any needs
+SMALL_NETWORK_BYTES = 1 << 20  # parameters built from any description, before they are compared with the arrays
+MAX_FLOAT_BYTES = 8  # float16, float32 or float64 weights are read (and copied into the network's dtype)
 
 
 def save_model(path, network, config=None):
@@ -37,12 +44,16 @@ def load_model(path):
     """Rebuild the network saved at `path`; returns `(network, meta)`.
 
     Anything that is not a complete sgdlab model raises `ModelFileError`
-    naming the file and the problem.
+    naming the file and the problem. Every array's header is checked against
+    the architecture before its data is read, and the architecture against
+    the file's size before the network is built, so a file declaring more than
+    it holds never allocates what it declares.
     """
-    arrays = _read_arrays(path)
-    meta = _read_meta(path, arrays.pop(META_KEY))
-    network = _build_network(path, meta)
-    _load_weights(path, network, arrays)
+    with _open(Path(path)) as archive:
+        meta = _read_meta(path, archive)
+        _check_architecture(path, meta.get("architecture"), archive)
+        network = _build_network(path, meta)
+        _load_weights(path, network, archive)
     return network, meta
 
 
@@ -63,29 +74,28 @@ def load_mnist_model(path):
     return network
 
 
-def _read_arrays(path):
-    """Every array of the .npz at `path`, read without pickle; must hold the model description."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file; give the model.npz written by 'sgdlab train'") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path} is a folder; give the model.npz file inside it") from None
-    except ValueError as exc:  # NumPy takes anything that is neither .npz nor .npy for a pickle
-        reason = "not a .npz archive" if "pickle" in str(exc) else f"cannot read it as .npz: {exc}"
-        raise ModelFileError(f"{path} is not an sgdlab model file ({reason})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelFileError(f"{path} is not an sgdlab model file (cannot read it as .npz: {exc})") from None
-    if META_KEY not in arrays:
+def _open(path):
+    """The .npz at `path` with its headers checked; must hold the model description."""
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file; give the model.npz written by 'sgdlab train'")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder; give the model.npz file inside it")
+
+    def refuse(problem):
+        fix = "" if problem == NOT_AN_ARCHIVE else "; give a model.npz written by 'sgdlab train', or train again"
+        return ModelFileError(f"{path} is not an sgdlab model file ({problem}){fix}")
+
+    archive = NpzFile(path, refuse)
+    if META_KEY not in archive.headers:
+        archive.close()
         raise ModelFileError(f"{path} is a .npz file but not an sgdlab model (it has no '{META_KEY}' entry)")
-    return arrays
+    return archive
 
 
-def _read_meta(path, entry):
+def _read_meta(path, archive):
     """The JSON description, in a format this sgdlab reads."""
     try:
-        meta = json.loads(str(entry))
+        meta = parse_json(archive.read_text(META_KEY, MAX_DESCRIPTION_BYTES))
         version = meta["format_version"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"{path} has a damaged model description ({exc}): retrain to rebuild it") from None
@@ -93,6 +103,46 @@ def _read_meta(path, entry):
         raise ModelFileError(f"{path} has model format {version}; this sgdlab reads "
                              f"format {FORMAT_VERSION}: upgrade sgdlab or retrain")
     return meta
+
+
+def _check_architecture(path, architecture, archive):
+    """Refuse an architecture whose dtype is not a float type, or whose weights the file cannot hold.
+
+    A valid file stores every parameter, so a description of far more
+    parameter bytes than the file's arrays declare (those declarations were
+    checked against the archive's sizes) is damaged or hostile, whatever it
+    claims. A small network is built in any case, so that `_load_weights`
+    can name the arrays that differ.
+    """
+    damaged = f"{path} has a damaged model description"
+    if not isinstance(architecture, dict):
+        raise ModelFileError(f"{damaged} (its architecture is {architecture!r}): retrain to rebuild it")
+    dtype = architecture.get("dtype", "float64")
+    if dtype not in DTYPES:
+        raise ModelFileError(f"{damaged} (dtype must be one of {', '.join(DTYPES)}, got {dtype!r}): retrain to "
+                             "rebuild it")
+    sizes = _layer_sizes(architecture)
+    if not sizes or not all(POSITIVE_INT.contains(size) for size in sizes):
+        raise ModelFileError(f"{damaged} (layer sizes must be positive integers, got {sizes!r}): retrain to "
+                             "rebuild it")
+    count = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    stored = sum(header.nbytes for key, header in archive.headers.items() if key != META_KEY)
+    needed = count * np.dtype(dtype).itemsize
+    if count > MAX_PARAMETERS or needed > SMALL_NETWORK_BYTES + 2 * stored:  # 2: float32 arrays of a float64 net
+        raise ModelFileError(f"{path} describes a network of {count:,} parameters ({needed:,} bytes of {dtype}), but "
+                             f"its arrays hold {stored:,} bytes: the file is damaged; retrain to rebuild it")
+
+
+def _layer_sizes(architecture):
+    """Every layer width the architecture names, input to output (None where one is missing or not a list)."""
+    if "sizes" in architecture:  # as sgdlab 0.1 recorded a MultiLayerNet
+        sizes = architecture["sizes"]
+        return list(sizes) if isinstance(sizes, list) and len(sizes) >= 2 else None
+    hidden = [architecture.get("hidden_size")] if "hidden_size" in architecture \
+        else architecture.get("hidden_size_list")
+    if not isinstance(hidden, list):
+        return None
+    return [architecture.get("input_size"), *hidden, architecture.get("output_size")]
 
 
 def _build_network(path, meta):
@@ -108,14 +158,20 @@ def saved_arrays(network):
     return {**network.params, **network.running_statistics}
 
 
-def _load_weights(path, network, arrays):
-    """Copy the saved parameters and statistics into `network`, refusing any that its architecture does not have."""
+def _load_weights(path, network, archive):
+    """Copy the saved parameters and statistics into `network`, refusing any that its architecture does not have.
+
+    Every header is compared with the architecture before any data is read.
+    """
     targets = saved_arrays(network)
-    if set(arrays) != set(targets):
-        raise ModelFileError(f"{path} holds arrays {sorted(arrays)} but its architecture needs "
+    stored = set(archive.headers) - {META_KEY}
+    if stored != set(targets):
+        raise ModelFileError(f"{path} holds arrays {sorted(stored)} but its architecture needs "
                              f"{sorted(targets)}: the file is damaged")
-    for key, value in arrays.items():
-        if value.shape != targets[key].shape or not np.issubdtype(value.dtype, np.floating):
-            raise ModelFileError(f"{path}: {key} is {value.dtype} of shape {value.shape}, the architecture "
-                                 f"needs floats of shape {targets[key].shape}: the file is damaged")
-        np.copyto(targets[key], value)
+    for key, target in targets.items():
+        header = archive.headers[key]
+        if header.shape != target.shape or header.dtype.kind != "f" or header.dtype.itemsize > MAX_FLOAT_BYTES:
+            raise ModelFileError(f"{path}: {key} is {header.dtype} of shape {header.shape}, the architecture "
+                                 f"needs floats of shape {target.shape}: the file is damaged")
+    for key, target in targets.items():
+        np.copyto(target, archive.read(key, target.size * MAX_FLOAT_BYTES))

@@ -28,6 +28,7 @@ from ..fileio import read_json_object, write_text_atomic
 
 EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
 INTERRUPTED = "interrupted"  # how `stopped` begins for a run stopped by Ctrl-C or a request to stop
+# What `History.plot` draws with, named rather than imported: the drawing is the plots layer's, above this one.
 
 
 @dataclass
@@ -80,6 +81,19 @@ class History:
         keys = self.evaluation_keys()
         return [dict(zip(keys, row)) for row in zip(*(getattr(self, k) for k in keys))]
 
+    def plot(self):
+        """The book's two figures of this run, as matplotlib Figures: `loss, accuracy = history.plot()`, the
+        mini-batch loss per iteration and the train and test accuracy per epoch. In a notebook, a cell ending
+        in `history.plot()` shows both inline.
+
+        They are the figures `sgdlab train` writes as loss.png and accuracy.png, built by the one definition
+        in `sgdlab.plots.charts`: the one import of training from the layer above, made when a plot is asked
+        for (and allowed by name in the import contracts).
+        """
+        from ..plots.charts import book_figures
+
+        return book_figures(self)
+
     def to_dict(self):
         return asdict(self)
 
@@ -100,6 +114,7 @@ class History:
             raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
                               "sgdlab, or was edited")
         _check_lr_changes(values.get("lr_changes", []), len(values["loss"]))
+        _check_ranges(values)
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def to_csv(self):
@@ -119,6 +134,22 @@ class History:
     def load(cls, path):
         """Read a history.json, with a clear error when it is missing or not sgdlab's."""
         return cls.from_dict(read_json_object(path, "history file"))
+
+
+def _check_ranges(values):
+    """Refuse values no run records: a loss below 0, an accuracy outside 0..1, a negative or fractional
+    iteration, an epoch length that is not a positive integer, a `stopped` that is not a text."""
+    problems = {
+        "iters_per_epoch": not (type(values["iters_per_epoch"]) is int and values["iters_per_epoch"] > 0),
+        "loss": any(v < 0 for v in values["loss"]),
+        "iteration": any(type(v) is not int or v < 0 for v in values["iteration"]),
+        "stopped": not (values.get("stopped") is None or isinstance(values["stopped"], str)),
+        **{key: any(not 0 <= v <= 1 for v in values.get(key) or []) for key in ("train_acc", "test_acc", "val_acc")},
+    }
+    wrong = [key for key, bad in problems.items() if bad]
+    if wrong:
+        raise SgdlabError(f"history's {', '.join(map(repr, wrong))} hold values no run records: it was not "
+                          "written by sgdlab, or was edited")
 
 
 def _check_lr_changes(changes, iterations):

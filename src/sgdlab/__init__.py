@@ -35,6 +35,7 @@ _EXPORTS = {
     "TrainConfig": "training.config", "Trainer": "training.trainer", "History": "training.history",
     "load_model": "runs.model_file", "save_model": "runs.model_file",
     "RunObserver": "runs.run", "train_run": "runs.run", "run_experiment": "runs.experiments",
+    "LiveLab": "lab.notebook",
 }
 
 # The book's module names, as attributes: sgdlab.functions is sgdlab.nn.functions, and so on.

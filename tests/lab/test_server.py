@@ -14,7 +14,6 @@ from sgdlab.runs.run import train_run
 from sgdlab.training.config import TrainConfig
 
 TOKEN = "secret-token"
-PORT = 8123
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +27,13 @@ def run_dirs(data_dir, tmp_path_factory):
 
 @pytest.fixture
 def client(run_dirs, data_dir):
-    app = create_app(Lab(folder_runs([run_dirs], data_dir)), TOKEN, PORT)
+    app = create_app(Lab(folder_runs([run_dirs], data_dir)), TOKEN)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
 
 
 def authorised(client):
-    client.get(f"/?token={TOKEN}")
+    client.headers["X-Sgdlab-Token"] = TOKEN  # as the page sends it
     return client
 
 
@@ -56,20 +55,23 @@ def test_nothing_is_served_without_the_token(client):
     assert client.get("/api/runs", headers={"X-Sgdlab-Token": TOKEN}).status_code == 200
 
 
-def test_the_token_in_the_address_gives_the_page_a_cookie_for_this_server_only(client):
+def test_the_page_passes_the_token_on_to_its_own_requests_and_keeps_none_in_the_browser(client):
     response = client.get(f"/?token={TOKEN}")
     assert response.status_code == 200 and "<canvas" in response.text
-    cookie = response.headers["set-cookie"]
-    assert f"sgdlab_token_{PORT}={TOKEN}" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    assert "script-src 'self'" in response.headers["content-security-policy"]
-    assert client.get("/static/lab.js").status_code == 200  # the cookie now opens the rest
-    assert client.get("/static/plotly.min.js").headers["content-type"].startswith("text/javascript")
+    assert "set-cookie" not in response.headers
+    assert f'<meta name="sgdlab-token" content="{TOKEN}">' in response.text
+    assert f'src="/static/lab.js?token={TOKEN}"' in response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'self' http://127.0.0.1:*" in policy
+    assert client.get("/static/lab.js").status_code == 403  # no cookie opens the rest
+    assert client.get(f"/static/lab.js?token={TOKEN}").status_code == 200
+    assert client.get(f"/static/plotly.min.js?token={TOKEN}").headers["content-type"].startswith("text/javascript")
 
 
 def test_requests_naming_another_host_are_refused_as_dns_rebinding_would_send_them(client):
     authorised(client)
     assert client.get("/api/runs", headers={"Host": "attacker.example:8123"}).status_code == 400
-    assert client.get("/api/runs", headers={"Host": f"localhost:{PORT}"}).status_code == 200
+    assert client.get("/api/runs", headers={"Host": "localhost:8123"}).status_code == 200
 
 
 def test_a_post_from_a_page_of_another_site_is_refused(client):

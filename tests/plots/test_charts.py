@@ -53,3 +53,42 @@ def test_plot_history_writes_png_files(history, tmp_path):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size[0] > 300
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.png", "loss.png"]
+
+
+def test_history_plot_returns_the_two_figures_the_run_folder_gets(history, tmp_path):
+    from matplotlib.figure import Figure
+
+    loss, accuracy = history.plot()
+    assert isinstance(loss, Figure) and isinstance(accuracy, Figure)
+    assert loss.axes[0].get_ylabel() == "loss" and accuracy.axes[0].get_ylabel() == "accuracy"
+    accuracy_png, loss_png = plotting.plot_history(history, tmp_path)
+    assert plotting.figure_png(accuracy) == accuracy_png.read_bytes()  # one drawing, two uses
+    assert plotting.figure_png(loss) == loss_png.read_bytes()
+
+
+def test_the_figures_show_as_png_in_a_notebook(history, monkeypatch):
+    import sys
+
+    shown = []
+    display = type(sys)("IPython.display")
+    display.display = lambda *objects: shown.extend(objects)
+    monkeypatch.setitem(sys.modules, "IPython.display", display)
+    monkeypatch.setitem(sys.modules, "IPython", type(sys)("IPython"))
+    figures = history.plot()
+    figures._ipython_display_()  # IPython's call for a cell ending in history.plot()
+    assert shown == list(figures)
+    assert all(figure._repr_png_().startswith(b"\x89PNG") for figure in shown)
+
+
+def test_the_figures_leave_pyplot_and_its_backend_alone():
+    """A notebook's inline backend stays in place, and no figure is left open in pyplot for it to show twice."""
+    import subprocess
+    import sys
+
+    code = ("import sys, matplotlib; from sgdlab.plots.charts import book_figures; "
+            "from sgdlab.training.history import History; h = History(10, loss=[2.0, 1.0]); "
+            "h.record_evaluation(0, 0.1, 0.1, 0.0); book_figures(h); "
+            "print('matplotlib.pyplot' in sys.modules, dict.__getitem__(matplotlib.rcParams, 'backend'))")
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PATH": ""}
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert shown.stdout.split() == ["False", "module://matplotlib_inline.backend_inline"]

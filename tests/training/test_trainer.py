@@ -308,3 +308,66 @@ def test_eval_every_spaces_the_evaluations_and_zero_leaves_only_the_last(data):
     assert only_last.iteration == [20] and len(only_last.loss) == 20
     every_epoch = make_trainer(iters=20).fit(*data)
     assert only_last.loss == every_epoch.loss and only_last.test_acc == every_epoch.test_acc[-1:]
+
+
+def without_seconds(history):
+    """The history's record but the measured times, which differ from run to run."""
+    return {key: value for key, value in history.to_dict().items() if key != "seconds"}
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_progress_bar_changes_nothing_of_the_run(data, capsys, background):
+    quiet, shown = make_trainer(background, iters=30), make_trainer(background, iters=30)
+    seen = []
+    unwatched, watched = quiet.fit(*data), shown.fit(*data, progress=True, on_iteration=lambda i, loss: seen.append(i))
+    assert without_seconds(watched) == without_seconds(unwatched)
+    for key in quiet.network.params:
+        np.testing.assert_array_equal(shown.network.params[key], quiet.network.params[key])
+    assert seen == list(range(1, 31))  # the caller's callback still sees every iteration
+    bar = capsys.readouterr().err
+    assert "30/30" in bar and f"test acc {watched.test_acc[-1]:.4f}" in bar
+
+
+def test_training_is_quiet_without_progress(data, capsys):
+    make_trainer().fit(*data)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_the_progress_bar_is_closed_where_training_stopped(data, capsys):
+    def ctrl_c(iteration, loss):
+        if iteration == 12:
+            raise KeyboardInterrupt
+
+    history = make_trainer(iters=30).fit(*data, progress=True, on_iteration=ctrl_c)
+    assert history.interrupted and "12/30" in capsys.readouterr().err
+
+
+def forget_tqdm_auto(monkeypatch):
+    """As if tqdm.auto had not been imported yet (it chooses its bar when first imported)."""
+    import sys
+
+    import tqdm
+
+    for name in ("tqdm.auto", "tqdm.autonotebook"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        monkeypatch.delattr(tqdm, name.partition(".")[2], raising=False)
+
+
+def test_the_bar_falls_back_to_text_without_warning_where_ipywidgets_is_missing(data, monkeypatch, recwarn, capsys):
+    import sys
+
+    from tqdm import TqdmWarning
+
+    # A Jupyter kernel without ipywidgets: tqdm.auto warns there, then falls back to the text bar.
+    forget_tqdm_auto(monkeypatch)
+    notebook, ipython = type(sys)("tqdm.notebook"), type(sys)("IPython")
+    notebook.IProgress, notebook.WARN_NOIPYW = None, "IProgress not found"  # how tqdm.notebook lacks ipywidgets
+    ipython.get_ipython = object
+    for name, module in (("tqdm.notebook", notebook), ("IPython", ipython), ("ipykernel.zmqshell", type(sys)("shell"))):
+        monkeypatch.setitem(sys.modules, name, module)
+    make_trainer().fit(*data, progress=True)
+    assert not [w for w in recwarn if issubclass(w.category, TqdmWarning)]
+    assert "20/20" in capsys.readouterr().err  # the text bar
+    forget_tqdm_auto(monkeypatch)
+    with pytest.warns(TqdmWarning, match="IProgress not found"):  # what the trainer keeps from the notebook
+        import tqdm.auto  # noqa: F401

@@ -33,14 +33,12 @@ def train_live(args, train, terminal):
         try:
             run_dir, history = train(live, data())
         except TrainingDiverged as exc:
-            live.feed.update(status="diverged", message=str(exc))
+            live.diverged(exc)
             print(f"sgdlab train: error: {exc}", file=sys.stderr)
             stay_up(args, server)
             raise
         with contextlib.suppress(KeyboardInterrupt):  # from here, Ctrl-C ends the page: the run is saved
-            ended = "stopped" if history.stopped else "finished"
-            live.feed.update(status=ended, message=history.stopped or "", live_network=None)
-            say(args, f"{ended}: results saved in {run_dir}")
+            say(args, f"{live.ended(history)}: results saved in {run_dir}")
             stay_up(args, server)
     return run_dir, history
 

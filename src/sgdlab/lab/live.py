@@ -57,6 +57,15 @@ class LiveRun(RunObserver):
         with self._control:
             self._paused = False
 
+    def ended(self, history):
+        """The run is saved: the page says how it ended (and reads digits with its final weights); returns that."""
+        status = "stopped" if history.stopped else "finished"
+        self.feed.update(status=status, message=history.stopped or "", live_network=None)
+        return status
+
+    def diverged(self, error):
+        self.feed.update(status="diverged", message=str(error))
+
     # --- what the page asks --------------------------------------------------------------------------------
 
     def pause(self):

@@ -1,9 +1,12 @@
 """The lab page's web server: a Starlette app serving the page, its scripts and the runs' data.
 
-Every request must carry the server's token (the printed address has it;
-the page then keeps it in a cookie for that port) and a Host header naming
-the local machine, so neither another local user nor a web page open in the
-same browser can read or drive a run. Updates stream as server-sent events.
+Every request must carry the server's token (the printed address has it, and
+the page passes it on in each of its own requests, as a query parameter or
+the X-Sgdlab-Token header; no cookie, so nothing in the browser opens the page
+without it) and a Host header naming the local machine, so neither another
+local user nor a web page open in the same browser can read or drive a run.
+Pages of this machine may frame it (a notebook shows it inline): without the
+token they cannot load it. Updates stream as server-sent events.
 The page's files come from this package and from plotly's: nothing is
 fetched from elsewhere. Uploaded images are bounded in size and decoded by
 `sgdlab.data.digit_images`, which refuses decompression bombs.
@@ -36,7 +39,7 @@ STATIC = resources.files("sgdlab.lab") / "static"
 PAGE_FILES = {"lab.js": "text/javascript", "lab.css": "text/css"}
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
                            "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-                           "frame-ancestors 'self'")
+                           "frame-ancestors 'self' http://127.0.0.1:* http://localhost:*")
 
 
 def plotly_script():
@@ -46,19 +49,11 @@ def plotly_script():
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def create_app(lab, token, port, extra_hosts=()):
+def create_app(lab, token, extra_hosts=()):
     """The app for `lab` (a `Lab`: the runs it serves and what each can do), guarded by `token`."""
-    cookie = f"sgdlab_token_{port}"  # cookies are shared across ports: one per server
 
-    async def page(request):
-        given = request.query_params.get("token")
-        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-            response = HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
-            response.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
-            return _secured(response)
-        if not _authorised(request):
-            return _refused()
-        return _secured(HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8")))
+    async def page(request):  # the token, checked by the guard, goes into the page for its own requests
+        return _secured(HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8").replace("{{TOKEN}}", token)))
 
     async def static_file(request):
         name = request.path_params["name"]
@@ -109,9 +104,6 @@ def create_app(lab, token, port, extra_hosts=()):
             raise HTTPException(404, "no such run")
         return run
 
-    def _authorised(request):
-        return _token_in(request, cookie, token)
-
     routes = [
         Route("/", page),
         Route("/static/{name}", static_file),
@@ -122,26 +114,22 @@ def create_app(lab, token, port, extra_hosts=()):
     ]
     hosts = [*LOCAL_HOSTS, *extra_hosts]
     return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
-                                                Middleware(TokenGuard, token=token, cookie=cookie)])
-
-
-def _token_in(request, cookie, token):
-    given = request.cookies.get(cookie) or request.headers.get("x-sgdlab-token") or ""
-    return hmac.compare_digest(given.encode(), token.encode())
+                                                Middleware(TokenGuard, token=token)])
 
 
 class TokenGuard:
-    """Refuses every request without the token (but the page's own address, which may bring it) and every
-    POST sent by a page of another origin."""
+    """Refuses every request without the token (in its query or its X-Sgdlab-Token header) and every POST sent
+    by a page of another origin."""
 
-    def __init__(self, app, token, cookie):
-        self.app, self.token, self.cookie = app, token, cookie
+    def __init__(self, app, token):
+        self.app, self.token = app, token.encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             request = Request(scope)
             origin = request.headers.get("origin")
-            if scope["path"] != "/" and not _token_in(request, self.cookie, self.token):
+            given = request.headers.get("x-sgdlab-token") or request.query_params.get("token") or ""
+            if not hmac.compare_digest(given.encode(), self.token):
                 return await _refused()(scope, receive, send)
             if request.method == "POST" and origin is not None and origin != f"http://{request.headers.get('host')}":
                 return await PlainTextResponse("refused: a request from another site", status_code=403)(

@@ -29,7 +29,7 @@ class LabServer:
         self.port = self.socket.getsockname()[1]
         everywhere = _is_wildcard(host)
         extra_hosts = ["*"] if everywhere else [] if host in LOCAL_HOSTS else [host]
-        app = create_app(lab, self.token, self.port, extra_hosts)
+        app = create_app(lab, self.token, extra_hosts)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)

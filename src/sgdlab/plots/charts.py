@@ -1,12 +1,21 @@
 """The book's figures, drawn from a `History`: accuracy per epoch, and loss per iteration.
 
-matplotlib is imported through `prepare_matplotlib` only, and with the file-only Agg backend, so
+Each figure is built once, by `accuracy_figure` and `loss_figure`, as a plain
+matplotlib `Figure` (no pyplot): `plot_history` writes them as PNG files, and
+`History.plot()` returns them to a notebook, where they display inline.
+Building them without pyplot leaves the caller's backend alone (a notebook's
+inline one stays) and keeps them out of pyplot's list of open figures. Only
+the comparison and experiment charts still draw through `prepare_matplotlib`,
+with the file-only Agg backend. matplotlib is imported on first use, so
 training and `sgdlab --help` never pay for it and no display is needed.
 """
 
+import functools
+import io
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,13 +24,15 @@ from ..fileio import atomic_write
 SMOOTHING_WINDOW = 100  # iterations averaged in the smoothed loss curve (fewer for short runs)
 # Fixed margins that fit these charts' labels: automatic layout would cost an extra render of each chart.
 MARGINS = {"left": 0.11, "right": 0.95, "bottom": 0.12, "top": 0.92}
+FIGURE_SIZE = (6, 4.2)  # inches
+DPI = 110
 
 
-def prepare_matplotlib():
-    """matplotlib's pyplot with the file-only Agg backend (imported on first use: it takes half a second)."""
+def import_matplotlib():
+    """matplotlib itself, also when MPLBACKEND names no backend (sgdlab draws without one, so needs none)."""
     try:
         import matplotlib
-    except ValueError as exc:  # MPLBACKEND names no backend: sgdlab only writes files, with Agg, so needs none
+    except ValueError as exc:
         if "backend" not in str(exc):
             raise
         os.environ.pop("MPLBACKEND", None)
@@ -29,6 +40,12 @@ def prepare_matplotlib():
             del sys.modules[name]  # the failed import's half-made modules: import it afresh
         import matplotlib
 
+    return matplotlib
+
+
+def prepare_matplotlib():
+    """matplotlib's pyplot with the file-only Agg backend (imported on first use: it takes half a second)."""
+    matplotlib = import_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -43,7 +60,25 @@ def moving_average(values, window):
     return (cumulative[window:] - cumulative[:-window]) / window
 
 
-def plot_accuracy(history, path):
+class BookFigures(NamedTuple):
+    """The book's two figures of a run; a notebook shows both, as PNG images, when this is a cell's value."""
+
+    loss: object  # matplotlib.figure.Figure
+    accuracy: object
+
+    def _ipython_display_(self):
+        """Both figures, one output each (a tuple would show as its text)."""
+        from IPython.display import display
+
+        display(*self)
+
+
+def book_figures(history):
+    """The book's two figures of `history`, loss per iteration and accuracy per epoch (`History.plot()`)."""
+    return BookFigures(loss_figure(history), accuracy_figure(history))
+
+
+def accuracy_figure(history):
     """Train and test accuracy against epochs on one chart, as in the book's figure 4-12."""
     fig, ax = _new_chart()
     ax.plot(history.epoch, history.train_acc, marker="o", markersize=3, label="train acc")
@@ -57,10 +92,10 @@ def plot_accuracy(history, path):
     ax.set_title("Accuracy on the whole training and test sets")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    _save(fig, path)
+    return fig
 
 
-def plot_loss(history, path):
+def loss_figure(history):
     """Mini-batch loss of every iteration, raw and smoothed."""
     fig, ax = _new_chart()
     iterations = np.arange(1, len(history.loss) + 1)
@@ -74,7 +109,17 @@ def plot_loss(history, path):
     ax.set_title("Mini-batch loss")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
-    _save(fig, path)
+    return fig
+
+
+def plot_accuracy(history, path):
+    """Write `accuracy_figure(history)` to `path` as a PNG."""
+    _save(accuracy_figure(history), path)
+
+
+def plot_loss(history, path):
+    """Write `loss_figure(history)` to `path` as a PNG."""
+    _save(loss_figure(history), path)
 
 
 def chart_paths(run_dir):
@@ -90,16 +135,34 @@ def plot_history(history, run_dir):
     return paths
 
 
+def figure_png(figure):
+    """`figure` as the bytes of a PNG image, as the run folder's charts are written."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _figure_class():
+    """matplotlib's `Figure`, showing itself as a PNG in a notebook: IPython shows a figure made without pyplot as
+    its text, unless the object offers `_repr_png_` (made here, on first use, to import matplotlib only then)."""
+    import_matplotlib()
+    from matplotlib.figure import Figure
+
+    class NotebookFigure(Figure):
+        def _repr_png_(self):
+            return figure_png(self)
+
+    return NotebookFigure
+
+
 def _new_chart():
-    fig, ax = prepare_matplotlib().subplots(figsize=(6, 4.2))
+    """A figure of the charts' size and margins with one axes, outside pyplot (see the module's docstring)."""
+    fig = _figure_class()(figsize=FIGURE_SIZE)
     fig.subplots_adjust(**MARGINS)
-    return fig, ax
+    return fig, fig.subplots()
 
 
 def _save(fig, path):
-    plt = prepare_matplotlib()
-    try:
-        with atomic_write(path) as handle:
-            fig.savefig(handle, format="png", dpi=110)
-    finally:
-        plt.close(fig)
+    with atomic_write(path) as handle:
+        handle.write(figure_png(fig))

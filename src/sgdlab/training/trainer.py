@@ -9,6 +9,7 @@ import contextlib
 import math
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -35,6 +36,42 @@ def seeded_generators(seed):
     initial weights, and holding out a validation set changes neither.
     """
     return tuple(np.random.default_rng(sequence) for sequence in np.random.SeedSequence(seed).spawn(3))
+
+
+@contextlib.contextmanager
+def progress_shown(show, total, done, on_iteration, on_evaluation):
+    """`(on_iteration, on_evaluation)`, also moving a progress bar over `total` iterations (`done` already) if
+    `show`; the bar is closed on the way out, however training ended."""
+    if not show:
+        yield on_iteration, on_evaluation
+        return
+    bar = _progress_bar(total, done)
+
+    def iteration(number, loss):
+        bar.update()
+        if on_iteration is not None:
+            on_iteration(number, loss)
+
+    def evaluation(history):
+        bar.set_postfix_str(f"test acc {history.test_acc[-1]:.4f}", refresh=False)
+        if on_evaluation is not None:
+            on_evaluation(history)
+
+    try:
+        yield iteration, evaluation
+    finally:
+        bar.close()
+
+
+def _progress_bar(total, done):
+    """tqdm.auto's bar: a widget in Jupyter, text elsewhere. In a Jupyter without ipywidgets tqdm.auto falls back
+    to text, but warns on import that ipywidgets is missing; the fallback is what is wanted, so that is muted."""
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm
+    return tqdm(total=total, initial=done, desc="training", unit="it")
 
 
 class Trainer:
@@ -73,7 +110,7 @@ class Trainer:
             self._lr_request = lr
 
     def fit(self, x_train, t_train, x_test, t_test, *, on_iteration=None, on_evaluation=None, on_checkpoint=None,
-            resume=None, checkpoint_every=None):
+            resume=None, checkpoint_every=None, progress=False):
         """Run the loop and return the `History`.
 
         Images may be floats in 0..1 or uint8 pixels (`load_mnist(normalize=False)`,
@@ -93,6 +130,10 @@ class Trainer:
         the end), and where Ctrl-C stopped the run; `resume` continues from
         one, made by a trainer of the same settings, exactly as the run it
         came from would have gone on.
+
+        `progress=True` shows a progress bar, with the latest test accuracy:
+        a widget in Jupyter, text on stderr elsewhere. It only watches, so the
+        history and weights are the same, bit for bit, with it or without.
         """
         config = self.config
         train_size, held_out = self.check_data(x_train, t_train, x_test, t_test)
@@ -118,7 +159,9 @@ class Trainer:
         # Ctrl-C is held and acted on between iterations (see sgdlab.interrupts); the last evaluation and the
         # closing of the threads run to the end.
         with interrupts_deferred() as pending, one_blas_thread(), contextlib.closing(batches), \
-                contextlib.closing(evaluator):
+                contextlib.closing(evaluator), \
+                progress_shown(progress, self.iterations, done, on_iteration, on_evaluation) as callbacks:
+            on_iteration, on_evaluation = callbacks
             if interval and resume is None:
                 self._submit(evaluator, 0)
                 self._record(evaluator, on_evaluation)

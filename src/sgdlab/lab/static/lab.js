@@ -12,9 +12,11 @@ let focused = null; // the run whose evaluation, controls and digits the page sh
 let redrawPending = false;
 
 const $ = (id) => document.getElementById(id);
+const TOKEN = document.querySelector('meta[name="sgdlab-token"]').content; // every request must carry it
 
 async function api(path, options = {}) {
-  const response = await fetch(path, { credentials: "same-origin", ...options });
+  const headers = { ...(options.headers || {}), "X-Sgdlab-Token": TOKEN };
+  const response = await fetch(path, { ...options, headers, credentials: "omit" });
   const body = await response.json().catch(() => ({ error: response.statusText }));
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
@@ -50,7 +52,7 @@ function follow(id) {
   const run = runs.get(id);
   const wanted = run.shown || id === focused;
   if (wanted && !run.stream) {
-    run.stream = new EventSource(`/api/runs/${encodeURIComponent(id)}/stream`);
+    run.stream = new EventSource(`/api/runs/${encodeURIComponent(id)}/stream?token=${encodeURIComponent(TOKEN)}`);
     run.stream.addEventListener("update", (event) => receive(run, JSON.parse(event.data)));
     run.stream.addEventListener("inspection", (event) => {
       run.inspection = JSON.parse(event.data);

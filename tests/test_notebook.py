@@ -1,0 +1,148 @@
+"""sgdlab in Jupyter: the lab page of a run trained in a notebook (`sgdlab.lab.notebook.LiveLab`), and
+docs/chapter4.ipynb executed from top to bottom, its outputs showing what its text says."""
+
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sgdlab.lab.notebook import LiveLab
+from sgdlab.runs.run import train_run
+from sgdlab.training.config import TrainConfig
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "chapter4.ipynb"
+SETTINGS = {"iters": 200, "eval_every": 100}
+
+
+@pytest.fixture(scope="module")
+def mnist(data_dir):
+    from sgdlab.data import load_mnist
+
+    return load_mnist(normalize=False, data_dir=data_dir)
+
+
+def fetch(url, token=None):
+    """(status, body) of a GET, on 127.0.0.1 only; `token` as the header the page's scripts may send."""
+    assert url.startswith("http://127.0.0.1:")
+    request = urllib.request.Request(url, headers={"x-sgdlab-token": token} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def test_a_live_lab_serves_the_page_with_its_token_and_trains_the_same_run_as_unwatched(tmp_path, mnist):
+    _, plain = train_run(TrainConfig(**SETTINGS), out=tmp_path / "plain", data=mnist, plot=False)
+    with LiveLab(data=mnist) as lab:
+        token = re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=([\w-]{32})", lab.url).group(1)
+        status, page = fetch(lab.url)
+        assert status == 200 and "<title>sgdlab lab</title>" in page
+        assert fetch(lab.url.partition("?")[0])[0] == 403  # without the token: refused
+        assert f'src="{lab.url}"' in lab._repr_html_() and "<iframe" in lab._repr_html_()
+        assert lab.iframe().src == lab.url
+        run_dir, watched = lab.train(TrainConfig(**SETTINGS), out=tmp_path / "watched", plot=False)
+        runs = json.loads(fetch(lab.url.replace("/?token=", "/api/runs?token="), token)[1])
+        assert [(run["name"], run["status"], run["live"]) for run in runs] == [("watched", "finished", True)]
+        with pytest.raises(Exception, match="make a new LiveLab"):
+            lab.train(TrainConfig(**SETTINGS), out=tmp_path / "again")
+    assert run_dir == tmp_path / "watched"
+    assert watched.loss == plain.loss and watched.train_acc == plain.train_acc and watched.test_acc == plain.test_acc
+    with np.load(tmp_path / "plain" / "model.npz") as a, np.load(run_dir / "model.npz") as b:
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    with pytest.raises(urllib.error.URLError):  # closed: nothing listens there any more
+        urllib.request.urlopen(lab.url, timeout=2)
+
+
+def test_a_browser_shows_the_page_framed_in_a_notebook_of_another_origin():
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium not found: install Debian's chromium package (or set SGDLAB_CHROMIUM to its path)")
+    with LiveLab(data=((), ())) as lab, notebook_page(lab._repr_html_()) as notebook_url, \
+            playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium)
+        page = browser.new_page()
+        page.goto(notebook_url)
+        frame = page.frame_locator("iframe")
+        frame.locator("#run-name", has_text="starting").wait_for(timeout=10_000)  # its script ran, with the token
+        browser.close()
+
+
+class notebook_page:
+    """A page on another port of 127.0.0.1 (as Jupyter's is) showing `body`, served while in the `with`."""
+
+    def __init__(self, body):
+        page = f"<!DOCTYPE html><html><body>{body}</body></html>".encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __exit__(self, *exc_info):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_chapter_4_notebook_runs_and_shows_what_it_says(mnist_dir):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    started = time.perf_counter()
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    assert time.perf_counter() - started < 120
+    outputs = {cell.metadata.get("name"): cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
+    check_outputs(outputs)
+
+
+def text_of(outputs):
+    """What a cell printed and returned, as text."""
+    return "".join(o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+                   for o in outputs)
+
+
+def images_of(outputs):
+    return [o for o in outputs if "image/png" in o.get("data", {})]
+
+
+def check_outputs(outputs):
+    """The claims the notebook's text makes of its outputs, against those outputs."""
+    assert "(60000, 784) (60000,) (10000, 784) (10000,)" in text_of(outputs["load"])
+    # central difference error ~ h^2, forward ~ h: over two decades of h, slopes of about 2 and 1
+    slopes = json.loads(re.search(r"slopes (\{.*\})", text_of(outputs["differences"])).group(1))
+    assert slopes["central"] == pytest.approx(2, abs=0.1) and slopes["forward"] == pytest.approx(1, abs=0.1)
+    assert images_of(outputs["differences"])
+    gradcheck = text_of(outputs["gradcheck"])
+    assert gradcheck.count(" ok") == 4 and "FAIL" not in gradcheck
+    final = float(re.search(r"final test accuracy (0\.\d+)", text_of(outputs["train"])).group(1))
+    assert final > 0.9
+    assert len(images_of(outputs["plot"])) == 2
+    gap = float(re.search(r"gap (0\.\d+)", text_of(outputs["overfit"])).group(1))
+    assert gap > 0.1 and len(images_of(outputs["overfit"])) == 1
+    assert f"{final:.4f}" in text_of(outputs["reload"])  # the saved model scores what the run ended with
+    for name, cell_outputs in outputs.items():
+        assert not [o for o in cell_outputs if o.output_type == "error"], name
+        assert "Warning" not in text_of(cell_outputs), name

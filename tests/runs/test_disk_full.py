@@ -41,9 +41,10 @@ def assert_same_run(run_dir, expected_dir):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def assert_left_whole(run_dir):
-    """What a run stopped by a full disk leaves: its config, its last checkpoint, readable, and nothing else."""
-    assert {path.name for path in run_dir.iterdir()} == {"config.json", "checkpoint.npz"}
+def assert_left_whole(run_dir, also=()):
+    """What a run stopped by a full disk leaves: its config, its last checkpoint, readable, and nothing else
+    (but `also`)."""
+    assert {path.name for path in run_dir.iterdir()} == {"config.json", "checkpoint.npz", *also}
     settings = json.loads((run_dir / "config.json").read_text())
     settings.pop("data_dir")
     return load_checkpoint(run_dir / "checkpoint.npz", TrainConfig.from_dict(settings).resolved().to_dict())
@@ -114,6 +115,33 @@ def test_a_disk_filled_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_t
         assert not (disk / "another" / "config.json").exists()  # nothing there to block the next run
 
         filler.unlink()
+        code, _, err = sgdlab("train", "--resume", run_dir, "--quiet")
+        assert code == 0, err
+        assert_same_run(run_dir, tmp_path / "whole")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="remounting a tmpfs read-only needs root")
+def test_a_folder_made_read_only_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_writable(tmp_path,
+                                                                                                  data_dir):
+    settings = ("--iters", "6000", "--data-dir", data_dir, *SMALL_NET)
+    code, _, err = sgdlab("train", "--out", tmp_path / "whole", *settings)
+    assert code == 0, err
+    with small_disk(tmp_path / "disk", size="64m") as disk:  # a mount of the test's own, to mount over
+        run_dir = disk / "run"
+        training = sgdlab("train", "--out", run_dir, *settings, wait=False)
+        deadline = time.monotonic() + 60
+        while not (run_dir / "checkpoint.npz").exists() and training.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        # The folder cannot be written from now on: a read-only view of it mounted over it (the files the run
+        # holds open stay as they were, as on a disk remounted read-only)
+        subprocess.run(["mount", "--bind", str(run_dir), str(run_dir)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(run_dir)], check=True)
+        out, err = training.communicate(timeout=300)
+        assert (training.returncode, out) == (1, ""), err
+        assert err.startswith(f"sgdlab train: error: cannot write the run's files in {run_dir} (Read-only file "
+                              "system); once there is room, continue it from its last checkpoint")
+        subprocess.run(["umount", str(run_dir)], check=True)
+        assert_left_whole(run_dir, also={".lock"})  # which it could not remove: it blocks nothing (see the kill tests)
         code, _, err = sgdlab("train", "--resume", run_dir, "--quiet")
         assert code == 0, err
         assert_same_run(run_dir, tmp_path / "whole")

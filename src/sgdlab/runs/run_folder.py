@@ -81,8 +81,9 @@ class RunFolder:
                                   "new run another --out)") from None
             try:
                 yield
-            finally:
-                (self.path / LOCK_NAME).unlink(missing_ok=True)
+            finally:  # a folder made read-only keeps it: harmless, as the lock is the open file's, not the file
+                with contextlib.suppress(OSError):
+                    (self.path / LOCK_NAME).unlink(missing_ok=True)
 
     def release(self):
         """Give the folder back, for a run that ends before it has anything to save."""

@@ -319,13 +319,23 @@ def test_a_checkpoint_with_edited_headers_is_refused_in_bounded_memory(tmp_path,
 def forged(checkpoint, name, array):
     """The checkpoint with the array `name` replaced and its hash recomputed, as anyone can."""
     members = npz_members(checkpoint)
-    meta = json.loads(str(np.load(io.BytesIO(members["meta.npy"]))))
+    meta = json.loads(np.load(io.BytesIO(members["meta.npy"])).tobytes().decode())  # UTF-8 bytes
     members[f"{name}.npy"] = npy_bytes(array)
     from sgdlab.runs.checkpoint import _digest
 
     meta["sha256"][name] = _digest(array)
-    members["meta.npy"] = npy_bytes(np.array(json.dumps(meta)))
+    members["meta.npy"] = npy_bytes(np.frombuffer(json.dumps(meta).encode(), np.uint8))
     return npz_bytes(members)
+
+
+def test_a_checkpoint_whose_text_is_a_unicode_array_as_earlier_versions_wrote_it_still_reads(tmp_path,
+                                                                                             checkpoint_bytes):
+    members = npz_members(checkpoint_bytes)
+    text = np.load(io.BytesIO(members["meta.npy"])).tobytes().decode()
+    members["meta.npy"] = npy_bytes(np.array(text))
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(npz_bytes(members))
+    assert load_checkpoint(path, CHECKPOINT_CONFIG.resolved().to_dict()).iteration > 0
 
 
 @pytest.mark.parametrize("name, array", [

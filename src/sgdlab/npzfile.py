@@ -98,8 +98,14 @@ class NpzFile:
         return np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order=order)
 
     def read_text(self, name, limit):
-        """The text of the 0-d unicode array `name` (how np.savez stores a str), if at most `limit` bytes."""
+        """The text in `name`, if at most `limit` bytes: UTF-8 bytes (a uint8 vector, as sgdlab.runs.checkpoint stores
+        it), or a 0-d unicode array (how np.savez stores a str, four bytes a character)."""
         header = self.headers[name]
+        if header.dtype == np.uint8 and len(header.shape) == 1:
+            try:
+                return self.read(name, limit).tobytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise self._refuse(f"its entry {name!r} is not UTF-8 text ({exc})") from None
         if header.dtype.kind != "U" or header.shape != ():
             raise self._refuse(f"its entry {name!r} is {header}, not a text")
         return str(self.read(name, limit)[()])

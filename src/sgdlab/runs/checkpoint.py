@@ -26,7 +26,7 @@ from ..training.state import TrainingState
 FORMAT = "sgdlab-checkpoint"
 VERSION = 1
 GROUPS = ("params", "statistics", "optimizer")  # the TrainingState fields held as arrays
-MAX_META_BYTES = 4 * MAX_JSON_BYTES  # the JSON text (the history in it), as np.savez stores it: 4 bytes a character
+MAX_META_BYTES = 4 * MAX_JSON_BYTES  # the JSON text (the history in it), as UTF-8, or 4 bytes a character
 _FIX = "it cannot be resumed from; delete it to train the run again from its start"
 
 
@@ -37,7 +37,8 @@ def save_checkpoint(path, state, settings):
             "sampler": state.sampler, "dropout": state.dropout, "history": state.history.to_dict(),
             "sha256": {name: _digest(array) for name, array in arrays.items()}}
     with atomic_write(path) as handle:
-        np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+        # UTF-8 bytes: a quarter of the size of the unicode array np.savez makes of a str
+        np.savez(handle, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
 
 
 def load_checkpoint(path, settings):

@@ -454,7 +454,7 @@ def test_predict_says_when_an_image_holds_no_digit(capsys, trained_run, tmp_path
     Image.new("L", (28, 28), 0).save(blank)
     code, out, err = run(capsys, "predict", trained_run / "model.npz", blank)
     assert code == 1 and out == ""
-    assert err == f"sgdlab predict: error: {blank}: no digit found (the image is one flat colour)\n"
+    assert err == f"sgdlab predict: error: {blank}: no digit found (a blank page, or ink only at the image's edges)\n"
 
 
 def test_config_records_the_data_folder_found_through_the_environment(capsys, data_dir, tmp_path, monkeypatch):

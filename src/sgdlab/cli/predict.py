@@ -31,7 +31,7 @@ def run(args):
         try:
             pixels = load_digit_image(path)
             if not pixels.any():
-                raise SgdlabError(f"{path}: no digit found (the image is one flat colour)")
+                raise SgdlabError(f"{path}: no digit found (a blank page, or ink only at the image's edges)")
         except SgdlabError as exc:
             print(f"sgdlab predict: error: {exc}", file=sys.stderr)
             failures += 1

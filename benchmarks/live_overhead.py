@@ -37,10 +37,12 @@ def train(out, data_dir, live, page):
             time.sleep(0.05)
         if watcher:
             watcher.close()
-        process.send_signal(signal.SIGINT)
+        while process.poll() is None:  # Ctrl-C while the run still saves is held: again until the page ends
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.5)
     _, err = process.communicate(timeout=600)
     if process.returncode != 0:
-        raise SystemExit(f"sgdlab train {'--live ' if live else ''}failed: {err}")
+        raise SystemExit(f"sgdlab train failed: {err}")
     return json.loads((out / "history.json").read_text())
 
 
@@ -69,8 +71,8 @@ def main():
     histories = {}
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(args.repeats):
-            for name, (live, page) in contenders.items():
-                history = train(Path(scratch) / f"{repeat}-{len(histories)}", args.data_dir, live, page)
+            for number, (name, (live, page)) in enumerate(contenders.items()):
+                history = train(Path(scratch) / f"{repeat}-{number}", args.data_dir, live, page)
                 seconds[name].append(history["seconds"][-1])
                 histories.setdefault(name, history)
                 assert history["loss"] == histories["sgdlab train"]["loss"], f"{name} trained differently"

@@ -29,10 +29,9 @@ def start(argv):
 
 
 def stop(process):
-    for _ in range(2):  # the run, then the page
+    while process.poll() is None:  # the run, then the page
         process.send_signal(signal.SIGINT)
         time.sleep(0.5)
-    process.wait(timeout=60)
 
 
 def draw_a_three(page):

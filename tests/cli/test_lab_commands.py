@@ -45,8 +45,12 @@ def start(*argv):
 
 
 def end(process):
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    """Ctrl-C until it ends (one pressed while a run saves is held, as it should be, and the page stays up)."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+    out, err = process.communicate(timeout=10)
     return process.returncode, out, err
 
 

@@ -47,9 +47,9 @@ def live(tmp_path_factory, data_dir):
         if match := re.match(r"lab page: (http://127\.0\.0\.1:\d+/\?token=\S+)$", line.strip()):
             address = match[1]
     yield address, run_dir
-    process.send_signal(signal.SIGINT)  # stops the run if it still trains, then the page
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
+    while process.poll() is None:  # stops the run if it still trains, then the page
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
 
 
 class Page:

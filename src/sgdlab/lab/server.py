@@ -32,7 +32,8 @@ from starlette.routing import Route
 from ..errors import SgdlabError
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # an image to read: a phone photo fits, a disk-filler does not
-STREAM_INTERVAL = 0.25  # seconds between two updates of a stream at most (a page redraws four times a second)
+STREAM_INTERVAL = 0.5  # seconds between two updates of a stream at most (a page redraws twice a second)
+INSPECTION_INTERVAL = 2.0  # seconds between two inspections a stream sends, at most: the latest evaluation's
 STREAM_HEARTBEAT = 15.0  # seconds of silence after which a stream says it is still there
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = resources.files("sgdlab.lab") / "static"
@@ -141,7 +142,7 @@ async def _events(request, run):
     """The run's server-sent events: everything at first (so a tab that reconnects catches up), then what
     changed, at most every STREAM_INTERVAL; the inspection of each new evaluation when it is ready."""
     cursor = {"generation": None, "loss_width": None, "loss_start": 0, "evaluations_start": 0}
-    version, inspected, quiet = None, None, 0.0
+    version, inspected, quiet, inspected_at = None, None, 0.0, -INSPECTION_INTERVAL
     while not await request.is_disconnected():
         await run_in_threadpool(run.refresh)
         feed = run.feed
@@ -153,8 +154,11 @@ async def _events(request, run):
                       "evaluations_start": view["evaluations"]["start"] + len(view["evaluations"]["rows"])}
             yield _event("update", view)
             quiet = 0.0
-        if feed.snapshot is not None and inspected is not feed.snapshot:
-            inspected = feed.snapshot
+        now = asyncio.get_running_loop().time()
+        if feed.snapshot is not None and inspected is not feed.snapshot and now - inspected_at >= INSPECTION_INTERVAL:
+            # a run evaluated many times a second is looked into every few seconds: the page's work stays
+            # a small share of a core, beside training's
+            inspected, inspected_at = feed.snapshot, now
             yield _event("inspection", await run_in_threadpool(run.inspection))
         await asyncio.sleep(STREAM_INTERVAL)
         quiet += STREAM_INTERVAL

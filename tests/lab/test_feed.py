@@ -20,6 +20,7 @@ def test_the_loss_of_any_run_is_kept_as_at_most_4096_means_of_equal_buckets(iter
     expected = losses[:len(series.means) * width].reshape(-1, width).mean(axis=1)  # an independent bucketing
     np.testing.assert_allclose(series.means, expected, rtol=1e-12)
     assert iterations - len(series.means) * width < width  # only the bucket being filled is not shown yet
+    assert series.count == iterations
 
 
 def history_with(n_losses, evaluations):

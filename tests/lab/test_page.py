@@ -121,7 +121,7 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.wait_for(lambda: "learning rate 0.05" in tab.page.text_content("#lr-now"))
 
     second = Page(browser, address)  # another tab, opened late, catches up on everything
-    second.wait_for(lambda: second.loss_points() >= held)
+    second.wait_for(lambda: (second.iteration() or 0) >= held and second.loss_points() > 0)
 
     tab.page.locator("#canvas").scroll_into_view_if_needed()
     box = tab.page.locator("#canvas").bounding_box()

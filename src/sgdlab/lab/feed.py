@@ -36,6 +36,11 @@ class LossSeries:
             series.append(loss)
         return series
 
+    @property
+    def count(self):
+        """The iterations recorded, the bucket being filled included."""
+        return len(self.means) * self.width + self._open_count
+
     def append(self, loss):
         self._open_sum += loss
         self._open_count += 1
@@ -134,7 +139,8 @@ class RunFeed:
             return {
                 "name": self.name, "version": self.version, "generation": self.generation, "live": self.live,
                 "status": self.status,
-                "message": self.message, "total_iterations": self.total_iterations,
+                "message": self.message, "iterations_done": self.loss.count,
+                "total_iterations": self.total_iterations,
                 "learning_rate": self.learning_rate, "lr_changes": self.lr_changes,
                 "loss": {"width": self.loss.width, "start": loss_start, "values": means},
                 "evaluations": {"start": evaluations_start, "rows": self.evaluations[evaluations_start:]},

@@ -153,8 +153,8 @@ function showStatus() {
   const status = $("status");
   status.textContent = view.status;
   status.className = `status ${view.status}`;
-  const done = run.loss ? run.loss.iterations.at(-1) || 0 : 0;
-  $("progress").textContent = view.total_iterations ? `iteration ${done} of ${view.total_iterations}` : "";
+  $("progress").textContent = view.total_iterations
+    ? `iteration ${view.iterations_done} of ${view.total_iterations}` : "";
   $("lr-now").textContent = view.learning_rate ? `learning rate ${view.learning_rate}` : "";
   $("run-message").textContent = view.message || "";
   const controllable = view.live && ["training", "paused", "starting"].includes(view.status);

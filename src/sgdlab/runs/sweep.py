@@ -1,0 +1,261 @@
+"""A hyperparameter sweep (chapter 6.5): random trials of the searched settings, in rounds that narrow the ranges.
+
+The sweep folder holds `sweep.json` (what the sweep is: its searches, the
+settings its trials share, trials per round, rounds, seed), written first,
+a run folder per trial (`trial-000`, ...: what `sgdlab train` writes, so
+any trial can be inspected, compared or resumed), `results.csv` and
+`results.json` (a row per trial, rewritten as each one ends), and at the
+end the book's figure (`best-trials.png`) and `search.png`, a scatter of
+validation accuracy against each searched setting. Trial i's settings and
+seed depend on the sweep's seed and i alone, and training is
+deterministic, so a sweep gives the same results whatever trains it:
+one worker or many, one machine or a cluster, in one go or resumed. The
+validation accuracy ranks the trials; the test accuracy is recorded, never
+used to choose.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+from ..errors import ConfigError, SgdlabError
+from ..fileio import read_json_object, write_text_atomic
+from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT
+from ..training.config import TrainConfig
+from .run import finished_history
+from .run_folder import check_writable_folder, new_run_dir
+from .search_space import Search, check_searches, draw_trial, narrow
+
+SWEEP_FILE = "sweep.json"
+RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
+BEST_TRIALS_FIGURE, SEARCH_FIGURE = "best-trials.png", "search.png"
+OUTCOME_KEYS = ("val_acc", "train_acc", "test_acc", "seconds", "status", "worker")
+# ch06/hyperparameter_optimization.py: 500 training images, 20% of them for validation, six hidden layers of 100
+# (ReLU, He weights), SGD with batch 100 for 50 epochs; 100 trials of lr = 10^U(-6,-2), weight decay = 10^U(-8,-4).
+BOOK_SETTINGS = {"train_size": 500, "validation": 0.2, "hidden_sizes": (100,) * 6, "activation": "relu",
+                 "weight_init_std": "he", "optimizer": "sgd", "batch_size": 100, "epochs": 50}
+BOOK_SEARCHES = ("lr=log:1e-6:1e-2", "weight_decay=log:1e-8:1e-4")
+BOOK_TRIALS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """What a sweep is: its `searches` (first round's ranges), the `settings` every trial shares (TrainConfig
+    fields), `trials` per round, `rounds`, and the `seed` every trial's draw derives from."""
+
+    searches: tuple
+    settings: dict
+    trials: int
+    rounds: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("trials", "rounds"):
+            POSITIVE_INT.check(name, getattr(self, name))
+        NON_NEGATIVE_INT.check("seed", self.seed)
+        if not self.settings.get("validation"):
+            raise ConfigError("a sweep chooses by validation accuracy: hold some training images out with "
+                              "--validation F (the book: 0.2 of --train-size 500)")
+        check_searches(self.searches, self.settings)
+
+    def trial_numbers(self, round_):
+        return range(round_ * self.trials, (round_ + 1) * self.trials)
+
+    def trial_config(self, searches, trial):
+        """The TrainConfig of trial number `trial`, drawn from `searches` (its round's)."""
+        settings, seed = draw_trial(searches, self.seed, trial)
+        return TrainConfig(**self.settings, **settings, seed=seed), settings
+
+    def to_dict(self):
+        return {"searches": [search.to_dict() for search in self.searches], "settings": self.settings,
+                "trials": self.trials, "rounds": self.rounds, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, values):
+        settings = TrainConfig.from_dict(values["settings"]).to_dict()  # checked, lists as the config keeps them
+        given = {key: value for key, value in settings.items() if key in values["settings"]}
+        return cls(tuple(Search.from_dict(search) for search in values["searches"]), given, values["trials"],
+                   values["rounds"], values["seed"])
+
+
+def trial_folder(sweep_dir, sweep, trial):
+    """The run folder of trial number `trial`: trial-007, its number padded to the sweep's widest."""
+    width = len(str(sweep.trials * sweep.rounds - 1))
+    return Path(sweep_dir) / f"trial-{trial:0{width}d}"
+
+
+def new_sweep(sweep, out=None, overwrite=False, data_dir=None):
+    """Make the sweep's folder (`out`, default a new one under runs/) with its sweep.json; returns the folder."""
+    out = Path(out) if out is not None else new_run_dir()
+    check_writable_folder(out)
+    if (out / SWEEP_FILE).exists() and not overwrite:
+        raise ConfigError(f"{out} already holds a sweep ({SWEEP_FILE}): continue it with --resume {out}, give "
+                          "another --out, or add --overwrite to replace it")
+    if overwrite:  # the earlier sweep's results must not pass for this one's
+        for name in (RESULTS_CSV, RESULTS_JSON, BEST_TRIALS_FIGURE, SEARCH_FIGURE):
+            (out / name).unlink(missing_ok=True)
+    write_text_atomic(out / SWEEP_FILE, json.dumps({**sweep.to_dict(), "data_dir": data_dir and str(data_dir)},
+                                                   indent=1) + "\n")
+    return out
+
+
+def load_sweep(sweep_dir):
+    """The `Sweep` in `sweep_dir` and the data folder it was started with."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.exists():
+        raise ConfigError(f"{sweep_dir} holds no sweep (no {SWEEP_FILE}): give the folder of an 'sgdlab sweep'")
+    stored = read_json_object(path, "sweep's settings")
+    try:
+        return Sweep.from_dict(stored), stored.get("data_dir")
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise SgdlabError(f"{path} is damaged ({exc}): the sweep cannot be resumed") from None
+
+
+def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None, data=None):
+    """Train the sweep in `sweep_dir` round by round, skipping the trials that have ended already; returns
+    `(rows, interrupted)`, the rows as results.csv has them, by trial.
+
+    `workers` local processes train the trials, or the cluster at `scheduler`.
+    `progress(row)` is called as each trial ends. A worker lost mid-trial
+    costs the trial's progress since its last checkpoint. After Ctrl-C the
+    running trials are saved, to resume (`interrupted` is then True).
+    """
+    from ..data import load_mnist
+    from .trial_cluster import TrialSubmitter, trial_cluster
+
+    sweep, stored_data_dir = load_sweep(sweep_dir)
+    data_dir = data_dir if data_dir is not None else stored_data_dir
+    progress = progress or (lambda row: None)
+    rows = {}
+    with trial_cluster(workers, scheduler) as client:
+        (x_train, t_train), test = data or load_mnist(normalize=False, data_dir=data_dir)
+        rows_used = max((sweep.settings.get("train_size") or len(x_train)), _searched_train_size(sweep))
+        submitter = TrialSubmitter(client, ((x_train[:rows_used], t_train[:rows_used]), test))
+        searches, interrupted = sweep.searches, False
+        for round_ in range(sweep.rounds):
+            configs = {trial: sweep.trial_config(searches, trial) for trial in sweep.trial_numbers(round_)}
+            interrupted = _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, progress)
+            if interrupted:
+                break
+            searches = narrow(searches, [row["settings"] for row in ranked(rows.values()) if row["round"] == round_ + 1])
+    draw_figures(sweep_dir, sweep, rows)
+    return rows, interrupted
+
+
+def draw_figures(sweep_dir, sweep, rows):
+    """The book's figure of the best trials and the scatter of every trial, from the trials that have ended."""
+    from ..plots.sweep_charts import BEST_SHOWN, plot_best_trials, plot_search
+
+    best = ranked(rows.values())
+    if not best:
+        return
+    histories = [(row, finished_history(trial_folder(sweep_dir, sweep, row["trial"]))) for row in best[:BEST_SHOWN]]
+    plot_best_trials([(row, history) for row, history in histories if history is not None],
+                     Path(sweep_dir) / BEST_TRIALS_FIGURE)
+    plot_search(list(rows.values()), sweep.searches, Path(sweep_dir) / SEARCH_FIGURE)
+
+
+def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, progress):
+    from distributed import as_completed
+
+    previous = _stored_rows(sweep_dir)
+    futures = {}
+    for trial, (config, settings) in configs.items():
+        row = {"trial": trial, "round": round_ + 1, "settings": settings, "seed": config.seed}
+        history = finished_history(trial_folder(sweep_dir, sweep, trial))
+        if history is not None:  # ended before: its outcome again, from its folder (where it ran, as recorded)
+            from .trial_cluster import trial_outcome
+
+            worker = previous.get(trial, {}).get("worker", "")
+            rows[trial] = {**row, **trial_outcome(trial, history, worker)}
+            continue
+        rows[trial] = {**row, "status": "queued"}
+        futures[submitter.submit(trial, config, trial_folder(sweep_dir, sweep, trial), data_dir,
+                                 Path(sweep_dir) / SWEEP_FILE)] = trial
+    write_results(sweep_dir, sweep, rows)
+    try:
+        for future in as_completed(futures):
+            trial = futures[future]
+            rows[trial] = {**rows[trial], **_outcome(future, trial)}
+            write_results(sweep_dir, sweep, rows)
+            progress(rows[trial])
+    except KeyboardInterrupt:
+        submitter.stop(list(futures))
+        for future, trial in futures.items():
+            if rows[trial]["status"] == "queued":
+                rows[trial] = {**rows[trial], **_outcome(future, trial)}
+        write_results(sweep_dir, sweep, rows)
+        return True
+    return False
+
+
+def _outcome(future, trial):
+    """A finished future's trial outcome; a trial that failed (a worker lost too often, an error) is recorded
+    as failed, to try again on resume, and a stopped sweep's unstarted one as not run."""
+    if future.status == "finished":
+        outcome = future.result()
+        return outcome if outcome is not None else {"status": "not run"}
+    if future.status == "error":
+        exc = future.exception()
+        if isinstance(exc, SgdlabError):
+            raise exc
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    return {"status": "not run"}
+
+
+def _searched_train_size(sweep):
+    return max((search.high for search in sweep.searches if search.name == "train_size"), default=0)
+
+
+def ranked(rows):
+    """The rows that have a validation accuracy, best first (ties by trial number)."""
+    scored = [row for row in rows if row.get("val_acc") is not None and row.get("status") in ("finished", "diverged")]
+    return sorted(scored, key=lambda row: (-row["val_acc"], row["trial"]))
+
+
+def write_results(sweep_dir, sweep, rows):
+    """results.json (every row as recorded) and results.csv (a row per trial: trial, round, each searched
+    setting, seed, then the outcome), atomically."""
+    ordered = [rows[trial] for trial in sorted(rows)]
+    write_text_atomic(Path(sweep_dir) / RESULTS_JSON, json.dumps({"trials": ordered}, indent=1) + "\n")
+    names = [search.name for search in sweep.searches]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["trial", "round", *names, "seed", *OUTCOME_KEYS])
+    for row in ordered:
+        writer.writerow([row["trial"], row["round"], *(row["settings"][name] for name in names), row["seed"],
+                         *("" if row.get(key) is None else row[key] for key in OUTCOME_KEYS)])
+    write_text_atomic(Path(sweep_dir) / RESULTS_CSV, text.getvalue())
+
+
+def read_results(sweep_dir):
+    """The rows of results.json, by trial ({} if there is none yet)."""
+    path = Path(sweep_dir) / RESULTS_JSON
+    if not path.exists():
+        return {}
+    stored = read_json_object(path, "sweep's results")
+    try:
+        return {int(row["trial"]): row for row in stored["trials"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SgdlabError(f"{path} is damaged ({exc}): delete it, and resume the sweep to write it again") from None
+
+
+def _stored_rows(sweep_dir):
+    try:
+        return read_results(sweep_dir)
+    except SgdlabError:  # only where each trial ran is taken from it: the outcomes come from the folders
+        return {}
+
+
+def best_settings_line(row):
+    """`lr 0.0061, weight_decay 3.2e-07`: a row's searched settings, shortly."""
+    return ", ".join(f"{name} {_short(value)}" for name, value in row["settings"].items())
+
+
+def _short(value):
+    if isinstance(value, float) and value != 0 and not 1e-3 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+

@@ -1,0 +1,131 @@
+"""Trials trained on Dask workers: a local cluster of one process per core, or any running cluster, one code path.
+
+Each trial is one task, `run_trial`, training one run folder exactly as
+`sgdlab train` would (one BLAS thread, no background thread: a worker is a
+core), so its results do not depend on which worker trains it. The training
+data is scattered to every worker once and shared by all the trials there.
+A worker that dies takes its trial's progress since the trial's last
+checkpoint with it, no more: Dask gives the task to another worker, which
+continues the run folder from that checkpoint (the folders must therefore be
+on a file system every worker sees, as they are on one machine). Asked to
+stop (Ctrl-C), the running trials stop after their iteration and are saved
+as interrupted, ready to resume; the others do not start.
+"""
+
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from ..engine.threads import one_blas_thread
+from ..errors import SgdlabError, TrainingDiverged
+from .run import RunObserver, finished_history, resume_run, train_run
+
+STOP_POLL_SECONDS = 0.25  # how often a running trial asks whether the sweep is being stopped
+STOP_WAIT_SECONDS = 120  # how long a stopping sweep waits for its running trials to save
+
+
+@contextlib.contextmanager
+def trial_cluster(workers=1, scheduler=None):
+    """A Dask client: on the cluster whose scheduler is at `scheduler` (`tcp://HOST:PORT`), else on a new local
+    cluster of `workers` processes, one thread each, listening on 127.0.0.1 only."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as exc:
+            raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
+                              "'dask scheduler' and its workers with 'dask worker ADDRESS', or leave out "
+                              "--scheduler to use this machine's cores") from None
+        with client:
+            yield client
+        return
+    # The workers ignore Ctrl-C: it reaches this process (and, from a terminal, every process of the group),
+    # and this one stops the trials so that they save.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+class TrialSubmitter:
+    """Submits trials to `client` with the data they share, and stops them on request."""
+
+    def __init__(self, client, data):
+        from distributed import Event
+
+        self.client = client
+        self.data = client.scatter(data, broadcast=True, hash=False)  # once per worker, not per trial
+        self.stop_event = Event(f"sgdlab-stop-{uuid.uuid4().hex}", client=client)
+
+    def submit(self, trial, config, out, data_dir, sweep_file):
+        """A future of `run_trial` for trial number `trial`, training `config` into `out`."""
+        return self.client.submit(run_trial, trial, config, Path(out).resolve(), data_dir, self.data,
+                                  self.stop_event.name, Path(sweep_file).resolve(), key=f"sgdlab-trial-{trial}-"
+                                  f"{uuid.uuid4().hex[:8]}", pure=False)
+
+    def stop(self, futures):
+        """Ask the running trials to stop and save, cancel those not started, and wait for the running ones."""
+        from distributed import wait
+
+        self.stop_event.set()
+        with contextlib.suppress(TimeoutError):
+            wait(futures, timeout=STOP_WAIT_SECONDS)
+
+
+def run_trial(trial, config, out, data_dir, data, stop_event_name, sweep_file):
+    """In a worker: train (or continue) one trial's run folder; returns its outcome as `trial_outcome` gives it,
+    or None if the sweep was stopped before it started."""
+    from distributed import Event, get_worker
+
+    worker = get_worker()
+    if not Path(sweep_file).exists():
+        raise SgdlabError(f"worker {worker.name} ({worker.address}) cannot see the sweep folder {Path(out).parent}: "
+                          "the workers must share the file system the sweep is written to")
+    stop_event = Event(stop_event_name)
+    if stop_event.is_set():
+        return None
+    history = finished_history(out)  # a trial whose worker died after saving it
+    if history is None:
+        observer = StopWhenAsked(stop_event)
+        with one_blas_thread():
+            try:
+                if (Path(out) / "config.json").exists():  # a worker died training it: from its last checkpoint
+                    _, history = resume_run(out, data_dir=data_dir, observer=observer, background=False, data=data)
+                else:
+                    _, history = train_run(config, out=out, data_dir=data_dir, observer=observer, background=False,
+                                           data=data)
+            except TrainingDiverged as exc:  # an outcome, not a failure to retry
+                history = exc.history
+    return trial_outcome(trial, history, str(worker.name))
+
+
+def trial_outcome(trial, history, worker):
+    """What the sweep records of a trial: its status, its last accuracies, its training seconds and the worker."""
+    status = "finished" if history.stopped is None else "interrupted" if history.interrupted else "diverged"
+    last = {key: getattr(history, key)[-1] if getattr(history, key) else None
+            for key in ("val_acc", "train_acc", "test_acc", "seconds")}
+    return {"trial": trial, "status": status, **last, "worker": worker}
+
+
+class StopWhenAsked(RunObserver):
+    """Stops the trial after its iteration (as Ctrl-C stops `sgdlab train`) once the sweep's stop event is set,
+    asking the scheduler at most every STOP_POLL_SECONDS."""
+
+    def __init__(self, stop_event):
+        self.stop_event = stop_event
+        self.next_poll = time.monotonic() + STOP_POLL_SECONDS
+
+    def iteration(self, iteration, loss):
+        now = time.monotonic()
+        if now >= self.next_poll:
+            self.next_poll = now + STOP_POLL_SECONDS
+            if self.stop_event.is_set():
+                raise KeyboardInterrupt

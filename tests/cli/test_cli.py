@@ -25,6 +25,7 @@ from sgdlab import __version__
 from sgdlab.runs.model_file import save_model
 from sgdlab.training.config import TrainConfig
 from sgdlab.cli import main
+from tests.cli.commands import run
 from sgdlab.data import mnist
 from sgdlab.nn.network import TwoLayerNet
 from sgdlab.training.trainer import Trainer
@@ -38,16 +39,6 @@ EVALUATION_LINE = re.compile(r"^epoch +(\d+\.\d\d) \| iteration +(\d+) \| train 
 
 
 # --- helpers and fixtures ----------------------------------------------------------------------------
-
-def run(capsys, *argv):
-    """`sgdlab ARGV` in-process: (exit code, stdout, stderr), whether main returned or exited."""
-    try:
-        code = main([str(arg) for arg in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def last_line(text):
     return text.rstrip("\n").split("\n")[-1]

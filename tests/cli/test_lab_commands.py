@@ -12,16 +12,7 @@ import urllib.request
 
 import pytest
 
-from sgdlab.cli import main
-
-
-def run(capsys, *argv):
-    try:
-        code = main([str(arg) for arg in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.commands import run
 
 
 @pytest.fixture(scope="module")

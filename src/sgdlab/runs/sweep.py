@@ -55,10 +55,11 @@ class Sweep:
         for name in ("trials", "rounds"):
             POSITIVE_INT.check(name, getattr(self, name))
         NON_NEGATIVE_INT.check("seed", self.seed)
-        if not self.settings.get("validation"):
+        check_searches(self.searches, self.settings)
+        held_out = any(search.name == "validation" and search.low for search in self.searches)
+        if not (self.settings.get("validation") or held_out):
             raise ConfigError("a sweep chooses by validation accuracy: hold some training images out with "
                               "--validation F (the book: 0.2 of --train-size 500)")
-        check_searches(self.searches, self.settings)
 
     def trial_numbers(self, round_):
         return range(round_ * self.trials, (round_ + 1) * self.trials)
@@ -210,8 +211,9 @@ def _searched_train_size(sweep):
 
 
 def ranked(rows):
-    """The rows that have a validation accuracy, best first (ties by trial number)."""
-    scored = [row for row in rows if row.get("val_acc") is not None and row.get("status") in ("finished", "diverged")]
+    """The finished trials' rows, best validation accuracy first (ties by trial number): a diverged trial's network
+    is no use, whatever it reached before."""
+    scored = [row for row in rows if row.get("status") == "finished" and row.get("val_acc") is not None]
     return sorted(scored, key=lambda row: (-row["val_acc"], row["trial"]))
 
 

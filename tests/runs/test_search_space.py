@@ -1,0 +1,96 @@
+"""The search specifications of a sweep: how they are read, refused, drawn from and narrowed."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sgdlab.errors import ConfigError
+from sgdlab.runs.search_space import Search, check_searches, draw_trial, narrow, parse_search
+
+
+def test_each_kind_is_read_with_its_range_or_choices():
+    assert parse_search("lr=log:1e-6:1e-2") == Search("lr", "log", 1e-6, 1e-2)
+    assert parse_search("dropout=uniform:0:0.5") == Search("dropout", "uniform", 0.0, 0.5)
+    assert parse_search("hidden_size=int:20:200") == Search("hidden_size", "int", 20, 200)
+    assert parse_search("hidden-size=int:20:200").name == "hidden_size"  # the option's spelling, too
+    assert parse_search("optimizer=choice:sgd,adam") == Search("optimizer", "choice", choices=("sgd", "adam"))
+    assert parse_search("batch_norm=choice:true,false").choices == (True, False)
+    assert parse_search("weight_init_std=choice:he,0.01").choices == ("he", 0.01)
+    for search in (parse_search("lr=log:1e-6:1e-2"), parse_search("optimizer=choice:sgd,adam")):
+        assert parse_search(search.spec()) == search
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr", "expected NAME=KIND:LOW:HIGH"),
+    ("lr=1e-6:1e-2", "unknown kind '1e-6'"),
+    ("lr=gauss:0:1", "unknown kind 'gauss'"),
+    ("foo=log:1:2", "'foo' is not a setting a sweep can search"),
+    ("seed=int:0:9", "'seed' is not a setting a sweep can search"),
+    ("lr=log:-6:-2", "a log range needs LOW above 0"),
+    ("lr=log:1e-2:1e-6", "LOW must not be above HIGH"),
+    ("lr=log:1e-6", "log needs LOW:HIGH"),
+    ("lr=uniform:a:b", "LOW and HIGH must be numbers"),
+    ("lr=uniform:0:nan", "both must be finite"),
+    ("hidden_size=int:1.5:3", "LOW and HIGH must be integers"),
+    ("hidden_size=log:10:100", "hidden_size takes integers: use hidden_size=int:LOW:HIGH"),
+    ("dropout=uniform:0:1.5", "dropout must be a number in \\[0, 1\\)"),
+    ("hidden_size=int:0:10", "hidden_size must be a positive integer"),
+    ("optimizer=choice:sgd,lbfgs", "optimizer must be one of sgd, momentum"),
+    ("batch_norm=choice:yes", "batch_norm must be true or false"),
+])
+def test_a_bad_specification_is_refused_saying_what_would_do(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_search(text)
+
+
+def test_searches_that_contradict_each_other_or_the_fixed_settings_are_refused_at_once():
+    lr = parse_search("lr=log:1e-3:1e-1")
+    with pytest.raises(ConfigError, match="lr more than once"):
+        check_searches([lr, parse_search("lr=log:1e-2:1")], {})
+    with pytest.raises(ConfigError, match="lr is both searched and fixed"):
+        check_searches([lr], {"lr": 0.1})
+    with pytest.raises(ConfigError, match="momentum is a setting of the momentum and nesterov optimizers"):
+        check_searches([parse_search("momentum=uniform:0:0.9")], {"optimizer": "sgd"})
+    with pytest.raises(ConfigError, match="at least one --search"):
+        check_searches([], {})
+    check_searches([parse_search("momentum=uniform:0:0.9")], {"optimizer": "momentum"})
+
+
+def test_a_trial_depends_on_the_seed_and_its_number_only():
+    searches = [parse_search("lr=log:1e-6:1e-2"), parse_search("hidden_size=int:20:200"),
+                parse_search("optimizer=choice:sgd,adam")]
+    assert draw_trial(searches, 0, 7) == draw_trial(list(searches), 0, 7)
+    assert draw_trial(searches, 0, 7) != draw_trial(searches, 0, 8)
+    assert draw_trial(searches, 0, 7) != draw_trial(searches, 1, 7)
+    draws = [draw_trial(searches, 3, trial) for trial in range(400)]
+    lrs = np.array([settings["lr"] for settings, _ in draws])
+    assert lrs.min() >= 1e-6 and lrs.max() <= 1e-2
+    # log-uniform as the book's 10 ** np.random.uniform(-6, -2): a quarter of the draws per decade
+    decades = np.histogram(np.log10(lrs), bins=[-6, -5, -4, -3, -2])[0]
+    assert decades.min() > 60, decades
+    assert {settings["optimizer"] for settings, _ in draws} == {"sgd", "adam"}
+    assert {settings["hidden_size"] for settings, _ in draws} >= {20, 200}
+    assert len({seed for _, seed in draws}) == len(draws)  # each trial trains from its own seed
+
+
+@given(st.floats(0, 1, exclude_max=True))
+def test_every_value_lies_in_its_range(u):
+    for search in (Search("lr", "log", 1e-6, 1e-2), Search("dropout", "uniform", 0.0, 0.5),
+                   Search("hidden_size", "int", 20, 200)):
+        value = search.value(u)
+        assert search.low <= value <= search.high * (1 + 1e-12)
+    assert 20 + math.floor(u * 181) == Search("hidden_size", "int", 20, 200).value(u)
+
+
+def test_the_next_round_searches_the_span_of_the_best_fifth():
+    searches = [Search("lr", "log", 1e-6, 1e-2), Search("optimizer", "choice", choices=("sgd", "momentum", "adam"))]
+    ranked = [{"lr": 1e-3, "optimizer": "adam"}, {"lr": 3e-3, "optimizer": "sgd"}, {"lr": 2e-3, "optimizer": "sgd"},
+              *({"lr": 1e-6, "optimizer": "momentum"} for _ in range(7))]
+    lr, optimizer = narrow(searches, ranked)  # 10 trials: the best 2
+    assert (lr.low, lr.high, lr.kind) == (1e-3, 3e-3, "log")
+    assert optimizer.choices == ("sgd", "adam")
+    assert narrow(searches, ranked[:3])[0].high == 3e-3  # never fewer than 2
+    assert narrow(searches, []) == searches

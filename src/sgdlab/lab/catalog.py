@@ -1,5 +1,5 @@
 """The runs a lab page serves: the one this process trains (`sgdlab train --live`), and the finished or
-running ones found through their run folders (`sgdlab view`).
+running ones found through their run folders (`sgdlab view`), a sweep's trials among them.
 
 Each `LabRun` holds its `RunFeed` and answers the page: the inspection of
 its latest evaluation (computed once, when a page first asks), a digit read
@@ -18,10 +18,12 @@ from ..fileio import read_json_object
 from ..runs.checkpoint import load_checkpoint
 from ..runs.model_file import load_model
 from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT
+from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.config import TrainConfig
 from ..training.history import History
 from ..training.inspection import gradient_agreement, hidden_unit_weights, png_data_url, read_digit, test_set_errors
 from .feed import LossSeries, RunFeed
+from .sweep_results import results_view, sweep_definition
 
 FOLDER_POLL_SECONDS = 1.0  # how often a run trained by another process is looked at again
 
@@ -147,14 +149,71 @@ class FolderLabRun(LabRun):
         return state.history, network
 
 
+class SweepTrials:
+    """A sweep's trials as a lab page serves them: its results, read again when results.json changes, and each
+    trial's run folder, opened as a `FolderLabRun` when a page first asks for it (a sweep of a hundred trials
+    costs what the few looked into cost)."""
+
+    def __init__(self, folder, data_dir=None):
+        self.folder = Path(folder)
+        self.sweep, stored_data_dir = load_sweep(self.folder)
+        self.data = MnistOnce(data_dir if data_dir is not None else stored_data_dir)
+        self.trials = {trial_folder(self.folder, self.sweep, trial).name: trial
+                       for trial in range(self.sweep.trials * self.sweep.rounds)}
+        self._stored, self._stamp, self._message, self._started = {}, None, "", set()
+        self._lock = threading.Lock()
+
+    def definition(self):
+        return sweep_definition(self.folder.name, self.sweep)
+
+    def results(self):
+        """The trials' rows for the page (see `results_view`), as results.json has them now."""
+        with self._lock:
+            stamp = _stamp(self.folder / RESULTS_JSON)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._stored, self._message = read_results(self.folder), ""
+                except SgdlabError as exc:  # damaged: said on the page, beside the rows read before
+                    self._message = str(exc)
+            self._started |= {name for name in self.trials
+                              if name not in self._started and (self.folder / name / "config.json").is_file()}
+            runs = {self.trials[name]: name for name in self._started}
+            return results_view(self.sweep, self._stored, runs, self._message)
+
+    def open(self, run_id):
+        """The `FolderLabRun` of the trial whose folder is named `run_id`; None if there is no such trial, or
+        it has not started."""
+        folder = self.folder / run_id
+        if run_id not in self.trials or not (folder / "config.json").is_file():
+            return None
+        try:
+            return FolderLabRun(run_id, run_id, folder, self.data)
+        except SgdlabError:  # its settings damaged: nothing to show of it
+            return None
+
+
 class Lab:
-    """The runs one server offers, by id."""
+    """The runs one server offers, by id: those given, or a sweep's trials (`SweepTrials`, then `sweep`), each
+    opened when it is first asked for."""
 
     def __init__(self, runs):
-        self.runs = {run.id: run for run in runs}
+        self.sweep = runs if isinstance(runs, SweepTrials) else None
+        self.runs = {} if self.sweep is not None else {run.id: run for run in runs}
+
+    def run(self, run_id):
+        """The run `run_id`, or None."""
+        if run_id not in self.runs and self.sweep is not None:
+            opened = self.sweep.open(run_id)
+            if opened is not None:
+                self.runs[run_id] = opened
+        return self.runs.get(run_id)
 
     def summary(self):
-        """Each run's id, name, status and settings, labelled by the settings in which the runs differ."""
+        """Each run's id, name, status and settings, labelled by the settings in which the runs differ (a sweep's:
+        its best few trials, whose curves the page overlays)."""
+        if self.sweep is not None:
+            return self.sweep.results()["best"]
         for run in self.runs.values():
             run.refresh()
         settings = {run_id: {k: v for k, v in run.feed.settings.items() if k != "data_dir"}
@@ -169,8 +228,11 @@ class Lab:
 
 def folder_runs(paths, data_dir=None):
     """The `FolderLabRun`s of `paths`: run folders (holding config.json), or folders whose subfolders are
-    (an experiment's, a sweep's, `runs/`); by default the runs under ./runs."""
+    (an experiment's, a sweep's, `runs/`); by default the runs under ./runs. A sweep's folder given alone
+    gives its `SweepTrials` instead, which a `Lab` shows as a sweep."""
     paths = [Path(path) for path in paths] or [RUNS_ROOT]
+    if len(paths) == 1 and (paths[0] / SWEEP_FILE).is_file():
+        return SweepTrials(paths[0], data_dir)
     folders = []
     for path in paths:
         if (path / "config.json").is_file():
@@ -199,6 +261,15 @@ def _run_id(position, name):
     """A URL-safe id that keeps the name readable."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
     return f"{position}-{safe}"
+
+
+def _stamp(path):
+    """What changes when the sweep rewrites `path` (a new file each time: it is replaced atomically)."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
 
 
 def _reads_mnist(network):

@@ -6,7 +6,8 @@ the X-Sgdlab-Token header; no cookie, so nothing in the browser opens the page
 without it) and a Host header naming the local machine, so neither another
 local user nor a web page open in the same browser can read or drive a run.
 Pages of this machine may frame it (a notebook shows it inline): without the
-token they cannot load it. Updates stream as server-sent events.
+token they cannot load it. Updates stream as server-sent events: a run's, and a sweep's results as its
+trials end.
 The page's files come from this package and from plotly's: nothing is
 fetched from elsewhere. Uploaded images are bounded in size and decoded by
 `sgdlab.data.digit_images`, which refuses decompression bombs.
@@ -34,6 +35,7 @@ from ..errors import SgdlabError
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # an image to read: a phone photo fits, a disk-filler does not
 STREAM_INTERVAL = 0.5  # seconds between two updates of a stream at most (a page redraws twice a second)
 INSPECTION_INTERVAL = 2.0  # seconds between two inspections a stream sends, at most: the latest evaluation's
+SWEEP_INTERVAL = 1.0  # seconds between two looks at a sweep's results.json
 STREAM_HEARTBEAT = 15.0  # seconds of silence after which a stream says it is still there
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = resources.files("sgdlab.lab") / "static"
@@ -66,6 +68,15 @@ def create_app(lab, token, extra_hosts=()):
 
     async def runs(request):
         return JSONResponse(await run_in_threadpool(lab.summary))
+
+    async def sweep(request):  # what the sweep searches; None when the runs are not a sweep's trials
+        return JSONResponse({"sweep": lab.sweep and lab.sweep.definition()})
+
+    async def sweep_stream(request):
+        if lab.sweep is None:
+            raise HTTPException(404, "these runs are not a sweep's")
+        return StreamingResponse(_sweep_events(request, lab.sweep), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def stream(request):
         run = _run(request)
@@ -100,7 +111,7 @@ def create_app(lab, token, extra_hosts=()):
             return JSONResponse({"error": str(exc)}, status_code=400)
 
     def _run(request):
-        run = lab.runs.get(request.path_params["run"])
+        run = lab.run(request.path_params["run"])
         if run is None:
             raise HTTPException(404, "no such run")
         return run
@@ -109,6 +120,8 @@ def create_app(lab, token, extra_hosts=()):
         Route("/", page),
         Route("/static/{name}", static_file),
         Route("/api/runs", runs),
+        Route("/api/sweep", sweep),
+        Route("/api/sweep/stream", sweep_stream),
         Route("/api/runs/{run}/stream", stream),
         Route("/api/runs/{run}/control", control, methods=["POST"]),
         Route("/api/runs/{run}/predict", predict, methods=["POST"]),
@@ -167,6 +180,21 @@ async def _events(request, run):
             quiet = 0.0
         if feed.version == version:
             await run_in_threadpool(feed.wait_for_change, version, 1.0)
+
+
+async def _sweep_events(request, sweep):
+    """The sweep's results (`SweepTrials.results`): all at first, then again whenever they change."""
+    sent, quiet = None, 0.0
+    while not await request.is_disconnected():
+        results = await run_in_threadpool(sweep.results)
+        if results != sent:
+            sent, quiet = results, 0.0
+            yield _event("results", results)
+        await asyncio.sleep(SWEEP_INTERVAL)
+        quiet += SWEEP_INTERVAL
+        if quiet >= STREAM_HEARTBEAT:
+            yield ": still here\n\n"
+            quiet = 0.0
 
 
 def _event(name, data):

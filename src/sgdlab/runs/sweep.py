@@ -124,6 +124,7 @@ def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None
     running trials are saved, to resume (`interrupted` is then True).
     """
     from ..data import load_mnist
+    from ..engine.threads import usable_cores
     from .trial_cluster import TrialSubmitter, trial_cluster
 
     sweep, stored_data_dir = load_sweep(sweep_dir)
@@ -133,7 +134,9 @@ def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None
     with trial_cluster(workers, scheduler) as client:
         (x_train, t_train), test = data or load_mnist(normalize=False, data_dir=data_dir)
         rows_used = max((sweep.settings.get("train_size") or len(x_train)), _searched_train_size(sweep))
-        submitter = TrialSubmitter(client, ((x_train[:rows_used], t_train[:rows_used]), test))
+        # A local worker with a second core to itself evaluates on it, as sgdlab train does; a cluster's has one.
+        background = scheduler is None and usable_cores() >= 2 * workers
+        submitter = TrialSubmitter(client, ((x_train[:rows_used], t_train[:rows_used]), test), background)
         searches, interrupted = sweep.searches, False
         for round_ in range(sweep.rounds):
             configs = {trial: sweep.trial_config(searches, trial) for trial in sweep.trial_numbers(round_)}

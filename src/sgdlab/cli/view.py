@@ -10,19 +10,21 @@ def add_to(commands):
                                              "their curves overlaid, and for the one looked into its hidden units, "
                                              "its test mistakes, its gradient check and digits drawn or dropped. "
                                              "Runs still training in another process are followed through their "
-                                             "checkpoints.")
+                                             "checkpoints. A sweep's folder (sgdlab sweep --out), given alone, shows "
+                                             "its trials ranked by validation accuracy and its search, as they end; "
+                                             "click a trial to look into it.")
     parser.add_argument("run_dirs", nargs="*", type=path_given, metavar="RUN_DIR",
-                        help="run folders, or folders of them (an experiment's, runs/)")
+                        help="run folders, or folders of them (an experiment's, runs/), or a sweep's folder")
     add_data_dir(parser)
     add_lab_options(parser)
     return parser
 
 
 def run(args):
-    from ..lab.catalog import Lab, folder_runs
+    from ..lab.catalog import folder_lab
     from .live import serving, stay_up
 
-    lab = Lab(folder_runs(args.run_dirs, args.data_dir))
+    lab = folder_lab(args.run_dirs, args.data_dir)
     with serving(args, lab) as server:
         stay_up(args, server)
     return 0

@@ -226,13 +226,18 @@ class Lab:
                 for run_id, run in self.runs.items()]
 
 
+def folder_lab(paths, data_dir=None):
+    """The `Lab` of `sgdlab view PATHS`: a sweep's, for a sweep's folder given alone; else the runs of `paths`
+    (see `folder_runs`)."""
+    if len(paths) == 1 and (Path(paths[0]) / SWEEP_FILE).is_file():
+        return Lab(SweepTrials(paths[0], data_dir))
+    return Lab(folder_runs(paths, data_dir))
+
+
 def folder_runs(paths, data_dir=None):
     """The `FolderLabRun`s of `paths`: run folders (holding config.json), or folders whose subfolders are
-    (an experiment's, a sweep's, `runs/`); by default the runs under ./runs. A sweep's folder given alone
-    gives its `SweepTrials` instead, which a `Lab` shows as a sweep."""
+    (an experiment's, a sweep's, `runs/`); by default the runs under ./runs."""
     paths = [Path(path) for path in paths] or [RUNS_ROOT]
-    if len(paths) == 1 and (paths[0] / SWEEP_FILE).is_file():
-        return SweepTrials(paths[0], data_dir)
     folders = []
     for path in paths:
         if (path / "config.json").is_file():

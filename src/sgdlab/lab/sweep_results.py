@@ -24,8 +24,7 @@ def results_view(sweep, stored, runs, message=""):
     the trials not ranked after them by number, each with `run`, the id of its run folder from `runs` (by
     trial; None before it starts); `best`, the summaries of the best few finished trials to overlay; `total`,
     the trials the sweep will have; and `message`, what is wrong with results.json."""
-    names = [search.name for search in sweep.searches]
-    rows = [_row(trial, row, names, runs.get(trial)) for trial, row in sorted(stored.items())]
+    rows = [_row(trial, row, sweep.searches, runs.get(trial)) for trial, row in sorted(stored.items())]
     best = ranked(rows)
     chosen = {row["trial"] for row in best}
     return {"rows": best + [row for row in rows if row["trial"] not in chosen],
@@ -33,10 +32,10 @@ def results_view(sweep, stored, runs, message=""):
             "total": sweep.trials * sweep.rounds, "message": message}
 
 
-def _row(trial, row, names, run_id):
+def _row(trial, row, searches, run_id):
     settings = row.get("settings") if isinstance(row.get("settings"), dict) else {}
     return {"trial": trial, "round": _number(row.get("round")),
-            "settings": {name: _value(settings.get(name)) for name in names},
+            "settings": {search.name: _value(search, settings.get(search.name)) for search in searches},
             **{key: _number(row.get(key)) for key in OUTCOME_NUMBERS},
             "status": _text(row.get("status")), "worker": _text(row.get("worker")), "error": _text(row.get("error")),
             "run": run_id}
@@ -52,9 +51,12 @@ def _number(value):
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _value(value):
-    """A searched setting's value: a number, a choice's text or a flag."""
-    return _text(value) if isinstance(value, str) else value if isinstance(value, (int, float)) else None
+def _value(search, value):
+    """A searched setting's value: a number for a range, one of the sweep's own choices for a choice (anything
+    else in a chart's labels, which plotly reads as markup, could be a link)."""
+    if search.kind == "choice":
+        return next((choice for choice in search.choices if choice == value and type(choice) is type(value)), None)
+    return _number(value)
 
 
 def _text(value):

@@ -5,13 +5,18 @@
 
 const SMOOTHING_ITERATIONS = 100; // the smoothed loss averages about this many iterations
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+const ROUND_COLOURS = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]; // later rounds darker
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 
 const runs = new Map(); // id -> {summary, loss: {iterations, values, width}, evaluations, view, stream}
 let focused = null; // the run whose evaluation, controls and digits the page shows
+let sweep = null; // what the sweep searches, when the runs are a sweep's trials
+let trials = []; // the sweep's rows, best validation accuracy first
+let best = []; // the summaries of the sweep's best few trials, whose curves are overlaid
 let redrawPending = false;
 
 const $ = (id) => document.getElementById(id);
+const plotlyText = (text) => String(text).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
 const TOKEN = document.querySelector('meta[name="sgdlab-token"]').content; // every request must carry it
 
 async function api(path, options = {}) {
@@ -25,32 +30,49 @@ async function api(path, options = {}) {
 // --- runs and their streams ----------------------------------------------------------------------------
 
 async function start() {
-  const summaries = await api("/api/runs");
-  const list = $("runs");
-  summaries.forEach((summary, position) => {
-    runs.set(summary.id, { summary, colour: COLOURS[position % COLOURS.length], loss: null, evaluations: [],
-      view: null, stream: null, shown: position === 0 || summaries.length <= 4 });
-    const label = document.createElement("label");
-    label.innerHTML = `<input type="checkbox"> <input type="radio" name="focus"> <span></span>`;
-    const [shown, focus] = label.querySelectorAll("input");
-    label.querySelector("span").textContent = summary.label;
-    label.title = summary.name;
-    shown.checked = runs.get(summary.id).shown;
-    shown.title = "show its curves";
-    focus.title = "look into it";
-    shown.addEventListener("change", () => { runs.get(summary.id).shown = shown.checked; follow(summary.id); });
-    focus.addEventListener("change", () => setFocus(summary.id));
-    list.appendChild(label);
-    runs.get(summary.id).focusInput = focus;
-  });
+  const [summaries, found] = await Promise.all([api("/api/runs"), api("/api/sweep")]);
+  sweep = found.sweep;
+  if (sweep) {
+    best = summaries; // the best few trials, all overlaid
+    startSweep();
+  }
+  summaries.forEach((summary, position) => addRun(summary, sweep !== null || position === 0 || summaries.length <= 4));
   const first = summaries.find((summary) => summary.live) || summaries[0];
   if (first) setFocus(first.id);
   for (const id of runs.keys()) follow(id);
 }
 
+function addRun(summary, shown) {
+  const used = new Set([...runs.values()].map((run) => run.colour));
+  const run = { summary, colour: COLOURS.find((colour) => !used.has(colour)) || COLOURS[runs.size % COLOURS.length],
+    loss: null, evaluations: [], view: null, stream: null, shown };
+  runs.set(summary.id, run);
+  run.label = document.createElement("label");
+  run.label.innerHTML = `<input type="checkbox"> <input type="radio" name="focus"> <span></span>`;
+  const [show, focus] = run.label.querySelectorAll("input");
+  run.label.querySelector("span").textContent = summary.label;
+  run.label.title = summary.name;
+  show.checked = shown;
+  show.title = "show its curves";
+  focus.title = "look into it";
+  show.addEventListener("change", () => { run.shown = show.checked; follow(summary.id); });
+  focus.addEventListener("change", () => setFocus(summary.id));
+  $("runs").appendChild(run.label);
+  run.focusInput = focus;
+  return run;
+}
+
+function dropRun(id) {
+  const run = runs.get(id);
+  if (run.stream) run.stream.close();
+  run.label.remove();
+  runs.delete(id);
+  scheduleRedraw();
+}
+
 function follow(id) {
   const run = runs.get(id);
-  const wanted = run.shown || id === focused;
+  const wanted = (run.shown && !(run.settled && run.loss)) || id === focused;
   if (wanted && !run.stream) {
     run.stream = new EventSource(`/api/runs/${encodeURIComponent(id)}/stream?token=${encodeURIComponent(TOKEN)}`);
     run.stream.addEventListener("update", (event) => receive(run, JSON.parse(event.data)));
@@ -61,8 +83,10 @@ function follow(id) {
   } else if (!wanted && run.stream) {
     run.stream.close();
     run.stream = null;
-    run.loss = null; // a stream opened later sends everything again
-    run.evaluations = [];
+    if (!run.settled) {
+      run.loss = null; // a stream opened later sends everything again
+      run.evaluations = [];
+    }
   }
   scheduleRedraw();
 }
@@ -80,6 +104,12 @@ function receive(run, view) {
   run.evaluations.push(...view.evaluations.rows);
   run.generation = view.generation;
   run.view = view;
+  if (sweep && view.status === "finished" && !run.settled) {
+    // a finished trial changes no more: its curves are kept, its stream closed unless it is looked into (a
+    // browser opens six connections to a server at most: the page's requests must not wait behind streams)
+    run.settled = true;
+    follow(run.summary.id);
+  }
   scheduleRedraw();
 }
 
@@ -91,6 +121,10 @@ function setFocus(id) {
   if (previous && previous !== id) follow(previous);
   follow(id);
   if (run.inspection) showInspection(run.inspection);
+  if (sweep) {
+    keepRuns();
+    showTrials();
+  }
   scheduleRedraw();
 }
 
@@ -120,7 +154,7 @@ function redraw() {
   const lossTraces = [];
   const accuracyTraces = [];
   for (const run of shown) {
-    const name = several ? run.summary.label : "";
+    const name = several ? plotlyText(run.summary.label) : "";
     const mine = run.summary.id === focused;
     if (mine) {
       lossTraces.push({ x: run.loss.iterations, y: run.loss.values, type: "scatter", mode: "lines",
@@ -137,11 +171,12 @@ function redraw() {
     }
   }
   const margin = { l: 50, r: 10, t: 10, b: 40 };
+  // one run's few names above its curves; several runs' in a column beside them, where they hide none
+  const legend = several ? { orientation: "v", x: 1.02, y: 1, font: { size: 10 } } : { orientation: "h", y: 1.1 };
   Plotly.react("loss-chart", lossTraces, { margin, xaxis: { title: { text: "iteration" } },
-    yaxis: { title: { text: "loss" } }, legend: { orientation: "h", y: 1.1 }, uirevision: "loss" }, PLOT_CONFIG);
+    yaxis: { title: { text: "loss" } }, legend, uirevision: "loss" }, PLOT_CONFIG);
   Plotly.react("accuracy-chart", accuracyTraces, { margin, xaxis: { title: { text: "epoch" } },
-    yaxis: { title: { text: "accuracy" }, range: [0, 1] }, legend: { orientation: "h", y: 1.1 },
-    uirevision: "accuracy" }, PLOT_CONFIG);
+    yaxis: { title: { text: "accuracy" }, range: [0, 1] }, legend, uirevision: "accuracy" }, PLOT_CONFIG);
   showStatus();
 }
 
@@ -201,6 +236,147 @@ function showInspection(found) {
     return row;
   });
   $("gradients").querySelector("tbody").replaceChildren(...rows);
+}
+
+// --- a sweep's trials ---------------------------------------------------------------------------------------
+
+function startSweep() {
+  $("sweep").hidden = false;
+  $("sweep-name").textContent = sweep.name;
+  const ranges = sweep.searches.map((search) => (search.kind === "choice" ? `${search.name} among ${
+    search.choices.join(", ")}` : `${search.name} ${search.kind} ${search.low} to ${search.high}`));
+  const shared = Object.entries(sweep.settings).map(([name, value]) => `${name} ${value}`);
+  $("sweep-searched").textContent = `${ranges.join("; ")}: ${sweep.trials} trials a round, ${sweep.rounds} round${
+    sweep.rounds > 1 ? "s, each narrowing to the span of the last one's best" : ""}, seed ${sweep.seed}${
+    shared.length ? `; every trial with ${shared.join(", ")}` : ""}`;
+  const heads = ["trial", "round", ...sweep.searches.map((search) => search.name), "val acc", "train acc",
+    "test acc (not used to choose)", "seconds", "status", "worker"];
+  $("trials").querySelector("thead tr").replaceChildren(...heads.map((text) => {
+    const head = document.createElement("th");
+    head.textContent = text;
+    if (text.startsWith("test acc")) head.className = "unused";
+    return head;
+  }));
+  $("search-charts").replaceChildren(...sweep.searches.map((search, k) => {
+    const figure = document.createElement("figure");
+    const chart = document.createElement("div");
+    chart.id = `search-chart-${k}`;
+    chart.className = "chart small";
+    const caption = document.createElement("figcaption");
+    caption.textContent = `Validation accuracy of each trial against ${search.name}, coloured by round`;
+    figure.append(chart, caption);
+    return figure;
+  }));
+  const stream = new EventSource(`/api/sweep/stream?token=${encodeURIComponent(TOKEN)}`);
+  stream.addEventListener("results", (event) => showResults(JSON.parse(event.data)));
+}
+
+function showResults(results) {
+  trials = results.rows;
+  best = results.best;
+  const counts = new Map();
+  for (const row of trials) counts.set(row.status, (counts.get(row.status) || 0) + 1);
+  const counted = [...counts].map(([status, count]) => `${count} ${status}`).join(", ");
+  $("sweep-progress").textContent = `(${results.total} trials: ${counted || "none started yet"})`;
+  $("sweep-message").textContent = results.message;
+  keepRuns();
+  showTrials();
+}
+
+function keepRuns() { // the curves of the best few trials, and of the one looked into
+  const wanted = new Set([...best.map((summary) => summary.id), focused]);
+  for (const id of [...runs.keys()]) if (!wanted.has(id)) dropRun(id);
+  for (const summary of best) {
+    if (!runs.has(summary.id)) {
+      addRun(summary, true);
+      follow(summary.id);
+    }
+  }
+  for (const id of wanted) if (runs.has(id)) $("runs").appendChild(runs.get(id).label); // best first
+  if (!focused && best.length) setFocus(best[0].id);
+}
+
+function lookInto(row) {
+  if (!runs.has(row.run)) {
+    addRun({ id: row.run, name: row.run, status: row.status, live: false, settings: row.settings,
+      label: `trial ${row.trial}` }, false);
+  }
+  setFocus(row.run);
+}
+
+function settingText(value) {
+  if (typeof value !== "number" || Number.isInteger(value)) return value === null ? "" : String(value);
+  const plain = Math.abs(value) >= 1e-3 && Math.abs(value) < 1e4;
+  return plain ? String(Number(value.toPrecision(3))) : value.toExponential(2);
+}
+
+function showTrials() {
+  const fixed = (value, digits) => (value === null ? "" : value.toFixed(digits));
+  $("trials").querySelector("tbody").replaceChildren(...trials.map((row) => {
+    const line = document.createElement("tr");
+    const cells = [[row.trial, "number"], [row.round, "number"],
+      ...sweep.searches.map((search) => [settingText(row.settings[search.name]), "number"]),
+      [fixed(row.val_acc, 4), "number"], [fixed(row.train_acc, 4), "number"], [fixed(row.test_acc, 4), "number unused"],
+      [fixed(row.seconds, 1), "number"], [row.status, ""], [row.worker, ""]];
+    for (const [text, kind] of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = text === null ? "" : text;
+      cell.className = kind;
+      line.appendChild(cell);
+    }
+    if (row.error) line.cells[line.cells.length - 2].title = row.error;
+    const run = runs.get(row.run);
+    if (run && (run.shown || row.run === focused)) line.cells[0].style.borderLeft = `4px solid ${run.colour}`;
+    if (row.run) {
+      line.tabIndex = 0;
+      line.title = `look into trial ${row.trial}`;
+      line.addEventListener("click", () => lookInto(row));
+      line.addEventListener("keydown", (event) => { if (event.key === "Enter") lookInto(row); });
+    }
+    if (row.run !== null && row.run === focused) line.classList.add("focused");
+    return line;
+  }));
+  showSearch();
+}
+
+function roundColour(round) { // the rounds' own colours: the runs' mark the trials whose curves are overlaid
+  const step = sweep.rounds > 1 ? (ROUND_COLOURS.length - 1) / (sweep.rounds - 1) : 0;
+  return ROUND_COLOURS[Math.min(ROUND_COLOURS.length - 1, Math.round((round - 1) * step))];
+}
+
+function showSearch() {
+  const rounds = [...new Set(trials.map((row) => row.round))].sort((a, b) => a - b);
+  const chosen = trials.find((row) => row.run !== null && row.run === focused && row.val_acc !== null);
+  sweep.searches.forEach((search, k) => {
+    const choice = search.kind === "choice";
+    const at = (row) => (choice && row.settings[search.name] !== null ? plotlyText(row.settings[search.name])
+      : row.settings[search.name]);
+    const traces = rounds.map((round) => {
+      const scored = trials.filter((row) => row.round === round && row.val_acc !== null);
+      return { x: scored.map(at), y: scored.map((row) => row.val_acc), customdata: scored.map((row) => row.trial),
+        type: "scatter", mode: "markers", name: `round ${round}`,
+        marker: { color: roundColour(round), size: 8, line: { color: "#fff", width: 0.5 } },
+        hovertemplate: "trial %{customdata}: %{x}, validation %{y:.3f}<extra></extra>" };
+    });
+    if (chosen) {
+      traces.push({ x: [at(chosen)], y: [chosen.val_acc], type: "scatter", mode: "markers", name: "looked into",
+        marker: { size: 16, color: "rgba(0,0,0,0)", line: { color: "#222", width: 2 } }, hoverinfo: "skip" });
+    }
+    const xaxis = { title: { text: plotlyText(search.name) }, exponentformat: "e",
+      type: search.kind === "log" ? "log" : choice ? "category" : "linear" };
+    if (choice) Object.assign(xaxis, { categoryorder: "array", categoryarray: search.choices.map(plotlyText) });
+    const chart = $(`search-chart-${k}`);
+    Plotly.react(chart, traces, { margin: { l: 50, r: 10, t: 30, b: 40 }, xaxis,
+      yaxis: { title: { text: "validation accuracy" }, range: [0, 1] }, legend: { orientation: "h", y: 1.2 },
+      showlegend: rounds.length > 1 || chosen !== undefined, uirevision: search.name }, PLOT_CONFIG);
+    if (!chart.dataset.clickable) {
+      chart.dataset.clickable = "yes";
+      chart.on("plotly_click", (event) => {
+        const row = trials.find((candidate) => candidate.trial === event.points[0].customdata);
+        if (row && row.run) lookInto(row);
+      });
+    }
+  });
 }
 
 // --- controls ----------------------------------------------------------------------------------------------

@@ -22,11 +22,13 @@ from pathlib import Path
 
 from ..errors import ConfigError, SgdlabError
 from ..fileio import read_json_object, write_text_atomic
+from ..interrupts import interrupts_deferred
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT
 from ..training.config import TrainConfig
 from .run import finished_history
 from .run_folder import check_writable_folder, new_run_dir
 from .search_space import Search, check_searches, draw_trial, narrow
+from .trial_cluster import TrialSubmitter, trial_cluster, trial_outcome
 
 SWEEP_FILE = "sweep.json"
 RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
@@ -114,7 +116,7 @@ def load_sweep(sweep_dir):
         raise SgdlabError(f"{path} is damaged ({exc}): the sweep cannot be resumed") from None
 
 
-def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None, data=None):
+def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None):
     """Train the sweep in `sweep_dir` round by round, skipping the trials that have ended already; returns
     `(rows, interrupted)`, the rows as results.csv has them, by trial.
 
@@ -125,14 +127,13 @@ def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None
     """
     from ..data import load_mnist
     from ..engine.threads import usable_cores
-    from .trial_cluster import TrialSubmitter, trial_cluster
 
     sweep, stored_data_dir = load_sweep(sweep_dir)
     data_dir = data_dir if data_dir is not None else stored_data_dir
     progress = progress or (lambda row: None)
     rows = {}
     with trial_cluster(workers, scheduler) as client:
-        (x_train, t_train), test = data or load_mnist(normalize=False, data_dir=data_dir)
+        (x_train, t_train), test = load_mnist(normalize=False, data_dir=data_dir)
         rows_used = max((sweep.settings.get("train_size") or len(x_train)), _searched_train_size(sweep))
         # A local worker with a second core to itself evaluates on it, as sgdlab train does; a cluster's has one.
         background = scheduler is None and usable_cores() >= 2 * workers
@@ -170,8 +171,6 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
         row = {"trial": trial, "round": round_ + 1, "settings": settings, "seed": config.seed}
         history = finished_history(trial_folder(sweep_dir, sweep, trial))
         if history is not None:  # ended before: its outcome again, from its folder (where it ran, as recorded)
-            from .trial_cluster import trial_outcome
-
             worker = previous.get(trial, {}).get("worker", "")
             rows[trial] = {**row, **trial_outcome(trial, history, worker)}
             continue
@@ -182,20 +181,21 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
     try:
         for future in as_completed(futures):
             trial = futures[future]
-            rows[trial] = {**rows[trial], **_outcome(future, trial)}
+            rows[trial] = {**rows[trial], **_outcome(future)}
             write_results(sweep_dir, sweep, rows)
             progress(rows[trial])
     except KeyboardInterrupt:
-        submitter.stop(list(futures))
-        for future, trial in futures.items():
-            if rows[trial]["status"] == "queued":
-                rows[trial] = {**rows[trial], **_outcome(future, trial)}
-        write_results(sweep_dir, sweep, rows)
+        with interrupts_deferred():  # a second Ctrl-C waits, too, for the running trials to save
+            submitter.stop(list(futures))
+            for future, trial in futures.items():
+                if rows[trial]["status"] == "queued":
+                    rows[trial] = {**rows[trial], **_outcome(future)}
+            write_results(sweep_dir, sweep, rows)
         return True
     return False
 
 
-def _outcome(future, trial):
+def _outcome(future):
     """A finished future's trial outcome; a trial that failed (a worker lost too often, an error) is recorded
     as failed, to try again on resume, and a stopped sweep's unstarted one as not run."""
     if future.status == "finished":

@@ -21,12 +21,16 @@ SMALL = ("--train-size", "300", "--validation", "0.2", "--hidden-size", "10", "-
     (("--resume", "somewhere", "--trials", "3"), "--resume continues a sweep as its sweep.json describes it: leave "
                                                  "out --trials"),
     (("--resume", "nowhere"), "nowhere holds no sweep (no sweep.json)"),
+    (("--search", "lr=log:1e-3:1e-1", "--validation", "0.2", "--scheduler", "tcp://127.0.0.1"),
+     "--scheduler: must be a scheduler's address, such as tcp://10.0.0.1:8786"),
 ])
 def test_a_bad_sweep_is_refused_with_one_line_and_exit_2(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, "sweep", "--out", tmp_path / "sweep", *argv) if "--resume" not in argv else \
         run(capsys, "sweep", *argv)
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("sgdlab sweep: error: ") and message in err, err
+    *usage, last = err.splitlines()  # the usage too, for an option argparse rejects (--scheduler's form)
+    assert last.startswith("sgdlab sweep: error: ") and message in last, err
+    assert not usage or ("--scheduler" in argv and usage[0].startswith("usage: sgdlab sweep")), err
     assert not (tmp_path / "sweep").exists()
 
 

@@ -38,7 +38,7 @@ def add_to(commands):
     cluster = parser.add_mutually_exclusive_group()
     cluster.add_argument("--workers", type=option_type(POSITIVE_INT.parse), metavar="N",
                          help="local worker processes, one core each (default: every usable core)")
-    cluster.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+    cluster.add_argument("--scheduler", type=option_type(_scheduler_address), metavar="tcp://HOST:PORT",
                          help="train on the Dask cluster of this scheduler instead (its workers need sgdlab and "
                               "must see --out on a shared file system)")
     parser.add_argument("--seed", type=option_type(NON_NEGATIVE_INT.parse), metavar="N",
@@ -55,6 +55,15 @@ def add_to(commands):
                              "may be given with it)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
+
+
+def _scheduler_address(text):
+    """A Dask scheduler's address as `dask scheduler` prints it (the tcp:// may be left out)."""
+    import re
+
+    if not re.fullmatch(r"((tcp|tls)://)?[\w.\-\[\]:]+:\d{1,5}", text.strip()):
+        raise ValueError(f"must be a scheduler's address, such as tcp://10.0.0.1:8786, got {text!r}")
+    return text.strip()
 
 
 def run(args):

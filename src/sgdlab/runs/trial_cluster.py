@@ -16,6 +16,7 @@ as interrupted, ready to resume; the others do not start.
 import contextlib
 import logging
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -38,7 +39,7 @@ def trial_cluster(workers=1, scheduler=None):
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout="10s")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
                               "'dask scheduler' and its workers with 'dask worker ADDRESS', or leave out "
                               "--scheduler to use this machine's cores") from None
@@ -46,14 +47,16 @@ def trial_cluster(workers=1, scheduler=None):
             yield client
         return
     # The workers ignore Ctrl-C: it reaches this process (and, from a terminal, every process of the group),
-    # and this one stops the trials so that they save.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # and this one stops the trials so that they save. (Only the main thread may change signal handlers.)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
         with dask.config.set(worker_config()):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None, silence_logs=logging.ERROR)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     with cluster, Client(cluster) as client:
         yield client
 
@@ -69,7 +72,7 @@ def worker_config():
     return {"distributed.nanny.pre-spawn-environ": {name: value for name, value in environ.items()
                                                     if name != "MALLOC_TRIM_THRESHOLD_"},
             "distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "5s",
-            "distributed.worker.memory.monitor-interval": "5s"}
+            "distributed.worker.memory.monitor-interval": "5s", "distributed.admin.tick.interval": "1s"}
 
 
 class TrialSubmitter:

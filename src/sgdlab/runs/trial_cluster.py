@@ -64,8 +64,8 @@ def trial_cluster(workers=1, scheduler=None):
 def worker_config():
     """Dask settings under which a worker trains as fast as `sgdlab train`: glibc's own memory trimming (Dask's
     fixed 64 KiB threshold turns off its adaptive mmap threshold, and every large temporary array then costs page
-    faults: a quarter slower), and no sampling profiler or frequent monitors (for a dashboard there is none of)
-    taking the GIL from training."""
+    faults: a quarter slower), and no sampling profiler, frequent monitors (for a dashboard there is none of) or
+    20 ms event-loop tick taking the GIL from training."""
     import dask
 
     environ = dask.config.get("distributed.nanny.pre-spawn-environ")

@@ -21,6 +21,15 @@ SMALL = ("--train-size", "300", "--validation", "0.2", "--hidden-size", "10", "-
     (("--resume", "somewhere", "--trials", "3"), "--resume continues a sweep as its sweep.json describes it: leave "
                                                  "out --trials"),
     (("--resume", "nowhere"), "nowhere holds no sweep (no sweep.json)"),
+    (("--resume", "somewhere", "--seed", "0"), "leave out --seed"),
+    (("--search", "optimizer=choice:momentum,sgd", "--search", "momentum=uniform:0.5:0.9", "--validation", "0.2"),
+     "a trial of this sweep would be refused: momentum is a setting of the momentum and nesterov optimizers"),
+    (("--search", "batch_size=int:100:400", "--train-size", "300", "--validation", "0.2"),
+     "a trial of this sweep would be refused: batch size 400 is larger than the training set (240 samples"),
+    (("--search", "lr=log:1e-3:1e-1", "--validation", "0.2", "--trials", "50000", "--rounds", "3"),
+     "50000 trials x 3 rounds is more than the 100000 trials a sweep may have"),
+    (("--search", "hidden_size=choice:10,x", "--validation", "0.2"),
+     "--search 'hidden_size=choice:10,x': hidden_size must be a positive integer, got 'x'"),
     (("--search", "lr=log:1e-3:1e-1", "--validation", "0.2", "--scheduler", "tcp://127.0.0.1"),
      "--scheduler: must be a scheduler's address, such as tcp://10.0.0.1:8786"),
 ])
@@ -53,6 +62,18 @@ def test_book_runs_the_books_search_with_any_option_replacing_the_books(capsys, 
     assert code == 2 and f"{out} already holds a sweep (sweep.json): continue it with --resume {out}" in err
 
 
+def test_a_searched_train_size_trains_each_trial_on_its_own(capsys, tmp_path, mnist_dir):
+    out = tmp_path / "sweep"
+    code, _, err = run(capsys, "sweep", "--search", "train_size=choice:300,400", "--trials", 4, "--workers", 1,
+                       "--out", out, "--data-dir", mnist_dir, "--validation", 0.2, "--hidden-size", 10, "--iters", 2)
+    assert code == 0, err
+    rows = json.loads((out / "results.json").read_text())["trials"]
+    assert {row["settings"]["train_size"] for row in rows} == {300, 400}
+    for row in rows:
+        trained = json.loads((out / f"trial-{row['trial']}" / "config.json").read_text())
+        assert trained["train_size"] == row["settings"]["train_size"]
+
+
 def test_a_finished_sweep_resumed_trains_nothing_and_reports_again(capsys, tmp_path, mnist_dir):
     out = tmp_path / "sweep"
     code, first, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--trials", 2, "--workers", 1, "--out", out,
@@ -63,3 +84,29 @@ def test_a_finished_sweep_resumed_trains_nothing_and_reports_again(capsys, tmp_p
     assert code == 0, err
     assert {path: path.read_bytes() for path in out.glob("trial-*/history.json")} == histories
     assert again.splitlines()[1:] == first.splitlines()[1:]  # the same table and best trial
+
+
+def failing_trial(trial, *args):
+    """run_trial, except that trial 1 fails (as when its workers are lost too often)."""
+    from sgdlab.runs.trial_cluster import run_trial
+
+    if trial == 1:
+        raise RuntimeError("lost")
+    return run_trial(trial, *args)
+
+
+def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capsys, tmp_path, mnist_dir, monkeypatch):
+    from sgdlab.runs import trial_cluster
+
+    out = tmp_path / "sweep"
+    with monkeypatch.context() as patch:
+        patch.setattr(trial_cluster, "run_trial", failing_trial)
+        code, stdout, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--trials", 2, "--rounds", 2,
+                                "--workers", 1, "--out", out, "--data-dir", mnist_dir, *SMALL)
+    assert code == 1
+    assert err.splitlines() == [f"sgdlab sweep: trials 1 failed (the next round waits for them), the first with "
+                                f"RuntimeError: lost; try them again with sgdlab sweep --resume {out}"]
+    assert "1 finished, 0 diverged, 1 not finished (failed)" in stdout
+    code, stdout, err = run(capsys, "sweep", "--resume", out, "--workers", 1)
+    assert code == 0, err
+    assert "4 finished, 0 diverged" in stdout

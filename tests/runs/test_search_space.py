@@ -59,10 +59,34 @@ def test_searches_that_contradict_each_other_or_the_fixed_settings_are_refused_a
     check_searches([parse_search("momentum=uniform:0:0.9")], {"optimizer": "momentum"})
 
 
+def test_every_choice_is_checked_with_every_range_end_and_with_the_data():
+    momentum = parse_search("momentum=uniform:0.5:0.9")
+    # the first and last choices allow a momentum; the middle one does not
+    with pytest.raises(ConfigError, match="momentum is a setting of the momentum and nesterov optimizers, not of sgd"):
+        check_searches([parse_search("optimizer=choice:momentum,sgd,nesterov"), momentum], {})
+    check_searches([parse_search("optimizer=choice:momentum,nesterov"), momentum], {})
+    batch = parse_search("batch_size=int:100:400")
+    check_searches([batch], {"train_size": 300, "validation": 0.2})  # the data's limits only when given
+    with pytest.raises(ConfigError, match=r"batch size 400 is larger than the training set \(240 samples, 60 more"):
+        check_searches([batch], {"train_size": 300, "validation": 0.2}, train_images=60000)
+    with pytest.raises(ConfigError, match="train size 70000 is more than the 60000 training images"):
+        check_searches([parse_search("train_size=choice:500,70000")], {"validation": 0.2}, train_images=60000)
+    many = [parse_search(f"{name}=uniform:0.1:0.5") for name in ("dropout", "validation", "weight_decay")]
+    many += [parse_search(f"{name}=int:{low}:{low + 1}") for name, low in (("hidden_size", 10), ("batch_size", 10))]
+    many += [parse_search("optimizer=choice:sgd,adam,adagrad,rmsprop"), parse_search("activation=choice:relu,tanh")]
+    check_searches(many, {})  # 256 combinations
+    many.append(parse_search("weight_init_std=choice:" + ",".join(str(0.01 * k) for k in range(1, 101))))
+    with pytest.raises(ConfigError, match="25600 combinations of range ends and choices, more than the 16384"):
+        check_searches(many, {})
+
+
 def test_a_trial_depends_on_the_seed_and_its_number_only():
     searches = [parse_search("lr=log:1e-6:1e-2"), parse_search("hidden_size=int:20:200"),
                 parse_search("optimizer=choice:sgd,adam")]
-    assert draw_trial(searches, 0, 7) == draw_trial(list(searches), 0, 7)
+    first = draw_trial(searches, 0, 7)
+    np.random.seed(1)  # neither NumPy's global generator nor the draws before it change a trial
+    draw_trial(searches, 0, 6)
+    assert draw_trial(searches, 0, 7) == first
     assert draw_trial(searches, 0, 7) != draw_trial(searches, 0, 8)
     assert draw_trial(searches, 0, 7) != draw_trial(searches, 1, 7)
     draws = [draw_trial(searches, 3, trial) for trial in range(400)]
@@ -93,4 +117,25 @@ def test_the_next_round_searches_the_span_of_the_best_fifth():
     assert (lr.low, lr.high, lr.kind) == (1e-3, 3e-3, "log")
     assert optimizer.choices == ("sgd", "adam")
     assert narrow(searches, ranked[:3])[0].high == 3e-3  # never fewer than 2
-    assert narrow(searches, []) == searches
+    assert narrow(searches, ranked[:1]) == narrow(searches, []) == searches  # with one trial there is no span
+
+
+def test_a_stored_search_is_checked_as_a_search_given_on_the_command_line():
+    for text in ("lr=log:1e-6:1e-2", "hidden_size=int:20:200", "optimizer=choice:sgd,adam",
+                 "weight_init_std=choice:he,0.01", "batch_norm=choice:true,false"):
+        search = parse_search(text)
+        assert Search.from_dict(search.to_dict()) == search
+    lr = parse_search("lr=log:1e-6:1e-2").to_dict()
+    for damaged, message in (({**lr, "kind": "bogus"}, "unknown kind 'bogus'"),
+                             ({**lr, "low": 1.0}, "LOW must not be above HIGH"),
+                             ({**lr, "low": "1e-6"}, "LOW and HIGH must be numbers"),
+                             ({"name": "optimizer", "kind": "choice", "choices": ["sgd"], "low": 1},
+                              "not a search as --search 'optimizer=choice:sgd' gives it"),
+                             ({**lr, "name": "seed"}, "'seed' is not a setting a sweep can search"),
+                             ({**lr, "name": "hidden_sizes"}, "is not a setting a sweep can search"),
+                             ({**lr, "name": "momentum", "kind": "int"}, "not a search"),
+                             ({**lr, "extra": 1}, "unexpected keyword argument"),
+                             ({"name": "optimizer", "kind": "choice", "choices": ["sgd", "lbfgs"]},
+                              "optimizer must be one of")):
+        with pytest.raises(ConfigError, match=message):
+            Search.from_dict(damaged)

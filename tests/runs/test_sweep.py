@@ -5,6 +5,7 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,10 +15,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from sgdlab.errors import SgdlabError
 from sgdlab.runs.search_space import parse_search
 from sgdlab.runs.sweep import (RESULTS_CSV, Sweep, load_sweep, new_sweep, ranked, read_results, run_sweep,
                                trial_folder)
 from sgdlab.runs.run_folder import RUN_FILES
+from sgdlab.runs.trial_cluster import run_trial
 
 # Six trials of about a second each: long enough to be caught mid-trial, with a checkpoint at every epoch.
 SETTINGS = {"train_size": 2000, "validation": 0.1, "hidden_size": 40, "epochs": 6}
@@ -189,6 +192,12 @@ def test_rounds_narrow_the_ranges_to_the_span_of_the_best_trials(tmp_path, mnist
     out = new_sweep(small_sweep(trials=5, rounds=2, settings={**SETTINGS, "epochs": 2}), tmp_path / "sweep",
                     data_dir=mnist_dir)
     rows, _ = run_sweep(out, workers=2)
+    histories = {path: path.read_bytes() for path in out.glob("trial-*/history.json")}
+    stored = read_results(out)
+    assert {row["worker"] for row in stored.values()} == {"0", "1"}
+    again, _ = run_sweep(out, workers=1)  # resumed when every round has ended: nothing trains, nothing is lost
+    assert again == rows and read_results(out) == stored
+    assert {path: path.read_bytes() for path in out.glob("trial-*/history.json")} == histories
     first = [row for row in rows.values() if row["round"] == 1]
     second = [row for row in rows.values() if row["round"] == 2]
     assert [row["trial"] for row in second] == [5, 6, 7, 8, 9]
@@ -214,3 +223,54 @@ def test_a_trial_that_diverges_is_recorded_as_such_and_not_retried(tmp_path, mni
     history = json.loads((trial_folder(out, sweep, diverged["trial"]) / "history.json").read_text())
     assert history["stopped"].startswith("loss became")
     assert ranked(rows.values())[0]["settings"]["weight_init_std"] == "he"
+    diverged_history = trial_folder(out, sweep, diverged["trial"]) / "history.json"
+    before = diverged_history.read_bytes()
+    again, _ = run_sweep(out, workers=2)  # resumed: an ended trial, diverged or not, is not trained again
+    assert again == rows and diverged_history.read_bytes() == before
+
+
+def test_overwrite_replaces_the_earlier_sweeps_trials(reference, tmp_path, mnist_dir):
+    out = tmp_path / "sweep"
+    shutil.copytree(reference, out)
+    new_sweep(small_sweep(trials=2, searches=("lr=log:1e-6:1e-5",), settings={**SETTINGS, "epochs": 1}), out,
+              overwrite=True, data_dir=mnist_dir)
+    assert sorted(path.name for path in out.glob("trial-*")) == []  # the earlier trials went with their sweep
+    rows, _ = run_sweep(out, workers=1)
+    for trial, row in rows.items():  # each row's settings are those its folder trained with
+        trained = json.loads((trial_folder(out, load_sweep(out)[0], trial) / "config.json").read_text())
+        assert 1e-6 <= row["settings"]["lr"] == trained["lr"] <= 1e-5
+    assert sorted(path.name for path in out.glob("trial-*")) == ["trial-0", "trial-1"]
+
+
+def test_a_trial_folder_trained_with_other_settings_is_never_taken_for_the_trial(reference, tmp_path):
+    out = tmp_path / "sweep"
+    shutil.copytree(reference, out)
+    stored = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**stored, "seed": 5}))  # now the trials draw other settings
+    with pytest.raises(SgdlabError, match="trial-0 holds a run with other settings than this sweep draws for it"):
+        run_sweep(out, workers=1)
+
+
+def failing_trial(trial, *args):
+    """run_trial, except that trial 1 fails (as when its workers are lost too often)."""
+    if trial == 1:
+        raise RuntimeError("trial 1's worker was lost")
+    return run_trial(trial, *args)
+
+
+def test_a_failed_trial_holds_the_next_round_back_until_resumed(tmp_path, mnist_dir, monkeypatch):
+    from sgdlab.runs import trial_cluster
+
+    sweep = small_sweep(trials=3, rounds=2, settings={"train_size": 500, "validation": 0.2, "hidden_size": 20,
+                                                      "epochs": 2})
+    whole = new_sweep(sweep, tmp_path / "whole", data_dir=mnist_dir)
+    run_sweep(whole, workers=2)
+    out = new_sweep(sweep, tmp_path / "sweep", data_dir=mnist_dir)
+    with monkeypatch.context() as patch:
+        patch.setattr(trial_cluster, "run_trial", failing_trial)
+        rows, interrupted = run_sweep(out, workers=2)
+    assert not interrupted and sorted(rows) == [0, 1, 2]  # round 2 waits: its ranges depend on trial 1
+    assert rows[1]["status"] == "failed" and "trial 1's worker was lost" in rows[1]["error"]
+    rows, _ = run_sweep(out, workers=2)
+    assert sorted(rows) == list(range(6)) and {row["status"] for row in rows.values()} == {"finished"}
+    assert outcomes(out) == outcomes(whole)

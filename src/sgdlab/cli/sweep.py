@@ -19,8 +19,8 @@ def add_to(commands):
                     "weight decay: each --search gives a setting's range, the other options fix the rest as for "
                     "sgdlab train. Each trial is a run folder under --out beside results.csv, the book's figure of "
                     "the best trials (best-trials.png) and search.png. The validation accuracy ranks the trials. "
-                    "Trial i's settings and seed depend only on --seed and i: the results are the same on any "
-                    "number of workers.")
+                    "Trial i's settings and seed depend only on --seed, i and the rounds before: the results are "
+                    "the same on any number of workers.")
     parser.add_argument("--search", action="append", metavar="NAME=KIND:LOW:HIGH",
                         help="a setting to search: KIND log (10 to a uniform power, as the book draws lr), uniform "
                              "or int, from LOW to HIGH; or NAME=choice:A,B,... (repeat for each setting; e.g. "
@@ -67,27 +67,38 @@ def _scheduler_address(text):
 
 
 def run(args):
+    from ..data import load_mnist
     from ..engine.threads import usable_cores
-    from ..runs.sweep import load_sweep, new_sweep, run_sweep
+    from ..runs.sweep import ENDED, load_sweep, new_sweep, run_sweep
 
+    data = None
     if args.resume is not None:
         _refuse_with_resume(args)
         out = args.resume
         sweep, _ = load_sweep(out)
     else:
         sweep = _sweep_from_args(args)
+        data = load_mnist(normalize=False, data_dir=args.data_dir)
+        sweep.check_data(len(data[0][0]))  # before the sweep's folder is made
         out = new_sweep(sweep, args.out, args.overwrite, args.data_dir)
     where = f"the cluster at {args.scheduler}" if args.scheduler else f"{args.workers or usable_cores()} local workers"
     say(args, f"sweep of {sweep.trials} trials{f' x {sweep.rounds} rounds' if sweep.rounds > 1 else ''} on {where}, "
               f"into {out}: {', '.join(search.spec() for search in sweep.searches)}")
     with TrialProgress(args, sweep) as progress:
         rows, interrupted = run_sweep(out, data_dir=args.data_dir, workers=args.workers or usable_cores(),
-                                      scheduler=args.scheduler, progress=progress)
+                                      scheduler=args.scheduler, progress=progress, data=data)
     _report(args, out, rows)
     if interrupted:
         print(f"sgdlab sweep: interrupted; the trials that ended are kept in {out}: continue with "
               f"sgdlab sweep --resume {out}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    failed = [row for row in rows.values() if row["status"] not in ENDED]
+    if failed:
+        trials = ", ".join(str(row["trial"]) for row in failed)
+        waiting = " (the next round waits for them)" if len(rows) < sweep.trials * sweep.rounds else ""
+        print(f"sgdlab sweep: trials {trials} failed{waiting}, the first with {failed[0].get('error')}; "
+              f"try them again with sgdlab sweep --resume {out}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -107,7 +118,7 @@ def _sweep_from_args(args):
     if args.book and "iters" in settings and "epochs" not in _given_settings(args):
         del settings["epochs"]  # --iters replaces the book's length
     trials = args.trials or (BOOK_TRIALS if args.book else DEFAULT_TRIALS)
-    return Sweep(tuple(searches), settings, trials, args.rounds or 1, args.seed or 0)
+    return Sweep(tuple(searches), settings, trials, args.rounds or 1, args.seed if args.seed is not None else 0)
 
 
 def _refuse_with_resume(args):
@@ -116,7 +127,8 @@ def _refuse_with_resume(args):
     given = [config_option_flags(name)[0] for name in _given_settings(args)]
     given += [flag for flag, value in (("--search", args.search), ("--trials", args.trials),
                                        ("--rounds", args.rounds), ("--book", args.book), ("--seed", args.seed),
-                                       ("--out", args.out), ("--overwrite", args.overwrite)) if value]
+                                       ("--out", args.out), ("--overwrite", args.overwrite))
+              if value is not None and value is not False]
     if given:
         raise ConfigError(f"--resume continues a sweep as its sweep.json describes it: leave out {', '.join(given)}")
 
@@ -127,10 +139,10 @@ def _given_settings(args):
 
 
 def _report(args, out, rows):
-    from ..runs.sweep import best_settings_line, ranked
+    from ..runs.sweep import ENDED, best_settings_line, ranked
 
     best = ranked(rows.values())
-    failed = [row for row in rows.values() if row.get("status") not in ("finished", "diverged")]
+    failed = [row for row in rows.values() if row.get("status") not in ENDED]
     say(args, f"{'trial':>5} {'round':>5} {'val acc':>8} {'train acc':>9}  settings")
     for row in best[:SHOWN]:
         say(args, f"{row['trial']:5d} {row['round']:5d} {row['val_acc']:8.4f} {row['train_acc']:9.4f}  "
@@ -147,7 +159,8 @@ def _report(args, out, rows):
 
 
 class TrialProgress:
-    """A progress bar of the sweep's trials, with the best validation accuracy so far."""
+    """A progress bar of the sweep's trials, with the best validation accuracy so far (the trials that ended
+    before a resumption count from the start)."""
 
     def __init__(self, args, sweep):
         self.args, self.total = args, sweep.trials * sweep.rounds

@@ -15,8 +15,7 @@ OUTCOME_NUMBERS = ("val_acc", "train_acc", "test_acc", "seconds")
 def sweep_definition(name, sweep):
     """The sweep named `name` (its folder's): its searches, the settings its trials share, trials per round,
     rounds and seed."""
-    return {"name": name, "searches": [search.to_dict() for search in sweep.searches], "settings": sweep.settings,
-            "trials": sweep.trials, "rounds": sweep.rounds, "seed": sweep.seed}
+    return {"name": name, **sweep.to_dict()}
 
 
 def results_view(sweep, stored, runs, message=""):

@@ -4,11 +4,12 @@ A trial's value of each searched setting is drawn from a generator seeded
 by the sweep's seed and the trial's number alone, so trial i is the same
 whoever trains it and whenever. The kinds are the book's `10 **
 np.random.uniform(-6, -2)` (log), a plain uniform, an integer and a choice.
-After a round, `narrowed` takes the ranges to the span of the best trials,
+After a round, `narrow` takes the ranges to the span of the best trials,
 as chapter 6.5 advises doing by hand.
 """
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from ..training.config import TrainConfig
 
 KINDS = ("log", "uniform", "int", "choice")
 NOT_SEARCHED = ("seed", "iters", "epochs", "hidden_sizes")  # the trial's seed, and settings no range can describe
+MAX_CORNERS = 16384  # combinations of range ends and choices checked before a sweep starts
 BEST_FRACTION = 0.2  # the share of a round's trials, at least 2, whose span the next round searches
 
 
@@ -57,12 +59,26 @@ class Search:
             return f"{self.name}=choice:{','.join(str(c) for c in self.choices)}"
         return f"{self.name}={self.kind}:{self.low!r}:{self.high!r}"
 
+    def corners(self):
+        """The values at the search's edges: its range's ends, or every choice."""
+        return self.choices if self.kind == "choice" else (self.low, self.high)
+
     def to_dict(self):
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values):
-        return cls(**{**values, "choices": tuple(values.get("choices", ()))})
+        """The search `values` describe (as `to_dict` gives it), checked as `parse_search` checks a --search."""
+        try:
+            search = cls(**{**values, "choices": tuple(values.get("choices", ()))})
+            if search.kind not in KINDS:
+                raise ValueError(f"unknown kind {search.kind!r}")
+            checked = parse_search(search.spec())
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"not a search ({exc})") from None
+        if checked != search:
+            raise ConfigError(f"not a search as --search {search.spec()!r} gives it")
+        return search
 
 
 def parse_search(text):
@@ -101,9 +117,11 @@ def parse_search(text):
     return Search(name, kind, low, high)
 
 
-def check_searches(searches, fixed):
+def check_searches(searches, fixed, train_images=None):
     """Refuse a sweep whose searches repeat a setting or contradict the fixed settings (`fixed`, a dict of
-    TrainConfig fields), by building a trial at each range's ends now."""
+    TrainConfig fields), by building now a trial at every combination of the ranges' ends and the choices
+    (the settings' limits are ranges, so a trial inside passes if those at the corners do); with
+    `train_images`, also one that could not train on that many images."""
     names = [search.name for search in searches]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -113,9 +131,15 @@ def check_searches(searches, fixed):
     overlap = sorted(set(names) & set(fixed))
     if overlap:
         raise ConfigError(f"{', '.join(overlap)} is both searched and fixed: leave out its option or its --search")
-    for end in (0.0, 1 - 1e-12):
+    corners = math.prod(len(search.corners()) for search in searches)
+    if corners > MAX_CORNERS:
+        raise ConfigError(f"these searches make {corners} combinations of range ends and choices, more than the "
+                          f"{MAX_CORNERS} a sweep checks before it starts: search fewer settings or fewer choices")
+    for corner in itertools.product(*(search.corners() for search in searches)):
         try:
-            TrainConfig(**fixed, **{search.name: search.value(end) for search in searches})
+            config = TrainConfig(**fixed, **dict(zip(names, corner)))
+            if train_images is not None:
+                config.checked_data_rows(train_images)
         except ConfigError as exc:
             raise ConfigError(f"a trial of this sweep would be refused: {exc}") from None
 
@@ -131,7 +155,7 @@ def draw_trial(searches, sweep_seed, trial):
 def narrow(searches, ranked_settings):
     """The searches of the next round: each over the span of the best trials' values, `ranked_settings` being
     the finished trials' settings, best first."""
-    if not ranked_settings:
+    if len(ranked_settings) < 2:  # no span to narrow to
         return searches
     best = ranked_settings[:max(2, math.ceil(BEST_FRACTION * len(ranked_settings)))]
     return [search.narrowed([settings[search.name] for settings in best]) for search in searches]
@@ -165,7 +189,8 @@ def _parse_value(spec, part, text):
             if value is None:
                 raise ValueError("must be true or false")
     except ValueError as exc:
-        raise ConfigError(f"--search {text!r}: {spec.name} {exc}, got {part!r}") from None
+        got = "" if repr(part) in str(exc) else f", got {part!r}"
+        raise ConfigError(f"--search {text!r}: {spec.name} {exc}{got}") from None
     _check_value(spec, value, text)
     return value
 

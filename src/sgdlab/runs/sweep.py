@@ -18,6 +18,8 @@ import csv
 import dataclasses
 import io
 import json
+import re
+import shutil
 from pathlib import Path
 
 from ..errors import ConfigError, SgdlabError
@@ -40,6 +42,8 @@ BOOK_SETTINGS = {"train_size": 500, "validation": 0.2, "hidden_sizes": (100,) * 
                  "weight_init_std": "he", "optimizer": "sgd", "batch_size": 100, "epochs": 50}
 BOOK_SEARCHES = ("lr=log:1e-6:1e-2", "weight_decay=log:1e-8:1e-4")
 BOOK_TRIALS = 100
+ENDED = ("finished", "diverged")  # a trial's statuses once it has ended for good
+MAX_TRIALS = 100_000  # in all rounds: each is a run folder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,14 +61,23 @@ class Sweep:
         for name in ("trials", "rounds"):
             POSITIVE_INT.check(name, getattr(self, name))
         NON_NEGATIVE_INT.check("seed", self.seed)
+        if self.trials * self.rounds > MAX_TRIALS:
+            raise ConfigError(f"{self.trials} trials x {self.rounds} rounds is more than the {MAX_TRIALS} trials a "
+                              "sweep may have: give fewer --trials or --rounds")
+        if "seed" in self.settings:
+            raise ConfigError("the trials' seeds derive from the sweep's seed: give --seed, not a trial's seed")
         check_searches(self.searches, self.settings)
-        held_out = any(search.name == "validation" and search.low for search in self.searches)
+        held_out = any(search.name == "validation" and min(search.corners()) for search in self.searches)
         if not (self.settings.get("validation") or held_out):
             raise ConfigError("a sweep chooses by validation accuracy: hold some training images out with "
                               "--validation F (the book: 0.2 of --train-size 500)")
 
     def trial_numbers(self, round_):
         return range(round_ * self.trials, (round_ + 1) * self.trials)
+
+    def check_data(self, train_images):
+        """Refuse now a sweep some trial of which could not train on the `train_images` training images."""
+        check_searches(self.searches, self.settings, train_images)
 
     def trial_config(self, searches, trial):
         """The TrainConfig of trial number `trial`, drawn from `searches` (its round's)."""
@@ -77,6 +90,8 @@ class Sweep:
 
     @classmethod
     def from_dict(cls, values):
+        if not isinstance(values["settings"], dict) or not isinstance(values["searches"], list):
+            raise TypeError("settings must be an object and searches a list")
         settings = TrainConfig.from_dict(values["settings"]).to_dict()  # checked, lists as the config keeps them
         given = {key: value for key, value in settings.items() if key in values["settings"]}
         return cls(tuple(Search.from_dict(search) for search in values["searches"]), given, values["trials"],
@@ -89,6 +104,29 @@ def trial_folder(sweep_dir, sweep, trial):
     return Path(sweep_dir) / f"trial-{trial:0{width}d}"
 
 
+def _trial_folders(sweep_dir):
+    """The trial run folders in `sweep_dir` (trial-000, ...)."""
+    return [path for path in Path(sweep_dir).glob("trial-*")
+            if re.fullmatch(r"trial-\d+", path.name) and path.is_dir() and not path.is_symlink()]
+
+
+def check_trial_folder(folder, config):
+    """Refuse to keep or continue a trial's run folder that was trained with other settings than the sweep's
+    draw for it gives (`config`): its results would be recorded against settings they did not come from."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        return
+    stored = read_json_object(path, "run's settings")
+    stored.pop("data_dir", None)
+    try:
+        same = TrainConfig.from_dict(stored).resolved() == config.resolved()
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise SgdlabError(f"{folder} holds a run with other settings than this sweep draws for it: move the "
+                          "folder away to train the trial again, or start the sweep afresh with --overwrite")
+
+
 def new_sweep(sweep, out=None, overwrite=False, data_dir=None):
     """Make the sweep's folder (`out`, default a new one under runs/) with its sweep.json; returns the folder."""
     out = Path(out) if out is not None else new_run_dir()
@@ -96,9 +134,11 @@ def new_sweep(sweep, out=None, overwrite=False, data_dir=None):
     if (out / SWEEP_FILE).exists() and not overwrite:
         raise ConfigError(f"{out} already holds a sweep ({SWEEP_FILE}): continue it with --resume {out}, give "
                           "another --out, or add --overwrite to replace it")
-    if overwrite:  # the earlier sweep's results must not pass for this one's
+    if overwrite:  # the earlier sweep's results and trials must not pass for this one's
         for name in (RESULTS_CSV, RESULTS_JSON, BEST_TRIALS_FIGURE, SEARCH_FIGURE):
             (out / name).unlink(missing_ok=True)
+        for folder in _trial_folders(out):
+            shutil.rmtree(folder)
     write_text_atomic(out / SWEEP_FILE, json.dumps({**sweep.to_dict(), "data_dir": data_dir and str(data_dir)},
                                                    indent=1) + "\n")
     return out
@@ -111,38 +151,48 @@ def load_sweep(sweep_dir):
         raise ConfigError(f"{sweep_dir} holds no sweep (no {SWEEP_FILE}): give the folder of an 'sgdlab sweep'")
     stored = read_json_object(path, "sweep's settings")
     try:
-        return Sweep.from_dict(stored), stored.get("data_dir")
+        data_dir = stored.get("data_dir")
+        if data_dir is not None and not isinstance(data_dir, str):
+            raise ValueError("data_dir is not a folder's name")
+        return Sweep.from_dict(stored), data_dir
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SgdlabError(f"{path} is damaged ({exc}): the sweep cannot be resumed") from None
 
 
-def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None):
+def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None, data=None):
     """Train the sweep in `sweep_dir` round by round, skipping the trials that have ended already; returns
     `(rows, interrupted)`, the rows as results.csv has them, by trial.
 
     `workers` local processes train the trials, or the cluster at `scheduler`.
-    `progress(row)` is called as each trial ends. A worker lost mid-trial
-    costs the trial's progress since its last checkpoint. After Ctrl-C the
-    running trials are saved, to resume (`interrupted` is then True).
+    `progress(row)` is called for each trial that has ended, those that
+    ended before first. A worker lost mid-trial costs the trial's progress
+    since its last checkpoint. After Ctrl-C the running trials are saved,
+    to resume (`interrupted` is then True). A round some trial of which
+    failed (its workers lost too often) ends the sweep there, since the next
+    round's ranges depend on it: resuming tries the trial again. `data`: what
+    `load_mnist(normalize=False, data_dir=data_dir)` returns, if the caller has it.
     """
     from ..data import load_mnist
     from ..engine.threads import usable_cores
 
     sweep, stored_data_dir = load_sweep(sweep_dir)
     data_dir = data_dir if data_dir is not None else stored_data_dir
+    (x_train, t_train), test = data or load_mnist(normalize=False, data_dir=data_dir)
+    sweep.check_data(len(x_train))
     progress = progress or (lambda row: None)
+    previous = _stored_rows(sweep_dir)  # where the trials that ended ran
     rows = {}
     with trial_cluster(workers, scheduler) as client:
-        (x_train, t_train), test = load_mnist(normalize=False, data_dir=data_dir)
-        rows_used = max((sweep.settings.get("train_size") or len(x_train)), _searched_train_size(sweep))
+        rows_used = sweep.settings.get("train_size") or len(x_train)
         # A local worker with a second core to itself evaluates on it, as sgdlab train does; a cluster's has one.
         background = scheduler is None and usable_cores() >= 2 * workers
         submitter = TrialSubmitter(client, ((x_train[:rows_used], t_train[:rows_used]), test), background)
         searches, interrupted = sweep.searches, False
         for round_ in range(sweep.rounds):
             configs = {trial: sweep.trial_config(searches, trial) for trial in sweep.trial_numbers(round_)}
-            interrupted = _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, progress)
-            if interrupted:
+            interrupted = _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, previous,
+                                       progress)
+            if interrupted or not all(rows[trial]["status"] in ENDED for trial in configs):
                 break
             searches = narrow(searches, [row["settings"] for row in ranked(rows.values()) if row["round"] == round_ + 1])
     draw_figures(sweep_dir, sweep, rows)
@@ -162,21 +212,22 @@ def draw_figures(sweep_dir, sweep, rows):
     plot_search(list(rows.values()), sweep.searches, Path(sweep_dir) / SEARCH_FIGURE)
 
 
-def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, progress):
+def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, previous, progress):
     from distributed import as_completed
 
-    previous = _stored_rows(sweep_dir)
     futures = {}
     for trial, (config, settings) in configs.items():
         row = {"trial": trial, "round": round_ + 1, "settings": settings, "seed": config.seed}
-        history = finished_history(trial_folder(sweep_dir, sweep, trial))
+        folder = trial_folder(sweep_dir, sweep, trial)
+        check_trial_folder(folder, config)
+        history = finished_history(folder)
         if history is not None:  # ended before: its outcome again, from its folder (where it ran, as recorded)
             worker = previous.get(trial, {}).get("worker", "")
             rows[trial] = {**row, **trial_outcome(trial, history, worker)}
+            progress(rows[trial])
             continue
         rows[trial] = {**row, "status": "queued"}
-        futures[submitter.submit(trial, config, trial_folder(sweep_dir, sweep, trial), data_dir,
-                                 Path(sweep_dir) / SWEEP_FILE)] = trial
+        futures[submitter.submit(trial, config, folder, data_dir, Path(sweep_dir) / SWEEP_FILE)] = trial
     write_results(sweep_dir, sweep, rows)
     try:
         for future in as_completed(futures):
@@ -207,10 +258,6 @@ def _outcome(future):
             raise exc
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     return {"status": "not run"}
-
-
-def _searched_train_size(sweep):
-    return max((search.high for search in sweep.searches if search.name == "train_size"), default=0)
 
 
 def ranked(rows):

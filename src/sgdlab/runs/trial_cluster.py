@@ -92,7 +92,7 @@ class TrialSubmitter:
                                   key=f"sgdlab-trial-{trial}-{uuid.uuid4().hex[:8]}", pure=False)
 
     def stop(self, futures):
-        """Ask the running trials to stop and save, cancel those not started, and wait for the running ones."""
+        """Ask the running trials to stop and save, and wait for them; those not started return at once, unrun."""
         from distributed import wait
 
         self.stop_event.set()

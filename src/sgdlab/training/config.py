@@ -135,6 +135,18 @@ class TrainConfig:
         held_out = max(1, round(rows * self.validation)) if self.validation else 0
         return rows - held_out, held_out
 
+    def checked_data_rows(self, available):
+        """`data_rows(available)`, or a ConfigError saying why these settings cannot train on `available` images."""
+        if self.train_size is not None and self.train_size > available:
+            raise ConfigError(f"train size {self.train_size} is more than the {available} training images: "
+                              f"choose a train size of at most {available}")
+        trained, held_out = self.data_rows(available)
+        if self.batch_size > trained:
+            note = f", {held_out} more held out for validation" if held_out else ""
+            raise ConfigError(f"batch size {self.batch_size} is larger than the training set "
+                              f"({trained} samples{note}): choose a batch size of at most {trained}")
+        return trained, held_out
+
     def iterations(self, train_rows):
         """The updates the run makes on `train_rows` images: `iters`, else `epochs` full epochs, else chapter 4's."""
         if self.iters is not None:

@@ -19,7 +19,7 @@ from ..data.splits import held_out_rows
 from ..engine.backprop import BackpropStep
 from ..engine.perturbation import numerical_gradient_fast
 from ..engine.threads import one_blas_thread, usable_cores
-from ..errors import ConfigError, TrainingDiverged
+from ..errors import TrainingDiverged
 from ..interrupts import interrupts_deferred
 from ..nn.functions import as_labels
 from ..ranges import POSITIVE_NUMBER
@@ -293,13 +293,4 @@ class Trainer:
         input_size, num_classes = self.network.sizes[0], self.network.sizes[-1]
         check_data_set(x_train, t_train, input_size, num_classes, "training")
         check_data_set(x_test, t_test, input_size, num_classes, "test")
-        available = x_train.shape[0]
-        if self.config.train_size is not None and self.config.train_size > available:
-            raise ConfigError(f"train size {self.config.train_size} is more than the {available} training images: "
-                              f"choose a train size of at most {available}")
-        trained, held_out = self.config.data_rows(available)
-        if self.config.batch_size > trained:
-            note = f", {held_out} more held out for validation" if held_out else ""
-            raise ConfigError(f"batch size {self.config.batch_size} is larger than the training set "
-                              f"({trained} samples{note}): choose a batch size of at most {trained}")
-        return trained, held_out
+        return self.config.checked_data_rows(x_train.shape[0])

@@ -6,6 +6,8 @@
 2. Overhead on a 10-second trial: `sgdlab train` of one configuration against `sgdlab sweep --trials 1
    --workers 1` whose only trial is that configuration (its range a single point, its seed the same), whole
    commands timed; also the training seconds each run records, and their histories checked bit-identical.
+   And what each further trial costs: a sweep of 3 such trials on one worker less the sweep of 1, halved,
+   against the whole `sgdlab train` command; the rest of the sweep of 1 is what a sweep pays once.
 
     python benchmarks/sweep_scaling.py [--repeats 2] [--data-dir DIR]
 """
@@ -70,6 +72,7 @@ def main():
     _, seed = draw_trial([parse_search("weight_decay=uniform:0:0")], 0, 0)
     timings = {"sgdlab train": [], "sgdlab sweep": []}
     recorded = {"sgdlab train": [], "sgdlab sweep": []}
+    further = []
     for repeat in range(args.repeats):
         run_dir, sweep_dir = scratch / f"train-{repeat}", scratch / f"sweep-{repeat}"
         timings["sgdlab train"].append(sgdlab("train", *TRIAL, *data, "--seed", seed, "--out", run_dir, "--quiet"))
@@ -80,12 +83,20 @@ def main():
         assert trained["loss"] == swept["loss"] and trained["val_acc"] == swept["val_acc"], "histories differ"
         recorded["sgdlab train"].append(trained["seconds"][-1])
         recorded["sgdlab sweep"].append(swept["seconds"][-1])
+        three = sgdlab("sweep", *TRIAL, *data, "--search", "weight_decay=uniform:0:0", "--trials", 3, "--workers", 1,
+                       "--out", scratch / f"sweep3-{repeat}", "--quiet")
+        further.append((three - timings["sgdlab sweep"][-1]) / 2)
     print("one 10-second trial: whole command | training seconds the run records")
     base = statistics.median(timings["sgdlab train"]), statistics.median(recorded["sgdlab train"])
     for name in timings:
         wall, trained = statistics.median(timings[name]), statistics.median(recorded[name])
         print(f"  {name:13}: {wall:6.2f} s ({wall / base[0]:.3f}x) | {trained:6.2f} s ({trained / base[1]:.3f}x)")
     print("  histories identical, bit for bit")
+    print(f"  each further trial of a sweep: {statistics.median(further):6.2f} s "
+          f"({statistics.median(further) / base[0]:.3f}x the sgdlab train command; "
+          f"{', '.join(f'{s:.2f}' for s in further)}); target < 1.05x")
+    print(f"  paid once per sweep: {statistics.median(timings['sgdlab sweep']) - statistics.median(further):.2f} s "
+          "(cluster start, data scatter, the sweep's figures)")
 
 
 if __name__ == "__main__":

@@ -178,3 +178,35 @@ def _next_results(lines):
         if line.startswith("data: "):
             return json.loads(line[len("data: "):])
     raise AssertionError("the stream ended")
+
+
+def test_many_finished_runs_shown_together_leave_the_page_free_to_ask(browser, sweep_dir, tmp_path):
+    """A browser opens six connections to a server at most: the streams of finished runs must not hold them all."""
+    from tests.cli.test_lab_commands import end, start
+    from tests.lab.test_page import Page
+
+    folder = tmp_path / "runs"
+    for trial in sweep_dir.glob("trial-*"):
+        shutil.copytree(trial, folder / trial.name)
+    process, address = start("view", folder, "--no-browser")
+    try:
+        tab = Page(browser, address)
+        boxes = tab.page.locator("#runs label input[type=checkbox]")
+        tab.wait_for(lambda: boxes.count() == TRIALS)
+        for k in range(TRIALS):
+            if not boxes.nth(k).is_checked():
+                boxes.nth(k).check()
+        curves = "() => document.getElementById('loss-chart').data.filter((t) => t.name.endsWith('smoothed')).length"
+        tab.wait_for(lambda: tab.page.evaluate(curves) == TRIALS)
+        asked = tab.page.evaluate("""async () => {
+            const answer = fetch('/api/runs', {headers: {'X-Sgdlab-Token': TOKEN}}).then((r) => r.ok ? 'answered' : 'refused');
+            const late = new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000));
+            return Promise.race([answer, late]);
+        }""")
+        assert asked == "answered"
+        tab.page.locator("#runs label input[type=radio]").nth(TRIALS - 1).check()  # the last run, looked into
+        tab.wait_for(lambda: tab.page.locator("#gallery figure").count() == 32)
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+    finally:
+        code, _, err = end(process)
+    assert (code, err) == (0, "")

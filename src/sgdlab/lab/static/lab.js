@@ -104,8 +104,8 @@ function receive(run, view) {
   run.evaluations.push(...view.evaluations.rows);
   run.generation = view.generation;
   run.view = view;
-  if (sweep && view.status === "finished" && !run.settled) {
-    // a finished trial changes no more: its curves are kept, its stream closed unless it is looked into (a
+  if (view.status === "finished" && !run.settled) {
+    // a finished run changes no more: its curves are kept, its stream closed unless it is looked into (a
     // browser opens six connections to a server at most: the page's requests must not wait behind streams)
     run.settled = true;
     follow(run.summary.id);

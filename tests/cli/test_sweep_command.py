@@ -110,3 +110,19 @@ def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capsys, tmp_path, 
     code, stdout, err = run(capsys, "sweep", "--resume", out, "--workers", 1)
     assert code == 0, err
     assert "4 finished, 0 diverged" in stdout
+
+
+def test_an_unreachable_scheduler_is_named_before_any_folder_is_made(capsys, tmp_path, mnist_dir):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "sweep"
+    code, _, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--scheduler", f"tcp://127.0.0.1:{port}",
+                       "--out", out, "--data-dir", mnist_dir, *SMALL)
+    assert code == 1
+    [line] = err.splitlines()
+    assert line.startswith(f"sgdlab sweep: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} (")
+    assert line.endswith("or leave out --scheduler to use this machine's cores")
+    assert not out.exists()

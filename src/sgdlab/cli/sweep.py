@@ -70,6 +70,7 @@ def run(args):
     from ..data import load_mnist
     from ..engine.threads import usable_cores
     from ..runs.sweep import ENDED, load_sweep, new_sweep, run_sweep
+    from ..runs.trial_cluster import connect
 
     data = None
     if args.resume is not None:
@@ -79,7 +80,9 @@ def run(args):
     else:
         sweep = _sweep_from_args(args)
         data = load_mnist(normalize=False, data_dir=args.data_dir)
-        sweep.check_data(len(data[0][0]))  # before the sweep's folder is made
+        sweep.check_data(len(data[0][0]))  # before the sweep's folder is made (or an earlier one replaced)
+        if args.scheduler is not None:
+            connect(args.scheduler).close()
         out = new_sweep(sweep, args.out, args.overwrite, args.data_dir)
     where = f"the cluster at {args.scheduler}" if args.scheduler else f"{args.workers or usable_cores()} local workers"
     say(args, f"sweep of {sweep.trials} trials{f' x {sweep.rounds} rounds' if sweep.rounds > 1 else ''} on {where}, "

@@ -26,7 +26,8 @@ from ..errors import SgdlabError, TrainingDiverged
 from .run import RunObserver, finished_history, resume_run, train_run
 
 STOP_POLL_SECONDS = 0.25  # how often a running trial asks whether the sweep is being stopped
-STOP_WAIT_SECONDS = 120  # how long a stopping sweep waits for its running trials to save
+STOP_WAIT_SECONDS = 120
+CONNECT_TIMEOUT = "10s"  # how long a sweep tries to reach a --scheduler  # how long a stopping sweep waits for its running trials to save
 
 
 @contextlib.contextmanager
@@ -37,13 +38,7 @@ def trial_cluster(workers=1, scheduler=None):
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, ValueError) as exc:
-            raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
-                              "'dask scheduler' and its workers with 'dask worker ADDRESS', or leave out "
-                              "--scheduler to use this machine's cores") from None
-        with client:
+        with connect(scheduler) as client:
             yield client
         return
     # The workers ignore Ctrl-C: it reaches this process (and, from a terminal, every process of the group),
@@ -59,6 +54,18 @@ def trial_cluster(workers=1, scheduler=None):
             signal.signal(signal.SIGINT, previous)
     with cluster, Client(cluster) as client:
         yield client
+
+
+def connect(scheduler):
+    """A Dask client of the cluster whose scheduler is at `scheduler`, or an SgdlabError saying how to start one."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, ValueError) as exc:
+        raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
+                          "'dask scheduler' and its workers with 'dask worker ADDRESS', or leave out "
+                          "--scheduler to use this machine's cores") from None
 
 
 def worker_config():

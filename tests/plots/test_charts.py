@@ -19,7 +19,7 @@ def history():
 def captured(monkeypatch):
     """The figures the plot functions save, kept open for inspection."""
     figures = []
-    monkeypatch.setattr(plotting, "_save", lambda fig, path: figures.append(fig))
+    monkeypatch.setattr(plotting, "save_png", lambda fig, path, dpi=None: figures.append(fig))
     return figures
 
 
@@ -80,15 +80,25 @@ def test_the_figures_show_as_png_in_a_notebook(history, monkeypatch):
     assert all(figure._repr_png_().startswith(b"\x89PNG") for figure in shown)
 
 
-def test_the_figures_leave_pyplot_and_its_backend_alone():
-    """A notebook's inline backend stays in place, and no figure is left open in pyplot for it to show twice."""
+def test_the_figures_leave_pyplot_and_its_backend_alone(tmp_path):
+    """A notebook's inline backend stays in place, and no figure is left open in pyplot for it to show twice:
+    the run's figures, a comparison's, and the experiments'."""
     import subprocess
     import sys
 
-    code = ("import sys, matplotlib; from sgdlab.plots.charts import book_figures; "
+    code = ("import sys, matplotlib; from pathlib import Path; from sgdlab.plots.charts import book_figures; "
+            "from sgdlab.plots import comparison, experiment_charts as charts; "
             "from sgdlab.training.history import History; h = History(10, loss=[2.0, 1.0]); "
-            "h.record_evaluation(0, 0.1, 0.1, 0.0); book_figures(h); "
+            "h.record_evaluation(0, 0.1, 0.1, 0.0); book_figures(h); out = Path(sys.argv[1]); "
+            "comparison.plot_comparison(['a', 'b'], [h, h], out / 'c.png'); "
+            "charts.plot_losses({'sgd': h}, out / 'l.png', 'optimizers'); "
+            "charts.plot_batch_norm_grid({'plain-std-0.1': h}, out / 'g.png', 'batch-norm'); "
+            "charts.plot_overfitting({'a': h, 'b': h}, out / 'o.png', 'dropout'); "
             "print('matplotlib.pyplot' in sys.modules, dict.__getitem__(matplotlib.rcParams, 'backend'))")
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PATH": ""}
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    shown = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                           env=env)
     assert shown.stdout.split() == ["False", "module://matplotlib_inline.backend_inline"]
+    for name in ("c", "l", "g", "o"):
+        with Image.open(tmp_path / f"{name}.png") as image:
+            assert image.format == "PNG"

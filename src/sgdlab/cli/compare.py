@@ -18,7 +18,8 @@ def add_to(commands):
 
 
 def run(args):
-    from ..plots.comparison import difference_labels, plot_comparison
+    from ..plots.comparison import plot_comparison
+    from ..runs.run_labels import difference_labels
     from ..runs.run_folder import read_run
 
     if args.out.suffix.lower() != ".png":

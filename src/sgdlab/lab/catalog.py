@@ -18,6 +18,7 @@ from ..fileio import read_json_object
 from ..runs.checkpoint import load_checkpoint
 from ..runs.model_file import load_model
 from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT
+from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.config import TrainConfig
 from ..training.history import History
@@ -216,14 +217,12 @@ class Lab:
             return self.sweep.results()["best"]
         for run in self.runs.values():
             run.refresh()
-        settings = {run_id: {k: v for k, v in run.feed.settings.items() if k != "data_dir"}
+        settings = {run_id: {k: v for k, v in run.feed.settings.items() if k not in UNCOMPARED}
                     for run_id, run in self.runs.items()}
-        keys = sorted({key for values in settings.values() for key in values})
-        differing = [key for key in keys if len({repr(values.get(key)) for values in settings.values()}) > 1]
+        labels = difference_labels([run.feed.name for run in self.runs.values()], list(settings.values()))
         return [{"id": run_id, "name": run.feed.name, "status": run.feed.status, "live": run.feed.live,
-                 "settings": settings[run_id],
-                 "label": ", ".join(f"{key}={settings[run_id].get(key)}" for key in differing) or run.feed.name}
-                for run_id, run in self.runs.items()]
+                 "settings": settings[run_id], "label": label}
+                for (run_id, run), label in zip(self.runs.items(), labels)]
 
 
 def folder_lab(paths, data_dir=None):

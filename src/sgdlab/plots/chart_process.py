@@ -70,11 +70,11 @@ class ChartProcess:
 
 def main():
     from ..training.history import History
-    from .charts import plot_history, prepare_matplotlib
+    from .charts import figure_class, plot_history
 
     if hasattr(os, "nice"):
         os.nice(19)  # the lowest priority: importing matplotlib must not take a core from training
-    prepare_matplotlib()
+    figure_class()  # matplotlib imported while the run trains
     job = sys.stdin.buffer.read()
     if not job:  # the trainer stopped without a history to draw
         return 0

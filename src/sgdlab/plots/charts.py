@@ -4,10 +4,10 @@ Each figure is built once, by `accuracy_figure` and `loss_figure`, as a plain
 matplotlib `Figure` (no pyplot): `plot_history` writes them as PNG files, and
 `History.plot()` returns them to a notebook, where they display inline.
 Building them without pyplot leaves the caller's backend alone (a notebook's
-inline one stays) and keeps them out of pyplot's list of open figures. Only
-the comparison and experiment charts still draw through `prepare_matplotlib`,
-with the file-only Agg backend. matplotlib is imported on first use, so
-training and `sgdlab --help` never pay for it and no display is needed.
+inline one stays) and keeps them out of pyplot's list of open figures; every
+other sgdlab figure is made the same way, by `new_figure`, and written by
+`save_png`. matplotlib is imported on first use, so training and `sgdlab
+--help` never pay for it and no display is needed.
 """
 
 import functools
@@ -41,15 +41,6 @@ def import_matplotlib():
         import matplotlib
 
     return matplotlib
-
-
-def prepare_matplotlib():
-    """matplotlib's pyplot with the file-only Agg backend (imported on first use: it takes half a second)."""
-    matplotlib = import_matplotlib()
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def moving_average(values, window):
@@ -114,12 +105,12 @@ def loss_figure(history):
 
 def plot_accuracy(history, path):
     """Write `accuracy_figure(history)` to `path` as a PNG."""
-    _save(accuracy_figure(history), path)
+    save_png(accuracy_figure(history), path)
 
 
 def plot_loss(history, path):
     """Write `loss_figure(history)` to `path` as a PNG."""
-    _save(loss_figure(history), path)
+    save_png(loss_figure(history), path)
 
 
 def chart_paths(run_dir):
@@ -135,15 +126,26 @@ def plot_history(history, run_dir):
     return paths
 
 
-def figure_png(figure):
+def figure_png(figure, dpi=DPI):
     """`figure` as the bytes of a PNG image, as the run folder's charts are written."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
+def new_figure(figsize):
+    """An empty matplotlib figure of `figsize` inches, outside pyplot (see the module's docstring)."""
+    return figure_class()(figsize=figsize)
+
+
+def save_png(figure, path, dpi=DPI):
+    """Write `figure` to `path` as a PNG image, atomically."""
+    with atomic_write(path) as handle:
+        handle.write(figure_png(figure, dpi))
+
+
 @functools.cache
-def _figure_class():
+def figure_class():
     """matplotlib's `Figure`, showing itself as a PNG in a notebook: IPython shows a figure made without pyplot as
     its text, unless the object offers `_repr_png_` (made here, on first use, to import matplotlib only then)."""
     import_matplotlib()
@@ -158,11 +160,6 @@ def _figure_class():
 
 def _new_chart():
     """A figure of the charts' size and margins with one axes, outside pyplot (see the module's docstring)."""
-    fig = _figure_class()(figsize=FIGURE_SIZE)
+    fig = new_figure(FIGURE_SIZE)
     fig.subplots_adjust(**MARGINS)
     return fig, fig.subplots()
-
-
-def _save(fig, path):
-    with atomic_write(path) as handle:
-        handle.write(figure_png(fig))

@@ -1,25 +1,14 @@
-"""Several runs on one figure: their loss and accuracy curves overlaid, each labelled by how its settings differ."""
+"""Several runs on one figure: their loss and accuracy curves overlaid, each labelled by how its settings differ
+(`sgdlab.runs.run_labels.difference_labels`)."""
 
 import numpy as np
 
-from ..fileio import atomic_write
-from .charts import SMOOTHING_WINDOW, moving_average, prepare_matplotlib
-
-UNCOMPARED = ("data_dir",)  # settings that do not change what a run learns
-
-
-def difference_labels(names, settings):
-    """One label per run: the settings in which the runs differ ("lr=0.01, optimizer=adam"), else its name."""
-    keys = sorted({key for run in settings for key in run} - set(UNCOMPARED))
-    differing = [key for key in keys if len({repr(run.get(key)) for run in settings}) > 1]
-    labels = [", ".join(f"{key}={run.get(key)}" for key in differing) for run in settings]
-    return [label or name for label, name in zip(labels, names)]
-
+from .charts import SMOOTHING_WINDOW, moving_average, new_figure, save_png
 
 def plot_comparison(labels, histories, path):
     """Write `path` (PNG): smoothed mini-batch loss per iteration, and train (dashed) and test accuracy per epoch."""
-    plt = prepare_matplotlib()
-    fig, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = new_figure((11, 4.2))
+    loss_ax, accuracy_ax = fig.subplots(1, 2)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.13, top=0.9, wspace=0.18)
     for index, (label, history) in enumerate(zip(labels, histories)):
         colour = f"C{index % 10}"
@@ -36,9 +25,5 @@ def plot_comparison(labels, histories, path):
         ax.grid(alpha=0.3)
     loss_ax.legend(loc="upper right", fontsize="small")
     accuracy_ax.legend(loc="lower right", fontsize="small")
-    try:
-        with atomic_write(path) as handle:
-            fig.savefig(handle, format="png", dpi=110)
-    finally:
-        plt.close(fig)
+    save_png(fig, path, dpi=110)
     return path

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from ..fileio import atomic_write
-from .charts import SMOOTHING_WINDOW, moving_average, prepare_matplotlib
+from .charts import SMOOTHING_WINDOW, moving_average, new_figure, save_png
 
 TITLES = {"optimizers": "Optimizers on MNIST (784-100-100-100-100-10, ReLU, He weights)",
           "weight-init": "Initial weight scales on MNIST (784-100-100-100-100-10, ReLU, SGD)"}
@@ -11,8 +10,8 @@ TITLES = {"optimizers": "Optimizers on MNIST (784-100-100-100-100-10, ReLU, He w
 
 def plot_losses(histories, path, name):
     """Smoothed mini-batch loss of each variant against iterations: figures 6-9 and 6-15."""
-    plt = prepare_matplotlib()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure((7, 4.5))
+    ax = fig.subplots()
     for index, (variant, history) in enumerate(histories.items()):
         window = max(1, min(SMOOTHING_WINDOW, len(history.loss) // 10))
         smooth = moving_average(history.loss, window)
@@ -21,15 +20,15 @@ def plot_losses(histories, path, name):
     ax.set(xlabel="iterations", ylabel="loss (moving average)", ylim=(0, min(top, 2.6)), title=TITLES.get(name, name))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
-    _save(fig, path, plt)
+    save_png(fig, path, dpi=100)
 
 
 def plot_batch_norm_grid(histories, path, name):
     """Training accuracy per epoch with batch norm (solid) and without (dashed), one panel per initial weight
     scale: figure 6-19's grid of 16."""
-    plt = prepare_matplotlib()
     scales = dict.fromkeys(variant.split("-std-")[1] for variant in histories)  # a pair may be cut short by Ctrl-C
-    fig, axes = plt.subplots(4, 4, figsize=(11, 9), sharex=True, sharey=True)
+    fig = new_figure((11, 9))
+    axes = fig.subplots(4, 4, sharex=True, sharey=True)
     for ax, scale in zip(axes.flat, scales):
         for kind, label, color, style in (("batch-norm", "batch norm", "C0", "-"), ("plain", "plain", "C1", "--")):
             history = histories.get(f"{kind}-std-{scale}")
@@ -45,13 +44,13 @@ def plot_batch_norm_grid(histories, path, name):
     axes[0, 0].legend(loc="lower right", fontsize="x-small")
     fig.suptitle("Batch normalization (solid) against none (dashed), by initial weight std, 1000 training images")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.06, top=0.92, hspace=0.3, wspace=0.08)
-    _save(fig, path, plt)
+    save_png(fig, path, dpi=100)
 
 
 def plot_overfitting(histories, path, name):
     """Train and test accuracy per epoch, one panel per variant: figures 6-20 to 6-23 side by side."""
-    plt = prepare_matplotlib()
-    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 4.2), sharey=True)
+    fig = new_figure((5.5 * len(histories), 4.2))
+    axes = fig.subplots(1, len(histories), sharey=True)
     for ax, (variant, history) in zip(np.atleast_1d(axes), histories.items()):
         ax.plot(history.epoch, history.train_acc, color="C0", label="train")
         ax.plot(history.epoch, history.test_acc, color="C1", linestyle="--", label="test")
@@ -63,12 +62,4 @@ def plot_overfitting(histories, path, name):
         ax.legend(loc="lower right")
     np.atleast_1d(axes)[0].set_ylabel("accuracy")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.08)
-    _save(fig, path, plt)
-
-
-def _save(fig, path, plt):
-    try:
-        with atomic_write(path) as handle:
-            fig.savefig(handle, format="png", dpi=100)
-    finally:
-        plt.close(fig)
+    save_png(fig, path, dpi=100)

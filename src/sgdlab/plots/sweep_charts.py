@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 
-from ..fileio import atomic_write
-from .charts import import_matplotlib
+from .charts import new_figure, save_png
 
 BEST_SHOWN = 20  # the book's graph_draw_num
 COLUMNS = 5  # the book's col_num
@@ -19,7 +18,7 @@ def plot_best_trials(best, path):
     first, as chapter 6.5's figure 6-24 draws them. `best`: `(row, history)` pairs, best first."""
     best = best[:BEST_SHOWN]
     rows = max(1, math.ceil(len(best) / COLUMNS))
-    fig = _figure(figsize=(11, 2.1 * rows + 0.6))
+    fig = new_figure((11, 2.1 * rows + 0.6))
     axes = fig.subplots(rows, COLUMNS, sharex=True, sharey=True, squeeze=False)
     for index, ax in enumerate(axes.flat):
         if index >= len(best):
@@ -39,13 +38,13 @@ def plot_best_trials(best, path):
     fig.suptitle("The best trials: validation accuracy (solid) and training accuracy (dashed) per epoch")
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12 / rows + 0.04, top=1 - 0.75 / (2.1 * rows + 0.6),
                         hspace=0.45, wspace=0.06)
-    _save(fig, path)
+    save_png(fig, path, dpi=100)
 
 
 def plot_search(rows, searches, path):
     """Validation accuracy of every trial against each searched setting (a log axis for a log range), coloured
     by round: where the good values lie, and how the rounds closed in on them."""
-    fig = _figure(figsize=(4.2 * len(searches) + 0.6, 3.8))
+    fig = new_figure((4.2 * len(searches) + 0.6, 3.8))
     axes = np.atleast_1d(fig.subplots(1, len(searches), sharey=True, squeeze=False)[0])
     rounds = sorted({row["round"] for row in rows})
     for ax, search in zip(axes, searches):
@@ -66,7 +65,7 @@ def plot_search(rows, searches, path):
         axes[0].legend(loc="upper left", fontsize="small")
     fig.subplots_adjust(left=0.6 / (4.2 * len(searches) + 0.6) + 0.02, right=0.98, bottom=0.15, top=0.95,
                         wspace=0.08)
-    _save(fig, path)
+    save_png(fig, path, dpi=100)
 
 
 def _position(search, value):
@@ -77,15 +76,3 @@ def _position(search, value):
 def _settings_text(settings):
     return "\n".join(f"{name} {value:.2g}" if isinstance(value, float) else f"{name} {value}"
                      for name, value in settings.items())
-
-
-def _figure(figsize):
-    import_matplotlib()
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, dpi=100)
-
-
-def _save(fig, path):
-    with atomic_write(path) as handle:
-        fig.savefig(handle, format="png", dpi=100)

@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..fileio import read_json_object, write_text_atomic
 from ..nn.optimizers import OPTIMIZERS
 from ..plots import experiment_charts
+from ..plots.charts import figure_class
 from ..training.config import TrainConfig
 from .parallel_runs import train_runs
 from .run import finished_history
@@ -153,7 +154,7 @@ def resume_experiment(out, data_dir=None, progress=None, workers=None):
 def _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers):
     """Train `jobs` (the variants not in `finished`, their histories), then write the summary and the figure."""
     # matplotlib's import (half a second) happens while the variants train, not after them
-    threading.Thread(target=experiment_charts.prepare_matplotlib, daemon=True).start()
+    threading.Thread(target=figure_class, daemon=True).start()
     trained, interrupted = train_runs(jobs, workers or usable_cores(), progress)
     histories = {variant: finished[variant] if variant in finished else trained[variant] for variant in configs
                  if variant in finished or variant in trained}

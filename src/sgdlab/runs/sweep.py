@@ -29,6 +29,7 @@ from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT
 from ..training.config import TrainConfig
 from .run import finished_history
 from .run_folder import check_writable_folder, new_run_dir
+from .run_labels import short_value
 from .search_space import Search, check_searches, draw_trial, narrow
 from .trial_cluster import TrialSubmitter, trial_cluster, trial_outcome
 
@@ -303,11 +304,4 @@ def _stored_rows(sweep_dir):
 
 def best_settings_line(row):
     """`lr 0.0061, weight_decay 3.2e-07`: a row's searched settings, shortly."""
-    return ", ".join(f"{name} {_short(value)}" for name, value in row["settings"].items())
-
-
-def _short(value):
-    if isinstance(value, float) and value != 0 and not 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
+    return ", ".join(f"{name} {short_value(value)}" for name, value in row["settings"].items())

@@ -274,3 +274,25 @@ def test_a_failed_trial_holds_the_next_round_back_until_resumed(tmp_path, mnist_
     rows, _ = run_sweep(out, workers=2)
     assert sorted(rows) == list(range(6)) and {row["status"] for row in rows.values()} == {"finished"}
     assert outcomes(out) == outcomes(whole)
+
+
+def trial_without_room(trial, *args):
+    """run_trial, except that trial 1's worker cannot write (as on a full disk)."""
+    if trial == 1:
+        raise SgdlabError("cannot write trial 1's files")
+    return run_trial(trial, *args)
+
+
+def test_a_trial_that_cannot_go_on_stops_the_others_saved_before_the_error_is_said(tmp_path, mnist_dir,
+                                                                                    monkeypatch):
+    from sgdlab.runs import trial_cluster
+
+    out = new_sweep(small_sweep(trials=2), tmp_path / "sweep", data_dir=mnist_dir)
+    with monkeypatch.context() as patch, pytest.raises(SgdlabError, match="cannot write trial 1's files"):
+        patch.setattr(trial_cluster, "run_trial", trial_without_room)
+        run_sweep(out, workers=2)
+    rows = read_results(out)
+    assert rows[0]["status"] in ("interrupted", "finished")  # stopped and saved, or done: never lost mid-trial
+    assert rows[1]["status"] == "queued"
+    run_sweep(out, workers=2)
+    assert {row["status"] for row in read_results(out).values()} == {"finished"}

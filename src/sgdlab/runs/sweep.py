@@ -7,13 +7,15 @@ any trial can be inspected, compared or resumed), `results.csv` and
 `results.json` (a row per trial, rewritten as each one ends), and at the
 end the book's figure (`best-trials.png`) and `search.png`, a scatter of
 validation accuracy against each searched setting. Trial i's settings and
-seed depend on the sweep's seed and i alone, and training is
-deterministic, so a sweep gives the same results whatever trains it:
-one worker or many, one machine or a cluster, in one go or resumed. The
+seed depend on the sweep's seed, i and the rounds before i's alone, and
+training is deterministic, so a sweep gives the same results whatever
+trains it: one worker or many, one machine or a cluster, in one go or
+resumed. The
 validation accuracy ranks the trials; the test accuracy is recorded, never
 used to choose.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -106,9 +108,9 @@ def trial_folder(sweep_dir, sweep, trial):
 
 
 def _trial_folders(sweep_dir):
-    """The trial run folders in `sweep_dir` (trial-000, ...)."""
-    return [path for path in Path(sweep_dir).glob("trial-*")
-            if re.fullmatch(r"trial-\d+", path.name) and path.is_dir() and not path.is_symlink()]
+    """The trial run folders in `sweep_dir` (trial-000, ...: run folders, with a config.json)."""
+    return [path for path in Path(sweep_dir).glob("trial-*") if re.fullmatch(r"trial-\d+", path.name)
+            and path.is_dir() and not path.is_symlink() and (path / "config.json").is_file()]
 
 
 def check_trial_folder(folder, config):
@@ -135,7 +137,7 @@ def new_sweep(sweep, out=None, overwrite=False, data_dir=None):
     if (out / SWEEP_FILE).exists() and not overwrite:
         raise ConfigError(f"{out} already holds a sweep ({SWEEP_FILE}): continue it with --resume {out}, give "
                           "another --out, or add --overwrite to replace it")
-    if overwrite:  # the earlier sweep's results and trials must not pass for this one's
+    if overwrite and (out / SWEEP_FILE).exists():  # the earlier sweep's results and trials must not pass for ours
         for name in (RESULTS_CSV, RESULTS_JSON, BEST_TRIALS_FIGURE, SEARCH_FIGURE):
             (out / name).unlink(missing_ok=True)
         for folder in _trial_folders(out):
@@ -216,11 +218,12 @@ def draw_figures(sweep_dir, sweep, rows):
 def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, previous, progress):
     from distributed import as_completed
 
+    for trial, (config, _) in configs.items():  # all of them before any trains
+        check_trial_folder(trial_folder(sweep_dir, sweep, trial), config)
     futures = {}
     for trial, (config, settings) in configs.items():
         row = {"trial": trial, "round": round_ + 1, "settings": settings, "seed": config.seed}
         folder = trial_folder(sweep_dir, sweep, trial)
-        check_trial_folder(folder, config)
         history = finished_history(folder)
         if history is not None:  # ended before: its outcome again, from its folder (where it ran, as recorded)
             worker = previous.get(trial, {}).get("worker", "")
@@ -237,14 +240,23 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
             write_results(sweep_dir, sweep, rows)
             progress(rows[trial])
     except KeyboardInterrupt:
-        with interrupts_deferred():  # a second Ctrl-C waits, too, for the running trials to save
-            submitter.stop(list(futures))
-            for future, trial in futures.items():
-                if rows[trial]["status"] == "queued":
-                    rows[trial] = {**rows[trial], **_outcome(future)}
-            write_results(sweep_dir, sweep, rows)
+        _stop_round(sweep_dir, sweep, futures, submitter, rows)
         return True
+    except SgdlabError:  # a worker cannot go on (it cannot see the sweep, its disk is full): nor can the sweep
+        _stop_round(sweep_dir, sweep, futures, submitter, rows)
+        raise
     return False
+
+
+def _stop_round(sweep_dir, sweep, futures, submitter, rows):
+    """Stop the round's running trials, saved to resume, and record where every trial stands."""
+    with interrupts_deferred():  # a second Ctrl-C waits, too, for the running trials to save
+        submitter.stop(list(futures))
+        for future, trial in futures.items():
+            if rows[trial]["status"] == "queued":
+                with contextlib.suppress(SgdlabError):
+                    rows[trial] = {**rows[trial], **_outcome(future)}
+        write_results(sweep_dir, sweep, rows)
 
 
 def _outcome(future):

@@ -26,8 +26,8 @@ from ..errors import SgdlabError, TrainingDiverged
 from .run import RunObserver, finished_history, resume_run, train_run
 
 STOP_POLL_SECONDS = 0.25  # how often a running trial asks whether the sweep is being stopped
-STOP_WAIT_SECONDS = 120
-CONNECT_TIMEOUT = "10s"  # how long a sweep tries to reach a --scheduler  # how long a stopping sweep waits for its running trials to save
+STOP_WAIT_SECONDS = 120  # how long a stopping sweep waits for its running trials to save
+CONNECT_TIMEOUT = "10s"  # how long a sweep tries to reach a --scheduler
 
 
 @contextlib.contextmanager

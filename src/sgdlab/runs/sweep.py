@@ -10,9 +10,8 @@ validation accuracy against each searched setting. Trial i's settings and
 seed depend on the sweep's seed, i and the rounds before i's alone, and
 training is deterministic, so a sweep gives the same results whatever
 trains it: one worker or many, one machine or a cluster, in one go or
-resumed. The
-validation accuracy ranks the trials; the test accuracy is recorded, never
-used to choose.
+resumed. The validation accuracy ranks the trials; the test accuracy is
+recorded, never used to choose.
 """
 
 import contextlib
@@ -218,12 +217,13 @@ def draw_figures(sweep_dir, sweep, rows):
 def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, previous, progress):
     from distributed import as_completed
 
+    folders = {trial: trial_folder(sweep_dir, sweep, trial) for trial in configs}
     for trial, (config, _) in configs.items():  # all of them before any trains
-        check_trial_folder(trial_folder(sweep_dir, sweep, trial), config)
+        check_trial_folder(folders[trial], config)
     futures = {}
     for trial, (config, settings) in configs.items():
         row = {"trial": trial, "round": round_ + 1, "settings": settings, "seed": config.seed}
-        folder = trial_folder(sweep_dir, sweep, trial)
+        folder = folders[trial]
         history = finished_history(folder)
         if history is not None:  # ended before: its outcome again, from its folder (where it ran, as recorded)
             worker = previous.get(trial, {}).get("worker", "")

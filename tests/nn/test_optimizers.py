@@ -1,4 +1,6 @@
+import inspect
 import math
+import re
 
 import numpy as np
 import pytest
@@ -6,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sgdlab.errors import ConfigError
-from sgdlab.nn.optimizers import OPTIMIZERS, SGD
+from sgdlab.nn.optimizers import COUNT, OPTIMIZERS, SGD, Optimizer
+from sgdlab.ranges import UNIT_INTERVAL
 
 
 def test_one_sgd_step_by_hand():
@@ -40,15 +43,35 @@ def test_update_leaves_the_gradients_alone_and_repeats_exactly():
 
 
 def test_an_optimizer_needs_a_name_of_its_own():
-    from sgdlab.nn.optimizers import OPTIMIZERS, Optimizer
-
+    registered = dict(OPTIMIZERS)
     with pytest.raises(TypeError, match="needs a name of its own"):
         class Unnamed(SGD):  # inherits "sgd": would replace SGD in the registry
             pass
     with pytest.raises(TypeError, match="needs a name of its own"):
         class Duplicate(Optimizer):
             name = "sgd"
-    assert list(OPTIMIZERS) == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+    assert OPTIMIZERS == registered
+
+
+def test_an_optimizer_declares_the_range_of_each_keyword_and_its_book_defaults():
+    registered = dict(OPTIMIZERS)
+    with pytest.raises(TypeError, match=r"range of each hyperparameter.*declares \[\]; its __init__ takes \['rho'\]"):
+        class Undeclared(Optimizer):
+            name = "undeclared"
+
+            def __init__(self, lr=0.01, rho=0.9):
+                super().__init__(lr, rho=rho)
+    with pytest.raises(TypeError, match="lr=<the book's default>"):
+        class NoDefaultRate(Optimizer):
+            name = "no-default-rate"
+
+            def __init__(self, lr):
+                super().__init__(lr)
+    assert OPTIMIZERS == registered
+    for optimizer in OPTIMIZERS.values():  # the defaults are the signature's, the ranges the declaration's
+        keywords = inspect.signature(optimizer).parameters
+        assert optimizer.default_lr == keywords["lr"].default
+        assert list(keywords) == ["lr", *optimizer.hyperparameters]
 
 
 # --- every optimizer against an independent transcription of the book's rule --------------------------
@@ -68,11 +91,11 @@ def momentum_rule(w, g, lr, momentum=0.9):
     return w
 
 
-def nesterov_rule(w, g, lr, momentum=0.9):
+def nesterov_rule(w, g, lr, momentum=0.9):  # the order of the book's repository since January 2021
     v = 0.0
     for grad in g:
-        v = momentum * v - lr * grad
         w = w + momentum * momentum * v - (1 + momentum) * lr * grad
+        v = momentum * v - lr * grad
     return w
 
 
@@ -103,20 +126,24 @@ def adam_rule(w, g, lr, beta1=0.9, beta2=0.999):
 
 RULES = {"sgd": sgd_rule, "momentum": momentum_rule, "nesterov": nesterov_rule, "adagrad": adagrad_rule,
          "rmsprop": rmsprop_rule, "adam": adam_rule}
-EXTRA = {"momentum": {"momentum": 0.5}, "nesterov": {"momentum": 0.7}, "rmsprop": {"decay_rate": 0.9},
-         "adam": {"beta1": 0.8, "beta2": 0.99}}
+
+
+def other_settings(optimizer):
+    """Each hyperparameter of `optimizer` at 0.8 times the book's default: settings other than the defaults."""
+    keywords = inspect.signature(optimizer).parameters
+    return {name: 0.8 * keywords[name].default for name in optimizer.hyperparameters}
 
 
 def test_every_optimizer_has_a_transcription():
     assert set(RULES) == set(OPTIMIZERS)
 
 
-@pytest.mark.parametrize("name", list(RULES))
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
 @pytest.mark.parametrize("extra", [False, True])
 @settings(max_examples=25, deadline=None)
 @given(lr=st.floats(1e-4, 0.5), seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 30))
 def test_updates_follow_the_books_rule_step_after_step(name, extra, lr, seed, steps):
-    kwargs = EXTRA.get(name, {}) if extra else {}
+    kwargs = other_settings(OPTIMIZERS[name]) if extra else {}
     rng = np.random.default_rng(seed)
     params = {"W1": rng.standard_normal((3, 2)), "b1": rng.standard_normal(2)}
     start = {key: value.copy() for key, value in params.items()}
@@ -130,32 +157,116 @@ def test_updates_follow_the_books_rule_step_after_step(name, extra, lr, seed, st
             assert params[key][index] == pytest.approx(expected, rel=1e-12, abs=1e-14), (name, key, index)
 
 
-@pytest.mark.parametrize("name, slots", [("sgd", set()), ("momentum", {"v"}), ("nesterov", {"v"}),
-                                         ("adagrad", {"h"}), ("rmsprop", {"h"}), ("adam", {"m", "v", "iter"})])
-def test_state_is_made_on_the_first_update_as_plain_arrays(name, slots):
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9, 0.99])
+@pytest.mark.parametrize("lr", [0.001, 0.05])
+def test_nesterov_is_nesterovs_method_seen_at_its_lookahead_point(momentum, lr):
+    # The definition, tracked as W and v: the gradient measured at P = W + momentum * v, then
+    # v' = momentum * v - lr * grad(P) and W' = W + v'. The optimizer holds P and measures the gradient there.
+    rng = np.random.default_rng(7)
+    root = rng.standard_normal((4, 4))
+    curvature, target = root @ root.T / 4 + 0.1 * np.eye(4), rng.standard_normal(4)
+
+    def gradient(p):  # of a smooth convex loss that is not quadratic: where it is measured matters
+        return curvature @ p - target + np.tanh(p)
+
+    w, v = rng.standard_normal(4), np.zeros(4)
+    start, held = w.copy(), {"W": w.copy()}
+    optimizer = OPTIMIZERS["nesterov"](lr, momentum)
+    for step in range(400):
+        lookahead = w + momentum * v
+        np.testing.assert_allclose(held["W"], lookahead, rtol=1e-9, atol=1e-12, err_msg=f"step {step}")
+        v = momentum * v - lr * gradient(lookahead)
+        w = w + v
+        optimizer.update(held, {"W": gradient(held["W"])})
+    assert np.abs(w - start).max() > 0.1  # it went somewhere
+
+
+SLOTS = {"sgd": set(), "momentum": {"v"}, "nesterov": {"v"}, "adagrad": {"h"}, "rmsprop": {"h"}, "adam": {"m", "v"}}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_state_is_the_count_and_the_slots_made_on_the_first_update_as_plain_arrays(name):
     optimizer = OPTIMIZERS[name](0.01)
     assert optimizer.state() == {}
     params = {"W1": np.ones((2, 2), np.float32), "b1": np.zeros(2, np.float32)}
-    optimizer.update(params, {"W1": np.full((2, 2), 0.5, np.float32), "b1": np.ones(2, np.float32)})
+    grads = {"W1": np.full((2, 2), 0.5, np.float32), "b1": np.ones(2, np.float32)}
+    optimizer.update(params, grads)
+    optimizer.update(params, grads)
     state = optimizer.state()
-    assert {key.split("/")[0] for key in state} == slots
+    assert {key.split("/")[0] for key in state} == {COUNT, *SLOTS[name]}
+    assert state[COUNT].shape == () and int(state[COUNT]) == 2
     for key, array in state.items():
         assert isinstance(array, np.ndarray)
-        if key != "iter":
+        if key != COUNT:
             assert array.dtype == np.float32 and array.shape == params[key.split("/")[1]].shape
-    if name == "adam":
-        assert int(state["iter"]) == 1
-    if name == "momentum":  # after one step from rest, the velocity is -lr * g
-        np.testing.assert_allclose(state["v/W1"], -0.01 * 0.5, rtol=1e-6)
-        np.testing.assert_allclose(state["v/b1"], -0.01, rtol=1e-6)
-    if name == "adagrad":  # the squares of the one gradient seen
-        np.testing.assert_allclose(state["h/W1"], 0.25, rtol=1e-6)
+    if name == "momentum":  # after two steps from rest, the velocity is -lr * g * (1 + momentum)
+        np.testing.assert_allclose(state["v/W1"], -0.01 * 0.5 * 1.9, rtol=1e-6)
+        np.testing.assert_allclose(state["v/b1"], -0.01 * 1.9, rtol=1e-6)
+    if name == "adagrad":  # the squares of the two gradients seen
+        np.testing.assert_allclose(state["h/W1"], 0.5, rtol=1e-6)
 
 
-def test_adam_keeps_float32_parameters_in_float32():
-    params = {"W": np.ones(3, np.float32)}
-    OPTIMIZERS["adam"]().update(params, {"W": np.full(3, 0.5, np.float32)})
-    assert params["W"].dtype == np.float32
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("stop", [0, 1, 7])
+def test_an_optimizer_continued_from_its_state_makes_the_same_updates_bit_for_bit(name, stop):
+    rng = np.random.default_rng(3)
+    start = {"W1": rng.standard_normal((3, 2)).astype(np.float32), "b1": rng.standard_normal(2).astype(np.float32)}
+    gradients = [{key: rng.standard_normal(value.shape).astype(np.float32) for key, value in start.items()}
+                 for _ in range(12)]
+    whole, params = OPTIMIZERS[name](0.05), {key: value.copy() for key, value in start.items()}
+    for grads in gradients:
+        whole.update(params, grads)
+    first, continued = OPTIMIZERS[name](0.05), {key: value.copy() for key, value in start.items()}
+    for grads in gradients[:stop]:
+        first.update(continued, grads)
+    second = OPTIMIZERS[name](0.05)
+    second.load_state({key: array.copy() for key, array in first.state().items()})
+    for grads in gradients[stop:]:
+        second.update(continued, grads)
+    assert second.iter == whole.iter == 12
+    for key in params:
+        np.testing.assert_array_equal(continued[key], params[key], err_msg=key)
+
+
+def test_a_rule_that_writes_only_its_step_gets_the_count_and_state_from_the_base_class():
+    class CountedDecay(Optimizer):  # a contributor's rule: a slot and the count, no state code of its own
+        name = "counted-decay-test"
+        hyperparameters = {"decay": UNIT_INTERVAL}
+
+        def __init__(self, lr=0.1, decay=0.5):
+            super().__init__(lr, decay=decay)
+
+        def step(self, params, grads):
+            total = self._slot("total", params)
+            for key in params:
+                total[key] += grads[key]
+                params[key] -= self.lr * self.decay ** self.iter * total[key]
+
+    try:
+        optimizer, params = CountedDecay(), {"W": np.ones(2)}
+        for _ in range(3):
+            optimizer.update(params, {"W": np.ones(2)})
+        state = optimizer.state()
+        assert sorted(state) == [COUNT, "total/W"] and int(state[COUNT]) == 3
+        np.testing.assert_array_equal(state["total/W"], 3.0)
+        again = CountedDecay()
+        again.load_state(state)
+        assert again.iter == 3 and again.state().keys() == state.keys()
+        assert repr(again) == "CountedDecay(lr=0.1, decay=0.5)"
+    finally:
+        del OPTIMIZERS[CountedDecay.name]
+
+
+@pytest.mark.parametrize("name, keyword", [(name, keyword) for name, optimizer in OPTIMIZERS.items()
+                                           for keyword in optimizer.hyperparameters])
+@pytest.mark.parametrize("value", [float("nan"), -1.0, 1.0, "0.5"])
+def test_every_hyperparameter_is_checked_against_its_declared_range(name, keyword, value):
+    declared = OPTIMIZERS[name].hyperparameters[keyword]
+    if declared.contains(value):
+        assert getattr(OPTIMIZERS[name](**{keyword: value}), keyword) == value
+    else:
+        with pytest.raises(ConfigError, match=f"^{keyword} must be {re.escape(declared.description)}, got"):
+            OPTIMIZERS[name](**{keyword: value})
 
 
 @pytest.mark.parametrize("name, kwargs, message", [
@@ -176,6 +287,7 @@ def test_every_optimizer_is_importable_from_sgdlab():
 
 
 def test_the_books_defaults_and_reprs():
-    assert [OPTIMIZERS[name].default_lr for name in RULES] == [0.01, 0.01, 0.01, 0.01, 0.01, 0.001]
+    books = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.01, "adam": 0.001}
+    assert {name: OPTIMIZERS[name].default_lr for name in books} == books
     assert repr(OPTIMIZERS["momentum"]()) == "Momentum(lr=0.01, momentum=0.9)"
     assert repr(OPTIMIZERS["adam"]()) == "Adam(lr=0.001, beta1=0.9, beta2=0.999)"

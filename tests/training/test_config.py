@@ -2,8 +2,10 @@ import dataclasses
 
 import pytest
 
-from sgdlab.training.config import TrainConfig
 from sgdlab.errors import ConfigError
+from sgdlab.nn.optimizers import OPTIMIZERS, Adam, Optimizer
+from sgdlab.ranges import NON_NEGATIVE_NUMBER
+from sgdlab.training.config import OPTIMIZER_SETTINGS, TrainConfig
 
 
 def test_defaults_are_the_books():
@@ -105,6 +107,35 @@ def test_momentum_is_refused_for_an_optimizer_without_one():
         TrainConfig(optimizer="adam", momentum=0.5)
     with pytest.raises(ConfigError, match=r"momentum must be a number in \[0, 1\), got 1.0"):
         TrainConfig(optimizer="momentum", momentum=1.0)
+
+
+@pytest.fixture
+def adamw():
+    """A contributor's optimizer whose own hyperparameter is named like a setting of the config (weight_decay,
+    there the network's loss term), registered for one test."""
+    class AdamW(Adam):
+        name = "adamw-test"
+        hyperparameters = {**Adam.hyperparameters, "weight_decay": NON_NEGATIVE_NUMBER}
+
+        def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.01):
+            Optimizer.__init__(self, lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay)
+
+    yield AdamW
+    del OPTIMIZERS[AdamW.name]
+
+
+def test_settings_reach_an_optimizer_only_through_the_declared_mapping(adamw):
+    assert TrainConfig(optimizer="adamw-test").make_optimizer().weight_decay == 0.01  # its own default, not 0.0
+    config = TrainConfig(optimizer="adamw-test", weight_decay=0.1)
+    assert config.make_optimizer().weight_decay == 0.01  # the config's weight decay is the network's, only
+    assert config.make_network(6, 3, rng=0).weight_decay_lambda == 0.1
+    assert repr(config.resolved().make_optimizer()) == "AdamW(lr=0.001, beta1=0.9, beta2=0.999, weight_decay=0.01)"
+    with pytest.raises(ConfigError, match="momentum is a setting of the momentum and nesterov optimizers, not of "
+                                          "adamw-test"):
+        TrainConfig(optimizer="adamw-test", momentum=0.5)
+    for setting, keyword in OPTIMIZER_SETTINGS.items():  # each mapped setting is one some optimizer takes
+        assert setting in {spec.name for spec in dataclasses.fields(TrainConfig)}
+        assert any(keyword in optimizer.hyperparameters for optimizer in OPTIMIZERS.values())
 
 
 def test_numerical_gradients_in_float32_are_refused():

@@ -1,8 +1,12 @@
 """A run stopped and continued from its checkpoint state equals the run made in one go, bit for bit."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from sgdlab.nn.optimizers import OPTIMIZERS
+from sgdlab.runs.checkpoint import load_checkpoint
 from sgdlab.training.config import TrainConfig
 from sgdlab.training.history import EVALUATION_KEYS
 from sgdlab.training.trainer import Trainer
@@ -41,9 +45,7 @@ def stopped_at(stop, background, data, **settings):
 
 
 CASES = {
-    "sgd": {}, "momentum": {"optimizer": "momentum", "lr": 0.05}, "adam": {"optimizer": "adam", "lr": 0.01},
-    "adagrad": {"optimizer": "adagrad"}, "nesterov": {"optimizer": "nesterov", "lr": 0.05},
-    "rmsprop": {"optimizer": "rmsprop", "lr": 0.01},
+    **{name: {"optimizer": name, "lr": 10 * optimizer.default_lr} for name, optimizer in OPTIMIZERS.items()},
     "dropout-batchnorm-deep": {"hidden_sizes": (6, 5), "activation": "relu", "weight_init_std": "he",
                                "dropout": 0.3, "batch_norm": True, "weight_decay": 0.01},
     "epoch-sampling-validation": {"sampling": "epoch", "validation": 0.25, "eval_every": 5},
@@ -72,6 +74,26 @@ def test_a_continued_run_equals_the_run_made_in_one_go(data, case, stop, backgro
             np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
         for key, value in whole.network.running_statistics.items():
             np.testing.assert_array_equal(again.network.running_statistics[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.3), ("momentum", 0.05), ("adam", 0.01)])
+def test_a_checkpoint_written_by_sgdlab_0_1_0_continues_its_run_bit_for_bit(optimizer, lr):
+    # Written by sgdlab 0.1.0, whose optimizers other than Adam saved no count of their updates: this run,
+    # stopped after iteration 13 (a checkpoint holds a net for MNIST's sizes).
+    config = TrainConfig(iters=40, batch_size=7, lr=lr, hidden_size=2, optimizer=optimizer)
+    mnist_sized = (*blobs(80, 0, 784, 10), *blobs(30, 1, 784, 10))
+    path = Path(__file__).parent / f"checkpoint-0.1.0-{optimizer}.npz"
+    state = load_checkpoint(path, config.resolved().to_dict())
+    assert state.iteration == 13 and int(state.optimizer["iter"]) == 13
+    whole = Trainer.from_config(config, background=False)
+    expected = whole.fit(*mnist_sized)
+    again = Trainer.from_config(config, background=False)
+    history = again.fit(*mnist_sized, resume=state)
+    assert again.optimizer.iter == whole.optimizer.iter == 40
+    for key in LEARNED:
+        assert getattr(history, key) == getattr(expected, key), key
+    for key, value in whole.network.params.items():
+        np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
 
 
 def test_a_signal_in_the_middle_of_an_iteration_stops_the_run_between_two(data):

@@ -18,6 +18,7 @@ import numpy as np
 from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
 from ..errors import SgdlabError
 from ..fileio import MAX_JSON_BYTES, atomic_write, parse_json
+from ..nn.optimizers import COUNT
 from ..npzfile import NpzFile
 from ..training.config import TrainConfig
 from ..training.history import History
@@ -64,7 +65,10 @@ def load_checkpoint(path, settings):
         group, _, key = name.partition("/")
         groups[group][key] = array
     try:
-        return TrainingState(int(meta["iteration"]), groups["params"], groups["statistics"], groups["optimizer"],
+        iteration = int(meta["iteration"])
+        # sgdlab 0.1.0 saved the count of updates for Adam only: every optimizer's count is the run's iteration
+        groups["optimizer"].setdefault(COUNT, np.array(iteration))
+        return TrainingState(iteration, groups["params"], groups["statistics"], groups["optimizer"],
                              meta["sampler"], meta["dropout"], History.from_dict(meta["history"]))
     except (KeyError, TypeError, ValueError, SgdlabError) as exc:
         raise SgdlabError(f"{path} is damaged ({exc}): {_FIX}") from None
@@ -103,7 +107,7 @@ def _array_limits(path, archive, settings):
 
 def _counterpart(network, name):
     """What the array `name` must be like: the network's parameter or statistic, the parameter an optimizer
-    array belongs to (`optimizer/v/W1`), a count for Adam's `optimizer/iter`; None for any other name."""
+    array belongs to (`optimizer/v/W1`), a count for the optimizer's updates; None for any other name."""
     group, _, key = name.partition("/")
     slot, _, parameter = key.partition("/")
     if group == "params":
@@ -112,7 +116,7 @@ def _counterpart(network, name):
         return network.running_statistics.get(key)
     if group == "optimizer" and parameter:
         return network.params.get(parameter)
-    return np.array(0) if group == "optimizer" and slot == "iter" else None
+    return np.array(0) if group == "optimizer" and slot == COUNT else None
 
 
 def _digest(array):

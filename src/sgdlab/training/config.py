@@ -22,6 +22,16 @@ CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (
 GRAD_METHODS = ("backprop", "numerical")
 DTYPES = ("float32", "float64")
 SAMPLING_METHODS = ("random", "epoch")
+# The settings that are optimizers' hyperparameters -> the keyword an optimizer takes each by: the only way a
+# setting reaches an optimizer. A setting given for an optimizer that takes no such keyword is refused; an
+# optimizer's keyword that is not here keeps the optimizer's default whatever the settings hold (weight_decay
+# here is the loss term of the network, never an optimizer's own decay).
+OPTIMIZER_SETTINGS = {"momentum": "momentum"}
+
+
+def optimizers_taking(keyword):
+    """The names of the optimizers that take the hyperparameter `keyword`."""
+    return [name for name, optimizer in OPTIMIZERS.items() if keyword in optimizer.hyperparameters]
 
 
 def setting(default, help, range=None, choices=None, parse=None, check=None, metavar=None, option=None):
@@ -73,9 +83,10 @@ class TrainConfig:
                                   "dropout", UNIT_INTERVAL)
     batch_norm: bool = setting(False, "batch normalization after each hidden affine layer, before its activation",
                                check=check_flag)
-    optimizer: str = setting("sgd", "how gradients become updates", choices=tuple(OPTIMIZERS))
-    momentum: float | None = setting(None, "the velocity momentum and nesterov keep (default 0.9, the book's)",
-                                     UNIT_INTERVAL)
+    optimizer: str = setting("sgd", "how gradients become updates", choices=OPTIMIZERS.keys())
+    momentum: float | None = setting(None, f"the velocity {' and '.join(optimizers_taking('momentum'))} keep "
+                                           "(default 0.9, the book's)",
+                                     OPTIMIZERS["momentum"].hyperparameters["momentum"])
     weight_decay: float = setting(0.0, "lambda of the weight decay: lambda/2 * sum(W^2) over the weight matrices "
                                        "added to the loss", NON_NEGATIVE_NUMBER)
     grad: str = setting("backprop", "how gradients are computed: by backpropagation, or by numerical "
@@ -104,10 +115,12 @@ class TrainConfig:
             if self.hidden_size != TrainConfig.hidden_size:
                 raise ConfigError("give either hidden_size (one hidden layer) or hidden_sizes (any number of them), "
                                   "not both")
-        if self.momentum is not None and "momentum" not in OPTIMIZERS[self.optimizer].hyperparameters:
-            takers = [name for name, cls in OPTIMIZERS.items() if "momentum" in cls.hyperparameters]
-            raise ConfigError(f"momentum is a setting of the {' and '.join(takers)} optimizers, not of "
-                              f"{self.optimizer}: choose one of them as the optimizer, or leave momentum out")
+        for setting_name, keyword in OPTIMIZER_SETTINGS.items():
+            if getattr(self, setting_name) is not None and keyword not in OPTIMIZERS[self.optimizer].hyperparameters:
+                takers = " and ".join(optimizers_taking(keyword))
+                raise ConfigError(f"{setting_name} is a setting of the {takers} optimizers, not of "
+                                  f"{self.optimizer}: choose one of them as the optimizer, or leave {setting_name} "
+                                  "out")
         if self.grad == "numerical" and self.network_dtype != "float64":
             raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
                               "drown in rounding error; use dtype float64 (the default for numerical gradients)")
@@ -120,13 +133,14 @@ class TrainConfig:
         return CHAPTER_4_LR if self.optimizer == "sgd" else OPTIMIZERS[self.optimizer].default_lr
 
     def resolved(self):
-        """The same settings with every implied default filled in (updates, learning rate, momentum, dtype):
-        what the run used, as its files record it, so that a change of default never changes a saved run's
-        meaning. (With `epochs`, the number of updates depends on the training set and stays implied.)"""
+        """The same settings with every implied default filled in (updates, learning rate, the optimizer's
+        settings, dtype): what the run used, as its files record it, so that a change of default never changes a
+        saved run's meaning. (With `epochs`, the number of updates depends on the training set and stays implied.)"""
         optimizer = self.make_optimizer()
         iters = self.iters if self.iters is not None or self.epochs is not None else CHAPTER_4_ITERS
-        return dataclasses.replace(self, iters=iters, lr=optimizer.lr, dtype=self.network_dtype,
-                                   momentum=getattr(optimizer, "momentum", None))
+        taken = {name: getattr(optimizer, keyword) if keyword in optimizer.hyperparameters else None
+                 for name, keyword in OPTIMIZER_SETTINGS.items()}
+        return dataclasses.replace(self, iters=iters, lr=optimizer.lr, dtype=self.network_dtype, **taken)
 
     def data_rows(self, available):
         """(images trained on, images held out for validation) of the `available` training images: the first
@@ -174,12 +188,11 @@ class TrainConfig:
         return MultiLayerNet(input_size, list(self.hidden_sizes), output_size, **options)
 
     def make_optimizer(self):
-        """The optimizer these settings describe."""
-        optimizer = OPTIMIZERS[self.optimizer]
-        # Hyperparameters that are settings here (momentum) and were given; the others keep the book's defaults.
-        given = {name: getattr(self, name) for name in optimizer.hyperparameters
-                 if getattr(self, name, None) is not None}
-        return optimizer(self.learning_rate, **given)
+        """The optimizer these settings describe: the settings of `OPTIMIZER_SETTINGS` that were given, by their
+        keywords; its other hyperparameters keep the book's defaults."""
+        given = {keyword: getattr(self, name) for name, keyword in OPTIMIZER_SETTINGS.items()
+                 if getattr(self, name) is not None}
+        return OPTIMIZERS[self.optimizer](self.learning_rate, **given)
 
     @property
     def network_dtype(self):

@@ -45,7 +45,7 @@ def test_accuracy_with_labels_and_one_hot_and_chunks(monkeypatch):
     assert net.accuracy(x, np.eye(3)[t]) == pytest.approx(20 / 25)
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("activation", activation_names())
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_backprop_matches_numerical_gradient_for_every_parameter(activation, one_hot):
     rng = np.random.default_rng(2)

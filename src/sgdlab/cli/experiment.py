@@ -2,6 +2,7 @@
 
 import sys
 
+from ..nn.optimizers import OPTIMIZERS
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, parse_names
 from .arguments import add_data_dir, option_type, path_given
 from .output import EXIT_INTERRUPTED, say
@@ -29,8 +30,8 @@ def add_to(commands):
     length.add_argument("--epochs", type=option_type(POSITIVE_INT.parse), metavar="N",
                         help="epochs per variant, instead of the book's")
     parser.add_argument("--optimizers", type=option_type(parse_names), metavar="NAME,NAME,...",
-                        help="for the optimizers experiment: which to compare (default sgd,momentum,adagrad,adam; "
-                             "also nesterov and rmsprop)")
+                        help=f"for the optimizers experiment: which of {','.join(OPTIMIZERS)} to compare (default "
+                             "the book's four: sgd,momentum,adagrad,adam)")
     parser.add_argument("--overwrite", action="store_true", help="replace an experiment already in --out")
     parser.add_argument("--resume", type=path_given, metavar="DIR",
                         help="continue the interrupted experiment in DIR: its finished variants are kept, the "

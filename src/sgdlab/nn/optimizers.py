@@ -53,7 +53,7 @@ class Optimizer:
         self.slots = {}  # slot name -> {parameter key -> array}, made on first use
 
     def update(self, params, grads):
-        """Update the arrays of `params` in place by `grads`, the rule's `step`, and count the update."""
+        """Count the update, then make the rule's `step`: the arrays of `params` change in place by `grads`."""
         self.iter += 1
         self.step(params, grads)
 

@@ -1,3 +1,4 @@
+import threading
 import time
 
 import numpy as np
@@ -59,3 +60,39 @@ def test_unflattened_images_are_counted_like_flat_ones():
     pixels, labels = dataset()
     network = TwoLayerNet(8, 5, 3, weight_init_std=1.0, rng=0)
     assert count_correct(network, pixels.reshape(50, 1, 2, 4), labels) == count_correct(network, pixels, labels)
+
+
+def test_no_more_than_one_evaluation_waits_behind_the_running_one():
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, rng=0)
+    evaluator = Evaluator(pixels, labels, pixels, labels, time.perf_counter(), background=True)
+    started, release = threading.Event(), threading.Event()
+    evaluate = evaluator._evaluate
+
+    def held_evaluation(network, iteration):  # the first evaluation runs until the test lets it end
+        started.set()
+        release.wait()
+        return evaluate(network, iteration)
+
+    evaluator._evaluate = held_evaluation
+    third_submitted = threading.Event()
+
+    def submit_third():
+        evaluator.submit(network, 2)
+        third_submitted.set()
+
+    try:
+        evaluator.submit(network, 0)
+        assert started.wait(timeout=60)
+        evaluator.submit(network, 1)
+        assert evaluator.waiting() == 1
+        submitter = threading.Thread(target=submit_third)
+        submitter.start()
+        assert not third_submitted.wait(timeout=0.5)  # a second one would wait: the submit waits for room instead
+        assert evaluator.waiting() == 1
+    finally:
+        release.set()
+    assert third_submitted.wait(timeout=60)
+    submitter.join(timeout=60)
+    assert [result[0] for result in evaluator.finished(wait=True)] == [0, 1, 2]
+    evaluator.close()

@@ -371,3 +371,63 @@ def test_the_bar_falls_back_to_text_without_warning_where_ipywidgets_is_missing(
     forget_tqdm_auto(monkeypatch)
     with pytest.warns(TqdmWarning, match="IProgress not found"):  # what the trainer keeps from the notebook
         import tqdm.auto  # noqa: F401
+
+
+def slow_to_evaluate(rows=40_000):
+    """Blobs whose test set takes hundreds of iterations' time to evaluate: evaluations lag behind training."""
+    (x_train, t_train), (x_test, t_test) = blobs(60, seed=0), blobs(rows, seed=1)
+    return x_train, t_train, x_test, t_test
+
+
+def test_evaluations_after_every_iteration_queue_at_most_one_and_change_nothing(monkeypatch):
+    from sgdlab.training.evaluation import MAX_WAITING, Evaluator
+
+    waiting = []
+    submit = Evaluator.submit
+
+    def submit_and_count(evaluator, network, iteration):
+        submit(evaluator, network, iteration)
+        waiting.append(evaluator.waiting())
+
+    monkeypatch.setattr(Evaluator, "submit", submit_and_count)
+    data = slow_to_evaluate()
+    config = make_trainer(iters=60, eval_every=1, hidden_size=100).config
+    background = Trainer.from_config(config, 6, 3, background=True)
+    h_background = background.fit(*data)
+    assert len(waiting) == 61 and max(waiting) == MAX_WAITING  # the queue filled, and went no further
+    inline = Trainer.from_config(config, 6, 3, background=False)
+    h_inline = inline.fit(*data)
+    assert h_inline.loss == h_background.loss and h_inline.iteration == h_background.iteration == list(range(61))
+    assert h_inline.test_acc == h_background.test_acc
+    np.testing.assert_array_equal(inline.network.params["W2"], background.network.params["W2"])
+    assert not worker_threads()
+
+
+@pytest.fixture
+def sigterm_default():
+    """SIGTERM's default disposition, whatever the test was started with (nohup, a background job)."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_stop_with_evaluations_after_every_iteration_waits_for_no_backlog(sigterm_default):
+    import signal
+
+    from sgdlab.training.evaluation import MAX_WAITING
+
+    def stop_at_the_first_evaluation(history):
+        if len(history.iteration) == 1:
+            signal.raise_signal(signal.SIGTERM)  # held by the trainer, and acted on before the next iteration
+
+    trainer = make_trainer(iters=100_000, eval_every=1, hidden_size=100, background=True)
+    history = trainer.fit(*slow_to_evaluate(), on_evaluation=stop_at_the_first_evaluation)
+    # The first evaluation ends at most MAX_WAITING + 1 iterations after it was asked for: training went no further.
+    assert len(history.loss) <= MAX_WAITING + 1
+    assert history.stopped == f"interrupted by SIGTERM after iteration {len(history.loss)}"
+    assert history.iteration == list(range(len(history.loss) + 1))
+    assert not worker_threads()

@@ -7,6 +7,7 @@ releases the GIL inside its matrix products, so the two really run at once.
 """
 
 import time
+from concurrent.futures import FIRST_COMPLETED, wait
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from ..nn.functions import as_labels
 from ..workers import BackgroundWorker
 
 CHUNK_ROWS = 1000  # images per forward pass: their buffers stay in cache, and BLAS runs at full rate
+MAX_WAITING = 1  # evaluations queued behind the running one; a submit beyond waits for the running one to end
 
 
 def count_correct(network, x, labels):
@@ -44,6 +46,11 @@ class Evaluator:
     `val_acc` None without a `validation` set `(x, t)`. A result
     leaves the queue only as it is yielded, so one that a caller did not get
     to (interrupted by Ctrl-C, say) is still there the next time.
+
+    An evaluation can take longer than many iterations (`eval_every 1`), so
+    at most `MAX_WAITING` wait behind the running one: `submit` waits until
+    there is room. Each holds a copy of the weights, and a stop waits for
+    those queued; the bound keeps both small, and training paced to them.
     """
 
     def __init__(self, x_train, t_train, x_test, t_test, start, background, validation=None):
@@ -56,8 +63,15 @@ class Evaluator:
         self.last_submitted = None  # the iteration of the latest submit
 
     def submit(self, network, iteration):
+        """Evaluate a copy of `network`'s weights after `iteration` updates, once at most `MAX_WAITING` others wait."""
+        while len(unfinished := [future for future in self.pending if not future.done()]) > MAX_WAITING:
+            wait(unfinished[:1], return_when=FIRST_COMPLETED)  # the running one: one worker runs them in order
         self.pending.append(self.worker.submit(self._evaluate, network.copy(), iteration))
         self.last_submitted = iteration  # once it is there to be recorded
+
+    def waiting(self):
+        """How many submitted evaluations have not started yet."""
+        return sum(not future.running() and not future.done() for future in self.pending)
 
     def finished(self, wait=False):
         while self.pending and (wait or self.pending[0].done()):

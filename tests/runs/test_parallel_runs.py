@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from sgdlab.engine.threads import usable_cores
 from sgdlab.runs.parallel_runs import train_runs
 from sgdlab.training.config import TrainConfig
 
@@ -43,3 +44,103 @@ def test_ctrl_c_stops_the_running_runs_saves_them_and_skips_the_rest(tmp_path, d
         saved = json.loads((tmp_path / name / "history.json").read_text())
         assert saved["stopped"] == history.stopped and saved["loss"] == history.loss
     assert not (tmp_path / "momentum").exists()
+
+
+def wait_until_ended(pid, timeout=60):
+    """Whether process `pid` (not necessarily a child of this one) ended within `timeout` seconds: an event
+    waited on through its pidfd, which becomes readable when the process ends."""
+    import os
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
+
+
+def kill_all(process):
+    """SIGKILL `process` and the process group it leads (its own session), and reap it."""
+    import os
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=60)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "pidfd_open"), reason="waits on processes through pidfds (Linux)")
+def test_a_worker_ends_when_its_parent_is_killed_and_the_parent_pipe_alone_tells_it():
+    import subprocess
+    import sys
+
+    # A parent that starts a process which only watches the pipe from its parent (no Linux parent-death signal),
+    # says its pid, and waits to be killed.
+    script = ("import multiprocessing, signal\n"
+              "from sgdlab.runs.parallel_runs import exit_with_parent\n"
+              "child = multiprocessing.get_context('spawn').Process(target=exit_with_parent)\n"
+              "child.start()\n"
+              "print(child.pid, flush=True)\n"
+              "signal.pause()\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert not wait_until_ended(child, timeout=0.2)  # alive while its parent is
+        parent.kill()
+        parent.wait(timeout=60)
+        assert wait_until_ended(child)
+    finally:
+        kill_all(parent)
+
+
+def children(pid):
+    """The pids of process `pid`'s children, from /proc."""
+    from pathlib import Path
+
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+
+
+def command_line(pid):
+    from pathlib import Path
+
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "pidfd_open"), reason="waits on processes through pidfds (Linux)")
+@pytest.mark.skipif(usable_cores() < 2, reason="an experiment trains in worker processes when it has two cores")
+def test_killing_an_experiment_ends_its_workers_and_it_can_be_resumed(tmp_path, data_dir):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "experiment"
+    process = subprocess.Popen([sys.executable, "-m", "sgdlab", "experiment", "weight-init", "--iters", "1000",
+                                "--out", out, "--data-dir", data_dir, "--quiet"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        # An event: the first variant's first checkpoint (after an epoch) is written while its worker trains on.
+        first = None
+        while first is None and process.poll() is None:
+            first = next(iter(out.glob("*/checkpoint.npz")), None)
+            wait_until_ended(process.pid, timeout=0.05)  # wakes at once if the experiment ends
+        assert first is not None, process.stderr.read()
+        workers = [pid for pid in children(process.pid) if b"resource_tracker" not in command_line(pid)]
+        assert len(workers) == 2
+        process.kill()  # SIGKILL: the experiment has no time to stop its workers
+        process.wait(timeout=60)
+        assert all(wait_until_ended(pid) for pid in workers)
+    finally:
+        kill_all(process)
+    resumed = subprocess.run([sys.executable, "-m", "sgdlab", "experiment", "--resume", out, "--quiet"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert "stopped" not in summary
+    assert all(variant["iterations"] == 1000 for variant in summary["variants"].values())
+    assert not list(out.glob("*/.lock")) and os.path.exists(out / "weight-init.png")

@@ -12,11 +12,20 @@ Progress comes back through a queue. Ctrl-C (a KeyboardInterrupt in the
 caller) asks every running run to stop after its current iteration, as
 Ctrl-C stops `sgdlab train`: each is evaluated, saved and returned as
 stopped, and the runs not yet started are skipped.
+
+A worker ends with the process that started it, however that one ends (even
+by SIGKILL, which leaves it no time to stop them): a worker left training
+would hold its run folder's lock, and no `--resume` could continue it.
 """
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
 import queue
 import signal
+import sys
+import threading
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -25,6 +34,7 @@ from ..errors import SgdlabError, TrainingDiverged
 from ..interrupts import TERMINATION_SIGNALS, interrupts_deferred
 from .run import RunObserver, resume_run, train_run
 
+PARENT_GONE = 1  # a worker's exit status when it ends because its parent has
 PROGRESS_STEPS = 200  # progress reports per run, at most
 POLL_SECONDS = 0.1  # how often the caller relays progress while the workers train
 
@@ -106,6 +116,27 @@ def _start_worker(messages, stop):
     for signum in (signal.SIGINT, *TERMINATION_SIGNALS):  # they reach the caller, which asks the runs to stop
         signal.signal(signum, signal.SIG_IGN)
     _worker.update(send=messages.put, stop=stop)
+    _killed_with_parent()
+    threading.Thread(target=exit_with_parent, name="sgdlab-parent-watch", daemon=True).start()
+
+
+def _killed_with_parent():
+    """On Linux, have the kernel kill this process when its parent ends (prctl's PR_SET_PDEATHSIG): at once,
+    whatever it is doing. `exit_with_parent` does the same everywhere, a moment later."""
+    if not sys.platform.startswith("linux"):
+        return
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != multiprocessing.parent_process().pid:  # it ended before it could be asked
+        os._exit(PARENT_GONE)
+
+
+def exit_with_parent():
+    """Return never: wait until the parent process has ended, then end this one. The parent holds one end of a
+    pipe to each process it starts (multiprocessing's own), which reaches its end when the parent does."""
+    multiprocessing.parent_process().join()
+    os._exit(PARENT_GONE)
 
 
 def train_job(name, config, out, overwrite, data_dir, resume, send=None, background=False, loaded=None):

@@ -161,3 +161,27 @@ def test_a_variant_that_ended_before_its_only_evaluation_is_summarised_without_a
     figures = final_figures(History(iters_per_epoch=5, loss=[2.3, 2.5, 9.0], stopped="loss became nan at iteration 4"))
     assert figures == {"iterations": 3, "final_loss": pytest.approx(13.8 / 3), "train_acc": None, "test_acc": None,
                        "gap": None, "best_test_acc": None}
+
+
+def test_a_running_experiment_is_neither_replaced_nor_resumed_by_another(tmp_path, data_dir):
+    experiment = subset(experiments()["dropout"], "no-dropout")
+    out = tmp_path / "exp"
+    refusals = []
+
+    def another_experiment_meanwhile(variant, done, total):
+        if done == 2 and not refusals:  # while this one trains and holds its folder
+            stored = (out / "experiment.json").read_bytes()
+            for attempt in (lambda: run_experiment(experiment, out=out, length={"iters": 9}, data_dir=data_dir,
+                                                   overwrite=True, workers=1),
+                            lambda: resume_experiment(out, workers=1)):
+                with pytest.raises(ConfigError, match="being used by an experiment still running") as refused:
+                    attempt()
+                refusals.append(str(refused.value))
+            assert (out / "experiment.json").read_bytes() == stored  # refused before anything was replaced
+
+    _, summary = run_experiment(experiment, out=out, length={"iters": 5}, data_dir=data_dir, workers=1,
+                                progress=another_experiment_meanwhile)
+    assert len(refusals) == 2 and summary["variants"]["no-dropout"]["iterations"] == 5
+    assert not (out / ".lock").exists()
+    _, summary = run_experiment(experiment, out=out, length={"iters": 4}, data_dir=data_dir, overwrite=True, workers=1)
+    assert summary["variants"]["no-dropout"]["iterations"] == 4  # once it has ended, the folder is free again

@@ -296,3 +296,24 @@ def test_a_trial_that_cannot_go_on_stops_the_others_saved_before_the_error_is_sa
     assert rows[1]["status"] == "queued"
     run_sweep(out, workers=2)
     assert {row["status"] for row in read_results(out).values()} == {"finished"}
+
+
+def test_a_running_sweep_is_neither_replaced_nor_resumed_by_another(tmp_path, mnist_dir):
+    from sgdlab.errors import ConfigError
+
+    sweep = small_sweep(trials=2, settings={**SETTINGS, "epochs": 1})
+    out = new_sweep(sweep, tmp_path / "sweep", data_dir=mnist_dir)
+    refusals = []
+
+    def another_sweep_meanwhile(row):
+        if not refusals:  # the first trial has ended; the sweep runs on, holding its folder
+            for attempt in (lambda: new_sweep(sweep, out, overwrite=True), lambda: run_sweep(out, workers=1)):
+                with pytest.raises(ConfigError, match="being used by a sweep still running") as refused:
+                    attempt()
+                refusals.append(str(refused.value))
+            assert (trial_folder(out, sweep, row["trial"]) / "history.json").exists()  # nothing removed
+
+    rows, interrupted = run_sweep(out, workers=1, progress=another_sweep_meanwhile)
+    assert len(refusals) == 2 and not interrupted
+    assert [row["status"] for row in rows.values()] == ["finished", "finished"]
+    assert not (out / ".lock").exists()

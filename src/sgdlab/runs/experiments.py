@@ -29,7 +29,7 @@ from ..plots.charts import figure_class
 from ..training.config import TrainConfig
 from .parallel_runs import train_runs
 from .run import finished_history
-from .run_folder import check_writable_folder, new_run_dir
+from .run_folder import check_writable_folder, folder_lock, new_run_dir
 
 BOOK_OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # the four of optimizer_compare_mnist.py
 # The optimizer and weight-init scripts record the loss only: their variants are evaluated once, at the end.
@@ -39,6 +39,7 @@ OVERFITTING_NET = {"hidden_sizes": (100,) * 6, "activation": "relu", "weight_ini
                    "optimizer": "sgd", "lr": 0.01, "batch_size": 100}
 BATCH_NORM_SCALES = np.logspace(0, -4, num=16)  # batch_norm_test.py's weight scales
 EXPERIMENT_FILE = "experiment.json"
+EXPERIMENT_BUSY = "being used by an experiment still running: wait for it to end, or give another --out"
 
 
 @dataclass(frozen=True)
@@ -110,19 +111,21 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
         out = new_run_dir()
     out = Path(out)
     check_writable_folder(out)
-    for name, what in (("summary.json", "an experiment"), (EXPERIMENT_FILE, "an unfinished experiment")):
-        if (out / name).exists() and not overwrite:
-            resume = f", continue it with --resume {out}" if name == EXPERIMENT_FILE else ""
-            raise ConfigError(f"{out} already holds {what} ({name}): give another --out{resume}, or add "
-                              "--overwrite to replace it")
-    if overwrite:  # the earlier experiment's summary and figure must not pass for this one's
-        for name in ("summary.json", f"{experiment.name}.png", EXPERIMENT_FILE):
-            (out / name).unlink(missing_ok=True)
-    write_text_atomic(out / EXPERIMENT_FILE, json.dumps({**dataclasses.asdict(experiment), "seed": seed,
-                                                         "length": length, "data_dir": data_dir and str(data_dir)},
-                                                        indent=1) + "\n")
-    jobs = {variant: (config, out / variant, overwrite, data_dir, False) for variant, config in configs.items()}
-    return out, _train_and_summarise(experiment, out, seed, configs, jobs, {}, progress, workers)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, EXPERIMENT_BUSY):  # before an earlier experiment there is replaced
+        for name, what in (("summary.json", "an experiment"), (EXPERIMENT_FILE, "an unfinished experiment")):
+            if (out / name).exists() and not overwrite:
+                resume = f", continue it with --resume {out}" if name == EXPERIMENT_FILE else ""
+                raise ConfigError(f"{out} already holds {what} ({name}): give another --out{resume}, or add "
+                                  "--overwrite to replace it")
+        if overwrite:  # the earlier experiment's summary and figure must not pass for this one's
+            for name in ("summary.json", f"{experiment.name}.png", EXPERIMENT_FILE):
+                (out / name).unlink(missing_ok=True)
+        write_text_atomic(out / EXPERIMENT_FILE, json.dumps({**dataclasses.asdict(experiment), "seed": seed,
+                                                             "length": length, "data_dir": data_dir and str(data_dir)},
+                                                            indent=1) + "\n")
+        jobs = {variant: (config, out / variant, overwrite, data_dir, False) for variant, config in configs.items()}
+        return out, _train_and_summarise(experiment, out, seed, configs, jobs, {}, progress, workers)
 
 
 def resume_experiment(out, data_dir=None, progress=None, workers=None):
@@ -133,22 +136,23 @@ def resume_experiment(out, data_dir=None, progress=None, workers=None):
     if not (out / EXPERIMENT_FILE).exists():
         raise ConfigError(f"{out} holds no experiment to resume (no {EXPERIMENT_FILE}): give the folder of an "
                           "'sgdlab experiment'")
-    stored = read_json_object(out / EXPERIMENT_FILE, "experiment's settings")
-    try:
-        experiment = Experiment(*(stored[spec.name] for spec in dataclasses.fields(Experiment)))
-        seed, length = stored["seed"], stored["length"]
-        data_dir = data_dir if data_dir is not None else stored["data_dir"]
-        configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"{out / EXPERIMENT_FILE} is damaged ({exc}): it cannot be resumed") from None
-    finished, jobs = {}, {}
-    for variant, config in configs.items():
-        history = finished_history(out / variant)
-        if history is not None:
-            finished[variant] = history
-        else:  # interrupted or killed (it continues), or not started yet
-            jobs[variant] = (config, out / variant, False, data_dir, (out / variant / "config.json").exists())
-    return out, _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers)
+    with folder_lock(out, EXPERIMENT_BUSY):
+        stored = read_json_object(out / EXPERIMENT_FILE, "experiment's settings")
+        try:
+            experiment = Experiment(*(stored[spec.name] for spec in dataclasses.fields(Experiment)))
+            seed, length = stored["seed"], stored["length"]
+            data_dir = data_dir if data_dir is not None else stored["data_dir"]
+            configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"{out / EXPERIMENT_FILE} is damaged ({exc}): it cannot be resumed") from None
+        finished, jobs = {}, {}
+        for variant, config in configs.items():
+            history = finished_history(out / variant)
+            if history is not None:
+                finished[variant] = history
+            else:  # interrupted or killed (it continues), or not started yet
+                jobs[variant] = (config, out / variant, False, data_dir, (out / variant / "config.json").exists())
+        return out, _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers)
 
 
 def _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers):

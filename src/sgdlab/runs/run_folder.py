@@ -63,27 +63,11 @@ class RunFolder:
             write_text_atomic(self.path / "config.json", _settings_json(config, extra_settings))
             self.claimed = True
 
-    @contextlib.contextmanager
     def lock(self):
-        """While training: this process's, refused to any other (a lock the system drops with its holder, so
-        one left by a killed process blocks nothing)."""
-        try:
-            import fcntl
-        except ImportError:  # not on this system (Windows): no lock
-            yield
-            return
+        """While training: this process's, refused to any other."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / LOCK_NAME, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ConfigError(f"{self.path} is being trained by another process: wait for it to end (or give a "
-                                  "new run another --out)") from None
-            try:
-                yield
-            finally:  # a folder made read-only keeps it: harmless, as the lock is the open file's, not the file
-                with contextlib.suppress(OSError):
-                    (self.path / LOCK_NAME).unlink(missing_ok=True)
+        return folder_lock(self.path, "being trained by another process: wait for it to end (or give a new run "
+                                      "another --out)")
 
     def release(self):
         """Give the folder back, for a run that ends before it has anything to save."""
@@ -95,6 +79,30 @@ class RunFolder:
             (self.path / LOCK_NAME).unlink(missing_ok=True)  # a lock this process still holds goes with it
             with contextlib.suppress(OSError):  # only if empty
                 self.path.rmdir()
+
+
+@contextlib.contextmanager
+def folder_lock(path, busy):
+    """Within: the folder `path` is this process's, and refused with a `ConfigError` saying
+    it is `busy` to any other that asks: a run's, a sweep's or an experiment's, from before anything in it is
+    replaced until it has saved. The lock is one the system drops with its holder (flock on `path/.lock`), so
+    one left by a killed process blocks nothing."""
+    try:
+        import fcntl
+    except ImportError:  # not on this system (Windows): no lock
+        yield
+        return
+    path = Path(path)
+    with open(path / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{path} is {busy}") from None
+        try:
+            yield
+        finally:  # a folder made read-only keeps it: harmless, as the lock is the open file's, not the file
+            with contextlib.suppress(OSError):
+                (path / LOCK_NAME).unlink(missing_ok=True)
 
 
 def claim_run_folder(out, overwrite, config, extra_settings=None):

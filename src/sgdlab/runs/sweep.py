@@ -29,12 +29,13 @@ from ..interrupts import interrupts_deferred
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT
 from ..training.config import TrainConfig
 from .run import finished_history
-from .run_folder import check_writable_folder, new_run_dir
+from .run_folder import check_writable_folder, folder_lock, new_run_dir
 from .run_labels import short_value
 from .search_space import Search, check_searches, draw_trial, narrow
 from .trial_cluster import TrialSubmitter, trial_cluster, trial_outcome
 
 SWEEP_FILE = "sweep.json"
+SWEEP_BUSY = "being used by a sweep still running: wait for it to end, or give another --out"
 RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
 BEST_TRIALS_FIGURE, SEARCH_FIGURE = "best-trials.png", "search.png"
 OUTCOME_KEYS = ("val_acc", "train_acc", "test_acc", "seconds", "status", "worker")
@@ -133,24 +134,31 @@ def new_sweep(sweep, out=None, overwrite=False, data_dir=None):
     """Make the sweep's folder (`out`, default a new one under runs/) with its sweep.json; returns the folder."""
     out = Path(out) if out is not None else new_run_dir()
     check_writable_folder(out)
-    if (out / SWEEP_FILE).exists() and not overwrite:
-        raise ConfigError(f"{out} already holds a sweep ({SWEEP_FILE}): continue it with --resume {out}, give "
-                          "another --out, or add --overwrite to replace it")
-    if overwrite and (out / SWEEP_FILE).exists():  # the earlier sweep's results and trials must not pass for ours
-        for name in (RESULTS_CSV, RESULTS_JSON, BEST_TRIALS_FIGURE, SEARCH_FIGURE):
-            (out / name).unlink(missing_ok=True)
-        for folder in _trial_folders(out):
-            shutil.rmtree(folder)
-    write_text_atomic(out / SWEEP_FILE, json.dumps({**sweep.to_dict(), "data_dir": data_dir and str(data_dir)},
-                                                   indent=1) + "\n")
-    return out
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, SWEEP_BUSY):  # before an earlier sweep there is replaced
+        if (out / SWEEP_FILE).exists() and not overwrite:
+            raise ConfigError(f"{out} already holds a sweep ({SWEEP_FILE}): continue it with --resume {out}, give "
+                              "another --out, or add --overwrite to replace it")
+        if overwrite and (out / SWEEP_FILE).exists():  # the earlier sweep's results and trials must not pass for ours
+            for name in (RESULTS_CSV, RESULTS_JSON, BEST_TRIALS_FIGURE, SEARCH_FIGURE):
+                (out / name).unlink(missing_ok=True)
+            for folder in _trial_folders(out):
+                shutil.rmtree(folder)
+        write_text_atomic(out / SWEEP_FILE, json.dumps({**sweep.to_dict(), "data_dir": data_dir and str(data_dir)},
+                                                       indent=1) + "\n")
+        return out
+
+
+def _sweep_file(sweep_dir):
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.exists():
+        raise ConfigError(f"{sweep_dir} holds no sweep (no {SWEEP_FILE}): give the folder of an 'sgdlab sweep'")
+    return path
 
 
 def load_sweep(sweep_dir):
     """The `Sweep` in `sweep_dir` and the data folder it was started with."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.exists():
-        raise ConfigError(f"{sweep_dir} holds no sweep (no {SWEEP_FILE}): give the folder of an 'sgdlab sweep'")
+    path = _sweep_file(sweep_dir)
     stored = read_json_object(path, "sweep's settings")
     try:
         data_dir = stored.get("data_dir")
@@ -173,7 +181,14 @@ def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None
     failed (its workers lost too often) ends the sweep there, since the next
     round's ranges depend on it: resuming tries the trial again. `data`: what
     `load_mnist(normalize=False, data_dir=data_dir)` returns, if the caller has it.
+    The folder is locked meanwhile: no other process resumes or replaces it.
     """
+    _sweep_file(sweep_dir)  # a folder holding none is named, not locked
+    with folder_lock(sweep_dir, SWEEP_BUSY):
+        return _run_sweep(sweep_dir, data_dir, workers, scheduler, progress, data)
+
+
+def _run_sweep(sweep_dir, data_dir, workers, scheduler, progress, data):
     from ..data import load_mnist
     from ..engine.threads import usable_cores
 

@@ -1322,3 +1322,29 @@ def test_runs_killed_at_random_instants_and_resumed_equal_the_uninterrupted_run(
         for key in ("W1", "b1", "W2", "b2"):
             np.testing.assert_array_equal(a[key], b[key])
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == sorted(RUN_FILES - PLOTS)
+
+
+@pytest.mark.parametrize("command", [("train", "--iters", "1", "--hidden-size", "2000"),
+                                     ("gradcheck", "--hidden-size", "2000")])
+def test_a_net_too_large_for_the_memory_available_is_refused_in_one_line(capsys, data_dir, tmp_path, monkeypatch,
+                                                                         command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sgdlab.engine.threads.available_memory", lambda: 200 << 20)  # a small machine
+    code, out, err = run(capsys, *command, "--data-dir", data_dir)
+    dtype = "float32" if command[0] == "train" else "float64"
+    assert code == 2 and out == "" and re.fullmatch(
+        rf"sgdlab {command[0]}: error: a 784-2000-10 net in {dtype} would need about 0\.\d GB of memory, more than the "
+        r"0\.2 GB available: choose smaller hidden layers\n", err), err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_more_sweep_workers_than_cores_are_refused(capsys, data_dir, tmp_path):
+    from sgdlab.engine.threads import usable_cores
+
+    cores = usable_cores()
+    code, _, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--train-size", "300", "--validation", "0.2",
+                       "--hidden-size", "10", "--iters", "3", "--trials", "1", "--workers", cores + 1,
+                       "--out", tmp_path / "sweep", "--data-dir", data_dir)
+    assert code == 2 and err == (f"sgdlab sweep: error: --workers {cores + 1} is more than the {cores} cores this "
+                                 f"process may use (each worker keeps one busy): give --workers {cores} or fewer\n")
+    assert not (tmp_path / "sweep").exists()

@@ -185,3 +185,16 @@ def test_a_running_experiment_is_neither_replaced_nor_resumed_by_another(tmp_pat
     assert not (out / ".lock").exists()
     _, summary = run_experiment(experiment, out=out, length={"iters": 4}, data_dir=data_dir, overwrite=True, workers=1)
     assert summary["variants"]["no-dropout"]["iterations"] == 4  # once it has ended, the folder is free again
+
+
+def test_an_experiment_this_machine_has_no_room_for_is_refused_before_it_starts(tmp_path, monkeypatch):
+    from sgdlab.engine.threads import usable_cores
+
+    experiment = experiments()["weight-init"]
+    with pytest.raises(ConfigError, match=f"workers {usable_cores() + 1} is more than the {usable_cores()} cores"):
+        run_experiment(experiment, out=tmp_path / "exp", workers=usable_cores() + 1)
+    monkeypatch.setattr("sgdlab.engine.threads.available_memory", lambda: 500 << 20)
+    with pytest.raises(ConfigError, match="a 784-100-100-100-100-10 net in float32, 2 trained side by side, would "
+                                          "need about 0.6 GB of memory, more than the 0.5 GB available"):
+        run_experiment(experiment, out=tmp_path / "exp", workers=2)
+    assert not (tmp_path / "exp").exists()

@@ -158,3 +158,67 @@ def test_submodules_are_reachable_from_the_package():
     assert "TwoLayerNet" in dir(sgdlab)
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         sgdlab.nonexistent
+
+
+@pytest.fixture
+def memory_available(monkeypatch):
+    """`memory_available(bytes)`: this machine seems to have that much memory available, whatever it has."""
+    def set_available(size):
+        monkeypatch.setattr("sgdlab.engine.threads.available_memory", lambda: size)
+
+    return set_available
+
+
+@pytest.mark.parametrize("settings", [{}, {"hidden_sizes": (300, 200), "batch_norm": True, "dtype": "float64"}])
+def test_a_runs_memory_is_estimated_from_every_parameter_it_copies(settings):
+    from sgdlab.training.config import PARAMETER_COPIES, RUN_OVERHEAD_BYTES
+
+    config = TrainConfig(**settings)
+    network = config.make_network(784, 10, rng=0)
+    parameters = sum(array.nbytes for array in (*network.params.values(), *network.running_statistics.values()))
+    needed = config.memory_needed(784, 10)
+    assert PARAMETER_COPIES * parameters + RUN_OVERHEAD_BYTES < needed < 2 * PARAMETER_COPIES * parameters + \
+        RUN_OVERHEAD_BYTES + (1 << 30)
+
+
+def test_a_net_that_cannot_fit_in_memory_is_refused_before_it_is_allocated(memory_available, monkeypatch):
+    memory_available(1 << 30)
+    config = TrainConfig(hidden_sizes=(1_000_000,))
+    monkeypatch.setattr("sgdlab.nn.network.TwoLayerNet.__init__", None)  # never reached
+    monkeypatch.setattr("sgdlab.nn.network.MultiLayerNet.__init__", None)
+    with pytest.raises(ConfigError) as refused:
+        config.make_network(784, 10, rng=0)
+    assert str(refused.value) == ("a 784-1000000-10 net in float32 would need about 30.0 GB of memory, more than "
+                                  "the 1.0 GB available: choose smaller hidden layers")
+    config = TrainConfig(hidden_size=100)
+    with pytest.raises(ConfigError, match=r"a 784-100-10 net in float32, 5 trained side by side, would need about "
+                                          r"1\.\d GB of memory, more than the 1\.0 GB available: choose smaller hidden "
+                                          r"layers or fewer workers"):
+        config.check_memory(784, 10, runs=5)
+    config.check_memory(784, 10, runs=2)
+
+
+def test_a_history_larger_than_sgdlab_reads_back_is_refused_up_front():
+    from sgdlab.fileio import MAX_JSON_BYTES
+    from sgdlab.training.history import largest_json_size
+
+    most = MAX_JSON_BYTES // largest_json_size(1, 0)
+    TrainConfig(iters=most)
+    with pytest.raises(ConfigError, match=f"{most + 1} iterations make a history larger than the 256 MB sgdlab "
+                                          f"reads back: train for at most about {most} iterations"):
+        TrainConfig(iters=most + 1)
+    with pytest.raises(ConfigError, match="2000000 iterations with 2000000 evaluations make a history larger"):
+        TrainConfig(iters=2_000_000, eval_every=1)
+    with pytest.raises(ConfigError, match="60000000 iterations with 100002 evaluations"):
+        TrainConfig(epochs=100_000, batch_size=100).checked_data_rows(60_000)  # epochs are counted with the data
+
+
+def test_a_history_is_never_larger_than_its_bound(tmp_path):
+    from sgdlab.training.history import History, largest_json_size
+
+    widest = -1.2345678901234567e-308  # the longest repr a float has
+    history = History(iters_per_epoch=1, loss=[widest] * 1000)
+    for iteration in range(100):
+        history.record_evaluation(iteration, widest, widest, widest, widest)
+    history.save(tmp_path / "history.json")
+    assert (tmp_path / "history.json").stat().st_size <= largest_json_size(1000, 100) + 1000  # + its keys

@@ -80,7 +80,8 @@ def run(args):
     else:
         sweep = _sweep_from_args(args)
         data = load_mnist(normalize=False, data_dir=args.data_dir)
-        sweep.check_data(len(data[0][0]))  # before the sweep's folder is made (or an earlier one replaced)
+        # before the sweep's folder is made (or an earlier one replaced)
+        sweep.check_data(len(data[0][0]), None if args.scheduler else args.workers or usable_cores())
         if args.scheduler is not None:
             connect(args.scheduler).close()
         out = new_sweep(sweep, args.out, args.overwrite, args.data_dir)

@@ -1,8 +1,13 @@
-"""The cores and BLAS threads the fast paths run on."""
+"""The cores, BLAS threads and memory the fast paths run on."""
 
 import os
+from pathlib import Path
 
 from threadpoolctl import threadpool_limits
+
+from ..errors import ConfigError
+
+GB = 1 << 30
 
 
 def usable_cores():
@@ -17,3 +22,51 @@ def one_blas_thread():
     neither on the core count nor on what runs on the second core.
     """
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def available_memory():
+    """Bytes this process may still allocate without swapping: Linux's MemAvailable, within its cgroup's limit
+    (a container's); elsewhere the free physical memory; None where neither is known."""
+    known = [room for room in (_meminfo_available(), _cgroup_room()) if room is not None]
+    if not known:
+        try:
+            known = [os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+        except (AttributeError, ValueError, OSError):
+            return None
+    return max(min(known), 0)
+
+
+def _meminfo_available():
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _cgroup_room():
+    """What this process's cgroup (v2) may still use, or None without a limit."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+
+
+def check_workers(workers, what="--workers"):
+    """Refuse more worker processes than this process has cores for, in one line."""
+    cores = usable_cores()
+    if workers > cores:
+        raise ConfigError(f"{what} {workers} is more than the {cores} cores this process may use (each worker "
+                          f"keeps one busy): give {what} {cores} or fewer")
+
+
+def check_memory(needed, what, fix):
+    """Refuse `what`, needing about `needed` bytes, when this machine has less memory available, before any of
+    it is allocated: one line naming the estimate, the memory available and `fix`."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ConfigError(f"{what} would need about {needed / GB:.1f} GB of memory, more than the "
+                          f"{available / GB:.1f} GB available: {fix}")

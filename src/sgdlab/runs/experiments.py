@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.threads import usable_cores
+from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+from ..engine.threads import check_workers, usable_cores
 from ..errors import ConfigError
 from ..fileio import read_json_object, write_text_atomic
 from ..nn.optimizers import OPTIMIZERS
@@ -107,6 +108,7 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
     names those that did not.
     """
     configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}  # all checked
+    _check_room(configs, workers)
     if out is None:
         out = new_run_dir()
     out = Path(out)
@@ -145,6 +147,7 @@ def resume_experiment(out, data_dir=None, progress=None, workers=None):
             configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ConfigError(f"{out / EXPERIMENT_FILE} is damaged ({exc}): it cannot be resumed") from None
+        _check_room(configs, workers)
         finished, jobs = {}, {}
         for variant, config in configs.items():
             history = finished_history(out / variant)
@@ -153,6 +156,15 @@ def resume_experiment(out, data_dir=None, progress=None, workers=None):
             else:  # interrupted or killed (it continues), or not started yet
                 jobs[variant] = (config, out / variant, False, data_dir, (out / variant / "config.json").exists())
         return out, _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers)
+
+
+def _check_room(configs, workers):
+    """Refuse, before any variant starts, an experiment whose variants this machine has not the cores or the
+    memory to train `workers` (default: one per core) at a time."""
+    workers = workers or usable_cores()
+    check_workers(workers, "workers")
+    for config in configs.values():
+        config.check_memory(IMAGE_PIXELS, NUM_CLASSES, runs=min(workers, len(configs)))
 
 
 def _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
 from ..errors import ConfigError
 from ..ranges import check_choice
 from ..training.config import TrainConfig
@@ -117,11 +118,12 @@ def parse_search(text):
     return Search(name, kind, low, high)
 
 
-def check_searches(searches, fixed, train_images=None):
+def check_searches(searches, fixed, train_images=None, runs=1):
     """Refuse a sweep whose searches repeat a setting or contradict the fixed settings (`fixed`, a dict of
     TrainConfig fields), by building now a trial at every combination of the ranges' ends and the choices
     (the settings' limits are ranges, so a trial inside passes if those at the corners do); with
-    `train_images`, also one that could not train on that many images."""
+    `train_images`, also one that could not train on that many images, or not with `runs` trials side by
+    side in this machine's memory."""
     names = [search.name for search in searches]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -140,6 +142,7 @@ def check_searches(searches, fixed, train_images=None):
             config = TrainConfig(**fixed, **dict(zip(names, corner)))
             if train_images is not None:
                 config.checked_data_rows(train_images)
+                config.check_memory(IMAGE_PIXELS, NUM_CLASSES, runs)
         except ConfigError as exc:
             raise ConfigError(f"a trial of this sweep would be refused: {exc}") from None
 

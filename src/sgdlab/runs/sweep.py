@@ -23,6 +23,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ..engine.threads import check_workers
 from ..errors import ConfigError, SgdlabError
 from ..fileio import read_json_object, write_text_atomic
 from ..interrupts import interrupts_deferred
@@ -78,9 +79,12 @@ class Sweep:
     def trial_numbers(self, round_):
         return range(round_ * self.trials, (round_ + 1) * self.trials)
 
-    def check_data(self, train_images):
-        """Refuse now a sweep some trial of which could not train on the `train_images` training images."""
-        check_searches(self.searches, self.settings, train_images)
+    def check_data(self, train_images, workers=1):
+        """Refuse now a sweep some trial of which could not train on the `train_images` training images, or not
+        with `workers` trials side by side here (None: on a cluster, whose machines are its own)."""
+        if workers is not None:
+            check_workers(workers)
+        check_searches(self.searches, self.settings, train_images, workers or 1)
 
     def trial_config(self, searches, trial):
         """The TrainConfig of trial number `trial`, drawn from `searches` (its round's)."""
@@ -195,7 +199,7 @@ def _run_sweep(sweep_dir, data_dir, workers, scheduler, progress, data):
     sweep, stored_data_dir = load_sweep(sweep_dir)
     data_dir = data_dir if data_dir is not None else stored_data_dir
     (x_train, t_train), test = data or load_mnist(normalize=False, data_dir=data_dir)
-    sweep.check_data(len(x_train))
+    sweep.check_data(len(x_train), workers if scheduler is None else None)
     progress = progress or (lambda row: None)
     previous = _stored_rows(sweep_dir)  # where the trials that ended ran
     rows = {}

@@ -11,9 +11,11 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..fileio import MAX_JSON_BYTES
 from ..nn.activations import activation_names
 from ..nn.init import check_weight_init, parse_weight_init
 from ..nn.optimizers import OPTIMIZERS
+from .history import largest_json_size
 from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice,
                       check_flag, check_widths, parse_widths)
 
@@ -22,6 +24,11 @@ CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (
 GRAD_METHODS = ("backprop", "numerical")
 DTYPES = ("float32", "float64")
 SAMPLING_METHODS = ("random", "epoch")
+# What a run holds as large as its parameters: the weights, their gradients, the optimizer's slots (two at most),
+# the snapshots of the evaluation running and the one waiting, and of a checkpoint being written.
+PARAMETER_COPIES = 7
+STEP_COPIES = 4  # per unit and sample of a batch: the forward outputs, the backward buffers, masks and workspaces
+RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gathered ahead
 # The settings that are optimizers' hyperparameters -> the keyword an optimizer takes each by: the only way a
 # setting reaches an optimizer. A setting given for an optimizer that takes no such keyword is refused; an
 # optimizer's keyword that is not here keeps the optimizer's default whatever the settings hold (weight_decay
@@ -121,6 +128,8 @@ class TrainConfig:
                 raise ConfigError(f"{setting_name} is a setting of the {takers} optimizers, not of "
                                   f"{self.optimizer}: choose one of them as the optimizer, or leave {setting_name} "
                                   "out")
+        if self.iters is not None:
+            self.check_history_fits(self.iters, self.iters // self.eval_every if self.eval_every else 0)
         if self.grad == "numerical" and self.network_dtype != "float64":
             raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
                               "drown in rounding error; use dtype float64 (the default for numerical gradients)")
@@ -159,7 +168,42 @@ class TrainConfig:
             note = f", {held_out} more held out for validation" if held_out else ""
             raise ConfigError(f"batch size {self.batch_size} is larger than the training set "
                               f"({trained} samples{note}): choose a batch size of at most {trained}")
+        iterations, per_epoch = self.iterations(trained), math.ceil(trained / self.batch_size)
+        self.check_history_fits(iterations, iterations // (self.evaluation_interval(per_epoch) or iterations) + 2)
         return trained, held_out
+
+    def check_history_fits(self, iterations, evaluations):
+        """Refuse a run whose history.json could grow past what sgdlab reads back (`MAX_JSON_BYTES`)."""
+        if largest_json_size(iterations, evaluations) > MAX_JSON_BYTES:
+            most = MAX_JSON_BYTES // largest_json_size(1, 0)
+            evaluated = f" with {evaluations} evaluations" if evaluations else ""
+            raise ConfigError(f"{iterations} iterations{evaluated} make a history larger than the "
+                              f"{MAX_JSON_BYTES >> 20} MB sgdlab reads back: train for at most about {most} iterations, "
+                              "or evaluate less often (--eval-every)")
+
+    def memory_needed(self, input_size, output_size):
+        """About how many bytes a run of these settings takes, estimated from the network's size before any
+        of it is allocated: its parameters' copies, a batch's and an evaluation chunk's activations, and the
+        rest of the process."""
+        from .evaluation import CHUNK_ROWS
+
+        widths = (input_size, *(self.hidden_sizes or (self.hidden_size,)), output_size)
+        parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(widths, widths[1:]))
+        if self.batch_norm:
+            parameters += 4 * sum(widths[1:-1])  # gamma, beta and the running mean and variance
+        itemsize = 8 if self.network_dtype == "float64" else 4
+        activations = (STEP_COPIES * self.batch_size + 2 * CHUNK_ROWS) * sum(widths)
+        return (PARAMETER_COPIES * parameters + activations) * itemsize + RUN_OVERHEAD_BYTES
+
+    def check_memory(self, input_size, output_size, runs=1):
+        """Refuse, before allocating, settings that `runs` runs side by side (one by default) need more memory for
+        than this machine has available, in one line naming the estimate and the limit."""
+        from ..engine.threads import check_memory
+
+        widths = "-".join(map(str, (input_size, *(self.hidden_sizes or (self.hidden_size,)), output_size)))
+        what = f"a {widths} net in {self.network_dtype}" + (f", {runs} trained side by side," if runs > 1 else "")
+        check_memory(runs * self.memory_needed(input_size, output_size), what,
+                     "choose smaller hidden layers" + (" or fewer workers" if runs > 1 else ""))
 
     def iterations(self, train_rows):
         """The updates the run makes on `train_rows` images: `iters`, else `epochs` full epochs, else chapter 4's."""
@@ -178,6 +222,7 @@ class TrainConfig:
         for one hidden layer, a MultiLayerNet for more."""
         from ..nn.network import MultiLayerNet, TwoLayerNet
 
+        self.check_memory(input_size, output_size)
         options = {"weight_init_std": self.weight_init_std, "activation": self.activation, "rng": rng,
                    "dtype": self.network_dtype, "weight_decay_lambda": self.weight_decay,
                    "use_dropout": self.dropout > 0, "use_batchnorm": self.batch_norm}

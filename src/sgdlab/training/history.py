@@ -27,8 +27,16 @@ from ..errors import SgdlabError
 from ..fileio import read_json_object, write_text_atomic
 
 EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
+# The most a number takes in history.json: its indent, 24 characters (-1.2345678901234567e-308) and ",\n".
+ENTRY_BYTES = 2 + 24 + 2
 INTERRUPTED = "interrupted"  # how `stopped` begins for a run stopped by Ctrl-C or a request to stop
 # What `History.plot` draws with, named rather than imported: the drawing is the plots layer's, above this one.
+
+
+def largest_json_size(iterations, evaluations):
+    """The most bytes history.json takes for a run of `iterations` with `evaluations` (its lists; the rest is
+    a few hundred bytes)."""
+    return (iterations + evaluations * (len(EVALUATION_KEYS) + 1)) * ENTRY_BYTES  # + 1: val_acc
 
 
 @dataclass

@@ -26,6 +26,7 @@ from ..ranges import POSITIVE_NUMBER
 from .config import TrainConfig
 from .evaluation import Evaluator
 from .history import EVALUATION_KEYS, INTERRUPTED, History
+from .schedule import Schedule
 from .state import TrainingState
 
 
@@ -142,10 +143,10 @@ class Trainer:
         x_train, t_train, validation = self.split(x_train[:rows], t_train[:rows], held_out, holdout_rng)
         sampler = BatchSampler(train_size, config.batch_size, config.sampling, sampling_rng)
         self.history = History(iters_per_epoch=math.ceil(train_size / config.batch_size))
-        self.iterations = config.iterations(train_size)
+        schedule = self._schedule = Schedule.of(config, train_size, self.history.iters_per_epoch, checkpoint_every,
+                                                on_checkpoint is not None)
+        self.iterations = schedule.iterations
         self._sampler, self._on_checkpoint, self._checkpoints, self._checkpointed = sampler, on_checkpoint, {}, None
-        interval = config.evaluation_interval(self.history.iters_per_epoch)
-        self._checkpoint_interval = checkpoint_every or interval or self.history.iters_per_epoch
         start = time.perf_counter()
         if resume is not None:
             resume.restore(self, sampler)
@@ -162,7 +163,7 @@ class Trainer:
                 contextlib.closing(evaluator), \
                 progress_shown(progress, self.iterations, done, on_iteration, on_evaluation) as callbacks:
             on_iteration, on_evaluation = callbacks
-            if interval and resume is None:
+            if schedule.evaluates_first and resume is None:
                 self._submit(evaluator, 0)
                 self._record(evaluator, on_evaluation)
             try:
@@ -170,7 +171,7 @@ class Trainer:
             except KeyboardInterrupt as exc:
                 by = f" by {exc.args[0]}" if exc.args else ""  # the signal, when one was held
                 self.history.stopped = f"{INTERRUPTED}{by} after iteration {len(self.history.loss)}"
-                self._checkpoint_where_stopped(evaluator, on_evaluation, interval)
+                self._checkpoint_where_stopped(evaluator, on_evaluation)
             ended = len(self.history.loss)
             if evaluator.last_submitted != ended and self.history.iteration[-1:] != [ended]:
                 evaluator.submit(self.network, ended)  # off schedule: not in any checkpoint
@@ -180,8 +181,7 @@ class Trainer:
     def _submit(self, evaluator, iteration):
         """Start the scheduled evaluation after `iteration` updates, and note the state to checkpoint with it
         (when checkpoints follow the evaluations)."""
-        interval = self.config.evaluation_interval(self.history.iters_per_epoch)
-        if self._on_checkpoint is not None and self._checkpoint_interval == interval:
+        if self._schedule.checkpoints_with_evaluations:
             self._checkpoints[iteration] = TrainingState.capture(self, self._sampler, iteration)
         evaluator.submit(self.network, iteration)
 
@@ -197,14 +197,14 @@ class Trainer:
         state.history = History.from_dict({**self.history.to_dict(), "loss": state.history.loss, "stopped": None})
         self._write_checkpoint(state)
 
-    def _checkpoint_where_stopped(self, evaluator, on_evaluation, interval):
+    def _checkpoint_where_stopped(self, evaluator, on_evaluation):
         """After Ctrl-C: the state where the run stopped, with the evaluations made on schedule (one due
         there is made now), so that a continuation records what the uninterrupted run would have."""
         stopped_at = len(self.history.loss)
-        if interval and stopped_at % interval == 0 and evaluator.last_submitted != stopped_at:
+        if self._schedule.evaluation_due(stopped_at) and evaluator.last_submitted != stopped_at:
             self._submit(evaluator, stopped_at)
         self._record(evaluator, on_evaluation, wait=True)
-        if self._on_checkpoint is not None and self._checkpointed != stopped_at:
+        if self._schedule.checkpoints and self._checkpointed != stopped_at:
             state = TrainingState.capture(self, self._sampler, stopped_at)
             state.history = History.from_dict({**self.history.to_dict(), "stopped": None})
             self._write_checkpoint(state)
@@ -212,8 +212,7 @@ class Trainer:
     def _train(self, batches, done, labels, evaluator, on_iteration, on_evaluation, pending):
         """The iterations after the first `done`: one update per batch, an evaluation submitted after each full
         epoch (or `eval_every` iterations); a signal `pending()` reports stops them before the next one."""
-        history, compute_gradient = self.history, self._gradient_method()
-        interval = self.config.evaluation_interval(history.iters_per_epoch)
+        history, schedule, compute_gradient = self.history, self._schedule, self._gradient_method()
         for iteration, (batch, x) in enumerate(batches, start=done + 1):
             if (signal_name := pending()) is not None:
                 raise KeyboardInterrupt(signal_name)
@@ -227,11 +226,10 @@ class Trainer:
             history.loss.append(float(loss))
             if on_iteration is not None:
                 on_iteration(iteration, loss)
-            if interval and iteration % interval == 0 and iteration != self.iterations:
+            if schedule.evaluates_after(iteration):
                 self._submit(evaluator, iteration)
             self._record(evaluator, on_evaluation)
-            if (self._on_checkpoint is not None and iteration % self._checkpoint_interval == 0
-                    and self._checkpoint_interval != interval and iteration != self.iterations):
+            if schedule.checkpoints_alone_after(iteration):
                 self._checkpoint_now(evaluator, on_evaluation, iteration)
 
     def _take_lr_request(self):

@@ -103,7 +103,8 @@ def children(pid):
     """The pids of process `pid`'s children, from /proc."""
     from pathlib import Path
 
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def command_line(pid):

@@ -7,7 +7,8 @@ from sgdlab.training.schedule import Schedule
 def scheduled(schedule):
     """(iterations followed by a scheduled evaluation, those followed by a checkpoint of their own)."""
     steps = range(1, schedule.iterations + 1)
-    return ([i for i in steps if schedule.evaluates_after(i)], [i for i in steps if schedule.checkpoints_alone_after(i)])
+    return ([i for i in steps if schedule.evaluates_after(i)],
+            [i for i in steps if schedule.checkpoints_alone_after(i)])
 
 
 def test_evaluations_every_epoch_carry_the_checkpoints():

@@ -15,9 +15,9 @@ from ..fileio import MAX_JSON_BYTES
 from ..nn.activations import activation_names
 from ..nn.init import check_weight_init, parse_weight_init
 from ..nn.optimizers import OPTIMIZERS
-from .history import largest_json_size
 from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice,
                       check_flag, check_widths, parse_widths)
+from .history import largest_json_size
 
 CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
 CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
@@ -178,8 +178,8 @@ class TrainConfig:
             most = MAX_JSON_BYTES // largest_json_size(1, 0)
             evaluated = f" with {evaluations} evaluations" if evaluations else ""
             raise ConfigError(f"{iterations} iterations{evaluated} make a history larger than the "
-                              f"{MAX_JSON_BYTES >> 20} MB sgdlab reads back: train for at most about {most} iterations, "
-                              "or evaluate less often (--eval-every)")
+                              f"{MAX_JSON_BYTES >> 20} MB sgdlab reads back: train for at most about {most} "
+                              "iterations, or evaluate less often (--eval-every)")
 
     def memory_needed(self, input_size, output_size):
         """About how many bytes a run of these settings takes, estimated from the network's size before any

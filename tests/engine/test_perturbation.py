@@ -176,36 +176,60 @@ def test_a_nudge_that_crosses_a_later_kink_is_recomputed(monkeypatch):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_closed_form_after_batch_norm_equals_recomputing_every_nudge(seed):
+@pytest.mark.parametrize("size", [1e-4, 0.3])  # 0.3: many units of the next layer change sign
+def test_the_closed_form_after_batch_norm_equals_recomputing_every_nudge(seed, size):
     rng = np.random.default_rng(seed)
     network = MultiLayerNet(12, [6, 5], 4, "relu", weight_init_std=0.5, rng=rng, use_batchnorm=True,
                             use_dropout=True, dropout_ratio=0.3)
     for key in ("gamma1", "beta1", "gamma2", "beta2"):
         network.params[key] = network.params[key] + 0.3 * rng.standard_normal(network.params[key].shape)
     x, t = mnist_like_batch(rng, 9, 12, 4)
-    forward = perturbation.CachedForward(network, x, t)
+    forward = perturbation.CachedForward(network, x, t, find_kinks=True)
     closed = perturbation._coupled_difference(forward, 0)
     assert type(closed) is perturbation.RenormalizedDifference
     recomputed = perturbation.CoupledDifference(forward, 0)
     units = np.repeat(np.arange(6), 3)
-    shifts = 1e-4 * rng.random((len(units), 9))
+    shifts = size * rng.random((len(units), 9))
     for before_normalising in (True, False):
-        np.testing.assert_allclose(closed(units, shifts, before_normalising),
-                                   recomputed(units, shifts, before_normalising), rtol=1e-9, atol=1e-17)
+        closed_losses, closed_kinks = closed(units, shifts, before_normalising)
+        losses, kinks = recomputed(units, shifts, before_normalising)
+        np.testing.assert_allclose(closed_losses, losses, rtol=1e-9, atol=1e-17)
+        np.testing.assert_array_equal(closed_kinks, kinks)
+        assert np.any(kinks) == (size > 0.01)
 
 
-def test_a_nudge_that_could_cross_a_kink_after_batch_norm_is_recomputed(monkeypatch):
+def test_a_nudge_that_crosses_a_kink_after_batch_norm_is_exact_and_found():
     rng = np.random.default_rng(13)
     network = MultiLayerNet(12, [5, 4], 4, "relu", weight_init_std=0.5, rng=rng, use_batchnorm=True)
     x, t = mnist_like_batch(rng, 9, 12, 4)
     y2 = hidden_pre_activations(network, x)[1]
     network.params["beta2"][1] -= y2[3, 1] - 1e-7  # unit 1 of layer 2 sits 1e-7 above its kink for sample 3
-    recomputed = []
-    losses_after = perturbation.CoupledDifference._losses_after
-    monkeypatch.setattr(perturbation.CoupledDifference, "_losses_after",
-                        lambda self, units, moved: recomputed.append(type(self)) or losses_after(self, units, moved))
     assert_agrees_with_textbook(network, x, t, agreement=1e-8)
-    assert perturbation.RenormalizedDifference in recomputed
+    _, _, kinks = perturbation.central_differences(network, x, t, find_kinks=True)
+    assert kinks["beta2"].tolist() == [False, True, False, False]  # beta2[1] moves that unit by h, past 0
+    assert 0 < np.count_nonzero(kinks["W1"]) < kinks["W1"].size  # what moves it enough, and nothing else
+    assert not np.any(kinks["W3"])  # nothing after the scores has a kink
+
+
+def test_kinks_are_the_nudges_that_change_a_relu_input_sign():
+    """Every entry's nudge by +-h, made on a copy and run forward: its kinks are where some relu input
+    changes sign (or leaves 0), the same entries `central_differences` names."""
+    rng = np.random.default_rng(15)
+    network = MultiLayerNet(6, [4, 3], 3, "relu", weight_init_std=0.5, rng=rng)
+    x, t = mnist_like_batch(rng, 5, 6, 3)
+    h = 0.05  # large enough that some nudges cross
+    _, _, kinks = perturbation.central_differences(network, x, t, h, find_kinks=True)
+    signs = [np.sign(y) for y in hidden_pre_activations(network, x)]
+    for key, param in network.params.items():
+        expected = np.zeros(param.shape, bool)
+        for index in np.ndindex(param.shape):
+            for e in (h, -h):
+                nudged = network.copy()
+                nudged.params[key][index] += e
+                moved = [np.sign(y) for y in hidden_pre_activations(nudged, x)]
+                expected[index] |= any(np.any(a != b) for a, b in zip(signs, moved))
+        np.testing.assert_array_equal(kinks[key], expected, err_msg=key)
+    assert np.any(kinks["W1"]) and not np.all(kinks["W1"])
 
 
 def test_batch_norm_falls_back_to_recomputing_when_the_series_would_be_long(monkeypatch):

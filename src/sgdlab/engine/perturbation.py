@@ -87,32 +87,64 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2, f
     of batch norm stay as they are, unless `follow_statistics` (a training
     step) moves them by this batch's once, as a backpropagation step does.
     """
+    loss, grads, _ = central_differences(network, x, t, h, use_series=use_series, workers=workers,
+                                         follow_statistics=follow_statistics)
+    return loss, grads
+
+
+def central_differences(network, x, t, h=1e-4, find_kinks=False, use_series=True, workers=2,
+                        follow_statistics=False):
+    """(loss, grads, kinks): `numerical_gradient_fast`'s loss and gradient, with a step per layer if asked,
+    and the nudges that straddle a kink.
+
+    `h` is one step for every parameter, or a sequence of one step per layer
+    (its W, b, gamma and beta). With `find_kinks`, `kinks` maps each
+    parameter to booleans of its shape: True where nudging the entry by +h or
+    -h takes some unit of a piecewise-linear activation (relu) of some sample
+    off the linear piece it is on, so that the central difference there spans
+    a jump of the slope and is no derivative. Every path below finds them
+    exactly, from each piece's reach (`Activation.linear_pieces`). `kinks` is
+    None without `find_kinks`, or for a curved activation (it has no kinks).
+    """
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    forward = CachedForward(network, x, t)
+    forward = CachedForward(network, x, t, find_kinks)
     num_layers = len(forward.weights)
-    grads = {}
+    steps = [float(h)] * num_layers if np.ndim(h) == 0 else [float(step) for step in h]
+    if len(steps) != num_layers:
+        raise ValueError(f"{len(steps)} steps for a network of {num_layers} layers")
+    grads, kinks = {}, None if forward.reaches is None else {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for k in range(num_layers):
+        for k, step in enumerate(steps):
             if k < num_layers - 1 and forward.batch_norm:
-                layer_grads = _coupled_layer_gradient(pool, workers, forward, k, h)
+                layer_grads, layer_kinks = _coupled_layer_gradient(pool, forward, k, step)
             else:
                 if k == num_layers - 1:
                     difference = LastLayerDifference(forward)
                 elif use_series:
-                    difference = SeriesDifference.or_recomputed(forward, k, h)
+                    difference = SeriesDifference.or_recomputed(forward, k, step)
                 else:
                     difference = RecomputedDifference(forward, k)
-                layer_grads = _layer_gradient(pool, workers, forward.inputs[k], forward.weights[k].shape[1],
-                                              difference, h)
+                layer_grads, layer_kinks = _layer_gradient(pool, workers, forward.inputs[k],
+                                                           forward.weights[k].shape[1], difference, step)
             if network.weight_decay_lambda:
-                layer_grads[0] += _weight_decay_difference(forward.weights[k], network.weight_decay_lambda, h)
-            for name, grad in zip(("W", "b", "gamma", "beta"), layer_grads):
+                layer_grads[0] += _weight_decay_difference(forward.weights[k], network.weight_decay_lambda, step)
+            for name, grad, kinked in zip(("W", "b", "gamma", "beta"), layer_grads, layer_kinks):
                 grads[f"{name}{k + 1}"] = grad
+                if kinks is not None:
+                    kinks[f"{name}{k + 1}"] = np.zeros(grad.shape, bool) if kinked is None else kinked
     if follow_statistics:
         for layer, (mean, var) in zip(network.batch_norm_layers, forward.batch_statistics):
             layer.follow(mean.astype(network.dtype), var.astype(network.dtype))
     grads = {key: grads[key].astype(param.dtype, copy=False) for key, param in network.params.items()}
-    return forward.loss + network.weight_decay(), grads
+    if kinks is not None:
+        kinks = {key: kinks[key] for key in network.params}
+    return forward.loss + network.weight_decay(), grads, kinks
+
+
+def _either(*flags):
+    """The elementwise or of the boolean arrays among `flags`, None where every one is None (kinks not sought)."""
+    present = [flag for flag in flags if flag is not None]
+    return np.logical_or.reduce(present) if present else None
 
 
 def _weight_decay_difference(W, decay_lambda, h):
@@ -125,7 +157,8 @@ def _layer_gradient(pool, workers, inputs, width, difference, h):
 
     `difference(rows, e)` gives, for samples `rows` whose output column j
     shifts by +e or -e (one e per row), d(+e) - d(-e) per sample and column,
-    shaped (rows, width). Nudging input unit i's weight shifts sample n by
+    shaped (rows, width), and whether either shift left a linear piece (or
+    None). Returns [grad W, grad b] and [kinks of W, kinks of b] (or Nones). Nudging input unit i's weight shifts sample n by
     h * a[n, i], so pairs with the same sample and the same input value give
     the same difference: it is computed once for each distinct pair (for
     MNIST batches, under half of the nonzero pixels).
@@ -141,21 +174,25 @@ def _layer_gradient(pool, workers, inputs, width, difference, h):
     num_parts = -(-num_parts // workers) * workers
     bounds = np.linspace(0, len(distinct_rows), num_parts + 1).astype(int)
     parts = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
-    differences = np.concatenate(list(pool.map(
-        lambda part: difference(distinct_rows[part], h * distinct_values[part]), parts)))
+    results = list(pool.map(lambda part: difference(distinct_rows[part], h * distinct_values[part]), parts))
+    differences = np.concatenate([found for found, _ in results])
+    crossed = None if results[0][1] is None else np.concatenate([crossed for _, crossed in results])
 
     chunk = max(1, CHUNK_ELEMENTS // width)
     grad = np.zeros((fan_in + 1, width))
+    kinked = None if crossed is None else np.zeros((fan_in + 1, width), bool)
     for start in range(0, len(unit), chunk):
         part = slice(start, start + chunk)
         units = unit[part]
         first = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])  # where each input's pairs begin
         grad[units[first]] += np.add.reduceat(differences[pair_group[part]], first, axis=0)
+        if kinked is not None:
+            kinked[units[first]] |= np.logical_or.reduceat(crossed[pair_group[part]], first, axis=0)
     grad /= 2 * h * batch_size
-    return [grad[:fan_in], grad[fan_in]]
+    return [grad[:fan_in], grad[fan_in]], [None, None] if kinked is None else [kinked[:fan_in], kinked[fan_in]]
 
 
-def _coupled_layer_gradient(pool, workers, forward, k, h):
+def _coupled_layer_gradient(pool, forward, k, h):
     """Central differences for W, b, gamma and beta of hidden layer k of a net with batch norm.
 
     Each nudge moves feature j of layer k for the whole batch; the loss
@@ -174,16 +211,23 @@ def _coupled_layer_gradient(pool, workers, forward, k, h):
               (units, units, forward.normalized[k].T, False),  # gamma_j moves feature j by e * xn_j
               (units, np.zeros(width, int), np.ones((1, batch_size)), False)]  # beta_j by e
     chunk = difference.nudges_per_part
-    differences = []
+    differences, crossings = [], []
     for moved_units, shift_rows, shifts, before_normalising in nudges:
         parts = [slice(start, start + chunk) for start in range(0, len(moved_units), chunk)]
-        differences.append(np.concatenate(list(pool.map(
-            lambda part: difference(moved_units[part], h * shifts[shift_rows[part]], before_normalising), parts))))
+        results = list(pool.map(
+            lambda part: difference(moved_units[part], h * shifts[shift_rows[part]], before_normalising), parts))
+        differences.append(np.concatenate([found for found, _ in results]))
+        crossings.append(None if results[0][1] is None else np.concatenate([crossed for _, crossed in results]))
     grad = np.zeros((fan_in + 1, width))
     grad[reached] = differences[0].reshape(len(reached), width)
     grad_gamma, grad_beta = differences[1], differences[2]
     scale = 2 * h * batch_size
-    return [grad[:fan_in] / scale, grad[fan_in] / scale, grad_gamma / scale, grad_beta / scale]
+    grads = [grad[:fan_in] / scale, grad[fan_in] / scale, grad_gamma / scale, grad_beta / scale]
+    if crossings[0] is None:
+        return grads, [None] * 4
+    kinked = np.zeros((fan_in + 1, width), bool)
+    kinked[reached] = crossings[0].reshape(len(reached), width)
+    return grads, [kinked[:fan_in], kinked[fan_in], crossings[1], crossings[2]]
 
 
 def _distinct_pairs(row, value):
@@ -202,9 +246,10 @@ def _distinct_pairs(row, value):
 class CachedForward:
     """One training-mode forward pass in float64, keeping what the loss differences of every nudge are
     computed from: for each hidden layer, z = a W + b, batch norm's xn and y = gamma xn + beta (y = z
-    without it), f(y), and the dropout mask it is multiplied by (None without one)."""
+    without it), f(y), and the dropout mask it is multiplied by (None without one); with `find_kinks`, and
+    an activation made of linear pieces, how far each y can move on its piece (`reaches`, else None)."""
 
-    def __init__(self, network, x, t):
+    def __init__(self, network, x, t, find_kinks=False):
         self.weights = [np.asarray(affine.W, np.float64) for affine in network.affine_layers]
         self.biases = [np.asarray(affine.b, np.float64) for affine in network.affine_layers]
         self.activation = network.hidden_activation
@@ -241,6 +286,25 @@ class CachedForward:
         self.loss = float(np.mean(self.sample_losses))
         self.one_hot = np.zeros_like(scores)
         self.one_hot[np.arange(len(scores)), self.labels] = 1.0
+        pieces = [self.activation.linear_pieces(y) for y in self.pre_activations] if find_kinks else [None]
+        self.reaches = None if any(piece is None for piece in pieces) else [reach for _, reach in pieces]
+
+    def own_crossings(self, k, rows, e):
+        """Where shifting hidden layer k's pre-activations of samples `rows` by e (one per row) leaves a linear
+        piece, shaped (rows, units); None when kinks are not sought."""
+        return None if self.reaches is None else np.abs(e)[:, None] > self.reaches[k][rows]
+
+    def off_piece(self, m, y, rows=None):
+        """Whether new pre-activations `y` of hidden layer m leave some unit's linear piece, any over the units;
+        None when kinks are not sought. `y` is shaped (rows, ..., units) for the samples `rows`, or
+        (..., samples, units) for the whole batch."""
+        if self.reaches is None:
+            return None
+        cached, reach = self.pre_activations[m], self.reaches[m]
+        if rows is not None:
+            shape = (-1, *(1,) * (y.ndim - 2), y.shape[-1])
+            cached, reach = cached[rows].reshape(shape), reach[rows].reshape(shape)
+        return np.any(np.abs(y - cached) > reach, axis=-1)
 
     def activation_state(self, k):
         """What the activation's `change` needs per (sample, unit) of hidden layer k, stacked in one array."""
@@ -271,7 +335,7 @@ class LastLayerDifference:
         probs, e = self.probs[rows], e[:, None]
         plus = np.log1p(probs * np.expm1(e))
         minus = np.log1p(probs * np.expm1(-e))
-        return plus - minus - 2 * e * self.one_hot[rows]
+        return plus - minus - 2 * e * self.one_hot[rows], None  # no kink after the scores
 
 
 class SeriesDifference:
@@ -318,6 +382,7 @@ class SeriesDifference:
         return RecomputedDifference(forward, k) if terms is None else cls(forward, k, directions, reach, terms)
 
     def __call__(self, rows, e):
+        crossed = self.forward.own_crossings(self.k, rows, e)
         gathered = self.table[:, rows]
         state, label_w, moment_rows = gathered[:self.state_rows], gathered[self.state_rows], gathered[self.state_rows + 1:]
         result = None
@@ -334,8 +399,10 @@ class SeriesDifference:
         if self.reach is not None:  # |Da| <= slope_bound |e|: where that could reach a kink, recompute
             entry, unit = np.nonzero(self.activation.slope_bound * np.abs(e)[:, None] >= self.reach[rows])
             if len(entry):
-                result[entry, unit] = self.recomputed.entries(rows[entry], unit, e[entry])
-        return result
+                result[entry, unit], later = self.recomputed.entries(rows[entry], unit, e[entry])
+                if crossed is not None:
+                    crossed[entry, unit] |= later
+        return result, crossed
 
 
 def _moments(probs, directions, terms):
@@ -391,14 +458,20 @@ class RecomputedDifference:
         self.state = forward.activation_state(k)
 
     def __call__(self, rows, e):
-        """d(+e) - d(-e) for samples `rows`, every unit of layer k: shaped (rows, units)."""
+        """d(+e) - d(-e) for samples `rows`, every unit of layer k, shaped (rows, units), and where either
+        shift left a linear piece (or None)."""
         state_rows = self.state[:, rows]
-        return self._new_losses(rows, state_rows, e) - self._new_losses(rows, state_rows, -e)
+        plus, plus_crossed = self._new_losses(rows, state_rows, e)
+        minus, minus_crossed = self._new_losses(rows, state_rows, -e)
+        return plus - minus, _either(self.forward.own_crossings(self.k, rows, e), plus_crossed, minus_crossed)
 
     def entries(self, rows, units, e):
-        """d(+e) - d(-e) for single entries: unit units[i] of sample rows[i] moves, by e[i]."""
+        """d(+e) - d(-e) for single entries (unit units[i] of sample rows[i] moves, by e[i]), and where
+        either shift left a later unit's linear piece (or None)."""
         state = self.state[:, rows, units][..., None]
-        return (self._new_entry_losses(rows, units, state, e) - self._new_entry_losses(rows, units, state, -e))
+        plus, plus_crossed = self._new_entry_losses(rows, units, state, e)
+        minus, minus_crossed = self._new_entry_losses(rows, units, state, -e)
+        return plus - minus, _either(plus_crossed, minus_crossed)
 
     def _new_losses(self, rows, state_rows, e):
         forward, k = self.forward, self.k
@@ -416,13 +489,16 @@ class RecomputedDifference:
         return self._losses_after(rows, z)
 
     def _losses_after(self, rows, z):
-        """The losses of samples `rows` from z_{k+1} shaped (rows, ..., units of layer k+1)."""
+        """The losses of samples `rows` from z_{k+1} shaped (rows, ..., units of layer k+1), and where a
+        later unit left its linear piece (or None)."""
         forward = self.forward
+        crossed = None
         for layer, (W, b) in enumerate(zip(forward.weights[self.k + 2:], forward.biases[self.k + 2:]),
                                        start=self.k + 1):
+            crossed = _either(crossed, forward.off_piece(layer, z, rows))
             z = forward.hidden_output(layer, z, rows) @ W + b
         labels = forward.labels[rows].reshape(len(rows), *(1,) * (z.ndim - 1))
-        return -np.take_along_axis(log_softmax(z), labels, axis=-1)[..., 0]
+        return -np.take_along_axis(log_softmax(z), labels, axis=-1)[..., 0], crossed
 
 
 def _coupled_difference(forward, k):
@@ -444,7 +520,8 @@ class CoupledDifference:
     Called with the nudged features `units` (one per nudge), their `shifts`
     (nudges, samples) and whether those shift z (a weight or a bias: the
     feature is renormalised) or the normalised y (gamma, beta), it returns
-    for each nudge sum_n loss_n(+shift) - loss_n(-shift).
+    for each nudge sum_n loss_n(+shift) - loss_n(-shift), and whether either
+    shift took a unit off its linear piece (or None).
     """
 
     def __init__(self, forward, k):
@@ -455,18 +532,25 @@ class CoupledDifference:
         self.pre_activations = forward.pre_activations[k].T.copy()
         self.state = np.ascontiguousarray(forward.activation_state(k).transpose(0, 2, 1))
         self.mask = None if forward.masks[k] is None else forward.masks[k].T.copy()
+        self.reach = None if forward.reaches is None else forward.reaches[k].T.copy()
         widest = max(W.shape[1] for W in forward.weights[k + 1:])
         self.nudges_per_part = max(1, COUPLED_CHUNK_ELEMENTS // (len(forward.probs) * widest))
 
     def __call__(self, units, shifts, before_normalising):
-        return self._new_losses(units, shifts, before_normalising) - self._new_losses(units, -shifts,
-                                                                                      before_normalising)
+        plus, plus_crossed = self._new_losses(units, shifts, before_normalising)
+        minus, minus_crossed = self._new_losses(units, -shifts, before_normalising)
+        return plus - minus, _either(plus_crossed, minus_crossed)
 
     def _new_losses(self, units, shifts, before_normalising):
-        return self._losses_after(units, self._moved_feature(units, shifts, before_normalising))
+        moved_y = self._moved_pre_activations(units, shifts, before_normalising)
+        losses, crossed = self._losses_after(units, self._moved_outputs(units, moved_y))
+        if self.reach is not None:
+            crossed = _either(crossed, np.any(np.abs(moved_y) > self.reach[units], axis=1))
+        return losses, crossed
 
-    def _moved_feature(self, units, shifts, before_normalising):
-        """How feature `units[i]` of layer k's output moves for every sample under nudge i: (nudges, samples)."""
+    def _moved_pre_activations(self, units, shifts, before_normalising):
+        """How feature `units[i]` of layer k moves before its activation for every sample under nudge i:
+        (nudges, samples)."""
         if before_normalising:
             gamma, beta = self.forward.batch_norm[self.k]
             moved_y = gamma[units, None] * batch_normalize(self.outputs[units] + shifts, axis=1)[0]
@@ -474,6 +558,10 @@ class CoupledDifference:
             moved_y -= self.pre_activations[units]
         else:
             moved_y = shifts
+        return moved_y
+
+    def _moved_outputs(self, units, moved_y):
+        """How feature `units[i]` of layer k's output moves when its pre-activations move by `moved_y[i]`."""
         state = self.state[:, units].reshape(len(self.state), -1, 1)
         moved = self.forward.activation.change(state, moved_y.reshape(-1)).reshape(moved_y.shape)
         if self.mask is not None:
@@ -482,20 +570,23 @@ class CoupledDifference:
 
     def _losses_after(self, units, moved):
         """sum_n loss_n - unperturbed loss_n for each nudge, when feature units[i] of layer k's output moves by
-        moved[i] (one value per sample)."""
+        moved[i] (one value per sample), and whether a later unit left its linear piece (or None)."""
         forward, k = self.forward, self.k
+        crossed = None
         # z_{k+1} of every sample for each nudge: a rank-one update of the cached one
         z = forward.outputs[k + 1][None] + moved[:, :, None] * forward.weights[k + 1][units][:, None, :]
         for layer in range(k + 1, len(forward.weights) - 1):
             gamma, beta = forward.batch_norm[layer]
             y = gamma * batch_normalize(z, axis=1)[0] + beta
+            off = forward.off_piece(layer, y)
+            crossed = _either(crossed, None if off is None else np.any(off, axis=1))
             a = forward.activation.forward(y)
             if forward.masks[layer] is not None:
                 a *= forward.masks[layer]
             z = a @ forward.weights[layer + 1] + forward.biases[layer + 1]
         losses = -np.take_along_axis(log_softmax(z), forward.labels[None, :, None], axis=2)[..., 0]
         losses -= forward.sample_losses
-        return losses.sum(axis=1)
+        return losses.sum(axis=1), crossed
 
 
 class RenormalizedDifference(CoupledDifference):
@@ -509,23 +600,39 @@ class RenormalizedDifference(CoupledDifference):
     delta_c = 2 w_c mean(du xc_c) + w_c^2 mean(du^2), so
     y_nc moves by gamma_c (alpha_c xc_nc + beta_c du_n), alpha_c the change of
     1 / sqrt(var_c + eps) and beta_c = w_c / sqrt(var_c + delta_c + eps).
-    While every unit of that layer stays on its activation's linear piece,
-    the scores move by the sum over c of that times the unit's slope (and
-    dropout mask) times the output weights: two matrix products for many
-    nudges at once. A nudge that could take a unit past its kink is
-    recomputed through the layers instead.
+    Were every unit of that layer to stay on its activation's linear piece,
+    the scores would move by the sum over c of that times the unit's slope
+    (and dropout mask) times the output weights: two matrix products for many
+    nudges at once. The units whose move leaves their piece (a relu input
+    changing sign) are found, and what their true change adds to the linear
+    one is added to their sample's scores, so the result is exact for every
+    nudge. To find them without computing every move, the (sample, unit)
+    pairs are sorted by their reach once: no move of a nudge exceeds a bound
+    from its largest alpha, beta and du, and only the pairs whose reach is
+    below it (a few, for small nudges) have their move computed.
     """
 
     def __init__(self, forward, k, pieces):
         super().__init__(forward, k)
         m = k + 1
-        slope, reach = pieces
+        slope, self.next_reach = pieces
         gamma, _ = forward.batch_norm[m]
         _, self.centred, self.std, _, var = batch_normalize(forward.outputs[m])
         self.var_eps = var + BATCH_NORM_EPS
         self.weights = forward.weights[m]
+        self.next_gamma = gamma
+        self.next_state = forward.activation_state(m)
+        self.next_mask = forward.masks[m]
+        self.largest_centred = np.max(np.abs(gamma * self.centred), axis=0)  # per feature c
+        self.largest_gamma = np.abs(gamma)
+        # the (sample, feature) pairs of the next layer, nearest their kink first
+        reach = self.next_reach
+        order = np.argsort(reach, axis=None, kind="stable")
+        self.pair_reach = reach.reshape(-1)[order]
+        self.pair_sample, self.pair_feature = np.unravel_index(order, reach.shape)
         if forward.masks[m] is not None:
             slope = slope * forward.masks[m]
+        self.next_slope = slope
         # per (feature c, sample n, class): what alpha_c and beta_c du_n multiply in the change of the scores
         per_beta = (slope * gamma).T[:, :, None] * forward.weights[-1][:, None, :]
         per_alpha = per_beta * self.centred.T[:, :, None]
@@ -535,14 +642,12 @@ class RenormalizedDifference(CoupledDifference):
         self.label_beta = per_beta[:, samples, labels]
         self.per_alpha = per_alpha.reshape(len(per_alpha), -1)
         self.per_beta = per_beta.reshape(len(per_beta), -1)
-        with np.errstate(divide="ignore", invalid="ignore"):  # a unit at its kink has reach 0: never safe
-            self.alpha_reach = np.max(np.abs(gamma * self.centred) / reach, axis=0)
-            self.beta_reach = np.max(np.abs(gamma) / reach, axis=0)
         self.probs = forward.probs
         # the widest arrays are the scores of every sample for each nudge: parts small enough to stay in cache
         self.nudges_per_part = max(1, CHUNK_ELEMENTS // self.per_alpha.shape[1])
 
     def _losses_after(self, units, moved):
+        forward = self.forward
         samples = moved.shape[1]
         du = moved - moved.mean(axis=1, keepdims=True)
         w = self.weights[units]
@@ -552,19 +657,45 @@ class RenormalizedDifference(CoupledDifference):
         new_std = np.sqrt(self.var_eps + delta)
         alpha = -delta / (new_std * self.std * (new_std + self.std))  # 1/new_std - 1/std, without cancelling
         beta = w / new_std
-        largest_du = np.max(np.abs(du), axis=1, keepdims=True)
-        safe = np.all(np.abs(alpha) * self.alpha_reach + np.abs(beta) * largest_du * self.beta_reach < 1, axis=1)
         moved_scores = (alpha @ self.per_alpha).reshape(len(units), samples, -1)
         beta_part = (beta @ self.per_beta).reshape(moved_scores.shape)
         beta_part *= du[:, :, None]
         moved_scores += beta_part
+        label_moves = (beta @ self.label_beta) * du
+        nudge, sample, feature, y_moves = self._leaving_their_pieces(alpha, beta, du)
+        if len(nudge):  # those units' true change beyond the linear one reaches the scores by the output weights
+            beyond = forward.activation.change(self.next_state[:, sample, feature][..., None], y_moves)[:, 0]
+            if self.next_mask is not None:
+                beyond *= self.next_mask[sample, feature]
+            beyond -= self.next_slope[sample, feature] * y_moves
+            output_weights = forward.weights[-1][feature]
+            np.add.at(moved_scores, (nudge, sample), beyond[:, None] * output_weights)
+            np.add.at(label_moves, (nudge, sample), beyond * output_weights[np.arange(len(feature)),
+                                                                            forward.labels[sample]])
         # loss_n moves by log(sum_c p_nc exp(moved_nc)) - moved_n,t_n
         d = np.log1p(np.einsum("nc,qnc->qn", self.probs, np.expm1(moved_scores, out=moved_scores)))
-        d -= (beta @ self.label_beta) * du
+        d -= label_moves
         losses = d.sum(axis=1) - alpha @ self.label_alpha
-        if not np.all(safe):
-            losses[~safe] = super()._losses_after(units[~safe], moved[~safe])
-        return losses
+        if forward.reaches is None:
+            return losses, None
+        crossed = np.zeros(len(units), bool)
+        crossed[nudge] = True
+        return losses, crossed
+
+    def _leaving_their_pieces(self, alpha, beta, du):
+        """The (nudge, sample, feature) of every unit of the next layer that a nudge moves off its linear
+        piece, and its move gamma_c (alpha_c xc_nc + beta_c du_n)."""
+        bound = np.max(np.abs(alpha) * self.largest_centred, axis=1)
+        bound += np.max(np.abs(beta) * self.largest_gamma, axis=1) * np.max(np.abs(du), axis=1)
+        counts = np.searchsorted(self.pair_reach, bound, side="left")  # pairs whose reach is below the bound
+        nudge = np.repeat(np.arange(len(bound)), counts)
+        pair = np.arange(len(nudge)) - np.repeat(np.cumsum(counts) - counts, counts)
+        sample, feature = self.pair_sample[pair], self.pair_feature[pair]
+        moves = alpha[nudge, feature] * self.centred[sample, feature]
+        moves += beta[nudge, feature] * du[nudge, sample]
+        moves *= self.next_gamma[feature]
+        leaving = np.abs(moves) > self.pair_reach[pair]
+        return nudge[leaving], sample[leaving], feature[leaving], moves[leaving]
 
 
 class LastHiddenCoupledDifference(CoupledDifference):
@@ -600,7 +731,7 @@ class LastHiddenCoupledDifference(CoupledDifference):
             series *= moved
         d = np.log1p(series, out=series)
         d -= moved * self.label_weight[units]
-        return d.sum(axis=1)
+        return d.sum(axis=1), None  # no kink after the last hidden layer
 
 
 def _series_terms(bound):

@@ -92,13 +92,13 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2, f
     return loss, grads
 
 
-def central_differences(network, x, t, h=1e-4, find_kinks=False, use_series=True, workers=2,
+def central_differences(network, x, t, h=1e-4, affine_steps=None, find_kinks=False, use_series=True, workers=2,
                         follow_statistics=False):
     """(loss, grads, kinks): `numerical_gradient_fast`'s loss and gradient, with a step per layer if asked,
     and the nudges that straddle a kink.
 
-    `h` is one step for every parameter, or a sequence of one step per layer
-    (its W, b, gamma and beta). With `find_kinks`, `kinks` maps each
+    `h` is the step of every parameter, but for `affine_steps` (if given):
+    one step per layer for its W and b. With `find_kinks`, `kinks` maps each
     parameter to booleans of its shape: True where nudging the entry by +h or
     -h takes some unit of a piecewise-linear activation (relu) of some sample
     off the linear piece it is on, so that the central difference there spans
@@ -109,14 +109,14 @@ def central_differences(network, x, t, h=1e-4, find_kinks=False, use_series=True
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     forward = CachedForward(network, x, t, find_kinks)
     num_layers = len(forward.weights)
-    steps = [float(h)] * num_layers if np.ndim(h) == 0 else [float(step) for step in h]
+    steps = [h] * num_layers if affine_steps is None else list(affine_steps)
     if len(steps) != num_layers:
         raise ValueError(f"{len(steps)} steps for a network of {num_layers} layers")
     grads, kinks = {}, None if forward.reaches is None else {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for k, step in enumerate(steps):
             if k < num_layers - 1 and forward.batch_norm:
-                layer_grads, layer_kinks = _coupled_layer_gradient(pool, forward, k, step)
+                layer_grads, layer_kinks = _coupled_layer_gradient(pool, forward, k, step, h)
             else:
                 if k == num_layers - 1:
                     difference = LastLayerDifference(forward)
@@ -192,8 +192,9 @@ def _layer_gradient(pool, workers, inputs, width, difference, h):
     return [grad[:fan_in], grad[fan_in]], [None, None] if kinked is None else [kinked[:fan_in], kinked[fan_in]]
 
 
-def _coupled_layer_gradient(pool, forward, k, h):
-    """Central differences for W, b, gamma and beta of hidden layer k of a net with batch norm.
+def _coupled_layer_gradient(pool, forward, k, h, normalised_h):
+    """Central differences for W, b (step h), gamma and beta (step normalised_h) of hidden layer k of a net
+    with batch norm.
 
     Each nudge moves feature j of layer k for the whole batch; the loss
     differences of many nudges are evaluated at once, in parts the threads share.
@@ -207,22 +208,23 @@ def _coupled_layer_gradient(pool, forward, k, h):
     # every nudge: the feature it moves and its shift of that feature per sample (row `shift_rows[i]` of
     # `shifts`), before normalising or after
     units = np.arange(width)
-    nudges = [(np.tile(units, len(reached)), np.repeat(np.arange(len(reached)), width), augmented[:, reached].T, True),
-              (units, units, forward.normalized[k].T, False),  # gamma_j moves feature j by e * xn_j
-              (units, np.zeros(width, int), np.ones((1, batch_size)), False)]  # beta_j by e
+    nudges = [(np.tile(units, len(reached)), np.repeat(np.arange(len(reached)), width), augmented[:, reached].T, True,
+               h),
+              (units, units, forward.normalized[k].T, False, normalised_h),  # gamma_j moves feature j by e * xn_j
+              (units, np.zeros(width, int), np.ones((1, batch_size)), False, normalised_h)]  # beta_j by e
     chunk = difference.nudges_per_part
     differences, crossings = [], []
-    for moved_units, shift_rows, shifts, before_normalising in nudges:
+    for moved_units, shift_rows, shifts, before_normalising, step in nudges:
         parts = [slice(start, start + chunk) for start in range(0, len(moved_units), chunk)]
         results = list(pool.map(
-            lambda part: difference(moved_units[part], h * shifts[shift_rows[part]], before_normalising), parts))
+            lambda part: difference(moved_units[part], step * shifts[shift_rows[part]], before_normalising), parts))
         differences.append(np.concatenate([found for found, _ in results]))
         crossings.append(None if results[0][1] is None else np.concatenate([crossed for _, crossed in results]))
     grad = np.zeros((fan_in + 1, width))
     grad[reached] = differences[0].reshape(len(reached), width)
     grad_gamma, grad_beta = differences[1], differences[2]
-    scale = 2 * h * batch_size
-    grads = [grad[:fan_in] / scale, grad[fan_in] / scale, grad_gamma / scale, grad_beta / scale]
+    scale, normalised_scale = 2 * h * batch_size, 2 * normalised_h * batch_size
+    grads = [grad[:fan_in] / scale, grad[fan_in] / scale, grad_gamma / normalised_scale, grad_beta / normalised_scale]
     if crossings[0] is None:
         return grads, [None] * 4
     kinked = np.zeros((fan_in + 1, width), bool)

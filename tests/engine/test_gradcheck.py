@@ -231,3 +231,16 @@ def test_the_rounding_allowance_is_far_below_a_real_difference():
     loss = network.loss(x, t)
     assert noise == {key: pytest.approx(gradcheck.ROUNDING * loss / (gradcheck.STEP / 2)) for key in network.params}
     assert max(noise.values()) < gradcheck.MAX_ABS_DIFF / 20
+
+
+def test_the_lab_pages_gradient_check_shows_the_kinks_apart():
+    from sgdlab.training.inspection import gradient_agreement
+
+    rng = np.random.default_rng(12)
+    network = MultiLayerNet(INPUTS, [6], CLASSES, "relu", weight_init_std="he", rng=rng)
+    x, t = mnist_like_batch(rng, 5, INPUTS)
+    z = CachedForward(network, x, t).pre_activations[0]
+    network.params["b1"][3] -= z[0, 3] + 1e-9  # unit 3 sits 1e-9 below its kink for sample 0
+    rows = {row["name"]: row for row in gradient_agreement(network, x, t)}
+    assert rows["b1"]["kinks"] == 1 and rows["b1"]["size"] == 6 and rows["b1"]["passed"]
+    assert rows["W2"]["kinks"] == 0

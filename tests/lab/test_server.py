@@ -107,7 +107,7 @@ def test_a_finished_runs_stream_sends_its_record_and_its_inspection(client):
     assert sum(map(sum, found["confusion"])) == 10_000 and len(found["per_digit"]) == 10
     assert found["weights"].startswith("data:image/png;base64,") and len(found["gallery"]) == 32
     assert [check["name"] for check in found["gradients"]] == ["W1", "b1", "W2", "b2"]
-    assert all(check["passed"] for check in found["gradients"])
+    assert all(check["passed"] and check["kinks"] == 0 for check in found["gradients"])
 
 
 def test_a_drawn_digit_is_read_and_bad_uploads_are_refused_clearly(client):

@@ -16,7 +16,11 @@ correct network, so the judge is not the book's central difference itself:
   (sqrt(var + eps)), which makes the check the same at every weight scale
   (the loss depends on such a layer's weights only through their ratio to
   that spread). gamma and beta act on the normalised features: their step
-  is h.
+  starts at h. A batch norm after a parameter can still curve the loss on a
+  smaller scale (its features hardly spread over a batch of two, say): where
+  the differences at a step and half of it disagree by more than
+  TRUNCATION of the gradient, the step shrinks and that parameter is
+  differentiated again.
 - Kinks. Where a nudge moves a relu input across 0 between w - h and w + h,
   the difference quotient spans a jump of the slope and is no derivative at
   all. The fast numerical gradient finds exactly those entries (each linear
@@ -55,6 +59,9 @@ STEP = 1e-4  # the book's h, for layers not followed by batch norm
 MAX_ABS_DIFF = 1e-7
 MAX_REL_ERROR = 1e-6
 ROUNDING = 1e-13  # a loss difference's rounding, relative to the loss: ~450 eps, tens of times what is lost
+TRUNCATION = 1e-5  # the largest error of the central difference at h/2, relative to the gradient, extrapolated
+STEP_ROUNDS = 4  # passes with smaller steps, at most
+MIN_SHRINK = 1e-3  # a step shrinks at most this much in one round
 
 
 @dataclass(frozen=True)
@@ -114,13 +121,13 @@ def compare_gradients(numerical_grads, backprop_grads, kinks=None, noise=None):
     return checks
 
 
-def affine_steps(network, x, t, h=STEP):
-    """The step of each layer's W and b: `h`, times the smallest spread of its features for a layer followed
-    by batch norm (see the module's docstring). gamma and beta act on normalised features: their step is h."""
+def starting_steps(network, x, t, h=STEP):
+    """Each parameter's first step: `h`, times the smallest spread of its features for the W and b of a layer
+    followed by batch norm (see the module's docstring)."""
     forward = CachedForward(network, np.asarray(x, np.float64).reshape(len(x), -1), t)
-    steps = [h] * len(forward.weights)
-    for k, (_, var) in enumerate(forward.batch_statistics):
-        steps[k] = h * float(np.sqrt(np.min(var) + BATCH_NORM_EPS))
+    steps = {key: h for key in network.params}
+    for k, (_, var) in enumerate(forward.batch_statistics, start=1):
+        steps[f"W{k}"] = steps[f"b{k}"] = h * float(np.sqrt(np.min(var) + BATCH_NORM_EPS))
     return steps
 
 
@@ -128,18 +135,45 @@ def extrapolated_gradient(network, x, t, same_masks=lambda: None):
     """(grads, kinks, noise): Richardson's extrapolation of the central differences at each parameter's
     step and half of it, the entries whose nudge by either crosses a kink (None for a curved activation),
     and each parameter's rounding floor. `same_masks()` is called before each pass, so that every one sees
-    the same dropout masks."""
+    the same dropout masks.
+
+    A parameter whose two differences disagree by more than TRUNCATION of its
+    gradient (the loss curves on a smaller scale than its step: a batch norm
+    after it normalising features that hardly spread) is differentiated
+    again with the step that brings that below TRUNCATION, so that what is
+    left after the extrapolation, about its square, is far below MAX_REL_ERROR.
+    """
     same_masks()
-    steps = affine_steps(network, x, t)
-    same_masks()
-    loss, coarse, coarse_kinks = central_differences(network, x, t, STEP, steps, find_kinks=True)
-    same_masks()
-    _, fine, fine_kinks = central_differences(network, x, t, STEP / 2, [step / 2 for step in steps], find_kinks=True)
+    steps = starting_steps(network, x, t)
+    for _ in range(STEP_ROUNDS):
+        same_masks()
+        loss, coarse, coarse_kinks = central_differences(network, x, t, steps=steps, find_kinks=True)
+        same_masks()
+        _, fine, fine_kinks = central_differences(network, x, t, steps={key: step / 2 for key, step in steps.items()},
+                                                  find_kinks=True)
+        kinks = None if coarse_kinks is None else {key: coarse_kinks[key] | fine_kinks[key] for key in coarse_kinks}
+        noise = {key: ROUNDING * max(1.0, abs(loss)) / (step / 2) for key, step in steps.items()}
+        shrink = {}
+        for key in steps:
+            compared = np.ones(fine[key].shape, bool) if kinks is None else ~kinks[key]
+            truncation = float(np.max(np.abs(coarse[key] - fine[key])[compared], initial=0.0)) / 3  # fine's error
+            allowed = TRUNCATION * float(np.max(np.abs(fine[key][compared]), initial=0.0)) + noise[key]
+            if truncation > allowed:  # the error falls as the step squared
+                shrink[key] = max(MIN_SHRINK, 0.5 * float(np.sqrt(allowed / truncation)))
+        if not shrink:
+            break
+        for key, factor in shrink.items():
+            for partner in _same_step(key):  # b takes W's step, beta gamma's
+                steps[partner] *= factor
     grads = {key: (4 * fine[key] - coarse[key]) / 3 for key in fine}
-    kinks = None if coarse_kinks is None else {key: coarse_kinks[key] | fine_kinks[key] for key in coarse_kinks}
-    step_of = {f"{name}{k + 1}": step for k, step in enumerate(steps) for name in ("W", "b")}
-    noise = {key: ROUNDING * max(1.0, abs(loss)) / (step_of.get(key, STEP) / 2) for key in grads}
     return grads, kinks, noise
+
+
+def _same_step(key):
+    """The parameters that share `key`'s step: a layer's W and b, or its gamma and beta."""
+    name, layer = key.rstrip("0123456789"), key[len(key.rstrip("0123456789")):]
+    partner = {"W": "b", "b": "W", "gamma": "beta", "beta": "gamma"}[name]
+    return key, partner + layer
 
 
 def gradient_check(network, x, t):

@@ -92,13 +92,14 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2, f
     return loss, grads
 
 
-def central_differences(network, x, t, h=1e-4, affine_steps=None, find_kinks=False, use_series=True, workers=2,
+def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use_series=True, workers=2,
                         follow_statistics=False):
     """(loss, grads, kinks): `numerical_gradient_fast`'s loss and gradient, with a step per layer if asked,
     and the nudges that straddle a kink.
 
-    `h` is the step of every parameter, but for `affine_steps` (if given):
-    one step per layer for its W and b. With `find_kinks`, `kinks` maps each
+    `h` is the step of every parameter, but for those that `steps` (if given)
+    maps to their own: b_k takes W_k's step and beta_k gamma_k's (each pair
+    moves the same feature). With `find_kinks`, `kinks` maps each
     parameter to booleans of its shape: True where nudging the entry by +h or
     -h takes some unit of a piecewise-linear activation (relu) of some sample
     off the linear piece it is on, so that the central difference there spans
@@ -109,14 +110,14 @@ def central_differences(network, x, t, h=1e-4, affine_steps=None, find_kinks=Fal
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     forward = CachedForward(network, x, t, find_kinks)
     num_layers = len(forward.weights)
-    steps = [h] * num_layers if affine_steps is None else list(affine_steps)
-    if len(steps) != num_layers:
-        raise ValueError(f"{len(steps)} steps for a network of {num_layers} layers")
+    steps = steps or {}
     grads, kinks = {}, None if forward.reaches is None else {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for k, step in enumerate(steps):
+        for k in range(num_layers):
+            step = steps.get(f"W{k + 1}", h)
             if k < num_layers - 1 and forward.batch_norm:
-                layer_grads, layer_kinks = _coupled_layer_gradient(pool, forward, k, step, h)
+                layer_grads, layer_kinks = _coupled_layer_gradient(pool, forward, k, step,
+                                                                   steps.get(f"gamma{k + 1}", h))
             else:
                 if k == num_layers - 1:
                     difference = LastLayerDifference(forward)

@@ -77,11 +77,13 @@ def test_set_errors(network, x_test, t_test):
 
 def gradient_agreement(network, x_train, t_train):
     """Numerical against backprop gradient on a few training images, with the network's current weights in
-    float64: the largest relative difference per parameter, as `sgdlab gradcheck` reports it."""
+    float64: the largest relative difference per parameter, and how many entries were left out because their
+    nudge crosses a kink, as `sgdlab gradcheck` reports them."""
     network = float64_copy(network)
     x, t = _pixels(x_train[:GRADIENT_BATCH], np.float64), t_train[:GRADIENT_BATCH]
     return [{"name": check.name, "max_rel_error": check.max_rel_error, "max_abs_diff": check.max_abs_diff,
-             "passed": check.passed} for check in gradient_check(network, x, t)]
+             "kinks": check.kinks, "size": check.size, "passed": check.passed}
+            for check in gradient_check(network, x, t)]
 
 
 def read_digit(network, pixels):

@@ -226,11 +226,12 @@ function showInspection(found) {
   }));
   const rows = found.gradients.map((check) => {
     const row = document.createElement("tr");
-    const cells = [check.name, check.max_rel_error.toExponential(2), check.passed ? "agree" : "DIFFER"];
+    const cells = [check.name, check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${check.size}` : "",
+                   check.passed ? "agree" : "DIFFER"];
     cells.forEach((text, i) => {
       const cell = document.createElement("td");
       cell.textContent = text;
-      if (i === 2) cell.className = check.passed ? "ok" : "fail";
+      if (i === 3) cell.className = check.passed ? "ok" : "fail";
       row.appendChild(cell);
     });
     return row;

@@ -134,3 +134,93 @@ def test_linear_pieces_are_exact_within_their_reach_and_absent_where_curved(name
     moved = activation.forward(z + e) - activation.forward(z)
     np.testing.assert_allclose(moved, slope * e, rtol=1e-12, atol=1e-15)
     assert reach[0, 30] == 0.0  # z = 0: the kink itself, no reach
+
+
+# --- an activation defined by the book's two members only --------------------------------------------------
+
+SOFTPLUS = '''
+import numpy as np
+
+from sgdlab.nn.activations._definition import Activation
+
+
+class Softplus(Activation):
+    def forward(self, z):
+        return np.logaddexp(0.0, z)  # log(1 + e^z)
+
+    def backward(self, dout, out):
+        return dout * -np.expm1(-out)  # softplus' = sigmoid(z) = 1 - exp(-softplus(z))
+
+
+ACTIVATION = Softplus()
+'''
+
+
+@pytest.fixture
+def softplus(tmp_path, monkeypatch):
+    """A module softplus.py, with forward and backward and nothing else, found where the activations are."""
+    import sys
+
+    from sgdlab.nn import activations
+
+    (tmp_path / "softplus.py").write_text(SOFTPLUS)
+    monkeypatch.setattr(activations, "__path__", [*activations.__path__, str(tmp_path)])
+    activation_names.cache_clear()
+    yield get_activation("softplus")
+    sys.modules.pop("sgdlab.nn.activations.softplus", None)
+    monkeypatch.undo()
+    activation_names.cache_clear()
+
+
+def test_an_activation_needs_only_forward_and_backward(softplus):
+    from sgdlab.nn.activations._definition import Activation
+
+    assert "softplus" in activation_names() and softplus.name == "softplus"
+    assert Activation.__abstractmethods__ == {"forward", "backward"}
+    z = np.linspace(-4, 4, 9)
+    buffer = z.copy()
+    softplus.forward_in_place(buffer)
+    np.testing.assert_array_equal(buffer, np.log1p(np.exp(z)))
+    dx = np.empty_like(z)
+    softplus.backward_into(np.ones_like(z), buffer, dx)
+    np.testing.assert_allclose(dx, 1 / (1 + np.exp(-z)), rtol=1e-12)
+    state = softplus.change_state(z[None], softplus.forward(z[None]))
+    np.testing.assert_allclose(softplus.change(state, np.array([0.5]))[0], np.log1p(np.exp(z + 0.5)) - np.log1p(np.exp(z)),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("chapter_6", [{}, {"use_batchnorm": True, "use_dropout": True, "weight_decay_lambda": 0.1}],
+                         ids=["plain", "chapter-6"])
+def test_a_two_member_activation_trains_passes_gradcheck_and_has_the_textbook_numerical_gradient(softplus, chapter_6):
+    from sgdlab.engine.backprop import BackpropStep
+    from sgdlab.engine.gradcheck import gradient_check
+    from sgdlab.engine.perturbation import numerical_gradient_fast
+    from sgdlab.nn.layers import frozen_training
+    from sgdlab.nn.network import MultiLayerNet
+    from sgdlab.nn.optimizers import SGD
+
+    rng = np.random.default_rng(3)
+    network = MultiLayerNet(12, [6, 5], 4, "softplus", weight_init_std=0.5, rng=rng, **chapter_6)
+    x = rng.random((40, 12))
+    t = (x[:, :4].argmax(axis=1))  # a rule the net can learn
+    # the same numerical gradient as the textbook's, every nudge through the default change
+    for layer in network.dropout_layers:
+        layer.rng = np.random.default_rng(11)
+    with frozen_training(network.layers):
+        textbook = network.numerical_gradient(x[:9], t[:9])
+    for layer in network.dropout_layers:
+        layer.rng = np.random.default_rng(11)
+    _, fast = numerical_gradient_fast(network, x[:9], t[:9])
+    for key in textbook:
+        np.testing.assert_allclose(fast[key], textbook[key], rtol=0, atol=1e-8, err_msg=key)
+    assert all(check.passed for check in gradient_check(network, x[:9], t[:9]))
+    # it trains, by the training step's backprop (forward_into, backward_into) and by numerical gradients
+    step, optimizer = BackpropStep(network, len(x)), SGD(lr=0.5)
+    first, _ = step(x, t)
+    for _ in range(100):
+        loss, grads = step(x, t)
+        optimizer.update(network.params, grads)
+    for _ in range(5):
+        _, grads = numerical_gradient_fast(network, x, t)
+        optimizer.update(network.params, grads)
+    assert network.loss(x, t) < 0.6 * first

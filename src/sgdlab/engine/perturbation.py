@@ -371,7 +371,10 @@ class SeriesDifference:
     def or_recomputed(cls, forward, k, h):
         """The series difference for hidden layer k, or a recomputation of the layers after it when its
         units' changes do not reach the scores linearly (a curved activation after it, or too many
-        directions to hold) or the series would not converge fast."""
+        directions to hold), the series would not converge fast, or the activation gives no bound on its
+        slope to tell."""
+        if forward.activation.slope_bound is None:  # no bound on the unit's change to count the terms by
+            return RecomputedDifference(forward, k)
         last = len(forward.weights) - 2
         if k == last:
             W = forward.weights[-1]

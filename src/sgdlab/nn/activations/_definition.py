@@ -1,50 +1,71 @@
 """What an activation defines, once, for every path that computes it."""
 
+import abc
 
-class Activation:
+
+class Activation(abc.ABC):
     """A hidden activation y = f(z), applied elementwise.
 
-    The book's layers use `forward` and `backward`; the training step uses
-    `forward_in_place` and `backward_into` on buffers it allocates once;
-    the fast numerical gradient uses `change`, the exact change of y when z
-    moves by e. Every derivative is expressed through the output y (what the
-    layers keep), and `change` through what `change_state` keeps of z and y.
+    The book needs two members, and they are all an activation must define:
+    `forward`, the function, and `backward`, its derivative through the
+    output y (what the layers keep). Everything else has a default that gives
+    the same numbers from those two; an activation overrides it only to be
+    faster or more precise:
+
+    - `forward_in_place` and `backward_into`, the training step's forms on
+      buffers it allocates once (the defaults write `forward` and `backward`
+      into them);
+    - `change_state` and `change`, the exact change f(z + e) - f(z) that the
+      fast numerical gradient carries through a unit (the default subtracts
+      two outputs, as the textbook's losses are subtracted; sigmoid and tanh
+      use addition formulas that keep every digit);
+    - `slope_bound`, a bound on |f'| that lets the fast numerical gradient sum
+      a series instead of recomputing the layers (None: recompute);
+    - `linear_pieces`, for an activation made of linear pieces (relu): the
+      fast numerical gradient then carries nudges through it linearly, and the
+      gradient check finds the nudges that cross its kinks (the default,
+      None, treats it as curved everywhere: exact, but a kink goes unseen).
     """
 
-    name = None  # the module's name: how configs, the command line and model files call it
-    slope_bound = None  # |f(z + e) - f(z)| <= slope_bound * |e| for every z and e
+    slope_bound = None  # |f(z + e) - f(z)| <= slope_bound * |e| for every z and e, where known
 
+    @property
+    def name(self):
+        """The module's name: how configs, the command line and model files call it."""
+        return type(self).__module__.rpartition(".")[2]
+
+    @abc.abstractmethod
     def forward(self, z):
         """f(z) as a new array: the book's function."""
-        raise NotImplementedError
+
+    @abc.abstractmethod
+    def backward(self, dout, out):
+        """dout * f'(z) as a new array, from the output `out` = f(z)."""
 
     def forward_in_place(self, z):
         """z <- f(z), for the training step's buffers."""
-        raise NotImplementedError
-
-    def backward(self, dout, out):
-        """dout * f'(z) as a new array, from the output `out` = f(z)."""
-        raise NotImplementedError
+        z[...] = self.forward(z)
 
     def backward_into(self, dout, out, dx):
         """dx <- dout * f'(z), from `out` = f(z), into the buffer `dx` (not `dout` itself)."""
-        raise NotImplementedError
+        dx[...] = self.backward(dout, out)
 
     def change_state(self, z, out):
         """The arrays, per (sample, unit), that `change` reads: a tuple of arrays shaped like z."""
-        raise NotImplementedError
+        return z, out
 
     def change(self, state, e):
         """f(z + e) - f(z) for rows of `change_state`, one e per row.
 
-        Where the activation is curved, computed without subtracting two
-        outputs: for a small e those agree in most of their digits (near
-        f = 1 all but a few), and the numerical gradient divides what is left
-        by h. Sigmoid's and tanh's addition formulas keep the error within a
-        few float64 roundings of |e|; relu's change, e or 0, is rounded as
-        z + e is.
+        The default subtracts the two outputs, which for a small e agree in
+        most of their digits: as exact as the textbook's difference of two
+        losses. Where the activation is curved, an override can compute it
+        without that cancellation: sigmoid's and tanh's addition formulas keep
+        the error within a few float64 roundings of |e|; relu's change, e or
+        0, is rounded as z + e is.
         """
-        raise NotImplementedError
+        z, out = state
+        return self.forward(z + e[:, None]) - out
 
     def linear_pieces(self, z):
         """(slope, reach) per element of z where f is linear around it, or None where f is curved.

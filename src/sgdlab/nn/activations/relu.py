@@ -16,7 +16,6 @@ def relu_grad(x):
 
 
 class ReluActivation(Activation):
-    name = "relu"
     slope_bound = 1.0
 
     def forward(self, z):
@@ -31,13 +30,6 @@ class ReluActivation(Activation):
     def backward_into(self, dout, out, dx):
         np.greater(out, 0, out=dx)
         dx *= dout
-
-    def change_state(self, z, out):
-        return z, out
-
-    def change(self, state, e):
-        z, out = state
-        return np.maximum(z + e[:, None], 0.0) - out
 
     def linear_pieces(self, z):
         return (z > 0).astype(z.dtype), np.abs(z)  # a unit at its kink (z == 0) has reach 0

@@ -21,7 +21,6 @@ def sigmoid_grad(x):
 
 
 class SigmoidActivation(Activation):
-    name = "sigmoid"
     slope_bound = 0.25  # the largest slope, at z = 0
 
     def forward(self, z):

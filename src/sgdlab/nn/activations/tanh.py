@@ -6,7 +6,6 @@ from ._definition import Activation, rational_change
 
 
 class TanhActivation(Activation):
-    name = "tanh"
     slope_bound = 1.0  # the largest slope, at z = 0
 
     def forward(self, z):

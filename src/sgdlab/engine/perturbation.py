@@ -30,6 +30,9 @@ module computes the same quantity, with the same h, for every parameter of a
     distance from the kink) are recomputed through the layers;
   * otherwise (sigmoid, tanh): the rest of the net is recomputed for the
     changed samples only, many perturbations at a time.
+- A nudge that moves a unit of a piecewise-linear activation (relu) off
+  its linear piece, across its kink, is found on every path (for the
+  gradient check, which must not take such a difference for a derivative).
 - The gradient is sum_n (d_n(+h) - d_n(-h)) / (2h N), perturbations evaluated
   in chunks of whole arrays at once, so memory stays bounded; the chunks are
   shared between two threads (NumPy releases the GIL in its array loops).
@@ -45,10 +48,11 @@ module computes the same quantity, with the same h, for every parameter of a
   for the whole batch, exactly. After the last hidden layer the loss then
   follows by the series above; before it, the next layer's renormalisation
   has a closed form in that column's change (its mean and variance move by
-  known amounts), and while that layer's units stay on their linear pieces
-  the scores follow by two matrix products for many nudges at once; a
-  nudge that could reach a kink, or a net where neither applies, has the
-  rest of the net recomputed for all samples. Inputs that are 0 in every
+  known amounts), and with that layer's units on their linear pieces the
+  scores follow by two matrix products for many nudges at once; the few
+  units a nudge moves across their kink are found and corrected exactly. A
+  net where neither applies has the rest of the net recomputed for all
+  samples. Inputs that are 0 in every
   sample move nothing and are skipped. gamma and beta move feature j after
   the normalisation. Running statistics are never touched.
 
@@ -159,10 +163,11 @@ def _layer_gradient(pool, workers, inputs, width, difference, h):
     `difference(rows, e)` gives, for samples `rows` whose output column j
     shifts by +e or -e (one e per row), d(+e) - d(-e) per sample and column,
     shaped (rows, width), and whether either shift left a linear piece (or
-    None). Returns [grad W, grad b] and [kinks of W, kinks of b] (or Nones). Nudging input unit i's weight shifts sample n by
-    h * a[n, i], so pairs with the same sample and the same input value give
-    the same difference: it is computed once for each distinct pair (for
-    MNIST batches, under half of the nonzero pixels).
+    None). Nudging input unit i's weight shifts sample n by h * a[n, i], so
+    pairs with the same sample and the same input value give the same
+    difference: it is computed once for each distinct pair (for MNIST
+    batches, under half of the nonzero pixels). Returns [grad W, grad b] and
+    [kinks of W, kinks of b] (or Nones).
     """
     batch_size, fan_in = inputs.shape
     augmented = np.concatenate([inputs, np.ones((batch_size, 1))], axis=1)  # the bias sees an input of 1

@@ -103,6 +103,23 @@ def test_extrapolation_removes_the_truncation_error_of_the_central_difference():
     assert worst(extrapolated) < 1e-8
 
 
+def test_a_step_too_coarse_for_a_later_batch_norm_shrinks(monkeypatch):
+    """gamma2 of this net feeds a batch norm over two samples whose features hardly spread: at h the
+    differences disagree by 1% of the gradient; the check differentiates it again with a smaller step."""
+    configuration = dict(activation="tanh", use_batchnorm=True, dropout_ratio=0.0, weight_decay_lambda=0.0,
+                         weight_init_std=1.0, depth=3, batch=2, seed=1)
+    network, x, t = network_of(configuration)
+    steps_taken = []
+    central_differences = gradcheck.central_differences
+    monkeypatch.setattr(gradcheck, "central_differences",
+                        lambda *args, steps, **options: steps_taken.append(dict(steps)) or
+                        central_differences(*args, steps=steps, **options))
+    checks = {check.name: check for check in gradient_check(network, x, t)}
+    assert all(check.passed for check in checks.values())
+    assert checks["gamma2"].max_rel_error < 1e-9
+    assert steps_taken[-1]["gamma2"] < steps_taken[0]["gamma2"] / 10 and steps_taken[-1]["beta2"] == steps_taken[-1]["gamma2"]
+
+
 def test_entries_whose_nudge_crosses_a_kink_are_counted_not_compared():
     rng = np.random.default_rng(9)
     network = MultiLayerNet(INPUTS, [6, 5], CLASSES, "relu", weight_init_std="he", rng=rng, use_batchnorm=True)

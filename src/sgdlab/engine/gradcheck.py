@@ -159,21 +159,20 @@ def extrapolated_gradient(network, x, t, same_masks=lambda: None):
             truncation = float(np.max(np.abs(coarse[key] - fine[key])[compared], initial=0.0)) / 3  # fine's error
             allowed = TRUNCATION * float(np.max(np.abs(fine[key][compared]), initial=0.0)) + noise[key]
             if truncation > allowed:  # the error falls as the step squared
-                shrink[key] = max(MIN_SHRINK, 0.5 * float(np.sqrt(allowed / truncation)))
+                factor = max(MIN_SHRINK, 0.5 * float(np.sqrt(allowed / truncation)))
+                shrink[_step_owner(key)] = min(factor, shrink.get(_step_owner(key), 1.0))
         if not shrink:
             break
-        for key, factor in shrink.items():
-            for partner in _same_step(key):  # b takes W's step, beta gamma's
-                steps[partner] *= factor
+        for key in steps:
+            steps[key] *= shrink.get(_step_owner(key), 1.0)
     grads = {key: (4 * fine[key] - coarse[key]) / 3 for key in fine}
     return grads, kinks, noise
 
 
-def _same_step(key):
-    """The parameters that share `key`'s step: a layer's W and b, or its gamma and beta."""
-    name, layer = key.rstrip("0123456789"), key[len(key.rstrip("0123456789")):]
-    partner = {"W": "b", "b": "W", "gamma": "beta", "beta": "gamma"}[name]
-    return key, partner + layer
+def _step_owner(key):
+    """The parameter whose step `key` takes (`central_differences` gives b W's step, beta gamma's)."""
+    name = key.rstrip("0123456789")
+    return {"b": "W", "beta": "gamma"}.get(name, name) + key[len(name):]
 
 
 def gradient_check(network, x, t):

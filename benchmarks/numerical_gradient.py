@@ -1,14 +1,27 @@
 """Numerical gradient on a batch of 100: the textbook method vs sgdlab's, side by side, for three nets.
 
-Run:  python benchmarks/numerical_gradient.py [--net book,deep,batchnorm] [--data-dir DIR] [--repeats N]
-                                              [--seeds N] [--train]
+Run:  python benchmarks/numerical_gradient.py [--net book,deep,batchnorm] [--state initial,trained,noisy]
+                                              [--data-dir DIR] [--repeats N] [--seeds N] [--train]
 
 Nets (`--net`, repeatable or a comma list; default all three):
   book       the chapter's 784-50-10 sigmoid TwoLayerNet, as initialised (default 3 seeds, 20 repeats);
   deep       MultiLayerNet 784-100-100-10, ReLU, He init, weight decay 0.1 (1 seed, 5 repeats);
   batchnorm  the same with batch normalization (1 seed, 5 repeats).
-deep and batchnorm are first trained for 50 backprop SGD steps (lr 0.01, batch 100), so that their
-weights and running statistics are not at their initial values.
+Each net is measured in up to three states, side by side (`--state`, default all that the net has):
+  initial  as initialised (gammas 1, betas 0, running statistics 0);
+  trained  after 50 backprop SGD steps (lr 0.01, batch 100): deep and batchnorm only;
+  noisy    as initialised plus 0.05 standard-normal noise on every parameter (gammas and betas
+           included), as after some training: deep and batchnorm only.
+What the fast method's time depends on, with batch norm: each nudge of the first hidden layer moves every
+sample's units of the next one, and a nudge that takes one of them across its relu kink needs a
+correction for that unit. They are found from the (sample, unit) pairs sorted by their distance to the
+kink, so that each nudge looks only at the few it can reach, and corrected exactly, so the time hardly
+depends on the state. Before that, every nudge that one bound over the whole batch could not clear had
+its later layers recomputed, and how many could not depended on the state: on seed 0's batch, about a
+third of the first layer's nudges as initialised (every feature normalised around the kink, so some
+sample always sits near it), none after the 50 steps, 1% with this noise (and 15% with another draw of
+it, on weight decay 0.01): 14.7 s against 4.3 s trained, measured side by side on a loaded machine,
+where the corrected form takes 3.4 s and 4.3 s.
 
 For each net and seed (one batch and one initialisation), it computes the whole textbook gradient once
 (`network.numerical_gradient(x, t)`, two loss evaluations per parameter) and sgdlab's
@@ -48,6 +61,11 @@ class Net:
     repeats: int
     max_abs_diff: float = None  # the project's target, if it states one
     min_ratio: float = None
+    states: tuple = ("initial", "trained", "noisy")
+
+
+STATES = ("initial", "trained", "noisy")
+NOISE = 0.05  # standard deviation of the noise added to every parameter in the "noisy" state
 
 
 def chapter_6_net(seed, use_batchnorm):
@@ -56,7 +74,7 @@ def chapter_6_net(seed, use_batchnorm):
 
 
 NETS = {
-    "book": Net("784-50-10", lambda seed: TwoLayerNet(rng=seed), 0, 3, 20),
+    "book": Net("784-50-10", lambda seed: TwoLayerNet(rng=seed), 0, 3, 20, states=("initial",)),
     "deep": Net("784-100-100-10", lambda seed: chapter_6_net(seed, False), 50, 1, 5, 1e-9, 1000),
     "batchnorm": Net("784-100-100-10 bn", lambda seed: chapter_6_net(seed, True), 50, 1, 5, 1e-8, 100),
 }
@@ -71,12 +89,13 @@ def time_call(function, repeats):
     return result, times
 
 
-def net_names(values):
-    """The nets of every --net (each a name or a comma list), in the order given, each once."""
-    names = [name.strip() for value in values or [",".join(NETS)] for name in value.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(NETS))
+def choices(values, known, option):
+    """The names of every `option` given (each a name or a comma list), in the order given, each once;
+    all of `known` when none is given."""
+    names = [name.strip() for value in values or [",".join(known)] for name in value.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise SystemExit(f"unknown --net {', '.join(unknown)}: choose among {', '.join(NETS)}")
+        raise SystemExit(f"unknown {option} {', '.join(unknown)}: choose among {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 
@@ -97,39 +116,59 @@ def max_relative_difference(fast, textbook):
                for k in fast if (scale := np.max(np.abs(textbook[k]))) > 0)
 
 
-def measure_seed(net, seed, repeats, x_train, t_train):
-    """Textbook seconds, sgdlab's min and median, and how far apart the gradients are, for one batch and
-    one initialisation."""
+def add_noise(network, rng):
+    """NOISE standard-normal noise on every parameter, in place."""
+    for param in network.params.values():
+        param += NOISE * rng.standard_normal(param.shape)
+
+
+def measure_seed(net, seed, repeats, states, x_train, t_train):
+    """Per state: textbook seconds, sgdlab's min and median, and how far apart the gradients are, for one
+    batch and one initialisation."""
     rng = np.random.default_rng(seed)
     batch = rng.integers(0, len(x_train), BATCH)
     x, t = x_train[batch].astype(np.float64), t_train[batch]
-    network = net.build(seed)
-    train(network, x_train, t_train, rng, net.train_steps)
-    textbook, textbook_times = time_call(lambda: network.numerical_gradient(x, t), 1)
-    (_, fast), fast_times = time_call(lambda: numerical_gradient_fast(network, x, t), repeats)
-    return {"seed": seed, "params": network.num_params, "textbook_s": textbook_times[0],
-            "fast_min_s": min(fast_times), "fast_median_s": statistics.median(fast_times),
-            "max_abs_diff": max(float(np.max(np.abs(fast[k] - textbook[k]))) for k in fast),
-            "max_rel_diff": max_relative_difference(fast, textbook)}
+    rows = []
+    for state in states:
+        network = net.build(seed)
+        if state == "trained":
+            train(network, x_train, t_train, np.random.default_rng([seed, 1]), net.train_steps)
+        elif state == "noisy":
+            add_noise(network, np.random.default_rng([seed, 2]))
+        textbook, textbook_times = time_call(lambda: network.numerical_gradient(x, t), 1)
+        (_, fast), fast_times = time_call(lambda: numerical_gradient_fast(network, x, t), repeats)
+        rows.append({"seed": seed, "state": state, "params": network.num_params, "textbook_s": textbook_times[0],
+                     "fast_min_s": min(fast_times), "fast_median_s": statistics.median(fast_times),
+                     "max_abs_diff": max(float(np.max(np.abs(fast[k] - textbook[k]))) for k in fast),
+                     "max_rel_diff": max_relative_difference(fast, textbook)})
+    return rows
 
 
-def measure(name, net, seeds, repeats, x_train, t_train):
-    """One row per seed, printed as a table, and the summary of the net."""
-    rows = [measure_seed(net, seed, repeats, x_train, t_train) for seed in range(seeds)]
+def measure(name, net, seeds, repeats, states, x_train, t_train):
+    """One row per seed and state, printed as a table, and the summary of the net in each state."""
+    rows = [row for seed in range(seeds) for row in measure_seed(net, seed, repeats, states, x_train, t_train)]
     params = rows[0]["params"]
-    print(f"\n{name} ({net.layers}, {params} parameters, {net.train_steps} SGD steps first): textbook "
-          f"measured in full once per seed ({2 * params} loss evaluations), sgdlab {repeats} repeats")
-    print(f"{'seed':>4} {'textbook s':>11} {'fast min ms':>12} {'fast med ms':>12} {'ratio':>8} "
+    print(f"\n{name} ({net.layers}, {params} parameters): textbook "
+          f"measured in full once per seed and state ({2 * params} loss evaluations), sgdlab {repeats} repeats")
+    print(f"{'seed':>4} {'state':>6} {'textbook s':>11} {'fast min ms':>12} {'fast med ms':>12} {'ratio':>8} "
           f"{'max abs diff':>13} {'max rel diff':>13}")
     for r in rows:
-        print(f"{r['seed']:>4} {r['textbook_s']:11.2f} {r['fast_min_s'] * 1e3:12.2f} "
+        print(f"{r['seed']:>4} {r['state']:>6} {r['textbook_s']:11.2f} {r['fast_min_s'] * 1e3:12.2f} "
               f"{r['fast_median_s'] * 1e3:12.2f} {r['textbook_s'] / r['fast_median_s']:8.0f} "
               f"{r['max_abs_diff']:13.2e} {r['max_rel_diff']:13.2e}")
+    return [summarise(name, net, seeds, repeats, state, [r for r in rows if r["state"] == state])
+            for state in STATES if state in states]
+
+
+def summarise(name, net, seeds, repeats, state, rows):
+    """The medians over the seeds of one net in one state, printed and returned as a JSON-ready dict."""
+    params = rows[0]["params"]
     textbook_s = statistics.median(r["textbook_s"] for r in rows)
     fast_median = statistics.median(r["fast_median_s"] for r in rows)
     summary = {
-        "benchmark": "numerical_gradient", "net": name, "layers": net.layers, "params": params,
-        "train_steps": net.train_steps, "batch": BATCH, "seeds": seeds, "repeats": repeats,
+        "benchmark": "numerical_gradient", "net": name, "state": state, "noise": NOISE if state == "noisy" else 0.0,
+        "layers": net.layers, "params": params,
+        "train_steps": net.train_steps if state == "trained" else 0, "batch": BATCH, "seeds": seeds, "repeats": repeats,
         "textbook": "measured, full gradient", "textbook_s": textbook_s, "blas_threads": 1,
         "fast_min_s": min(r["fast_min_s"] for r in rows), "fast_median_s": fast_median,
         "ratio_median": textbook_s / fast_median,
@@ -137,7 +176,7 @@ def measure(name, net, seeds, repeats, x_train, t_train):
         "projected_textbook_training_h": textbook_s * BOOK_ITERS / 3600,
         "projected_fast_training_min": fast_median * BOOK_ITERS / 60,
     }
-    print(f"ratio (median) {summary['ratio_median']:.0f}x; projected {BOOK_ITERS} iterations: textbook "
+    print(f"{state}: ratio (median) {summary['ratio_median']:.0f}x; projected {BOOK_ITERS} iterations: textbook "
           f"{summary['projected_textbook_training_h']:.1f} h, fast {summary['projected_fast_training_min']:.1f} min "
           "(gradients only)")
     if net.min_ratio is not None:
@@ -156,18 +195,24 @@ def main():
     parser.add_argument("--repeats", type=int, help="sgdlab's runs per seed (default: 20 for book, 5 otherwise)")
     parser.add_argument("--seeds", type=int, help="batches (and initial weights) compared (default: 3 for book, "
                                                   "1 otherwise)")
+    parser.add_argument("--state", action="append", help=f"among {', '.join(STATES)} (repeatable or a comma list; "
+                                                          "default both, where the net has them)")
     parser.add_argument("--train", action="store_true", help="also run the book's numerical training and time it")
     args = parser.parse_args()
-    names = net_names(args.net)
+    names = choices(args.net, list(NETS), "--net")
 
     (x_train, t_train), (x_test, t_test) = load_mnist(data_dir=args.data_dir)
     summaries = []
     with one_blas_thread():
         for name in names:
             net = NETS[name]
-            summaries.append(measure(name, net, args.seeds or net.seeds, args.repeats or net.repeats,
-                                     x_train, t_train))
-            summaries[-1]["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            states = [state for state in choices(args.state, STATES, "--state") if state in net.states]
+            if not states:
+                continue
+            for summary in measure(name, net, args.seeds or net.seeds, args.repeats or net.repeats, states,
+                                   x_train, t_train):
+                summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                summaries.append(summary)
     print(f"peak RSS {summaries[-1]['peak_rss_mb']:.0f} MB")
     if args.train:
         summaries.append(measure_training(x_train, t_train, x_test, t_test))

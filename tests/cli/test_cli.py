@@ -557,6 +557,24 @@ def test_gradcheck_fails_on_a_wrong_backward_pass(capsys, data_dir, monkeypatch)
     assert re.search(r"; FAIL \(W1, b1\) in \d+\.\d\d s$", last_line(out))
 
 
+def test_gradcheck_shows_the_entries_across_a_kink_apart(capsys, data_dir, monkeypatch):
+    import dataclasses
+
+    from sgdlab.engine import gradcheck
+
+    checks = gradcheck.gradient_check
+    monkeypatch.setattr(gradcheck, "gradient_check", lambda network, x, t: [
+        dataclasses.replace(check, kinks=3) if check.name == "W1" else check for check in checks(network, x, t)])
+    code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-size", "5", "--batch-size", "2",
+                       "--activation", "relu")
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[3:7]}
+    assert rows["W1"][-2:] == ["3", "ok"] and rows["W2"][-2:] == ["0", "ok"]
+    assert last_line(out) == (f"3 of {PARAMS_784_5_10} entries were not compared: nudging one by h or h/2 moves some "
+                              "relu input across its kink, where the slope jumps, so no difference quotient there is "
+                              "a derivative")
+
+
 def test_gradcheck_batch_larger_than_the_training_set(capsys, data_dir):
     code, out, err = run(capsys, "gradcheck", "--data-dir", data_dir, "--batch-size", "60001")
     assert code == 2 and out == ""

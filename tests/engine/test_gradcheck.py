@@ -24,7 +24,7 @@ GRID = {  # every correct configuration: each combination of these passes
     "seed": (0, 1, 2),
 }
 QUICK_SAMPLE = 24  # configurations drawn from the grid for the quick loop, by a fixed seed
-SLOW_SAMPLE = 400
+SLOW_SAMPLE = 2000
 
 
 def mnist_like_batch(rng, n, n_in=INPUTS, n_classes=CLASSES):

@@ -32,6 +32,7 @@ def run(args):
     from ..data import load_mnist
     from ..data.mnist import NUM_CLASSES
     from ..engine.gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, ROUNDING, STEP, gradient_check
+    from ..engine.threads import one_blas_thread
     from ..training.config import TrainConfig
 
     settings = TrainConfig(**{name: getattr(args, name) for name in given_settings(args) if name != "batch_size"},
@@ -48,7 +49,8 @@ def run(args):
     print("numerical gradient against backprop, both through the book's layers and through the training step "
           "(the larger difference of the two)")
     started = time.perf_counter()
-    checks = gradient_check(network, x, t)
+    with one_blas_thread():  # as training: the numerical gradient's own two threads share the cores
+        checks = gradient_check(network, x, t)
     print(f"{'param':6} {'shape':>12} {'max abs diff':>14} {'max rel error':>14} {'across a kink':>14}")
     for check in checks:
         verdict = 'FAIL' if not check.passed else 'ok (zero gradient: both are rounding noise)' if check.is_zero else 'ok'

@@ -117,7 +117,8 @@ def test_a_step_too_coarse_for_a_later_batch_norm_shrinks(monkeypatch):
     checks = {check.name: check for check in gradient_check(network, x, t)}
     assert all(check.passed for check in checks.values())
     assert checks["gamma2"].max_rel_error < 1e-9
-    assert steps_taken[-1]["gamma2"] < steps_taken[0]["gamma2"] / 10 and steps_taken[-1]["beta2"] == steps_taken[-1]["gamma2"]
+    assert steps_taken[-1]["gamma2"] < steps_taken[0]["gamma2"] / 10
+    assert steps_taken[-1]["beta2"] == steps_taken[-1]["gamma2"]
 
 
 def test_entries_whose_nudge_crosses_a_kink_are_counted_not_compared():
@@ -217,7 +218,8 @@ BROKEN = {
     "the book's affine, dW transposed":
         lambda m: m.setattr(layers.Affine, "backward", book_affine_backward_with_dw_transposed),
     "the tanh derivative halved":
-        lambda m: m.setattr(type(layers.get_activation("tanh")), "backward", lambda self, dout, out: dout * (1.0 - out * out) / 2),
+        lambda m: m.setattr(type(layers.get_activation("tanh")), "backward",
+                            lambda self, dout, out: dout * (1.0 - out * out) / 2),
     "the weight decay of the wrong sign": weight_decay_of_the_wrong_sign,
 }
 

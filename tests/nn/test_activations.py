@@ -185,8 +185,8 @@ def test_an_activation_needs_only_forward_and_backward(softplus):
     softplus.backward_into(np.ones_like(z), buffer, dx)
     np.testing.assert_allclose(dx, 1 / (1 + np.exp(-z)), rtol=1e-12)
     state = softplus.change_state(z[None], softplus.forward(z[None]))
-    np.testing.assert_allclose(softplus.change(state, np.array([0.5]))[0], np.log1p(np.exp(z + 0.5)) - np.log1p(np.exp(z)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(softplus.change(state, np.array([0.5]))[0],
+                               np.log1p(np.exp(z + 0.5)) - np.log1p(np.exp(z)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("chapter_6", [{}, {"use_batchnorm": True, "use_dropout": True, "weight_decay_lambda": 0.1}],

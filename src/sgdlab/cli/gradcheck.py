@@ -53,7 +53,8 @@ def run(args):
         checks = gradient_check(network, x, t)
     print(f"{'param':6} {'shape':>12} {'max abs diff':>14} {'max rel error':>14} {'across a kink':>14}")
     for check in checks:
-        verdict = 'FAIL' if not check.passed else 'ok (zero gradient: both are rounding noise)' if check.is_zero else 'ok'
+        verdict = ("FAIL" if not check.passed else "ok (zero gradient: both are rounding noise)" if check.is_zero
+                   else "ok")
         print(f"{check.name:6} {str(check.shape):>12} {check.max_abs_diff:14.3e} {check.max_rel_error:14.3e} "
               f"{check.kinks:14d}  {verdict}")
     failed = [check.name for check in checks if not check.passed]

@@ -211,13 +211,15 @@ def test_a_nudge_that_crosses_a_kink_after_batch_norm_is_exact_and_found():
     assert not np.any(kinks["W3"])  # nothing after the scores has a kink
 
 
-def test_kinks_are_the_nudges_that_change_a_relu_input_sign():
+@pytest.mark.parametrize("hidden, batch_norm", [([4, 3], False), ([4, 3], True), ([3, 3, 3], True)],
+                         ids=["series", "closed-form-after-batch-norm", "recomputed-after-batch-norm"])
+def test_kinks_are_the_nudges_that_change_a_relu_input_sign(hidden, batch_norm):
     """Every entry's nudge by +-h, made on a copy and run forward: its kinks are where some relu input
-    changes sign (or leaves 0), the same entries `central_differences` names."""
+    changes sign (or leaves 0), the same entries `central_differences` names, on every path."""
     rng = np.random.default_rng(15)
-    network = MultiLayerNet(6, [4, 3], 3, "relu", weight_init_std=0.5, rng=rng)
+    network = MultiLayerNet(6, hidden, 3, "relu", weight_init_std=0.5, rng=rng, use_batchnorm=batch_norm)
     x, t = mnist_like_batch(rng, 5, 6, 3)
-    h = 0.05  # large enough that some nudges cross
+    h = 0.05 if not batch_norm else 0.02  # large enough that some nudges cross, not all
     _, _, kinks = perturbation.central_differences(network, x, t, h, find_kinks=True)
     signs = [np.sign(y) for y in hidden_pre_activations(network, x)]
     for key, param in network.params.items():
@@ -229,7 +231,8 @@ def test_kinks_are_the_nudges_that_change_a_relu_input_sign():
                 moved = [np.sign(y) for y in hidden_pre_activations(nudged, x)]
                 expected[index] |= any(np.any(a != b) for a, b in zip(signs, moved))
         np.testing.assert_array_equal(kinks[key], expected, err_msg=key)
-    assert np.any(kinks["W1"]) and not np.all(kinks["W1"])
+    flags = np.concatenate([kinked.ravel() for kinked in kinks.values()])
+    assert np.any(flags) and not np.all(flags)
 
 
 def test_batch_norm_falls_back_to_recomputing_when_the_series_would_be_long(monkeypatch):

@@ -24,23 +24,32 @@ from pathlib import Path
 CHROMIUM = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def ctrl_c_at_its_default():
+    """The child takes Ctrl-C even where this script runs with it ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def train(out, data_dir, live, page):
     """One `sgdlab train` of the book's run into `out`; returns its history."""
     argv = [sys.executable, "-m", "sgdlab", "train", "--quiet", "--no-plot", "--out", str(out)]
     argv += ["--data-dir", str(data_dir)] if data_dir else []
     argv += ["--live", "--no-browser"] if live else []
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if live:
-        address = re.match(r"lab page: (\S+)", process.stdout.readline())[1]
-        watcher = page(address) if page else None
-        while not (out / "history.json").exists():  # the page stays up after training: end it then
-            time.sleep(0.05)
-        if watcher:
-            watcher.close()
-        while process.poll() is None:  # Ctrl-C while the run still saves is held: again until the page ends
-            process.send_signal(signal.SIGINT)
-            time.sleep(0.5)
-    _, err = process.communicate(timeout=600)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ctrl_c_at_its_default)
+    try:
+        if live:
+            address = re.match(r"lab page: (\S+)", process.stdout.readline())[1]
+            watcher = page(address) if page else None
+            while not (out / "history.json").exists():  # the page stays up after training: end it then
+                time.sleep(0.05)
+            if watcher:
+                watcher.close()
+            process.send_signal(signal.SIGINT)  # once: pressed while the run still saves, it ends the page after
+        _, err = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
     if process.returncode != 0:
         raise SystemExit(f"sgdlab train failed: {err}")
     return json.loads((out / "history.json").read_text())

@@ -5,13 +5,13 @@ and two finished runs compared. Needs Chromium (Debian's `chromium`) and MNIST a
 """
 
 import argparse
+import contextlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -19,19 +19,27 @@ from playwright.sync_api import sync_playwright
 DOCS = Path(__file__).parent
 
 
-def start(argv):
-    """`sgdlab ARGV --no-browser` in a child process, and the page's address it prints."""
+@contextlib.contextmanager
+def started(argv):
+    """`sgdlab ARGV --no-browser` in a child process that takes Ctrl-C (even if this script runs where it is
+    ignored, in a background job), and the page's address it prints; one Ctrl-C ends it (the run, then the page),
+    and it is killed if this script fails first."""
+    def ctrl_c_at_its_default():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     process = subprocess.Popen([sys.executable, "-m", "sgdlab", *argv, "--no-browser"], stdout=subprocess.PIPE,
-                               text=True)
-    while not (match := re.match(r"lab page: (\S+)", process.stdout.readline())):
-        pass
-    return process, match[1]
-
-
-def stop(process):
-    while process.poll() is None:  # the run, then the page
+                               text=True, preexec_fn=ctrl_c_at_its_default)
+    try:
+        while not (match := re.match(r"lab page: (\S+)", process.stdout.readline())):
+            if process.poll() is not None:
+                raise SystemExit(f"sgdlab {argv[0]} ended before serving the page")
+        yield match[1]
         process.send_signal(signal.SIGINT)
-        time.sleep(0.5)
+        process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def draw_a_three(page):
@@ -58,24 +66,22 @@ def main():
         browser = driver.chromium.launch(executable_path=chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
 
-        process, address = start(["train", "--live", "--out", f"{scratch}/book", "--iters", "10000", *data])
-        page.goto(address)
-        page.wait_for_function("() => document.querySelectorAll('#gallery figure').length > 0")
-        page.wait_for_timeout(4000)
-        draw_a_three(page)
-        page.evaluate("() => window.scrollTo(0, 0)")
-        page.screenshot(path=DOCS / "lab-live.png", full_page=True)
-        stop(process)
+        with started(["train", "--live", "--out", f"{scratch}/book", "--iters", "10000", *data]) as address:
+            page.goto(address)
+            page.wait_for_function("() => document.querySelectorAll('#gallery figure').length > 0")
+            page.wait_for_timeout(4000)
+            draw_a_three(page)
+            page.evaluate("() => window.scrollTo(0, 0)")
+            page.screenshot(path=DOCS / "lab-live.png", full_page=True)
 
         for name, lr in (("lr-0.1", "0.1"), ("lr-0.5", "0.5")):
             subprocess.run([sys.executable, "-m", "sgdlab", "train", "--quiet", "--iters", "3000", "--lr", lr,
                             "--out", f"{scratch}/compare/{name}", *data], check=True)
-        process, address = start(["view", f"{scratch}/compare", *data])
-        page.goto(address)
-        page.wait_for_function("() => document.getElementById('accuracy-chart').data?.length >= 4")
-        page.wait_for_timeout(1500)
-        page.screenshot(path=DOCS / "lab-compare.png", clip={"x": 0, "y": 0, "width": 1280, "height": 520})
-        stop(process)
+        with started(["view", f"{scratch}/compare", *data]) as address:
+            page.goto(address)
+            page.wait_for_function("() => document.getElementById('accuracy-chart').data?.length >= 4")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=DOCS / "lab-compare.png", clip={"x": 0, "y": 0, "width": 1280, "height": 520})
         browser.close()
 
 

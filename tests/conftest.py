@@ -41,3 +41,13 @@ def restart_dropout_masks():
             layer.rng = np.random.default_rng(seed)
 
     return restart
+
+
+@pytest.fixture
+def terminal_signals():
+    """Ctrl-C, SIGTERM and SIGHUP act in this process as at a terminal for the test, even when the tests run under
+    nohup or in a background job (where they are ignored); see tests/processes.py."""
+    from tests.processes import signals_at_their_defaults
+
+    with signals_at_their_defaults():
+        yield

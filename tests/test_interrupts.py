@@ -8,6 +8,8 @@ import pytest
 
 from sgdlab.interrupts import interrupt_on_termination, interrupts_deferred
 
+pytestmark = pytest.mark.usefixtures("terminal_signals")  # as at a terminal, even under nohup or in the background
+
 
 def ctrl_c(signum=signal.SIGINT):
     os.kill(os.getpid(), signum)

@@ -26,6 +26,7 @@ from sgdlab.runs.model_file import save_model
 from sgdlab.training.config import TrainConfig
 from sgdlab.cli import main
 from tests.cli.commands import run
+from tests.processes import PRESS_TIMEOUT, sgdlab_command, started
 from sgdlab.data import mnist
 from sgdlab.nn.network import TwoLayerNet
 from sgdlab.training.trainer import Trainer
@@ -1015,24 +1016,26 @@ def test_process_help_exits_0(tmp_path):
         assert command in result.stdout
 
 
-def started_training(tmp_path, data_dir, *argv, **popen):
-    """`sgdlab train` as a process, once it has printed its first evaluation line."""
-    process = subprocess.Popen([sys.executable, "-m", "sgdlab", "train", "--data-dir", str(data_dir), *map(str, argv)],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-    for line in process.stdout:
-        if line.startswith("epoch"):
-            return process
-    raise AssertionError(f"training never started: {process.stderr.read()}")
+@contextlib.contextmanager
+def started_training(tmp_path, data_dir, *argv):
+    """`sgdlab train` as a process, once it has printed its first evaluation line; ended however the test ends."""
+    command = sgdlab_command("train", "--data-dir", data_dir, *argv)
+    with started(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        for line in process.stdout:
+            if line.startswith("epoch"):
+                yield process
+                return
+        raise AssertionError(f"training never started: {process.stderr.read()}")
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, data_dir, signal_name):
     import signal
 
-    process = started_training(tmp_path, data_dir, "--out", tmp_path / "run", "--iters", "1000000", "--hidden-size",
-                               "5", "--no-plot")
-    process.send_signal(getattr(signal, signal_name))
-    _, err = process.communicate(timeout=60)
+    with started_training(tmp_path, data_dir, "--out", tmp_path / "run", "--iters", "1000000", "--hidden-size", "5",
+                          "--no-plot") as process:
+        process.send_signal(getattr(signal, signal_name))
+        _, err = process.communicate(timeout=PRESS_TIMEOUT)
     assert process.returncode == 130 and "Traceback" not in err
     history = read_history(tmp_path / "run")
     assert history["stopped"].startswith(f"interrupted by {signal_name} after iteration")
@@ -1041,11 +1044,11 @@ def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, data_dir, signal
 
 
 def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path, data_dir):
-    process = started_training(tmp_path, data_dir, "--out", tmp_path / "run", "--iters", "1300", "--hidden-size",
-                               "5", "--no-plot")
-    process.stdout.close()  # as `sgdlab train | head -1` does after its line
-    process.wait(timeout=120)
-    err = process.stderr.read()
+    with started_training(tmp_path, data_dir, "--out", tmp_path / "run", "--iters", "1300", "--hidden-size", "5",
+                          "--no-plot") as process:
+        process.stdout.close()  # as `sgdlab train | head -1` does after its line
+        process.wait(timeout=120)
+        err = process.stderr.read()
     assert process.returncode == 0 and err == ""
     history = read_history(tmp_path / "run")
     assert history["stopped"] is None and history["iteration"] == [0, 600, 1200, 1300]
@@ -1056,12 +1059,13 @@ def test_predict_into_a_closed_pipe_ends_quietly(tmp_path, trained_run):
     for index in range(400):
         images.append(tmp_path / f"seven-{index}.png")
         draw_digit(7, 0, 255, size=40).save(images[-1])
-    process = subprocess.Popen([sys.executable, "-m", "sgdlab", "predict", str(trained_run / "model.npz"),
-                                *map(str, images)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline().startswith(str(images[0]))
-    process.stdout.close()  # `| head -1`
-    process.wait(timeout=120)
-    assert process.returncode == 0 and process.stderr.read() == ""
+    with started(sgdlab_command("predict", trained_run / "model.npz", *images), stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout.readline().startswith(str(images[0]))
+        process.stdout.close()  # `| head -1`
+        process.wait(timeout=120)
+        err = process.stderr.read()
+    assert process.returncode == 0 and err == ""
 
 
 def test_a_bad_mplbackend_does_not_stop_the_charts(tmp_path, trained_run):

@@ -3,16 +3,13 @@ they print, and the warning when asked to listen beyond this machine."""
 
 import json
 import re
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 
 from tests.cli.commands import run
+from tests.processes import lab_page, press_ctrl_c
 
 
 @pytest.fixture(scope="module")
@@ -25,29 +22,8 @@ def finished_run(data_dir, tmp_path_factory):
     return run_dir
 
 
-def start(*argv):
-    """`sgdlab ARGV` in a child process, once it has printed the page's address: (process, address)."""
-    process = subprocess.Popen([sys.executable, "-m", "sgdlab", *map(str, argv)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    while line := process.stdout.readline():
-        if match := re.match(r"lab page: (http://\S+)$", line.strip()):
-            return process, match[1]
-    raise AssertionError(f"no address printed: {process.stderr.read()}")
-
-
-def end(process):
-    """Ctrl-C until it ends (one pressed while a run saves is held, as it should be, and the page stays up)."""
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.5)
-    out, err = process.communicate(timeout=10)
-    return process.returncode, out, err
-
-
 def test_view_serves_run_folders_at_a_tokened_loopback_address_until_ctrl_c(finished_run):
-    process, address = start("view", finished_run, "--no-browser")
-    try:
+    with lab_page("view", finished_run, "--no-browser") as (process, address):
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[\w-]{20,}", address)
         origin, token = address.split("/?token=")
         request = urllib.request.Request(f"{origin}/api/runs", headers={"X-Sgdlab-Token": token})
@@ -56,14 +32,13 @@ def test_view_serves_run_folders_at_a_tokened_loopback_address_until_ctrl_c(fini
         assert [(run["name"], run["status"]) for run in runs] == [("run", "finished")]
         with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(f"{origin}/api/runs", timeout=10)
-    finally:
-        code, _, err = end(process)
-    assert (code, err) == (0, "")  # Ctrl-C ends the page, not in error
+        code, _, err = press_ctrl_c(process)
+    assert (code, err) == (0, "")  # one Ctrl-C ends the page, not in error
 
 
 def test_listening_beyond_the_loopback_address_asked_for_is_warned_of(finished_run):
-    process, address = start("view", finished_run, "--no-browser", "--host", "127.0.0.2")  # not 127.0.0.1
-    code, _, err = end(process)
+    with lab_page("view", finished_run, "--no-browser", "--host", "127.0.0.2") as (process, address):  # not 127.0.0.1
+        code, _, err = press_ctrl_c(process)
     assert address.startswith("http://127.0.0.2:")
     assert err.startswith("sgdlab: warning: the lab page listens on 127.0.0.2, beyond this machine")
 
@@ -89,15 +64,31 @@ def test_view_names_folders_that_hold_no_runs(capsys, tmp_path):
 
 
 def test_a_run_resumed_with_live_is_watched_to_its_end(data_dir, tmp_path):
-    code = subprocess.run([sys.executable, "-m", "sgdlab", "train", "--data-dir", str(data_dir), "--out",
-                           str(tmp_path / "run"), "--iters", "40", "--hidden-size", "10", "--quiet"],
-                          timeout=120).returncode
-    assert code == 0
+    from sgdlab.runs.run import train_run
+    from sgdlab.training.config import TrainConfig
+
+    train_run(TrainConfig(iters=40, hidden_size=10), out=tmp_path / "run", data_dir=data_dir)
     (tmp_path / "run" / "history.json").unlink()  # as if killed before saving: it starts again
-    process, _ = start("train", "--resume", tmp_path / "run", "--live", "--no-browser")
-    while line := process.stdout.readline():  # Ctrl-C once the run is saved and the page stays up for looking
-        if "the lab page stays up" in line:
-            break
-    code, _, err = end(process)
-    assert (code, err) == (0, "")
+    with lab_page("train", "--resume", tmp_path / "run", "--live", "--no-browser") as (process, _):
+        said = []
+        while line := process.stdout.readline():  # Ctrl-C once the run is saved and the page stays up for looking
+            said.append(line)
+            if "the lab page stays up" in line:
+                break
+        code, out, err = press_ctrl_c(process)
+    assert (code, err, out) == (0, "", "")  # nothing more said once the page ends
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())["loss"]) == 40
+    assert sum("results saved" in line for line in said) == 1  # said once, before the page stays up
+
+
+def test_one_ctrl_c_while_a_live_run_trains_stops_it_saves_it_and_ends_the_page(data_dir, tmp_path):
+    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
+                  "1000000", "--hidden-size", "5", "--no-plot") as (process, _):
+        while line := process.stdout.readline():
+            if line.startswith("epoch"):  # training, its first evaluation made
+                break
+        code, out, err = press_ctrl_c(process)
+    assert code == 130 and "Traceback" not in err and "the lab page stays up" not in out
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["stopped"].startswith("interrupted by SIGINT after iteration")
+    assert err.endswith(f"sgdlab train: {history['stopped']}; results so far saved in {tmp_path / 'run'}\n")

@@ -6,13 +6,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from PIL import Image, ImageDraw
+
+from tests.processes import lab_page, press_ctrl_c
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -36,20 +35,11 @@ def browser():
 def live(tmp_path_factory, data_dir):
     """`sgdlab train --live` on a run long enough to watch; yields (its address, its run folder)."""
     run_dir = tmp_path_factory.mktemp("live") / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sgdlab", "train", "--live", "--no-browser", "--data-dir", str(data_dir), "--out",
-         str(run_dir), "--iters", "100000", "--hidden-size", "30", "--eval-every", "300"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    address = None
-    while address is None:
-        line = process.stdout.readline()
-        assert line, "sgdlab ended before printing the page's address"
-        if match := re.match(r"lab page: (http://127\.0\.0\.1:\d+/\?token=\S+)$", line.strip()):
-            address = match[1]
-    yield address, run_dir
-    while process.poll() is None:  # stops the run if it still trains, then the page
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.5)
+    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", run_dir, "--iters", "100000",
+                  "--hidden-size", "30", "--eval-every", "300") as (process, address):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=\S+", address)
+        yield address, run_dir
+        press_ctrl_c(process)  # stops the run if it still trains, and the page
 
 
 class Page:

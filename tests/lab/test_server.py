@@ -3,6 +3,7 @@ sites' requests, uploads, and what it serves of a run folder."""
 
 import io
 import json
+import threading
 
 import pytest
 from PIL import Image, ImageDraw
@@ -108,6 +109,20 @@ def test_a_finished_runs_stream_sends_its_record_and_its_inspection(client):
     assert found["weights"].startswith("data:image/png;base64,") and len(found["gallery"]) == 32
     assert [check["name"] for check in found["gradients"]] == ["W1", "b1", "W2", "b2"]
     assert all(check["passed"] and check["kinks"] == 0 for check in found["gradients"])
+
+
+def test_the_streams_end_once_the_server_is_ending(run_dirs, data_dir):
+    """So that one Ctrl-C ends the page at once, without cutting off a tab's stream (and uvicorn's traceback)."""
+    ending = threading.Event()
+    app = create_app(Lab(folder_runs([run_dirs], data_dir)), TOKEN, ending=ending)
+    with TestClient(app, base_url="http://127.0.0.1", headers={"X-Sgdlab-Token": TOKEN}) as client, \
+            client.stream("GET", "/api/runs/0-a/stream") as stream:
+        events = []
+        for line in stream.iter_lines():  # ends only when the stream does
+            events += [line[len("event: "):]] if line.startswith("event: ") else []
+            if events == ["update", "inspection"]:
+                ending.set()
+    assert events == ["update", "inspection"]
 
 
 def test_a_drawn_digit_is_read_and_bad_uploads_are_refused_clearly(client):

@@ -13,6 +13,7 @@ from sgdlab.lab.server import create_app
 from sgdlab.runs.search_space import parse_search
 from sgdlab.runs.sweep import RESULTS_JSON, Sweep, load_sweep, new_sweep, ranked, read_results, run_sweep, write_results
 from tests.lab.test_server import TOKEN, _read_events
+from tests.processes import lab_page, press_ctrl_c
 
 SETTINGS = {"train_size": 300, "validation": 0.2, "hidden_size": 10, "epochs": 2}
 TRIALS = 8  # 4 a round, 2 rounds
@@ -140,11 +141,9 @@ def browser():
 
 
 def test_the_sweep_page_ranks_the_trials_draws_the_search_and_looks_into_the_trial_clicked(browser, sweep_dir):
-    from tests.cli.test_lab_commands import end, start
     from tests.lab.test_page import Page
 
-    process, address = start("view", sweep_dir, "--no-browser")
-    try:
+    with lab_page("view", sweep_dir, "--no-browser") as (process, address):
         tab = Page(browser, address)
         table = tab.page.locator("#trials tbody tr")
         tab.wait_for(lambda: table.count() == TRIALS)
@@ -168,8 +167,7 @@ def test_the_sweep_page_ranks_the_trials_draws_the_search_and_looks_into_the_tri
         assert f"trial {clicked} raw" in names and len([name for name in names if name.endswith("smoothed")]) == 6
         assert tab.page.locator("#runs label").count() == 6
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
-    finally:
-        code, _, err = end(process)
+        code, _, err = press_ctrl_c(process)
     assert (code, err) == (0, "")
 
 
@@ -182,14 +180,12 @@ def _next_results(lines):
 
 def test_many_finished_runs_shown_together_leave_the_page_free_to_ask(browser, sweep_dir, tmp_path):
     """A browser opens six connections to a server at most: the streams of finished runs must not hold them all."""
-    from tests.cli.test_lab_commands import end, start
     from tests.lab.test_page import Page
 
     folder = tmp_path / "runs"
     for trial in sweep_dir.glob("trial-*"):
         shutil.copytree(trial, folder / trial.name)
-    process, address = start("view", folder, "--no-browser")
-    try:
+    with lab_page("view", folder, "--no-browser") as (process, address):
         tab = Page(browser, address)
         boxes = tab.page.locator("#runs label input[type=checkbox]")
         tab.wait_for(lambda: boxes.count() == TRIALS)
@@ -207,6 +203,5 @@ def test_many_finished_runs_shown_together_leave_the_page_free_to_ask(browser, s
         tab.page.locator("#runs label input[type=radio]").nth(TRIALS - 1).check()  # the last run, looked into
         tab.wait_for(lambda: tab.page.locator("#gallery figure").count() == 32)
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
-    finally:
-        code, _, err = end(process)
+        code, _, err = press_ctrl_c(process)
     assert (code, err) == (0, "")

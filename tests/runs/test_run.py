@@ -84,6 +84,7 @@ class CtrlCAtTheLastEvaluation(RunObserver):
 
 
 @pytest.mark.parametrize("background", [False, True])
+@pytest.mark.usefixtures("terminal_signals")
 def test_ctrl_c_during_the_last_evaluation_or_the_saving_does_not_lose_the_run(mnist_dir, tmp_path, monkeypatch,
                                                                               background):
     from sgdlab.runs import run_folder

@@ -21,6 +21,7 @@ from sgdlab.runs.sweep import (RESULTS_CSV, Sweep, load_sweep, new_sweep, ranked
                                trial_folder)
 from sgdlab.runs.run_folder import RUN_FILES
 from sgdlab.runs.trial_cluster import run_trial
+from tests.processes import press_ctrl_c, sgdlab_command, started
 
 # Six trials of about a second each: long enough to be caught mid-trial, with a checkpoint at every epoch.
 SETTINGS = {"train_size": 2000, "validation": 0.1, "hidden_size": 40, "epochs": 6}
@@ -90,14 +91,10 @@ def test_a_real_cluster_that_loses_a_worker_mid_trial_finishes_every_trial_with_
 
     dask = str(Path(sys.executable).parent / "dask")
     scheduler_file = tmp_path / "scheduler.json"
-    processes = []
     with contextlib.ExitStack() as stack:
         def start(*command):
-            process = subprocess.Popen([dask, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                       start_new_session=True)
-            processes.append(process)
-            stack.callback(lambda: os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None)
-            return process
+            return stack.enter_context(started([dask, *command], stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL, start_new_session=True))
 
         start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
               str(scheduler_file))
@@ -108,9 +105,8 @@ def test_a_real_cluster_that_loses_a_worker_mid_trial_finishes_every_trial_with_
         address = client.scheduler.address
         assert address.startswith("tcp://127.0.0.1:")
         sweep = new_sweep(small_sweep(), tmp_path / "sweep", data_dir=mnist_dir)
-        command = subprocess.Popen([sys.executable, "-m", "sgdlab", "sweep", "--resume", str(sweep), "--scheduler",
-                                    address, "--quiet"], stderr=subprocess.PIPE, text=True)
-        stack.callback(command.kill)
+        command = stack.enter_context(started(sgdlab_command("sweep", "--resume", sweep, "--scheduler", address,
+                                                             "--quiet"), stderr=subprocess.PIPE, text=True))
         killed_trial = _kill_mid_trial(client, workers["w1"], sweep)
         _, stderr = command.communicate(timeout=300)
         assert command.returncode == 0, stderr
@@ -152,14 +148,13 @@ def test_ctrl_c_keeps_the_ended_trials_and_resume_finishes_the_sweep_as_in_one_g
     command = [sys.executable, "-m", "sgdlab", "sweep", "--out", str(out), "--workers", "2", "--quiet",
                "--data-dir", str(mnist_dir), "--trials", str(TRIALS), "--seed", "4",
                *(f"--search={text}" for text in SEARCHES), *_options(SETTINGS)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not any(row.get("status") == "finished" for row in _rows_so_far(out)):
-        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read() if process.poll() else ""
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the workers too
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    with started(command, stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
+        deadline = time.monotonic() + 120
+        while not any(row.get("status") == "finished" for row in _rows_so_far(out)):
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read() if process.poll() else ""
+            time.sleep(0.05)
+        code, _, stderr = press_ctrl_c(process, group=True)  # Ctrl-C in a terminal reaches the workers too
+    assert code == 130, stderr
     assert f"continue with sgdlab sweep --resume {out}" in stderr
     rows = read_results(out)
     statuses = [row["status"] for row in rows.values()]

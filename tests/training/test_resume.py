@@ -96,6 +96,7 @@ def test_a_checkpoint_written_by_sgdlab_0_1_0_continues_its_run_bit_for_bit(opti
         np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
 
 
+@pytest.mark.usefixtures("terminal_signals")
 def test_a_signal_in_the_middle_of_an_iteration_stops_the_run_between_two(data):
     """Ctrl-C pressed while an update is computed (after its dropout masks are drawn) takes effect after it."""
     import os

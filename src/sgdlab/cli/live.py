@@ -19,28 +19,35 @@ def add_lab_options(parser, flag=None, help=None):
     parser.add_argument("--no-browser", action="store_true", help="print the page's address but do not open it")
 
 
-def train_live(args, train, terminal):
-    """Train with `train(observer, data)` while the page shows it; after training the page stays up until
-    Ctrl-C. Returns what `train` returns (a diverged run's error is raised once the page is closed)."""
+def train_live(args, train, terminal, report):
+    """Train with `train(observer, data)` while the page shows it, then say how the run ended with
+    `report(run_dir, history)`, which returns the exit code; that code is returned. After a run that finished,
+    or that the page stopped, the page stays up until Ctrl-C; one Ctrl-C (or SIGTERM, SIGHUP) while the run
+    trains or saves ends the run and then the page. A diverged run's error is raised once the page is closed."""
+    from ..errors import TrainingDiverged
+    from ..interrupts import interrupts_deferred
     from ..lab.catalog import Lab, LiveLabRun, MnistOnce
     from ..lab.feed import RunFeed
     from ..lab.live import LiveRun
-    from ..errors import TrainingDiverged
 
     data = MnistOnce(_data_dir(args))
     live = LiveRun(RunFeed("starting", {}, live=True), terminal)
     with serving(args, Lab([LiveLabRun("live", live, data)])) as server:
-        try:
-            run_dir, history = train(live, data())
-        except TrainingDiverged as exc:
-            live.diverged(exc)
-            print(f"sgdlab train: error: {exc}", file=sys.stderr)
-            stay_up(args, server)
-            raise
-        with contextlib.suppress(KeyboardInterrupt):  # from here, Ctrl-C ends the page: the run is saved
-            say(args, f"{live.ended(history)}: results saved in {run_dir}")
-            stay_up(args, server)
-    return run_dir, history
+        loaded = data()
+        with interrupts_deferred() as pending:  # a signal the run does not take is still there for the page
+            try:
+                run_dir, history = train(live, loaded)
+            except TrainingDiverged as exc:
+                live.diverged(exc)
+                print(f"sgdlab train: error: {exc}", file=sys.stderr)
+                stay_up(args, server, pending)
+                raise
+            live.ended(history)
+            code = report(run_dir, history)
+            stopped_by_a_signal = history.interrupted and not live.stopped_by_page
+            if not stopped_by_a_signal and pending() is None:
+                stay_up(args, server, pending)
+    return code
 
 
 @contextlib.contextmanager
@@ -61,12 +68,10 @@ def serving(args, lab):
         yield server
 
 
-def stay_up(args, server):
+def stay_up(args, server, pending):
+    """Serve until Ctrl-C (or SIGTERM, SIGHUP), held by the `interrupts_deferred()` that yielded `pending`."""
     say(args, "the lab page stays up for looking around and drawing digits: press Ctrl-C to end")
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
+    server.wait(lambda: pending() is not None)
 
 
 def _data_dir(args):

@@ -69,9 +69,12 @@ def run(args):
     if args.live:
         from .live import train_live
 
-        run_dir, history = train_live(args, train, TerminalProgress(args))
-    else:
-        run_dir, history = train(TerminalProgress(args))
+        return train_live(args, train, TerminalProgress(args), lambda *ended: report(args, *ended))
+    return report(args, *train(TerminalProgress(args)))
+
+
+def report(args, run_dir, history):
+    """Say how the run ended and where its results are saved; returns the exit code."""
     if history.stopped:
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

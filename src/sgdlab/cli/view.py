@@ -21,10 +21,11 @@ def add_to(commands):
 
 
 def run(args):
+    from ..interrupts import interrupts_deferred
     from ..lab.catalog import folder_lab
     from .live import serving, stay_up
 
     lab = folder_lab(args.run_dirs, args.data_dir)
-    with serving(args, lab) as server:
-        stay_up(args, server)
+    with interrupts_deferred() as pending, serving(args, lab) as server:  # Ctrl-C ends the page, even as it starts
+        stay_up(args, server, pending)
     return 0

@@ -57,11 +57,15 @@ class LiveRun(RunObserver):
         with self._control:
             self._paused = False
 
+    @property
+    def stopped_by_page(self):
+        """Whether the page's stop was pressed."""
+        return self._stop
+
     def ended(self, history):
-        """The run is saved: the page says how it ended (and reads digits with its final weights); returns that."""
-        status = "stopped" if history.stopped else "finished"
-        self.feed.update(status=status, message=history.stopped or "", live_network=None)
-        return status
+        """The run is saved: the page says how it ended (and reads digits with its final weights)."""
+        self.feed.update(status="stopped" if history.stopped else "finished", message=history.stopped or "",
+                         live_network=None)
 
     def diverged(self, error):
         self.feed.update(status="diverged", message=str(error))

@@ -17,6 +17,7 @@ import asyncio
 import hmac
 import io
 import json
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -52,8 +53,10 @@ def plotly_script():
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def create_app(lab, token, extra_hosts=()):
-    """The app for `lab` (a `Lab`: the runs it serves and what each can do), guarded by `token`."""
+def create_app(lab, token, extra_hosts=(), ending=None):
+    """The app for `lab` (a `Lab`: the runs it serves and what each can do), guarded by `token`. Once `ending` (a
+    `threading.Event`) is set, its streams end, so that the server stops without cutting them off."""
+    ending = ending if ending is not None else threading.Event()
 
     async def page(request):  # the token, checked by the guard, goes into the page for its own requests
         return _secured(HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8").replace("{{TOKEN}}", token)))
@@ -75,12 +78,12 @@ def create_app(lab, token, extra_hosts=()):
     async def sweep_stream(request):
         if lab.sweep is None:
             raise HTTPException(404, "these runs are not a sweep's")
-        return StreamingResponse(_sweep_events(request, lab.sweep), media_type="text/event-stream",
+        return StreamingResponse(_sweep_events(request, lab.sweep, ending), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def stream(request):
         run = _run(request)
-        return StreamingResponse(_events(request, run), media_type="text/event-stream",
+        return StreamingResponse(_events(request, run, ending), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def control(request):
@@ -151,12 +154,12 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
 
-async def _events(request, run):
+async def _events(request, run, ending):
     """The run's server-sent events: everything at first (so a tab that reconnects catches up), then what
     changed, at most every STREAM_INTERVAL; the inspection of each new evaluation when it is ready."""
     cursor = {"generation": None, "loss_width": None, "loss_start": 0, "evaluations_start": 0}
     version, inspected, quiet, inspected_at = None, None, 0.0, -INSPECTION_INTERVAL
-    while not await request.is_disconnected():
+    while not ending.is_set() and not await request.is_disconnected():
         await run_in_threadpool(run.refresh)
         feed = run.feed
         if feed.version != version:
@@ -182,10 +185,10 @@ async def _events(request, run):
             await run_in_threadpool(feed.wait_for_change, version, 1.0)
 
 
-async def _sweep_events(request, sweep):
+async def _sweep_events(request, sweep, ending):
     """The sweep's results (`SweepTrials.results`): all at first, then again whenever they change."""
     sent, quiet = None, 0.0
-    while not await request.is_disconnected():
+    while not ending.is_set() and not await request.is_disconnected():
         results = await run_in_threadpool(sweep.results)
         if results != sent:
             sent, quiet = results, 0.0

@@ -16,6 +16,7 @@ from ..errors import SgdlabError
 from .server import LOCAL_HOSTS, create_app
 
 START_TIMEOUT = 10.0  # seconds for the server to be listening
+STOP_TIMEOUT = 5.0  # seconds for the open streams to end before the server cuts them off
 
 
 class LabServer:
@@ -29,9 +30,10 @@ class LabServer:
         self.port = self.socket.getsockname()[1]
         everywhere = _is_wildcard(host)
         extra_hosts = ["*"] if everywhere else [] if host in LOCAL_HOSTS else [host]
-        app = create_app(lab, self.token, extra_hosts)
+        self.ending = threading.Event()
+        app = create_app(lab, self.token, extra_hosts, self.ending)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=STOP_TIMEOUT)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True,
                                        name="sgdlab-lab-server")
@@ -57,13 +59,14 @@ class LabServer:
         return self
 
     def stop(self):
+        self.ending.set()  # the streams end within a couple of seconds, and the server once they have
         self.server.should_exit = True
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=STOP_TIMEOUT + 1)
         self.socket.close()
 
-    def wait(self):
-        """Until the server stops (Ctrl-C raises KeyboardInterrupt here, on the main thread)."""
-        while self.thread.is_alive():
+    def wait(self, asked_to_end=lambda: False):
+        """Until the server stops or `asked_to_end()` (asked a few times a second) is true."""
+        while self.thread.is_alive() and not asked_to_end():
             self.thread.join(timeout=0.2)
 
     def __enter__(self):

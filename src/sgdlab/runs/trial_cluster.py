@@ -16,6 +16,7 @@ as interrupted, ready to resume; the others do not start.
 import contextlib
 import logging
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -27,7 +28,7 @@ from .run import RunObserver, finished_history, resume_run, train_run
 
 STOP_POLL_SECONDS = 0.25  # how often a running trial asks whether the sweep is being stopped
 STOP_WAIT_SECONDS = 120  # how long a stopping sweep waits for its running trials to save
-CONNECT_TIMEOUT = "10s"  # how long a sweep tries to reach a --scheduler
+CONNECT_SECONDS = 10  # how long a sweep tries to reach a --scheduler
 
 
 @contextlib.contextmanager
@@ -61,11 +62,20 @@ def connect(scheduler):
     from distributed import Client
 
     try:
-        return Client(scheduler, timeout=CONNECT_TIMEOUT)
+        _knock(scheduler)  # where nothing listens, refused at once: Dask's client would try again until its timeout
+        return Client(scheduler, timeout=f"{CONNECT_SECONDS}s")
     except (OSError, ValueError) as exc:
         raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
                           "'dask scheduler' and its workers with 'dask worker ADDRESS', or leave out "
                           "--scheduler to use this machine's cores") from None
+
+
+def _knock(scheduler):
+    """Connect to the scheduler's port and leave: an OSError if nothing listens there."""
+    from urllib.parse import urlsplit
+
+    address = urlsplit(scheduler)
+    socket.create_connection((address.hostname, address.port), timeout=CONNECT_SECONDS).close()
 
 
 def worker_config():

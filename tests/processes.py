@@ -29,10 +29,16 @@ def sgdlab_command(*argv):
 
 
 @contextlib.contextmanager
-def started(command, **popen):
-    """`command` running as a child (the `Popen` is yielded); on the way out, whatever happened, it is killed if
-    it still runs (with its process group, when `start_new_session` made it lead one) and reaped."""
-    process = subprocess.Popen(command, preexec_fn=as_at_a_terminal, **popen)
+def started(command, also=None, **popen):
+    """`command` running as a child (the `Popen` is yielded), `also()` called in it before it starts, if given;
+    on the way out, whatever happened, it is killed if it still runs (with its process group, when
+    `start_new_session` made it lead one) and reaped."""
+    def prepare():
+        as_at_a_terminal()
+        if also is not None:
+            also()
+
+    process = subprocess.Popen(command, preexec_fn=prepare, **popen)
     try:
         yield process
     finally:

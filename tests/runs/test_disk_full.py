@@ -7,7 +7,6 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -15,21 +14,42 @@ import pytest
 
 from sgdlab.runs.checkpoint import load_checkpoint
 from sgdlab.training.config import TrainConfig
+from tests.processes import sgdlab_command, started
 
 SMALL_NET = ("--hidden-size", "10", "--eval-every", "100", "--no-plot", "--quiet")
 
 
-def sgdlab(*argv, file_size_limit=None, wait=True):
-    """`sgdlab ARGV...` in a child process (under a file-size limit in bytes, if given)."""
+def running(*argv, file_size_limit=None):
+    """`sgdlab ARGV...` in a child process (under a file-size limit in bytes, if given), as `started` runs it."""
     def limit():  # SIGXFSZ is ignored by Python, so a write past the limit fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
-    process = subprocess.Popen([sys.executable, "-m", "sgdlab", *map(str, argv)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=limit if file_size_limit else None)
-    if not wait:
-        return process
-    out, err = process.communicate(timeout=300)
+    return started(sgdlab_command(*argv), also=limit if file_size_limit else None, stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE, text=True)
+
+
+def sgdlab(*argv, file_size_limit=None):
+    """`sgdlab ARGV...` run to its end: (exit code, stdout, stderr)."""
+    with running(*argv, file_size_limit=file_size_limit) as process:
+        out, err = process.communicate(timeout=300)
     return process.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, data_dir):
+    """`whole_run(iters)`: the folder of the run of SMALL_NET for `iters` iterations made in one go (trained once
+    for the module, in this process: what `sgdlab train` trains)."""
+    from sgdlab.runs.run import train_run
+
+    made = {}
+
+    def whole(iters):
+        if iters not in made:
+            made[iters], _ = train_run(TrainConfig(iters=iters, hidden_size=10, eval_every=100),
+                                       out=tmp_path_factory.mktemp("whole") / "run", data_dir=data_dir, plot=False)
+        return made[iters]
+
+    return whole
 
 
 def assert_same_run(run_dir, expected_dir):
@@ -50,10 +70,8 @@ def assert_left_whole(run_dir, also=()):
     return load_checkpoint(run_dir / "checkpoint.npz", TrainConfig.from_dict(settings).resolved().to_dict())
 
 
-def test_a_file_size_limit_reached_mid_run_ends_it_cleanly_and_it_resumes_once_lifted(tmp_path, data_dir):
+def test_a_file_size_limit_reached_mid_run_ends_it_cleanly_and_it_resumes_once_lifted(tmp_path, data_dir, whole_run):
     settings = ("--iters", "1500", "--data-dir", data_dir, *SMALL_NET)
-    code, _, err = sgdlab("train", "--out", tmp_path / "whole", *settings)
-    assert code == 0, err
     # The checkpoint holds the losses so far, so it grows: past 50 kB after a few hundred iterations.
     code, out, err = sgdlab("train", "--out", tmp_path / "run", *settings, file_size_limit=50_000)
     assert (code, out) == (1, "")
@@ -64,7 +82,7 @@ def test_a_file_size_limit_reached_mid_run_ends_it_cleanly_and_it_resumes_once_l
     assert 100 <= state.iteration < 1500 and state.iteration % 100 == 0
     code, _, err = sgdlab("train", "--resume", tmp_path / "run", "--quiet")
     assert code == 0, err
-    assert_same_run(tmp_path / "run", tmp_path / "whole")
+    assert_same_run(tmp_path / "run", whole_run(1500))
 
 
 @contextlib.contextmanager
@@ -92,18 +110,16 @@ def fill(folder):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_a_disk_filled_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_there_is_room(tmp_path, data_dir):
+def test_a_disk_filled_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_there_is_room(tmp_path, data_dir, whole_run):
     settings = ("--iters", "6000", "--data-dir", data_dir, *SMALL_NET)
-    code, _, err = sgdlab("train", "--out", tmp_path / "whole", *settings)
-    assert code == 0, err
     with small_disk(tmp_path / "disk") as disk:
         run_dir = disk / "run"
-        training = sgdlab("train", "--out", run_dir, *settings, wait=False)
-        deadline = time.monotonic() + 60
-        while not (run_dir / "checkpoint.npz").exists() and training.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        filler = fill(disk)  # the disk is full from the first checkpoint on
-        out, err = training.communicate(timeout=300)
+        with running("train", "--out", run_dir, *settings) as training:
+            deadline = time.monotonic() + 60
+            while not (run_dir / "checkpoint.npz").exists() and training.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            filler = fill(disk)  # the disk is full from the first checkpoint on
+            out, err = training.communicate(timeout=300)
         assert (training.returncode, out) == (1, ""), err
         assert err.startswith(f"sgdlab train: error: cannot write the run's files in {run_dir} (No space left on "
                               "device); once there is room, continue it from its last checkpoint")
@@ -117,26 +133,24 @@ def test_a_disk_filled_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_t
         filler.unlink()
         code, _, err = sgdlab("train", "--resume", run_dir, "--quiet")
         assert code == 0, err
-        assert_same_run(run_dir, tmp_path / "whole")
+        assert_same_run(run_dir, whole_run(6000))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounting a tmpfs read-only needs root")
 def test_a_folder_made_read_only_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_writable(tmp_path,
-                                                                                                  data_dir):
+                                                                                                  data_dir, whole_run):
     settings = ("--iters", "6000", "--data-dir", data_dir, *SMALL_NET)
-    code, _, err = sgdlab("train", "--out", tmp_path / "whole", *settings)
-    assert code == 0, err
     with small_disk(tmp_path / "disk", size="64m") as disk:  # a mount of the test's own, to mount over
         run_dir = disk / "run"
-        training = sgdlab("train", "--out", run_dir, *settings, wait=False)
-        deadline = time.monotonic() + 60
-        while not (run_dir / "checkpoint.npz").exists() and training.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        # The folder cannot be written from now on: a read-only view of it mounted over it (the files the run
-        # holds open stay as they were, as on a disk remounted read-only)
-        subprocess.run(["mount", "--bind", str(run_dir), str(run_dir)], check=True)
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(run_dir)], check=True)
-        out, err = training.communicate(timeout=300)
+        with running("train", "--out", run_dir, *settings) as training:
+            deadline = time.monotonic() + 60
+            while not (run_dir / "checkpoint.npz").exists() and training.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            # The folder cannot be written from now on: a read-only view of it mounted over it (the files the run
+            # holds open stay as they were, as on a disk remounted read-only)
+            subprocess.run(["mount", "--bind", str(run_dir), str(run_dir)], check=True)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(run_dir)], check=True)
+            out, err = training.communicate(timeout=300)
         assert (training.returncode, out) == (1, ""), err
         assert err.startswith(f"sgdlab train: error: cannot write the run's files in {run_dir} (Read-only file "
                               "system); once there is room, continue it from its last checkpoint")
@@ -144,4 +158,4 @@ def test_a_folder_made_read_only_while_a_run_trains_stops_it_cleanly_and_it_resu
         assert_left_whole(run_dir, also={".lock"})  # which it could not remove: it blocks nothing (see the kill tests)
         code, _, err = sgdlab("train", "--resume", run_dir, "--quiet")
         assert code == 0, err
-        assert_same_run(run_dir, tmp_path / "whole")
+        assert_same_run(run_dir, whole_run(6000))

@@ -329,6 +329,17 @@ def test_iters_and_epochs_together_are_a_usage_error(capsys, tmp_path):
     assert err == "sgdlab train: error: give either iters or epochs, not both: they both say how long the run is\n"
 
 
+@pytest.mark.parametrize("command", ["train", "gradcheck", "sweep"])
+def test_hidden_size_beside_hidden_sizes_is_a_usage_error_even_at_its_default(capsys, tmp_path, command):
+    out_folder = () if command == "gradcheck" else ("--out", tmp_path / "run")
+    for width in ("50", "30"):  # 50, the default, was silently ignored
+        code, out, err = run(capsys, command, *out_folder, "--hidden-size", width, "--hidden-sizes", "20,20")
+        assert (code, out) == (2, "")
+        assert err == (f"sgdlab {command}: error: give either hidden_size (one hidden layer) or hidden_sizes (any "
+                       "number of them), not both\n")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_validation_set_is_measured_and_shown(capsys, data_dir, tmp_path):
     code, stdout, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "val", "--no-plot",
                           "--train-size", "500", "--validation", "0.2", "--epochs", "2", "--hidden-size", "10")
@@ -1102,6 +1113,7 @@ def test_experiment_writes_a_run_per_variant_a_summary_and_the_figure(capsys, tm
     summary = json.loads((tmp_path / "exp" / "summary.json").read_text())
     assert list(summary["variants"]) == ["sgd", "nesterov"] and summary["figure"] == "optimizers.png"
     assert summary["variants"]["nesterov"]["settings"] == {"optimizer": "nesterov", "lr": 0.01}
+    assert summary["shared_settings"]["iters"] == 5 and "epochs" not in summary["shared_settings"]  # as trained
     for variant in ("sgd", "nesterov"):
         assert RUN_FILES <= {path.name for path in (tmp_path / "exp" / variant).iterdir()}
         assert json.loads((tmp_path / "exp" / variant / "config.json").read_text())["iters"] == 5

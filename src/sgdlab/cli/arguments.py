@@ -4,7 +4,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..training.config import TrainConfig
+from ..errors import ConfigError
+from ..training.config import BOTH_WIDTHS, TrainConfig
+
 
 def option_type(parse):
     """An argparse `type=` from a `parse(text)` whose ValueError says what is allowed."""
@@ -57,8 +59,12 @@ def config_option_flags(name):
 
 
 def given_settings(args):
-    """The settings whose options were given on the command line."""
-    return [spec.name for spec in dataclasses.fields(TrainConfig) if hasattr(args, spec.name)]
+    """The settings whose options were given on the command line. --hidden-size beside --hidden-sizes is refused,
+    even at its default (which TrainConfig cannot tell from one left out)."""
+    given = [spec.name for spec in dataclasses.fields(TrainConfig) if hasattr(args, spec.name)]
+    if "hidden_size" in given and "hidden_sizes" in given:
+        raise ConfigError(BOTH_WIDTHS)
+    return given
 
 
 def config_from_args(args):

@@ -56,10 +56,17 @@ class Experiment:
     def config(self, variant, seed, length):
         """The TrainConfig of one variant: the shared settings, the variant's, the seed and `length`
         ({"iters": N} or {"epochs": N}, replacing the experiment's own when given)."""
-        settings = {**self.shared, **self.variants[variant], "seed": seed}
-        if length:
-            settings.update({"iters": None, "epochs": None, **length})
-        return TrainConfig(**settings)
+        return TrainConfig(**_lengthened({**self.shared, **self.variants[variant], "seed": seed}, length))
+
+    def shared_settings(self, length):
+        """The settings every variant trains with, `length` replacing the experiment's own when given."""
+        return _lengthened(self.shared, length)
+
+
+def _lengthened(settings, length):
+    if not length:
+        return dict(settings)
+    return {**{name: value for name, value in settings.items() if name not in ("iters", "epochs")}, **length}
 
 
 def optimizers_experiment(names=BOOK_OPTIMIZERS):
@@ -127,7 +134,7 @@ def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, d
                                                              "length": length, "data_dir": data_dir and str(data_dir)},
                                                             indent=1) + "\n")
         jobs = {variant: (config, out / variant, overwrite, data_dir, False) for variant, config in configs.items()}
-        return out, _train_and_summarise(experiment, out, seed, configs, jobs, {}, progress, workers)
+        return out, _train_and_summarise(experiment, out, seed, length, configs, jobs, {}, progress, workers)
 
 
 def resume_experiment(out, data_dir=None, progress=None, workers=None):
@@ -155,7 +162,7 @@ def resume_experiment(out, data_dir=None, progress=None, workers=None):
                 finished[variant] = history
             else:  # interrupted or killed (it continues), or not started yet
                 jobs[variant] = (config, out / variant, False, data_dir, (out / variant / "config.json").exists())
-        return out, _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers)
+        return out, _train_and_summarise(experiment, out, seed, length, configs, jobs, finished, progress, workers)
 
 
 def _check_room(configs, workers):
@@ -167,7 +174,7 @@ def _check_room(configs, workers):
         config.check_memory(IMAGE_PIXELS, NUM_CLASSES, runs=min(workers, len(configs)))
 
 
-def _train_and_summarise(experiment, out, seed, configs, jobs, finished, progress, workers):
+def _train_and_summarise(experiment, out, seed, length, configs, jobs, finished, progress, workers):
     """Train `jobs` (the variants not in `finished`, their histories), then write the summary and the figure."""
     # matplotlib's import (half a second) happens while the variants train, not after them
     threading.Thread(target=figure_class, daemon=True).start()
@@ -175,7 +182,7 @@ def _train_and_summarise(experiment, out, seed, configs, jobs, finished, progres
     histories = {variant: finished[variant] if variant in finished else trained[variant] for variant in configs
                  if variant in finished or variant in trained}
     summary = {"experiment": experiment.name, "book_script": experiment.script, "seed": seed,
-               "shared_settings": experiment.shared, "variants": {}}
+               "shared_settings": experiment.shared_settings(length), "variants": {}}
     for variant, history in histories.items():
         summary["variants"][variant] = {"folder": variant, "settings": experiment.variants[variant],
                                         "stopped": history.stopped, **final_figures(history)}

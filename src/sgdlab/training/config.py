@@ -55,6 +55,9 @@ def setting(default, help, range=None, choices=None, parse=None, check=None, met
                                             "metavar": metavar, "option": option})
 
 
+BOTH_WIDTHS = "give either hidden_size (one hidden layer) or hidden_sizes (any number of them), not both"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters of one run; the defaults are chapter 4's.
@@ -119,9 +122,8 @@ class TrainConfig:
             raise ConfigError("give either iters or epochs, not both: they both say how long the run is")
         if self.hidden_sizes is not None:
             object.__setattr__(self, "hidden_sizes", check_widths("hidden_sizes", self.hidden_sizes))  # lists too
-            if self.hidden_size != TrainConfig.hidden_size:
-                raise ConfigError("give either hidden_size (one hidden layer) or hidden_sizes (any number of them), "
-                                  "not both")
+            if self.hidden_size != TrainConfig.hidden_size:  # (the command line also refuses the default given)
+                raise ConfigError(BOTH_WIDTHS)
         for setting_name, keyword in OPTIMIZER_SETTINGS.items():
             if getattr(self, setting_name) is not None and keyword not in OPTIMIZERS[self.optimizer].hyperparameters:
                 takers = " and ".join(optimizers_taking(keyword))

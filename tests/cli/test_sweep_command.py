@@ -64,9 +64,14 @@ def test_book_runs_the_books_search_with_any_option_replacing_the_books(capsys, 
 
 def test_a_searched_train_size_trains_each_trial_on_its_own(capsys, tmp_path, mnist_dir):
     out = tmp_path / "sweep"
-    code, _, err = run(capsys, "sweep", "--search", "train_size=choice:300,400", "--trials", 4, "--workers", 1,
-                       "--out", out, "--data-dir", mnist_dir, "--validation", 0.2, "--hidden-size", 10, "--iters", 2)
+    code, stdout, err = run(capsys, "sweep", "--search", "train_size=choice:300,400", "--trials", 6, "--workers", 1,
+                            "--out", out, "--data-dir", mnist_dir, "--validation", 0.2, "--hidden-size", 10,
+                            "--iters", 2)
     assert code == 0, err
+    table = stdout[stdout.index("the best 5 of 6 trials that ended, by validation accuracy (every trial in "
+                                "results.csv):\n"):].splitlines()
+    assert table[1].split() == ["trial", "round", "val", "acc", "train", "acc", "settings"]
+    assert table[7].startswith("best: trial")  # five rows between
     rows = json.loads((out / "results.json").read_text())["trials"]
     assert {row["settings"]["train_size"] for row in rows} == {300, 400}
     for row in rows:

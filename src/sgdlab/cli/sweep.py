@@ -147,6 +147,9 @@ def _report(args, out, rows):
 
     best = ranked(rows.values())
     failed = [row for row in rows.values() if row.get("status") not in ENDED]
+    if best:
+        which = f"the best {SHOWN} of {len(best)} trials" if len(best) > SHOWN else f"the {len(best)} trials"
+        say(args, f"{which} that ended, by validation accuracy (every trial in results.csv):")
     say(args, f"{'trial':>5} {'round':>5} {'val acc':>8} {'train acc':>9}  settings")
     for row in best[:SHOWN]:
         say(args, f"{row['trial']:5d} {row['round']:5d} {row['val_acc']:8.4f} {row['train_acc']:9.4f}  "

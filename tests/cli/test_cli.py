@@ -739,6 +739,18 @@ def test_missing_data_that_cannot_be_downloaded(capsys, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_that_fails_before_training_leaves_no_folder_it_made(capsys, tmp_path, monkeypatch):
+    empty = tmp_path / "no-mnist-here"
+    empty.mkdir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept").mkdir()
+    for out in ((), ("--out", "new/nested/run"), ("--out", "kept/run")):  # runs/, then --out and its parents
+        code, _, err = run(capsys, "train", "--data-dir", empty, *out, *TINY)
+        assert code == 1 and "MNIST files missing" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept", "no-mnist-here"]
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
 @pytest.fixture
 def data_copy(mnist_dir, tmp_path):
     """A private copy of the real MNIST, each file uncompressed or gzipped as in `mnist_dir`."""
@@ -903,8 +915,7 @@ def test_the_default_run_folder_is_claimed_before_training(capsys, data_dir, tmp
     monkeypatch.chdir(tmp_path)
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--batch-size", "60001")
     assert code == 2
-    assert list((tmp_path / "runs").iterdir()) == []  # given back: no empty run folder left behind
-    (tmp_path / "runs").rmdir()
+    assert list(tmp_path.iterdir()) == []  # given back: no empty run folder left behind, nor runs/ made for it
     (tmp_path / "runs").write_text("not a folder")
     code, _, err = run(capsys, "train", "--data-dir", data_dir, *TINY)
     assert code == 2

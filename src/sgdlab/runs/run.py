@@ -87,7 +87,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     data_settings = _data_settings(data_dir)
     checkpoint = run_dir / CHECKPOINT_NAME
     state = load_checkpoint(checkpoint, config.resolved().to_dict()) if checkpoint.exists() else None
-    folder = RunFolder(run_dir, made=False, claimed=True, resumed=True)
+    folder = RunFolder(run_dir, made=None, claimed=True, resumed=True)
     return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data,
                      checkpoint_every, lr)
 

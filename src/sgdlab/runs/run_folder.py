@@ -41,11 +41,12 @@ LOCK_NAME = ".lock"  # held by the process training the run
 
 @dataclass
 class RunFolder:
-    """A folder claimed for one run. `made`: it did not exist before; `claimed`: its config.json is this run's
-    (not yet, for a folder whose earlier run is to be overwritten)."""
+    """A folder claimed for one run. `made`: the outermost folder made for it (itself, or runs/ or a parent of
+    --out that did not exist either), None if it existed; `claimed`: its config.json is this run's (not yet, for a
+    folder whose earlier run is to be overwritten)."""
 
     path: Path
-    made: bool
+    made: Path | None
     claimed: bool
     resumed: bool = False  # the folder's run is being continued: its files stay until replaced
 
@@ -75,10 +76,13 @@ class RunFolder:
             return
         if self.claimed:
             (self.path / "config.json").unlink(missing_ok=True)
-        if self.made:
+        if self.made is not None:
             (self.path / LOCK_NAME).unlink(missing_ok=True)  # a lock this process still holds goes with it
-            with contextlib.suppress(OSError):  # only if empty
-                self.path.rmdir()
+            with contextlib.suppress(OSError):  # each only if empty
+                for folder in (self.path, *self.path.parents):
+                    folder.rmdir()
+                    if folder == self.made:
+                        break
 
 
 @contextlib.contextmanager
@@ -114,7 +118,9 @@ def claim_run_folder(out, overwrite, config, extra_settings=None):
     """
     if out is None:
         check_writable_folder(RUNS_ROOT)
-        path, made = new_run_dir(), True
+        made = _outermost_missing(Path(RUNS_ROOT))
+        path = new_run_dir()
+        made = made or path
     else:
         path = Path(out)
         check_writable_folder(path)
@@ -129,7 +135,7 @@ def claim_run_folder(out, overwrite, config, extra_settings=None):
                                   "--overwrite to start it again there")
             raise ConfigError(f"{path} already holds a run's files ({', '.join(found)}): give another --out, "
                               "or add --overwrite to replace them")
-        made = not path.exists()
+        made = _outermost_missing(path)
     if overwrite:
         path.mkdir(parents=True, exist_ok=True)
         return RunFolder(path, made, claimed=False)
@@ -138,6 +144,16 @@ def claim_run_folder(out, overwrite, config, extra_settings=None):
     except FileExistsError:
         raise ConfigError(f"{path} was just taken by another run: give another --out") from None
     return RunFolder(path, made, claimed=True)
+
+
+def _outermost_missing(path):
+    """The outermost of `path` and its parents that does not exist (None if `path` does)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def new_run_dir(root=RUNS_ROOT):

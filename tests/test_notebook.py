@@ -63,6 +63,23 @@ def test_a_live_lab_serves_the_page_with_its_token_and_trains_the_same_run_as_un
         urllib.request.urlopen(lab.url, timeout=2)
 
 
+def test_a_live_lab_outside_a_notebook_says_where_its_page_is(capsys):
+    with LiveLab(data=((), ())) as lab:
+        assert capsys.readouterr().out == f"lab page: {lab.url}\n"
+
+
+def test_the_notebook_imports_sgdlab_by_its_public_names():
+    import sgdlab
+
+    notebook = json.loads(NOTEBOOK.read_text())
+    code = "".join(line for cell in notebook["cells"] for line in cell["source"])  # the code in its text too
+    imported = re.findall(r"^from (sgdlab\S*) import (.+)$", code, re.MULTILINE)
+    assert imported and {module for module, _ in imported} == {"sgdlab"}, imported
+    for _, names in imported:
+        for name in names.split(", "):
+            assert name in sgdlab.__all__, name
+
+
 def test_a_browser_shows_the_page_framed_in_a_notebook_of_another_origin():
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

@@ -31,7 +31,7 @@ _EXPORTS = {
     "MultiLayerNet": "nn.network", "TwoLayerNet": "nn.network",
     "SGD": "nn.optimizers", "Momentum": "nn.optimizers", "Nesterov": "nn.optimizers", "AdaGrad": "nn.optimizers",
     "RMSprop": "nn.optimizers", "Adam": "nn.optimizers",
-    "numerical_gradient_fast": "engine.perturbation",
+    "numerical_gradient_fast": "engine.perturbation", "gradient_check": "engine.gradcheck",
     "TrainConfig": "training.config", "Trainer": "training.trainer", "History": "training.history",
     "load_model": "runs.model_file", "save_model": "runs.model_file",
     "RunObserver": "runs.run", "train_run": "runs.run", "run_experiment": "runs.experiments",

@@ -2,10 +2,10 @@
 
 `LiveLab` is `sgdlab train --live` for Jupyter: the same `LiveRun` observer,
 `LiveLabRun` and `LabServer` (on 127.0.0.1, a free port, a fresh random
-token), with the page shown as an IFrame instead of opened in a browser::
+token), with the page shown as an IFrame instead of opened in a browser
+(outside a notebook, its address is printed)::
 
-    from sgdlab import TrainConfig
-    from sgdlab.lab.notebook import LiveLab
+    from sgdlab import LiveLab, TrainConfig
 
     lab = LiveLab()
     lab                                   # a cell ending in it shows the page inline
@@ -48,6 +48,8 @@ class LiveLab:
         self.data = MnistOnce(data_dir, data)
         self.live = LiveRun(RunFeed("starting", {}, live=True))
         self.server = LabServer(Lab([LiveLabRun(RUN_ID, self.live, self.data)])).start()
+        if not _in_a_notebook():  # a script, or a terminal's Python: nothing would show the page
+            print(f"lab page: {self.url}", flush=True)
 
     @property
     def url(self):
@@ -96,3 +98,11 @@ class LiveLab:
 
     def __repr__(self):
         return f"LiveLab({self.url})"
+
+
+def _in_a_notebook():
+    """Whether this runs in a Jupyter kernel, where a cell ending in the lab shows its page."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and hasattr(shell, "kernel")

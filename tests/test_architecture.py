@@ -26,3 +26,10 @@ def test_the_book_concepts_load_without_the_machinery():
             "if m.startswith('sgdlab.')}))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "['errors', 'nn', 'ranges']"
+
+
+def test_the_package_metadata_uses_no_deprecated_form():
+    import tomllib
+
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    assert isinstance(project["license"], str)  # an SPDX expression: setuptools deprecates the table

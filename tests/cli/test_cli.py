@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 from pathlib import Path
 
@@ -1341,20 +1342,33 @@ def test_runs_killed_at_random_instants_and_resumed_equal_the_uninterrupted_run(
                 "--quiet", "--no-plot")
     sgdlab(tmp_path, "train", "--out", tmp_path / "whole", *settings)
     rng, kills = random.Random(0), 0
-    command = [sys.executable, "-m", "sgdlab", "train"]
     argv = ["--out", tmp_path / "run", *settings]
-    for _ in range(60):  # each start trains for a while before its kill: the run gets done
-        process = subprocess.Popen([*command, *map(str, argv)], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
-        try:
-            process.wait(timeout=rng.uniform(0.7, 2.2))  # start-up takes about 1 s
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            argv = ["--resume", tmp_path / "run", "--quiet", "--no-plot"]
-            continue
-        assert process.returncode == 0, process.stderr.read()
+
+    def checkpoint():  # which one the run holds (each is written beside it, then renamed over it)
+        with contextlib.suppress(FileNotFoundError):
+            found = (tmp_path / "run" / "checkpoint.npz").stat()
+            return found.st_ino, found.st_mtime_ns
+        return None
+
+    for start in range(60):
+        before = checkpoint()
+        with started(sgdlab_command("train", *argv), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     text=True) as process:
+            if start % 3 != 2:  # killed after it has saved a new checkpoint: the run gets done however loaded the machine
+                deadline = time.monotonic() + 300
+                while process.poll() is None and checkpoint() == before:
+                    assert time.monotonic() < deadline, "no checkpoint saved in 5 minutes"
+                    time.sleep(0.01)
+            try:  # a third of the starts at any instant from their start-up on (start-up takes about 1 s)
+                process.wait(timeout=rng.uniform(0, 1.5) if start % 3 != 2 else rng.uniform(0.2, 2.2))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                argv = ["--resume", tmp_path / "run", "--quiet", "--no-plot"]
+                continue
+            err = process.stderr.read()
+        assert process.returncode == 0, err
         if argv[0] == "--out":  # finished before the first kill: try again, from scratch
             shutil.rmtree(tmp_path / "run")
             continue

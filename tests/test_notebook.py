@@ -122,6 +122,7 @@ class notebook_page:
         self.server.server_close()
 
 
+@pytest.mark.slow  # the book's run, 10000 iterations, in a Jupyter kernel
 def test_the_chapter_4_notebook_runs_and_shows_what_it_says(mnist_dir, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -20,6 +20,7 @@ from sgdlab import TrainConfig, Trainer, load_mnist
 from sgdlab.data.digit_images import digit_from_image
 from tests.data.photographs import SCENES, clean_page, glyphs, photograph
 
+BOOK_LENGTH = pytest.mark.slow  # read by the book's network, trained for its 10000 iterations
 CLEAN_FLOOR = 0.75  # the clean renders read 0.793 before and after the photo pipeline
 WITHIN = 0.10  # each scene's accuracy is at most this far below the clean one's
 
@@ -58,15 +59,18 @@ def test_the_test_set_is_150_digits_of_every_kind():
     assert {digit for digit, _, _ in kinds} == set(range(10))
 
 
+@BOOK_LENGTH
 def test_clean_digits_read_as_well_as_before(accuracy):
     assert accuracy["clean"] >= CLEAN_FLOOR
 
 
+@BOOK_LENGTH
 @pytest.mark.parametrize("scene", SCENES)
 def test_photographed_digits_read_within_ten_points_of_clean_ones(accuracy, scene):
     assert accuracy[scene] >= accuracy["clean"] - WITHIN, accuracy
 
 
+@BOOK_LENGTH
 def test_photographs_read_nearly_as_well_as_clean_digits_overall(accuracy):
     photographed = np.mean([accuracy[scene] for scene in SCENES])  # 450 photographs: steadier than one scene
     assert photographed >= accuracy["clean"] - WITHIN / 2, accuracy

@@ -5,7 +5,9 @@ A process inherits the signals its parent ignores: under `nohup` SIGHUP,
 in a script's background job SIGINT and SIGQUIT. The tests may run like
 that, yet what they check (Ctrl-C stops a run and saves it, SIGHUP stops
 it as Ctrl-C does) is what a user at a terminal gets; so the children
-start with every such signal at its default.
+start with every such signal at its default. Nor do they inherit
+PYTHONUNBUFFERED: what they print reaches the test when sgdlab flushes it,
+as it reaches a user's pipe.
 """
 
 import contextlib
@@ -38,6 +40,7 @@ def started(command, also=None, **popen):
         if also is not None:
             also()
 
+    popen.setdefault("env", {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"})
     process = subprocess.Popen(command, preexec_fn=prepare, **popen)
     try:
         yield process

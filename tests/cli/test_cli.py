@@ -1066,6 +1066,43 @@ def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, data_dir, signal
     assert (tmp_path / "run" / "model.npz").exists()
 
 
+def test_under_nohup_a_hangup_is_ignored_and_sigterm_still_stops_the_run(tmp_path, data_dir):
+    import signal
+
+    def as_nohup_starts_it():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    command = sgdlab_command("train", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters", "1000000",
+                             "--hidden-size", "5", "--no-plot")
+    with started(command, also=as_nohup_starts_it, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout.readline().startswith("training")
+        assert process.stdout.readline().startswith("epoch")
+        process.send_signal(signal.SIGHUP)  # the terminal closed: what nohup is for
+        assert process.stdout.readline().startswith("epoch")  # still training after it
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=PRESS_TIMEOUT)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert read_history(tmp_path / "run")["stopped"].startswith("interrupted by SIGTERM after iteration")
+
+
+def test_each_evaluation_line_is_flushed_as_it_is_written(tmp_path, data_dir, monkeypatch):
+    """So that it reaches a pipe or a file (| tee, nohup.out) when it happens, not a buffer-full later."""
+    class Recorded(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.flushed_at = set()
+
+        def flush(self):
+            self.flushed_at.add(len(self.getvalue()))
+
+    out = Recorded()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["train", "--data-dir", str(data_dir), "--out", str(tmp_path / "run"), "--no-plot", *TINY]) == 0
+    text = out.getvalue()
+    ends = [match.end() for match in re.finditer(r"^epoch.*\n", text, re.MULTILINE)]
+    assert len(ends) == 2 and set(ends) <= out.flushed_at
+
+
 def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path, data_dir):
     with started_training(tmp_path, data_dir, "--out", tmp_path / "run", "--iters", "1300", "--hidden-size", "5",
                           "--no-plot") as process:

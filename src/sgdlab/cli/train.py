@@ -129,6 +129,7 @@ class TerminalProgress:
     def evaluation(self, history):
         if not self.args.quiet:
             self.bar.write(evaluation_line(history))
+            sys.stdout.flush()  # as it happens, also into a pipe or a file (| tee, nohup's nohup.out)
 
     def training_ended(self):
         self.bar.close()

@@ -72,18 +72,28 @@ def test_a_json_file_of_gigabytes_is_refused_unread(tmp_path):
 
     with open(tmp_path / "config.json", "wb") as handle:
         handle.truncate(4 << 30)  # sparse: nothing is written
-    with pytest.raises(SgdlabError, match=f"config.json is larger than {MAX_JSON_BYTES >> 20} MB"):
+    with pytest.raises(SgdlabError, match=f"config.json as a run's settings .*more than {MAX_JSON_BYTES >> 20} MB"):
         read_json_object(tmp_path / "config.json", "run's settings")
 
 
-def test_a_json_file_without_a_size_is_read_no_further_than_the_limit(tmp_path, monkeypatch):
+def test_a_json_file_that_grows_as_it_is_read_is_read_no_further_than_the_limit(tmp_path, monkeypatch):
     from sgdlab import fileio
     from sgdlab.errors import SgdlabError
 
     monkeypatch.setattr(fileio, "MAX_JSON_BYTES", 1000)
-    (tmp_path / "history.json").symlink_to("/dev/zero")  # endless, and of size 0
-    with pytest.raises(SgdlabError, match="history.json is larger than"):
-        fileio.read_json_object(tmp_path / "history.json", "history file")
+    (tmp_path / "history.json").write_bytes(b" " * 600)
+    with open(tmp_path / "history.json", "ab") as growing:  # it grows after its size is checked: read to the bound
+        real_open = fileio.open_regular_file
+
+        def open_then_grow(*args):
+            handle = real_open(*args)
+            growing.write(b" " * 600)
+            growing.flush()
+            return handle
+
+        monkeypatch.setattr(fileio, "open_regular_file", open_then_grow)
+        with pytest.raises(SgdlabError, match="history.json as a history file .*more than 1000 bytes"):
+            fileio.read_json_object(tmp_path / "history.json", "history file")
 
 
 def test_a_history_of_a_million_iterations_is_read(tmp_path):

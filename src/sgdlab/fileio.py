@@ -1,9 +1,16 @@
-"""Atomic file writes (a reader sees the old file or the new one, never half of one), and run files read back."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), files read as hostile
+(regular files only, never beyond a bound given per kind of file), and locks that follow no link.
+
+Every file sgdlab reads goes through `open_regular_file`: a FIFO would hang
+a plain `open`, /dev/zero would fill memory, and a folder or a device is no
+file of sgdlab's, whatever link leads there and whatever its name says.
+"""
 
 import contextlib
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +19,11 @@ from .errors import SgdlabError
 
 PART_SUFFIX = ".part"  # a temporary file's: `.NAME.<random>.part` beside the file it becomes
 MAX_JSON_BYTES = 256 << 20  # a history of 10 million iterations at ~25 characters a loss, with room to spare
+# Flags of every open of a user's file: a FIFO opens at once (and is then refused) instead of waiting for a writer;
+# O_BINARY and O_NOFOLLOW where the system has them (Windows has only the one, POSIX only the other).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+_LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0))
 
 
 @contextlib.contextmanager
@@ -42,21 +54,118 @@ def write_text_atomic(path, text):
         handle.write(text)
 
 
+def open_regular_file(path, limit, refuse=None):
+    """`path` opened for reading (binary), once the opened descriptor is known to be a regular file of at most
+    `limit` bytes.
+
+    The checks are made on what was opened (fstat), not on the name, so no
+    link or race can slip a FIFO, a device (/dev/zero, /dev/urandom), a
+    socket or a folder past them; a FIFO is opened without waiting for a
+    writer. `refuse(problem)` makes the exception raised for anything else
+    (default: an `SgdlabError` naming the file); a missing file raises
+    `FileNotFoundError`, as `open` does, for the caller to say what to give.
+    """
+    refuse = refuse or (lambda problem: SgdlabError(f"{path}: {problem}"))
+    try:
+        descriptor = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:  # Windows cannot open a folder at all
+        raise refuse("a folder, not a file") from None
+    except OSError as exc:
+        raise refuse(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
+            raise refuse(f"{_file_kind(found.st_mode)}, not a regular file")
+        if found.st_size > limit:
+            raise refuse(f"{found.st_size} bytes, more than {size_phrase(limit)}, the most such a file can have")
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_regular_file(path, limit, refuse=None):
+    """The bytes of the regular file `path`, at most `limit` of them (see `open_regular_file`): read no further, in
+    case the file grows as it is read."""
+    refuse = refuse or (lambda problem: SgdlabError(f"{path}: {problem}"))
+    with open_regular_file(path, limit, refuse) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise refuse(f"more than {size_phrase(limit)}, the most such a file can have")
+    return data
+
+
+@contextlib.contextmanager
+def exclusive_lock(path, refuse_held):
+    """Hold the lock file `path` while the block runs; `refuse_held()` makes the exception raised if another
+    process holds it. A lock the system drops with its holder, so one left by a killed process blocks nothing.
+
+    The file is opened without following a link (a link planted there would
+    make the lock create or truncate its target) and must be a regular file;
+    it is removed when the block ends. Without `fcntl` (Windows) nothing is
+    locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        descriptor = os.open(path, _LOCK_FLAGS, 0o666)
+    except OSError as exc:
+        link = Path(path).is_symlink()
+        raise SgdlabError(f"{path} is a link, not a lock file sgdlab made: remove it" if link else
+                          f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise SgdlabError(f"{path} is {_file_kind(mode)}, not a lock file sgdlab made: remove it")
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise refuse_held() from None
+        try:
+            yield
+        finally:  # a folder made read-only keeps it: harmless, as the lock is the open file's, not the file
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def size_phrase(size):
+    """`size` bytes said shortly: `256 MB`, `4 KB`, `200 bytes`."""
+    for unit, shift in (("GB", 30), ("MB", 20), ("KB", 10)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):.3g} {unit}"
+    return f"{size} bytes"
+
+
+def _file_kind(mode):
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file" if not stat.S_ISREG(mode) else "a file"
+
+
 def read_json_object(path, kind):
     """The JSON object in `path`; a missing, unreadable, oversized or foreign file is an `SgdlabError` naming it
     as a `kind`."""
+    def refuse(problem):
+        return SgdlabError(f"cannot read {path} as a {kind} ({problem}): it is not one sgdlab wrote")
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            # The size first, then a bounded read all the same: a pipe or /dev/zero has no size on disk.
-            too_large = os.fstat(handle.fileno()).st_size > MAX_JSON_BYTES
-            text = "" if too_large else handle.read(MAX_JSON_BYTES + 1)
-        if too_large or len(text) > MAX_JSON_BYTES:
-            raise SgdlabError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MB, far more than any {kind} sgdlab "
-                              "writes: it is not one; run 'sgdlab train' again")
-        values = parse_json(text)
+        data = read_regular_file(path, MAX_JSON_BYTES, refuse)
     except FileNotFoundError:
         raise SgdlabError(f"{path} not found: give a run folder written by 'sgdlab train'") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    try:
+        values = parse_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise SgdlabError(f"cannot read {path} as a {kind} ({exc}): it may be damaged; run 'sgdlab train' "
                           "again") from None
     if not isinstance(values, dict):

@@ -6,7 +6,9 @@ before anything can look at its shape. `NpzFile` opens the archive with
 `zipfile`, reads only the .npy header of each member (its dtype and shape) and
 checks it against the member's size in the zip directory, so the caller can
 compare the shapes with what it expects before `read` touches the data. It
-never unpickles, and admits only plain numbers and unicode text.
+never unpickles, and admits only plain numbers and unicode text. The file
+itself is opened by `sgdlab.fileio.open_regular_file`: a regular file no
+larger than its caller allows, or nothing.
 """
 
 import io
@@ -15,6 +17,8 @@ import zipfile
 import zlib
 
 import numpy as np
+
+from .fileio import open_regular_file
 
 NPY_SUFFIX = ".npy"
 NOT_AN_ARCHIVE = "not a .npz archive"  # the problem `refuse` is given for a file that is no zip at all
@@ -46,23 +50,26 @@ class ArrayHeader:
 
 
 class NpzFile:
-    """An .npz file opened for checked reading; `headers` maps each array's name to its `ArrayHeader`.
+    """An .npz file of at most `limit` bytes opened for checked reading; `headers` maps each array's name to its
+    `ArrayHeader`.
 
     `refuse(problem)` makes the exception raised for a file that cannot be
     read safely (the caller's, which names the file and says what to do);
     every problem becomes one, never a zip or NumPy error.
     """
 
-    def __init__(self, path, refuse):
+    def __init__(self, path, refuse, limit):
         self._refuse = refuse
         try:
-            self._zip = zipfile.ZipFile(path)
+            self._file = open_regular_file(path, limit, refuse)
         except FileNotFoundError:
             raise refuse("no such file") from None
-        except IsADirectoryError:
-            raise refuse("a folder, not a file") from None
+        try:
+            self._zip = zipfile.ZipFile(self._file)
         except _ZIP_ERRORS as exc:
-            raise refuse(_zip_problem(path, exc)) from None
+            problem = _zip_problem(self._file, exc)
+            self._file.close()
+            raise refuse(problem) from None
         try:
             self.headers = self._read_headers()
         except BaseException:
@@ -77,6 +84,7 @@ class NpzFile:
 
     def close(self):
         self._zip.close()
+        self._file.close()
 
     def read(self, name, limit):
         """The array `name` (writable, of its header's dtype and shape), if its data is at most `limit` bytes."""
@@ -169,12 +177,12 @@ def _file_size(archive):
     return archive.fp.tell()
 
 
-def _zip_problem(path, exc):
-    """Why `path` is no zip, as a phrase (a single .npy array said as such)."""
+def _zip_problem(handle, exc):
+    """Why the file open as `handle` is no zip, as a phrase (a single .npy array said as such)."""
     try:
-        with open(path, "rb") as handle:
-            start = handle.read(6)
-    except OSError:
+        handle.seek(0)
+        start = handle.read(6)
+    except (OSError, ValueError):
         start = b""
     if start == b"\x93NUMPY":
         return "a single .npy array, not a .npz archive"

@@ -41,12 +41,14 @@ pieces, their boxes and sizes) is `scipy.ndimage`'s; Pillow reads, converts
 and resizes.
 """
 
+import contextlib
 import math
 import warnings
 
 import numpy as np
 
 from ..errors import SgdlabError
+from ..fileio import open_regular_file
 from .mnist import IMAGE_SHAPE
 
 MNIST_SIDE = IMAGE_SHAPE[0]
@@ -56,6 +58,7 @@ FAINTEST_INK = 0.1  # ink no darker than this fraction of its paper is noise on 
 RANGE_PERCENTILE = 99.9  # a deep image's range is judged without its few brightest pixels (a hot pixel, a glint)
 LARGEST_SIDE = 2048  # larger images are scaled down first: a 28x28 digit needs no more, and memory stays small
 MAX_DECODED_PIXELS = 50_000_000  # an image decoded whole (all but JPEG) may have this many: a phone's photo
+MAX_IMAGE_BYTES = 8 * MAX_DECODED_PIXELS  # its file, even stored raw: four channels of 16 bits
 PHOTO_SIDE = 1024  # a photograph is averaged down to this longer side: its digit still spans dozens of pixels
 PLAIN_SPREAD = 0.03  # a border whose pixels (nine in ten) are this close to its median is one flat colour
 CLOSING_WINDOW = 0.15  # the paper is measured over windows this fraction of the shorter side: wider than a stroke
@@ -69,14 +72,15 @@ NEAR = 0.5  # pieces further from the main one than this fraction of its size be
 
 
 def load_digit_image(path):
-    """Read the image at `path` and return it as a (784,) float32 array in [0, 1]."""
+    """Read the image at `path` (or in the binary file object `path`, such as an upload's bytes) and return it as a
+    (784,) float32 array in [0, 1]."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():  # Pillow warns of large images; beyond twice that it refuses them, as here
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)  # a damaged file's (TIFF tags, EXIF): it is read or refused
-            with Image.open(path) as image:
+            with _opened(path) as handle, Image.open(handle) as image:
                 image = ImageOps.exif_transpose(_read_scaled_down(image))
     except FileNotFoundError:
         raise SgdlabError(f"{path}: no such image file") from None
@@ -85,6 +89,14 @@ def load_digit_image(path):
     except (UnidentifiedImageError, OSError, ValueError, TypeError) as exc:  # TypeError: a TIFF's damaged tags
         raise SgdlabError(f"{path}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
     return digit_from_image(image)
+
+
+def _opened(path):
+    """The image file at `path`, a regular file of at most MAX_IMAGE_BYTES; a file object as it is."""
+    if hasattr(path, "read"):
+        return contextlib.nullcontext(path)
+    return open_regular_file(path, MAX_IMAGE_BYTES, lambda problem: SgdlabError(
+        f"{path}: cannot read it as an image ({problem}); use a PNG, JPEG, BMP or similar"))
 
 
 def digit_from_image(image):

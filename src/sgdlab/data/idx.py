@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import read_regular_file
 
 GZIP_MAGIC = b"\x1f\x8b"
 LABELS_MAGIC = 0x00000801
@@ -43,14 +44,10 @@ def read_idx_bytes(path: str | Path, limit: int = MAX_SIZE) -> bytes:
     decompression bomb is named, never expanded.
     """
     path = Path(path)
-    largest = gzip_bound(limit)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(largest + 1)
-    except OSError as exc:
+        data = read_regular_file(path, gzip_bound(limit), lambda problem: DataError(f"{path}: {problem}; {_FIX}"))
+    except FileNotFoundError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror}); check that it exists and is readable") from exc
-    if len(data) > largest:
-        raise DataError(f"{path}: larger than {largest} bytes, more than the file can be, gzipped or not; {_FIX}")
     return decompress_if_gzip(data, str(path), limit)
 
 

@@ -331,7 +331,7 @@ def _read_cache(path: Path, stamp: np.ndarray) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
-        with NpzFile(path, DataError) as archive:
+        with NpzFile(path, DataError, _cache_limit()) as archive:
             if not _cache_layout_fits(archive.headers, stamp):
                 return None
             if not np.array_equal(archive.read("stamp", stamp.nbytes), stamp):
@@ -340,6 +340,11 @@ def _read_cache(path: Path, stamp: np.ndarray) -> dict[str, np.ndarray] | None:
     except DataError:
         return None
     return arrays if all(_is_canonical(arrays[spec.key], spec) for spec in FILES) else None
+
+
+def _cache_limit() -> int:
+    """The largest a decoded cache can be: the four files' values, and a megabyte for its stamp and the zip's own."""
+    return sum(spec.idx_size for spec in FILES) + (1 << 20)
 
 
 def _cache_layout_fits(headers: dict, stamp: np.ndarray) -> bool:

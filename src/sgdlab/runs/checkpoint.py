@@ -18,6 +18,7 @@ import numpy as np
 from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
 from ..errors import SgdlabError
 from ..fileio import MAX_JSON_BYTES, atomic_write, parse_json
+from ..nn.network import MAX_PARAMETERS
 from ..nn.optimizers import COUNT
 from ..npzfile import NpzFile
 from ..training.config import TrainConfig
@@ -28,6 +29,8 @@ FORMAT = "sgdlab-checkpoint"
 VERSION = 1
 GROUPS = ("params", "statistics", "optimizer")  # the TrainingState fields held as arrays
 MAX_META_BYTES = 4 * MAX_JSON_BYTES  # the JSON text (the history in it), as UTF-8, or 4 bytes a character
+# The largest checkpoint: float64 weights of the largest network, as many statistics, two optimizer arrays a weight
+MAX_CHECKPOINT_BYTES = 4 * MAX_PARAMETERS * 8 + MAX_META_BYTES
 _FIX = "it cannot be resumed from; delete it to train the run again from its start"
 
 
@@ -49,7 +52,8 @@ def load_checkpoint(path, settings):
     before any array is read, so a damaged or hostile file never allocates
     more than a checkpoint of this run holds.
     """
-    with NpzFile(path, lambda problem: SgdlabError(f"{path} is damaged ({problem}): {_FIX}")) as archive:
+    with NpzFile(path, lambda problem: SgdlabError(f"{path} is damaged ({problem}): {_FIX}"),
+                 MAX_CHECKPOINT_BYTES) as archive:
         meta = _read_meta(path, archive)
         if meta.get("settings") != json.loads(json.dumps(settings)):  # as JSON keeps them: tuples become lists
             raise SgdlabError(f"{path} belongs to a run with other settings than this folder's config.json: it "

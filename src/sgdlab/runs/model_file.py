@@ -26,6 +26,8 @@ META_KEY = "sgdlab_model"
 MAX_DESCRIPTION_BYTES = 1 << 22  # the description as np.savez stores it, 4 bytes a character: far more than any needs
 SMALL_NETWORK_BYTES = 1 << 20  # parameters built from any description, before they are compared with the arrays
 MAX_FLOAT_BYTES = 8  # float16, float32 or float64 weights are read (and copied into the network's dtype)
+# The largest model file: the parameters of the largest network and as many statistics, in float64, and its description
+MAX_MODEL_BYTES = 2 * MAX_PARAMETERS * MAX_FLOAT_BYTES + MAX_DESCRIPTION_BYTES
 
 
 def save_model(path, network, config=None):
@@ -85,7 +87,7 @@ def _open(path):
         fix = "" if problem == NOT_AN_ARCHIVE else "; give a model.npz written by 'sgdlab train', or train again"
         return ModelFileError(f"{path} is not an sgdlab model file ({problem}){fix}")
 
-    archive = NpzFile(path, refuse)
+    archive = NpzFile(path, refuse, MAX_MODEL_BYTES)
     if META_KEY not in archive.headers:
         archive.close()
         raise ModelFileError(f"{path} is a .npz file but not an sgdlab model (it has no '{META_KEY}' entry)")

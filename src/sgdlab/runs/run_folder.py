@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SgdlabError
-from ..fileio import PART_SUFFIX, read_json_object, write_text_atomic
+from ..fileio import PART_SUFFIX, exclusive_lock, read_json_object, write_text_atomic
 from ..plots.charts import chart_paths, plot_history
 from ..plots.report import REPORT_NAME, write_report
 from ..training.history import History
@@ -85,28 +85,13 @@ class RunFolder:
                         break
 
 
-@contextlib.contextmanager
 def folder_lock(path, busy):
     """Within: the folder `path` is this process's, and refused with a `ConfigError` saying
     it is `busy` to any other that asks: a run's, a sweep's or an experiment's, from before anything in it is
-    replaced until it has saved. The lock is one the system drops with its holder (flock on `path/.lock`), so
-    one left by a killed process blocks nothing."""
-    try:
-        import fcntl
-    except ImportError:  # not on this system (Windows): no lock
-        yield
-        return
+    replaced until it has saved. The lock is `path/.lock`, held as `sgdlab.fileio.exclusive_lock` holds one (the
+    system drops it with its holder; a link or anything but a regular file there is refused, never followed)."""
     path = Path(path)
-    with open(path / LOCK_NAME, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{path} is {busy}") from None
-        try:
-            yield
-        finally:  # a folder made read-only keeps it: harmless, as the lock is the open file's, not the file
-            with contextlib.suppress(OSError):
-                (path / LOCK_NAME).unlink(missing_ok=True)
+    return exclusive_lock(path / LOCK_NAME, lambda: ConfigError(f"{path} is {busy}"))
 
 
 def claim_run_folder(out, overwrite, config, extra_settings=None):

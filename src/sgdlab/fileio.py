@@ -173,6 +173,17 @@ def read_json_object(path, kind):
     return values
 
 
+def read_json_as(path, kind, build, consequence):
+    """`build(values)` for the JSON object in `path` (read by `read_json_object`): a `kind` of file sgdlab wrote,
+    such as a run's settings or a sweep's. Values of the wrong type or range (`build` raises KeyError, TypeError,
+    AttributeError or ValueError) make an `SgdlabError` naming the file as damaged, and `consequence`."""
+    values = read_json_object(path, kind)
+    try:
+        return build(values)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # ConfigError is a ValueError
+        raise SgdlabError(f"{path} is damaged ({exc}): {consequence}") from None
+
+
 def parse_json(text):
     """The value of the JSON `text`, which must be what sgdlab writes: finite numbers only (no NaN or Infinity, no
     number beyond float range such as 1e400) and no nesting deeper than Python's stack; a ValueError says why."""

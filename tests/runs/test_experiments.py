@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sgdlab.errors import ConfigError
+from sgdlab.errors import ConfigError, SgdlabError
 from sgdlab.runs.experiments import (BATCH_NORM_SCALES, experiments, optimizers_experiment, resume_experiment,
                                      run_experiment)
 from sgdlab.runs.model_file import load_model
@@ -139,7 +139,7 @@ def test_an_experiment_killed_before_its_summary_is_resumed_and_a_damaged_one_re
     _, resumed = resume_experiment(tmp_path / "exp", workers=2)
     assert resumed["variants"] == whole["variants"]
     (tmp_path / "exp" / "experiment.json").write_text('{"name": "dropout"}')
-    with pytest.raises(ConfigError, match="experiment.json is damaged"):
+    with pytest.raises(SgdlabError, match="experiment.json is damaged"):
         resume_experiment(tmp_path / "exp")
     with pytest.raises(ConfigError, match="holds no experiment to resume"):
         resume_experiment(tmp_path / "nothing")

@@ -73,9 +73,10 @@ def run(args):
     for variant, figures in summary["variants"].items():
         loss = figures["final_loss"]
         loss = "-" if loss is None else f"{loss:.4f}" if loss < 1e3 else f"{loss:.1e}"  # a diverged run's is huge
+        train, test, gap = ("-" if figures[key] is None else f"{figures[key]:.4f}"  # never evaluated: diverged first
+                            for key in ("train_acc", "test_acc", "gap"))
         stopped = f"  ({figures['stopped']})" if figures["stopped"] else ""
-        say(args, f"{variant:22} {loss:>7} {figures['train_acc']:10.4f} {figures['test_acc']:9.4f} "
-                  f"{figures['gap']:7.4f}{stopped}")
+        say(args, f"{variant:22} {loss:>7} {train:>10} {test:>9} {gap:>7}{stopped}")
     if "stopped" in summary:
         print(f"sgdlab experiment: {summary['stopped']}; what ran is saved in {out}", file=sys.stderr)
         return EXIT_INTERRUPTED

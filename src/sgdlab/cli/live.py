@@ -80,10 +80,9 @@ def _data_dir(args):
         return args.data_dir
     from pathlib import Path
 
-    from ..fileio import read_json_object
+    from ..runs.run_folder import read_run_settings
 
-    config = Path(args.resume) / "config.json"
-    return read_json_object(config, "run's settings").get("data_dir") if config.exists() else None
+    return read_run_settings(args.resume).data_dir if (Path(args.resume) / "config.json").exists() else None
 
 
 def _port(text):

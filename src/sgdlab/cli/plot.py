@@ -18,18 +18,18 @@ def run(args):
     from ..data import load_mnist
     from ..plots.charts import plot_history
     from ..plots.report import write_report
-    from ..fileio import read_json_object
     from ..runs.model_file import load_mnist_model
+    from ..runs.run_folder import read_run_settings
     from ..training.history import History
 
     if not args.run_dir.is_dir():
         raise SgdlabError(f"{args.run_dir} is not a folder: give a run folder written by 'sgdlab train'")
+    # everything read before anything is written: a folder that cannot be read is left as it was
     history = History.load(args.run_dir / "history.json")
-    settings = read_json_object(args.run_dir / "config.json", "run's settings")
+    settings = read_run_settings(args.run_dir)
+    network = load_mnist_model(args.run_dir / "model.npz")
+    _, test_set = load_mnist(normalize=False, data_dir=args.data_dir if args.data_dir is not None else settings.data_dir)
     for path in plot_history(history, args.run_dir):
         print(f"wrote {path}")
-    network = load_mnist_model(args.run_dir / "model.npz")
-    data_dir = args.data_dir if args.data_dir is not None else settings.get("data_dir")
-    _, test_set = load_mnist(normalize=False, data_dir=data_dir)
-    print(f"wrote {write_report(args.run_dir, settings, history, network, test_set)}")
+    print(f"wrote {write_report(args.run_dir, settings.to_dict(), history, network, test_set)}")
     return 0

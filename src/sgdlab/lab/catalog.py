@@ -14,13 +14,11 @@ from ..data import load_mnist
 from ..data.digit_images import load_digit_image
 from ..data.mnist import IMAGE_PIXELS, IMAGE_SHAPE, NUM_CLASSES
 from ..errors import SgdlabError
-from ..fileio import read_json_object
 from ..runs.checkpoint import load_checkpoint
 from ..runs.model_file import load_model
-from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT
+from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
-from ..training.config import TrainConfig
 from ..training.history import History
 from ..training.inspection import gradient_agreement, hidden_unit_weights, png_data_url, read_digit, test_set_errors
 from .feed import LossSeries, RunFeed
@@ -107,10 +105,9 @@ class FolderLabRun(LabRun):
     """A run read from its folder: finished (history.json and model.npz), or in progress in another process
     (its last checkpoint), looked at again every second."""
 
-    def __init__(self, run_id, name, folder, data):
-        self.folder = Path(folder)
-        self.settings = read_json_object(self.folder / "config.json", "run's settings")
-        super().__init__(run_id, RunFeed(name, self.settings), data)
+    def __init__(self, run_id, name, folder, data, settings):
+        self.folder, self.config = Path(folder), settings.config  # settings: its config.json's `RunSettings`
+        super().__init__(run_id, RunFeed(name, settings.to_dict()), data)
         self._stamp, self._checked = None, 0.0
 
     def refresh(self):
@@ -139,11 +136,8 @@ class FolderLabRun(LabRun):
                           history.stopped or "", history.lr_changes)
 
     def _checkpointed(self, path):
-        settings = dict(self.settings)
-        settings.pop("data_dir", None)
-        config = TrainConfig.from_dict(settings)
-        state = load_checkpoint(path, config.resolved().to_dict())
-        network = config.make_network(IMAGE_PIXELS, NUM_CLASSES, rng=0)
+        state = load_checkpoint(path, self.config.resolved().to_dict())
+        network = self.config.make_network(IMAGE_PIXELS, NUM_CLASSES, rng=0)
         for source, target in ((state.params, network.params), (state.statistics, network.running_statistics)):
             for key, value in source.items():
                 target[key] = value
@@ -189,7 +183,7 @@ class SweepTrials:
         if run_id not in self.trials or not (folder / "config.json").is_file():
             return None
         try:
-            return FolderLabRun(run_id, run_id, folder, self.data)
+            return FolderLabRun(run_id, run_id, folder, self.data, read_run_settings(folder))
         except SgdlabError:  # its settings damaged: nothing to show of it
             return None
 
@@ -254,10 +248,10 @@ def folder_runs(paths, data_dir=None):
     for folder in folders:
         name = folder.name if folder.name not in names else str(folder)
         names.add(name)
-        stored = read_json_object(folder / "config.json", "run's settings").get("data_dir")
-        where = data_dir if data_dir is not None else stored
+        settings = read_run_settings(folder)
+        where = data_dir if data_dir is not None else settings.data_dir
         loader = loaders.setdefault(str(where), MnistOnce(where))
-        runs.append(FolderLabRun(_run_id(len(runs), name), name, folder, loader))
+        runs.append(FolderLabRun(_run_id(len(runs), name), name, folder, loader, settings))
     return runs
 
 

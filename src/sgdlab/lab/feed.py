@@ -42,14 +42,14 @@ class LossSeries:
         return len(self.means) * self.width + self._open_count
 
     def append(self, loss):
-        self._open_sum += loss
+        self._open_sum += loss / self.width  # each share divided first: losses near float's largest add up finite
         self._open_count += 1
         if self._open_count < self.width:
             return
-        self.means.append(self._open_sum / self.width)
+        self.means.append(self._open_sum)
         self._open_sum, self._open_count = 0.0, 0
         if len(self.means) == self.limit:
-            self.means = [(a + b) / 2 for a, b in zip(self.means[::2], self.means[1::2])]
+            self.means = [a / 2 + b / 2 for a, b in zip(self.means[::2], self.means[1::2])]
             self.width *= 2
 
 

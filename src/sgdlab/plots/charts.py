@@ -43,12 +43,21 @@ def import_matplotlib():
     return matplotlib
 
 
+DRAWN_LIMIT = 1e300  # values beyond it are drawn at it: matplotlib's axis limits and ticks overflow near float's end
+
+
+def drawable(values):
+    """`values` as float64, clipped to +-DRAWN_LIMIT: a diverging run records losses up to float's largest (1.7e308)."""
+    return np.clip(np.asarray(values, dtype=np.float64), -DRAWN_LIMIT, DRAWN_LIMIT)
+
+
 def moving_average(values, window):
-    """Mean of each run of `window` consecutive values (shorter output: 'valid' mode)."""
-    values = np.asarray(values, dtype=np.float64)
+    """Mean of each run of `window` consecutive values (shorter output: 'valid' mode), of their `drawable` forms
+    (a sum of losses near float's largest would overflow)."""
+    values = drawable(values)
     window = max(1, min(window, len(values)))
-    cumulative = np.cumsum(np.insert(values, 0, 0.0))
-    return (cumulative[window:] - cumulative[:-window]) / window
+    cumulative = np.cumsum(np.insert(values / window, 0, 0.0))
+    return cumulative[window:] - cumulative[:-window]
 
 
 class BookFigures(NamedTuple):
@@ -90,7 +99,7 @@ def loss_figure(history):
     """Mini-batch loss of every iteration, raw and smoothed."""
     fig, ax = _new_chart()
     iterations = np.arange(1, len(history.loss) + 1)
-    ax.plot(iterations, history.loss, linewidth=0.5, alpha=0.4, label="loss")
+    ax.plot(iterations, drawable(history.loss), linewidth=0.5, alpha=0.4, label="loss")
     window = max(1, min(SMOOTHING_WINDOW, len(history.loss) // 10))
     if len(history.loss) > window > 1:
         smooth = moving_average(history.loss, window)

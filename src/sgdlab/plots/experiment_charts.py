@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .charts import SMOOTHING_WINDOW, moving_average, new_figure, save_png
+from .charts import SMOOTHING_WINDOW, drawable, moving_average, new_figure, save_png
 
 TITLES = {"optimizers": "Optimizers on MNIST (784-100-100-100-100-10, ReLU, He weights)",
           "weight-init": "Initial weight scales on MNIST (784-100-100-100-100-10, ReLU, SGD)"}
@@ -16,7 +16,7 @@ def plot_losses(histories, path, name):
         window = max(1, min(SMOOTHING_WINDOW, len(history.loss) // 10))
         smooth = moving_average(history.loss, window)
         ax.plot(np.arange(window, len(history.loss) + 1), smooth, color=f"C{index}", linewidth=1.4, label=variant)
-    top = max([1.0] + [float(np.max(h.loss[:50])) * 1.05 for h in histories.values() if h.loss])
+    top = max([1.0] + [float(np.max(drawable(h.loss[:50]))) * 1.05 for h in histories.values() if h.loss])
     ax.set(xlabel="iterations", ylabel="loss (moving average)", ylim=(0, min(top, 2.6)), title=TITLES.get(name, name))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
@@ -26,7 +26,8 @@ def plot_losses(histories, path, name):
 def plot_batch_norm_grid(histories, path, name):
     """Training accuracy per epoch with batch norm (solid) and without (dashed), one panel per initial weight
     scale: figure 6-19's grid of 16."""
-    scales = dict.fromkeys(variant.split("-std-")[1] for variant in histories)  # a pair may be cut short by Ctrl-C
+    scales = dict.fromkeys(variant.partition("-std-")[2] for variant in histories  # a pair may be cut short by Ctrl-C
+                           if "-std-" in variant)
     fig = new_figure((11, 9))
     axes = fig.subplots(4, 4, sharex=True, sharey=True)
     for ax, scale in zip(axes.flat, scales):
@@ -54,12 +55,15 @@ def plot_overfitting(histories, path, name):
     for ax, (variant, history) in zip(np.atleast_1d(axes), histories.items()):
         ax.plot(history.epoch, history.train_acc, color="C0", label="train")
         ax.plot(history.epoch, history.test_acc, color="C1", linestyle="--", label="test")
-        gap = history.train_acc[-1] - history.test_acc[-1]
-        ax.set(xlabel="epochs", title=f"{variant}: train {history.train_acc[-1]:.3f}, test "
-                                      f"{history.test_acc[-1]:.3f} (gap {gap:.3f})", ylim=(0, 1.0))
+        ended = (f"train {history.train_acc[-1]:.3f}, test {history.test_acc[-1]:.3f} (gap "
+                 f"{history.train_acc[-1] - history.test_acc[-1]:.3f})" if history.iteration else "never evaluated")
+        ax.set(xlabel="epochs", title=f"{variant}: {ended}", ylim=(0, 1.0))
         ax.title.set_fontsize("medium")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
     np.atleast_1d(axes)[0].set_ylabel("accuracy")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.08)
     save_png(fig, path, dpi=100)
+
+
+FIGURES = {figure.__name__: figure for figure in (plot_losses, plot_batch_norm_grid, plot_overfitting)}  # by name

@@ -14,6 +14,7 @@ the experiment varies, which the book's scripts do not ensure.
 
 import dataclasses
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +24,15 @@ import numpy as np
 from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
 from ..engine.threads import check_workers, usable_cores
 from ..errors import ConfigError
-from ..fileio import read_json_object, write_text_atomic
+from ..fileio import read_json_as, write_text_atomic
 from ..nn.optimizers import OPTIMIZERS
-from ..plots import experiment_charts
 from ..plots.charts import figure_class
+from ..plots.experiment_charts import FIGURES
+from ..ranges import NON_NEGATIVE_INT
 from ..training.config import TrainConfig
 from .parallel_runs import train_runs
 from .run import finished_history
-from .run_folder import check_writable_folder, folder_lock, new_run_dir
+from .run_folder import check_same_run, check_writable_folder, folder_lock, new_run_dir, stored_data_dir
 
 BOOK_OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")  # the four of optimizer_compare_mnist.py
 # The optimizer and weight-init scripts record the loss only: their variants are evaluated once, at the end.
@@ -41,6 +43,9 @@ OVERFITTING_NET = {"hidden_sizes": (100,) * 6, "activation": "relu", "weight_ini
 BATCH_NORM_SCALES = np.logspace(0, -4, num=16)  # batch_norm_test.py's weight scales
 EXPERIMENT_FILE = "experiment.json"
 EXPERIMENT_BUSY = "being used by an experiment still running: wait for it to end, or give another --out"
+NAMES = ("optimizers", "weight-init", "batch-norm", "weight-decay", "dropout")
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder's name inside the experiment's, no more
+LENGTHS = ("iters", "epochs")  # what may replace an experiment's own length
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,30 @@ class Experiment:
     script: str
     shared: dict
     variants: dict  # variant name -> the settings it changes
-    figure: str  # the function of sgdlab.plots.experiment_charts that draws the book's figure
+    figure: str  # the function of sgdlab.plots.experiment_charts that draws the book's figure (see FIGURES)
+
+    def __post_init__(self):
+        """Refuse what no experiment of sgdlab's is (experiment.json is read back into one): an unknown name or
+        figure, no variants, or a variant whose name is not a plain folder name inside the experiment's."""
+        if self.name not in NAMES:
+            raise ConfigError(f"unknown experiment {self.name!r}: one of {', '.join(NAMES)}")
+        if self.figure not in FIGURES:
+            raise ConfigError(f"unknown figure {self.figure!r}: one of {', '.join(FIGURES)}")
+        if not isinstance(self.script, str) or not isinstance(self.shared, dict):
+            raise ConfigError("an experiment's script is a text and its shared settings an object")
+        if not isinstance(self.variants, dict) or not self.variants:
+            raise ConfigError("an experiment has at least one variant")
+        for variant, settings in self.variants.items():
+            if not VARIANT_NAME.fullmatch(variant):
+                raise ConfigError(f"a variant's name {variant!r} is not a folder name (letters, digits, '.', '-' "
+                                  "and '_', not starting with a dot)")
+            if not isinstance(settings, dict):
+                raise ConfigError(f"variant {variant!r}'s settings are not an object")
 
     def config(self, variant, seed, length):
         """The TrainConfig of one variant: the shared settings, the variant's, the seed and `length`
         ({"iters": N} or {"epochs": N}, replacing the experiment's own when given)."""
-        return TrainConfig(**_lengthened({**self.shared, **self.variants[variant], "seed": seed}, length))
+        return TrainConfig.from_dict(_lengthened({**self.shared, **self.variants[variant], "seed": seed}, length))
 
     def shared_settings(self, length):
         """The settings every variant trains with, `length` replacing the experiment's own when given."""
@@ -66,7 +89,9 @@ class Experiment:
 def _lengthened(settings, length):
     if not length:
         return dict(settings)
-    return {**{name: value for name, value in settings.items() if name not in ("iters", "epochs")}, **length}
+    if not (isinstance(length, dict) and len(length) == 1 and set(length) <= set(LENGTHS)):
+        raise ConfigError(f"an experiment's length is one of {', '.join(LENGTHS)}, got {length!r}")
+    return {**{name: value for name, value in settings.items() if name not in LENGTHS}, **length}
 
 
 def optimizers_experiment(names=BOOK_OPTIMIZERS):
@@ -100,7 +125,6 @@ def experiments(optimizers=BOOK_OPTIMIZERS):
     return {experiment.name: experiment for experiment in found}
 
 
-EXPERIMENT_NAMES = tuple(experiments())
 
 
 def run_experiment(experiment, out=None, seed=0, length=None, overwrite=False, data_dir=None, progress=None,
@@ -146,15 +170,14 @@ def resume_experiment(out, data_dir=None, progress=None, workers=None):
         raise ConfigError(f"{out} holds no experiment to resume (no {EXPERIMENT_FILE}): give the folder of an "
                           "'sgdlab experiment'")
     with folder_lock(out, EXPERIMENT_BUSY):
-        stored = read_json_object(out / EXPERIMENT_FILE, "experiment's settings")
-        try:
-            experiment = Experiment(*(stored[spec.name] for spec in dataclasses.fields(Experiment)))
-            seed, length = stored["seed"], stored["length"]
-            data_dir = data_dir if data_dir is not None else stored["data_dir"]
-            configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise ConfigError(f"{out / EXPERIMENT_FILE} is damaged ({exc}): it cannot be resumed") from None
+        experiment, seed, length, stored_dir = read_json_as(out / EXPERIMENT_FILE, "experiment's settings", _stored,
+                                                            "it cannot be resumed")
+        data_dir = data_dir if data_dir is not None else stored_dir
+        configs = {variant: experiment.config(variant, seed, length) for variant in experiment.variants}  # checked
         _check_room(configs, workers)
+        for variant, config in configs.items():  # every variant's folder before any trains
+            check_same_run(out / variant, config, "this experiment gives that variant", "move the folder away to "
+                           "train the variant again, or start the experiment afresh with --overwrite")
         finished, jobs = {}, {}
         for variant, config in configs.items():
             history = finished_history(out / variant)
@@ -174,6 +197,15 @@ def _check_room(configs, workers):
         config.check_memory(IMAGE_PIXELS, NUM_CLASSES, runs=min(workers, len(configs)))
 
 
+def _stored(values):
+    """What experiment.json holds, checked: the `Experiment`, its seed, its length and its data folder."""
+    experiment = Experiment(*(values[spec.name] for spec in dataclasses.fields(Experiment)))
+    seed = NON_NEGATIVE_INT.check("seed", values["seed"])
+    for variant in experiment.variants:  # every variant's settings, and the length, before anything is done
+        experiment.config(variant, seed, values["length"])
+    return experiment, seed, values["length"], stored_data_dir(values["data_dir"])
+
+
 def _train_and_summarise(experiment, out, seed, length, configs, jobs, finished, progress, workers):
     """Train `jobs` (the variants not in `finished`, their histories), then write the summary and the figure."""
     # matplotlib's import (half a second) happens while the variants train, not after them
@@ -190,7 +222,7 @@ def _train_and_summarise(experiment, out, seed, length, configs, jobs, finished,
         summary["stopped"] = f"interrupted; not run: {', '.join(v for v in configs if v not in histories) or 'none'}"
     if histories:
         figure = out / f"{experiment.name}.png"
-        getattr(experiment_charts, experiment.figure)(histories, figure, experiment.name)
+        FIGURES[experiment.figure](histories, figure, experiment.name)
         summary["figure"] = figure.name
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary

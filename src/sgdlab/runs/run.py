@@ -7,15 +7,14 @@ from pathlib import Path
 from ..data import default_data_dir, load_mnist
 from ..engine.threads import usable_cores
 from ..errors import ConfigError, SgdlabError, TrainingDiverged
-from ..fileio import read_json_object
 from ..interrupts import interrupts_deferred
 from ..plots.chart_process import ChartProcess
 from ..plots.charts import plot_history
-from ..training.config import TrainConfig
 from ..training.history import History
 from ..training.trainer import Trainer
 from .checkpoint import load_checkpoint, save_checkpoint
-from .run_folder import CHECKPOINT_NAME, RunFolder, claim_run_folder, remove_unfinished_writes, save_run
+from .run_folder import (CHECKPOINT_NAME, RunFolder, claim_run_folder, read_run_settings, remove_unfinished_writes,
+                         save_run)
 
 
 class RunObserver:
@@ -80,9 +79,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise ConfigError(f"{run_dir} holds no run to resume (no config.json): give a run folder of 'sgdlab train'")
-    settings = read_json_object(run_dir / "config.json", "run's settings")
-    stored_data_dir = settings.pop("data_dir", None)
-    config = TrainConfig.from_dict(settings)
+    config, stored_data_dir = read_run_settings(run_dir)
     data_dir = data_dir if data_dir is not None else stored_data_dir
     data_settings = _data_settings(data_dir)
     checkpoint = run_dir / CHECKPOINT_NAME

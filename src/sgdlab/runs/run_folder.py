@@ -25,11 +25,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ConfigError, SgdlabError
-from ..fileio import PART_SUFFIX, exclusive_lock, read_json_object, write_text_atomic
+from ..fileio import PART_SUFFIX, exclusive_lock, read_json_as, write_text_atomic
 from ..plots.charts import chart_paths, plot_history
 from ..plots.report import REPORT_NAME, write_report
+from ..training.config import TrainConfig
 from ..training.history import History
 from .model_file import save_model
 
@@ -198,11 +200,52 @@ def save_run(run_dir, config, network, history, plot=True, extra_settings=None, 
         for chart in chart_paths(run_dir):
             chart.unlink(missing_ok=True)
     if test_set is not None:
-        write_report(run_dir, json.loads(settings), history, network, test_set)
+        write_report(run_dir, _settings(config, extra_settings), history, network, test_set)
     else:
         (run_dir / REPORT_NAME).unlink(missing_ok=True)
     history.save(run_dir / "history.json", run_dir / "history.csv")
     return run_dir
+
+
+class RunSettings(NamedTuple):
+    """What a run's config.json holds: the run's settings, and the data folder it read MNIST from (None if it
+    does not say)."""
+
+    config: TrainConfig
+    data_dir: str | None
+
+    def to_dict(self):
+        """The settings as config.json holds them (and the page and `sgdlab compare` show them)."""
+        return _settings(self.config, {"data_dir": self.data_dir} if self.data_dir is not None else None)
+
+
+def read_run_settings(run_dir):
+    """The `RunSettings` in `run_dir`'s config.json, every value checked: anything but the settings of a run
+    (an unknown or ill-typed setting, a data folder that is no folder's name) is an `SgdlabError` naming it."""
+    def settings(values):
+        data_dir = stored_data_dir(values.pop("data_dir", None))
+        return RunSettings(TrainConfig.from_dict(values), data_dir)
+
+    return read_json_as(Path(run_dir) / "config.json", "run's settings", settings,
+                        "it is not a run's settings sgdlab wrote")
+
+
+def stored_data_dir(value):
+    """The data folder a stored file (config.json, sweep.json, experiment.json) names, if it names one: a
+    folder's name, or None; anything else is a ValueError."""
+    if value is not None and not (isinstance(value, str) and value and "\0" not in value):
+        raise ValueError(f"data_dir {value!r} is not a folder's name")
+    return value
+
+
+def check_same_run(folder, config, whose, fix):
+    """Refuse to keep or continue the run in `folder` if it was made with other settings than `config` (`whose`:
+    the settings of what, such as a sweep's trial): its results would be recorded against settings they did not
+    come from. `fix` says what to do instead."""
+    if not (Path(folder) / "config.json").exists():
+        return
+    if read_run_settings(folder).config.resolved() != config.resolved():
+        raise SgdlabError(f"{folder} holds a run with other settings than {whose}: {fix}")
 
 
 def read_run(run_dir):
@@ -213,7 +256,7 @@ def read_run(run_dir):
     if (run_dir / "config.json").exists() and not (run_dir / "history.json").exists():
         raise SgdlabError(f"{run_dir} holds no results yet (config.json, no history.json): a run still training, "
                           "or one that ended before saving (train it again there with --overwrite)")
-    return read_json_object(run_dir / "config.json", "run's settings"), History.load(run_dir / "history.json")
+    return read_run_settings(run_dir).to_dict(), History.load(run_dir / "history.json")
 
 
 def _write_config_exclusively(run_dir, config, extra_settings):
@@ -229,6 +272,9 @@ def _write_config_exclusively(run_dir, config, extra_settings):
         raise
 
 
+def _settings(config, extra_settings):
+    return {**config.resolved().to_dict(), **(extra_settings or {})}
+
+
 def _settings_json(config, extra_settings):
-    settings = {**config.resolved().to_dict(), **(extra_settings or {})}
-    return json.dumps(settings, indent=1) + "\n"
+    return json.dumps(_settings(config, extra_settings), indent=1) + "\n"

@@ -25,12 +25,12 @@ from pathlib import Path
 
 from ..engine.threads import check_workers
 from ..errors import ConfigError, SgdlabError
-from ..fileio import read_json_object, write_text_atomic
+from ..fileio import read_json_as, read_json_object, write_text_atomic
 from ..interrupts import interrupts_deferred
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT
 from ..training.config import TrainConfig
 from .run import finished_history
-from .run_folder import check_writable_folder, folder_lock, new_run_dir
+from .run_folder import check_same_run, check_writable_folder, folder_lock, new_run_dir, stored_data_dir
 from .run_labels import short_value
 from .search_space import Search, check_searches, draw_trial, narrow
 from .trial_cluster import TrialSubmitter, trial_cluster, trial_outcome
@@ -120,18 +120,8 @@ def _trial_folders(sweep_dir):
 def check_trial_folder(folder, config):
     """Refuse to keep or continue a trial's run folder that was trained with other settings than the sweep's
     draw for it gives (`config`): its results would be recorded against settings they did not come from."""
-    path = Path(folder) / "config.json"
-    if not path.exists():
-        return
-    stored = read_json_object(path, "run's settings")
-    stored.pop("data_dir", None)
-    try:
-        same = TrainConfig.from_dict(stored).resolved() == config.resolved()
-    except (TypeError, ValueError):
-        same = False
-    if not same:
-        raise SgdlabError(f"{folder} holds a run with other settings than this sweep draws for it: move the "
-                          "folder away to train the trial again, or start the sweep afresh with --overwrite")
+    check_same_run(folder, config, "this sweep draws for it", "move the folder away to train the trial again, or "
+                   "start the sweep afresh with --overwrite")
 
 
 def new_sweep(sweep, out=None, overwrite=False, data_dir=None):
@@ -162,15 +152,8 @@ def _sweep_file(sweep_dir):
 
 def load_sweep(sweep_dir):
     """The `Sweep` in `sweep_dir` and the data folder it was started with."""
-    path = _sweep_file(sweep_dir)
-    stored = read_json_object(path, "sweep's settings")
-    try:
-        data_dir = stored.get("data_dir")
-        if data_dir is not None and not isinstance(data_dir, str):
-            raise ValueError("data_dir is not a folder's name")
-        return Sweep.from_dict(stored), data_dir
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise SgdlabError(f"{path} is damaged ({exc}): the sweep cannot be resumed") from None
+    return read_json_as(_sweep_file(sweep_dir), "sweep's settings", lambda values: (
+        Sweep.from_dict(values), stored_data_dir(values.get("data_dir"))), "the sweep cannot be resumed")
 
 
 def run_sweep(sweep_dir, data_dir=None, workers=1, scheduler=None, progress=None, data=None):

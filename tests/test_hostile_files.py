@@ -10,6 +10,7 @@ model, a checkpoint of a short run, small IDX files, config and history JSON.
 import gzip
 import io
 import json
+import shutil
 import struct
 import tracemalloc
 import zipfile
@@ -554,3 +555,161 @@ def test_the_images_atheris_found_are_refused(name):
 
     with pytest.raises(SgdlabError, match=name):
         load_digit_image(FINDINGS / name)
+
+
+# --- every entry point, given a FIFO, a device or a folder where a file should be -------------------
+
+# Each case: (entry point, the file made hostile, the folder it is in). A FIFO would hang a plain open, /dev/zero
+# (behind a link) would fill memory, a folder is no file: each must end at once in one line naming the file.
+ENTRY_POINTS = [
+    ("evaluate", "model.npz", "finished"), ("predict", "model.npz", "finished"), ("predict", "digit.png", "finished"),
+    ("plot", "config.json", "finished"), ("plot", "history.json", "finished"), ("plot", "model.npz", "finished"),
+    ("compare", "config.json", "finished"), ("compare", "history.json", "finished"),
+    ("view", "config.json", "finished"),
+    ("train --resume", "config.json", "interrupted"), ("train --resume", "history.json", "interrupted"),
+    ("train --resume", "checkpoint.npz", "interrupted"), ("train --resume", ".lock", "interrupted"),
+    ("sweep --resume", "sweep.json", "empty"), ("experiment --resume", "experiment.json", "empty"),
+    ("experiment --resume", "summary.json", "empty"),
+    ("/api/runs", "history.json", "finished"), ("/api/runs", "model.npz", "finished"),
+    ("/api/runs", "checkpoint.npz", "interrupted"),
+]
+HOSTILE_KINDS = ("fifo", "device", "folder")
+DRIVER_SECONDS = 300  # for all the cases of one kind; each takes well under a second
+
+# Runs the cases given as JSON in argv[1], one line of JSON out per case as it ends, under a 4 GB address-space
+# limit: a reader that regressed to reading /dev/zero whole fails here, instead of filling the machine's memory.
+DRIVER = r'''
+import contextlib, io, json, os, resource, shutil, sys
+from pathlib import Path
+
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+def make_hostile(path, kind):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    {"fifo": os.mkfifo, "device": lambda p: p.symlink_to("/dev/zero"), "folder": Path.mkdir,
+     "dangling link": lambda p: p.symlink_to(p.parent.parent / "link-target")}[kind](path)
+
+def command(argv, path, kind):
+    from sgdlab.cli import main
+
+    make_hostile(path, kind)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    return {"code": code, "err": err.getvalue()}
+
+def page(folder, path, kind):
+    from starlette.testclient import TestClient
+    from sgdlab.lab import catalog
+    from sgdlab.lab.server import create_app
+
+    catalog.FOLDER_POLL_SECONDS = 0  # every request looks at the folder again
+    lab = catalog.folder_lab([folder])
+    client = TestClient(create_app(lab, "token"), base_url="http://127.0.0.1", headers={"X-Sgdlab-Token": "token"})
+    assert client.get("/api/runs").json()[0]["status"] in ("finished", "in progress")
+    make_hostile(path, kind)
+    history = folder / "history.json"
+    if path != history and history.exists():  # the run saved again: what the page reads with its history changed
+        os.utime(history, ns=(history.stat().st_atime_ns, history.stat().st_mtime_ns + 10**9))
+    response = client.get("/api/runs")
+    return {"code": response.status_code, "err": next(iter(lab.runs.values())).feed.message}
+
+for case in json.loads(sys.argv[1]):
+    try:
+        if case["argv"] is None:
+            outcome = page(Path(case["folder"]), Path(case["path"]), case["kind"])
+        else:
+            outcome = command(case["argv"], Path(case["path"]), case["kind"])
+    except BaseException as exc:  # noqa: BLE001 - reported to the test, which fails on it
+        outcome = {"code": None, "err": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps({"id": case["id"], **outcome}), flush=True)
+'''
+
+
+@pytest.fixture(scope="module")
+def hostile_folders(tmp_path_factory, data_dir, checkpoint_bytes):
+    """A finished run (with a digit image beside it) and an interrupted one (its checkpoint), to copy for each case."""
+    from PIL import Image
+
+    from sgdlab.runs.run import train_run
+
+    root = tmp_path_factory.mktemp("hostile-sources")
+    train_run(TrainConfig(hidden_size=3, iters=3, batch_size=5), out=root / "finished", data_dir=data_dir, plot=False,
+              background=False)
+    Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(root / "finished" / "digit.png")
+    interrupted = root / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "config.json").write_text(json.dumps({**CHECKPOINT_CONFIG.resolved().to_dict(),
+                                                         "data_dir": str(data_dir)}))
+    (interrupted / "checkpoint.npz").write_bytes(checkpoint_bytes)
+    (root / "empty").mkdir()
+    return root
+
+
+def entry_point_case(root, entry, name, source, kind):
+    """The case for the driver: a copy of the `source` folder in which `name` is made `kind`, and the argv."""
+    case_id = f"{entry} {name} {kind}"
+    folder = root / "".join(c if c.isalnum() else "-" for c in case_id) / "run"
+    shutil.copytree(root.parent / "sources" / source, folder)
+    argv = {"evaluate": ["evaluate", folder / "model.npz"],
+            "predict": ["predict", folder / "model.npz", folder / "digit.png"],
+            "plot": ["plot", folder], "compare": ["compare", folder, "--out", folder.parent / "compare.png"],
+            "view": ["view", folder, "--no-browser", "--port", "0"],
+            "train --resume": ["train", "--resume", folder, "--quiet"],
+            "sweep --resume": ["sweep", "--resume", folder, "--quiet"],
+            "experiment --resume": ["experiment", "--resume", folder, "--quiet"]}.get(entry)
+    return {"id": case_id, "argv": None if argv is None else [str(arg) for arg in argv], "folder": str(folder),
+            "path": str(folder / name), "kind": kind}
+
+
+@pytest.fixture(scope="module")
+def entry_point_outcomes(tmp_path_factory, hostile_folders):
+    """Every case's outcome by id, each kind's cases run by one driver process; a case that did not end within
+    DRIVER_SECONDS (it hung, or one before it did) has none."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("hostile-cases")
+    shutil.copytree(hostile_folders, root.parent / "sources")
+    outcomes = {}
+    for kind in (*HOSTILE_KINDS, "dangling link"):
+        cases = [entry_point_case(root, entry, name, source, kind) for entry, name, source in ENTRY_POINTS
+                 if kind in HOSTILE_KINDS or name == ".lock"]
+        with subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(cases)], stdout=subprocess.PIPE,
+                              text=True) as driver:
+            try:
+                out, _ = driver.communicate(timeout=DRIVER_SECONDS)
+            except subprocess.TimeoutExpired:
+                driver.kill()
+                out, _ = driver.communicate()
+        for line in out.splitlines():
+            outcome = json.loads(line)
+            outcomes[outcome.pop("id")] = outcome
+    return outcomes
+
+
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+@pytest.mark.parametrize("entry, name, source", ENTRY_POINTS, ids=[f"{e} {n}" for e, n, _ in ENTRY_POINTS])
+def test_every_entry_point_refuses_a_fifo_a_device_or_a_folder_at_once_in_one_line(entry_point_outcomes, entry,
+                                                                                      name, source, kind):
+    outcome = entry_point_outcomes.get(f"{entry} {name} {kind}")
+    assert outcome is not None, f"{entry} did not end within {DRIVER_SECONDS} s given a {kind} as {name}"
+    if entry == "/api/runs":  # the page answers, and says what is wrong with the run beside its curves
+        assert outcome["code"] == 200 and name in outcome["err"] and "\n" not in outcome["err"], outcome
+    else:
+        assert outcome["code"] in (1, 2), outcome
+        assert outcome["err"].count("\n") == 1 and name in outcome["err"], outcome
+
+
+def test_a_lock_that_is_a_link_is_refused_and_its_target_never_made(entry_point_outcomes, tmp_path_factory):
+    outcome = entry_point_outcomes.get("train --resume .lock dangling link")
+    assert outcome is not None and outcome["code"] in (1, 2), outcome
+    assert outcome["err"].count("\n") == 1 and ".lock is a link" in outcome["err"], outcome
+    cases = tmp_path_factory.getbasetemp()
+    assert not list(cases.glob("hostile-cases*/*/link-target"))

@@ -13,8 +13,8 @@ from ..plots.charts import plot_history
 from ..training.history import History
 from ..training.trainer import Trainer
 from .checkpoint import load_checkpoint, save_checkpoint
-from .run_folder import (CHECKPOINT_NAME, RunFolder, claim_run_folder, read_run_settings, remove_unfinished_writes,
-                         save_run)
+from .run_folder import (CHECKPOINT_NAME, RunFolder, check_folder_name, claim_run_folder, read_run_settings,
+                         remove_unfinished_writes, save_run)
 
 
 class RunObserver:
@@ -77,6 +77,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     which continues from its last checkpoint too). `data`: as for `train_run`.
     """
     run_dir = Path(run_dir)
+    check_folder_name(run_dir, "rename the folder to a UTF-8 name and resume the run there")
     if not (run_dir / "config.json").exists():
         raise ConfigError(f"{run_dir} holds no run to resume (no config.json): give a run folder of 'sgdlab train'")
     config, stored_data_dir = read_run_settings(run_dir)

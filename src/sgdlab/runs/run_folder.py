@@ -175,6 +175,7 @@ def remove_unfinished_writes(run_dir):
 def check_writable_folder(path):
     """Refuse a results folder that could not be made, or not written in, before any work is done."""
     path = Path(path)
+    check_folder_name(path, "give --out a name in UTF-8")
     if path.is_symlink() and not path.exists():
         raise ConfigError(f"{path} is a link to nothing: give --out a folder for the run's results")
     existing = next(folder for folder in (path, *path.parents) if folder.exists())
@@ -183,6 +184,16 @@ def check_writable_folder(path):
                           "with --out)")
     if not os.access(existing, os.W_OK):
         raise ConfigError(f"{existing} is not writable: give --out a folder you may write in")
+
+
+def check_folder_name(path, fix):
+    """Refuse a folder whose name is not UTF-8 text (Python keeps such bytes as lone surrogates): report.html,
+    the JSON files and the lab page could not hold it, and a run there would train and then fail to save."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"the folder name {os.fsencode(path)!r} is not UTF-8 text, which the run's files and the "
+                          f"lab page need: {fix}") from None
 
 
 def save_run(run_dir, config, network, history, plot=True, extra_settings=None, draw=plot_history, test_set=None):

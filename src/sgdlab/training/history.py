@@ -121,6 +121,9 @@ class History:
         if len(set(lengths.values())) > 1:
             raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
                               "sgdlab, or was edited")
+        if values.get("stopped") is None and not values["iteration"]:  # a run that finished was evaluated at its end
+            raise SgdlabError("history is of a finished run but holds no evaluation: it was not written by sgdlab, "
+                              "or was edited")
         _check_lr_changes(values.get("lr_changes", []), len(values["loss"]))
         _check_ranges(values)
         return cls(**{k: v for k, v in values.items() if k in names})
@@ -140,8 +143,12 @@ class History:
 
     @classmethod
     def load(cls, path):
-        """Read a history.json, with a clear error when it is missing or not sgdlab's."""
-        return cls.from_dict(read_json_object(path, "history file"))
+        """Read a history.json, with a clear error naming it when it is missing or not sgdlab's."""
+        values = read_json_object(path, "history file")
+        try:
+            return cls.from_dict(values)
+        except SgdlabError as exc:
+            raise SgdlabError(f"{path}: {exc}") from None
 
 
 def _check_ranges(values):

@@ -1446,3 +1446,58 @@ def test_more_sweep_workers_than_cores_are_refused(capsys, data_dir, tmp_path):
     assert code == 2 and err == (f"sgdlab sweep: error: --workers {cores + 1} is more than the {cores} cores this "
                                  f"process may use (each worker keeps one busy): give --workers {cores} or fewer\n")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_variant_that_diverged_before_its_only_evaluation_is_shown_without_accuracies(capsys, tmp_path, data_dir):
+    code, _, err = run(capsys, "experiment", "dropout", "--iters", "3", "--data-dir", data_dir, "--out",
+                       tmp_path / "exp", "--quiet")
+    assert code == 0, err
+    stored = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+    stored["variants"]["boom"] = {"lr": 1000.0, "weight_init_std": 10.0, "eval_every": 0}  # evaluated at its end
+    (tmp_path / "exp" / "experiment.json").write_text(json.dumps(stored))
+    (tmp_path / "exp" / "summary.json").unlink()
+    code, out, err = run(capsys, "experiment", "--resume", tmp_path / "exp")
+    assert code == 0, err
+    assert re.search(r"^boom +\S+ +- +- +-  \(loss became nan", out, re.MULTILINE), out
+    assert (tmp_path / "exp" / "dropout.png").stat().st_size > 10_000
+
+
+def test_a_folder_name_that_is_not_utf8_is_refused_before_training_and_on_resume(capsys, tmp_path, data_dir):
+    import os
+
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/run\xff"))
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", out, *TINY)
+    assert code == 2 and err.count("\n") == 1
+    assert "the folder name b'" in err and "run\\xff' is not UTF-8 text" in err and "give --out a name in UTF-8" in err
+    assert not out.exists()
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", *TINY)
+    assert code == 0, err
+    (tmp_path / "run" / "history.json").unlink()  # as a run killed before its end leaves it
+    (tmp_path / "run").rename(out)
+    code, _, err = run(capsys, "train", "--resume", out)
+    assert code == 2 and err.count("\n") == 1 and "rename the folder to a UTF-8 name" in err
+
+
+def test_a_finished_history_without_evaluations_is_refused_on_resume_in_one_line(capsys, tmp_path, data_dir):
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", *TINY)
+    assert code == 0, err
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    for key in ("iteration", "epoch", "train_acc", "test_acc", "seconds"):
+        history[key] = []
+    (tmp_path / "run" / "history.json").write_text(json.dumps(history))
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run")
+    assert code == 1 and err.count("\n") == 1
+    assert "history.json: history is of a finished run but holds no evaluation" in err
+
+
+@pytest.mark.parametrize("value", [5, "", ["runs"], {"folder": "x"}, "a\0b"])
+def test_a_config_json_whose_data_dir_is_no_folder_name_is_refused_by_plot_and_view(capsys, tmp_path, data_dir,
+                                                                                    value):
+    code, _, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--no-plot", *TINY)
+    assert code == 0, err
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**settings, "data_dir": value}))
+    for argv in (["plot", tmp_path / "run"], ["view", tmp_path / "run", "--no-browser"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and err.count("\n") == 1 and "config.json is damaged (data_dir" in err, err
+    assert not (tmp_path / "run" / "loss.png").exists()  # plot wrote nothing

@@ -55,3 +55,8 @@ def test_a_page_waiting_for_a_change_wakes_when_there_is_one():
     timer.start()
     assert feed.wait_for_change(seen, timeout=5) == seen + 1
     assert feed.wait_for_change(seen + 1, timeout=0.01) == seen + 1  # nothing new: back after the timeout
+
+
+def test_losses_near_the_largest_float_make_finite_means():
+    series = LossSeries.of([1.7e308] * 9, limit=4)  # buckets of two, then four, iterations
+    assert series.width == 4 and series.means == [pytest.approx(1.7e308)] * 2

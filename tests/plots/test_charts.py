@@ -102,3 +102,16 @@ def test_the_figures_leave_pyplot_and_its_backend_alone(tmp_path):
     for name in ("c", "l", "g", "o"):
         with Image.open(tmp_path / f"{name}.png") as image:
             assert image.format == "PNG"
+
+
+def test_losses_near_the_largest_float_are_drawn(tmp_path):
+    from sgdlab.plots.experiment_charts import plot_losses
+
+    huge = History(iters_per_epoch=50, loss=[1.7e308] * 150 + [2.3] * 50, iteration=[0], epoch=[0.0],
+                   train_acc=[0.1], test_acc=[0.1], seconds=[0.0])  # a diverging run records such losses
+    smooth = plotting.moving_average(huge.loss, 100)
+    assert np.all(np.isfinite(smooth)) and smooth[0] == pytest.approx(plotting.DRAWN_LIMIT)
+    for path in plotting.plot_history(huge, tmp_path):
+        assert path.stat().st_size > 1000
+    plot_losses({"huge": huge}, tmp_path / "losses.png", "optimizers")
+    assert (tmp_path / "losses.png").stat().st_size > 1000

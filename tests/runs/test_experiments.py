@@ -198,3 +198,60 @@ def test_an_experiment_this_machine_has_no_room_for_is_refused_before_it_starts(
                                           "need about 0.6 GB of memory, more than the 0.5 GB available"):
         run_experiment(experiment, out=tmp_path / "exp", workers=2)
     assert not (tmp_path / "exp").exists()
+
+
+def stored_experiment(folder, edit=lambda values: None):
+    """An experiment.json of the dropout experiment in `folder`, as `run_experiment` writes it, edited by `edit`."""
+    values = json.loads(json.dumps({**dataclasses.asdict(experiments()["dropout"]), "seed": 0, "length": {"iters": 3},
+                                    "data_dir": None}))
+    edit(values)
+    folder.mkdir(exist_ok=True)
+    (folder / "experiment.json").write_text(json.dumps(values))
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda values: values["variants"].update({"../x": {}}), "a variant's name '../x' is not a folder name"),
+    (lambda values: values["variants"].update({"ABSOLUTE": {}}), "a variant's name '/.*' is not a folder name"),
+    (lambda values: values["variants"].update({"a\0b": {}}), r"a variant's name 'a\\x00b' is not a folder name"),
+    (lambda values: values["variants"].update({"": {}}), "a variant's name '' is not a folder name"),
+    (lambda values: values["variants"].update({"x": 3}), "variant 'x''s settings are not an object"),
+    (lambda values: values["variants"].update({"x": {"lr": "fast"}}), "lr must be"),
+    (lambda values: values.update(name="../../f"), "unknown experiment '../../f'"),
+    (lambda values: values.update(figure="save_png"), "unknown figure 'save_png'"),
+    (lambda values: values.update(variants={}), "an experiment has at least one variant"),
+    (lambda values: values.update(variants=["no-dropout"]), "an experiment has at least one variant"),
+    (lambda values: values.update(shared=[]), "shared settings an object"),
+    (lambda values: values.update(seed=-1), "seed must be a non-negative integer"),
+    (lambda values: values.update(length={"lr": 3}), "an experiment's length is one of iters, epochs"),
+    (lambda values: values.update(length={"iters": 0}), "iters must be"),
+    (lambda values: values.update(data_dir=5), "data_dir 5 is not a folder's name"),
+    (lambda values: values.pop("seed"), "'seed'"),
+])
+def test_an_experiment_json_that_is_no_experiment_of_sgdlabs_is_refused_before_anything_is_made(tmp_path, edit,
+                                                                                              problem):
+    stored_experiment(tmp_path / "exp", edit)
+    text = (tmp_path / "exp" / "experiment.json").read_text()  # an absolute path, where this test may write
+    (tmp_path / "exp" / "experiment.json").write_text(text.replace("ABSOLUTE", str(tmp_path / "elsewhere")))
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(SgdlabError, match=f"experiment.json is damaged \\(.*{problem}.*\\): it cannot be resumed"):
+        resume_experiment(tmp_path / "exp")
+    assert sorted(tmp_path.rglob("*")) == before  # no folder, no figure, inside or outside
+
+
+def test_a_variant_folder_of_other_settings_is_refused_on_resume_as_a_sweeps_trial_is(tmp_path):
+    stored_experiment(tmp_path / "exp")
+    foreign = experiments()["dropout"].config("no-dropout", 0, {"iters": 3}).resolved().to_dict()
+    (tmp_path / "exp" / "dropout-0.2").mkdir()
+    (tmp_path / "exp" / "dropout-0.2" / "config.json").write_text(json.dumps(foreign))  # the other variant's
+    with pytest.raises(SgdlabError, match="dropout-0.2 holds a run with other settings than this experiment gives "
+                                          "that variant: move the folder away"):
+        resume_experiment(tmp_path / "exp")
+    assert not (tmp_path / "exp" / "no-dropout").exists()  # refused before any variant trained
+
+
+def test_the_known_experiments_are_the_ones_their_files_may_name():
+    from sgdlab.plots.experiment_charts import FIGURES
+    from sgdlab.runs.experiments import NAMES as KNOWN
+
+    assert tuple(experiments()) == KNOWN
+    assert {experiment.figure for experiment in experiments().values()} <= set(FIGURES)

@@ -91,3 +91,13 @@ def test_mean_loss_covers_only_the_iterations_up_to_the_last_evaluation():
     history.record_evaluation(0, 0.1, 0.1, 0.0)
     history.record_evaluation(3, 0.5, 0.5, 1.0)
     assert history.mean_loss_since_last_evaluation() == pytest.approx(7 / 3)
+
+
+def test_a_finished_history_without_an_evaluation_is_refused_naming_its_file(tmp_path):
+    values = History(iters_per_epoch=2, loss=[2.3, 2.1]).to_dict()
+    (tmp_path / "history.json").write_text(json.dumps(values))
+    with pytest.raises(SgdlabError, match="history.json: history is of a finished run but holds no evaluation"):
+        History.load(tmp_path / "history.json")
+    values["stopped"] = "loss became nan at iteration 3"  # diverged before its only evaluation: a run records that
+    (tmp_path / "history.json").write_text(json.dumps(values))
+    assert History.load(tmp_path / "history.json").iteration == []

@@ -121,9 +121,6 @@ class History:
         if len(set(lengths.values())) > 1:
             raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
                               "sgdlab, or was edited")
-        if values.get("stopped") is None and not values["iteration"]:  # a run that finished was evaluated at its end
-            raise SgdlabError("history is of a finished run but holds no evaluation: it was not written by sgdlab, "
-                              "or was edited")
         _check_lr_changes(values.get("lr_changes", []), len(values["loss"]))
         _check_ranges(values)
         return cls(**{k: v for k, v in values.items() if k in names})
@@ -143,12 +140,17 @@ class History:
 
     @classmethod
     def load(cls, path):
-        """Read a history.json, with a clear error naming it when it is missing or not sgdlab's."""
+        """Read a history.json (the history of a run that has ended: a finished run's was evaluated at its end),
+        with a clear error naming it when it is missing or not sgdlab's."""
         values = read_json_object(path, "history file")
         try:
-            return cls.from_dict(values)
+            history = cls.from_dict(values)
         except SgdlabError as exc:
             raise SgdlabError(f"{path}: {exc}") from None
+        if history.stopped is None and not history.iteration:
+            raise SgdlabError(f"{path}: history is of a finished run but holds no evaluation: it was not written by "
+                              "sgdlab, or was edited")
+        return history
 
 
 def _check_ranges(values):

@@ -104,3 +104,55 @@ def test_a_history_of_a_million_iterations_is_read(tmp_path):
     loss = [2.302585092994046 - i * 1e-7 for i in range(1_000_000)]
     (tmp_path / "history.json").write_text(json.dumps({"loss": loss}, indent=1))
     assert read_json_object(tmp_path / "history.json", "history file")["loss"] == loss
+
+
+def refused_lock():
+    from sgdlab.errors import SgdlabError
+
+    return SgdlabError("held by another")
+
+
+def test_a_lock_is_held_against_another_holder_and_removed_after(tmp_path):
+    from sgdlab.errors import SgdlabError
+    from sgdlab.fileio import exclusive_lock
+
+    with exclusive_lock(tmp_path / ".lock", refused_lock):
+        with pytest.raises(SgdlabError, match="held by another"):
+            with exclusive_lock(tmp_path / ".lock", refused_lock):
+                pass
+    assert not (tmp_path / ".lock").exists()
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda path: path.symlink_to(path.parent / "target"), "is a link, not a lock file sgdlab made"),
+    (lambda path: path.symlink_to("/dev/null"), "is a link, not a lock file sgdlab made"),
+    (lambda path: os.mkfifo(path), "is a FIFO .*, not a lock file sgdlab made"),
+    (lambda path: path.mkdir(), "cannot open the lock file .*: Is a directory"),
+])
+def test_a_lock_file_that_is_no_file_is_refused_and_nothing_is_made_through_it(tmp_path, make, problem):
+    from sgdlab.errors import SgdlabError
+    from sgdlab.fileio import exclusive_lock
+
+    make(tmp_path / ".lock")
+    with pytest.raises(SgdlabError, match=problem):
+        with exclusive_lock(tmp_path / ".lock", refused_lock):
+            pass
+    assert not (tmp_path / "target").exists()
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda path: os.mkfifo(path), "a FIFO \\(named pipe\\), not a regular file"),
+    (lambda path: path.symlink_to("/dev/zero"), "a device, not a regular file"),
+    (lambda path: path.mkdir(), "a folder, not a regular file"),
+])
+def test_only_a_regular_file_is_opened_for_reading(tmp_path, make, problem):
+    from sgdlab.errors import SgdlabError
+    from sgdlab.fileio import read_regular_file
+
+    make(tmp_path / "file")
+    with pytest.raises(SgdlabError, match=f"{tmp_path / 'file'}: {problem}"):
+        read_regular_file(tmp_path / "file", 100)
+    (tmp_path / "plain").write_bytes(b"x" * 101)
+    with pytest.raises(SgdlabError, match="101 bytes, more than 100 bytes, the most such a file can have"):
+        read_regular_file(tmp_path / "plain", 100)
+    assert read_regular_file(tmp_path / "plain", 101) == b"x" * 101

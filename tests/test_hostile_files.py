@@ -476,7 +476,10 @@ def run_json():
 
 
 def read_config(path):
-    return TrainConfig.from_dict(read_json_object(path, "run's settings"))
+    from sgdlab.runs.run_folder import read_run_settings
+
+    assert path.name == "config.json"
+    return read_run_settings(path.parent)
 
 
 @FUZZ
@@ -493,11 +496,66 @@ SETTING_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**30), s
 
 
 @FUZZ
-@given(values=st.dictionaries(st.sampled_from([field for field in TrainConfig().to_dict()]), SETTING_VALUES))
-def test_any_setting_of_any_type_in_config_json_is_a_config_error_naming_it(tmp_path, values):
+@given(values=st.dictionaries(st.sampled_from([*TrainConfig().to_dict(), "data_dir"]), SETTING_VALUES))
+def test_any_setting_of_any_type_in_config_json_is_refused_naming_it_or_read(tmp_path, values):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(values))
     refused_or_valid(read_config, path)
+
+
+# --- what sgdlab writes, it reads back -------------------------------------------------------------
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@FUZZ
+@given(settings=st.fixed_dictionaries({}, optional={
+    "iters": st.integers(1, 10**400), "batch_size": st.integers(1, 10**30), "lr": FINITE,
+    "hidden_sizes": st.lists(st.integers(1, 10**6), min_size=1, max_size=3), "weight_init_std": st.one_of(
+        FINITE, st.sampled_from(["he", "xavier", "relu", "sigmoid"])), "dropout": FINITE, "weight_decay": FINITE,
+    "optimizer": st.sampled_from(list(TrainConfig.__dataclass_fields__["optimizer"].metadata["choices"])),
+    "momentum": FINITE, "seed": st.integers(0, 10**400), "validation": FINITE}),
+    data_dir=st.one_of(st.none(), st.text(min_size=1)))
+def test_any_settings_sgdlab_takes_are_read_back_from_the_config_json_it_writes(tmp_path, settings, data_dir):
+    from sgdlab.errors import ConfigError
+    from sgdlab.runs.run_folder import claim_run_folder, read_run_settings
+
+    try:
+        config = TrainConfig(**settings)
+    except ConfigError:
+        return  # refused in one line, never written
+    folder = claim_run_folder(tmp_path / f"run-{len(list(tmp_path.iterdir()))}", False, config,
+                              {"data_dir": data_dir} if data_dir is not None else None)
+    if "\0" in (data_dir or ""):  # a name no folder can have: written, and refused as no folder when read
+        with pytest.raises(SgdlabError, match="data_dir"):
+            read_run_settings(folder.path)
+        return
+    assert read_run_settings(folder.path) == (config.resolved(), data_dir)
+
+
+@st.composite
+def recorded_histories(draw):
+    """A history as a run records it: losses of any size a float holds, evaluations on the way, how it ended."""
+    iters_per_epoch = draw(st.integers(1, 10**6))
+    history = History(iters_per_epoch, loss=draw(st.lists(st.floats(0, allow_infinity=False), max_size=50)))
+    stopped = draw(st.one_of(st.none(), st.text()))
+    accuracies = st.floats(0, 1)
+    with_validation = draw(st.booleans())
+    for iteration in sorted(draw(st.lists(st.integers(0, len(history.loss)), min_size=stopped is None,
+                                          max_size=5))):
+        history.record_evaluation(iteration, draw(accuracies), draw(accuracies), draw(st.floats(0, 1e9)),
+                                  draw(accuracies) if with_validation else None)
+    for iteration in sorted(draw(st.lists(st.integers(0, len(history.loss)), max_size=3))):
+        history.lr_changes.append({"iteration": iteration, "lr": draw(st.floats(5e-324, 1.7e308))})
+    history.stopped = stopped
+    return history
+
+
+@FUZZ
+@given(history=recorded_histories())
+def test_any_history_a_run_records_is_read_back_from_the_history_json_it_writes(tmp_path, history):
+    history.save(tmp_path / "history.json", tmp_path / "history.csv")
+    assert History.load(tmp_path / "history.json") == history
 
 
 # --- users' images ---------------------------------------------------------------------------------

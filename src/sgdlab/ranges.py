@@ -28,7 +28,11 @@ class Range:
         kind = numbers.Real if self.kind is float else numbers.Integral
         if isinstance(value, bool) or not isinstance(value, kind):
             return False
-        if not math.isfinite(value) or (self.below is not None and value >= self.below):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer beyond float's range: no setting needs one, and sgdlab's JSON refuses it
+            return False
+        if not finite or (self.below is not None and value >= self.below):
             return False
         return value > self.low if self.strict else value >= self.low
 

@@ -192,3 +192,20 @@ def test_a_network_too_large_to_build_is_refused_before_any_allocation():
 def test_weight_decay_must_not_be_negative():
     with pytest.raises(ConfigError, match="weight_decay_lambda must be a non-negative number, got -0.1"):
         MultiLayerNet(4, [3], 2, weight_decay_lambda=-0.1)
+
+
+def test_weights_are_copied_into_a_network_by_one_definition():
+    from sgdlab.nn.network import MultiLayerNet
+
+    source = MultiLayerNet(4, [3], 2, use_batchnorm=True, rng=1)
+    source.batch_norm_layers[0].running_mean[:] = 0.5
+    target = MultiLayerNet(4, [3], 2, use_batchnorm=True, rng=2, dtype="float64")
+    target.load_weights(source.weights())
+    for key, value in source.weights().items():
+        np.testing.assert_array_equal(target.weights()[key], value)
+        assert target.weights()[key].dtype == np.float64
+    assert set(source.weights()) == {"W1", "b1", "W2", "b2", "gamma1", "beta1", "running_mean1", "running_var1"}
+    with pytest.raises(ValueError, match="'W9' is none of this network's weights"):
+        target.load_weights({"W9": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"W1 has shape \(4, 3\), not \(3, 4\)"):
+        target.load_weights({"W1": np.zeros((3, 4))})

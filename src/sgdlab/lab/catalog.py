@@ -138,9 +138,7 @@ class FolderLabRun(LabRun):
     def _checkpointed(self, path):
         state = load_checkpoint(path, self.config.resolved().to_dict())
         network = self.config.make_network(IMAGE_PIXELS, NUM_CLASSES, rng=0)
-        for source, target in ((state.params, network.params), (state.statistics, network.running_statistics)):
-            for key, value in source.items():
-                target[key] = value
+        network.load_weights({**state.params, **state.statistics})
         return state.history, network
 
 

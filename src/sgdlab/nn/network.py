@@ -196,12 +196,27 @@ class MultiLayerNet:
         with frozen_training(self.layers):
             return {key: numerical_gradient(loss_of_params, param, h) for key, param in self.params.items()}
 
+    def weights(self):
+        """The parameters and batch norm's running statistics, by name (`W1`, ..., `running_mean1`, ...): all that
+        training changes in a network, and all a model file holds of it."""
+        return {**self.params, **self.running_statistics}
+
+    def load_weights(self, weights):
+        """Copy `weights` (arrays by the names `weights()` gives, some or all of them) into this network, in its
+        dtype; a name it does not have, or an array of another shape, is a ValueError."""
+        targets = self.weights()
+        for key, value in weights.items():
+            if key not in targets:
+                raise ValueError(f"{key!r} is none of this network's weights ({', '.join(targets)})")
+            value = np.asarray(value)
+            if value.shape != targets[key].shape:
+                raise ValueError(f"{key} has shape {targets[key].shape}, not {value.shape}")
+            np.copyto(targets[key], value)
+
     def copy(self):
         """An independent network with the same architecture, a copy of the weights and running statistics."""
         clone = network_from_architecture(self.architecture())
-        for source, target in ((self.params, clone.params), (self.running_statistics, clone.running_statistics)):
-            for key, value in source.items():
-                target[key] = value
+        clone.load_weights(self.weights())
         return clone
 
     def architecture(self):

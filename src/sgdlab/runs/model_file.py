@@ -37,7 +37,7 @@ def save_model(path, network, config=None):
                         f"{type(network).__name__} where the network goes")
     meta = {"format_version": FORMAT_VERSION, "architecture": network.architecture(),
             "config": config.resolved().to_dict() if config is not None else None}
-    arrays = {key: np.asarray(value) for key, value in saved_arrays(network).items()}
+    arrays = {key: np.asarray(value) for key, value in network.weights().items()}
     with atomic_write(path) as handle:
         np.savez(handle, **arrays, **{META_KEY: np.array(json.dumps(meta))})
 
@@ -68,8 +68,7 @@ def load_mnist_model(path):
     if network.sizes[-1] != NUM_CLASSES:
         raise ModelFileError(f"{path} gives {network.sizes[-1]} outputs, but MNIST has {NUM_CLASSES} classes: "
                              "use a model trained on MNIST")
-    broken = [key for key, value in {**network.params, **network.running_statistics}.items()
-              if not np.all(np.isfinite(value))]
+    broken = [key for key, value in network.weights().items() if not np.all(np.isfinite(value))]
     if broken:
         raise ModelFileError(f"{path} holds non-finite values (inf or nan) in {', '.join(broken)}: the run that "
                              "saved it diverged; train again with a smaller learning rate (--lr)")
@@ -155,17 +154,12 @@ def _build_network(path, meta):
         raise ModelFileError(f"{path} has a damaged model description ({exc}): retrain to rebuild it") from None
 
 
-def saved_arrays(network):
-    """The arrays a model file holds: the parameters and the running statistics, by name."""
-    return {**network.params, **network.running_statistics}
-
-
 def _load_weights(path, network, archive):
     """Copy the saved parameters and statistics into `network`, refusing any that its architecture does not have.
 
     Every header is compared with the architecture before any data is read.
     """
-    targets = saved_arrays(network)
+    targets = network.weights()
     stored = set(archive.headers) - {META_KEY}
     if stored != set(targets):
         raise ModelFileError(f"{path} holds arrays {sorted(stored)} but its architecture needs "
@@ -175,5 +169,5 @@ def _load_weights(path, network, archive):
         if header.shape != target.shape or header.dtype.kind != "f" or header.dtype.itemsize > MAX_FLOAT_BYTES:
             raise ModelFileError(f"{path}: {key} is {header.dtype} of shape {header.shape}, the architecture "
                                  f"needs floats of shape {target.shape}: the file is damaged")
-    for key, target in targets.items():
-        np.copyto(target, archive.read(key, target.size * MAX_FLOAT_BYTES))
+    for key, target in targets.items():  # one array in memory at a time, beside the network
+        network.load_weights({key: archive.read(key, target.size * MAX_FLOAT_BYTES)})

@@ -108,9 +108,7 @@ def predict_in_batches(network, x, batch=2000):
 def float64_copy(network):
     """`network` rebuilt in float64 (as the numerical gradient needs) with the same weights and statistics."""
     clone = network_from_architecture({**network.architecture(), "dtype": "float64"})
-    for source, target in ((network.params, clone.params), (network.running_statistics, clone.running_statistics)):
-        for key, value in source.items():
-            target[key] = np.asarray(value, dtype=np.float64)
+    clone.load_weights(network.weights())
     return clone
 
 

@@ -42,10 +42,7 @@ class TrainingState:
         try:
             if set(self.params) != set(network.params) or set(self.statistics) != set(network.running_statistics):
                 raise ValueError(f"its arrays {sorted(self.params)} are not the network's {sorted(network.params)}")
-            for key, value in self.params.items():
-                network.params[key] = value
-            for key, value in self.statistics.items():
-                network.running_statistics[key] = value
+            network.load_weights({**self.params, **self.statistics})
             for name, array in self.optimizer.items():
                 _, _, key = name.partition("/")
                 if key and array.shape != network.params[key].shape:

@@ -115,3 +115,18 @@ def test_losses_near_the_largest_float_are_drawn(tmp_path):
         assert path.stat().st_size > 1000
     plot_losses({"huge": huge}, tmp_path / "losses.png", "optimizers")
     assert (tmp_path / "losses.png").stat().st_size > 1000
+
+
+def test_the_report_leaves_out_a_chart_that_is_no_regular_file(history, tmp_path):
+    import os
+
+    from sgdlab.nn.network import TwoLayerNet
+    from sgdlab.plots.report import write_report
+
+    plotting.plot_history(history, tmp_path)
+    (tmp_path / "accuracy.png").unlink()
+    os.mkfifo(tmp_path / "accuracy.png")  # read as a plain open would, the report would wait for a writer forever
+    rng = np.random.default_rng(0)
+    test_set = rng.integers(0, 256, (20, 784), dtype=np.uint8), rng.integers(0, 10, 20, dtype=np.uint8)
+    page = write_report(tmp_path, {"lr": 0.1}, history, TwoLayerNet(784, 5, 10, rng=0), test_set).read_text()
+    assert "alt='loss chart'" in page and "alt='accuracy chart'" not in page

@@ -13,11 +13,13 @@ import html
 import json
 from pathlib import Path
 
-from ..fileio import write_text_atomic
+from ..errors import SgdlabError
+from ..fileio import read_regular_file, write_text_atomic
 from ..training.inspection import hidden_unit_weights, test_set_errors
 from .charts import chart_paths
 
 REPORT_NAME = "report.html"
+MAX_CHART_BYTES = 16 << 20  # a chart's PNG (about 50 KB)
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1rem 2rem 2rem; color: #222; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
@@ -37,7 +39,7 @@ def write_report(run_dir, settings, history, network, test_set):
     `history` and trained `network`, examined on `test_set` (images, labels); returns its path."""
     run_dir = Path(run_dir)
     found = test_set_errors(network, *test_set)
-    charts = [path for path in chart_paths(run_dir) if path.exists()]
+    charts = {path.stem: png for path in chart_paths(run_dir) if (png := _chart_png(path)) is not None}
     page = render_report(run_dir.name, settings, history, hidden_unit_weights(network), found, charts)
     path = run_dir / REPORT_NAME
     write_text_atomic(path, page)
@@ -45,14 +47,14 @@ def write_report(run_dir, settings, history, network, test_set):
 
 
 def render_report(name, settings, history, weights, found, charts):
-    """The report's HTML: every value escaped, every image a data URL."""
+    """The report's HTML: every value escaped, every image a data URL (`charts`: each chart's PNG bytes, by name)."""
     title = f"sgdlab run {name}"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_text(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{_text(title)}</h1>", _outcome(history)]
     if charts:
         parts.append("<h2>Learning</h2><div class='row'>")
-        parts += [f"<figure><img class='chart' alt='{_text(path.stem)} chart' src='{_png_file(path)}'></figure>"
-                  for path in charts]
+        parts += [f"<figure><img class='chart' alt='{_text(name)} chart' src='{_png_data_url(png)}'></figure>"
+                  for name, png in charts.items()]
         parts.append("</div>")
     else:
         parts.append("<p>The charts were not drawn (--no-plot): <code>sgdlab plot RUN_DIR</code> draws them and "
@@ -98,8 +100,16 @@ def _settings(settings):
     return f"<h2>Settings</h2><table class='settings'>{rows}</table>"
 
 
-def _png_file(path):
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def _chart_png(path):
+    """The chart's PNG bytes; None if there is none (not drawn), or it is no regular file of a chart's size."""
+    try:
+        return read_regular_file(path, MAX_CHART_BYTES)
+    except (FileNotFoundError, SgdlabError):
+        return None
+
+
+def _png_data_url(png):
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _text(value):

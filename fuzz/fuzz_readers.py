@@ -26,10 +26,10 @@ with atheris.instrument_imports(include=["sgdlab", "zipfile", "gzip", "json", "n
     from sgdlab.data import idx, mnist
     from sgdlab.data.digit_images import load_digit_image
     from sgdlab.errors import SgdlabError
-    from sgdlab.fileio import read_json_object
     from sgdlab.nn.network import MultiLayerNet
     from sgdlab.runs.checkpoint import load_checkpoint, save_checkpoint
     from sgdlab.runs.model_file import load_model, save_model
+    from sgdlab.runs.run_folder import read_run_settings
     from sgdlab.training.config import TrainConfig
     from sgdlab.training.history import History
     from sgdlab.training.trainer import Trainer
@@ -139,7 +139,7 @@ def read_run_json(path):
         return
     path.write_bytes(data[1:])
     if data[0] % 2 == 0:
-        TrainConfig.from_dict(read_json_object(path, "run's settings"))
+        read_run_settings(path.parent)  # the input is written as config.json
     else:
         history = History.load(path)
         history.evaluation_rows()
@@ -183,7 +183,7 @@ def make_reader(target, folder):
     if target == "idx":
         return Reader(folder / "input", read_idx_bytes)
     if target == "json":
-        return Reader(folder / "input.json", read_run_json)
+        return Reader(folder / "config.json", read_run_json)
     if target == "image":
         return Reader(folder / "input.img", read_image)
     return CacheReader(folder / "mnist")

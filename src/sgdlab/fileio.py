@@ -19,8 +19,8 @@ from .errors import SgdlabError
 
 PART_SUFFIX = ".part"  # a temporary file's: `.NAME.<random>.part` beside the file it becomes
 MAX_JSON_BYTES = 256 << 20  # a history of 10 million iterations at ~25 characters a loss, with room to spare
-# Flags of every open of a user's file: a FIFO opens at once (and is then refused) instead of waiting for a writer;
-# O_BINARY and O_NOFOLLOW where the system has them (Windows has only the one, POSIX only the other).
+# Flags of every open of a user's file: a FIFO opens at once (and is then refused) instead of waiting for a writer.
+# A lock's open follows no link. Each flag where the system has it (O_BINARY: Windows only; the others: POSIX).
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 _LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
                | getattr(os, "O_CLOEXEC", 0))
@@ -150,7 +150,7 @@ def _file_kind(mode):
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a file" if not stat.S_ISREG(mode) else "a file"
+    return "a special file"
 
 
 def read_json_object(path, kind):

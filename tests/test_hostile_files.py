@@ -626,8 +626,9 @@ ENTRY_POINTS = [
     ("view", "config.json", "finished"),
     ("train --resume", "config.json", "interrupted"), ("train --resume", "history.json", "interrupted"),
     ("train --resume", "checkpoint.npz", "interrupted"), ("train --resume", ".lock", "interrupted"),
-    ("sweep --resume", "sweep.json", "empty"), ("experiment --resume", "experiment.json", "empty"),
-    ("experiment --resume", "summary.json", "empty"),
+    ("sweep --resume", "sweep.json", "sweep"), ("sweep --resume", ".lock", "sweep"),
+    ("experiment --resume", "experiment.json", "experiment"), ("experiment --resume", "summary.json", "experiment"),
+    ("experiment --resume", ".lock", "experiment"),
     ("/api/runs", "history.json", "finished"), ("/api/runs", "model.npz", "finished"),
     ("/api/runs", "checkpoint.npz", "interrupted"),
 ]
@@ -693,9 +694,14 @@ for case in json.loads(sys.argv[1]):
 @pytest.fixture(scope="module")
 def hostile_folders(tmp_path_factory, data_dir, checkpoint_bytes):
     """A finished run (with a digit image beside it) and an interrupted one (its checkpoint), to copy for each case."""
+    import dataclasses
+
     from PIL import Image
 
+    from sgdlab.runs.experiments import experiments
     from sgdlab.runs.run import train_run
+    from sgdlab.runs.search_space import parse_search
+    from sgdlab.runs.sweep import BOOK_SEARCHES, BOOK_SETTINGS, Sweep, new_sweep
 
     root = tmp_path_factory.mktemp("hostile-sources")
     train_run(TrainConfig(hidden_size=3, iters=3, batch_size=5), out=root / "finished", data_dir=data_dir, plot=False,
@@ -706,7 +712,12 @@ def hostile_folders(tmp_path_factory, data_dir, checkpoint_bytes):
     (interrupted / "config.json").write_text(json.dumps({**CHECKPOINT_CONFIG.resolved().to_dict(),
                                                          "data_dir": str(data_dir)}))
     (interrupted / "checkpoint.npz").write_bytes(checkpoint_bytes)
-    (root / "empty").mkdir()
+    sweep = Sweep(tuple(parse_search(text) for text in BOOK_SEARCHES), {**BOOK_SETTINGS, "epochs": None, "iters": 1},
+                  trials=1)
+    new_sweep(sweep, root / "sweep", data_dir=data_dir)
+    (root / "experiment").mkdir()
+    (root / "experiment" / "experiment.json").write_text(json.dumps({
+        **dataclasses.asdict(experiments()["dropout"]), "seed": 0, "length": {"iters": 1}, "data_dir": str(data_dir)}))
     return root
 
 
@@ -765,8 +776,9 @@ def test_every_entry_point_refuses_a_fifo_a_device_or_a_folder_at_once_in_one_li
         assert outcome["err"].count("\n") == 1 and name in outcome["err"], outcome
 
 
-def test_a_lock_that_is_a_link_is_refused_and_its_target_never_made(entry_point_outcomes, tmp_path_factory):
-    outcome = entry_point_outcomes.get("train --resume .lock dangling link")
+@pytest.mark.parametrize("entry", ["train --resume", "sweep --resume", "experiment --resume"])
+def test_a_lock_that_is_a_link_is_refused_and_its_target_never_made(entry_point_outcomes, tmp_path_factory, entry):
+    outcome = entry_point_outcomes.get(f"{entry} .lock dangling link")
     assert outcome is not None and outcome["code"] in (1, 2), outcome
     assert outcome["err"].count("\n") == 1 and ".lock is a link" in outcome["err"], outcome
     cases = tmp_path_factory.getbasetemp()

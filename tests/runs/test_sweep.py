@@ -19,18 +19,22 @@ from sgdlab.errors import SgdlabError
 from sgdlab.runs.search_space import parse_search
 from sgdlab.runs.sweep import (RESULTS_CSV, Sweep, load_sweep, new_sweep, ranked, read_results, run_sweep,
                                trial_folder)
-from sgdlab.runs.run_folder import RUN_FILES
+from sgdlab.runs.run_folder import REPORT_NAME, RUN_FILES
 from sgdlab.runs.trial_cluster import run_trial
 from tests.processes import press_ctrl_c, sgdlab_command, started
 
-# Six trials of about a second each: long enough to be caught mid-trial, with a checkpoint at every epoch.
+# Six trials of a fraction of a second each, with a checkpoint at every epoch (18 iterations) to be caught after.
 SETTINGS = {"train_size": 2000, "validation": 0.1, "hidden_size": 40, "epochs": 6}
 SEARCHES = ("lr=log:1e-2:1", "weight_decay=log:1e-6:1e-2")
 TRIALS = 6
+EPOCH = 18
+# A trial's run folder without its charts and report, which only --trial-charts draws.
+TRIAL_FILES = tuple(name for name in RUN_FILES if not name.endswith(".png") and name != REPORT_NAME)
 
 
-def small_sweep(trials=TRIALS, rounds=1, searches=SEARCHES, settings=SETTINGS):
-    return Sweep(tuple(parse_search(text) for text in searches), dict(settings), trials, rounds, seed=4)
+def small_sweep(trials=TRIALS, rounds=1, searches=SEARCHES, settings=SETTINGS, **options):
+    return Sweep(tuple(parse_search(text) for text in searches), dict(settings), trials, rounds, seed=4,
+                 **{"checkpoint_every": EPOCH, **options})
 
 
 def outcomes(sweep_dir):
@@ -59,8 +63,13 @@ def test_a_sweep_folder_holds_a_run_folder_per_trial_and_its_results(reference):
     for trial in range(TRIALS):
         folder = trial_folder(reference, sweep, trial)
         assert folder.name == f"trial-{trial}"
-        assert sorted(path.name for path in folder.iterdir() if not path.name.startswith(".")) == sorted(RUN_FILES)
+        # no charts or report unless asked; the test set measured once, at the end
+        assert sorted(path.name for path in folder.iterdir() if not path.name.startswith(".")) == sorted(
+            TRIAL_FILES)
         assert json.loads((folder / "config.json").read_text())["seed"] == read_results(reference)[trial]["seed"]
+        history = json.loads((folder / "history.json").read_text())
+        assert history["test_acc"][:-1] == [None] * SETTINGS["epochs"] and history["test_acc"][-1] is not None
+        assert None not in history["val_acc"] + history["train_acc"] and len(history["val_acc"]) == SETTINGS["epochs"] + 1
     with open(reference / RESULTS_CSV, newline="") as handle:
         table = list(csv.DictReader(handle))
     assert list(table[0]) == ["trial", "round", "lr", "weight_decay", "seed", "val_acc", "train_acc", "test_acc",
@@ -78,10 +87,46 @@ def test_a_sweep_folder_holds_a_run_folder_per_trial_and_its_results(reference):
             assert image.format == "PNG" and image.size == size
 
 
-def test_two_local_workers_give_the_same_results(reference, tmp_path, mnist_dir):
-    out = new_sweep(small_sweep(), tmp_path / "sweep", data_dir=mnist_dir)
+def test_two_local_workers_give_the_same_results_measuring_and_drawing_all_a_run_does_when_asked(
+        reference, tmp_path, mnist_dir):
+    out = new_sweep(small_sweep(settings={**SETTINGS, "test_eval": "every"}, charts=True), tmp_path / "sweep",
+                    data_dir=mnist_dir)
     rows, _ = run_sweep(out, workers=2)
     assert {row["worker"] for row in rows.values()} == {"0", "1"}
+    assert outcomes(out) == outcomes(reference)  # the test set measured at every evaluation changes no ranking
+    for trial in rows:
+        folder = trial_folder(out, load_sweep(out)[0], trial)
+        assert sorted(path.name for path in folder.iterdir() if not path.name.startswith(".")) == sorted(RUN_FILES)
+        assert None not in json.loads((folder / "history.json").read_text())["test_acc"]
+
+
+def test_a_sweep_on_one_local_worker_that_dies_mid_trial_finishes_every_trial_with_the_same_results(
+        reference, tmp_path, mnist_dir):
+    import psutil
+
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "sgdlab", "sweep", "--out", str(out), "--workers", "1", "--quiet",
+               "--data-dir", str(mnist_dir), "--trials", str(TRIALS), "--seed", "4", "--checkpoint-every", str(EPOCH),
+               *(f"--search={text}" for text in SEARCHES), *_options(SETTINGS)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (caught := [folder for folder in out.glob("trial-*") if (folder / "checkpoint.npz").exists()
+                              and not (folder / "history.json").exists()]):
+            assert time.monotonic() < deadline and process.poll() is None, "no trial was caught past a checkpoint"
+            time.sleep(0.01)
+        [worker] = [child for child in psutil.Process(process.pid).children(recursive=True)
+                    if "spawn_main" in " ".join(child.cmdline())]  # the cluster's one worker process
+        worker.kill()
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0 and stderr == "", stderr  # Dask's word of the lost worker kept off the terminal
+    assert not worker.is_running() and len(caught) == 1
+    rows = read_results(out)
+    assert {row["status"] for row in rows.values()} == {"finished"}
     assert outcomes(out) == outcomes(reference)
 
 
@@ -146,7 +191,7 @@ def _kill_mid_trial(client, worker_process, sweep_dir):
 def test_ctrl_c_keeps_the_ended_trials_and_resume_finishes_the_sweep_as_in_one_go(reference, tmp_path, mnist_dir):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "sgdlab", "sweep", "--out", str(out), "--workers", "2", "--quiet",
-               "--data-dir", str(mnist_dir), "--trials", str(TRIALS), "--seed", "4",
+               "--data-dir", str(mnist_dir), "--trials", str(TRIALS), "--seed", "4", "--checkpoint-every", str(EPOCH),
                *(f"--search={text}" for text in SEARCHES), *_options(SETTINGS)]
     with started(command, stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
         deadline = time.monotonic() + 120

@@ -24,8 +24,9 @@ def evaluation_line(history):
     else:  # a diverging run's loss can be huge before it turns infinite: keep the column's width
         loss = f"{mean_loss:.4f}" if mean_loss < 1000 else f"{mean_loss:.0e}"
     validation = f" | val acc {history.val_acc[-1]:.4f}" if history.val_acc else ""
+    test = "   -  " if history.test_acc[-1] is None else f"{history.test_acc[-1]:.4f}"  # left for the end
     return (f"epoch {history.epoch[-1]:6.2f} | iteration {history.iteration[-1]:6d} | "
-            f"train acc {history.train_acc[-1]:.4f}{validation} | test acc {history.test_acc[-1]:.4f} | "
+            f"train acc {history.train_acc[-1]:.4f}{validation} | test acc {test} | "
             f"loss {loss} | {history.seconds[-1]:7.1f} s")
 
 

@@ -43,6 +43,12 @@ def add_to(commands):
                               "must see --out on a shared file system)")
     parser.add_argument("--seed", type=option_type(NON_NEGATIVE_INT.parse), metavar="N",
                         help="the seed every trial's settings and training seed derive from (default 0)")
+    parser.add_argument("--checkpoint-every", type=option_type(POSITIVE_INT.parse), metavar="N",
+                        help="iterations between a trial's checkpoints: what a lost worker costs at most (default "
+                             "500)")  # runs.sweep.TRIAL_CHECKPOINT_EVERY, not imported: --help stays quick
+    parser.add_argument("--trial-charts", action="store_true",
+                        help="draw each trial's accuracy.png, loss.png and report.html, as sgdlab train does (the "
+                             "sweep's own figures are drawn always)")
     add_data_dir(parser)
     for spec in dataclasses.fields(TrainConfig):  # the settings every trial shares, as sgdlab train takes them
         if spec.name != "seed":
@@ -122,7 +128,9 @@ def _sweep_from_args(args):
     if args.book and "iters" in settings and "epochs" not in _given_settings(args):
         del settings["epochs"]  # --iters replaces the book's length
     trials = args.trials or (BOOK_TRIALS if args.book else DEFAULT_TRIALS)
-    return Sweep(tuple(searches), settings, trials, args.rounds or 1, args.seed if args.seed is not None else 0)
+    given = {"checkpoint_every": args.checkpoint_every} if args.checkpoint_every else {}
+    return Sweep(tuple(searches), settings, trials, args.rounds or 1, args.seed if args.seed is not None else 0,
+                 charts=args.trial_charts, **given)
 
 
 def _refuse_with_resume(args):
@@ -131,7 +139,9 @@ def _refuse_with_resume(args):
     given = [config_option_flags(name)[0] for name in _given_settings(args)]
     given += [flag for flag, value in (("--search", args.search), ("--trials", args.trials),
                                        ("--rounds", args.rounds), ("--book", args.book), ("--seed", args.seed),
-                                       ("--out", args.out), ("--overwrite", args.overwrite))
+                                       ("--out", args.out), ("--overwrite", args.overwrite),
+                                       ("--checkpoint-every", args.checkpoint_every),
+                                       ("--trial-charts", args.trial_charts))
               if value is not None and value is not False]
     if given:
         raise ConfigError(f"--resume continues a sweep as its sweep.json describes it: leave out {', '.join(given)}")

@@ -72,8 +72,10 @@ def _outcome(history):
     if not history.iteration:
         return "<p>No evaluation was recorded.</p>"
     stopped = f" It ended early: {_text(history.stopped)}." if history.stopped else ""
-    return (f"<p>{len(history.loss)} iterations; final accuracy {history.train_acc[-1]:.4f} on the training set and "
-            f"<strong>{history.test_acc[-1]:.4f}</strong> on the test set.{stopped}</p>")
+    test = ("" if history.test_acc[-1] is None else
+            f" and <strong>{history.test_acc[-1]:.4f}</strong> on the test set")
+    return (f"<p>{len(history.loss)} iterations; final accuracy {history.train_acc[-1]:.4f} on the training "
+            f"set{test}.{stopped}</p>")
 
 
 def _errors(found):

@@ -236,6 +236,9 @@ def final_figures(history):
     figures = {"iterations": len(history.loss), "final_loss": float(np.mean(tail)) if tail else None,
                "train_acc": None, "test_acc": None, "gap": None, "best_test_acc": None}
     if history.iteration:  # none for a run that diverged before its only evaluation, at the end
-        figures.update(train_acc=history.train_acc[-1], test_acc=history.test_acc[-1],
-                       gap=history.train_acc[-1] - history.test_acc[-1], best_test_acc=max(history.test_acc))
+        measured = [value for value in history.test_acc if value is not None]  # all, unless left for the end
+        test_acc = history.test_acc[-1]
+        figures.update(train_acc=history.train_acc[-1], test_acc=test_acc,
+                       gap=None if test_acc is None else history.train_acc[-1] - test_acc,
+                       best_test_acc=max(measured, default=None))
     return figures

@@ -35,7 +35,7 @@ class RunObserver:
 
 
 def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, observer=None, background=None, data=None,
-              checkpoint_every=None):
+              checkpoint_every=None, report=True):
     """Train `config` on MNIST into a run folder; returns `(run_dir, history)`.
 
     `out`: the folder (default: a new one under runs/); one holding an earlier
@@ -48,12 +48,13 @@ def train_run(config, out=None, overwrite=False, data_dir=None, plot=True, obser
     there is one; not when other runs are using it). `data`: what
     `load_mnist(normalize=False, data_dir=data_dir)` returns, when the
     caller has it already (it trains several runs). `checkpoint_every`:
-    iterations between checkpoints instead (see `Trainer.fit`).
+    iterations between checkpoints instead (see `Trainer.fit`). `report`:
+    whether report.html is written (a sweep's trials leave it out unless asked).
     """
     data_settings = _data_settings(data_dir)
     folder = claim_run_folder(out, overwrite, config, data_settings)  # now, not found unusable after training
     return _train_in(folder, config, data_dir, data_settings, None, plot, observer, background, data,
-                     checkpoint_every)
+                     checkpoint_every, report=report)
 
 
 def finished_history(run_dir):
@@ -66,7 +67,7 @@ def finished_history(run_dir):
 
 
 def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None, checkpoint_every=None, lr=None,
-               data=None):
+               data=None, report=True):
     """Continue the run in `run_dir` with the settings of its config.json, from its last checkpoint (from the
     start if it was stopped before its first); returns `(run_dir, history)` as `train_run` does.
 
@@ -74,7 +75,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     without the interruption, bit for bit. `data_dir`: where MNIST is now
     (default: where the run found it). `lr`: a new learning rate from the
     checkpoint on, recorded in the history (the way out of a diverged run,
-    which continues from its last checkpoint too). `data`: as for `train_run`.
+    which continues from its last checkpoint too). `data`, `report`: as for `train_run`.
     """
     run_dir = Path(run_dir)
     check_folder_name(run_dir, "rename the folder to a UTF-8 name and resume the run there")
@@ -87,7 +88,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     state = load_checkpoint(checkpoint, config.resolved().to_dict()) if checkpoint.exists() else None
     folder = RunFolder(run_dir, made=None, claimed=True, resumed=True)
     return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data,
-                     checkpoint_every, lr)
+                     checkpoint_every, lr, report)
 
 
 def _data_settings(data_dir):
@@ -96,7 +97,7 @@ def _data_settings(data_dir):
 
 
 def _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data=None,
-              checkpoint_every=None, lr=None):
+              checkpoint_every=None, lr=None, report=True):
     background = background if background is not None else usable_cores() > 1
     observer = observer if observer is not None else RunObserver()
     checkpoint = folder.path / CHECKPOINT_NAME
@@ -127,7 +128,8 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
                          f"{folder.path} --lr X)" if checkpoint.exists() else "")
                 raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}{again}", exc.history) from None
             save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
-                     draw=charts.plot_history if charts is not None else plot_history, test_set=(x_test, t_test))
+                     draw=charts.plot_history if charts is not None else plot_history,
+                     test_set=(x_test, t_test) if report else None)
             if history.stopped is None:  # finished: nothing left to resume
                 checkpoint.unlink(missing_ok=True)
     return folder.path, history

@@ -12,6 +12,14 @@ training is deterministic, so a sweep gives the same results whatever
 trains it: one worker or many, one machine or a cluster, in one go or
 resumed. The validation accuracy ranks the trials; the test accuracy is
 recorded, never used to choose.
+
+A trial pays for what the search needs and little else: the validation and
+training accuracy at each evaluation, the test set once at the end
+(`TRIAL_DEFAULTS`; every evaluation if the sweep's settings ask), a
+checkpoint every `checkpoint_every` iterations rather than at each
+evaluation, and no charts or report unless `charts` asks: its folder still
+holds config.json, history.json and model.npz, which `sgdlab view`, `plot`,
+`compare` and `evaluate` read.
 """
 
 import contextlib
@@ -27,7 +35,7 @@ from ..engine.threads import check_workers
 from ..errors import ConfigError, SgdlabError
 from ..fileio import read_json_as, read_json_object, write_text_atomic
 from ..interrupts import interrupts_deferred
-from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT
+from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, check_flag
 from ..training.config import TrainConfig
 from .run import finished_history
 from .run_folder import check_same_run, check_writable_folder, folder_lock, new_run_dir, stored_data_dir
@@ -47,24 +55,37 @@ BOOK_SETTINGS = {"train_size": 500, "validation": 0.2, "hidden_sizes": (100,) * 
 BOOK_SEARCHES = ("lr=log:1e-6:1e-2", "weight_decay=log:1e-8:1e-4")
 BOOK_TRIALS = 100
 ENDED = ("finished", "diverged")  # a trial's statuses once it has ended for good
+# What a trial measures unless the sweep's settings say otherwise: the search chooses by validation accuracy.
+TRIAL_DEFAULTS = {"test_eval": "last"}
+# Iterations between a trial's checkpoints: what a lost worker can cost, at most. A checkpoint (the weights
+# and an fsync) costs about as many milliseconds as an update of the same net, plus ~10 ms: a few percent.
+TRIAL_CHECKPOINT_EVERY = 500
 MAX_TRIALS = 100_000  # in all rounds: each is a run folder
 
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     """What a sweep is: its `searches` (first round's ranges), the `settings` every trial shares (TrainConfig
-    fields), `trials` per round, `rounds`, and the `seed` every trial's draw derives from."""
+    fields; `TRIAL_DEFAULTS` where not given or searched), `trials` per round, `rounds`, the `seed` every trial's
+    draw derives from, the iterations between a trial's checkpoints (`checkpoint_every`) and whether each trial
+    draws its charts and report (`charts`)."""
 
     searches: tuple
     settings: dict
     trials: int
     rounds: int = 1
     seed: int = 0
+    checkpoint_every: int = TRIAL_CHECKPOINT_EVERY
+    charts: bool = False
 
     def __post_init__(self):
-        for name in ("trials", "rounds"):
+        for name in ("trials", "rounds", "checkpoint_every"):
             POSITIVE_INT.check(name, getattr(self, name))
         NON_NEGATIVE_INT.check("seed", self.seed)
+        check_flag("charts", self.charts)
+        searched = {search.name for search in self.searches}
+        defaults = {name: value for name, value in TRIAL_DEFAULTS.items() if name not in searched}
+        object.__setattr__(self, "settings", {**defaults, **self.settings})
         if self.trials * self.rounds > MAX_TRIALS:
             raise ConfigError(f"{self.trials} trials x {self.rounds} rounds is more than the {MAX_TRIALS} trials a "
                               "sweep may have: give fewer --trials or --rounds")
@@ -93,16 +114,19 @@ class Sweep:
 
     def to_dict(self):
         return {"searches": [search.to_dict() for search in self.searches], "settings": self.settings,
-                "trials": self.trials, "rounds": self.rounds, "seed": self.seed}
+                "trials": self.trials, "rounds": self.rounds, "seed": self.seed,
+                "checkpoint_every": self.checkpoint_every, "charts": self.charts}
 
     @classmethod
     def from_dict(cls, values):
         if not isinstance(values["settings"], dict) or not isinstance(values["searches"], list):
             raise TypeError("settings must be an object and searches a list")
         settings = TrainConfig.from_dict(values["settings"]).to_dict()  # checked, lists as the config keeps them
-        given = {key: value for key, value in settings.items() if key in values["settings"]}
+        # A sweep.json from before TRIAL_DEFAULTS: its trials trained with TrainConfig's defaults, which it keeps.
+        given = {key: value for key, value in settings.items() if key in values["settings"] or key in TRIAL_DEFAULTS}
         return cls(tuple(Search.from_dict(search) for search in values["searches"]), given, values["trials"],
-                   values["rounds"], values["seed"])
+                   values["rounds"], values["seed"], values.get("checkpoint_every", TRIAL_CHECKPOINT_EVERY),
+                   values.get("charts", False))
 
 
 def trial_folder(sweep_dir, sweep, trial):
@@ -190,15 +214,16 @@ def _run_sweep(sweep_dir, data_dir, workers, scheduler, progress, data):
         rows_used = sweep.settings.get("train_size") or len(x_train)
         # A local worker with a second core to itself evaluates on it, as sgdlab train does; a cluster's has one.
         background = scheduler is None and usable_cores() >= 2 * workers
-        submitter = TrialSubmitter(client, ((x_train[:rows_used], t_train[:rows_used]), test), background)
-        searches, interrupted = sweep.searches, False
-        for round_ in range(sweep.rounds):
-            configs = {trial: sweep.trial_config(searches, trial) for trial in sweep.trial_numbers(round_)}
-            interrupted = _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, previous,
-                                       progress)
-            if interrupted or not all(rows[trial]["status"] in ENDED for trial in configs):
-                break
-            searches = narrow(searches, [row["settings"] for row in ranked(rows.values()) if row["round"] == round_ + 1])
+        with TrialSubmitter(client, ((x_train[:rows_used], t_train[:rows_used]), test), background) as submitter:
+            searches, interrupted = sweep.searches, False
+            for round_ in range(sweep.rounds):
+                configs = {trial: sweep.trial_config(searches, trial) for trial in sweep.trial_numbers(round_)}
+                interrupted = _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, previous,
+                                           progress)
+                if interrupted or not all(rows[trial]["status"] in ENDED for trial in configs):
+                    break
+                searches = narrow(searches, [row["settings"] for row in ranked(rows.values())
+                                             if row["round"] == round_ + 1])
     draw_figures(sweep_dir, sweep, rows)
     return rows, interrupted
 
@@ -233,46 +258,47 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
             progress(rows[trial])
             continue
         rows[trial] = {**row, "status": "queued"}
-        futures[submitter.submit(trial, config, folder, data_dir, Path(sweep_dir) / SWEEP_FILE)] = trial
+        futures[submitter.submit(trial, config, folder, data_dir, Path(sweep_dir) / SWEEP_FILE, sweep)] = trial
     write_results(sweep_dir, sweep, rows)
     try:
         for future in as_completed(futures):
             trial = futures[future]
-            rows[trial] = {**rows[trial], **_outcome(future)}
+            rows[trial] = {**rows[trial], **_outcome(future, folders[trial])}
             write_results(sweep_dir, sweep, rows)
             progress(rows[trial])
     except KeyboardInterrupt:
-        _stop_round(sweep_dir, sweep, futures, submitter, rows)
+        _stop_round(sweep_dir, sweep, futures, folders, submitter, rows)
         return True
     except SgdlabError:  # a worker cannot go on (it cannot see the sweep, its disk is full): nor can the sweep
-        _stop_round(sweep_dir, sweep, futures, submitter, rows)
+        _stop_round(sweep_dir, sweep, futures, folders, submitter, rows)
         raise
     return False
 
 
-def _stop_round(sweep_dir, sweep, futures, submitter, rows):
+def _stop_round(sweep_dir, sweep, futures, folders, submitter, rows):
     """Stop the round's running trials, saved to resume, and record where every trial stands."""
     with interrupts_deferred():  # a second Ctrl-C waits, too, for the running trials to save
         submitter.stop(list(futures))
         for future, trial in futures.items():
             if rows[trial]["status"] == "queued":
                 with contextlib.suppress(SgdlabError):
-                    rows[trial] = {**rows[trial], **_outcome(future)}
+                    rows[trial] = {**rows[trial], **_outcome(future, folders[trial])}
         write_results(sweep_dir, sweep, rows)
 
 
-def _outcome(future):
-    """A finished future's trial outcome; a trial that failed (a worker lost too often, an error) is recorded
-    as failed, to try again on resume, and a stopped sweep's unstarted one as not run."""
-    if future.status == "finished":
-        outcome = future.result()
-        return outcome if outcome is not None else {"status": "not run"}
+def _outcome(future, folder):
+    """A future's trial outcome once it has ended; a trial that failed (a worker lost too often, an error) is
+    recorded as failed, to try again on resume, and one that never ran (the sweep stopped first, the cluster
+    went away) as interrupted if its folder holds progress to continue from, else as not run."""
+    if future.status == "finished" and future.result() is not None:
+        return future.result()
     if future.status == "error":
         exc = future.exception()
         if isinstance(exc, SgdlabError):
             raise exc
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-    return {"status": "not run"}
+    started = (Path(folder) / "config.json").exists()
+    return {"status": "interrupted" if started else "not run"}
 
 
 def ranked(rows):

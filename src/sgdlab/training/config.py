@@ -23,6 +23,7 @@ CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
 CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
 GRAD_METHODS = ("backprop", "numerical")
 DTYPES = ("float32", "float64")
+TEST_EVALUATIONS = ("every", "last")
 SAMPLING_METHODS = ("random", "epoch")
 # What a run holds as large as its parameters: the weights, their gradients, the optimizer's slots (two at most),
 # the snapshots of the evaluation running and the one waiting, and of a checkpoint being written.
@@ -77,6 +78,9 @@ class TrainConfig:
     batch_size: int = setting(100, "samples per mini-batch", POSITIVE_INT)
     eval_every: int | None = setting(None, "iterations between evaluations of train and test accuracy (default: "
                                            "one epoch); 0: only after the last iteration", NON_NEGATIVE_INT)
+    test_eval: str = setting("every", "when the test accuracy is measured: at every evaluation (the book's train and "
+                                      "test curves), or last, once, after the last iteration (enough for a search, "
+                                      "which chooses by validation)", choices=TEST_EVALUATIONS)
     lr: float | None = setting(None, f"learning rate (default: {CHAPTER_4_LR} for sgd, as in chapter 4; the "
                                      "book's default for the other optimizers)", POSITIVE_NUMBER)
     hidden_size: int = setting(50, "units in the hidden layer", POSITIVE_INT)

@@ -39,11 +39,12 @@ def count_correct(network, x, labels):
 class Evaluator:
     """Measures train and test accuracy of snapshots of a network, in order.
 
-    `submit(network, iteration)` copies the weights and starts (or, with
+    `submit(network, iteration, test)` copies the weights and starts (or, with
     `background=False`, runs) the evaluation; `finished(wait)` yields the
     `(iteration, train_acc, test_acc, seconds, val_acc)` of evaluations done
-    so far, `seconds` being the time since `start` at which each finished and
-    `val_acc` None without a `validation` set `(x, t)`. A result
+    so far, `seconds` being the time since `start` at which each finished,
+    `test_acc` None unless `test` was asked and `val_acc` None without a
+    `validation` set `(x, t)`. A result
     leaves the queue only as it is yielded, so one that a caller did not get
     to (interrupted by Ctrl-C, say) is still there the next time.
 
@@ -54,19 +55,19 @@ class Evaluator:
     """
 
     def __init__(self, x_train, t_train, x_test, t_test, start, background, validation=None):
-        self.sets = [(x_train, as_labels(t_train)), (x_test, as_labels(t_test))]
-        if validation is not None:
-            self.sets.append((validation[0], as_labels(validation[1])))
+        self.train, self.test = (x_train, as_labels(t_train)), (x_test, as_labels(t_test))
+        self.validation = None if validation is None else (validation[0], as_labels(validation[1]))
         self.start = start
         self.worker = BackgroundWorker("eval", background)
         self.pending = []
         self.last_submitted = None  # the iteration of the latest submit
 
-    def submit(self, network, iteration):
-        """Evaluate a copy of `network`'s weights after `iteration` updates, once at most `MAX_WAITING` others wait."""
+    def submit(self, network, iteration, test=True):
+        """Evaluate a copy of `network`'s weights after `iteration` updates (the test set too if `test`), once at
+        most `MAX_WAITING` others wait."""
         while len(unfinished := [future for future in self.pending if not future.done()]) > MAX_WAITING:
             wait(unfinished[:1], return_when=FIRST_COMPLETED)  # the running one: one worker runs them in order
-        self.pending.append(self.worker.submit(self._evaluate, network.copy(), iteration))
+        self.pending.append(self.worker.submit(self._evaluate, network.copy(), iteration, test))
         self.last_submitted = iteration  # once it is there to be recorded
 
     def waiting(self):
@@ -80,7 +81,8 @@ class Evaluator:
     def close(self):
         self.worker.close()
 
-    def _evaluate(self, network, iteration):
+    def _evaluate(self, network, iteration, test):
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network scores NaN: no warnings
-            train_acc, test_acc, *val_acc = (count_correct(network, x, labels) / len(x) for x, labels in self.sets)
-        return iteration, train_acc, test_acc, time.perf_counter() - self.start, val_acc[0] if val_acc else None
+            train_acc, test_acc, val_acc = (None if data is None else count_correct(network, *data) / len(data[0])
+                                            for data in (self.train, self.test if test else None, self.validation))
+        return iteration, train_acc, test_acc, time.perf_counter() - self.start, val_acc

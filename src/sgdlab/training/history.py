@@ -7,7 +7,9 @@ tools can rely on them:
 - `iteration`, `epoch`, `train_acc`, `test_acc`, `seconds`: one entry per
   evaluation (before training, after every full epoch, after the last
   iteration; `TrainConfig.eval_every` spaces them otherwise). Accuracies are fractions of the WHOLE training and test sets;
-  `seconds` is the wall time since training started.
+  `seconds` is the wall time since training started. `test_acc` is None where
+  the test set was not measured (`TrainConfig.test_eval` "last": only the
+  run's last evaluation measures it).
 - `val_acc`: per evaluation, the accuracy on the validation images held out
   of the training set (`TrainConfig.validation`); empty without them.
 - `iters_per_epoch`: ceil(train_size / batch_size), of the images trained on.
@@ -74,6 +76,12 @@ class History:
         """Whether the run was stopped on request (Ctrl-C), rather than by diverging."""
         return self.stopped is not None and self.stopped.startswith(INTERRUPTED)
 
+    @property
+    def final_test_acc(self):
+        """The test accuracy last measured (None if it never was: a run stopped before its end, with
+        `test_eval` "last")."""
+        return next((value for value in reversed(self.test_acc) if value is not None), None)
+
     def evaluation_keys(self):
         """The per-evaluation keys this history holds: `EVALUATION_KEYS`, and `val_acc` with a validation set."""
         return (*EVALUATION_KEYS, "val_acc") if self.val_acc else EVALUATION_KEYS
@@ -114,7 +122,8 @@ class History:
         # val_acc is empty when no validation set was held out; when there was one, it is as long as the others.
         per_evaluation = [key for key in (*EVALUATION_KEYS, "val_acc") if key in values and values[key] != []]
         for key in ("loss", *per_evaluation):
-            if not isinstance(values[key], list) or not all(_is_number(v) for v in values[key]):
+            unmeasured = (None,) if key == "test_acc" else ()  # where the test set was left for the end
+            if not isinstance(values[key], list) or not all(_is_number(v) or v in unmeasured for v in values[key]):
                 raise SgdlabError(f"history's {key!r} is not a list of numbers: it was not written by sgdlab, "
                                   "or was edited")
         lengths = {key: len(values[key]) for key in per_evaluation}
@@ -161,7 +170,8 @@ def _check_ranges(values):
         "loss": any(v < 0 for v in values["loss"]),
         "iteration": any(type(v) is not int or v < 0 for v in values["iteration"]),
         "stopped": not (values.get("stopped") is None or isinstance(values["stopped"], str)),
-        **{key: any(not 0 <= v <= 1 for v in values.get(key) or []) for key in ("train_acc", "test_acc", "val_acc")},
+        **{key: any(v is not None and not 0 <= v <= 1 for v in values.get(key) or [])
+           for key in ("train_acc", "test_acc", "val_acc")},
     }
     wrong = [key for key, bad in problems.items() if bad]
     if wrong:

@@ -2,7 +2,8 @@
 
 Accuracy on the whole training and test sets is measured before training,
 after every full epoch and after the last iteration, so that the two curves
-show whether the network overfits (`eval_every` spaces them otherwise).
+show whether the network overfits (`eval_every` spaces them otherwise; with
+`test_eval` "last" the test set is measured at the last of them only).
 """
 
 import contextlib
@@ -54,7 +55,8 @@ def progress_shown(show, total, done, on_iteration, on_evaluation):
             on_iteration(number, loss)
 
     def evaluation(history):
-        bar.set_postfix_str(f"test acc {history.test_acc[-1]:.4f}", refresh=False)
+        if history.test_acc[-1] is not None:
+            bar.set_postfix_str(f"test acc {history.test_acc[-1]:.4f}", refresh=False)
         if on_evaluation is not None:
             on_evaluation(history)
 
@@ -174,7 +176,7 @@ class Trainer:
                 self._checkpoint_where_stopped(evaluator, on_evaluation)
             ended = len(self.history.loss)
             if evaluator.last_submitted != ended and self.history.iteration[-1:] != [ended]:
-                evaluator.submit(self.network, ended)  # off schedule: not in any checkpoint
+                evaluator.submit(self.network, ended)  # off schedule, the test set measured: not in any checkpoint
             self._record(evaluator, on_evaluation, wait=True)
         return self.history
 
@@ -183,7 +185,7 @@ class Trainer:
         (when checkpoints follow the evaluations)."""
         if self._schedule.checkpoints_with_evaluations:
             self._checkpoints[iteration] = TrainingState.capture(self, self._sampler, iteration)
-        evaluator.submit(self.network, iteration)
+        evaluator.submit(self.network, iteration, test=self.config.test_eval == "every")
 
     def _write_checkpoint(self, state):
         state.history.lr_changes = self.history.lr_changes_until(state.iteration)

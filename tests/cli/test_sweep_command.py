@@ -52,7 +52,8 @@ def test_book_runs_the_books_search_with_any_option_replacing_the_books(capsys, 
     assert stored["trials"] == 2 and stored["rounds"] == 1 and stored["seed"] == 0
     assert stored["settings"] == {"train_size": 500, "validation": 0.2, "hidden_sizes": [100] * 6,
                                   "activation": "relu", "weight_init_std": "he", "optimizer": "sgd",
-                                  "batch_size": 100, "epochs": 1}
+                                  "batch_size": 100, "epochs": 1, "test_eval": "last"}
+    assert stored["checkpoint_every"] == 500 and stored["charts"] is False
     assert [(s["name"], s["kind"], s["low"], s["high"]) for s in stored["searches"]] == [
         ("lr", "log", 1e-6, 1e-2), ("weight_decay", "log", 1e-8, 1e-4)]
     assert "sweep of 2 trials on 1 local workers" in stdout and "lr=log:1e-06:0.01" in stdout
@@ -60,6 +61,16 @@ def test_book_runs_the_books_search_with_any_option_replacing_the_books(capsys, 
     assert "2 finished, 0 diverged; results in" in stdout
     code, _, err = run(capsys, "sweep", "--book", "--out", out, "--trials", 2)
     assert code == 2 and f"{out} already holds a sweep (sweep.json): continue it with --resume {out}" in err
+    code, _, err = run(capsys, "plot", out / "trial-0")  # a trial without charts is a run folder all the same
+    assert code == 0, err
+    assert (out / "trial-0" / "accuracy.png").is_file() and (out / "trial-0" / "loss.png").is_file()
+
+
+def test_the_help_names_the_checkpoint_spacing_a_sweep_uses(capsys):
+    from sgdlab.runs.sweep import TRIAL_CHECKPOINT_EVERY
+
+    code, out, _ = run(capsys, "sweep", "--help")
+    assert code == 0 and f"costs at most (default {TRIAL_CHECKPOINT_EVERY})" in " ".join(out.split())
 
 
 def test_a_searched_train_size_trains_each_trial_on_its_own(capsys, tmp_path, mnist_dir):
@@ -100,19 +111,20 @@ def failing_trial(trial, *args):
     return run_trial(trial, *args)
 
 
-def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capsys, tmp_path, mnist_dir, monkeypatch):
+def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capfd, tmp_path, mnist_dir, monkeypatch):
     from sgdlab.runs import trial_cluster
 
     out = tmp_path / "sweep"
     with monkeypatch.context() as patch:
         patch.setattr(trial_cluster, "run_trial", failing_trial)
-        code, stdout, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--trials", 2, "--rounds", 2,
+        # capfd: what the workers print too, on the terminal they share (Dask's "Compute Failed" must not be)
+        code, stdout, err = run(capfd, "sweep", "--search", "lr=log:1e-2:1", "--trials", 2, "--rounds", 2,
                                 "--workers", 1, "--out", out, "--data-dir", mnist_dir, *SMALL)
     assert code == 1
     assert err.splitlines() == [f"sgdlab sweep: trials 1 failed (the next round waits for them), the first with "
                                 f"RuntimeError: lost; try them again with sgdlab sweep --resume {out}"]
     assert "1 finished, 0 diverged, 1 not finished (failed)" in stdout
-    code, stdout, err = run(capsys, "sweep", "--resume", out, "--workers", 1)
+    code, stdout, err = run(capfd, "sweep", "--resume", out, "--workers", 1)
     assert code == 0, err
     assert "4 finished, 0 diverged" in stdout
 

@@ -102,12 +102,15 @@ def run(args):
         print(f"sgdlab sweep: interrupted; the trials that ended are kept in {out}: continue with "
               f"sgdlab sweep --resume {out}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    failed = [row for row in rows.values() if row["status"] not in ENDED]
-    if failed:
-        trials = ", ".join(str(row["trial"]) for row in failed)
+    unended = [row for row in rows.values() if row["status"] not in ENDED]
+    if unended:
+        failed = [row for row in unended if row["status"] == "failed"]
+        trials = ", ".join(str(row["trial"]) for row in failed or unended)
         waiting = " (the next round waits for them)" if len(rows) < sweep.trials * sweep.rounds else ""
-        print(f"sgdlab sweep: trials {trials} failed{waiting}, the first with {failed[0].get('error')}; "
-              f"try them again with sgdlab sweep --resume {out}", file=sys.stderr)
+        how = (f"failed{waiting}, the first with {failed[0]['error']}" if failed else
+               f"did not end{waiting}: the Dask cluster stopped them")
+        print(f"sgdlab sweep: trials {trials} {how}; try them again with sgdlab sweep --resume {out}",
+              file=sys.stderr)
         return 1
     return 0
 

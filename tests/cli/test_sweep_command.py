@@ -143,3 +143,15 @@ def test_an_unreachable_scheduler_is_named_before_any_folder_is_made(capsys, tmp
     assert line.startswith(f"sgdlab sweep: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} (")
     assert line.endswith("or leave out --scheduler to use this machine's cores")
     assert not out.exists()
+    with socket.socket() as listener:  # something listens there: a TLS scheduler, as far as sgdlab can tell
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        code, _, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--scheduler", f"tls://127.0.0.1:{port}",
+                           "--out", out, "--data-dir", mnist_dir, *SMALL)
+    assert code == 1
+    [line] = err.splitlines()
+    assert line.startswith(f"sgdlab sweep: error: cannot reach the Dask scheduler at tls://127.0.0.1:{port} (")
+    assert line.endswith("give the cluster's TLS credentials in Dask's configuration (distributed.comm.tls.ca-file, "
+                         "distributed.comm.tls.client.cert and .key)")
+    assert not out.exists()

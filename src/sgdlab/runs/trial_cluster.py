@@ -97,6 +97,10 @@ def connect(scheduler):
     try:
         _knock(scheduler)  # where nothing listens, refused at once: Dask's client would try again until its timeout
         return Client(scheduler, timeout=f"{CONNECT_SECONDS}s")
+    except TypeError as exc:  # a tls:// address, and no credentials in Dask's configuration
+        raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): give the cluster's TLS "
+                          "credentials in Dask's configuration (distributed.comm.tls.ca-file, "
+                          "distributed.comm.tls.client.cert and .key)") from None
     except (OSError, ValueError) as exc:
         raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
                           "'dask scheduler' and its workers with 'dask worker ADDRESS', or leave out "

@@ -18,6 +18,7 @@ from ..workers import BackgroundWorker
 
 CHUNK_ROWS = 1000  # images per forward pass: their buffers stay in cache, and BLAS runs at full rate
 MAX_WAITING = 1  # evaluations queued behind the running one; a submit beyond waits for the running one to end
+SCALED_ONCE_ROWS = 2000  # uint8 sets this small are scaled to floats once, not at every evaluation
 
 
 def count_correct(network, x, labels):
@@ -57,17 +58,20 @@ class Evaluator:
     def __init__(self, x_train, t_train, x_test, t_test, start, background, validation=None):
         self.train, self.test = (x_train, as_labels(t_train)), (x_test, as_labels(t_test))
         self.validation = None if validation is None else (validation[0], as_labels(validation[1]))
-        self.start = start
+        self.start, self.background = start, background
+        self.scaled = {}  # by set ("train", "test", "validation") and float type: small sets, scaled once
         self.worker = BackgroundWorker("eval", background)
         self.pending = []
         self.last_submitted = None  # the iteration of the latest submit
 
     def submit(self, network, iteration, test=True):
-        """Evaluate a copy of `network`'s weights after `iteration` updates (the test set too if `test`), once at
-        most `MAX_WAITING` others wait."""
+        """Evaluate `network` after `iteration` updates (the test set too if `test`), once at most `MAX_WAITING`
+        others wait: a copy of its weights on the thread, the network itself in line, measured before training
+        goes on."""
         while len(unfinished := [future for future in self.pending if not future.done()]) > MAX_WAITING:
             wait(unfinished[:1], return_when=FIRST_COMPLETED)  # the running one: one worker runs them in order
-        self.pending.append(self.worker.submit(self._evaluate, network.copy(), iteration, test))
+        snapshot = network.copy() if self.background else network
+        self.pending.append(self.worker.submit(self._evaluate, snapshot, iteration, test))
         self.last_submitted = iteration  # once it is there to be recorded
 
     def waiting(self):
@@ -81,8 +85,21 @@ class Evaluator:
     def close(self):
         self.worker.close()
 
+    def _scaled(self, name, images, dtype):
+        """`images` (the set `name`) as floats of `dtype` once and for all if they are few uint8 pixels (a search's
+        subsets); else as they are, scaled chunk by chunk as they are measured (the whole training set stays uint8)."""
+        if images.dtype != np.uint8 or len(images) > SCALED_ONCE_ROWS:
+            return images
+        if (name, dtype) not in self.scaled:
+            flat = images.reshape(len(images), -1)
+            self.scaled[name, dtype] = to_float(flat, np.empty(flat.shape, dtype))
+        return self.scaled[name, dtype]
+
     def _evaluate(self, network, iteration, test):
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network scores NaN: no warnings
-            train_acc, test_acc, val_acc = (None if data is None else count_correct(network, *data) / len(data[0])
-                                            for data in (self.train, self.test if test else None, self.validation))
+            train_acc, test_acc, val_acc = (
+                None if data is None else count_correct(network, self._scaled(name, data[0], network.dtype),
+                                                        data[1]) / len(data[0])
+                for name, data in (("train", self.train), ("test", self.test if test else None),
+                                   ("validation", self.validation)))
         return iteration, train_acc, test_acc, time.perf_counter() - self.start, val_acc

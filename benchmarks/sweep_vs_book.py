@@ -79,11 +79,13 @@ def side_by_side(repo, data_dir, repeats, scratch):
         seconds, stdout = timed([sys.executable, "hyperparameter_optimization.py"], cwd=book / "ch06", env=env)
         walls["book"].append(seconds)
         bests["book"] = book_best(stdout)
+        print(f"  run {repeat + 1}: the book's script {seconds:.1f} s", flush=True)
         out = scratch / f"sweep-{repeat}"
         seconds, _ = timed([sys.executable, "-m", "sgdlab", "sweep", "--book", "--quiet", "--data-dir", data_dir,
                             "--out", out], env=env)
         walls["sgdlab"].append(seconds)
         bests["sgdlab"] = sgdlab_best(out)
+        print(f"  run {repeat + 1}: sgdlab sweep --book {seconds:.1f} s", flush=True)
     print(f"the book's search, 100 trials, whole processes, best of {repeats} (alternated):")
     for name, label in (("book", "book's ch06/hyperparameter_optimization.py"), ("sgdlab", "sgdlab sweep --book")):
         print(f"  {label:42}: {min(walls[name]):6.1f} s ({', '.join(f'{s:.1f}' for s in walls[name])}); "

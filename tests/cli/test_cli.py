@@ -324,6 +324,20 @@ def test_eval_every_spaces_the_evaluations(capsys, data_dir, tmp_path):
     assert "iteration      7" in stdout and "iteration      0" not in stdout
 
 
+def test_the_test_set_can_be_left_for_the_end_and_the_run_reads_back_whole(capsys, data_dir, tmp_path):
+    code, stdout, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--train-size", "300",
+                            "--epochs", "3", "--hidden-size", "10", "--test-eval", "last")
+    assert code == 0, err
+    history = read_history(tmp_path / "run")
+    assert history["iteration"] == [0, 3, 6, 9] and history["test_acc"][:3] == [None] * 3
+    assert 0 < history["test_acc"][-1] <= 1 and None not in history["train_acc"]
+    assert stdout.count("| test acc    -   |") == 3 and f"final test accuracy {history['test_acc'][-1]:.4f}" in stdout
+    for name in ("accuracy.png", "loss.png", "report.html"):
+        (tmp_path / "run" / name).unlink()
+    code, _, err = run(capsys, "plot", tmp_path / "run")
+    assert code == 0 and (tmp_path / "run" / "accuracy.png").is_file() and (tmp_path / "run" / "report.html").is_file()
+
+
 def test_iters_and_epochs_together_are_a_usage_error(capsys, tmp_path):
     code, out, err = run(capsys, "train", "--out", tmp_path / "run", "--iters", "5", "--epochs", "2")
     assert (code, out) == (2, "")

@@ -21,7 +21,8 @@ from ..ranges import check_choice
 from ..training.config import TrainConfig
 
 KINDS = ("log", "uniform", "int", "choice")
-NOT_SEARCHED = ("seed", "iters", "epochs", "hidden_sizes")  # the trial's seed, and settings no range can describe
+# the trial's seed, settings no range can describe, and when the test set is measured (never a result)
+NOT_SEARCHED = ("seed", "iters", "epochs", "hidden_sizes", "test_eval")
 MAX_CORNERS = 16384  # combinations of range ends and choices checked before a sweep starts
 BEST_FRACTION = 0.2  # the share of a round's trials, at least 2, whose span the next round searches
 

@@ -66,7 +66,7 @@ MAX_TRIALS = 100_000  # in all rounds: each is a run folder
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     """What a sweep is: its `searches` (first round's ranges), the `settings` every trial shares (TrainConfig
-    fields; `TRIAL_DEFAULTS` where not given or searched), `trials` per round, `rounds`, the `seed` every trial's
+    fields; `TRIAL_DEFAULTS` where not given), `trials` per round, `rounds`, the `seed` every trial's
     draw derives from, the iterations between a trial's checkpoints (`checkpoint_every`) and whether each trial
     draws its charts and report (`charts`)."""
 
@@ -83,9 +83,7 @@ class Sweep:
             POSITIVE_INT.check(name, getattr(self, name))
         NON_NEGATIVE_INT.check("seed", self.seed)
         check_flag("charts", self.charts)
-        searched = {search.name for search in self.searches}
-        defaults = {name: value for name, value in TRIAL_DEFAULTS.items() if name not in searched}
-        object.__setattr__(self, "settings", {**defaults, **self.settings})
+        object.__setattr__(self, "settings", {**TRIAL_DEFAULTS, **self.settings})
         if self.trials * self.rounds > MAX_TRIALS:
             raise ConfigError(f"{self.trials} trials x {self.rounds} rounds is more than the {MAX_TRIALS} trials a "
                               "sweep may have: give fewer --trials or --rounds")

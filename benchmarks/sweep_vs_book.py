@@ -7,13 +7,16 @@ github.com/oreilly-japan/deep-learning-from-scratch: none of the book's code is 
 files are linked into the copy's dataset/ folder, so the book's dataset/mnist.py finds them where its download
 would have put them; its own code converts them to its pickle once, before any timing. Headless (MPLBACKEND=Agg:
 its plt.show() returns at once). The book's script and `sgdlab sweep --book` (every core, whole command) run
-`--repeats` times each, alternated; the best wall time of each is kept.
+`--repeats` times each, alternated; the best wall time of each is kept. With `--one-core`, both get one core's
+worth: the book's BLAS one thread (OPENBLAS/OMP/MKL_NUM_THREADS=1), sgdlab one worker. On a machine others
+load, that is the fair comparison: a multithreaded BLAS that finds its second core busy spins, and the book's
+script then takes many times its time.
 
 Then, in this process on one core, one trial of the book's search as a sweep's worker trains it, and what each
 thing a trial used to pay adds to it: the test set at every evaluation, a checkpoint at every evaluation, the
 charts and report.
 
-    python benchmarks/sweep_vs_book.py [--book-repo DIR] [--repeats 2] [--data-dir DIR]
+    python benchmarks/sweep_vs_book.py [--book-repo DIR] [--repeats 2] [--one-core] [--data-dir DIR]
 
 Without the book's repository (`--book-repo`, default the mirror `fetch` brings) the comparison is skipped, saying so.
 """
@@ -70,23 +73,27 @@ def sgdlab_best(sweep_dir):
             f"{best['settings']['weight_decay']:.2g} (trial {best['trial']})")
 
 
-def side_by_side(repo, data_dir, repeats, scratch):
+def side_by_side(repo, data_dir, repeats, scratch, one_core):
     book = book_copy(repo, data_dir, scratch)
     env = {**os.environ, "MPLBACKEND": "Agg"}
+    one_thread = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    book_env = {**env, **one_thread} if one_core else env
+    workers = ["--workers", "1"] if one_core else []
     walls = {"book": [], "sgdlab": []}
     bests = {}
     for repeat in range(repeats):
-        seconds, stdout = timed([sys.executable, "hyperparameter_optimization.py"], cwd=book / "ch06", env=env)
+        seconds, stdout = timed([sys.executable, "hyperparameter_optimization.py"], cwd=book / "ch06", env=book_env)
         walls["book"].append(seconds)
         bests["book"] = book_best(stdout)
         print(f"  run {repeat + 1}: the book's script {seconds:.1f} s", flush=True)
         out = scratch / f"sweep-{repeat}"
         seconds, _ = timed([sys.executable, "-m", "sgdlab", "sweep", "--book", "--quiet", "--data-dir", data_dir,
-                            "--out", out], env=env)
+                            "--out", out, *workers], env=env)
         walls["sgdlab"].append(seconds)
         bests["sgdlab"] = sgdlab_best(out)
         print(f"  run {repeat + 1}: sgdlab sweep --book {seconds:.1f} s", flush=True)
-    print(f"the book's search, 100 trials, whole processes, best of {repeats} (alternated):")
+    cores = "one core each" if one_core else "every core"
+    print(f"the book's search, 100 trials, whole processes on {cores}, best of {repeats} (alternated):")
     for name, label in (("book", "book's ch06/hyperparameter_optimization.py"), ("sgdlab", "sgdlab sweep --book")):
         print(f"  {label:42}: {min(walls[name]):6.1f} s ({', '.join(f'{s:.1f}' for s in walls[name])}); "
               f"best trial {bests[name]}")
@@ -139,6 +146,7 @@ def main():
     parser.add_argument("--book-repo", type=Path, default=BOOK_REPO,
                         help="a clone or mirror of github.com/oreilly-japan/deep-learning-from-scratch")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--one-core", action="store_true", help="the book's BLAS on one thread, sgdlab on one worker")
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("SGDLAB_DATA"))
     args = parser.parse_args()
     if args.data_dir is None:
@@ -146,7 +154,7 @@ def main():
     scratch = Path(tempfile.mkdtemp(prefix="sgdlab-vs-book-"))
     try:
         if (args.book_repo / "HEAD").exists() or (args.book_repo / ".git").exists():
-            side_by_side(args.book_repo, args.data_dir, args.repeats, scratch)
+            side_by_side(args.book_repo, args.data_dir, args.repeats, scratch, args.one_core)
         else:
             print(f"skipped the side-by-side comparison: no clone of the book's repository at {args.book_repo} "
                   "(give --book-repo)")

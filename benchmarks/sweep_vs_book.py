@@ -7,8 +7,9 @@ github.com/oreilly-japan/deep-learning-from-scratch: none of the book's code is 
 files are linked into the copy's dataset/ folder, so the book's dataset/mnist.py finds them where its download
 would have put them; its own code converts them to its pickle once, before any timing. Headless (MPLBACKEND=Agg:
 its plt.show() returns at once). The book's script and `sgdlab sweep --book` (every core, whole command) run
-`--repeats` times each, alternated; the best wall time of each is kept. With `--one-core`, both get one core's
-worth: the book's BLAS one thread (OPENBLAS/OMP/MKL_NUM_THREADS=1), sgdlab one worker. On a machine others
+`--repeats` times each, alternated; the best wall time of each is kept. With `--one-core`, both run on the
+first core alone (its affinity set before the process starts): the book's BLAS one thread
+(OPENBLAS/OMP/MKL_NUM_THREADS=1), sgdlab one worker, which then evaluates in line. On a machine others
 load, that is the fair comparison: a multithreaded BLAS that finds its second core busy spins, and the book's
 script then takes many times its time.
 
@@ -51,10 +52,11 @@ def book_copy(repo, data_dir, scratch):
     return target
 
 
-def timed(command, cwd=None, env=None):
-    """(wall seconds, stdout) of `command`, a whole process."""
+def timed(command, cwd=None, env=None, one_core=False):
+    """(wall seconds, stdout) of `command`, a whole process (on the first core alone, if `one_core`)."""
+    pin = (lambda: os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])) if one_core else None
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, preexec_fn=pin)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, command))} failed: {done.stderr[-2000:]}")
@@ -82,13 +84,14 @@ def side_by_side(repo, data_dir, repeats, scratch, one_core):
     walls = {"book": [], "sgdlab": []}
     bests = {}
     for repeat in range(repeats):
-        seconds, stdout = timed([sys.executable, "hyperparameter_optimization.py"], cwd=book / "ch06", env=book_env)
+        seconds, stdout = timed([sys.executable, "hyperparameter_optimization.py"], cwd=book / "ch06", env=book_env,
+                                one_core=one_core)
         walls["book"].append(seconds)
         bests["book"] = book_best(stdout)
         print(f"  run {repeat + 1}: the book's script {seconds:.1f} s", flush=True)
         out = scratch / f"sweep-{repeat}"
         seconds, _ = timed([sys.executable, "-m", "sgdlab", "sweep", "--book", "--quiet", "--data-dir", data_dir,
-                            "--out", out, *workers], env=env)
+                            "--out", out, *workers], env=env, one_core=one_core)
         walls["sgdlab"].append(seconds)
         bests["sgdlab"] = sgdlab_best(out)
         print(f"  run {repeat + 1}: sgdlab sweep --book {seconds:.1f} s", flush=True)

@@ -38,7 +38,7 @@ from ..interrupts import interrupts_deferred
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, check_flag
 from ..training.config import TrainConfig
 from .run import finished_history
-from .run_folder import check_same_run, check_writable_folder, folder_lock, new_run_dir, stored_data_dir
+from .run_folder import LOCK_NAME, check_same_run, check_writable_folder, folder_lock, new_run_dir, stored_data_dir
 from .run_labels import short_value
 from .search_space import Search, check_searches, draw_trial, narrow
 from .trial_cluster import TrialSubmitter, trial_cluster, trial_outcome
@@ -55,6 +55,7 @@ BOOK_SETTINGS = {"train_size": 500, "validation": 0.2, "hidden_sizes": (100,) * 
 BOOK_SEARCHES = ("lr=log:1e-6:1e-2", "weight_decay=log:1e-8:1e-4")
 BOOK_TRIALS = 100
 ENDED = ("finished", "diverged")  # a trial's statuses once it has ended for good
+WAITING = ("queued", "running")  # a trial's statuses while the sweep waits for it
 # What a trial measures unless the sweep's settings say otherwise: the search chooses by validation accuracy.
 TRIAL_DEFAULTS = {"test_eval": "last"}
 # Iterations between a trial's checkpoints: what a lost worker can cost, at most. A checkpoint (the weights
@@ -262,6 +263,7 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
         for future in as_completed(futures):
             trial = futures[future]
             rows[trial] = {**rows[trial], **_outcome(future, folders[trial])}
+            _mark_running(rows, folders)
             write_results(sweep_dir, sweep, rows)
             progress(rows[trial])
     except KeyboardInterrupt:
@@ -278,10 +280,19 @@ def _stop_round(sweep_dir, sweep, futures, folders, submitter, rows):
     with interrupts_deferred():  # a second Ctrl-C waits, too, for the running trials to save
         submitter.stop(list(futures))
         for future, trial in futures.items():
-            if rows[trial]["status"] == "queued":
+            if rows[trial]["status"] in WAITING:
                 with contextlib.suppress(SgdlabError):
                     rows[trial] = {**rows[trial], **_outcome(future, folders[trial])}
+        _mark_running(rows, folders)
         write_results(sweep_dir, sweep, rows)
+
+
+def _mark_running(rows, folders):
+    """Mark `running` the waiting trials whose run folder is being trained (its lock is there), `queued` the
+    others: where each stands, as results.csv says while the sweep runs."""
+    for trial, folder in folders.items():
+        if rows[trial]["status"] in WAITING:
+            rows[trial]["status"] = "running" if (Path(folder) / LOCK_NAME).exists() else "queued"
 
 
 def _outcome(future, folder):

@@ -69,10 +69,10 @@ def test_no_more_than_one_evaluation_waits_behind_the_running_one():
     started, release = threading.Event(), threading.Event()
     evaluate = evaluator._evaluate
 
-    def held_evaluation(network, iteration):  # the first evaluation runs until the test lets it end
+    def held_evaluation(network, iteration, test):  # the first evaluation runs until the test lets it end
         started.set()
         release.wait()
-        return evaluate(network, iteration)
+        return evaluate(network, iteration, test)
 
     evaluator._evaluate = held_evaluation
     third_submitted = threading.Event()

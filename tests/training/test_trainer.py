@@ -385,8 +385,8 @@ def test_evaluations_after_every_iteration_queue_at_most_one_and_change_nothing(
     waiting = []
     submit = Evaluator.submit
 
-    def submit_and_count(evaluator, network, iteration):
-        submit(evaluator, network, iteration)
+    def submit_and_count(evaluator, network, iteration, **options):
+        submit(evaluator, network, iteration, **options)
         waiting.append(evaluator.waiting())
 
     monkeypatch.setattr(Evaluator, "submit", submit_and_count)

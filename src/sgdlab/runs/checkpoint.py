@@ -45,6 +45,15 @@ def save_checkpoint(path, state, settings):
         np.savez(handle, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
 
 
+def _with_defaults(stored):
+    """A checkpoint's settings, those added to sgdlab since it was written holding their defaults (what the
+    run used): a run stopped before an upgrade continues after it."""
+    if not isinstance(stored, dict):
+        return stored
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    return {**{name: value for name, value in defaults.items() if name not in stored}, **stored}
+
+
 def load_checkpoint(path, settings):
     """The `TrainingState` at `path`, if it is a whole checkpoint of a run made with `settings`.
 
@@ -55,7 +64,7 @@ def load_checkpoint(path, settings):
     with NpzFile(path, lambda problem: SgdlabError(f"{path} is damaged ({problem}): {_FIX}"),
                  MAX_CHECKPOINT_BYTES) as archive:
         meta = _read_meta(path, archive)
-        if meta.get("settings") != json.loads(json.dumps(settings)):  # as JSON keeps them: tuples become lists
+        if _with_defaults(meta.get("settings")) != json.loads(json.dumps(settings)):  # as JSON keeps them
             raise SgdlabError(f"{path} belongs to a run with other settings than this folder's config.json: it "
                               "cannot continue this run")
         limits = _array_limits(path, archive, settings)

@@ -86,7 +86,8 @@ def main():
         assert trained["loss"] == swept["loss"] and trained["val_acc"] == swept["val_acc"], "histories differ"
         recorded["sgdlab train"].append(trained["seconds"][-1])
         recorded["sgdlab sweep"].append(swept["seconds"][-1])
-        three = sgdlab("sweep", *TRIAL, *AS_TRAIN, *data, "--search", "weight_decay=uniform:0:0", "--trials", 3, "--workers", 1,
+        three = sgdlab("sweep", *TRIAL, *AS_TRAIN, *data, "--search", "weight_decay=uniform:0:0", "--trials", 3,
+                       "--workers", 1,
                        "--out", scratch / f"sweep3-{repeat}", "--quiet")
         further.append((three - timings["sgdlab sweep"][-1]) / 2)
     print("one 10-second trial: whole command | training seconds the run records")

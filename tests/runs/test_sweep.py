@@ -69,7 +69,8 @@ def test_a_sweep_folder_holds_a_run_folder_per_trial_and_its_results(reference):
         assert json.loads((folder / "config.json").read_text())["seed"] == read_results(reference)[trial]["seed"]
         history = json.loads((folder / "history.json").read_text())
         assert history["test_acc"][:-1] == [None] * SETTINGS["epochs"] and history["test_acc"][-1] is not None
-        assert None not in history["val_acc"] + history["train_acc"] and len(history["val_acc"]) == SETTINGS["epochs"] + 1
+        assert None not in history["val_acc"] + history["train_acc"]
+        assert len(history["val_acc"]) == SETTINGS["epochs"] + 1
     with open(reference / RESULTS_CSV, newline="") as handle:
         table = list(csv.DictReader(handle))
     assert list(table[0]) == ["trial", "round", "lr", "weight_decay", "seed", "val_acc", "train_acc", "test_acc",

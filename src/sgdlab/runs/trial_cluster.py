@@ -93,14 +93,17 @@ def local_cluster(workers):
 def connect(scheduler):
     """A Dask client of the cluster whose scheduler is at `scheduler`, or an SgdlabError saying how to start one."""
     from distributed import Client
+    from distributed.security import Security
 
+    # Checked before a Client is made: one that fails half-made is closed by the garbage collector later, at any
+    # moment, and that can deadlock the next cluster's start in this process.
+    if scheduler.startswith("tls://") and Security().get_connection_args("client")["ssl_context"] is None:
+        raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} (no TLS credentials are configured): "
+                          "give the cluster's TLS credentials in Dask's configuration (distributed.comm.tls.ca-file, "
+                          "distributed.comm.tls.client.cert and .key)")
     try:
         _knock(scheduler)  # where nothing listens, refused at once: Dask's client would try again until its timeout
         return Client(scheduler, timeout=f"{CONNECT_SECONDS}s")
-    except TypeError as exc:  # a tls:// address, and no credentials in Dask's configuration
-        raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): give the cluster's TLS "
-                          "credentials in Dask's configuration (distributed.comm.tls.ca-file, "
-                          "distributed.comm.tls.client.cert and .key)") from None
     except (OSError, ValueError) as exc:
         raise SgdlabError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start one with "
                           "'dask scheduler' and its workers with 'dask worker ADDRESS', or leave out "

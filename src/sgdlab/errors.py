@@ -4,9 +4,33 @@ Every exception sgdlab raises on purpose derives from `SgdlabError`, so the
 command line can print its one-line message instead of a traceback.
 """
 
+import copy
+
 
 class SgdlabError(Exception):
-    """A problem with the user's input, files or settings; the message says how to fix it."""
+    """A problem with the user's input, files or settings; the message says how to fix it: what is wrong
+    (`problem`) and, where that depends on who asks, what to do (`advice`), which a caller may replace."""
+
+    def __init__(self, problem, advice=None):
+        super().__init__(*((problem, advice) if advice else (problem,)))
+
+    @property
+    def problem(self):
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def advice(self):
+        return self.args[1] if len(self.args) > 1 else None
+
+    def with_advice(self, advice):
+        """The same error, with `advice` instead of its own: a run trained as a sweep's trial is continued by
+        continuing the sweep."""
+        other = copy.copy(self)
+        other.args = (self.problem, advice)
+        return other
+
+    def __str__(self):
+        return f"{self.problem}; {self.advice}" if self.advice else self.problem
 
 
 class ConfigError(SgdlabError, ValueError):

@@ -318,9 +318,9 @@ def test_a_failed_trial_holds_the_next_round_back_until_resumed(tmp_path, mnist_
 
 
 def trial_without_room(trial, *args):
-    """run_trial, except that trial 1's worker cannot write (as on a full disk)."""
+    """run_trial, except that trial 1's worker cannot write (as on a full disk), saying how a run continues."""
     if trial == 1:
-        raise SgdlabError("cannot write trial 1's files")
+        raise SgdlabError("cannot write trial 1's files", "continue it: sgdlab train --resume trial-001")
     return run_trial(trial, *args)
 
 
@@ -329,9 +329,12 @@ def test_a_trial_that_cannot_go_on_stops_the_others_saved_before_the_error_is_sa
     from sgdlab.runs import trial_cluster
 
     out = new_sweep(small_sweep(trials=2), tmp_path / "sweep", data_dir=mnist_dir)
-    with monkeypatch.context() as patch, pytest.raises(SgdlabError, match="cannot write trial 1's files"):
+    with monkeypatch.context() as patch, pytest.raises(SgdlabError) as error:
         patch.setattr(trial_cluster, "run_trial", trial_without_room)
         run_sweep(out, workers=2)
+    # a trial is continued by continuing its sweep, not as a run of its own
+    assert str(error.value) == ("cannot write trial 1's files; once it is mended, continue the sweep: "
+                                f"sgdlab sweep --resume {out}")
     rows = read_results(out)
     assert rows[0]["status"] in ("interrupted", "finished")  # stopped and saved, or done: never lost mid-trial
     assert rows[1]["status"] == "queued"

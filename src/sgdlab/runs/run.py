@@ -142,8 +142,9 @@ def _write_errors_named(run_dir):
     try:
         yield
     except OSError as exc:
-        raise SgdlabError(f"cannot write the run's files in {run_dir} ({exc.strerror or exc}); once there is room, "
-                          f"continue it from its last checkpoint: sgdlab train --resume {run_dir}") from None
+        raise SgdlabError(f"cannot write the run's files in {run_dir} ({exc.strerror or exc})",
+                          f"once there is room, continue it from its last checkpoint: sgdlab train --resume {run_dir}"
+                          ) from None
 
 
 def _fit(trainer, data, observer, state, on_checkpoint, checkpoint_every):

@@ -303,8 +303,8 @@ def _outcome(future, folder):
         return future.result()
     if future.status == "error":
         exc = future.exception()
-        if isinstance(exc, SgdlabError):
-            raise exc
+        if isinstance(exc, SgdlabError):  # ends the sweep, which is continued as a whole
+            raise exc.with_advice(f"once it is mended, continue the sweep: sgdlab sweep --resume {Path(folder).parent}")
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     started = (Path(folder) / "config.json").exists()
     return {"status": "interrupted" if started else "not run"}

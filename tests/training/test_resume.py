@@ -124,12 +124,15 @@ def test_a_signal_in_the_middle_of_an_iteration_stops_the_run_between_two(data):
     assert again.fit(*data, resume=states[-1]).loss == expected.loss
 
 
-def test_a_run_stopped_at_its_last_iteration_resumes_without_a_second_evaluation(data):
-    expected = trainer(False, epochs=4, iters=None).fit(*data)  # 12 iterations an epoch: 48, evaluated there
-    states = stopped_at(48, False, data, epochs=4, iters=None)
-    history = trainer(False, epochs=4, iters=None).fit(*data, resume=states[-1])
+@pytest.mark.parametrize("test_eval", ["every", "last"])
+def test_a_run_stopped_at_its_last_iteration_resumes_without_a_second_evaluation(data, test_eval):
+    settings = {"epochs": 4, "iters": None, "test_eval": test_eval}
+    expected = trainer(False, **settings).fit(*data)  # 12 iterations an epoch: 48, evaluated there
+    states = stopped_at(48, False, data, **settings)
+    history = trainer(False, **settings).fit(*data, resume=states[-1])
     assert history.iteration == expected.iteration == [0, 12, 24, 36, 48]
     assert history.test_acc == expected.test_acc and history.stopped is None
+    assert history.test_acc[-1] is not None  # the test set measured at the end, however the run got there
 
 
 @pytest.mark.parametrize("settings, checkpoints", [

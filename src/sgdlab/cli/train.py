@@ -52,7 +52,7 @@ def run(args):
         if finished is not None and not (diverged and given_lr is not None):
             how = (f"has ended: {finished.stopped} (give --lr to continue it from its last checkpoint with a new "
                    "learning rate)" if diverged else
-                   f"has finished already (final test accuracy {finished.test_acc[-1]:.4f})")
+                   f"has finished already (final test accuracy {finished.final_test_acc:.4f})")
             say(args, f"{args.resume} {how}: nothing to resume")
             return 0
 
@@ -78,7 +78,7 @@ def report(args, run_dir, history):
     if history.stopped:
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    say(args, f"final test accuracy {history.test_acc[-1]:.4f}; results saved in {run_dir}")
+    say(args, f"final test accuracy {history.final_test_acc:.4f}; results saved in {run_dir}")
     return 0
 
 

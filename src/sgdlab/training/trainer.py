@@ -185,7 +185,8 @@ class Trainer:
         (when checkpoints follow the evaluations)."""
         if self._schedule.checkpoints_with_evaluations:
             self._checkpoints[iteration] = TrainingState.capture(self, self._sampler, iteration)
-        evaluator.submit(self.network, iteration, test=self.config.test_eval == "every")
+        evaluator.submit(self.network, iteration,  # the test set at the end, and before it if asked
+                         test=self.config.test_eval == "every" or iteration == self.iterations)
 
     def _write_checkpoint(self, state):
         state.history.lr_changes = self.history.lr_changes_until(state.iteration)

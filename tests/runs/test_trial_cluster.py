@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from sgdlab.runs.trial_cluster import trial_cluster
 
 # Another process of the machine, trying to run code on the cluster's scheduler, workers and nannies: through a
@@ -68,3 +70,18 @@ def test_only_the_sweeps_own_client_can_run_code_on_its_local_cluster(tmp_path):
         assert "ran" not in attempts.values() and not marker.exists(), attempts
         # The cluster's own client, holding the credentials, runs code there: the refusals above are not chance.
         assert client.run(lambda: "ran") == {server: "ran" for server in workers}
+
+
+def test_a_scheduler_is_knocked_on_at_the_address_dask_would_use():
+    import socket
+
+    from sgdlab.runs.trial_cluster import _knock
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        for address in (f"tcp://127.0.0.1:{port}", f"127.0.0.1:{port}", f"localhost:{port}"):
+            _knock(address)  # something listens: no error, however `dask scheduler`'s address is written
+    with pytest.raises(OSError):
+        _knock(f"127.0.0.1:{port}")  # the listener closed: nothing there any more

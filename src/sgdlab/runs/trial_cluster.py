@@ -111,11 +111,12 @@ def connect(scheduler):
 
 
 def _knock(scheduler):
-    """Connect to the scheduler's port and leave: an OSError if nothing listens there."""
-    from urllib.parse import urlsplit
+    """Connect to the scheduler's port and leave: an OSError if nothing listens there. The address is read as
+    Dask reads it (`HOST:PORT` is tcp, the port defaults to the scheduler's 8786)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
 
-    address = urlsplit(scheduler)
-    socket.create_connection((address.hostname, address.port), timeout=CONNECT_SECONDS).close()
+    _, location = parse_address(scheduler)
+    socket.create_connection(parse_host_port(location, default_port=8786), timeout=CONNECT_SECONDS).close()
 
 
 def worker_config():

@@ -1,5 +1,6 @@
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,32 @@ def test_a_lock_is_held_against_another_holder_and_removed_after(tmp_path):
             with exclusive_lock(tmp_path / ".lock", refused_lock):
                 pass
     assert not (tmp_path / ".lock").exists()
+
+
+def test_a_lock_file_its_holder_removes_as_it_is_opened_is_opened_again(tmp_path, monkeypatch):
+    """Another process's lock ending between this one's open and lock (its file removed, a third process's made
+    in its place): the lock taken is the one the path names, so nobody else can take it meanwhile."""
+    from sgdlab import fileio
+    from sgdlab.errors import SgdlabError
+
+    path = tmp_path / ".lock"
+    real_open, replaced = os.open, []
+
+    def open_as_the_holder_leaves(name, *args):
+        descriptor = real_open(name, *args)
+        if Path(name) == path and not replaced:
+            replaced.append(path)
+            os.unlink(path)  # the holder's end: its file removed...
+            path.write_bytes(b"")  # ...and another process's lock file made there, not yet locked
+        return descriptor
+
+    monkeypatch.setattr(fileio.os, "open", open_as_the_holder_leaves)
+    with fileio.exclusive_lock(path, refused_lock):
+        monkeypatch.setattr(fileio.os, "open", real_open)
+        with pytest.raises(SgdlabError, match="held by another"):
+            with fileio.exclusive_lock(path, refused_lock):
+                pass
+    assert replaced and not path.exists()
 
 
 @pytest.mark.parametrize("make, problem", [

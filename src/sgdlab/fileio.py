@@ -97,6 +97,9 @@ def read_regular_file(path, limit, refuse=None):
     return data
 
 
+_LOCK_ATTEMPTS = 3  # a lock file removed by its holder as it was opened is opened again, this often at most
+
+
 @contextlib.contextmanager
 def exclusive_lock(path, refuse_held):
     """Hold the lock file `path` while the block runs; `refuse_held()` makes the exception raised if another
@@ -112,25 +115,39 @@ def exclusive_lock(path, refuse_held):
     except ImportError:
         yield
         return
+    for _ in range(_LOCK_ATTEMPTS):
+        try:
+            descriptor = os.open(path, _LOCK_FLAGS, 0o666)
+        except OSError as exc:
+            link = Path(path).is_symlink()
+            raise SgdlabError(f"{path} is a link, not a lock file sgdlab made: remove it" if link else
+                              f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+        with os.fdopen(descriptor, "rb") as handle:
+            opened = os.fstat(descriptor)
+            if not stat.S_ISREG(opened.st_mode):
+                raise SgdlabError(f"{path} is {_file_kind(opened.st_mode)}, not a lock file sgdlab made: remove it")
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise refuse_held() from None
+            if not _names(path, opened):  # its holder removed it between our open and lock: open it anew
+                continue
+            try:
+                yield
+            finally:  # a folder made read-only keeps it: harmless, as the lock is the open file's, not the file
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            return
+    raise refuse_held()
+
+
+def _names(path, opened):
+    """Whether `path` still names the file whose status is `opened`."""
     try:
-        descriptor = os.open(path, _LOCK_FLAGS, 0o666)
-    except OSError as exc:
-        link = Path(path).is_symlink()
-        raise SgdlabError(f"{path} is a link, not a lock file sgdlab made: remove it" if link else
-                          f"cannot open the lock file {path}: {exc.strerror or exc}") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            raise SgdlabError(f"{path} is {_file_kind(mode)}, not a lock file sgdlab made: remove it")
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise refuse_held() from None
-        try:
-            yield
-        finally:  # a folder made read-only keeps it: harmless, as the lock is the open file's, not the file
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        current = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def size_phrase(size):

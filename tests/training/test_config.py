@@ -181,14 +181,12 @@ def test_a_runs_memory_is_estimated_from_every_parameter_it_copies(settings):
         RUN_OVERHEAD_BYTES + (1 << 30)
 
 
-def test_a_net_that_cannot_fit_in_memory_is_refused_before_it_is_allocated(memory_available, monkeypatch):
+def test_a_net_that_cannot_fit_in_memory_is_refused_before_it_is_allocated(memory_available):
     memory_available(1 << 30)
     config = TrainConfig(hidden_sizes=(1_000_000,))
-    monkeypatch.setattr("sgdlab.nn.network.TwoLayerNet.__init__", None)  # never reached
-    monkeypatch.setattr("sgdlab.nn.network.MultiLayerNet.__init__", None)
-    with pytest.raises(ConfigError) as refused:
-        config.make_network(784, 10, rng=0)
-    assert str(refused.value) == ("a 784-1000000-10 net in float32 would need about 30.0 GB of memory, more than "
+    with pytest.raises(ConfigError) as refused:  # from the settings alone: nothing of the net is made
+        config.check_memory(784, 10)
+    assert str(refused.value) == ("a 784-1000000-10 net in float32 would need about 44.8 GB of memory, more than "
                                   "the 1.0 GB available: choose smaller hidden layers")
     config = TrainConfig(hidden_size=100)
     with pytest.raises(ConfigError, match=r"a 784-100-10 net in float32, 5 trained side by side, would need about "
@@ -222,3 +220,11 @@ def test_a_history_is_never_larger_than_its_bound(tmp_path):
         history.record_evaluation(iteration, widest, widest, widest, widest)
     history.save(tmp_path / "history.json")
     assert (tmp_path / "history.json").stat().st_size <= largest_json_size(1000, 100) + 1000  # + its keys
+
+
+def test_a_net_is_made_whatever_memory_is_available_at_that_moment(memory_available):
+    """The estimate is checked where a run is asked for (train, gradcheck, an experiment or sweep up front), never
+    where a net is built: a sweep's trial, a resumed worker or the page's refresh would end on a passing dip."""
+    memory_available(1 << 20)
+    network = TrainConfig(hidden_size=5).make_network(784, 10, rng=0)
+    assert network.params["W1"].shape == (784, 5)

@@ -30,13 +30,14 @@ def add_to(commands):
 
 def run(args):
     from ..data import load_mnist
-    from ..data.mnist import NUM_CLASSES
+    from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
     from ..engine.gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, ROUNDING, STEP, gradient_check
     from ..engine.threads import one_blas_thread
     from ..training.config import TrainConfig
 
     settings = TrainConfig(**{name: getattr(args, name) for name in given_settings(args) if name != "batch_size"},
                            dtype="float64")
+    settings.check_memory(IMAGE_PIXELS, NUM_CLASSES)  # before anything is loaded or allocated
     (x_train, t_train), _ = load_mnist(data_dir=args.data_dir)
     batch_size = args.batch_size or (BATCH_NORM_BATCH if settings.batch_norm else BOOK_BATCH)
     if batch_size > len(x_train):

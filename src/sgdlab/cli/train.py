@@ -38,7 +38,8 @@ def add_to(commands):
 
 
 def run(args):
-    from ..runs.run import finished_history, resume_run, train_run
+    from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+    from ..runs.run import finished_history, resumable_settings, resume_run, train_run
 
     if args.resume is not None:
         given_lr = getattr(args, "lr", None)  # present only when given
@@ -56,11 +57,15 @@ def run(args):
             say(args, f"{args.resume} {how}: nothing to resume")
             return 0
 
+        # refused before anything is loaded or allocated, as a run of these settings is
+        resumable_settings(args.resume).config.check_memory(IMAGE_PIXELS, NUM_CLASSES)
+
         def train(observer, data=None):
             return resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot, observer=observer,
                               checkpoint_every=args.checkpoint_every, lr=given_lr, data=data)
     else:
         config = config_from_args(args)
+        config.check_memory(IMAGE_PIXELS, NUM_CLASSES)  # before anything is loaded or allocated
 
         def train(observer, data=None):
             return train_run(config, out=args.out, overwrite=args.overwrite, data_dir=args.data_dir,

@@ -78,10 +78,7 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     which continues from its last checkpoint too). `data`, `report`: as for `train_run`.
     """
     run_dir = Path(run_dir)
-    check_folder_name(run_dir, "rename the folder to a UTF-8 name and resume the run there")
-    if not (run_dir / "config.json").exists():
-        raise ConfigError(f"{run_dir} holds no run to resume (no config.json): give a run folder of 'sgdlab train'")
-    config, stored_data_dir = read_run_settings(run_dir)
+    config, stored_data_dir = resumable_settings(run_dir)
     data_dir = data_dir if data_dir is not None else stored_data_dir
     data_settings = _data_settings(data_dir)
     checkpoint = run_dir / CHECKPOINT_NAME
@@ -89,6 +86,14 @@ def resume_run(run_dir, data_dir=None, plot=True, observer=None, background=None
     folder = RunFolder(run_dir, made=None, claimed=True, resumed=True)
     return _train_in(folder, config, data_dir, data_settings, state, plot, observer, background, data,
                      checkpoint_every, lr, report)
+
+
+def resumable_settings(run_dir):
+    """The `RunSettings` of the run in `run_dir` to resume, or the error saying why it holds none."""
+    check_folder_name(run_dir, "rename the folder to a UTF-8 name and resume the run there")
+    if not (Path(run_dir) / "config.json").exists():
+        raise ConfigError(f"{run_dir} holds no run to resume (no config.json): give a run folder of 'sgdlab train'")
+    return read_run_settings(run_dir)
 
 
 def _data_settings(data_dir):

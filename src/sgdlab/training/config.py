@@ -26,8 +26,9 @@ DTYPES = ("float32", "float64")
 TEST_EVALUATIONS = ("every", "last")
 SAMPLING_METHODS = ("random", "epoch")
 # What a run holds as large as its parameters: the weights, their gradients, the optimizer's slots (two at most),
-# the snapshots of the evaluation running and the one waiting, and of a checkpoint being written.
-PARAMETER_COPIES = 7
+# the snapshots of the evaluation running and the one waiting (2), and the checkpoints captured with those two,
+# each the weights and the optimizer's slots (2 x 3).
+PARAMETER_COPIES = 12
 STEP_COPIES = 4  # per unit and sample of a batch: the forward outputs, the backward buffers, masks and workspaces
 RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gathered ahead
 # The settings that are optimizers' hyperparameters -> the keyword an optimizer takes each by: the only way a
@@ -228,7 +229,6 @@ class TrainConfig:
         for one hidden layer, a MultiLayerNet for more."""
         from ..nn.network import MultiLayerNet, TwoLayerNet
 
-        self.check_memory(input_size, output_size)
         options = {"weight_init_std": self.weight_init_std, "activation": self.activation, "rng": rng,
                    "dtype": self.network_dtype, "weight_decay_lambda": self.weight_decay,
                    "use_dropout": self.dropout > 0, "use_batchnorm": self.batch_norm}

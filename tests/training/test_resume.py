@@ -96,6 +96,15 @@ def test_a_checkpoint_written_by_sgdlab_0_1_0_continues_its_run_bit_for_bit(opti
         np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
 
 
+def test_a_nesterov_checkpoint_written_by_sgdlab_0_1_0_is_refused_rather_than_continued_by_another_rule():
+    from sgdlab.errors import SgdlabError
+
+    # 0.1.0's Nesterov updated the velocity first: half a run by each rule is neither run
+    config = TrainConfig(iters=40, batch_size=7, lr=0.05, hidden_size=2, optimizer="nesterov")
+    with pytest.raises(SgdlabError, match=r"written by sgdlab 0\.1\.0, whose Nesterov rule .* train it again"):
+        load_checkpoint(Path(__file__).parent / "checkpoint-0.1.0-nesterov.npz", config.resolved().to_dict())
+
+
 @pytest.mark.usefixtures("terminal_signals")
 def test_a_signal_in_the_middle_of_an_iteration_stops_the_run_between_two(data):
     """Ctrl-C pressed while an update is computed (after its dropout masks are drawn) takes effect after it."""

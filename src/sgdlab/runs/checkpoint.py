@@ -77,6 +77,10 @@ def load_checkpoint(path, settings):
     for name, array in arrays.items():
         group, _, key = name.partition("/")
         groups[group][key] = array
+    if COUNT not in groups["optimizer"] and groups["optimizer"] and settings.get("optimizer") == "nesterov":
+        raise SgdlabError(f"{path} was written by sgdlab 0.1.0, whose Nesterov rule updated the velocity before "
+                          "the step (fixed since): continuing it would mix two rules in one run; train it again "
+                          "(--overwrite)")
     try:
         iteration = int(meta["iteration"])
         # sgdlab 0.1.0 saved the count of updates for Adam only: every optimizer's count is the run's iteration

@@ -38,3 +38,16 @@ def test_the_textbook_estimate_is_what_the_textbook_gradient_would_cost(monkeypa
     network.numerical_gradient(*batch())
     textbook_seconds = 0.1 * len(losses)  # what the textbook method really spends on losses
     assert timing.estimate_textbook_gradient_seconds(network, *batch(), repeats=5) == pytest.approx(textbook_seconds)
+
+
+def test_a_containers_room_counts_its_droppable_page_cache_as_free(tmp_path, monkeypatch):
+    from sgdlab.engine import threads
+
+    monkeypatch.setattr(threads, "CGROUP", tmp_path)
+    (tmp_path / "memory.max").write_text("1000000\n")
+    (tmp_path / "memory.current").write_text("900000\n")  # most of it the MNIST files just read, in the page cache
+    assert threads._cgroup_room() == 100000
+    (tmp_path / "memory.stat").write_text("anon 300000\nfile 600000\ninactive_file 500000\n")
+    assert threads._cgroup_room() == 600000
+    (tmp_path / "memory.max").write_text("max\n")
+    assert threads._cgroup_room() is None

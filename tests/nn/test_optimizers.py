@@ -257,6 +257,15 @@ def test_a_rule_that_writes_only_its_step_gets_the_count_and_state_from_the_base
         del OPTIMIZERS[CountedDecay.name]
 
 
+def test_each_hyperparameter_takes_the_values_its_rule_is_defined_for():
+    # momentum, decay and Adam's betas are fractions of what is kept: 1 would never forget, above 1 diverges
+    declared = {(name, keyword): declared.description for name, optimizer in OPTIMIZERS.items()
+                for keyword, declared in optimizer.hyperparameters.items()}
+    fraction = "a number in [0, 1)"
+    assert declared == {("momentum", "momentum"): fraction, ("nesterov", "momentum"): fraction,
+                        ("rmsprop", "decay_rate"): fraction, ("adam", "beta1"): fraction, ("adam", "beta2"): fraction}
+
+
 @pytest.mark.parametrize("name, keyword", [(name, keyword) for name, optimizer in OPTIMIZERS.items()
                                            for keyword in optimizer.hyperparameters])
 @pytest.mark.parametrize("value", [float("nan"), -1.0, 1.0, "0.5"])

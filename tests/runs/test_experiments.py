@@ -191,7 +191,7 @@ def test_an_experiment_this_machine_has_no_room_for_is_refused_before_it_starts(
     from sgdlab.engine.threads import usable_cores
 
     experiment = experiments()["weight-init"]
-    with pytest.raises(ConfigError, match=f"workers {usable_cores() + 1} is more than the {usable_cores()} cores"):
+    with pytest.raises(ConfigError, match=f"--workers {usable_cores() + 1} is more than the {usable_cores()} cores"):
         run_experiment(experiment, out=tmp_path / "exp", workers=usable_cores() + 1)
     monkeypatch.setattr("sgdlab.engine.threads.available_memory", lambda: 500 << 20)
     with pytest.raises(ConfigError, match="a 784-100-100-100-100-10 net in float32, 2 trained side by side, would "

@@ -44,15 +44,25 @@ def _meminfo_available():
         return None
 
 
+CGROUP = Path("/sys/fs/cgroup")  # where cgroup v2 shows this process's limits
+
+
 def _cgroup_room():
-    """What this process's cgroup (v2) may still use, or None without a limit."""
+    """What this process's cgroup (v2) may still use, or None without a limit: its limit less what it uses,
+    the page cache it could drop (`inactive_file`) not counted as used, as container runtimes count it."""
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+        limit = (CGROUP / "memory.max").read_text(encoding="ascii").strip()
         if limit == "max":
             return None
-        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text(encoding="ascii"))
+        limit, used = int(limit), int((CGROUP / "memory.current").read_text(encoding="ascii"))
     except (OSError, ValueError):
         return None
+    try:
+        stat = dict(line.split() for line in (CGROUP / "memory.stat").read_text(encoding="ascii").splitlines())
+        droppable = int(stat.get("inactive_file", 0))
+    except (OSError, ValueError):
+        droppable = 0
+    return limit - (used - droppable)
 
 
 def check_workers(workers, what="--workers"):

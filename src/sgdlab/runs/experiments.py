@@ -192,7 +192,7 @@ def _check_room(configs, workers):
     """Refuse, before any variant starts, an experiment whose variants this machine has not the cores or the
     memory to train `workers` (default: one per core) at a time."""
     workers = workers or usable_cores()
-    check_workers(workers, "workers")
+    check_workers(workers)
     for config in configs.values():
         config.check_memory(IMAGE_PIXELS, NUM_CLASSES, runs=min(workers, len(configs)))
 

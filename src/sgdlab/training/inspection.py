@@ -78,11 +78,12 @@ def test_set_errors(network, x_test, t_test):
 def gradient_agreement(network, x_train, t_train):
     """Numerical against backprop gradient on a few training images, with the network's current weights in
     float64: the largest relative difference per parameter, and how many entries were left out because their
-    nudge crosses a kink, as `sgdlab gradcheck` reports them."""
+    nudge crosses a kink, and whether the gradient is zero (rounding noise on both sides), as `sgdlab gradcheck`
+    reports them."""
     network = float64_copy(network)
     x, t = _pixels(x_train[:GRADIENT_BATCH], np.float64), t_train[:GRADIENT_BATCH]
     return [{"name": check.name, "max_rel_error": check.max_rel_error, "max_abs_diff": check.max_abs_diff,
-             "kinks": check.kinks, "size": check.size, "passed": check.passed}
+             "kinks": check.kinks, "size": check.size, "passed": check.passed, "is_zero": check.is_zero}
             for check in gradient_check(network, x, t)]
 
 

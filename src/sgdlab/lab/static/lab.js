@@ -227,7 +227,8 @@ function showInspection(found) {
   const rows = found.gradients.map((check) => {
     const row = document.createElement("tr");
     const cells = [check.name, check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${check.size}` : "",
-                   check.passed ? "agree" : "DIFFER"];
+                   check.passed ? (check.is_zero ? "agree (zero gradient: both are rounding noise)" : "agree")
+                                : "DIFFER"];
     cells.forEach((text, i) => {
       const cell = document.createElement("td");
       cell.textContent = text;

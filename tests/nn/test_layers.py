@@ -122,7 +122,7 @@ def test_the_training_step_forms_give_the_books_numbers(make_layer, train):
     rng = np.random.default_rng(4)
     layer = make_layer(rng)
     x = rng.standard_normal((5, 4 if isinstance(layer, Affine) else 3))
-    dout = rng.standard_normal((5, layer.output_width(x.shape[1])))
+    dout = rng.standard_normal((5, *layer.output_shape(x.shape[1:])))
     before = copy.deepcopy(layer)
     expected_out = layer.forward(x, train) if layer.uses_train_flg else layer.forward(x)
     expected_grads = ()
@@ -133,7 +133,7 @@ def test_the_training_step_forms_give_the_books_numbers(make_layer, train):
     after, layer = layer, before  # the same layer as it was: the same dropout draws, the same running statistics
 
     buffer = x.copy()
-    work = layer.workspace(len(x), expected_out.shape[1])
+    work = layer.workspace(len(x), x.shape[1:], x.dtype, train)
     out = layer.forward_into(buffer, buffer if layer.in_place else np.empty_like(expected_out), train, work)
     assert (out is buffer) == layer.in_place
     np.testing.assert_allclose(out, expected_out, rtol=1e-14, atol=1e-15)

@@ -9,7 +9,7 @@ from sgdlab.runs.model_file import load_model, save_model
 from sgdlab.training.config import TrainConfig
 from sgdlab.errors import ModelFileError
 from sgdlab.nn.activations import activation_names
-from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
+from sgdlab.nn.network import ConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
 
 
 @pytest.fixture
@@ -276,3 +276,72 @@ def test_an_archive_claiming_sizes_far_beyond_the_file_is_refused(saved, tmp_pat
     (tmp_path / "huge.npz").write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match="claim .* bytes, more than 16 times the file's size"):
         load_model(tmp_path / "huge.npz")
+
+
+# --- convolutional nets ------------------------------------------------------------------------------------------
+
+CONV_LAYERS = [{"type": "convolution", "filter_num": 3, "filter_size": 3, "stride": 1, "pad": 1}, {"type": "batch_norm"},
+               {"type": "relu"}, {"type": "pooling", "pool_size": 2, "stride": 2, "pad": 0},
+               {"type": "dropout", "ratio": 0.25}, {"type": "affine", "output_size": 8}, {"type": "tanh"}]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SimpleConvNet(rng=0, dtype=np.float32),
+    lambda: SimpleConvNet((1, 12, 12), {"filter_num": 4, "filter_size": 3, "pad": 1, "stride": 1}, 7, 5, "he", rng=1),
+    lambda: ConvNet((2, 8, 8), CONV_LAYERS, 4, weight_init_std="xavier", weight_decay_lambda=0.01, rng=2),
+])
+def test_convolutional_nets_round_trip(tmp_path, make):
+    net = make()
+    rng = np.random.default_rng(3)
+    for value in net.running_statistics.values():
+        value[...] = rng.random(value.shape)  # statistics as training leaves them
+    save_model(tmp_path / "conv.npz", net, TrainConfig(iters=3))
+    loaded, meta = load_model(tmp_path / "conv.npz")
+    assert type(loaded) is type(net) and loaded.architecture() == net.architecture() and loaded.dtype == net.dtype
+    for key, value in net.weights().items():
+        np.testing.assert_array_equal(loaded.weights()[key], value)
+    x = rng.random((3, *net.input_shape)).astype(net.dtype)
+    np.testing.assert_array_equal(loaded.scores(x), net.scores(x))
+    with zipfile.ZipFile(tmp_path / "conv.npz") as archive:
+        assert not any(name.endswith(".pkl") for name in archive.namelist())
+
+
+def test_a_simple_convnet_reads_mnist(tmp_path):
+    from sgdlab.runs.model_file import load_mnist_model
+
+    save_model(tmp_path / "conv.npz", SimpleConvNet(rng=0))
+    assert load_mnist_model(tmp_path / "conv.npz").input_shape == (1, 28, 28)
+    save_model(tmp_path / "five.npz", SimpleConvNet(output_size=5, rng=0))
+    with pytest.raises(ModelFileError, match="gives 5 outputs, but MNIST has 10 classes"):
+        load_mnist_model(tmp_path / "five.npz")
+
+
+@pytest.fixture
+def saved_conv(tmp_path):
+    path = tmp_path / "conv.npz"
+    save_model(path, ConvNet((1, 8, 8), CONV_LAYERS[:4], 3, rng=0))
+    return path
+
+
+@pytest.mark.parametrize("architecture, message", [
+    ({"layers": [{"type": "convolution", "filter_num": 10**5, "filter_size": 8}]}, "describes a network of"),
+    ({"layers": [{"type": "affine", "output_size": 10**9}]}, "gives 1,000,000,000 values per sample"),
+    ({"layers": [{"type": "relu"}] * 1000}, "fewer than 100 layer specifications"),
+    ({"layers": [{"type": "convolution", "filter_num": 2, "filter_size": 9}]}, "a window of 9 is larger than its "
+                                                                              "input of 8"),
+    ({"layers": [{"type": "pooling", "pool_size": 3}]}, "does not fit an input of 8"),
+    ({"layers": [{"type": "convolution", "filter_num": "2", "filter_size": 3}]}, "filter_num must be a positive "
+                                                                                 "integer"),
+    ({"layers": [{"type": "os.system"}]}, "a layer's type must be one of"),
+    ({"layers": "relu"}, "layers is a list"),
+    ({"input_dim": [1, 10**6, 10**6]}, "input_dim is one sample's"),
+    ({"input_dim": [1, 8]}, "input_dim is one sample's"),
+    ({"output_size": 0}, "output_size must be a positive integer"),
+    ({"unknown": 1}, "unknown"),
+])
+def test_a_hostile_convolutional_architecture_is_refused_before_the_network_is_built(saved_conv, tmp_path,
+                                                                                     architecture, message):
+    path = rewritten(saved_conv, tmp_path, architecture)
+    with pytest.raises(ModelFileError, match=f"{path}.*{message}") as error:
+        load_model(path)
+    assert "damaged" in str(error.value) and "\n" not in str(error.value)

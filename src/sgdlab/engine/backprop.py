@@ -31,14 +31,13 @@ class BackpropStep(ForwardPass):
         # input_grads[i]: d loss / d (layer i's input); none for the first layer.
         self.input_grads = [None] + [np.empty_like(out) for out in self.outputs[:-1]]
         self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
-        key_of = {id(param): key for key, param in network.params.items()}
-        self.layer_grads = [tuple(self.grads[key_of[id(p)]] for p in layer.parameters) for layer in self.layers]
+        self.layer_grads = [tuple(self.grads[key] for key in keys) for keys in network.layer_keys]
         self.row_max = np.empty((batch_size, 1), dtype)
         self.row_sum = np.empty((batch_size, 1), dtype)
-        self.row_starts = np.arange(batch_size) * network.sizes[-1]
+        self.row_starts = np.arange(batch_size) * network.output_size
         self.network = network
-        # the weights the weight decay covers, as the network counts them: each affine layer's W
-        self.decayed = [(affine.W, self.grads[key_of[id(affine.W)]]) for affine in network.affine_layers]
+        # the weights the weight decay covers, as the network counts them
+        self.decayed = [(network.params[key], self.grads[key]) for key in network.decayed_keys]
 
     def __call__(self, x, labels):
         loss = self.forward(x, labels)
@@ -51,6 +50,7 @@ class BackpropStep(ForwardPass):
 
     def backward(self, x):
         """The gradients of the loss of the last `forward` on the same batch `x`."""
+        x = x.reshape(len(x), *self.input_shape)
         dout = self.outputs[-1]
         for i in range(len(self.layers) - 1, -1, -1):
             inputs = x if i == 0 else self.outputs[i - 1]

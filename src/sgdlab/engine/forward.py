@@ -23,17 +23,19 @@ class ForwardPass:
         self.layers = network.layers
         if self.layers[0].in_place:
             raise ValueError(f"the first layer, {self.layers[0]!r}, would overwrite the input images")
-        # outputs[i]: layer i's output; a layer that works in place shares its input's buffer.
-        self.outputs, width = [], network.sizes[0]
+        self.input_shape = network.input_shape
+        # outputs[i]: layer i's output, (rows, *its shape); a layer that works in place shares its input's buffer.
+        self.outputs, self.workspaces, shape = [], [], network.input_shape
         for layer in self.layers:
+            self.workspaces.append(layer.workspace(rows, shape, network.dtype, train))
             if not layer.in_place:
-                width = layer.output_width(width)
-                buffer = np.empty((rows, width), network.dtype)
+                shape = layer.output_shape(shape)
+                buffer = np.empty((rows, *shape), network.dtype)
             self.outputs.append(buffer)
-        self.workspaces = [layer.workspace(rows, out.shape[1]) if train else None
-                           for layer, out in zip(self.layers, self.outputs)]
 
     def scores(self, x):
+        """The scores of `x`, rows or images (at most `rows` of them), a view of the last layer's buffer."""
+        x = x.reshape(len(x), *self.input_shape)
         outputs = self.outputs if len(x) == self.rows else [out[:len(x)] for out in self.outputs]
         for layer, out, work in zip(self.layers, outputs, self.workspaces):
             x = layer.forward_into(x, out, self.train, work)

@@ -6,6 +6,7 @@ its latest evaluation (computed once, when a page first asks), a digit read
 with its current weights, and, for the run trained here, the controls.
 """
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -269,7 +270,7 @@ def _stamp(path):
 
 
 def _reads_mnist(network):
-    return network is not None and network.sizes[0] == IMAGE_PIXELS and network.sizes[-1] == NUM_CLASSES
+    return network is not None and math.prod(network.input_shape) == IMAGE_PIXELS and network.output_size == NUM_CLASSES
 
 
 def _evaluation_rows(history):

@@ -44,5 +44,49 @@ def init_std(weight_init_std, fan_in):
 
 
 def initial_weights(fan_in, fan_out, weight_init_std, rng, dtype):
-    """A (fan_in, fan_out) weight matrix drawn from `rng` (a numpy Generator)."""
-    return (init_std(weight_init_std, fan_in) * rng.standard_normal((fan_in, fan_out))).astype(dtype)
+    """A (fan_in, fan_out) weight matrix drawn from `rng` (a numpy Generator); `fan_out` may be a whole shape
+    (a convolution's (FN, C, FH, FW) filters, whose fan-in is C * FH * FW)."""
+    shape = fan_out if isinstance(fan_out, tuple) else (fan_in, fan_out)
+    return (init_std(weight_init_std, fan_in) * rng.standard_normal(shape)).astype(dtype)
+
+
+class InitialParameters:
+    """What a layer kind's `from_spec` builds its parameters with: random weights (`weights(shape, fan_in)`,
+    drawn from `rng` in the order the layers ask), zeros and ones, in `dtype`; `rng` also draws dropout's
+    masks. (NumPy is imported where it is used: the command line's help reads this module's scales.)"""
+
+    def __init__(self, weight_init_std, rng, dtype):
+        self.weight_init_std = weight_init_std
+        self.rng = rng
+        self.dtype = dtype
+
+    def weights(self, shape, fan_in):
+        return initial_weights(fan_in, tuple(shape), self.weight_init_std, self.rng, self.dtype)
+
+    def zeros(self, shape):
+        import numpy as np
+
+        return np.zeros(shape, self.dtype)
+
+    def ones(self, shape):
+        import numpy as np
+
+        return np.ones(shape, self.dtype)
+
+
+class ParameterShapes(InitialParameters):
+    """Parameters of the right shapes that take no memory (read-only views of one zero): a network's layers
+    planned, their shapes checked and their parameters counted, before anything is allocated or drawn."""
+
+    def __init__(self, dtype):
+        super().__init__(1.0, None, dtype)
+
+    def weights(self, shape, fan_in):
+        return self.zeros(shape)
+
+    def zeros(self, shape):
+        import numpy as np
+
+        return np.broadcast_to(np.zeros((), self.dtype), shape)
+
+    ones = zeros

@@ -3,21 +3,36 @@
 Each layer's `forward` keeps what its `backward` will need; `backward(dout)`
 takes the gradient of the loss with respect to the layer's output and returns
 the gradient with respect to its input, never modifying `dout`. Layers with
-parameters also leave their gradients in `dW` and `db`.
+parameters also leave their gradients in `dW` and `db` (`dgamma`, `dbeta`).
 
 Dropout and batch normalization (chapter 6.3-6.4) behave differently in
 training and at test time: their `forward(x, train_flg=True)` takes the
 book's flag (`uses_train_flg`), the other layers' `forward(x)` does not.
 
-Each layer kind also gives the training step (`sgdlab.engine`) the same
-arithmetic on buffers that the step allocates once:
-`forward_into(x, out, train, work)` writes the output into `out` (into `x`
-itself for a kind that is `in_place`) and returns it; `backward_into(x, out,
-dout, dx, grads, work)` writes the gradient for the input into `dx` (None for
-the first layer, whose input gradient nothing needs) and those for its
-`parameters` into `grads`, in the same order; `output_width(input_width)`
-sizes the buffers and `workspace(rows, width)` makes what else a kind keeps
-between the two (None for most).
+A layer kind is one class here, and declares everything every path needs
+of it (`Layer` gives the defaults):
+
+- `parameter_names` ("W", "b"; "gamma", "beta"): the network numbers them,
+  layers of the same names together (a net's convolutions and affine layers
+  give W1 b1 W2 b2 ...); `decayed_names`, those weight decay covers;
+  `statistic_names`, what else training changes (batch norm's running
+  mean and variance);
+- `output_shape(input_shape)`, per sample: a bad combination (a filter
+  larger than its input, a stride that does not fit) is a `ConfigError`
+  naming the layer and the sizes;
+- `kind` and `spec()`, its record in a model file, and `from_spec(spec,
+  input_shape, make)`, the layer built from it (`make` draws the
+  parameters: `sgdlab.nn.init.InitialParameters`);
+- `uses_train_flg`, and `frozen()`: a context in which its training-mode
+  forward passes all see one network (for a numerical gradient);
+- the training step's forms (`sgdlab.engine`), on buffers of shape (rows,
+  *shape) that the step allocates once: `forward_into(x, out, train, work)`
+  writes the output into `out` (into `x` itself for a kind that is
+  `in_place`) and returns it; `backward_into(x, out, dout, dx, grads, work)`
+  writes the gradient for the input into `dx` (None for the first layer,
+  whose input gradient nothing needs) and those for its parameters into
+  `grads`, in `parameter_names`' order; `workspace(rows, input_shape,
+  dtype, train)` makes what else it keeps between the two (None for most).
 
 The activation layers are built from the definitions in
 `sgdlab.nn.activations`: `Sigmoid()` and `Relu()` are the book's names,
@@ -25,32 +40,109 @@ The activation layers are built from the definitions in
 """
 
 import contextlib
+import math
 
 import numpy as np
 
-from ..ranges import UNIT_INTERVAL
-from .activations import get_activation
+from ..errors import ConfigError
+from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, UNIT_INTERVAL, check_choice
+from .activations import activation_names, get_activation
 from .functions import softmax, softmax_cross_entropy
+from .im2col import add_windows, col2im, conv_output_size, im2col, windows
 
 BATCH_NORM_EPS = 1e-6  # the book's 10e-7, added to the variance before its square root
 
+LAYER_KINDS = {}  # a spec's "type" -> its layer kind; activations are found by their names
+
 
 class Layer:
-    """What the layers share: no parameters, the output as wide as the input, nothing kept beside the buffers."""
+    """What the layers share: no parameters, the output shaped as the input, nothing kept beside the buffers."""
 
+    kind = None
     in_place = False
     uses_train_flg = False
-    parameters = ()
+    parameter_names = ()
+    decayed_names = ()
+    statistic_names = ()
+    rng = None  # the generator of a layer that draws random numbers in training (dropout's masks)
 
-    def output_width(self, input_width):
-        return input_width
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__ and cls.kind is not None:
+            LAYER_KINDS[cls.kind] = cls
 
-    def workspace(self, rows, width):
+    @property
+    def parameters(self):
+        return tuple(getattr(self, name) for name in self.parameter_names)
+
+    @property
+    def gradients(self):
+        """The gradients the last `backward` left, in `parameter_names`' order (dW, db)."""
+        return tuple(getattr(self, f"d{name}") for name in self.parameter_names)
+
+    @property
+    def statistics(self):
+        return tuple(getattr(self, name) for name in self.statistic_names)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def spec(self):
+        return {"type": self.kind}
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        spec_fields(spec, {})
+        return cls()
+
+    def frozen(self):
+        return contextlib.nullcontext()
+
+    def workspace(self, rows, input_shape, dtype, train=True):
         return None
 
 
+def spec_fields(spec, fields):
+    """The values of a layer specification (a dict with its "type"), each checked against its `Range` in
+    `fields` ({name: (range, default)}, default None for a required one); an unknown key is refused."""
+    kind = spec["type"]
+    unknown = sorted(set(spec) - set(fields) - {"type"})
+    if unknown:
+        known = ", ".join(fields) or "no settings"
+        raise ConfigError(f"a {kind} layer takes {known}, not {', '.join(map(str, unknown))}")
+    values = {}
+    for name, (value_range, default) in fields.items():
+        if name not in spec and default is None:
+            raise ConfigError(f"a {kind} layer needs its {name}")
+        values[name] = value_range.check(f"{kind}'s {name}", spec.get(name, default))
+    return values
+
+
+def layer_kind(spec):
+    """The layer kind a specification names: one of `LAYER_KINDS`, or an activation's name."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise ConfigError(f"a layer is specified by a dict with its 'type', such as {{'type': 'relu'}}, got {spec!r}")
+    if spec["type"] in LAYER_KINDS:
+        return LAYER_KINDS[spec["type"]]
+    check_choice("a layer's type", spec["type"], (*LAYER_KINDS, *activation_names()))
+    return ActivationLayer
+
+
+def image_shape(layer, input_shape):
+    """(C, H, W) of a layer's per-sample input, or a `ConfigError` naming the layer."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"{layer!r} takes (channels, height, width) images, got samples of shape "
+                          f"{tuple(input_shape)}: place it before the first affine layer")
+    return input_shape
+
+
 class Affine(Layer):
-    """out = x @ W + b, the fully connected layer."""
+    """out = x @ W + b, the fully connected layer; an (N, C, H, W) input is flattened to (N, C * H * W) rows
+    and the gradient `backward` returns has the input's shape."""
+
+    kind = "affine"
+    parameter_names = ("W", "b")
+    decayed_names = ("W",)
 
     def __init__(self, W, b):
         self.W = W
@@ -70,28 +162,281 @@ class Affine(Layer):
         self.db = dout.sum(axis=0)
         return (dout @ self.W.T).reshape(self.original_x_shape)
 
-    @property
-    def parameters(self):
-        return (self.W, self.b)
+    def output_shape(self, input_shape):
+        if math.prod(input_shape) != self.W.shape[0]:
+            raise ConfigError(f"{self!r} takes {self.W.shape[0]} inputs, got samples of shape {tuple(input_shape)}")
+        return (self.W.shape[1],)
 
-    def output_width(self, input_width):
-        return self.W.shape[1]
+    def spec(self):
+        return {"type": self.kind, "output_size": self.W.shape[1]}
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        output_size = spec_fields(spec, {"output_size": (POSITIVE_INT, None)})["output_size"]
+        fan_in = math.prod(input_shape)
+        return cls(make.weights((fan_in, output_size), fan_in), make.zeros(output_size))
 
     def forward_into(self, x, out, train, work):
-        np.matmul(x, self.W, out=out)
+        np.matmul(x.reshape(len(x), -1), self.W, out=out)
         out += self.b
         return out
 
     def backward_into(self, x, out, dout, dx, grads, work):
         dW, db = grads
-        np.matmul(x.T, dout, out=dW)
+        np.matmul(x.reshape(len(x), -1).T, dout, out=dW)
         np.add.reduce(dout, axis=0, out=db)  # (the ufunc's own reduce: np.sum costs more on arrays this small)
         if dx is not None:
-            np.matmul(dout, self.W.T, out=dx)
+            np.matmul(dout, self.W.T, out=dx.reshape(len(dx), -1))
         return dx
 
     def __repr__(self):
         return f"Affine({self.W.shape[0]} -> {self.W.shape[1]})"
+
+
+class Convolution(Layer):
+    """Chapter 7's convolution: FN filters W (FN, C, FH, FW) slid over (N, C, H, W) images at `stride`, after
+    `pad` zeros on every side, plus a bias b (FN,) per filter; the output is (N, FN, OH, OW).
+
+    `forward` is the book's: `im2col` makes one row per output position,
+    one matrix product with the filters as columns gives every output, and
+    `backward` reverses both (`col2im`), leaving `dW` and `db`. Unlike the
+    book's, a filter larger than its input or a stride that does not fit is
+    refused (`output_shape`) instead of silently truncated.
+    """
+
+    kind = "convolution"
+    parameter_names = ("W", "b")
+    decayed_names = ("W",)
+
+    def __init__(self, W, b, stride=1, pad=0):
+        self.W = W
+        self.b = b
+        self.stride = POSITIVE_INT.check("stride", stride)
+        self.pad = NON_NEGATIVE_INT.check("pad", pad)
+        self.x = None
+        self.col = None
+        self.col_W = None
+        self.dW = None
+        self.db = None
+
+    def output_shape(self, input_shape):
+        FN, C, FH, FW = self.W.shape
+        channels, H, W = image_shape(self, input_shape)
+        if channels != C:
+            raise ConfigError(f"{self!r} takes {C}-channel images, got {channels} channels")
+        return (FN, conv_output_size(H, FH, self.stride, self.pad, f"{self!r} (height)"),
+                conv_output_size(W, FW, self.stride, self.pad, f"{self!r} (width)"))
+
+    def forward(self, x):
+        FN, C, FH, FW = self.W.shape
+        _, out_h, out_w = self.output_shape(x.shape[1:])
+        self.x = x
+        self.col = im2col(x, FH, FW, self.stride, self.pad)
+        self.col_W = self.W.reshape(FN, -1).T
+        out = self.col @ self.col_W + self.b
+        return out.reshape(len(x), out_h, out_w, FN).transpose(0, 3, 1, 2)
+
+    def backward(self, dout):
+        FN, C, FH, FW = self.W.shape
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
+        self.db = dout.sum(axis=0)
+        self.dW = (self.col.T @ dout).T.reshape(FN, C, FH, FW)
+        dcol = dout @ self.col_W.T
+        return col2im(dcol, self.x.shape, FH, FW, self.stride, self.pad)
+
+    def spec(self):
+        FN, _, FH, FW = self.W.shape
+        if FH != FW:
+            raise ConfigError(f"{self!r}: a network's convolutions have square filters")
+        return {"type": self.kind, "filter_num": FN, "filter_size": FH, "stride": self.stride, "pad": self.pad}
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        values = spec_fields(spec, {"filter_num": (POSITIVE_INT, None), "filter_size": (POSITIVE_INT, None),
+                                    "stride": (POSITIVE_INT, 1), "pad": (NON_NEGATIVE_INT, 0)})
+        channels = input_shape[0] if len(input_shape) == 3 else 1  # (output_shape refuses other shapes)
+        FN, FS = values["filter_num"], values["filter_size"]
+        W = make.weights((FN, channels, FS, FS), channels * FS * FS)
+        return cls(W, make.zeros(FN), values["stride"], values["pad"])
+
+    # The training step's forms. work: the windows as (rows, C * FH * FW, OH * OW) columns, and the padded
+    # input (its border zero) when pad > 0; in training also the same for the input gradient, and dW per sample.
+    def workspace(self, rows, input_shape, dtype, train=True):
+        FN, C, FH, FW = self.W.shape
+        _, out_h, out_w = self.output_shape(input_shape)
+        _, H, W = input_shape
+        padded = np.zeros((rows, C, H + 2 * self.pad, W + 2 * self.pad), dtype) if self.pad else None
+        work = {"col": np.empty((rows, C * FH * FW, out_h * out_w), dtype), "padded": padded}
+        if train:
+            work["dpadded"] = np.empty((rows, C, H + 2 * self.pad, W + 2 * self.pad), dtype) if self.pad else None
+            work["dW"] = np.empty((rows, FN, C * FH * FW), dtype)
+        return work
+
+    def _columns(self, x, work):
+        """x's windows into work["col"], laid out (rows, C, FH, FW, OH, OW): one copy through a strided view."""
+        FN, C, FH, FW = self.W.shape
+        col = work["col"][:len(x)]
+        source = x
+        if self.pad:
+            source = work["padded"][:len(x)]
+            source[:, :, self.pad:-self.pad, self.pad:-self.pad] = x
+        view = windows(source, FH, FW, self.stride)  # (rows, C, OH, OW, FH, FW)
+        out_h, out_w = view.shape[2:4]
+        col.reshape(len(x), C, FH, FW, out_h, out_w)[...] = view.transpose(0, 1, 4, 5, 2, 3)
+        return col
+
+    def forward_into(self, x, out, train, work):
+        col = self._columns(x, work)
+        out3 = out.reshape(len(out), self.W.shape[0], -1)
+        np.matmul(self.W.reshape(self.W.shape[0], -1), col, out=out3)
+        out3 += self.b[:, None]
+        return out
+
+    def backward_into(self, x, out, dout, dx, grads, work):
+        FN, C, FH, FW = self.W.shape
+        dW, db = grads
+        rows = len(x)
+        dout3 = dout.reshape(rows, FN, -1)
+        col = work["col"][:rows]
+        per_sample = work["dW"][:rows]
+        np.matmul(dout3, col.transpose(0, 2, 1), out=per_sample)
+        np.add.reduce(per_sample, axis=0, out=dW.reshape(FN, -1))
+        np.add.reduce(dout3.sum(axis=2), axis=0, out=db)
+        if dx is None:
+            return None
+        np.matmul(self.W.reshape(FN, -1).T, dout3, out=col)  # the columns are not needed any more
+        target = work["dpadded"][:rows] if self.pad else dx
+        target.fill(0)
+        out_h, out_w = dout.shape[2:]
+        add_windows(target, col.reshape(rows, C, FH, FW, out_h, out_w), self.stride)
+        if self.pad:
+            dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
+        return dx
+
+    def __repr__(self):
+        FN, C, FH, FW = self.W.shape
+        return f"Convolution({FN} filters {C}x{FH}x{FW}, stride {self.stride}, pad {self.pad})"
+
+
+class Pooling(Layer):
+    """Chapter 7's max pooling: each channel's pool_h x pool_w windows, `stride` apart, give their maximum.
+
+    The book's signature and defaults (its repository's `Pooling(pool_h,
+    pool_w, stride=2, pad=0)`). `backward` passes each output's gradient to
+    the input its window took the maximum from: the first one, in the
+    window's row-major order, where several tie (the book's `argmax`).
+    The book's flaws fixed: padding is -inf, not 0 (a zero pad would win a
+    window of negative values and take its gradient), its output size
+    accounts for the padding, and a window left over at the edge (a stride
+    that does not fit) is refused rather than silently dropped.
+    """
+
+    kind = "pooling"
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        self.pool_h = POSITIVE_INT.check("pool_h", pool_h)
+        self.pool_w = POSITIVE_INT.check("pool_w", pool_w)
+        self.stride = POSITIVE_INT.check("stride", stride)
+        self.pad = NON_NEGATIVE_INT.check("pad", pad)
+        if self.pad >= min(self.pool_h, self.pool_w):
+            raise ConfigError(f"{self!r}: the padding must be smaller than the window, or some window would hold "
+                              "padding alone")
+        self.x = None
+        self.arg_max = None
+
+    def output_shape(self, input_shape):
+        C, H, W = image_shape(self, input_shape)
+        return (C, conv_output_size(H, self.pool_h, self.stride, self.pad, f"{self!r} (height)"),
+                conv_output_size(W, self.pool_w, self.stride, self.pad, f"{self!r} (width)"))
+
+    def _padded(self, x):
+        if not self.pad:
+            return x
+        return np.pad(x, [(0, 0), (0, 0), (self.pad, self.pad), (self.pad, self.pad)], constant_values=-np.inf)
+
+    def forward(self, x):
+        C, out_h, out_w = self.output_shape(x.shape[1:])
+        col = im2col(self._padded(x), self.pool_h, self.pool_w, self.stride).reshape(-1, self.pool_h * self.pool_w)
+        self.x = x
+        self.arg_max = np.argmax(col, axis=1)
+        out = col[np.arange(len(col)), self.arg_max]
+        return out.reshape(len(x), out_h, out_w, C).transpose(0, 3, 1, 2)
+
+    def backward(self, dout):
+        N, C, H, W = self.x.shape
+        pool_size = self.pool_h * self.pool_w
+        dout = dout.transpose(0, 2, 3, 1)
+        dmax = np.zeros((dout.size, pool_size), dtype=dout.dtype)
+        dmax[np.arange(self.arg_max.size), self.arg_max] = dout.ravel()
+        dcol = dmax.reshape(-1, C * pool_size)
+        padded_shape = (N, C, H + 2 * self.pad, W + 2 * self.pad)
+        dx = col2im(dcol, padded_shape, self.pool_h, self.pool_w, self.stride)
+        return dx[:, :, self.pad:self.pad + H, self.pad:self.pad + W]
+
+    def spec(self):
+        if self.pool_h != self.pool_w:
+            raise ConfigError(f"{self!r}: a network's pooling windows are square")
+        return {"type": self.kind, "pool_size": self.pool_h, "stride": self.stride, "pad": self.pad}
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        """{"type": "pooling", "pool_size": 2, "stride": 2, "pad": 0}, square windows; the class's defaults."""
+        values = spec_fields(spec, {"pool_size": (POSITIVE_INT, None), "stride": (POSITIVE_INT, 2),
+                                    "pad": (NON_NEGATIVE_INT, 0)})
+        return cls(values["pool_size"], values["pool_size"], values["stride"], values["pad"])
+
+    # The training step's forms. work: the padded input (its border -inf) when pad > 0, the windows copied
+    # (rows, C, OH, OW, pool_h * pool_w), and in training the index of each window's maximum and the padded
+    # input's gradient.
+    def workspace(self, rows, input_shape, dtype, train=True):
+        C, out_h, out_w = self.output_shape(input_shape)
+        _, H, W = input_shape
+        padded_shape = (rows, C, H + 2 * self.pad, W + 2 * self.pad)
+        work = {"padded": np.full(padded_shape, -np.inf, dtype) if self.pad else None,
+                "windows": np.empty((rows, C, out_h, out_w, self.pool_h * self.pool_w), dtype)}
+        if train:
+            work["arg_max"] = np.empty((rows, C, out_h, out_w), np.intp)
+            work["dpadded"] = np.empty(padded_shape, dtype) if self.pad else None
+        return work
+
+    def _windows(self, x, work):
+        source = x
+        if self.pad:
+            source = work["padded"][:len(x)]
+            source[:, :, self.pad:-self.pad, self.pad:-self.pad] = x
+        view = windows(source, self.pool_h, self.pool_w, self.stride)  # (rows, C, OH, OW, ph, pw)
+        copied = work["windows"][:len(x)]
+        copied.reshape(view.shape)[...] = view
+        return copied
+
+    def forward_into(self, x, out, train, work):
+        copied = self._windows(x, work)
+        if train:
+            arg_max = work["arg_max"][:len(x)]
+            np.argmax(copied, axis=-1, out=arg_max)
+            out[...] = np.take_along_axis(copied, arg_max[..., None], axis=-1)[..., 0]
+        else:
+            np.max(copied, axis=-1, out=out)
+        return out
+
+    def backward_into(self, x, out, dout, dx, grads, work):
+        if dx is None:
+            return None
+        rows = len(x)
+        arg_max = work["arg_max"][:rows]
+        target = work["dpadded"][:rows] if self.pad else dx
+        target.fill(0)
+        for k in range(self.pool_h * self.pool_w):
+            i, j = divmod(k, self.pool_w)
+            out_h, out_w = dout.shape[2:]
+            target[:, :, i:i + self.stride * out_h:self.stride, j:j + self.stride * out_w:self.stride] += \
+                np.where(arg_max == k, dout, 0)
+        if self.pad:
+            dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
+        return dx
+
+    def __repr__(self):
+        return f"Pooling({self.pool_h}x{self.pool_w}, stride {self.stride}, pad {self.pad})"
 
 
 class ActivationLayer(Layer):
@@ -107,6 +452,14 @@ class ActivationLayer(Layer):
 
     def backward(self, dout):
         return self.activation.backward(dout, self.out)
+
+    def spec(self):
+        return {"type": self.activation.name}
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        spec_fields(spec, {})
+        return activation_layer(spec["type"])
 
     in_place = True  # its backward needs only the output, so the output can take the input's place
 
@@ -151,6 +504,7 @@ class Dropout(Layer):
     network is the plain one, while here the test-time network carries the scale.
     """
 
+    kind = "dropout"
     in_place = True
     uses_train_flg = True
 
@@ -158,7 +512,7 @@ class Dropout(Layer):
         self.dropout_ratio = UNIT_INTERVAL.check("dropout_ratio", dropout_ratio)  # at 1, nothing would pass
         self.rng = np.random.default_rng(rng)
         self.mask = None
-        self.frozen = False  # inside `frozen_training`: keep the mask drawn first
+        self.is_frozen = False  # inside `frozen()`: keep the mask drawn first
 
     def draw_mask(self, shape):
         """A fresh mask: True for the units kept."""
@@ -167,28 +521,45 @@ class Dropout(Layer):
     def forward(self, x, train_flg=True):
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
-        if not (self.frozen and self.mask is not None):
+        if not (self.is_frozen and self.mask is not None):
             self.mask = self.draw_mask(x.shape)
         return x * self.mask
 
     def backward(self, dout):
         return dout * self.mask
 
-    def workspace(self, rows, width):
-        return np.empty((rows, width)), np.empty((rows, width), dtype=bool)  # the draws, the mask
+    @contextlib.contextmanager
+    def frozen(self):
+        self.is_frozen, self.mask = True, None
+        try:
+            yield
+        finally:
+            self.is_frozen = False
+
+    def spec(self):
+        return {"type": self.kind, "ratio": self.dropout_ratio}
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        return cls(spec_fields(spec, {"ratio": (UNIT_INTERVAL, 0.5)})["ratio"], make.rng)
+
+    def workspace(self, rows, input_shape, dtype, train=True):
+        if not train:
+            return None
+        return np.empty((rows, *input_shape)), np.empty((rows, *input_shape), dtype=bool)  # the draws, the mask
 
     def forward_into(self, x, out, train, work):
         if not train:
             x *= 1.0 - self.dropout_ratio
             return x
         draws, mask = work
-        self.rng.random(out=draws)  # the same draws as draw_mask's
-        np.greater(draws, self.dropout_ratio, out=mask)
-        x *= mask
+        self.rng.random(out=draws[:len(x)])  # the same draws as draw_mask's
+        np.greater(draws[:len(x)], self.dropout_ratio, out=mask[:len(x)])
+        x *= mask[:len(x)]
         return x
 
     def backward_into(self, x, out, dout, dx, grads, work):
-        np.multiply(dout, work[1], out=dx)
+        np.multiply(dout, work[1][:len(dout)], out=dx)
         return dx
 
     def __repr__(self):
@@ -213,9 +584,14 @@ class BatchNormalization(Layer):
     out = gamma * xn + beta, with `gamma` and `beta` learned; the running mean
     and variance (starting at zero) follow the batches' with `momentum`, and
     test time normalises by them instead. Backward leaves `dgamma` and `dbeta`.
+    After a convolution, as in the book, every element of the flattened
+    feature map is a feature of its own.
     """
 
+    kind = "batch_norm"
     uses_train_flg = True
+    parameter_names = ("gamma", "beta")
+    statistic_names = ("running_mean", "running_var")
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
         self.gamma = gamma
@@ -223,7 +599,7 @@ class BatchNormalization(Layer):
         self.momentum = momentum
         self.running_mean = np.zeros_like(gamma) if running_mean is None else running_mean
         self.running_var = np.zeros_like(gamma) if running_var is None else running_var
-        self.frozen = False  # inside `frozen_training`: leave the running statistics as they are
+        self.is_frozen = False  # inside `frozen()`: leave the running statistics as they are
         self.input_shape = None
         self.batch_size = None
         self.xc = None
@@ -257,53 +633,74 @@ class BatchNormalization(Layer):
 
     def follow(self, mean, var):
         """running <- momentum * running + (1 - momentum) * batch, in place (the network's copies share them)."""
-        if self.frozen:
+        if self.is_frozen:
             return
         for running, batch in ((self.running_mean, mean), (self.running_var, var)):
             running *= self.momentum
             running += (1 - self.momentum) * batch
 
-    @property
-    def parameters(self):
-        return (self.gamma, self.beta)
+    @contextlib.contextmanager
+    def frozen(self):
+        self.is_frozen = True
+        try:
+            yield
+        finally:
+            self.is_frozen = False
 
-    def workspace(self, rows, width):
-        dtype = self.gamma.dtype
+    def output_shape(self, input_shape):
+        if math.prod(input_shape) != self.gamma.size:
+            raise ConfigError(f"{self!r} normalises {self.gamma.size} features, got samples of shape "
+                              f"{tuple(input_shape)}")
+        return tuple(input_shape)
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        spec_fields(spec, {})
+        features = math.prod(input_shape)
+        return cls(make.ones(features), make.zeros(features), running_mean=make.zeros(features),
+                   running_var=make.zeros(features))
+
+    def workspace(self, rows, input_shape, dtype, train=True):
+        if not train:
+            return None
+        width = math.prod(input_shape)
         return np.empty((rows, width), dtype), np.empty(width, dtype), np.empty(width, dtype)  # xn, mean, std
 
     def forward_into(self, x, out, train, work):
+        x, flat = x.reshape(len(x), -1), out.reshape(len(out), -1)
         if not train:
-            np.subtract(x, self.running_mean, out=out)
-            out /= np.sqrt(self.running_var + BATCH_NORM_EPS)
+            np.subtract(x, self.running_mean, out=flat)
+            flat /= np.sqrt(self.running_var + BATCH_NORM_EPS)
         else:
             xn, mean, std = work
             np.add.reduce(x, axis=0, out=mean)
             mean /= len(x)
             np.subtract(x, mean, out=xn)
-            np.multiply(xn, xn, out=out)
-            np.add.reduce(out, axis=0, out=std)
+            np.multiply(xn, xn, out=flat)
+            np.add.reduce(flat, axis=0, out=std)
             std /= len(x)
             self.follow(mean, std)  # std holds the variance until here
             std += BATCH_NORM_EPS
             np.sqrt(std, out=std)
             xn /= std
-            np.copyto(out, xn)
-        out *= self.gamma
-        out += self.beta
+            np.copyto(flat, xn)
+        flat *= self.gamma
+        flat += self.beta
         return out
 
     def backward_into(self, x, out, dout, dx, grads, work):
         # The book's backward, its terms collected: dx = gamma / std * (dout - (dbeta + xn * dgamma) / N).
         dgamma, dbeta = grads
         xn, _, std = work
+        dout, flat = dout.reshape(len(dout), -1), dx.reshape(len(dx), -1)
         np.add.reduce(dout, axis=0, out=dbeta)
-        np.multiply(xn, dout, out=dx)
-        np.add.reduce(dx, axis=0, out=dgamma)
-        np.multiply(xn, dgamma, out=dx)
-        dx += dbeta
-        dx /= -len(dx)
-        dx += dout
-        dx *= self.gamma / std
+        np.multiply(xn, dout, out=flat)
+        np.add.reduce(flat, axis=0, out=dgamma)
+        np.multiply(xn, dgamma, out=flat)
+        flat += dbeta
+        flat /= -len(flat)
+        flat += dout
+        flat *= self.gamma / std
         return dx
 
     def __repr__(self):
@@ -315,16 +712,10 @@ def frozen_training(layers):
     """Training-mode forward passes that all see one network: each dropout mask is drawn once, on the first
     pass, and kept; running statistics stay as they are. A numerical gradient's nudges need this, or each
     loss would be of a differently masked network (and every nudge would move the statistics)."""
-    stateful = [layer for layer in layers if isinstance(layer, (Dropout, BatchNormalization))]
-    for layer in stateful:
-        layer.frozen = True
-        if isinstance(layer, Dropout):
-            layer.mask = None
-    try:
+    with contextlib.ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(layer.frozen())
         yield
-    finally:
-        for layer in stateful:
-            layer.frozen = False
 
 
 class SoftmaxWithLoss:

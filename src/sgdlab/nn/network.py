@@ -1,14 +1,20 @@
-"""Fully connected networks: the book's TwoLayerNet and its deeper generalisation.
+"""The book's networks: TwoLayerNet and its deeper generalisation, and chapter 7's convolutional nets.
 
-A network is a stack Affine, activation, Affine, ..., Affine, SoftmaxWithLoss,
-with batch normalization before each hidden activation and dropout after it
-when asked.
-Its parameters live in `params` (`W1, b1, W2, b2, ...`), the arrays the layers
+A network is a list of layers ending in SoftmaxWithLoss, each layer built
+from a specification (a small dict such as `{"type": "convolution",
+"filter_num": 30, "filter_size": 5}`) by its layer kind (`sgdlab.nn.layers`):
+`MultiLayerNet` writes the specifications of Affine, activation, Affine, ...,
+Affine (with batch normalization before each hidden activation and dropout
+after it when asked), `ConvNet` takes them as given, and `SimpleConvNet` is
+the book's chapter-7 one. `Network` holds everything else, for all of them.
+Parameters live in `params` (`W1, b1, W2, b2, ...`), the arrays the layers
 compute with, so an optimizer that updates them in place trains the network.
 Everything here is the book's readable version; `sgdlab.engine` computes the
 same numbers faster from the same definitions (the training step, the
 whole-set forward pass, the fast numerical gradient).
 """
+
+import math
 
 import numpy as np
 
@@ -17,11 +23,12 @@ from ..ranges import NON_NEGATIVE_NUMBER, POSITIVE_INT, UNIT_INTERVAL
 from .activations import get_activation
 from .functions import as_labels, softmax
 from .gradient import numerical_gradient
-from .init import check_weight_init, initial_weights
-from .layers import ActivationLayer, Affine, BatchNormalization, Dropout, SoftmaxWithLoss, frozen_training
-
+from .init import InitialParameters, ParameterShapes, check_weight_init
+from .layers import SoftmaxWithLoss, frozen_training, layer_kind
 
 MAX_PARAMETERS = 2 ** 30  # 4 GB of float32 weights, before gradients and optimizer state: far beyond MNIST's needs
+MAX_LAYERS = 100  # layers a specification may list
+MAX_FEATURES = 1 << 24  # values per sample in any layer's output: 64 MB of float32 a sample
 
 
 def weight_decay_terms(W, decay_lambda):
@@ -50,98 +57,123 @@ class Params(dict):
         return None
 
 
-class MultiLayerNet:
-    """A fully connected classifier, the book's `MultiLayerNet` and `MultiLayerNetExtend` (chapter 6) in one.
+def build_layers(input_shape, specs, make):
+    """The layers that `specs` describe, in order, each built by its kind for the shape the one before gives;
+    a bad specification or combination is a `ConfigError` naming the layer's position and the sizes."""
+    layers, shape = [], tuple(input_shape)
+    for position, spec in enumerate(specs, start=1):
+        try:
+            layer = layer_kind(spec).from_spec(spec, shape, make)
+            shape = layer.output_shape(shape)
+        except ConfigError as exc:
+            raise ConfigError(f"layer {position} of {len(specs)}: {exc}") from None
+        if math.prod(shape) > MAX_FEATURES:
+            raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, gives {math.prod(shape):,} values per "
+                              f"sample (shape {shape}), more than the {MAX_FEATURES:,} sgdlab builds")
+        layers.append(layer)
+    return layers
 
-    `hidden_size_list` gives the width of each hidden layer: `MultiLayerNet(784,
-    [100, 100], 10)` is 784-100-100-10. Weights start as `weight_init_std`
-    times standard normal draws from `rng` (a `numpy.random.Generator`, or a
-    seed), where `weight_init_std` is a number or a fan-in scale ("xavier",
-    "he": see `sgdlab.nn.init`); biases start at zero. `activation` names one
-    of `sgdlab.nn.activations`. `weight_decay_lambda` (6.4.1) adds lambda / 2 *
-    sum(W ** 2) over every weight matrix (not the biases, nor batch norm's
-    gamma and beta) to the loss, and so lambda * W to each weight's gradient.
-    `use_batchnorm` puts a `BatchNormalization` after each hidden affine layer,
-    before its activation (`gamma1, beta1, ...` join `params`);
-    `use_dropout` a `Dropout(dropout_ratio)` after each hidden activation,
-    its masks drawn from `rng` too (the book's `dropout_ration` is accepted).
+
+def parameter_count(layers):
+    return sum(math.prod(p.shape) for layer in layers for p in layer.parameters)
+
+
+class Network:
+    """What every network shares: its layers, named parameters and running statistics, and the book's
+    `predict`, `loss`, `accuracy`, `gradient` and `numerical_gradient` on them.
+
+    `input_shape` is one sample's shape ((784,) for a dense net, (1, 28, 28)
+    for a convolutional one): a batch may come as (N, 784) rows or (N, 1, 28,
+    28) images alike, reshaped (as a view) to (N, *input_shape).
     """
 
-    def __init__(self, input_size, hidden_size_list, output_size, activation="relu", weight_init_std="relu",
-                 weight_decay_lambda=0.0, use_dropout=False, dropout_ratio=0.5, use_batchnorm=False, rng=None,
-                 dtype=np.float64, dropout_ration=None):
-        if not isinstance(hidden_size_list, (list, tuple)):
-            raise ConfigError(f"hidden_size_list is the list of hidden layer widths, such as [100, 100], got "
-                              f"{hidden_size_list!r}")
-        sizes = (input_size, *hidden_size_list, output_size)
-        if not all(POSITIVE_INT.contains(n) for n in sizes):
-            raise ConfigError(f"layer sizes must be positive integers, got {sizes}")
-        count = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-        if count > MAX_PARAMETERS:
-            raise ConfigError(f"layer sizes {sizes} make {count:,} parameters, more than the {MAX_PARAMETERS:,} "
-                              "sgdlab builds: choose narrower layers")
-        self.sizes = tuple(int(n) for n in sizes)
-        self.hidden_activation = get_activation(activation)
-        self.activation = activation
+    def _assemble(self, input_shape, specs, weight_init_std, weight_decay_lambda, rng, dtype):
+        """Build the layers `specs` describe (their shapes checked and their parameters counted first, before
+        any is allocated), and name their parameters."""
+        self.input_shape = tuple(int(n) for n in input_shape)
+        self.dtype = np.dtype(dtype)
         self.weight_init_std = check_weight_init("weight_init_std", weight_init_std)
         self.weight_decay_lambda = NON_NEGATIVE_NUMBER.check("weight_decay_lambda", weight_decay_lambda)
-        self.use_dropout = bool(use_dropout)
-        if dropout_ration is not None and dropout_ratio not in (0.5, dropout_ration):
-            raise ConfigError(f"dropout_ratio {dropout_ratio} and dropout_ration {dropout_ration} are the same "
-                              "setting (the book spells it dropout_ration): give one of them")
-        self.dropout_ratio = UNIT_INTERVAL.check("dropout_ratio", dropout_ratio if dropout_ration is None
-                                                 else dropout_ration)
-        self.use_batchnorm = bool(use_batchnorm)
-        self.dtype = np.dtype(dtype)
-        rng = np.random.default_rng(rng)
-
-        self.params = Params()
-        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            self.params[f"W{i}"] = initial_weights(n_in, n_out, self.weight_init_std, rng, self.dtype)
-            self.params[f"b{i}"] = np.zeros(n_out, dtype=self.dtype)
-
-        self.affine_layers = [Affine(self.params[f"W{i}"], self.params[f"b{i}"]) for i in range(1, len(sizes))]
-        self.batch_norm_layers, self.dropout_layers, self.layers = [], [], []
-        for i, affine in enumerate(self.affine_layers[:-1], start=1):
-            self.layers.append(affine)
-            if self.use_batchnorm:
-                self.params[f"gamma{i}"] = np.ones(affine.W.shape[1], dtype=self.dtype)
-                self.params[f"beta{i}"] = np.zeros(affine.W.shape[1], dtype=self.dtype)
-                self.batch_norm_layers.append(BatchNormalization(self.params[f"gamma{i}"], self.params[f"beta{i}"]))
-                self.layers.append(self.batch_norm_layers[-1])
-            self.layers.append(ActivationLayer(self.hidden_activation))
-            if self.use_dropout:
-                self.dropout_layers.append(Dropout(self.dropout_ratio, rng))
-                self.layers.append(self.dropout_layers[-1])
-        self.layers.append(self.affine_layers[-1])
+        count = parameter_count(build_layers(self.input_shape, specs, ParameterShapes(self.dtype)))
+        if count > MAX_PARAMETERS:
+            raise ConfigError(f"these layers make {count:,} parameters, more than the {MAX_PARAMETERS:,} sgdlab "
+                              "builds: choose fewer filters or narrower layers")
+        make = InitialParameters(self.weight_init_std, np.random.default_rng(rng), self.dtype)
+        self.layers = build_layers(self.input_shape, specs, make)
+        self.output_size = self.layers[-1].output_shape(self._shape_before(len(self.layers) - 1))[0]
         self.last_layer = SoftmaxWithLoss()
+        self._name_parameters()
+
+    def _shape_before(self, index):
+        shape = self.input_shape
+        for layer in self.layers[:index]:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def _name_parameters(self):
+        """params: each layer's parameters numbered among the layers of the same names (a convolution's and an
+        affine layer's W and b together), the groups in order of first appearance; running statistics take
+        their layer's number."""
+        numbers, counts = [], {}
+        for layer in self.layers:
+            names = layer.parameter_names
+            if names:
+                counts[names] = counts.get(names, 0) + 1
+            numbers.append(counts.get(names, 0))
+        self.layer_keys = [tuple(f"{name}{number}" for name in layer.parameter_names)
+                           for layer, number in zip(self.layers, numbers)]
+        self.params = Params()
+        for group in counts:
+            for layer, keys in zip(self.layers, self.layer_keys):
+                if layer.parameter_names == group:
+                    for key, array in zip(keys, layer.parameters):
+                        self.params[key] = array
+        self.decayed_keys = [f"{name}{number}" for layer, number in zip(self.layers, numbers)
+                             for name in layer.decayed_names]
+        self.statistic_keys = [tuple(f"{name}{number}" for name in layer.statistic_names)
+                               for layer, number in zip(self.layers, numbers)]
 
     @property
     def running_statistics(self):
         """Batch norm's running means and variances, `running_mean1, running_var1, ...` (empty without it):
         not learned by gradients, but part of the trained network (test time normalises by them)."""
         statistics = Params()
-        for i, layer in enumerate(self.batch_norm_layers, start=1):
-            statistics[f"running_mean{i}"] = layer.running_mean
-            statistics[f"running_var{i}"] = layer.running_var
+        for layer, keys in zip(self.layers, self.statistic_keys):
+            for key, array in zip(keys, layer.statistics):
+                statistics[key] = array
         return statistics
+
+    @property
+    def dropout_layers(self):
+        """The layers that draw random numbers in training (dropout's masks), whose generators a checkpoint keeps."""
+        return [layer for layer in self.layers if layer.rng is not None]
 
     @property
     def num_params(self):
         return sum(p.size for p in self.params.values())
 
+    def as_input(self, x):
+        """`x` as a batch of this network's samples, (N, *input_shape): a view of rows or images alike."""
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ConfigError(f"the network takes float pixels in 0..1, got {x.dtype}: load the images "
+                              "with load_mnist() (normalize=True), or divide uint8 pixels by 255")
+        if x.ndim < 2 or math.prod(x.shape[1:]) != math.prod(self.input_shape):
+            raise ConfigError(f"the network takes samples of shape {self.input_shape}, got a batch of shape "
+                              f"{x.shape}")
+        return x.reshape(len(x), *self.input_shape)
+
     def scores(self, x, train_flg=False):
         """The last affine layer's output (the softmax's input) for a batch `x` of float pixels; `train_flg`
         runs dropout and batch norm as in training (which draws masks and moves the running statistics)."""
-        if not np.issubdtype(np.asarray(x).dtype, np.floating):
-            raise ConfigError(f"the network takes float pixels in 0..1, got {np.asarray(x).dtype}: load the images "
-                              "with load_mnist() (normalize=True), or divide uint8 pixels by 255")
+        x = self.as_input(x)
         for layer in self.layers:
             x = layer.forward(x, train_flg) if layer.uses_train_flg else layer.forward(x)
         return x
 
     def predict(self, x, train_flg=False):
-        """Class probabilities for a batch `x`, as chapter 4's `predict`."""
+        """Class probabilities for a batch `x`, as chapter 4's `predict` (chapter 7's returns the scores before
+        the softmax: `scores`; the most probable class is the same)."""
         return softmax(self.scores(x, train_flg))
 
     def loss(self, x, t, train_flg=False):
@@ -149,14 +181,21 @@ class MultiLayerNet:
         return self.last_layer.forward(self.scores(x, train_flg), t) + self.weight_decay()
 
     def weight_decay(self):
-        """lambda / 2 * sum(W ** 2) over the weight matrices: the loss's penalty on large weights (0 without it)."""
+        """lambda / 2 * sum(W ** 2) over the weights (not the biases, nor batch norm's gamma and beta): the
+        loss's penalty on large weights (0 without it)."""
         if not self.weight_decay_lambda:
             return 0.0
-        return sum(float(np.sum(weight_decay_terms(affine.W, self.weight_decay_lambda))) for affine in self.affine_layers)
+        return sum(float(np.sum(weight_decay_terms(self.params[key], self.weight_decay_lambda)))
+                   for key in self.decayed_keys)
 
-    def accuracy(self, x, t):
-        """Fraction of samples whose most probable class is the target (labels or one-hot)."""
-        return float(np.count_nonzero(self.scores(x).argmax(axis=1) == as_labels(t))) / x.shape[0]
+    def accuracy(self, x, t, batch_size=100):
+        """Fraction of samples whose most probable class is the target (labels or one-hot), `batch_size` at a
+        time (all of them: the book's chapter-7 version leaves out the last partial batch)."""
+        labels = as_labels(t)
+        correct = sum(int(np.count_nonzero(self.scores(x[start:start + batch_size]).argmax(axis=1)
+                                           == labels[start:start + batch_size]))
+                      for start in range(0, len(x), batch_size))
+        return correct / x.shape[0]
 
     def loss_and_gradient(self, x, t):
         """The batch loss and its gradient by backpropagation, from one forward pass in training mode."""
@@ -164,14 +203,12 @@ class MultiLayerNet:
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
-        grads = {}
-        for i, affine in enumerate(self.affine_layers, start=1):
-            grads[f"W{i}"] = affine.dW + self.weight_decay_lambda * affine.W if self.weight_decay_lambda else affine.dW
-            grads[f"b{i}"] = affine.db
-        for i, layer in enumerate(self.batch_norm_layers, start=1):
-            grads[f"gamma{i}"] = layer.dgamma
-            grads[f"beta{i}"] = layer.dbeta
-        return loss, grads
+        grads = {key: grad for layer, keys in zip(self.layers, self.layer_keys)
+                 for key, grad in zip(keys, layer.gradients)}
+        for key in self.decayed_keys:
+            if self.weight_decay_lambda:
+                grads[key] = grads[key] + self.weight_decay_lambda * self.params[key]
+        return loss, {key: grads[key] for key in self.params}
 
     def gradient(self, x, t):
         """Gradient of the batch loss for every parameter, by backpropagation."""
@@ -182,8 +219,8 @@ class MultiLayerNet:
 
         Every element of every parameter is nudged by +h and -h and the whole
         loss recomputed: two forward passes per parameter (about 80000 for the
-        book's net, tens of seconds). `sgdlab.numerical_gradient_fast(network, x, t)`
-        computes the same numbers, evaluating only what each nudge changes,
+        book's two-layer net, tens of seconds). `sgdlab.numerical_gradient_fast(network, x, t)`
+        computes the same numbers for dense nets, evaluating only what each nudge changes,
         over a thousand times sooner; training with `grad="numerical"` uses it.
         The loss is the training mode's, as the book's; unlike the book's,
         every nudge sees the same dropout masks and none moves the running
@@ -221,6 +258,67 @@ class MultiLayerNet:
 
     def architecture(self):
         """What is needed to rebuild this network: its class name and constructor arguments."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        layers = ", ".join(repr(layer) for layer in self.layers)
+        return f"{type(self).__name__}([{layers}, {self.last_layer!r}], params={self.num_params})"
+
+
+class MultiLayerNet(Network):
+    """A fully connected classifier, the book's `MultiLayerNet` and `MultiLayerNetExtend` (chapter 6) in one.
+
+    `hidden_size_list` gives the width of each hidden layer: `MultiLayerNet(784,
+    [100, 100], 10)` is 784-100-100-10. Weights start as `weight_init_std`
+    times standard normal draws from `rng` (a `numpy.random.Generator`, or a
+    seed), where `weight_init_std` is a number or a fan-in scale ("xavier",
+    "he": see `sgdlab.nn.init`); biases start at zero. `activation` names one
+    of `sgdlab.nn.activations`. `weight_decay_lambda` (6.4.1) adds lambda / 2 *
+    sum(W ** 2) over every weight matrix (not the biases, nor batch norm's
+    gamma and beta) to the loss, and so lambda * W to each weight's gradient.
+    `use_batchnorm` puts a `BatchNormalization` after each hidden affine layer,
+    before its activation (`gamma1, beta1, ...` join `params`);
+    `use_dropout` a `Dropout(dropout_ratio)` after each hidden activation,
+    its masks drawn from `rng` too (the book's `dropout_ration` is accepted).
+    """
+
+    def __init__(self, input_size, hidden_size_list, output_size, activation="relu", weight_init_std="relu",
+                 weight_decay_lambda=0.0, use_dropout=False, dropout_ratio=0.5, use_batchnorm=False, rng=None,
+                 dtype=np.float64, dropout_ration=None):
+        if not isinstance(hidden_size_list, (list, tuple)):
+            raise ConfigError(f"hidden_size_list is the list of hidden layer widths, such as [100, 100], got "
+                              f"{hidden_size_list!r}")
+        sizes = (input_size, *hidden_size_list, output_size)
+        if not all(POSITIVE_INT.contains(n) for n in sizes):
+            raise ConfigError(f"layer sizes must be positive integers, got {sizes}")
+        count = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        if count > MAX_PARAMETERS:
+            raise ConfigError(f"layer sizes {sizes} make {count:,} parameters, more than the {MAX_PARAMETERS:,} "
+                              "sgdlab builds: choose narrower layers")
+        self.sizes = tuple(int(n) for n in sizes)
+        self.hidden_activation = get_activation(activation)
+        self.activation = activation
+        self.use_dropout = bool(use_dropout)
+        if dropout_ration is not None and dropout_ratio not in (0.5, dropout_ration):
+            raise ConfigError(f"dropout_ratio {dropout_ratio} and dropout_ration {dropout_ration} are the same "
+                              "setting (the book spells it dropout_ration): give one of them")
+        self.dropout_ratio = UNIT_INTERVAL.check("dropout_ratio", dropout_ratio if dropout_ration is None
+                                                 else dropout_ration)
+        self.use_batchnorm = bool(use_batchnorm)
+        specs = []
+        for width in self.sizes[1:-1]:
+            specs.append({"type": "affine", "output_size": width})
+            if self.use_batchnorm:
+                specs.append({"type": "batch_norm"})
+            specs.append({"type": activation})
+            if self.use_dropout:
+                specs.append({"type": "dropout", "ratio": self.dropout_ratio})
+        specs.append({"type": "affine", "output_size": self.sizes[-1]})
+        self._assemble((self.sizes[0],), specs, weight_init_std, weight_decay_lambda, rng, dtype)
+        self.affine_layers = [layer for layer in self.layers if layer.kind == "affine"]
+        self.batch_norm_layers = [layer for layer in self.layers if layer.kind == "batch_norm"]
+
+    def architecture(self):
         return {
             "class": "MultiLayerNet",
             "input_size": self.sizes[0],
@@ -240,10 +338,6 @@ class MultiLayerNet:
         if self.use_batchnorm:
             settings["use_batchnorm"] = True
         return settings
-
-    def __repr__(self):
-        layers = ", ".join(repr(layer) for layer in self.layers)
-        return f"{type(self).__name__}([{layers}, {self.last_layer!r}], params={self.num_params})"
 
 
 class TwoLayerNet(MultiLayerNet):
@@ -269,7 +363,96 @@ class TwoLayerNet(MultiLayerNet):
         }
 
 
-NETWORK_CLASSES = {cls.__name__: cls for cls in (MultiLayerNet, TwoLayerNet)}
+class ConvNet(Network):
+    """A convolutional classifier built from a list of layer specifications, followed by an affine layer to
+    `output_size` scores and the softmax.
+
+    `input_dim` is one image's (channels, height, width). Each specification
+    is a dict naming its layer's "type" and settings:
+    `{"type": "convolution", "filter_num": 30, "filter_size": 5, "stride": 1,
+    "pad": 0}`, `{"type": "pooling", "pool_size": 2, "stride": 2, "pad": 0}`,
+    `{"type": "affine", "output_size": 100}`, `{"type": "batch_norm"}`,
+    `{"type": "dropout", "ratio": 0.5}`, or an activation by its name,
+    `{"type": "relu"}` (omitted settings take the defaults shown). Weights
+    start as in `MultiLayerNet`: `weight_init_std` a standard deviation, or
+    "he"/"xavier" scaled by each layer's fan-in (C * FH * FW for a
+    convolution's filters); `weight_decay_lambda` covers every W,
+    convolutions' and affine layers'. A bad combination (a filter larger
+    than its input, a stride that does not fit, a pooling window left over)
+    is a `ConfigError` naming the layer and the sizes.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), layers=(), output_size=10, weight_init_std="he",
+                 weight_decay_lambda=0.0, rng=None, dtype=np.float64):
+        input_shape, specs = ConvNet.specification(input_dim, layers, output_size)
+        self._assemble(input_shape, specs, weight_init_std, weight_decay_lambda, rng, dtype)
+
+    @staticmethod
+    def specification(input_dim, layers, output_size):
+        """(input shape, every layer's specification, the output layer's included), the sizes checked."""
+        if not isinstance(input_dim, (list, tuple)) or len(input_dim) not in (1, 3) or \
+                not all(POSITIVE_INT.contains(n) for n in input_dim) or math.prod(input_dim) > MAX_FEATURES:
+            raise ConfigError(f"input_dim is one sample's (channels, height, width), such as (1, 28, 28), of at "
+                              f"most {MAX_FEATURES:,} values, got {input_dim!r}")
+        if not isinstance(layers, (list, tuple)) or len(layers) >= MAX_LAYERS:
+            raise ConfigError(f"layers is a list of fewer than {MAX_LAYERS} layer specifications, such as "
+                              f"[{{'type': 'convolution', 'filter_num': 30, 'filter_size': 5}}, {{'type': 'relu'}}]")
+        POSITIVE_INT.check("output_size", output_size)
+        return tuple(input_dim), [*layers, {"type": "affine", "output_size": output_size}]
+
+    def architecture(self):
+        return {"class": "ConvNet", "input_dim": list(self.input_shape),
+                "layers": [layer.spec() for layer in self.layers[:-1]], "output_size": self.output_size,
+                **self._common_settings()}
+
+    def _common_settings(self):
+        settings = {"weight_init_std": self.weight_init_std, "dtype": self.dtype.name}
+        if self.weight_decay_lambda:
+            settings["weight_decay_lambda"] = self.weight_decay_lambda
+        return settings
+
+
+SIMPLE_CONV_PARAM = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
+
+
+class SimpleConvNet(ConvNet):
+    """The book's chapter-7 network: conv - relu - pool - affine - relu - affine - softmax.
+
+    The book's signature and defaults: 30 filters of 5x5 (`conv_param`),
+    max pooling 2x2 at stride 2, `hidden_size` hidden units, weights drawn as
+    `weight_init_std` (0.01) times standard normal draws; `params` are the
+    book's `W1` (30, 1, 5, 5), `b1`, `W2` (4320, 100), `b2`, `W3` (100, 10),
+    `b3`. It is one `ConvNet` specification. Unlike the book's, the pooled
+    size is computed exactly (the book's float arithmetic is wrong for an odd
+    convolution output), weights come from `rng` rather than NumPy's global
+    generator, and `rng`, `dtype` and `weight_decay_lambda` are taken as in
+    the other networks.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), conv_param=SIMPLE_CONV_PARAM, hidden_size=100, output_size=10,
+                 weight_init_std=0.01, weight_decay_lambda=0.0, rng=None, dtype=np.float64):
+        input_shape, specs = SimpleConvNet.specification(input_dim, conv_param, hidden_size, output_size)
+        self.conv_param = {**SIMPLE_CONV_PARAM, **conv_param}
+        self.hidden_size = hidden_size
+        self._assemble(input_shape, specs, weight_init_std, weight_decay_lambda, rng, dtype)
+
+    @staticmethod
+    def specification(input_dim, conv_param, hidden_size, output_size):
+        if not isinstance(conv_param, dict) or set(conv_param) - set(SIMPLE_CONV_PARAM):
+            raise ConfigError(f"conv_param holds {', '.join(SIMPLE_CONV_PARAM)}, got {conv_param!r}")
+        conv_param = {**SIMPLE_CONV_PARAM, **conv_param}
+        POSITIVE_INT.check("hidden_size", hidden_size)
+        layers = [{"type": "convolution", **conv_param}, {"type": "relu"},
+                  {"type": "pooling", "pool_size": 2, "stride": 2, "pad": 0},
+                  {"type": "affine", "output_size": hidden_size}, {"type": "relu"}]
+        return ConvNet.specification(input_dim, layers, output_size)
+
+    def architecture(self):
+        return {"class": "SimpleConvNet", "input_dim": list(self.input_shape), "conv_param": dict(self.conv_param),
+                "hidden_size": self.hidden_size, "output_size": self.output_size, **self._common_settings()}
+
+
+NETWORK_CLASSES = {cls.__name__: cls for cls in (MultiLayerNet, TwoLayerNet, ConvNet, SimpleConvNet)}
 
 
 def network_from_architecture(architecture):
@@ -280,3 +463,12 @@ def network_from_architecture(architecture):
         *widths, spec["output_size"] = spec.pop("sizes")
         spec["input_size"], *spec["hidden_size_list"] = widths
     return cls(**spec)
+
+
+def planned_parameter_count(architecture):
+    """How many parameters the convolutional network `architecture` describes, from its layers' shapes alone
+    (nothing allocated): a model file's description is bounded by it before the network is built."""
+    settings = {key: value for key, value in architecture.items()
+                if key not in ("class", "weight_init_std", "weight_decay_lambda", "dtype")}
+    input_shape, specs = NETWORK_CLASSES[architecture["class"]].specification(**settings)
+    return parameter_count(build_layers(input_shape, specs, ParameterShapes(np.float64)))

@@ -9,14 +9,15 @@ and never allocates more than the file holds.
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 from ..fileio import atomic_write, parse_json
-from ..nn.network import MAX_PARAMETERS, network_from_architecture
+from ..nn.network import MAX_PARAMETERS, network_from_architecture, planned_parameter_count
 from ..npzfile import NOT_AN_ARCHIVE, NpzFile
 from ..ranges import POSITIVE_INT
 from ..training.config import DTYPES
@@ -28,6 +29,7 @@ SMALL_NETWORK_BYTES = 1 << 20  # parameters built from any description, before t
 MAX_FLOAT_BYTES = 8  # float16, float32 or float64 weights are read (and copied into the network's dtype)
 # The largest model file: the parameters of the largest network and as many statistics, in float64, and its description
 MAX_MODEL_BYTES = 2 * MAX_PARAMETERS * MAX_FLOAT_BYTES + MAX_DESCRIPTION_BYTES
+CONVOLUTIONAL_CLASSES = ("ConvNet", "SimpleConvNet")  # described by their layers, not by a list of widths
 
 
 def save_model(path, network, config=None):
@@ -62,11 +64,11 @@ def load_model(path):
 def load_mnist_model(path):
     """The network saved at `path`, refused clearly unless it reads MNIST images and tells their ten classes."""
     network, _ = load_model(path)
-    if network.sizes[0] != IMAGE_PIXELS:
-        raise ModelFileError(f"{path} takes {network.sizes[0]} inputs per image, but MNIST images have "
+    if math.prod(network.input_shape) != IMAGE_PIXELS:
+        raise ModelFileError(f"{path} takes {math.prod(network.input_shape)} inputs per image, but MNIST images have "
                              f"{IMAGE_PIXELS} pixels: use a model trained on MNIST")
-    if network.sizes[-1] != NUM_CLASSES:
-        raise ModelFileError(f"{path} gives {network.sizes[-1]} outputs, but MNIST has {NUM_CLASSES} classes: "
+    if network.output_size != NUM_CLASSES:
+        raise ModelFileError(f"{path} gives {network.output_size} outputs, but MNIST has {NUM_CLASSES} classes: "
                              "use a model trained on MNIST")
     broken = [key for key, value in network.weights().items() if not np.all(np.isfinite(value))]
     if broken:
@@ -122,16 +124,27 @@ def _check_architecture(path, architecture, archive):
     if dtype not in DTYPES:
         raise ModelFileError(f"{damaged} (dtype must be one of {', '.join(DTYPES)}, got {dtype!r}): retrain to "
                              "rebuild it")
-    sizes = _layer_sizes(architecture)
-    if not sizes or not all(POSITIVE_INT.contains(size) for size in sizes):
-        raise ModelFileError(f"{damaged} (layer sizes must be positive integers, got {sizes!r}): retrain to "
-                             "rebuild it")
-    count = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    count = _parameter_count(damaged, architecture)
     stored = sum(header.nbytes for key, header in archive.headers.items() if key != META_KEY)
     needed = count * np.dtype(dtype).itemsize
     if count > MAX_PARAMETERS or needed > SMALL_NETWORK_BYTES + 2 * stored:  # 2: float32 arrays of a float64 net
         raise ModelFileError(f"{path} describes a network of {count:,} parameters ({needed:,} bytes of {dtype}), but "
                              f"its arrays hold {stored:,} bytes: the file is damaged; retrain to rebuild it")
+
+
+def _parameter_count(damaged, architecture):
+    """How many parameters the architecture describes, from its sizes alone: a dense net's widths, or a
+    convolutional net's layers planned without allocating (their count and sizes bounded as when built)."""
+    if architecture.get("class") in CONVOLUTIONAL_CLASSES:
+        try:
+            return planned_parameter_count(architecture)
+        except (ConfigError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{damaged} ({exc}): retrain to rebuild it") from None
+    sizes = _layer_sizes(architecture)
+    if not sizes or not all(POSITIVE_INT.contains(size) for size in sizes):
+        raise ModelFileError(f"{damaged} (layer sizes must be positive integers, got {sizes!r}): retrain to "
+                             "rebuild it")
+    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
 def _layer_sizes(architecture):

@@ -291,7 +291,7 @@ class Trainer:
 
         `fit` checks its data first; a caller can check before anything else.
         """
-        input_size, num_classes = self.network.sizes[0], self.network.sizes[-1]
+        input_size, num_classes = math.prod(self.network.input_shape), self.network.output_size
         check_data_set(x_train, t_train, input_size, num_classes, "training")
         check_data_set(x_test, t_test, input_size, num_classes, "test")
         return self.config.checked_data_rows(x_train.shape[0])

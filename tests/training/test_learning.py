@@ -7,7 +7,7 @@ The book-length runs (10000 iterations, minutes for the numerical one) are marke
 import numpy as np
 import pytest
 
-from sgdlab import TrainConfig, Trainer, TwoLayerNet, load_mnist
+from sgdlab import Adam, ConvNet, TrainConfig, Trainer, TwoLayerNet, load_mnist
 from sgdlab.engine.gradcheck import gradient_check
 from sgdlab.nn.optimizers import OPTIMIZERS
 
@@ -51,6 +51,18 @@ def test_a_deeper_relu_net_with_weight_decay_learns(mnist):
     assert trainer.network.sizes == (784, 100, 50, 10)
     assert history.test_acc[-1] > 0.92
     assert np.mean(history.loss[-100:]) < 0.4 < np.mean(history.loss[:10])
+
+
+def test_a_convnet_learns(mnist):
+    (x_train, t_train), (x_test, t_test) = mnist
+    network = ConvNet((1, 28, 28), [{"type": "convolution", "filter_num": 8, "filter_size": 5}, {"type": "relu"},
+                                    {"type": "pooling", "pool_size": 2, "stride": 2}, {"type": "affine", "output_size": 50},
+                                    {"type": "relu"}], 10, weight_init_std="he", rng=0, dtype=np.float32)
+    trainer = Trainer(network, Adam(0.001), TrainConfig(iters=300, train_size=20000, optimizer="adam"))
+    history = trainer.fit(x_train, t_train, x_test, t_test)
+    assert history.test_acc[0] < 0.2  # chance level before training
+    assert history.test_acc[-1] > 0.9  # (about 0.95)
+    assert np.mean(history.loss[-30:]) < 0.4 < np.mean(history.loss[:10]) / 4
 
 
 @pytest.fixture(scope="module")

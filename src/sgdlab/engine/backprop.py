@@ -31,7 +31,7 @@ class BackpropStep(ForwardPass):
         # input_grads[i]: d loss / d (layer i's input); none for the first layer.
         self.input_grads = [None] + [np.empty_like(out) for out in self.outputs[:-1]]
         self.grads = {key: np.empty_like(param) for key, param in network.params.items()}
-        self.layer_grads = [tuple(self.grads[key] for key in keys) for keys in network.layer_keys]
+        self.layer_grads = [tuple(self.grads[key] for key in network.layer_keys[i]) for i in self.order]
         self.row_max = np.empty((batch_size, 1), dtype)
         self.row_sum = np.empty((batch_size, 1), dtype)
         self.row_starts = np.arange(batch_size) * network.output_size

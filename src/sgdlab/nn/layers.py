@@ -48,7 +48,7 @@ from ..errors import ConfigError
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, UNIT_INTERVAL, check_choice
 from .activations import activation_names, get_activation
 from .functions import softmax, softmax_cross_entropy
-from .im2col import add_windows, col2im, conv_output_size, im2col, windows
+from .im2col import add_windows, col2im, conv_output_size, im2col, in_blocks, windows
 
 BATCH_NORM_EPS = 1e-6  # the book's 10e-7, added to the variance before its square root
 
@@ -65,6 +65,10 @@ class Layer:
     decayed_names = ()
     statistic_names = ()
     rng = None  # the generator of a layer that draws random numbers in training (dropout's masks)
+    takes_max = False  # max pooling: the fast paths may run an activation that commutes with it after it
+    commutes_with_max = False
+    writes_blocks = False  # its output can be laid out in the blocks of the pooling after it (see `Pooling.blocks`)
+    blocks = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -98,7 +102,7 @@ class Layer:
     def frozen(self):
         return contextlib.nullcontext()
 
-    def workspace(self, rows, input_shape, dtype, train=True):
+    def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         return None
 
 
@@ -259,37 +263,52 @@ class Convolution(Layer):
         W = make.weights((FN, channels, FS, FS), channels * FS * FS)
         return cls(W, make.zeros(FN), values["stride"], values["pad"])
 
-    # The training step's forms. work: the windows as (rows, C * FH * FW, OH * OW) columns, and the padded
-    # input (its border zero) when pad > 0; in training also the same for the input gradient, and dW per sample.
-    def workspace(self, rows, input_shape, dtype, train=True):
+    # The training step's forms. Each sample's windows are the columns of a (C * FH * FW + 1, OH * OW) matrix
+    # whose last row is ones, so that one matrix product per sample with [W | b] (FN, C * FH * FW + 1) gives
+    # the outputs, bias included, and the product of d out with the same columns gives [dW | db] at once. The
+    # columns are one copy of a strided view of the (padded) input. With `blocks` (ph, pw), the tiling
+    # windows of a max pooling that follows, the output positions (the columns) are ordered by their place
+    # in those windows: each channel's (OH, OW) values held as ph * pw contiguous blocks of the pooled size,
+    # which the pooling then reads whole (see `Pooling.blocks`).
+    writes_blocks = True
+
+    def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         FN, C, FH, FW = self.W.shape
         _, out_h, out_w = self.output_shape(input_shape)
         _, H, W = input_shape
-        padded = np.zeros((rows, C, H + 2 * self.pad, W + 2 * self.pad), dtype) if self.pad else None
-        work = {"col": np.empty((rows, C * FH * FW, out_h * out_w), dtype), "padded": padded}
+        padded_shape = (rows, C, H + 2 * self.pad, W + 2 * self.pad)
+        col = np.empty((rows, C * FH * FW + 1, out_h * out_w), dtype)
+        col[:, -1] = 1
+        work = {"col": col, "padded": np.zeros(padded_shape, dtype) if self.pad else None, "blocks": blocks,
+                "weights": np.empty((FN, C * FH * FW + 1), dtype)}
         if train:
-            work["dpadded"] = np.empty((rows, C, H + 2 * self.pad, W + 2 * self.pad), dtype) if self.pad else None
-            work["dW"] = np.empty((rows, FN, C * FH * FW), dtype)
+            work["per_sample"] = np.empty((rows, FN, C * FH * FW + 1), dtype)
+            work["dcol"] = np.empty((rows, C * FH * FW, out_h * out_w), dtype)
+            work["dpadded"] = np.empty(padded_shape, dtype) if self.pad else None
         return work
 
     def _columns(self, x, work):
-        """x's windows into work["col"], laid out (rows, C, FH, FW, OH, OW): one copy through a strided view."""
+        """x's windows into work["col"] (but its row of ones): (rows, C, FH, FW, positions)."""
         FN, C, FH, FW = self.W.shape
-        col = work["col"][:len(x)]
         source = x
         if self.pad:
             source = work["padded"][:len(x)]
             source[:, :, self.pad:-self.pad, self.pad:-self.pad] = x
         view = windows(source, FH, FW, self.stride)  # (rows, C, OH, OW, FH, FW)
-        out_h, out_w = view.shape[2:4]
-        col.reshape(len(x), C, FH, FW, out_h, out_w)[...] = view.transpose(0, 1, 4, 5, 2, 3)
+        col = work["col"][:len(x)]
+        if work["blocks"] is None:
+            col[:, :-1].reshape(len(x), C, FH, FW, *view.shape[2:4])[...] = view.transpose(0, 1, 4, 5, 2, 3)
+        else:
+            blocked = in_blocks(view, work["blocks"])  # (rows, C, ph, pw, OH/ph, OW/pw, FH, FW)
+            col[:, :-1].reshape(len(x), C, FH, FW, *blocked.shape[2:6])[...] = blocked.transpose(0, 1, 6, 7, 2, 3, 4, 5)
         return col
 
     def forward_into(self, x, out, train, work):
         col = self._columns(x, work)
-        out3 = out.reshape(len(out), self.W.shape[0], -1)
-        np.matmul(self.W.reshape(self.W.shape[0], -1), col, out=out3)
-        out3 += self.b[:, None]
+        weights = work["weights"]
+        weights[:, :-1] = self.W.reshape(len(weights), -1)
+        weights[:, -1] = self.b
+        np.matmul(weights, col, out=out.reshape(len(out), len(weights), -1))
         return out
 
     def backward_into(self, x, out, dout, dx, grads, work):
@@ -297,18 +316,18 @@ class Convolution(Layer):
         dW, db = grads
         rows = len(x)
         dout3 = dout.reshape(rows, FN, -1)
-        col = work["col"][:rows]
-        per_sample = work["dW"][:rows]
-        np.matmul(dout3, col.transpose(0, 2, 1), out=per_sample)
-        np.add.reduce(per_sample, axis=0, out=dW.reshape(FN, -1))
-        np.add.reduce(dout3.sum(axis=2), axis=0, out=db)
+        per_sample = work["per_sample"][:rows]
+        np.matmul(dout3, work["col"][:rows].transpose(0, 2, 1), out=per_sample)  # each sample's [dW | db]
+        np.add.reduce(per_sample[:, :, :-1], axis=0, out=dW.reshape(FN, -1))
+        np.add.reduce(per_sample[:, :, -1], axis=0, out=db)
         if dx is None:
             return None
-        np.matmul(self.W.reshape(FN, -1).T, dout3, out=col)  # the columns are not needed any more
+        dcol = work["dcol"][:rows]
+        np.matmul(self.W.reshape(FN, -1).T, dout3, out=dcol)
         target = work["dpadded"][:rows] if self.pad else dx
         target.fill(0)
-        out_h, out_w = dout.shape[2:]
-        add_windows(target, col.reshape(rows, C, FH, FW, out_h, out_w), self.stride)
+        add_windows(target, dcol.reshape(rows, C, FH, FW, *dout.shape[2:]) if work["blocks"] is None else
+                    dcol.reshape(rows, C, FH, FW, *work["blocks"], -1), self.stride, work["blocks"], dout.shape[2:])
         if self.pad:
             dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
         return dx
@@ -332,6 +351,7 @@ class Pooling(Layer):
     """
 
     kind = "pooling"
+    takes_max = True
 
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
         self.pool_h = POSITIVE_INT.check("pool_h", pool_h)
@@ -385,52 +405,81 @@ class Pooling(Layer):
                                     "pad": (NON_NEGATIVE_INT, 0)})
         return cls(values["pool_size"], values["pool_size"], values["stride"], values["pad"])
 
-    # The training step's forms. work: the padded input (its border -inf) when pad > 0, the windows copied
-    # (rows, C, OH, OW, pool_h * pool_w), and in training the index of each window's maximum and the padded
-    # input's gradient.
-    def workspace(self, rows, input_shape, dtype, train=True):
+    # The training step's forms: no window is copied. Each of the pool_h * pool_w offsets in the window is one
+    # view of the (padded) input, (rows, C, OH, OW); the maximum is taken offset by offset, and in training the
+    # offset it came from is kept (the first of equal ones, as the book's argmax): backward then writes each
+    # offset's share of the gradient through the same views. Where the windows tile the input and the layer
+    # before lays its output out in `blocks`, each view is a contiguous block rather than a strided one.
+    @property
+    def blocks(self):
+        """(pool_h, pool_w) when the windows tile the input (stride the window's size, no padding), else None."""
+        return (self.pool_h, self.pool_w) if self.stride == self.pool_h == self.pool_w and not self.pad else None
+
+    def offset_views(self, images, out_h, out_w, blocked=False):
+        """The (rows, C, OH, OW) view of `images` at each window offset (i, j), row-major: images[:, :,
+        i + stride * y, j + stride * x], or, `blocked`, block i * pool_w + j of the images' values."""
+        if blocked:
+            blocks = images.reshape(len(images), images.shape[1], self.pool_h * self.pool_w, out_h, out_w)
+            return [blocks[:, :, k] for k in range(self.pool_h * self.pool_w)]
+        s = self.stride
+        return [images[:, :, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s]
+                for i in range(self.pool_h) for j in range(self.pool_w)]
+
+    def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         C, out_h, out_w = self.output_shape(input_shape)
         _, H, W = input_shape
         padded_shape = (rows, C, H + 2 * self.pad, W + 2 * self.pad)
-        work = {"padded": np.full(padded_shape, -np.inf, dtype) if self.pad else None,
-                "windows": np.empty((rows, C, out_h, out_w, self.pool_h * self.pool_w), dtype)}
+        work = {"padded": np.full(padded_shape, -np.inf, dtype) if self.pad else None, "blocked": blocks is not None}
         if train:
-            work["arg_max"] = np.empty((rows, C, out_h, out_w), np.intp)
+            index = np.uint8 if self.pool_h * self.pool_w <= 256 else np.intp
+            work["arg_max"], work["later"] = np.empty((rows, C, out_h, out_w), index), np.empty((rows, C, out_h, out_w), index)
+            work["greater"] = np.empty((rows, C, out_h, out_w), bool)
+            work["share"] = np.empty((rows, C, out_h, out_w), dtype)
             work["dpadded"] = np.empty(padded_shape, dtype) if self.pad else None
         return work
 
-    def _windows(self, x, work):
-        source = x
-        if self.pad:
-            source = work["padded"][:len(x)]
-            source[:, :, self.pad:-self.pad, self.pad:-self.pad] = x
-        view = windows(source, self.pool_h, self.pool_w, self.stride)  # (rows, C, OH, OW, ph, pw)
-        copied = work["windows"][:len(x)]
-        copied.reshape(view.shape)[...] = view
-        return copied
+    def _source(self, images, padded):
+        """`images` as the windows see them: inside a buffer padded with `padded`'s border, or as they are."""
+        if not self.pad:
+            return images
+        padded = padded[:len(images)]
+        padded[:, :, self.pad:-self.pad, self.pad:-self.pad] = images
+        return padded
 
     def forward_into(self, x, out, train, work):
-        copied = self._windows(x, work)
-        if train:
-            arg_max = work["arg_max"][:len(x)]
-            np.argmax(copied, axis=-1, out=arg_max)
-            out[...] = np.take_along_axis(copied, arg_max[..., None], axis=-1)[..., 0]
-        else:
-            np.max(copied, axis=-1, out=out)
+        rows = len(x)
+        views = self.offset_views(self._source(x, work["padded"]), *out.shape[2:], work["blocked"])
+        np.copyto(out, views[0])
+        if not train:
+            for view in views[1:]:
+                np.maximum(out, view, out=out)
+            return out
+        arg_max, greater, later = work["arg_max"][:rows], work["greater"][:rows], work["later"][:rows]
+        arg_max.fill(0)
+        for k, view in enumerate(views[1:], start=1):
+            np.greater(view, out, out=greater)  # strictly: an equal later value leaves the first maximum
+            np.maximum(out, view, out=out)
+            # k where this offset wins, else 0; no later offset has won yet, so the larger is the winner
+            np.multiply(greater, later.dtype.type(k), out=later)
+            np.maximum(arg_max, later, out=arg_max)
         return out
 
     def backward_into(self, x, out, dout, dx, grads, work):
         if dx is None:
             return None
         rows = len(x)
-        arg_max = work["arg_max"][:rows]
+        arg_max, share = work["arg_max"][:rows], work["share"][:rows]
         target = work["dpadded"][:rows] if self.pad else dx
-        target.fill(0)
-        for k in range(self.pool_h * self.pool_w):
-            i, j = divmod(k, self.pool_w)
-            out_h, out_w = dout.shape[2:]
-            target[:, :, i:i + self.stride * out_h:self.stride, j:j + self.stride * out_w:self.stride] += \
-                np.where(arg_max == k, dout, 0)
+        tiled = self.blocks is not None  # every input in exactly one window: each view is written, never added to
+        if not tiled:
+            target.fill(0)
+        for k, view in enumerate(self.offset_views(target, *dout.shape[2:], work["blocked"])):
+            np.equal(arg_max, k, out=share, casting="unsafe")  # 1.0 where offset k won, else 0.0
+            if tiled:
+                np.multiply(dout, share, out=view)
+            else:
+                share *= dout
+                view += share
         if self.pad:
             dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
         return dx
@@ -452,6 +501,10 @@ class ActivationLayer(Layer):
 
     def backward(self, dout):
         return self.activation.backward(dout, self.out)
+
+    @property
+    def commutes_with_max(self):
+        return self.activation.commutes_with_max
 
     def spec(self):
         return {"type": self.activation.name}
@@ -543,7 +596,7 @@ class Dropout(Layer):
     def from_spec(cls, spec, input_shape, make):
         return cls(spec_fields(spec, {"ratio": (UNIT_INTERVAL, 0.5)})["ratio"], make.rng)
 
-    def workspace(self, rows, input_shape, dtype, train=True):
+    def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         if not train:
             return None
         return np.empty((rows, *input_shape)), np.empty((rows, *input_shape), dtype=bool)  # the draws, the mask
@@ -660,7 +713,7 @@ class BatchNormalization(Layer):
         return cls(make.ones(features), make.zeros(features), running_mean=make.zeros(features),
                    running_var=make.zeros(features))
 
-    def workspace(self, rows, input_shape, dtype, train=True):
+    def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         if not train:
             return None
         width = math.prod(input_shape)

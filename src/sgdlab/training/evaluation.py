@@ -17,6 +17,7 @@ from ..nn.functions import as_labels
 from ..workers import BackgroundWorker
 
 CHUNK_ROWS = 1000  # images per forward pass: their buffers stay in cache, and BLAS runs at full rate
+CHUNK_BYTES = 64 << 20  # and fewer where a chunk's buffers would take more (a convolutional net's feature maps)
 MAX_WAITING = 1  # evaluations queued behind the running one; a submit beyond waits for the running one to end
 SCALED_ONCE_ROWS = 2000  # uint8 sets this small are scaled to floats once, not at every evaluation
 
@@ -24,7 +25,7 @@ SCALED_ONCE_ROWS = 2000  # uint8 sets this small are scaled to floats once, not 
 def count_correct(network, x, labels):
     """How many images in `x` (float or uint8 pixels) the network classifies as `labels`."""
     x = x.reshape(len(x), -1)  # (N, 1, 28, 28) images too, as the Affine layer accepts them
-    chunk_rows = min(CHUNK_ROWS, len(x))
+    chunk_rows = min(CHUNK_ROWS, len(x), ForwardPass.rows_within(network, CHUNK_BYTES))
     forward = ForwardPass(network, chunk_rows)
     buffer = np.empty((chunk_rows, x.shape[1]), network.dtype)
     correct = 0

@@ -28,6 +28,9 @@ class Activation(abc.ABC):
     """
 
     slope_bound = None  # |f(z + e) - f(z)| <= slope_bound * |e| for every z and e, where known
+    # f(max(a, b)) == max(f(a), f(b)) exactly, and where f(a) == f(b) with a != b the gradient through both is
+    # zero: the training step may then apply f after a max pooling instead of before it (fewer values)
+    commutes_with_max = False
 
     @property
     def name(self):

@@ -17,6 +17,7 @@ def relu_grad(x):
 
 class ReluActivation(Activation):
     slope_bound = 1.0
+    commutes_with_max = True  # non-decreasing; values it makes equal (all <= 0) have gradient 0
 
     def forward(self, z):
         return relu(z)

@@ -1,0 +1,108 @@
+"""The training step and the whole-set forward pass on convolutional nets: the same numbers as the layers.
+
+`network.loss_and_gradient` walks the book's layers (im2col, a matrix product, col2im, argmax pooling);
+`BackpropStep` runs the in-place forms on buffers allocated once, in its own order (relu after a max pooling)
+and layout (a convolution's outputs in the blocks its pooling reads). In float64 the two agree to rounding:
+relative differences of at most 1e-10 of each gradient's largest entry (the order of the sums differs).
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from sgdlab.engine.backprop import BackpropStep
+from sgdlab.engine.forward import ForwardPass, execution_order
+from sgdlab.nn.network import ConvNet, SimpleConvNet
+
+CONV = {"type": "convolution"}
+NETS = {
+    "SimpleConvNet": lambda dtype: SimpleConvNet(weight_init_std=0.1, rng=0, dtype=dtype),
+    "pad, stride, batch norm, dropout": lambda dtype: ConvNet((1, 14, 14), [
+        {**CONV, "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "batch_norm"}, {"type": "relu"},
+        {"type": "pooling", "pool_size": 2, "stride": 2},  # tiled: read in blocks
+        {**CONV, "filter_num": 5, "filter_size": 3, "stride": 2, "pad": 1}, {"type": "tanh"},  # input gradient
+        {"type": "pooling", "pool_size": 2, "stride": 1}, {"type": "dropout", "ratio": 0.3},  # overlapping windows
+        {"type": "affine", "output_size": 7}, {"type": "relu"}], 5, weight_decay_lambda=0.01, rng=1, dtype=dtype),
+    "two conv-relu-pool blocks": lambda dtype: ConvNet((1, 12, 12), [
+        {**CONV, "filter_num": 3, "filter_size": 3, "pad": 1}, {"type": "relu"}, {"type": "pooling", "pool_size": 2},
+        {**CONV, "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "relu"},  # blocks and an input gradient
+        {"type": "pooling", "pool_size": 3, "stride": 3},
+        {"type": "pooling", "pool_size": 2, "stride": 1, "pad": 1}], 4, weight_init_std=0.5, rng=2, dtype=dtype),
+}
+
+
+def batch(network, n=10, seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, math.prod(network.input_shape))).astype(network.dtype)
+    x[:, :50] = 0  # blank rows, as MNIST's borders: equal outputs, ties for the pooling's first maximum
+    return x, rng.integers(0, network.output_size, n)
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-4)])
+def test_the_training_step_gives_the_layers_loss_and_gradients(name, dtype, tolerance, restart_dropout_masks):
+    network = NETS[name](dtype)
+    x, t = batch(network)
+    reference = NETS[name](np.float64)
+    reference.load_weights(network.weights())
+    restart_dropout_masks(reference)
+    expected_loss, expected = reference.loss_and_gradient(x.astype(np.float64), t)
+    step = BackpropStep(network, len(x))
+    for _ in range(2):  # and again on the same buffers
+        restart_dropout_masks(network)
+        loss, grads = step(x, t)
+        assert loss == pytest.approx(expected_loss, rel=tolerance)
+        assert list(grads) == list(expected)
+        # A gradient that is zero in exact arithmetic (a bias before batch norm) is rounding noise on both
+        # sides: judged against a hundredth of the net's largest gradient.
+        floor = 0.01 * max(np.max(np.abs(grad)) for grad in expected.values())
+        for key in expected:
+            scale = max(np.max(np.abs(expected[key])), floor)
+            assert np.max(np.abs(grads[key] - expected[key])) <= tolerance * scale, key
+            assert grads[key].dtype == dtype
+    x_images = x.reshape(len(x), *network.input_shape)
+    restart_dropout_masks(network)
+    np.testing.assert_array_equal(step(x_images, t)[1]["W1"], grads["W1"])  # rows or images alike
+
+
+def test_relu_runs_after_max_pooling_and_a_convolution_writes_in_its_blocks():
+    network = NETS["two conv-relu-pool blocks"](np.float64)
+    assert execution_order(network.layers) == [0, 2, 1, 3, 5, 6, 4, 7]  # the second relu after both poolings
+    step = BackpropStep(network, 4)
+    assert [work["blocks"] for work in (step.workspaces[0], step.workspaces[3])] == [(2, 2), (3, 3)]
+    assert step.workspaces[1]["blocked"] and step.workspaces[4]["blocked"] and not step.workspaces[5]["blocked"]
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("rows", [10, 4])  # whole and chunked, with a last partial chunk of 2
+def test_the_forward_pass_gives_the_test_time_scores(name, rows):
+    network = NETS[name](np.float64)
+    for value in network.running_statistics.values():
+        value[...] = np.random.default_rng(4).random(value.shape) + 0.5
+    x, _ = batch(network)
+    forward = ForwardPass(network, rows)
+    scores = np.concatenate([forward.scores(x[start:start + rows]).copy() for start in range(0, len(x), rows)])
+    np.testing.assert_allclose(scores, network.scores(x), rtol=1e-12, atol=1e-14)
+
+
+def test_the_first_layers_input_gradient_is_not_computed():
+    network = SimpleConvNet(rng=0)
+    step = BackpropStep(network, 2)
+    assert step.input_grads[0] is None and "dcol" in step.workspaces[0]
+    x, t = batch(network, n=2)
+    before = x.copy()
+    step(x, t)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_whole_sets_are_evaluated_in_chunks_of_bounded_memory():
+    from sgdlab.training.evaluation import CHUNK_BYTES, count_correct
+
+    network = SimpleConvNet(rng=0, dtype=np.float32)
+    rows = ForwardPass.rows_within(network, CHUNK_BYTES)
+    assert 100 < rows < 1000 and ForwardPass(network, rows).nbytes <= CHUNK_BYTES
+    x, _ = batch(network, n=rows + 3)
+    labels = network.scores(x).argmax(axis=1)
+    labels[:7] = (labels[:7] + 1) % 10
+    assert count_correct(network, x, labels) == len(x) - 7

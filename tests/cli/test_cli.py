@@ -144,9 +144,11 @@ def test_train_prints_one_line_per_evaluation(schedule_run):
 @pytest.fixture
 def no_chart_process(monkeypatch):
     """Fails any attempt to start the chart-drawing child process."""
-    def refuse():
+    from sgdlab.plots.chart_process import ChartProcess
+
+    def refuse(charts):  # the class itself stays, for modules that import it after this fixture
         raise AssertionError("a chart process was started")
-    monkeypatch.setattr("sgdlab.plots.chart_process.ChartProcess", refuse)
+    monkeypatch.setattr(ChartProcess, "__init__", refuse)
 
 
 def test_no_plot_skips_the_charts(capsys, data_dir, tmp_path, no_chart_process):
@@ -159,6 +161,7 @@ def test_train_draws_its_charts_in_the_chart_process(capsys, data_dir, tmp_path,
     from sgdlab.plots.chart_process import ChartProcess
 
     monkeypatch.setattr("sgdlab.runs.run.usable_cores", lambda: 2)
+    monkeypatch.setattr("sgdlab.plots.chart_process.matplotlib_loaded", lambda: False)  # as in `sgdlab train`
     exit_codes = []
     real = ChartProcess.plot_history
 
@@ -171,6 +174,18 @@ def test_train_draws_its_charts_in_the_chart_process(capsys, data_dir, tmp_path,
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
     assert code == 0
     assert exit_codes == [0]  # the child drew them: no fallback
+    assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES
+
+
+def test_a_process_that_has_matplotlib_draws_the_charts_itself(capsys, data_dir, tmp_path, monkeypatch):
+    from sgdlab.plots.chart_process import ChartProcess
+    from sgdlab.plots.charts import figure_class
+
+    figure_class()  # matplotlib imported, as in a notebook that has drawn a chart
+    monkeypatch.setattr("sgdlab.runs.run.usable_cores", lambda: 2)
+    monkeypatch.setattr(ChartProcess, "__init__", lambda charts: pytest.fail("a chart process was started"))
+    code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert code == 0
     assert {path.name for path in (tmp_path / "run").iterdir()} == RUN_FILES
 
 

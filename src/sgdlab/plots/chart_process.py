@@ -10,7 +10,10 @@ group, so a child in a session of its own would get a full share whatever
 its priority), and in a process group of its own, so Ctrl-C in the terminal
 reaches only the trainer. It exits quietly if its input closes without a
 history. When the child cannot do the job, the charts are drawn in this
-process instead: they never depend on it.
+process instead: they never depend on it. Nor is a child started where this
+process has imported matplotlib already (a notebook, the lab page, a worker
+past its first run): drawing here then costs no import, and a child would pay
+for one again.
 """
 
 import json
@@ -35,7 +38,10 @@ class ChartProcess:
 
     @classmethod
     def start(cls):
-        """A started `ChartProcess`, or None if the system cannot start one (the caller then draws itself)."""
+        """A started `ChartProcess`, or None if the system cannot start one or this process has matplotlib loaded
+        already (the caller then draws itself)."""
+        if matplotlib_loaded():
+            return None
         try:
             return cls()
         except OSError as exc:
@@ -66,6 +72,11 @@ class ChartProcess:
             self.process.kill()
             self.process.communicate()
             return str(exc)
+
+
+def matplotlib_loaded():
+    """Whether this process has imported what the charts are drawn with (see `charts.figure_class`)."""
+    return "matplotlib.figure" in sys.modules
 
 
 def main():

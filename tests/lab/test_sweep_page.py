@@ -140,6 +140,7 @@ def browser():
         browser.close()
 
 
+@pytest.mark.slow  # the quick loop drives the run page in Chromium (tests/lab/test_page.py) and this page's API above
 def test_the_sweep_page_ranks_the_trials_draws_the_search_and_looks_into_the_trial_clicked(browser, sweep_dir):
     from tests.lab.test_page import Page
 
@@ -178,6 +179,7 @@ def _next_results(lines):
     raise AssertionError("the stream ended")
 
 
+@pytest.mark.slow  # as the test above
 def test_many_finished_runs_shown_together_leave_the_page_free_to_ask(browser, sweep_dir, tmp_path):
     """A browser opens six connections to a server at most: the streams of finished runs must not hold them all."""
     from tests.lab.test_page import Page

@@ -109,6 +109,7 @@ def fill(folder):
     return filler
 
 
+@pytest.mark.slow  # 6000 iterations twice; the file-size limit above takes the same path in the quick loop
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_disk_filled_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_there_is_room(tmp_path, data_dir, whole_run):
     settings = ("--iters", "6000", "--data-dir", data_dir, *SMALL_NET)
@@ -136,6 +137,7 @@ def test_a_disk_filled_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_t
         assert_same_run(run_dir, whole_run(6000))
 
 
+@pytest.mark.slow  # as the full disk's test
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounting a tmpfs read-only needs root")
 def test_a_folder_made_read_only_while_a_run_trains_stops_it_cleanly_and_it_resumes_once_writable(tmp_path,
                                                                                                   data_dir, whole_run):

@@ -30,7 +30,7 @@ def test_side_by_side_runs_equal_the_same_runs_one_after_another(tmp_path, data_
         assert (name, 25, 25) in reports and (name, 0, 25) in reports  # every run reported its start and its end
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])  # the quick loop: side by side
 def test_ctrl_c_stops_the_running_runs_saves_them_and_skips_the_rest(tmp_path, data_dir, workers):
     def progress(name, done, total):
         if done >= 30:  # Ctrl-C, as the caller's KeyboardInterrupt, while a run is under way
@@ -113,6 +113,7 @@ def command_line(pid):
     return Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
+@pytest.mark.slow  # a whole experiment, killed and resumed; the test above checks the mechanism in the quick loop
 @pytest.mark.skipif(not hasattr(__import__("os"), "pidfd_open"), reason="waits on processes through pidfds (Linux)")
 @pytest.mark.skipif(usable_cores() < 2, reason="an experiment trains in worker processes when it has two cores")
 def test_killing_an_experiment_ends_its_workers_and_it_can_be_resumed(tmp_path, data_dir):

@@ -131,6 +131,7 @@ def test_a_sweep_on_one_local_worker_that_dies_mid_trial_finishes_every_trial_wi
     assert outcomes(out) == outcomes(reference)
 
 
+@pytest.mark.slow  # a cluster of its own; the one local worker killed above is lost and replaced in the quick loop
 def test_a_real_cluster_that_loses_a_worker_mid_trial_finishes_every_trial_with_the_same_results(
         reference, tmp_path, mnist_dir):
     from distributed import Client
@@ -189,6 +190,7 @@ def _kill_mid_trial(client, worker_process, sweep_dir):
     raise AssertionError("the worker never trained a trial past its first checkpoint")
 
 
+@pytest.mark.slow  # three sweeps in processes; a trial stopped and saved mid-sweep: the test of a trial that cannot go on
 def test_ctrl_c_keeps_the_ended_trials_and_resume_finishes_the_sweep_as_in_one_go(reference, tmp_path, mnist_dir):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "sgdlab", "sweep", "--out", str(out), "--workers", "2", "--quiet",
@@ -299,6 +301,7 @@ def failing_trial(trial, *args):
     return run_trial(trial, *args)
 
 
+@pytest.mark.slow  # three sweeps; the command line's failed trial (tests/cli/test_sweep_command.py) in the quick loop
 def test_a_failed_trial_holds_the_next_round_back_until_resumed(tmp_path, mnist_dir, monkeypatch):
     from sgdlab.runs import trial_cluster
 

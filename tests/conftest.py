@@ -51,3 +51,34 @@ def terminal_signals():
 
     with signals_at_their_defaults():
         yield
+
+
+@pytest.fixture(scope="session")
+def _local_clusters():
+    """`client_of(workers)`: a client of a local Dask cluster of `workers` processes, made by sgdlab's own
+    `local_cluster` on first use and kept for the session (closed, its processes ended, at its end)."""
+    import contextlib
+
+    from sgdlab.runs.trial_cluster import dask_quiet, local_cluster
+
+    clients = {}
+    with contextlib.ExitStack() as stack:
+        @contextlib.contextmanager
+        def client_of(workers):
+            if workers not in clients:
+                with dask_quiet():
+                    clients[workers] = stack.enter_context(local_cluster(workers))
+            yield clients[workers]
+
+        yield client_of
+
+
+@pytest.fixture(scope="module")
+def shared_local_clusters(_local_clusters):
+    """The sweeps of a module train on the session's local clusters rather than each starting its own: a sweep still
+    submits its trials, gives them its data and stops them as on a cluster of its own. (The clusters that sweeps
+    start themselves are tested in tests/runs/test_trial_cluster.py and by the command-line sweeps run in child
+    processes.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sgdlab.runs.trial_cluster.local_cluster", _local_clusters)
+        yield

@@ -7,6 +7,8 @@ import pytest
 
 from tests.cli.commands import run
 
+pytestmark = pytest.mark.usefixtures("shared_local_clusters")  # see tests/conftest.py
+
 SMALL = ("--train-size", "300", "--validation", "0.2", "--hidden-size", "10", "--epochs", "1")
 
 

@@ -15,12 +15,14 @@ from sgdlab.runs.sweep import RESULTS_JSON, Sweep, load_sweep, new_sweep, ranked
 from tests.lab.test_server import TOKEN, _read_events
 from tests.processes import lab_page, press_ctrl_c
 
+pytestmark = pytest.mark.usefixtures("shared_local_clusters")  # see tests/conftest.py
+
 SETTINGS = {"train_size": 300, "validation": 0.2, "hidden_size": 10, "epochs": 2}
 TRIALS = 8  # 4 a round, 2 rounds
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory, mnist_dir):
+def sweep_dir(tmp_path_factory, mnist_dir, shared_local_clusters):
     sweep = Sweep((parse_search("lr=log:1e-2:1"), parse_search("weight_decay=log:1e-6:1e-2")), SETTINGS, trials=4,
                   rounds=2, seed=0)
     out = new_sweep(sweep, tmp_path_factory.mktemp("sweep") / "sweep", data_dir=mnist_dir)

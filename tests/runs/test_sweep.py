@@ -23,6 +23,8 @@ from sgdlab.runs.run_folder import REPORT_NAME, RUN_FILES
 from sgdlab.runs.trial_cluster import run_trial
 from tests.processes import press_ctrl_c, sgdlab_command, started
 
+pytestmark = pytest.mark.usefixtures("shared_local_clusters")  # see tests/conftest.py
+
 # Six trials of a fraction of a second each, with a checkpoint at every epoch (18 iterations) to be caught after.
 SETTINGS = {"train_size": 2000, "validation": 0.1, "hidden_size": 40, "epochs": 6}
 SEARCHES = ("lr=log:1e-2:1", "weight_decay=log:1e-6:1e-2")
@@ -50,7 +52,7 @@ def outcomes(sweep_dir):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, mnist_dir):
+def reference(tmp_path_factory, mnist_dir, shared_local_clusters):
     """The sweep trained by one local worker, one trial after another."""
     out = new_sweep(small_sweep(), tmp_path_factory.mktemp("reference") / "sweep", data_dir=mnist_dir)
     rows, interrupted = run_sweep(out, workers=1)

@@ -25,9 +25,9 @@ def test_the_korean_readme_shows_the_same_code():
 
 
 @pytest.mark.parametrize("number", range(len(examples("README.md"))))
-def test_each_example_of_the_readme_runs_on_its_own(number, mnist_dir, tmp_path, monkeypatch):
+def test_each_example_of_the_readme_runs_on_its_own(number, data_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where a run it trains makes runs/
-    monkeypatch.setenv("SGDLAB_DATA", str(mnist_dir))
+    monkeypatch.setenv("SGDLAB_DATA", str(data_dir))
     code = examples("README.md")[number]
     for long, short in SHORTER.items():
         code = code.replace(long, short)

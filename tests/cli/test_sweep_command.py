@@ -45,10 +45,10 @@ def test_a_bad_sweep_is_refused_with_one_line_and_exit_2(capsys, tmp_path, argv,
     assert not (tmp_path / "sweep").exists()
 
 
-def test_book_runs_the_books_search_with_any_option_replacing_the_books(capsys, tmp_path, mnist_dir):
+def test_book_runs_the_books_search_with_any_option_replacing_the_books(capsys, tmp_path, data_dir):
     out = tmp_path / "book"
     code, stdout, err = run(capsys, "sweep", "--book", "--trials", 2, "--epochs", 1, "--workers", 1, "--out", out,
-                            "--data-dir", mnist_dir)
+                            "--data-dir", data_dir)
     assert code == 0, err
     stored = json.loads((out / "sweep.json").read_text())
     assert stored["trials"] == 2 and stored["rounds"] == 1 and stored["seed"] == 0
@@ -75,10 +75,10 @@ def test_the_help_names_the_checkpoint_spacing_a_sweep_uses(capsys):
     assert code == 0 and f"costs at most (default {TRIAL_CHECKPOINT_EVERY})" in " ".join(out.split())
 
 
-def test_a_searched_train_size_trains_each_trial_on_its_own(capsys, tmp_path, mnist_dir):
+def test_a_searched_train_size_trains_each_trial_on_its_own(capsys, tmp_path, data_dir):
     out = tmp_path / "sweep"
     code, stdout, err = run(capsys, "sweep", "--search", "train_size=choice:300,400", "--trials", 6, "--workers", 1,
-                            "--out", out, "--data-dir", mnist_dir, "--validation", 0.2, "--hidden-size", 10,
+                            "--out", out, "--data-dir", data_dir, "--validation", 0.2, "--hidden-size", 10,
                             "--iters", 2)
     assert code == 0, err
     table = stdout[stdout.index("the best 5 of 6 trials that ended, by validation accuracy (every trial in "
@@ -92,10 +92,10 @@ def test_a_searched_train_size_trains_each_trial_on_its_own(capsys, tmp_path, mn
         assert trained["train_size"] == row["settings"]["train_size"]
 
 
-def test_a_finished_sweep_resumed_trains_nothing_and_reports_again(capsys, tmp_path, mnist_dir):
+def test_a_finished_sweep_resumed_trains_nothing_and_reports_again(capsys, tmp_path, data_dir):
     out = tmp_path / "sweep"
     code, first, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--trials", 2, "--workers", 1, "--out", out,
-                           "--data-dir", mnist_dir, "--seed", 3, *SMALL)
+                           "--data-dir", data_dir, "--seed", 3, *SMALL)
     assert code == 0, err
     histories = {path: path.read_bytes() for path in out.glob("trial-*/history.json")}
     code, again, err = run(capsys, "sweep", "--resume", out, "--workers", 1)
@@ -113,7 +113,7 @@ def failing_trial(trial, *args):
     return run_trial(trial, *args)
 
 
-def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capfd, tmp_path, mnist_dir, monkeypatch):
+def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capfd, tmp_path, data_dir, monkeypatch):
     from sgdlab.runs import trial_cluster
 
     out = tmp_path / "sweep"
@@ -121,7 +121,7 @@ def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capfd, tmp_path, m
         patch.setattr(trial_cluster, "run_trial", failing_trial)
         # capfd: what the workers print too, on the terminal they share (Dask's "Compute Failed" must not be)
         code, stdout, err = run(capfd, "sweep", "--search", "lr=log:1e-2:1", "--trials", 2, "--rounds", 2,
-                                "--workers", 1, "--out", out, "--data-dir", mnist_dir, *SMALL)
+                                "--workers", 1, "--out", out, "--data-dir", data_dir, *SMALL)
     assert code == 1
     assert err.splitlines() == [f"sgdlab sweep: trials 1 failed (the next round waits for them), the first with "
                                 f"RuntimeError: lost; try them again with sgdlab sweep --resume {out}"]
@@ -131,7 +131,7 @@ def test_a_failed_trial_is_named_with_the_way_to_try_it_again(capfd, tmp_path, m
     assert "4 finished, 0 diverged" in stdout
 
 
-def test_an_unreachable_scheduler_is_named_before_any_folder_is_made(capsys, tmp_path, mnist_dir):
+def test_an_unreachable_scheduler_is_named_before_any_folder_is_made(capsys, tmp_path, data_dir):
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -139,7 +139,7 @@ def test_an_unreachable_scheduler_is_named_before_any_folder_is_made(capsys, tmp
         port = probe.getsockname()[1]
     out = tmp_path / "sweep"
     code, _, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--scheduler", f"tcp://127.0.0.1:{port}",
-                       "--out", out, "--data-dir", mnist_dir, *SMALL)
+                       "--out", out, "--data-dir", data_dir, *SMALL)
     assert code == 1
     [line] = err.splitlines()
     assert line.startswith(f"sgdlab sweep: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} (")
@@ -150,7 +150,7 @@ def test_an_unreachable_scheduler_is_named_before_any_folder_is_made(capsys, tmp
         listener.listen()
         port = listener.getsockname()[1]
         code, _, err = run(capsys, "sweep", "--search", "lr=log:1e-2:1", "--scheduler", f"tls://127.0.0.1:{port}",
-                           "--out", out, "--data-dir", mnist_dir, *SMALL)
+                           "--out", out, "--data-dir", data_dir, *SMALL)
     assert code == 1
     [line] = err.splitlines()
     assert line.startswith(f"sgdlab sweep: error: cannot reach the Dask scheduler at tls://127.0.0.1:{port} (")

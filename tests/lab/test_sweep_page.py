@@ -22,10 +22,10 @@ TRIALS = 8  # 4 a round, 2 rounds
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory, mnist_dir, shared_local_clusters):
+def sweep_dir(tmp_path_factory, data_dir, shared_local_clusters):
     sweep = Sweep((parse_search("lr=log:1e-2:1"), parse_search("weight_decay=log:1e-6:1e-2")), SETTINGS, trials=4,
                   rounds=2, seed=0)
-    out = new_sweep(sweep, tmp_path_factory.mktemp("sweep") / "sweep", data_dir=mnist_dir)
+    out = new_sweep(sweep, tmp_path_factory.mktemp("sweep") / "sweep", data_dir=data_dir)
     run_sweep(out, workers=1)
     return out
 

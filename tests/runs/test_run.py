@@ -41,9 +41,9 @@ def no_network(monkeypatch):
     monkeypatch.setattr(mnist, "_fetch", unreachable)
 
 
-def test_a_run_reports_each_step_and_saves_every_file(mnist_dir, tmp_path):
+def test_a_run_reports_each_step_and_saves_every_file(data_dir, tmp_path):
     observer = Recorder()
-    run_dir, history = train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, plot=True, observer=observer)
+    run_dir, history = train_run(SMALL, out=tmp_path / "run", data_dir=data_dir, plot=True, observer=observer)
     assert run_dir == tmp_path / "run" and history.iteration == [0, 10, 12]
     assert observer.events[0] == ("started", True, 60000)
     assert [e[1] for e in observer.events if e[0] == "iteration"] == list(range(1, 13))
@@ -51,7 +51,7 @@ def test_a_run_reports_each_step_and_saves_every_file(mnist_dir, tmp_path):
     assert observer.events[-1] == ("ended",)
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
     saved = json.loads((run_dir / "config.json").read_text())
-    assert saved["iters"] == 12 and saved["data_dir"] == str(mnist_dir)
+    assert saved["iters"] == 12 and saved["data_dir"] == str(data_dir)
 
 
 def test_a_run_that_cannot_load_its_data_gives_the_folder_back(tmp_path):
@@ -60,17 +60,17 @@ def test_a_run_that_cannot_load_its_data_gives_the_folder_back(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_an_earlier_run_is_refused_before_any_work(mnist_dir, tmp_path):
-    train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, plot=False)
+def test_an_earlier_run_is_refused_before_any_work(data_dir, tmp_path):
+    train_run(SMALL, out=tmp_path / "run", data_dir=data_dir, plot=False)
     with pytest.raises(ConfigError, match="already holds a run's files"):
-        train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, observer=Recorder())
+        train_run(SMALL, out=tmp_path / "run", data_dir=data_dir, observer=Recorder())
 
 
-def test_a_diverged_run_is_saved_and_named(mnist_dir, tmp_path):
+def test_a_diverged_run_is_saved_and_named(data_dir, tmp_path):
     config = TrainConfig(iters=50, batch_size=100, hidden_size=8, lr=1e30, activation="relu")
     observer = Recorder()
     with pytest.raises(TrainingDiverged, match=f"what was recorded is in {tmp_path / 'run'}"):
-        train_run(config, out=tmp_path / "run", data_dir=mnist_dir, observer=observer)
+        train_run(config, out=tmp_path / "run", data_dir=data_dir, observer=observer)
     assert observer.events[-1] == ("ended",)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["stopped"].startswith("loss became")
@@ -85,7 +85,7 @@ class CtrlCAtTheLastEvaluation(RunObserver):
 
 @pytest.mark.parametrize("background", [False, True])
 @pytest.mark.usefixtures("terminal_signals")
-def test_ctrl_c_during_the_last_evaluation_or_the_saving_does_not_lose_the_run(mnist_dir, tmp_path, monkeypatch,
+def test_ctrl_c_during_the_last_evaluation_or_the_saving_does_not_lose_the_run(data_dir, tmp_path, monkeypatch,
                                                                               background):
     from sgdlab.runs import run_folder
 
@@ -96,7 +96,7 @@ def test_ctrl_c_during_the_last_evaluation_or_the_saving_does_not_lose_the_run(m
         return save_model(*args, **kwargs)
 
     monkeypatch.setattr(run_folder, "save_model", ctrl_c_then_save)
-    run_dir, history = train_run(SMALL, out=tmp_path / "run", data_dir=mnist_dir, observer=CtrlCAtTheLastEvaluation(),
+    run_dir, history = train_run(SMALL, out=tmp_path / "run", data_dir=data_dir, observer=CtrlCAtTheLastEvaluation(),
                                  background=background)
     assert history.stopped is None and history.iteration == [0, 10, 12]  # the run had ended: nothing to stop
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)

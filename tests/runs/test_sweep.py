@@ -52,9 +52,9 @@ def outcomes(sweep_dir):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, mnist_dir, shared_local_clusters):
+def reference(tmp_path_factory, data_dir, shared_local_clusters):
     """The sweep trained by one local worker, one trial after another."""
-    out = new_sweep(small_sweep(), tmp_path_factory.mktemp("reference") / "sweep", data_dir=mnist_dir)
+    out = new_sweep(small_sweep(), tmp_path_factory.mktemp("reference") / "sweep", data_dir=data_dir)
     rows, interrupted = run_sweep(out, workers=1)
     assert not interrupted and [row["status"] for row in rows.values()] == ["finished"] * TRIALS
     return out
@@ -91,9 +91,9 @@ def test_a_sweep_folder_holds_a_run_folder_per_trial_and_its_results(reference):
 
 
 def test_two_local_workers_give_the_same_results_measuring_and_drawing_all_a_run_does_when_asked(
-        reference, tmp_path, mnist_dir):
+        reference, tmp_path, data_dir):
     out = new_sweep(small_sweep(settings={**SETTINGS, "test_eval": "every"}, charts=True), tmp_path / "sweep",
-                    data_dir=mnist_dir)
+                    data_dir=data_dir)
     rows, _ = run_sweep(out, workers=2)
     assert {row["worker"] for row in rows.values()} == {"0", "1"}
     assert outcomes(out) == outcomes(reference)  # the test set measured at every evaluation changes no ranking
@@ -104,12 +104,12 @@ def test_two_local_workers_give_the_same_results_measuring_and_drawing_all_a_run
 
 
 def test_a_sweep_on_one_local_worker_that_dies_mid_trial_finishes_every_trial_with_the_same_results(
-        reference, tmp_path, mnist_dir):
+        reference, tmp_path, data_dir):
     import psutil
 
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "sgdlab", "sweep", "--out", str(out), "--workers", "1", "--quiet",
-               "--data-dir", str(mnist_dir), "--trials", str(TRIALS), "--seed", "4", "--checkpoint-every", str(EPOCH),
+               "--data-dir", str(data_dir), "--trials", str(TRIALS), "--seed", "4", "--checkpoint-every", str(EPOCH),
                *(f"--search={text}" for text in SEARCHES), *_options(SETTINGS)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -135,7 +135,7 @@ def test_a_sweep_on_one_local_worker_that_dies_mid_trial_finishes_every_trial_wi
 
 @pytest.mark.slow  # a cluster of its own; the one local worker killed above is lost and replaced in the quick loop
 def test_a_real_cluster_that_loses_a_worker_mid_trial_finishes_every_trial_with_the_same_results(
-        reference, tmp_path, mnist_dir):
+        reference, tmp_path, data_dir):
     from distributed import Client
 
     dask = str(Path(sys.executable).parent / "dask")
@@ -153,7 +153,7 @@ def test_a_real_cluster_that_loses_a_worker_mid_trial_finishes_every_trial_with_
         client.wait_for_workers(2, timeout=60)
         address = client.scheduler.address
         assert address.startswith("tcp://127.0.0.1:")
-        sweep = new_sweep(small_sweep(), tmp_path / "sweep", data_dir=mnist_dir)
+        sweep = new_sweep(small_sweep(), tmp_path / "sweep", data_dir=data_dir)
         command = stack.enter_context(started(sgdlab_command("sweep", "--resume", sweep, "--scheduler", address,
                                                              "--quiet"), stderr=subprocess.PIPE, text=True))
         killed_trial = _kill_mid_trial(client, workers["w1"], sweep)
@@ -193,10 +193,10 @@ def _kill_mid_trial(client, worker_process, sweep_dir):
 
 
 @pytest.mark.slow  # three sweeps in processes; a trial stopped and saved mid-sweep: the test of a trial that cannot go on
-def test_ctrl_c_keeps_the_ended_trials_and_resume_finishes_the_sweep_as_in_one_go(reference, tmp_path, mnist_dir):
+def test_ctrl_c_keeps_the_ended_trials_and_resume_finishes_the_sweep_as_in_one_go(reference, tmp_path, data_dir):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "sgdlab", "sweep", "--out", str(out), "--workers", "2", "--quiet",
-               "--data-dir", str(mnist_dir), "--trials", str(TRIALS), "--seed", "4", "--checkpoint-every", str(EPOCH),
+               "--data-dir", str(data_dir), "--trials", str(TRIALS), "--seed", "4", "--checkpoint-every", str(EPOCH),
                *(f"--search={text}" for text in SEARCHES), *_options(SETTINGS)]
     with started(command, stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
         deadline = time.monotonic() + 120
@@ -233,9 +233,9 @@ def _rows_so_far(sweep_dir):
     return []
 
 
-def test_rounds_narrow_the_ranges_to_the_span_of_the_best_trials(tmp_path, mnist_dir):
+def test_rounds_narrow_the_ranges_to_the_span_of_the_best_trials(tmp_path, data_dir):
     out = new_sweep(small_sweep(trials=5, rounds=2, settings={**SETTINGS, "epochs": 2}), tmp_path / "sweep",
-                    data_dir=mnist_dir)
+                    data_dir=data_dir)
     rows, _ = run_sweep(out, workers=2)
     histories = {path: path.read_bytes() for path in out.glob("trial-*/history.json")}
     stored = read_results(out)
@@ -253,12 +253,12 @@ def test_rounds_narrow_the_ranges_to_the_span_of_the_best_trials(tmp_path, mnist
     assert trial_folder(out, load_sweep(out)[0], 9).name == "trial-9"
 
 
-def test_a_trial_that_diverges_is_recorded_as_such_and_not_retried(tmp_path, mnist_dir):
+def test_a_trial_that_diverges_is_recorded_as_such_and_not_retried(tmp_path, data_dir):
     # batch_norm_test.py's plain net at weight scale 1 diverges within a few iterations; with He weights it learns
     sweep = small_sweep(trials=6, searches=("weight_init_std=choice:he,1",),
                         settings={"train_size": 1000, "validation": 0.1, "epochs": 2, "hidden_sizes": (100,) * 5,
                                   "activation": "relu", "lr": 0.01})
-    out = new_sweep(sweep, tmp_path / "sweep", data_dir=mnist_dir)
+    out = new_sweep(sweep, tmp_path / "sweep", data_dir=data_dir)
     rows, _ = run_sweep(out, workers=2)
     statuses = {}
     for row in rows.values():
@@ -274,11 +274,11 @@ def test_a_trial_that_diverges_is_recorded_as_such_and_not_retried(tmp_path, mni
     assert again == rows and diverged_history.read_bytes() == before
 
 
-def test_overwrite_replaces_the_earlier_sweeps_trials(reference, tmp_path, mnist_dir):
+def test_overwrite_replaces_the_earlier_sweeps_trials(reference, tmp_path, data_dir):
     out = tmp_path / "sweep"
     shutil.copytree(reference, out)
     new_sweep(small_sweep(trials=2, searches=("lr=log:1e-6:1e-5",), settings={**SETTINGS, "epochs": 1}), out,
-              overwrite=True, data_dir=mnist_dir)
+              overwrite=True, data_dir=data_dir)
     assert sorted(path.name for path in out.glob("trial-*")) == []  # the earlier trials went with their sweep
     rows, _ = run_sweep(out, workers=1)
     for trial, row in rows.items():  # each row's settings are those its folder trained with
@@ -304,14 +304,14 @@ def failing_trial(trial, *args):
 
 
 @pytest.mark.slow  # three sweeps; the command line's failed trial (tests/cli/test_sweep_command.py) in the quick loop
-def test_a_failed_trial_holds_the_next_round_back_until_resumed(tmp_path, mnist_dir, monkeypatch):
+def test_a_failed_trial_holds_the_next_round_back_until_resumed(tmp_path, data_dir, monkeypatch):
     from sgdlab.runs import trial_cluster
 
     sweep = small_sweep(trials=3, rounds=2, settings={"train_size": 500, "validation": 0.2, "hidden_size": 20,
                                                       "epochs": 2})
-    whole = new_sweep(sweep, tmp_path / "whole", data_dir=mnist_dir)
+    whole = new_sweep(sweep, tmp_path / "whole", data_dir=data_dir)
     run_sweep(whole, workers=2)
-    out = new_sweep(sweep, tmp_path / "sweep", data_dir=mnist_dir)
+    out = new_sweep(sweep, tmp_path / "sweep", data_dir=data_dir)
     with monkeypatch.context() as patch:
         patch.setattr(trial_cluster, "run_trial", failing_trial)
         rows, interrupted = run_sweep(out, workers=2)
@@ -329,11 +329,11 @@ def trial_without_room(trial, *args):
     return run_trial(trial, *args)
 
 
-def test_a_trial_that_cannot_go_on_stops_the_others_saved_before_the_error_is_said(tmp_path, mnist_dir,
+def test_a_trial_that_cannot_go_on_stops_the_others_saved_before_the_error_is_said(tmp_path, data_dir,
                                                                                     monkeypatch):
     from sgdlab.runs import trial_cluster
 
-    out = new_sweep(small_sweep(trials=2), tmp_path / "sweep", data_dir=mnist_dir)
+    out = new_sweep(small_sweep(trials=2), tmp_path / "sweep", data_dir=data_dir)
     with monkeypatch.context() as patch, pytest.raises(SgdlabError) as error:
         patch.setattr(trial_cluster, "run_trial", trial_without_room)
         run_sweep(out, workers=2)
@@ -347,11 +347,11 @@ def test_a_trial_that_cannot_go_on_stops_the_others_saved_before_the_error_is_sa
     assert {row["status"] for row in read_results(out).values()} == {"finished"}
 
 
-def test_a_running_sweep_is_neither_replaced_nor_resumed_by_another(tmp_path, mnist_dir):
+def test_a_running_sweep_is_neither_replaced_nor_resumed_by_another(tmp_path, data_dir):
     from sgdlab.errors import ConfigError
 
     sweep = small_sweep(trials=2, settings={**SETTINGS, "epochs": 1})
-    out = new_sweep(sweep, tmp_path / "sweep", data_dir=mnist_dir)
+    out = new_sweep(sweep, tmp_path / "sweep", data_dir=data_dir)
     refusals = []
 
     def another_sweep_meanwhile(row):

@@ -30,7 +30,7 @@ def test_side_by_side_runs_equal_the_same_runs_one_after_another(tmp_path, data_
         assert (name, 25, 25) in reports and (name, 0, 25) in reports  # every run reported its start and its end
 
 
-@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])  # the quick loop: side by side
+@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])  # the same stop, one worker or two
 def test_ctrl_c_stops_the_running_runs_saves_them_and_skips_the_rest(tmp_path, data_dir, workers):
     def progress(name, done, total):
         if done >= 30:  # Ctrl-C, as the caller's KeyboardInterrupt, while a run is under way

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from sgdlab.engine import backprop
 from sgdlab.engine.backprop import BackpropStep
 from sgdlab.engine.forward import ForwardPass, execution_order
 from sgdlab.nn.network import ConvNet, SimpleConvNet
@@ -41,7 +42,11 @@ def batch(network, n=10, seed=3):
 
 @pytest.mark.parametrize("name", NETS)
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-4)])
-def test_the_training_step_gives_the_layers_loss_and_gradients(name, dtype, tolerance, restart_dropout_masks):
+@pytest.mark.parametrize("chunk_bytes", [None, 30_000], ids=["whole", "chunks"])
+def test_the_training_step_gives_the_layers_loss_and_gradients(name, dtype, tolerance, chunk_bytes,
+                                                               restart_dropout_masks, monkeypatch):
+    if chunk_bytes:  # the leading per-sample layers in chunks of a few rows, the last one shorter
+        monkeypatch.setattr(backprop, "CHUNK_BYTES", chunk_bytes)
     network = NETS[name](dtype)
     x, t = batch(network)
     reference = NETS[name](np.float64)
@@ -49,6 +54,7 @@ def test_the_training_step_gives_the_layers_loss_and_gradients(name, dtype, tole
     restart_dropout_masks(reference)
     expected_loss, expected = reference.loss_and_gradient(x.astype(np.float64), t)
     step = BackpropStep(network, len(x))
+    assert (step.halves is not None) == bool(chunk_bytes)
     for _ in range(2):  # and again on the same buffers
         restart_dropout_masks(network)
         loss, grads = step(x, t)
@@ -106,3 +112,16 @@ def test_whole_sets_are_evaluated_in_chunks_of_bounded_memory():
     labels = network.scores(x).argmax(axis=1)
     labels[:7] = (labels[:7] + 1) % 10
     assert count_correct(network, x, labels) == len(x) - 7
+
+
+def test_the_chunks_give_the_same_numbers_with_one_core_or_two(monkeypatch):
+    network = SimpleConvNet(rng=0, dtype=np.float32)
+    x, t = batch(network, n=100)
+    step = BackpropStep(network, len(x))
+    assert len(step.halves[0]) > 1 and step.split_layers == 3  # convolution, pooling, relu; not the affine layers
+    _, grads = step(x, t)
+    two_cores = {key: grad.copy() for key, grad in grads.items()}
+    monkeypatch.setattr(backprop, "_second_core", lambda: None)
+    _, grads = step(x, t)
+    for key, grad in grads.items():
+        np.testing.assert_array_equal(grad, two_cores[key])

@@ -44,8 +44,10 @@ class ForwardPass:
         for i in range(len(self.layers) - 1):
             if self.layers[i].writes_blocks and self.layers[i + 1].blocks is not None:
                 blocks[i] = blocks[i + 1] = self.layers[i + 1].blocks
+        self.blocks, self.layer_inputs = blocks, []  # and each layer's input shape, per sample
         self.outputs, self.workspaces, shape = [], [], network.input_shape
         for layer, arrangement in zip(self.layers, blocks):
+            self.layer_inputs.append(shape)
             self.workspaces.append(layer.workspace(rows, shape, network.dtype, train, arrangement))
             if not layer.in_place:
                 shape = layer.output_shape(shape)

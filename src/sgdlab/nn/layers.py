@@ -69,6 +69,8 @@ class Layer:
     commutes_with_max = False
     writes_blocks = False  # its output can be laid out in the blocks of the pooling after it (see `Pooling.blocks`)
     blocks = None
+    per_sample = True  # each sample's output depends on that sample alone, and nothing is drawn at random
+    batched_product = False  # one matrix product over the whole batch: faster whole than in chunks of rows
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -145,6 +147,7 @@ class Affine(Layer):
     and the gradient `backward` returns has the input's shape."""
 
     kind = "affine"
+    batched_product = True
     parameter_names = ("W", "b")
     decayed_names = ("W",)
 
@@ -559,6 +562,7 @@ class Dropout(Layer):
 
     kind = "dropout"
     in_place = True
+    per_sample = False  # its masks are drawn for the whole batch at once
     uses_train_flg = True
 
     def __init__(self, dropout_ratio=0.5, rng=None):
@@ -643,6 +647,7 @@ class BatchNormalization(Layer):
 
     kind = "batch_norm"
     uses_train_flg = True
+    per_sample = False
     parameter_names = ("gamma", "beta")
     statistic_names = ("running_mean", "running_var")
 

@@ -472,11 +472,17 @@ class Pooling(Layer):
             return None
         rows = len(x)
         arg_max, share = work["arg_max"][:rows], work["share"][:rows]
+        if work["blocked"]:  # dx's blocks at once: 1.0 in block k where offset k won, then times dout
+            blocks = dx.reshape(rows, dx.shape[1], self.pool_h * self.pool_w, *dout.shape[2:])
+            offsets = np.arange(self.pool_h * self.pool_w, dtype=arg_max.dtype)[:, None, None]
+            np.equal(arg_max[:, :, None], offsets, out=blocks, casting="unsafe")
+            blocks *= dout[:, :, None]
+            return dx
         target = work["dpadded"][:rows] if self.pad else dx
         tiled = self.blocks is not None  # every input in exactly one window: each view is written, never added to
         if not tiled:
             target.fill(0)
-        for k, view in enumerate(self.offset_views(target, *dout.shape[2:], work["blocked"])):
+        for k, view in enumerate(self.offset_views(target, *dout.shape[2:])):
             np.equal(arg_max, k, out=share, casting="unsafe")  # 1.0 where offset k won, else 0.0
             if tiled:
                 np.multiply(dout, share, out=view)

@@ -243,7 +243,7 @@ def test_a_bad_specification_is_one_clear_error(layers, message):
 
 
 def test_too_many_parameters_are_refused_before_any_is_drawn():
-    with pytest.raises(ConfigError, match="parameters, more than the"):
+    with pytest.raises(ConfigError, match="layer 2 of 3: these layers make more than the 1,073,741,824 parameters"):
         ConvNet((1, 28, 28), [{"type": "convolution", "filter_num": 20000, "filter_size": 28},
                               {"type": "affine", "output_size": 100_000}], 10)
 

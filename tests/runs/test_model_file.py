@@ -325,8 +325,15 @@ def saved_conv(tmp_path):
 
 @pytest.mark.parametrize("architecture, message", [
     ({"layers": [{"type": "convolution", "filter_num": 10**5, "filter_size": 8}]}, "describes a network of"),
-    ({"layers": [{"type": "affine", "output_size": 10**9}]}, "gives 1,000,000,000 values per sample"),
+    ({"layers": [{"type": "convolution", "filter_num": 300_000, "filter_size": 1}]}, "gives 19,200,000 values per "
+                                                                                     "sample"),
     ({"layers": [{"type": "relu"}] * 1000}, "fewer than 100 layer specifications"),
+    ({"layers": [{"type": "convolution", "filter_num": 2**62, "filter_size": 3}]}, "more than the 1,073,741,824 "
+                                                                                   "parameters"),
+    ({"layers": [{"type": "affine", "output_size": 10**30}]}, "more than the 1,073,741,824 parameters"),
+    ({"layers": [{"type": "convolution", "filter_num": 2, "filter_size": 3, "stride": 2**20, "pad": 2**14}]},
+     "padded by 16384 holds more than the 16,777,216 values"),
+    ({"layers": [{"type": "pooling", "pool_size": 2**40, "pad": 2**39, "stride": 1}]}, "padded by 549755813888"),
     ({"layers": [{"type": "convolution", "filter_num": 2, "filter_size": 9}]}, "a window of 9 is larger than its "
                                                                               "input of 8"),
     ({"layers": [{"type": "pooling", "pool_size": 3}]}, "does not fit an input of 8"),

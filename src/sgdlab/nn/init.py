@@ -76,10 +76,13 @@ class InitialParameters:
 
 class ParameterShapes(InitialParameters):
     """Parameters of the right shapes that take no memory (read-only views of one zero): a network's layers
-    planned, their shapes checked and their parameters counted, before anything is allocated or drawn."""
+    planned, their shapes checked and their parameters counted, before anything is allocated or drawn. More
+    than `limit` parameters in all is a `ConfigError`, raised before the view that would pass it is made."""
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, limit):
         super().__init__(1.0, None, dtype)
+        self.limit = limit
+        self.count = 0
 
     def weights(self, shape, fan_in):
         return self.zeros(shape)
@@ -87,6 +90,11 @@ class ParameterShapes(InitialParameters):
     def zeros(self, shape):
         import numpy as np
 
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.count += math.prod(shape)
+        if self.count > self.limit:
+            raise ConfigError(f"these layers make more than the {self.limit:,} parameters sgdlab builds: choose "
+                              "fewer filters or narrower layers")
         return np.broadcast_to(np.zeros((), self.dtype), shape)
 
     ones = zeros

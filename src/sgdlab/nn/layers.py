@@ -51,6 +51,7 @@ from .functions import softmax, softmax_cross_entropy
 from .im2col import add_windows, col2im, conv_output_size, im2col, in_blocks, windows
 
 BATCH_NORM_EPS = 1e-6  # the book's 10e-7, added to the variance before its square root
+MAX_FEATURES = 1 << 24  # values per sample in any layer's output or padded input: 64 MB of float32 a sample
 
 LAYER_KINDS = {}  # a spec's "type" -> its layer kind; activations are found by their names
 
@@ -134,11 +135,16 @@ def layer_kind(spec):
     return ActivationLayer
 
 
-def image_shape(layer, input_shape):
-    """(C, H, W) of a layer's per-sample input, or a `ConfigError` naming the layer."""
+def image_shape(layer, input_shape, pad=0):
+    """(C, H, W) of a layer's per-sample input, or a `ConfigError` naming the layer; padded by `pad` on every
+    side, it must hold at most `MAX_FEATURES` values."""
     if len(input_shape) != 3:
         raise ConfigError(f"{layer!r} takes (channels, height, width) images, got samples of shape "
                           f"{tuple(input_shape)}: place it before the first affine layer")
+    C, H, W = input_shape
+    if C * (H + 2 * pad) * (W + 2 * pad) > MAX_FEATURES:
+        raise ConfigError(f"{layer!r}: its input of shape {tuple(input_shape)} padded by {pad} holds more than the "
+                          f"{MAX_FEATURES:,} values per sample sgdlab builds")
     return input_shape
 
 
@@ -228,7 +234,7 @@ class Convolution(Layer):
 
     def output_shape(self, input_shape):
         FN, C, FH, FW = self.W.shape
-        channels, H, W = image_shape(self, input_shape)
+        channels, H, W = image_shape(self, input_shape, self.pad)
         if channels != C:
             raise ConfigError(f"{self!r} takes {C}-channel images, got {channels} channels")
         return (FN, conv_output_size(H, FH, self.stride, self.pad, f"{self!r} (height)"),
@@ -368,7 +374,7 @@ class Pooling(Layer):
         self.arg_max = None
 
     def output_shape(self, input_shape):
-        C, H, W = image_shape(self, input_shape)
+        C, H, W = image_shape(self, input_shape, self.pad)
         return (C, conv_output_size(H, self.pool_h, self.stride, self.pad, f"{self!r} (height)"),
                 conv_output_size(W, self.pool_w, self.stride, self.pad, f"{self!r} (width)"))
 

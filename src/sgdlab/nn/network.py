@@ -24,11 +24,10 @@ from .activations import get_activation
 from .functions import as_labels, softmax
 from .gradient import numerical_gradient
 from .init import InitialParameters, ParameterShapes, check_weight_init
-from .layers import SoftmaxWithLoss, frozen_training, layer_kind
+from .layers import MAX_FEATURES, SoftmaxWithLoss, frozen_training, layer_kind
 
 MAX_PARAMETERS = 2 ** 30  # 4 GB of float32 weights, before gradients and optimizer state: far beyond MNIST's needs
 MAX_LAYERS = 100  # layers a specification may list
-MAX_FEATURES = 1 << 24  # values per sample in any layer's output: 64 MB of float32 a sample
 
 
 def weight_decay_terms(W, decay_lambda):
@@ -94,10 +93,7 @@ class Network:
         self.dtype = np.dtype(dtype)
         self.weight_init_std = check_weight_init("weight_init_std", weight_init_std)
         self.weight_decay_lambda = NON_NEGATIVE_NUMBER.check("weight_decay_lambda", weight_decay_lambda)
-        count = parameter_count(build_layers(self.input_shape, specs, ParameterShapes(self.dtype)))
-        if count > MAX_PARAMETERS:
-            raise ConfigError(f"these layers make {count:,} parameters, more than the {MAX_PARAMETERS:,} sgdlab "
-                              "builds: choose fewer filters or narrower layers")
+        build_layers(self.input_shape, specs, ParameterShapes(self.dtype, MAX_PARAMETERS))  # refuses too many
         make = InitialParameters(self.weight_init_std, np.random.default_rng(rng), self.dtype)
         self.layers = build_layers(self.input_shape, specs, make)
         self.output_size = self.layers[-1].output_shape(self._shape_before(len(self.layers) - 1))[0]
@@ -471,4 +467,4 @@ def planned_parameter_count(architecture):
     settings = {key: value for key, value in architecture.items()
                 if key not in ("class", "weight_init_std", "weight_decay_lambda", "dtype")}
     input_shape, specs = NETWORK_CLASSES[architecture["class"]].specification(**settings)
-    return parameter_count(build_layers(input_shape, specs, ParameterShapes(np.float64)))
+    return parameter_count(build_layers(input_shape, specs, ParameterShapes(np.float64, MAX_PARAMETERS)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
-from ..errors import ConfigError, ModelFileError
+from ..errors import ModelFileError
 from ..fileio import atomic_write, parse_json
 from ..nn.network import MAX_PARAMETERS, network_from_architecture, planned_parameter_count
 from ..npzfile import NOT_AN_ARCHIVE, NpzFile
@@ -138,7 +138,7 @@ def _parameter_count(damaged, architecture):
     if architecture.get("class") in CONVOLUTIONAL_CLASSES:
         try:
             return planned_parameter_count(architecture)
-        except (ConfigError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # ConfigError is a ValueError
             raise ModelFileError(f"{damaged} ({exc}): retrain to rebuild it") from None
     sizes = _layer_sizes(architecture)
     if not sizes or not all(POSITIVE_INT.contains(size) for size in sizes):

@@ -66,39 +66,35 @@ class BackpropStep(ForwardPass):
         self.network = network
         # the weights the weight decay covers, as the network counts them
         self.decayed = [(network.params[key], self.grads[key]) for key in network.decayed_keys]
-        self._split(batch_size, dtype)
+        if self.halves is not None:  # each half its own gradients, and room for a chunk's before they are added
+            self.half_grads, self.chunk_grads = ([[tuple(np.empty_like(grad) for grad in grads)
+                                                   for grads in self.layer_grads[:self.split_layers]]
+                                                  for _ in self.halves] for _ in range(2))
 
-    def _split(self, batch_size, dtype):
-        """halves: the batch's chunks of rows, in two lists (None: not split), through which the `split_layers`
-        leading layers run; each chunk's workspaces, each half's parameter gradients."""
+    def _workspaces(self, rows, dtype):
+        """The layers' workspaces, but for the `split_layers` leading ones that run in chunks of rows
+        (`halves`: the chunks, in two lists; None where the batch is not split): each chunk has its own."""
         self.split_layers = 0
         while self.split_layers < len(self.layers) and self.layers[self.split_layers].per_sample \
                 and not self.layers[self.split_layers].batched_product:
             self.split_layers += 1
-        per_row = sum(buffer[0].nbytes for buffer in self.outputs[:self.split_layers] + self.input_grads[:self.split_layers]
-                      if buffer is not None)
+        # the leading layers' outputs and their gradients (as large, but for the first layer's input)
+        per_row = sum(out[0].nbytes for out in self.outputs[:self.split_layers]) * 2
         self.halves = None
-        if batch_size < 2 or self.split_layers == 0 or per_row * batch_size <= CHUNK_BYTES:
-            return
+        if rows < 2 or self.split_layers == 0 or per_row * rows <= CHUNK_BYTES:
+            return super()._workspaces(rows, dtype)
         size = max(1, CHUNK_BYTES // per_row)
-        chunks = [(start, min(start + size, batch_size)) for start in range(0, batch_size, size)]
+        chunks = [(start, min(start + size, rows)) for start in range(0, rows, size)]
         if len(chunks) == 1:
-            chunks = [(0, batch_size // 2), (batch_size // 2, batch_size)]
+            chunks = [(0, rows // 2), (rows // 2, rows)]
         middle = (len(chunks) + 1) // 2
         self.halves = [chunks[:middle], chunks[middle:]]
-        # each chunk its own workspaces (what its forward pass keeps for its backward pass), each half its own
-        # gradients, and room for one chunk's before they are added to its half's
         self.chunk_workspaces = {chunk: [self.layers[i].workspace(chunk[1] - chunk[0], self.layer_inputs[i], dtype,
                                                                   True, self.blocks[i]) for i in range(self.split_layers)]
                                  for chunk in chunks}
-        self.half_grads, self.chunk_grads = [], []
-        for _ in self.halves:
-            self.half_grads.append([tuple(np.empty_like(grad) for grad in grads)
-                                    for grads in self.layer_grads[:self.split_layers]])
-            self.chunk_grads.append([tuple(np.empty_like(grad) for grad in grads)
-                                     for grads in self.layer_grads[:self.split_layers]])
-        for i in range(self.split_layers):
-            self.workspaces[i] = None  # the chunks' own are used instead
+        return [None if i < self.split_layers else layer.workspace(rows, self.layer_inputs[i], dtype, True,
+                                                                     self.blocks[i])
+                for i, layer in enumerate(self.layers)]
 
     def _both_halves(self, run):
         """run(0, chunks) and run(1, chunks) for each half's chunks, the second on the worker thread if there is one."""

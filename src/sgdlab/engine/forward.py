@@ -45,14 +45,19 @@ class ForwardPass:
             if self.layers[i].writes_blocks and self.layers[i + 1].blocks is not None:
                 blocks[i] = blocks[i + 1] = self.layers[i + 1].blocks
         self.blocks, self.layer_inputs = blocks, []  # and each layer's input shape, per sample
-        self.outputs, self.workspaces, shape = [], [], network.input_shape
-        for layer, arrangement in zip(self.layers, blocks):
+        self.outputs, shape = [], network.input_shape
+        for layer in self.layers:
             self.layer_inputs.append(shape)
-            self.workspaces.append(layer.workspace(rows, shape, network.dtype, train, arrangement))
             if not layer.in_place:
                 shape = layer.output_shape(shape)
                 buffer = np.empty((rows, *shape), network.dtype)
             self.outputs.append(buffer)
+        self.workspaces = self._workspaces(rows, network.dtype)
+
+    def _workspaces(self, rows, dtype):
+        """What each layer's in-place forms keep, for `rows` samples at a time."""
+        return [layer.workspace(rows, shape, dtype, self.train, arrangement)
+                for layer, shape, arrangement in zip(self.layers, self.layer_inputs, self.blocks)]
 
     @property
     def nbytes(self):

@@ -9,17 +9,21 @@ every array allocated once, through the forms each layer kind defines for it
 images (no parameter needs it, and for the first layer it would cost as much
 as the forward pass).
 
-A convolutional net's leading layers (those that treat each sample on its
-own, `Layer.per_sample`, up to the first affine layer, whose one matrix
-product over the batch is faster whole) run on chunks of rows whose buffers
-fit a core's cache (`CHUNK_BYTES`), the first half of the chunks on this
-thread and the second on a worker thread beside it, each half with its own
-workspaces and parameter gradients, which are then added. The chunks depend
-on the network and the batch size alone, never on the cores: with one core
-the halves run one after the other, and the numbers are the same.
+A convolutional net's leading layers that treat each sample on its own
+(`Layer.per_sample`) run on two cores, each on half of the rows: up to the
+first affine layer in chunks of rows whose buffers fit a core's cache
+(`CHUNK_BYTES`), then (the affine layers, whose matrix products run best on
+many rows) each on its whole half, up to the first layer that couples the
+samples (batch norm) or draws random numbers (dropout). The second half runs
+on a worker thread beside this one; each chunk has its own workspaces and
+each half its own parameter gradients, which are then added. The split
+depends on the network and the batch size alone, never on the cores: with one
+core the halves run one after the other, and the numbers are the same. A
+dense net is not split.
 """
 
 import atexit
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -66,61 +70,69 @@ class BackpropStep(ForwardPass):
         self.network = network
         # the weights the weight decay covers, as the network counts them
         self.decayed = [(network.params[key], self.grads[key]) for key in network.decayed_keys]
-        if self.halves is not None:  # each half its own gradients, and room for a chunk's before they are added
-            self.half_grads, self.chunk_grads = ([[tuple(np.empty_like(grad) for grad in grads)
-                                                   for grads in self.layer_grads[:self.split_layers]]
-                                                  for _ in self.halves] for _ in range(2))
+        # each half its own gradients of the split layers, and room for a chunk's before they are added
+        self.half_grads, self.chunk_grads = ([[tuple(np.empty_like(grad) for grad in grads)
+                                               for grads in self.layer_grads[:self.split_end]]
+                                              for _ in range(2)] for _ in range(2))
 
     def _workspaces(self, rows, dtype):
-        """The layers' workspaces, but for the `split_layers` leading ones that run in chunks of rows
-        (`halves`: the chunks, in two lists; None where the batch is not split): each chunk has its own."""
-        self.split_layers = 0
-        while self.split_layers < len(self.layers) and self.layers[self.split_layers].per_sample \
-                and not self.layers[self.split_layers].batched_product:
-            self.split_layers += 1
-        # the leading layers' outputs and their gradients (as large, but for the first layer's input)
-        per_row = sum(out[0].nbytes for out in self.outputs[:self.split_layers]) * 2
-        self.halves = None
-        if rows < 2 or self.split_layers == 0 or per_row * rows <= CHUNK_BYTES:
+        """The layers' workspaces, but for the leading ones that run on the batch's halves (`segments`: the
+        layers first..stop of each, and its two lists of row chunks; `split_end`: where they end), for
+        which each chunk has its own."""
+        self.segments, self.split_end = [], 0
+        cached = self._leading(0, lambda layer: layer.per_sample and not layer.batched_product)
+        per_row = sum(out[0].nbytes for out in self.outputs[:cached]) * 2  # outputs, and as large gradients
+        if rows < 2 or cached == 0 or per_row * rows <= CHUNK_BYTES:
             return super()._workspaces(rows, dtype)
-        size = max(1, CHUNK_BYTES // per_row)
-        chunks = [(start, min(start + size, rows)) for start in range(0, rows, size)]
-        if len(chunks) == 1:
-            chunks = [(0, rows // 2), (rows // 2, rows)]
-        middle = (len(chunks) + 1) // 2
-        self.halves = [chunks[:middle], chunks[middle:]]
-        self.chunk_workspaces = {chunk: [self.layers[i].workspace(chunk[1] - chunk[0], self.layer_inputs[i], dtype,
-                                                                  True, self.blocks[i]) for i in range(self.split_layers)]
-                                 for chunk in chunks}
-        return [None if i < self.split_layers else layer.workspace(rows, self.layer_inputs[i], dtype, True,
-                                                                     self.blocks[i])
+        count = 2 * math.ceil(rows * per_row / CHUNK_BYTES / 2)  # an even number of chunks of about equal rows
+        bounds = [rows * k // count for k in range(count + 1)]
+        chunks = [(start, stop) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
+        self.segments.append((0, cached, [chunks[:len(chunks) // 2], chunks[len(chunks) // 2:]]))
+        whole = self._leading(cached, lambda layer: layer.per_sample)
+        if whole > cached:
+            self.segments.append((cached, whole, [[(0, rows // 2)], [(rows // 2, rows)]]))
+        self.split_end = self.segments[-1][1]
+        self.chunk_workspaces = {(first, *chunk): [self.layers[i].workspace(chunk[1] - chunk[0], self.layer_inputs[i],
+                                                                            dtype, True, self.blocks[i])
+                                                   for i in range(first, stop)]
+                                 for first, stop, halves in self.segments for half in halves for chunk in half}
+        return [None if i < self.split_end else layer.workspace(rows, self.layer_inputs[i], dtype, True, self.blocks[i])
                 for i, layer in enumerate(self.layers)]
 
-    def _both_halves(self, run):
+    def _leading(self, first, condition):
+        """The position of the first layer from `first` on that does not meet `condition`."""
+        end = first
+        while end < len(self.layers) and condition(self.layers[end]):
+            end += 1
+        return end
+
+    @staticmethod
+    def _both_halves(halves, run):
         """run(0, chunks) and run(1, chunks) for each half's chunks, the second on the worker thread if there is one."""
         worker = _second_core()
-        second = worker.submit(run, 1, self.halves[1]) if worker is not None else None
-        run(0, self.halves[0])
+        second = worker.submit(run, 1, halves[1]) if worker is not None else None
+        run(0, halves[0])
         if second is None:
-            run(1, self.halves[1])
+            run(1, halves[1])
         else:
             second.result()
 
     def scores(self, x):
-        if self.halves is None:
+        if not self.segments:
             return super().scores(x)
         x = x.reshape(len(x), *self.input_shape)
+        for first, stop, halves in self.segments:
+            source = x if first == 0 else self.outputs[first - 1]
 
-        def forward_half(half, chunks):
-            for start, stop in chunks:
-                h = x[start:stop]
-                for i in range(self.split_layers):
-                    h = self.layers[i].forward_into(h, self.outputs[i][start:stop], True,
-                                                    self.chunk_workspaces[start, stop][i])
+            def forward_half(half, chunks, first=first, stop=stop, source=source):
+                for start, end in chunks:
+                    h, work = source[start:end], self.chunk_workspaces[first, start, end]
+                    for i in range(first, stop):
+                        h = self.layers[i].forward_into(h, self.outputs[i][start:end], True, work[i - first])
 
-        self._both_halves(forward_half)
-        h = self.outputs[self.split_layers - 1]
-        for i in range(self.split_layers, len(self.layers)):
+            self._both_halves(halves, forward_half)
+        h = self.outputs[self.split_end - 1]
+        for i in range(self.split_end, len(self.layers)):
             h = self.layers[i].forward_into(h, self.outputs[i], True, self.workspaces[i])
         return h
 
@@ -136,35 +148,35 @@ class BackpropStep(ForwardPass):
     def backward(self, x):
         """The gradients of the loss of the last `forward` on the same batch `x`."""
         x = x.reshape(len(x), *self.input_shape)
-        first = 0 if self.halves is None else self.split_layers
         dout = self.outputs[-1]
-        for i in range(len(self.layers) - 1, first - 1, -1):
+        for i in range(len(self.layers) - 1, self.split_end - 1, -1):
             inputs = x if i == 0 else self.outputs[i - 1]
             dout = self.layers[i].backward_into(inputs, self.outputs[i], dout, self.input_grads[i],
                                                 self.layer_grads[i], self.workspaces[i])
-        if self.halves is not None:
-            self._backward_halves(x, dout)
+        for first, stop, halves in reversed(self.segments):
+            self._backward_halves(x, dout, first, stop, halves)
+            dout = self.input_grads[first]
         decay_lambda = self.network.weight_decay_lambda
         if decay_lambda:  # the weight decay's lambda * W
             for weight, grad in self.decayed:
                 grad += decay_lambda * weight
         return self.grads
 
-    def _backward_halves(self, x, dout):
+    def _backward_halves(self, x, dout, first, stop, halves):
+        """Layers stop - 1 down to first on each half's chunks, from d loss / d (their last output) `dout`."""
         def backward_half(half, chunks):
-            for number, (start, stop) in enumerate(chunks):
-                d = dout[start:stop]
-                for i in range(self.split_layers - 1, -1, -1):
-                    inputs = x[start:stop] if i == 0 else self.outputs[i - 1][start:stop]
-                    dx = None if self.input_grads[i] is None else self.input_grads[i][start:stop]
+            for number, (start, end) in enumerate(chunks):
+                d, work = dout[start:end], self.chunk_workspaces[first, start, end]
+                for i in range(stop - 1, first - 1, -1):
+                    inputs = x[start:end] if i == 0 else self.outputs[i - 1][start:end]
+                    dx = None if self.input_grads[i] is None else self.input_grads[i][start:end]
                     grads = self.half_grads[half][i] if number == 0 else self.chunk_grads[half][i]
-                    d = self.layers[i].backward_into(inputs, self.outputs[i][start:stop], d, dx, grads,
-                                                     self.chunk_workspaces[start, stop][i])
+                    d = self.layers[i].backward_into(inputs, self.outputs[i][start:end], d, dx, grads, work[i - first])
                     if number:
                         for total, grad in zip(self.half_grads[half][i], grads):
                             total += grad
 
-        self._both_halves(backward_half)
-        for i in range(self.split_layers):  # each parameter's gradient: the sum of the halves'
-            for grad, first, second in zip(self.layer_grads[i], self.half_grads[0][i], self.half_grads[1][i]):
-                np.add(first, second, out=grad)
+        self._both_halves(halves, backward_half)
+        for i in range(first, stop):  # each parameter's gradient: the sum of the halves'
+            for grad, first_half, second_half in zip(self.layer_grads[i], self.half_grads[0][i], self.half_grads[1][i]):
+                np.add(first_half, second_half, out=grad)

@@ -151,11 +151,14 @@ def sgdlab_child(mode, data_dir, iters, warmup, epochs):
     def on_iteration(iteration, loss):
         if iteration in (warmup, warmup + iters):
             clock[iteration] = time.perf_counter()
+        if iteration == warmup:
+            info["load_1min"] = os.getloadavg()[0]
 
     started = time.perf_counter()
     history = trainer.fit(x_train, t_train, x_test, t_test, on_iteration=on_iteration)
     ended = time.perf_counter()
     start = clock.get(warmup, started)  # (no warm-up: from the call)
+    info.setdefault("load_1min", os.getloadavg()[0])
     return {"iter_ms": (clock[warmup + iters] - start) / iters * 1000, "eval_s": ended - clock[warmup + iters],
             "train_acc": history.train_acc[-1], "test_acc": history.test_acc[-1], **info}
 
@@ -164,6 +167,7 @@ def measure_window(step, evaluate, iters, warmup, dtype):
     """`warmup` untimed steps, `iters` timed ones, then one whole evaluation, timed."""
     for _ in range(warmup):
         step()
+    load_1min = os.getloadavg()[0]
     started = time.perf_counter()
     for _ in range(iters):
         step()
@@ -171,7 +175,7 @@ def measure_window(step, evaluate, iters, warmup, dtype):
     started = time.perf_counter()
     train_acc, test_acc = evaluate()
     return {"iter_ms": window / iters * 1000, "eval_s": time.perf_counter() - started,
-            "train_acc": float(train_acc), "test_acc": float(test_acc), "dtype": dtype}
+            "train_acc": float(train_acc), "test_acc": float(test_acc), "dtype": dtype, "load_1min": load_1min}
 
 
 def profile_step(network, optimizer, x_train, t_train, iters, warmup):
@@ -322,7 +326,10 @@ def summarize(runs, args):
                "run_s_extrapolated": (args.epochs * ITERS_PER_EPOCH * statistics.median(iter_ms) / 1000
                                       + args.epochs * statistics.median(eval_s)),
                "window_train_acc": windows[-1]["train_acc"], "window_test_acc": windows[-1]["test_acc"],
-               "peak_rss_mb": max(r["peak_rss_mb"] for r in windows), "dtype": windows[-1]["dtype"]}
+               "peak_rss_mb": max(r["peak_rss_mb"] for r in windows), "dtype": windows[-1]["dtype"],
+               "runs": [{key: r[key] for key in ("iter_ms", "eval_s", "load_1min", "peak_rss_mb")} for r in windows]}
+        if "built_by" in windows[-1]:
+            row["built_by"] = windows[-1]["built_by"]
         fulls = [r for r in results if "seconds" in r]
         if fulls:
             row.update({"run_s_measured_min": min(r["seconds"] for r in fulls),
@@ -358,7 +365,11 @@ def print_report(summary, args, notes):
           f"10000 test images; run s (extrap.): {args.epochs} epochs = {iterations} iterations x the median ms/iter "
           f"+ {args.epochs} evaluations x the median eval s, extrapolated, not measured, summed as if one after the "
           f"other; acc: test accuracy after the {args.warmup + args.iters} iterations)")
+    for name, row in summary.items():
+        print(f"{name} runs in order (ms/iter, eval s, 1-min load average at the window's start): "
+              + ", ".join(f"{r['iter_ms']:.1f} / {r['eval_s']:.1f} / {r['load_1min']:.1f}" for r in row["runs"]))
     if "sgdlab" in summary:
+        print(f"(sgdlab built by {summary['sgdlab']['built_by']})")
         print("(sgdlab evaluates on the second core while training goes on, so its real run can take less than its "
               "extrapolation; its eval s is the time from its last update to the end of Trainer.fit)")
     for name, row in summary.items():

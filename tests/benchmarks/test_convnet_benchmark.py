@@ -103,7 +103,7 @@ def test_options(convnet):
 def test_the_run_is_extrapolated_from_the_window_and_one_evaluation(convnet):
     def window(iter_ms, eval_s):
         return {"iter_ms": iter_ms, "eval_s": eval_s, "train_acc": 0.9, "test_acc": 0.9, "dtype": "float64",
-                "peak_rss_mb": 400.0, "process_s": 1.0}
+                "peak_rss_mb": 400.0, "process_s": 1.0, "load_1min": 2.0}
 
     args = argparse.Namespace(epochs=20)
     summary = convnet.summarize({"book": [window(120, 60), window(100, 50), window(150, 70)],
@@ -114,6 +114,24 @@ def test_the_run_is_extrapolated_from_the_window_and_one_evaluation(convnet):
     assert pytorch["speedup_vs_book"] == pytest.approx(12.0)
     assert book["speedup_vs_pytorch"] == pytest.approx(1 / 12)
     assert "run_s_measured_median" not in book
+    assert [run["iter_ms"] for run in book["runs"]] == [120, 100, 150]  # in the order they ran
+
+
+def test_the_sgdlab_contender_times_its_iterations_inside_fit(convnet, monkeypatch, data_dir):
+    """The window is read through Trainer.fit's own callback, and the evaluation after it; until sgdlab has its
+    SimpleConvNet, the book's TwoLayerNet stands in for it."""
+    import sgdlab
+
+    if not hasattr(sgdlab, "SimpleConvNet"):
+        monkeypatch.setattr(sgdlab, "SimpleConvNet", lambda weight_init_std: sgdlab.TwoLayerNet(
+            784, 50, 10, weight_init_std, activation="relu", dtype=np.float32), raising=False)
+
+    result = convnet.sgdlab_child("window", str(data_dir), iters=30, warmup=2, epochs=1)
+
+    assert result["iter_ms"] > 0 and result["eval_s"] > 0
+    assert result["test_acc"] > 0.5  # measured after the 32 Adam steps, not before them
+    assert result["dtype"] == "float32"
+    assert result["built_by"] in ("TrainConfig(net='simple-convnet')", "Trainer(SimpleConvNet(), Adam)")
 
 
 def test_the_profile_times_each_layer_of_the_training_step(convnet):

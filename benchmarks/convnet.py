@@ -113,7 +113,7 @@ def sgdlab_trainer(iters=None, epochs=None):
     """sgdlab's trainer of the book's chapter-7 run and how it was built, or Skipped while sgdlab has no conv net.
 
     Planned API: `TrainConfig(net="simple-convnet", ...)`; until TrainConfig takes `net`, the trainer of
-    `sgdlab.SimpleConvNet(...)` (the book's signature) with a config of the same settings.
+    `sgdlab.SimpleConvNet(...)` (the book's signature; the config's dtype) with a config of the same settings.
     """
     import sgdlab
     from sgdlab import TrainConfig, Trainer
@@ -124,9 +124,12 @@ def sgdlab_trainer(iters=None, epochs=None):
                 "epochs": epochs, "eval_every": 0 if iters else None, "seed": SEED}
     if "net" in {field.name for field in dataclasses.fields(TrainConfig)}:
         return Trainer.from_config(TrainConfig(net="simple-convnet", **settings)), "TrainConfig(net='simple-convnet')"
-    config = TrainConfig(**settings)
-    network = sgdlab.SimpleConvNet(weight_init_std=BOOK["weight_init_std"])
-    return Trainer(network, config.make_optimizer(), config), "Trainer(SimpleConvNet(), Adam)"
+    import numpy as np
+
+    config = TrainConfig(**settings)  # the dtype a config makes its nets of: float32 for backprop
+    network = sgdlab.SimpleConvNet(weight_init_std=BOOK["weight_init_std"], rng=np.random.default_rng(SEED),
+                                   dtype=config.network_dtype)
+    return Trainer(network, config.make_optimizer(), config), "Trainer(SimpleConvNet(dtype=float32), Adam)"
 
 
 def sgdlab_child(mode, data_dir, iters, warmup, epochs):

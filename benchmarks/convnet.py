@@ -31,6 +31,7 @@ import os
 import resource
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def sgdlab_child(mode, data_dir, iters, warmup, epochs):
         trainer, built_by = sgdlab_trainer(iters=warmup + iters) if mode == "window" else sgdlab_trainer(epochs=epochs)
     (x_train, t_train), (x_test, t_test) = load(data_dir, normalize=False)  # uint8 rows, as sgdlab train loads them
     if mode == "profile":
-        return {"layers": profile_step(trainer.network, trainer.optimizer, x_train, t_train, iters, warmup),
+        return {**profile_step(trainer.network, trainer.optimizer, x_train, t_train, iters, warmup),
                 "built_by": built_by}
     info = {"dtype": str(trainer.network.dtype), "built_by": built_by}
     if mode == "full":
@@ -182,8 +183,11 @@ def measure_window(step, evaluate, iters, warmup, dtype):
 
 
 def profile_step(network, optimizer, x_train, t_train, iters, warmup):
-    """Where one training step of sgdlab's fast path goes: each layer's `forward_into` and `backward_into`, the
-    loss, the batch's gathering and the update, in ms per iteration (one BLAS thread, as training runs)."""
+    """Where one training step of sgdlab's fast path goes, in ms per iteration (one BLAS thread, as training
+    runs): the wall time of gathering the batch, the forward pass (the loss included), the backward pass and
+    the update; and each layer's `forward_into` and `backward_into`, summed over the threads that ran it (the
+    step may run its leading layers on two halves of the batch at once, so those add up to more than the
+    wall time)."""
     import numpy as np
 
     from sgdlab.data.scaling import to_float
@@ -197,16 +201,14 @@ def profile_step(network, optimizer, x_train, t_train, iters, warmup):
     rng = np.random.default_rng(SEED)
     x = np.empty((batch_size, x_train[0].size), network.dtype)
     labels = t_train.astype(np.intp)
-    loss_part = "loss (softmax, cross-entropy)"
-    phases = dict.fromkeys(["batch", loss_part, "update"], 0.0)
+    wall = dict.fromkeys(WALL_PARTS, 0.0)
     clock = time.perf_counter
     with one_blas_thread():
         for i in range(warmup + iters):
             if i == warmup:  # the timed iterations start
-                phases = dict.fromkeys(phases, 0.0)
+                wall = dict.fromkeys(wall, 0.0)
                 for layer in timed:
                     layer.forward_s = layer.backward_s = 0.0
-            layers_forward = sum(layer.forward_s for layer in timed)
             t0 = clock()
             batch = rng.integers(0, len(x_train), batch_size)
             to_float(x_train[batch].reshape(batch_size, -1), x)
@@ -217,22 +219,24 @@ def profile_step(network, optimizer, x_train, t_train, iters, warmup):
             t3 = clock()
             optimizer.update(network.params, grads)
             t4 = clock()
-            phases["batch"] += t1 - t0
-            phases[loss_part] += (t2 - t1) - (sum(layer.forward_s for layer in timed) - layers_forward)
-            phases["update"] += t4 - t3
-    rows = [{"part": f"{i}: {layer.layer!r}", "forward_ms": layer.forward_s / iters * 1000,
-             "backward_ms": layer.backward_s / iters * 1000} for i, layer in enumerate(timed)]
-    rows += [{"part": part, "forward_ms": seconds / iters * 1000, "backward_ms": 0.0}
-             for part, seconds in phases.items()]
-    return rows
+            for part, seconds in zip(WALL_PARTS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                wall[part] += seconds
+    layers = [{"part": f"{i}: {layer.layer!r}", "forward_ms": layer.forward_s / iters * 1000,
+               "backward_ms": layer.backward_s / iters * 1000} for i, layer in enumerate(timed)]
+    return {"layers": layers, "wall_ms": {part: seconds / iters * 1000 for part, seconds in wall.items()}}
+
+
+WALL_PARTS = ("batch", "forward (loss included)", "backward", "update")
 
 
 class TimedLayer:
-    """A layer whose in-place forward and backward passes add their time to `forward_s` and `backward_s`."""
+    """A layer whose in-place forward and backward passes add their time to `forward_s` and `backward_s`, from
+    whichever thread runs them."""
 
     def __init__(self, layer):
         self.layer = layer
         self.forward_s = self.backward_s = 0.0
+        self.lock = threading.Lock()
 
     def __getattr__(self, name):
         return getattr(self.layer, name)
@@ -240,13 +244,15 @@ class TimedLayer:
     def forward_into(self, *args):
         started = time.perf_counter()
         out = self.layer.forward_into(*args)
-        self.forward_s += time.perf_counter() - started
+        with self.lock:
+            self.forward_s += time.perf_counter() - started
         return out
 
     def backward_into(self, *args):
         started = time.perf_counter()
         dx = self.layer.backward_into(*args)
-        self.backward_s += time.perf_counter() - started
+        with self.lock:
+            self.backward_s += time.perf_counter() - started
         return dx
 
 
@@ -396,13 +402,13 @@ def print_report(summary, args, notes):
 
 def print_profile(profiles):
     if "sgdlab" in profiles:
-        rows = profiles["sgdlab"]["layers"]
-        total = sum(row["forward_ms"] + row["backward_ms"] for row in rows)
-        print(f"sgdlab, one iteration ({total:.2f} ms, one BLAS thread), by layer:")
-        print(f"{'part':40} {'forward ms':>10} {'backward ms':>11} {'share':>6}")
-        for row in rows:
-            print(f"{row['part']:40} {row['forward_ms']:10.3f} {row['backward_ms']:11.3f} "
-                  f"{(row['forward_ms'] + row['backward_ms']) / total:6.1%}")
+        wall = profiles["sgdlab"]["wall_ms"]
+        print(f"sgdlab, one iteration: {sum(wall.values()):.2f} ms wall on one BLAS thread ("
+              + ", ".join(f"{part} {ms:.2f}" for part, ms in wall.items()) + "); by layer, the time summed over "
+              "the threads that ran it (leading layers may run on two halves of the batch at once):")
+        print(f"{'layer':50} {'forward ms':>10} {'backward ms':>11}")
+        for row in profiles["sgdlab"]["layers"]:
+            print(f"{row['part']:50} {row['forward_ms']:10.3f} {row['backward_ms']:11.3f}")
     if "pytorch" in profiles:
         print("PyTorch, by operator (its profiler, over the profiled iterations):")
         print(profiles["pytorch"]["table"])

@@ -379,8 +379,9 @@ def print_report(summary, args, notes):
               + ", ".join(f"{r['iter_ms']:.1f} / {r['eval_s']:.1f} / {r['load_1min']:.1f}" for r in row["runs"]))
     if "sgdlab" in summary:
         print(f"(sgdlab built by {summary['sgdlab']['built_by']})")
-        print("(sgdlab evaluates on the second core while training goes on, so its real run can take less than its "
-              "extrapolation; its eval s is the time from its last update to the end of Trainer.fit)")
+        print("(sgdlab evaluates on the second core while training goes on, which the sum does not model: its "
+              "extrapolation is an estimate, --full measures; its eval s is the time from its last update to the end "
+              "of Trainer.fit)")
     for name, row in summary.items():
         if "run_s_measured_median" in row:
             print(f"{name}: the whole {args.epochs}-epoch run measured: {row['run_s_measured_min']:.0f} s min, "

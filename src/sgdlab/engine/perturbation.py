@@ -70,7 +70,8 @@ import numpy as np
 
 from ..nn.functions import as_batch, log_softmax, softmax
 from ..nn.layers import BATCH_NORM_EPS, batch_normalize
-from ..nn.network import weight_decay_terms
+from ..nn.network import ConvNet, weight_decay_terms
+from . import conv_perturbation
 
 CHUNK_ELEMENTS = 1 << 17  # perturbed (sample, unit) values per array in flight: bounds memory
 DIRECTION_ELEMENTS = 1 << 23  # per-sample products of the layers after a hidden layer, at most
@@ -111,6 +112,8 @@ def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use
     exactly, from each piece's reach (`Activation.linear_pieces`). `kinks` is
     None without `find_kinks`, or for a curved activation (it has no kinks).
     """
+    if isinstance(network, ConvNet):
+        return conv_perturbation.conv_central_differences(network, x, t, h, steps, find_kinks, use_series, workers, follow_statistics)
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     forward = CachedForward(network, x, t, find_kinks)
     num_layers = len(forward.weights)
@@ -132,7 +135,7 @@ def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use
                 layer_grads, layer_kinks = _layer_gradient(pool, workers, forward.inputs[k],
                                                            forward.weights[k].shape[1], difference, step)
             if network.weight_decay_lambda:
-                layer_grads[0] += _weight_decay_difference(forward.weights[k], network.weight_decay_lambda, step)
+                layer_grads[0] += weight_decay_difference(forward.weights[k], network.weight_decay_lambda, step)
             for name, grad, kinked in zip(("W", "b", "gamma", "beta"), layer_grads, layer_kinks):
                 grads[f"{name}{k + 1}"] = grad
                 if kinks is not None:
@@ -152,7 +155,7 @@ def _either(*flags):
     return np.logical_or.reduce(present) if present else None
 
 
-def _weight_decay_difference(W, decay_lambda, h):
+def weight_decay_difference(W, decay_lambda, h):
     """The central difference of the weight decay for each weight: nudging one changes only its own term."""
     return (weight_decay_terms(W + h, decay_lambda) - weight_decay_terms(W - h, decay_lambda)) / (2 * h)
 

@@ -163,7 +163,7 @@ class ReferencePass:
         self.network = network
         self.layers = network.layers
         self.head_start = next(i for i, layer in enumerate(self.layers) if layer.kind == "affine")
-        self.inputs, self.outputs, self.masks, self.winners, self.reaches = [], [], {}, {}, {}
+        self.inputs, self.outputs, self.masks, self.winners, self.reaches, self.seen = [], [], {}, {}, {}, {}
         a = x
         with frozen_training(self.layers):
             for i, layer in enumerate(self.layers):
@@ -176,6 +176,11 @@ class ReferencePass:
                 elif layer.kind == "pooling":
                     N, C, out_h, out_w = a.shape
                     self.winners[i] = layer.arg_max.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2).copy()
+                elif layer.kind == "convolution":  # what each weight multiplies: (C * FH * FW, N, OH, OW)
+                    _, _, FH, FW = layer.W.shape
+                    padded = np.pad(self.inputs[i], [(0, 0), (0, 0), (layer.pad, layer.pad), (layer.pad, layer.pad)])
+                    seen = windows(padded, FH, FW, layer.stride).transpose(1, 4, 5, 0, 2, 3)
+                    self.seen[i] = seen.reshape(-1, *seen.shape[3:]).copy()
                 elif isinstance(layer, ActivationLayer) and find_kinks:
                     pieces = layer.activation.linear_pieces(self.inputs[i])
                     if pieces is not None:
@@ -256,17 +261,12 @@ class ReferencePass:
         layer, out, inputs = self.layers[i], self.outputs[i], self.inputs[i]
         N = len(out)
         if layer.kind == "convolution":
-            moved = np.repeat(out[None, :, channel:channel + 1], len(entries), axis=0)
             if name == "b":
-                moved += e[:, None, None, None, None]
-                return moved
-            _, C, FH, FW = layer.W.shape
-            c, offset = np.divmod(entries % (C * FH * FW), FH * FW)
-            di, dj = np.divmod(offset, FW)
-            padded = np.pad(inputs, [(0, 0), (0, 0), (layer.pad, layer.pad), (layer.pad, layer.pad)])
-            seen = windows(padded, FH, FW, layer.stride)  # (N, C, OH, OW, FH, FW)
-            moved[:, :, 0] += e[:, None, None, None] * seen[:, c, :, :, di, dj]  # (nudges, N, OH, OW)
-            return moved
+                return out[None, :, channel:channel + 1] + e[:, None, None, None, None]
+            seen = self.seen[i][entries % len(self.seen[i])]  # (nudges, N, OH, OW)
+            moved = np.multiply(e[:, None, None, None], seen)
+            moved += out[:, channel]
+            return moved[:, :, None]
         if layer.kind == "batch_norm":  # feature p (an element of the map, or a unit of a row) moves
             flat = out.reshape(N, -1)
             sample_shape = out.shape[1:]
@@ -364,12 +364,13 @@ class ReferencePass:
                             constant_values=-np.inf)
         out_shape = self.outputs[m].shape[2:]
         views = layer.offset_views(images, *out_shape)
-        pooled, winner = views[0].copy(), np.zeros(views[0].shape, np.intp)
+        pooled = views[0].copy()
+        winner = np.zeros(pooled.shape, np.intp) if self.find_kinks else None
         for k, view in enumerate(views[1:], start=1):
-            greater = view > pooled  # strictly: the first maximum wins a tie, as the book's argmax
-            winner[greater] = k
+            if winner is not None:
+                winner[view > pooled] = k  # strictly: the first maximum wins a tie, as the book's argmax
             np.maximum(pooled, view, out=pooled)
-        if self.find_kinks:
+        if winner is not None:
             changed = winner.reshape(K, N, C, *out_shape) != self._reference(self.winners[m], channel)
             crossed |= changed.reshape(K, -1).any(axis=1)
         return pooled.reshape(K, N, C, *out_shape)

@@ -51,9 +51,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn.functions import as_labels
-from ..nn.layers import BATCH_NORM_EPS
+from ..nn.layers import BATCH_NORM_EPS, batch_normalize, frozen_training
 from .backprop import BackpropStep
-from .perturbation import CachedForward, central_differences
+from .perturbation import central_differences
 
 STEP = 1e-4  # the book's h, for layers not followed by batch norm
 MAX_ABS_DIFF = 1e-7
@@ -123,11 +123,16 @@ def compare_gradients(numerical_grads, backprop_grads, kinks=None, noise=None):
 
 def starting_steps(network, x, t, h=STEP):
     """Each parameter's first step: `h`, times the smallest spread of its features for the W and b of a layer
-    followed by batch norm (see the module's docstring)."""
-    forward = CachedForward(network, np.asarray(x, np.float64).reshape(len(x), -1), t)
+    (affine or convolution) followed by batch norm (see the module's docstring)."""
     steps = {key: h for key in network.params}
-    for k, (_, var) in enumerate(forward.batch_statistics, start=1):
-        steps[f"W{k}"] = steps[f"b{k}"] = h * float(np.sqrt(np.min(var) + BATCH_NORM_EPS))
+    with frozen_training(network.layers):  # the book's forward pass, in float64, nothing moved
+        features = network.as_input(np.asarray(x, np.float64))
+        for before, layer, keys in zip([None, *network.layers], network.layers, [(), *network.layer_keys]):
+            if layer.kind == "batch_norm" and "W" in getattr(before, "parameter_names", ()):
+                _, _, _, _, var = batch_normalize(features.reshape(len(features), -1))
+                for key in keys:
+                    steps[key] = h * float(np.sqrt(np.min(var) + BATCH_NORM_EPS))
+            features = layer.forward(features, True) if layer.uses_train_flg else layer.forward(features)
     return steps
 
 

@@ -1,0 +1,192 @@
+"""The gradient check passes every correct convolutional net and fails every broken backward pass of one."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sgdlab.engine.gradcheck import gradient_check
+from sgdlab.nn import layers
+from sgdlab.nn.activations import activation_names
+from sgdlab.nn.im2col import add_windows
+from sgdlab.nn.network import ConvNet
+
+IMAGE, CLASSES = (1, 8, 8), 4
+GRID = {  # every correct configuration: each combination of these passes
+    "activation": activation_names(),
+    "convolution": ((3, 1, 0), (3, 1, 1), (4, 2, 1), (2, 2, 0)),  # filter size, stride, pad
+    "pooling": (None, (2, 2, 0), (3, 1, 1), (2, 1, 0)),  # window, stride, pad
+    "batch_norm": (False, True),
+    "dropout_ratio": (0.0, 0.3),
+    "weight_decay_lambda": (0.0, 0.1),
+    "weight_init_std": (0.01, 0.1, "he"),
+    "batch": (1, 2, 7, 20),
+    "seed": (0, 1, 2),
+}
+QUICK_SAMPLE = 12  # configurations drawn from the grid for the quick loop, by a fixed seed
+SLOW_SAMPLE = 400
+
+
+def mnist_like_images(rng, n, shape=IMAGE):
+    """Pixels quantised to k/255, most of them 0, as MNIST's are."""
+    return rng.integers(0, 256, (n, *shape)) * (rng.random((n, *shape)) < 0.3) / 255.0, rng.integers(0, CLASSES, n)
+
+
+def network_of(configuration):
+    """conv (3 filters) - [batch norm] - activation - [pooling] - [dropout] - affine 5 - [batch norm] -
+    activation - [dropout] - affine, and a batch, for one point of the grid."""
+    rng = np.random.default_rng(configuration["seed"])
+    size, stride, pad = configuration["convolution"]
+    activation = {"type": configuration["activation"]}
+    norm = [{"type": "batch_norm"}] if configuration["batch_norm"] else []
+    drop = [{"type": "dropout", "ratio": configuration["dropout_ratio"]}] if configuration["dropout_ratio"] else []
+    pooling = []
+    if configuration["pooling"] is not None:
+        window, pool_stride, pool_pad = configuration["pooling"]
+        pooling = [{"type": "pooling", "pool_size": window, "stride": pool_stride, "pad": pool_pad}]
+    specs = [{"type": "convolution", "filter_num": 3, "filter_size": size, "stride": stride, "pad": pad}, *norm,
+             activation, *pooling, *drop, {"type": "affine", "output_size": 5}, *norm, activation, *drop]
+    network = ConvNet(IMAGE, specs, CLASSES, weight_init_std=configuration["weight_init_std"],
+                      weight_decay_lambda=configuration["weight_decay_lambda"], rng=rng)
+    return network, *mnist_like_images(rng, configuration["batch"])
+
+
+def sample_of_the_grid(size, seed):
+    """`size` distinct points of the grid, drawn by `seed`: the same ones every run."""
+    points = list(itertools.product(*GRID.values()))
+    chosen = np.random.default_rng(seed).choice(len(points), size, replace=False)
+    return [dict(zip(GRID, points[i])) for i in sorted(chosen)]
+
+
+def label(configuration):
+    return "-".join(str(value) for value in configuration.values()).replace(" ", "")
+
+
+def failures(network, x, t):
+    return [(check.name, check.max_abs_diff, check.max_rel_error) for check in gradient_check(network, x, t)
+            if not check.passed]
+
+
+@pytest.mark.parametrize("configuration", sample_of_the_grid(QUICK_SAMPLE, seed=24), ids=label)
+def test_every_correct_conv_net_passes(configuration):
+    assert failures(*network_of(configuration)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("configuration", sample_of_the_grid(SLOW_SAMPLE, seed=25), ids=label)
+def test_every_correct_conv_net_passes_on_a_larger_sample(configuration):
+    assert failures(*network_of(configuration)) == []
+
+
+def test_the_nudges_that_change_a_pooling_winner_are_counted_not_compared():
+    """Sample 0 is one pixel: the first pooling window's outputs see it through the filter's entries (2, 2),
+    (2, 1), (1, 2) and (1, 1), two of them 1e-6 apart, so a nudge of either changes the winner."""
+    rng = np.random.default_rng(3)
+    network = ConvNet(IMAGE, [{"type": "convolution", "filter_num": 1, "filter_size": 3}, {"type": "tanh"},
+                              {"type": "pooling", "pool_size": 2}], CLASSES, weight_init_std=0.5, rng=rng)
+    x, t = mnist_like_images(rng, 3)
+    x[0] = 0.0
+    x[0, 0, 2, 2] = 0.5
+    W = network.params["W1"]
+    W[0, 0, 2, 1], W[0, 0, 2, 2] = 0.8, 0.8 + 1e-6
+    W[0, 0, 1, 2], W[0, 0, 1, 1] = -1.0, -1.0
+    checks = {check.name: check for check in gradient_check(network, x, t)}
+    assert all(check.passed for check in checks.values())
+    assert checks["W1"].kinks == 2 and checks["b1"].kinks == 0 and checks["W2"].kinks == 0
+
+
+# --- broken backward passes ---------------------------------------------------------------------------
+
+def shifted_winners(arg_max, pool_size):
+    """Each window's winner moved to the next offset in the window: a wrong pooling index."""
+    return ((arg_max.astype(np.intp) + 1) % pool_size).astype(arg_max.dtype)
+
+
+def book_pooling_backward_with_a_shifted_winner(backward):
+    def broken(self, dout):
+        arg_max = self.arg_max
+        self.arg_max = shifted_winners(arg_max, self.pool_h * self.pool_w)
+        try:
+            return backward(self, dout)
+        finally:
+            self.arg_max = arg_max
+    return broken
+
+
+def pooling_backward_into_with_a_shifted_winner(backward_into):
+    def broken(self, x, out, dout, dx, grads, work):
+        arg_max = work["arg_max"]
+        kept = arg_max.copy()
+        arg_max[...] = shifted_winners(kept, self.pool_h * self.pool_w)
+        try:
+            return backward_into(self, x, out, dout, dx, grads, work)
+        finally:
+            arg_max[...] = kept
+    return broken
+
+
+def col2im_cropped_one_off(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    """The book's col2im, its padding cropped one pixel off: [pad + 1, H + pad + 1) for [pad, H + pad)."""
+    N, C, H, W = input_shape
+    out_h, out_w = (H + 2 * pad - filter_h) // stride + 1, (W + 2 * pad - filter_w) // stride + 1
+    blocks = col.reshape(N, out_h, out_w, C, filter_h, filter_w).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + 1, W + 2 * pad + 1), dtype=col.dtype)
+    add_windows(img, blocks, stride)
+    return img[:, :, pad + 1:H + pad + 1, pad + 1:W + pad + 1]
+
+
+def book_convolution_backward_with_a_flipped_filter(backward):
+    """The book's backward, d x computed with each filter turned by 180 degrees (a convolution's adjoint
+    written as the textbook's true convolution)."""
+    def broken(self, dout):
+        col_W = self.col_W
+        self.col_W = self.W[:, :, ::-1, ::-1].reshape(len(self.W), -1).T
+        try:
+            return backward(self, dout)
+        finally:
+            self.col_W = col_W
+    return broken
+
+
+def convolution_backward_into_with_a_flipped_filter(backward_into):
+    def broken(self, *arguments):
+        W = self.W
+        self.W = np.ascontiguousarray(W[:, :, ::-1, ::-1])
+        try:
+            return backward_into(self, *arguments)
+        finally:
+            self.W = W
+    return broken
+
+
+BROKEN = {
+    "the book's pooling, the winner's index shifted":
+        lambda m: m.setattr(layers.Pooling, "backward", book_pooling_backward_with_a_shifted_winner(
+            layers.Pooling.backward)),
+    "the training step's pooling, the winner's index shifted":
+        lambda m: m.setattr(layers.Pooling, "backward_into", pooling_backward_into_with_a_shifted_winner(
+            layers.Pooling.backward_into)),
+    "the book's col2im, its padding cropped one off": lambda m: m.setattr(layers, "col2im", col2im_cropped_one_off),
+    "the book's convolution, d x by the flipped filter":
+        lambda m: m.setattr(layers.Convolution, "backward", book_convolution_backward_with_a_flipped_filter(
+            layers.Convolution.backward)),
+    "the training step's convolution, d x by the flipped filter":
+        lambda m: m.setattr(layers.Convolution, "backward_into", convolution_backward_into_with_a_flipped_filter(
+            layers.Convolution.backward_into)),
+}
+
+
+@pytest.mark.parametrize("activation", activation_names())
+@pytest.mark.parametrize("bug", BROKEN)
+def test_every_broken_backward_pass_fails(bug, activation, monkeypatch):
+    """Two padded convolutions (d x of the second reaches the first's filters), pooling, batch norm."""
+    rng = np.random.default_rng(10)
+    convolution = {"type": "convolution", "filter_num": 3, "filter_size": 3, "pad": 1}
+    network = ConvNet(IMAGE, [convolution, {"type": activation}, convolution, {"type": "batch_norm"},
+                              {"type": activation}, {"type": "pooling", "pool_size": 2},
+                              {"type": "affine", "output_size": 5}, {"type": activation}], CLASSES,
+                      weight_init_std="he", weight_decay_lambda=0.1, rng=rng)
+    x, t = mnist_like_images(rng, 10)
+    assert failures(network, x, t) == []
+    BROKEN[bug](monkeypatch)
+    assert [name for name, _, _ in failures(network, x, t)] != [], bug

@@ -20,7 +20,7 @@ GRID = {  # every correct configuration: each combination of these passes
     "dropout_ratio": (0.0, 0.3),
     "weight_decay_lambda": (0.0, 0.1),
     "weight_init_std": (0.01, 0.1, "he"),
-    "batch": (1, 2, 7, 20),
+    "batch": (1, 3, 7, 20),
     "seed": (0, 1, 2),
 }
 QUICK_SAMPLE = 12  # configurations drawn from the grid for the quick loop, by a fixed seed

@@ -7,7 +7,7 @@ The book-length runs (10000 iterations, minutes for the numerical one) are marke
 import numpy as np
 import pytest
 
-from sgdlab import Adam, ConvNet, TrainConfig, Trainer, TwoLayerNet, load_mnist
+from sgdlab import SGD, Adam, ConvNet, SimpleConvNet, TrainConfig, Trainer, TwoLayerNet, load_mnist
 from sgdlab.engine.gradcheck import gradient_check
 from sgdlab.nn.optimizers import OPTIMIZERS
 
@@ -103,6 +103,37 @@ def test_numerical_gradient_training_lowers_the_loss_and_matches_backprop(mnist)
     np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=1e-7)
     for key in backprop.network.params:
         np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], atol=1e-7)
+
+
+def numerical_and_backprop_runs(mnist, make_network, iters=4):
+    (x_train, t_train), (x_test, t_test) = mnist
+    runs = []
+    for grad in ("numerical", "backprop"):
+        config = TrainConfig(grad=grad, iters=iters, batch_size=20, train_size=200, lr=0.1, dtype="float64")
+        trainer = Trainer(make_network(), SGD(0.1), config)
+        runs.append((trainer, trainer.fit(x_train, t_train, x_test[:200], t_test[:200])))
+    return runs
+
+
+def test_a_smooth_convnet_trains_by_numerical_gradients_as_by_backprop(mnist):
+    """The Trainer's grad="numerical" on a conv net without kinks (tanh, no pooling): the same losses and
+    weights as backprop's, to the central difference's truncation, over a few SGD steps."""
+    (numerical, h_numerical), (backprop, h_backprop) = numerical_and_backprop_runs(mnist, lambda: ConvNet(
+        (1, 28, 28), [{"type": "convolution", "filter_num": 3, "filter_size": 4, "stride": 4}, {"type": "tanh"},
+                      {"type": "affine", "output_size": 10}, {"type": "tanh"}], 10, weight_init_std="xavier", rng=0))
+    assert h_numerical.loss[-1] < h_numerical.loss[0]
+    np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=1e-7)
+    for key in backprop.network.params:
+        np.testing.assert_allclose(numerical.network.params[key], backprop.network.params[key], rtol=0, atol=1e-7)
+
+
+def test_a_simple_convnet_trains_by_numerical_gradients(mnist):
+    """SimpleConvNet (small) by grad="numerical": it learns as backprop does, but for the few nudges that cross
+    a relu's kink or change a pooling window's winner, where the central difference is no derivative."""
+    (_, h_numerical), (_, h_backprop) = numerical_and_backprop_runs(mnist, lambda: SimpleConvNet(
+        conv_param={"filter_num": 4, "filter_size": 5}, hidden_size=10, weight_init_std="he", rng=0), iters=8)
+    assert np.mean(h_numerical.loss[-3:]) < h_numerical.loss[0]
+    np.testing.assert_allclose(h_numerical.loss, h_backprop.loss, rtol=1e-2)
 
 
 def test_gradient_check_of_the_book_network_on_real_images(mnist):

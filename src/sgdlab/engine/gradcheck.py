@@ -130,8 +130,11 @@ def starting_steps(network, x, t, h=STEP):
         for before, layer, keys in zip([None, *network.layers], network.layers, [(), *network.layer_keys]):
             if layer.kind == "batch_norm" and "W" in getattr(before, "parameter_names", ()):
                 _, _, _, _, var = batch_normalize(features.reshape(len(features), -1))
+                # a feature equal in every sample (a corner the images leave blank) moves alike in all: not counted
+                varying = var[var > 0]
+                smallest = float(np.min(varying)) if varying.size else 0.0
                 for key in keys:
-                    steps[key] = h * float(np.sqrt(np.min(var) + BATCH_NORM_EPS))
+                    steps[key] = h * float(np.sqrt(smallest + BATCH_NORM_EPS))
             features = layer.forward(features, True) if layer.uses_train_flg else layer.forward(features)
     return steps
 

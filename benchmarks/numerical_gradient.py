@@ -1,12 +1,20 @@
 """Numerical gradient on a batch of 100: the textbook method vs sgdlab's, side by side, for three nets.
 
-Run:  python benchmarks/numerical_gradient.py [--net book,deep,batchnorm] [--state initial,trained,noisy]
-                                              [--data-dir DIR] [--repeats N] [--seeds N] [--train]
+Run:  python benchmarks/numerical_gradient.py [--net book,deep,batchnorm,simpleconvnet]
+                                              [--state initial,trained,noisy] [--data-dir DIR] [--repeats N]
+                                              [--seeds N] [--sample N] [--train-iters N] [--train]
 
-Nets (`--net`, repeatable or a comma list; default all three):
+Nets (`--net`, repeatable or a comma list; default all four):
   book       the chapter's 784-50-10 sigmoid TwoLayerNet, as initialised (default 3 seeds, 20 repeats);
   deep       MultiLayerNet 784-100-100-10, ReLU, He init, weight decay 0.1 (1 seed, 5 repeats);
-  batchnorm  the same with batch normalization (1 seed, 5 repeats).
+  batchnorm  the same with batch normalization (1 seed, 5 repeats);
+  simpleconvnet  the book's chapter-7 SimpleConvNet (conv 30 5x5 - relu - pool 2x2 - affine 100 - relu -
+             affine 10, 433,890 parameters, float64; 1 seed, 3 repeats), as initialised and after 50 backprop
+             SGD steps. Its textbook gradient would take hours, so it is measured on a sample of --sample
+             parameters (default 300, every parameter array represented): its time per parameter, times the
+             parameter count, is the textbook's extrapolated time (labelled so), and the fast gradient is
+             compared with it on that sample. Also measured: the Trainer's grad="numerical" iteration on it
+             (Adam, batch 100), the median over --train-iters iterations.
 Each net is measured in up to three states, side by side (`--state`, default all that the net has):
   initial  as initialised (gammas 1, betas 0, running statistics 0);
   trained  after 50 backprop SGD steps (lr 0.01, batch 100): deep and batchnorm only;
@@ -44,9 +52,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sgdlab import SGD, MultiLayerNet, TwoLayerNet, load_mnist
+from sgdlab import SGD, Adam, MultiLayerNet, SimpleConvNet, TrainConfig, Trainer, TwoLayerNet, load_mnist
 from sgdlab.engine.perturbation import numerical_gradient_fast
 from sgdlab.engine.threads import one_blas_thread
+from sgdlab.nn.layers import frozen_training
 
 BOOK_ITERS = 10_000
 BATCH = 100
@@ -77,7 +86,10 @@ NETS = {
     "book": Net("784-50-10", lambda seed: TwoLayerNet(rng=seed), 0, 3, 20, states=("initial",)),
     "deep": Net("784-100-100-10", lambda seed: chapter_6_net(seed, False), 50, 1, 5, 1e-9, 1000),
     "batchnorm": Net("784-100-100-10 bn", lambda seed: chapter_6_net(seed, True), 50, 1, 5, 1e-8, 100),
+    "simpleconvnet": Net("conv30x5x5-pool2-100-10", lambda seed: SimpleConvNet(rng=seed), 50, 1, 3, 1e-9, 1000,
+                         states=("initial", "trained")),
 }
+SAMPLED = {"simpleconvnet"}  # textbook measured on a sample of parameters and extrapolated
 
 
 def time_call(function, repeats):
@@ -144,12 +156,70 @@ def measure_seed(net, seed, repeats, states, x_train, t_train):
     return rows
 
 
-def measure(name, net, seeds, repeats, states, x_train, t_train):
+def sample_of_parameters(network, size, rng):
+    """About `size` (key, flat index) pairs, each parameter array's share by its size but at least 8 entries (all
+    of a smaller one)."""
+    chosen = []
+    for key, param in network.params.items():
+        count = min(param.size, max(8, size * param.size // network.num_params))
+        chosen += [(key, int(i)) for i in rng.choice(param.size, count, replace=False)]
+    return chosen
+
+
+def textbook_on_a_sample(network, x, t, entries, h=1e-4):
+    """The textbook's central difference (`network.numerical_gradient`'s: two training-mode losses per
+    parameter) for `entries` only, and the seconds it took."""
+    values = []
+    started = time.perf_counter()
+    with frozen_training(network.layers):
+        for key, index in entries:
+            flat = network.params[key].reshape(-1)
+            original = flat[index]
+            flat[index] = original + h
+            plus = network.loss(x, t, train_flg=True)
+            flat[index] = original - h
+            minus = network.loss(x, t, train_flg=True)
+            flat[index] = original
+            values.append((plus - minus) / (2 * h))
+    return np.array(values), time.perf_counter() - started
+
+
+def measure_sampled_seed(net, seed, repeats, states, x_train, t_train, sample):
+    """As `measure_seed`, the textbook timed on a sample of the parameters and extrapolated to all of them."""
+    rng = np.random.default_rng(seed)
+    batch = rng.integers(0, len(x_train), BATCH)
+    x, t = x_train[batch].astype(np.float64), t_train[batch]
+    rows = []
+    for state in states:
+        network = net.build(seed)
+        if state == "trained":
+            train(network, x_train, t_train, np.random.default_rng([seed, 1]), net.train_steps)
+        entries = sample_of_parameters(network, sample, np.random.default_rng([seed, 3]))
+        textbook, textbook_sample_s = textbook_on_a_sample(network, x, t, entries)
+        (_, fast), fast_times = time_call(lambda: numerical_gradient_fast(network, x, t), repeats)
+        found = np.array([fast[key].reshape(-1)[index] for key, index in entries])
+        scale = float(np.max(np.abs(textbook)))
+        rows.append({"seed": seed, "state": state, "params": network.num_params,
+                     "textbook_s": textbook_sample_s / len(entries) * network.num_params,
+                     "textbook_sample": len(entries), "textbook_sample_s": textbook_sample_s,
+                     "fast_min_s": min(fast_times), "fast_median_s": statistics.median(fast_times),
+                     "max_abs_diff": float(np.max(np.abs(found - textbook))),
+                     "max_rel_diff": float(np.max(np.abs(found - textbook))) / scale})
+    return rows
+
+
+def measure(name, net, seeds, repeats, states, x_train, t_train, sample):
     """One row per seed and state, printed as a table, and the summary of the net in each state."""
-    rows = [row for seed in range(seeds) for row in measure_seed(net, seed, repeats, states, x_train, t_train)]
+    if name in SAMPLED:
+        rows = [row for seed in range(seeds)
+                for row in measure_sampled_seed(net, seed, repeats, states, x_train, t_train, sample)]
+        textbook = (f"EXTRAPOLATED from {rows[0]['textbook_sample']} parameters measured per seed and state "
+                    "(their time per parameter times the parameter count; differences on that sample)")
+    else:
+        rows = [row for seed in range(seeds) for row in measure_seed(net, seed, repeats, states, x_train, t_train)]
+        textbook = f"measured in full once per seed and state ({2 * rows[0]['params']} loss evaluations)"
     params = rows[0]["params"]
-    print(f"\n{name} ({net.layers}, {params} parameters): textbook "
-          f"measured in full once per seed and state ({2 * params} loss evaluations), sgdlab {repeats} repeats")
+    print(f"\n{name} ({net.layers}, {params} parameters): textbook {textbook}, sgdlab {repeats} repeats")
     print(f"{'seed':>4} {'state':>6} {'textbook s':>11} {'fast min ms':>12} {'fast med ms':>12} {'ratio':>8} "
           f"{'max abs diff':>13} {'max rel diff':>13}")
     for r in rows:
@@ -169,7 +239,8 @@ def summarise(name, net, seeds, repeats, state, rows):
         "benchmark": "numerical_gradient", "net": name, "state": state, "noise": NOISE if state == "noisy" else 0.0,
         "layers": net.layers, "params": params,
         "train_steps": net.train_steps if state == "trained" else 0, "batch": BATCH, "seeds": seeds, "repeats": repeats,
-        "textbook": "measured, full gradient", "textbook_s": textbook_s, "blas_threads": 1,
+        "textbook": (f"extrapolated from {rows[0]['textbook_sample']} sampled parameters" if "textbook_sample" in rows[0]
+                     else "measured, full gradient"), "textbook_s": textbook_s, "blas_threads": 1,
         "fast_min_s": min(r["fast_min_s"] for r in rows), "fast_median_s": fast_median,
         "ratio_median": textbook_s / fast_median,
         "max_abs_diff": max(r["max_abs_diff"] for r in rows), "max_rel_diff": max(r["max_rel_diff"] for r in rows),
@@ -197,6 +268,10 @@ def main():
                                                   "1 otherwise)")
     parser.add_argument("--state", action="append", help=f"among {', '.join(STATES)} (repeatable or a comma list; "
                                                           "default both, where the net has them)")
+    parser.add_argument("--sample", type=int, default=300, help="parameters the textbook is timed and compared on, "
+                                                                   "for simpleconvnet (default 300)")
+    parser.add_argument("--train-iters", type=int, default=5, help="numerical training iterations timed on "
+                                                                    "simpleconvnet (default 5; 0 to skip)")
     parser.add_argument("--train", action="store_true", help="also run the book's numerical training and time it")
     args = parser.parse_args()
     names = choices(args.net, list(NETS), "--net")
@@ -210,9 +285,13 @@ def main():
             if not states:
                 continue
             for summary in measure(name, net, args.seeds or net.seeds, args.repeats or net.repeats, states,
-                                   x_train, t_train):
+                                   x_train, t_train, args.sample):
                 summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 summaries.append(summary)
+            if name == "simpleconvnet" and args.train_iters:
+                summaries.append(measure_convnet_iteration(x_train, t_train, x_test, t_test, args.train_iters))
+                print(f"measured: Trainer grad=\"numerical\" on SimpleConvNet, Adam, batch {BATCH}: "
+                      f"{summaries[-1]['iteration_s']:.2f} s an iteration (median of {args.train_iters})")
     print(f"peak RSS {summaries[-1]['peak_rss_mb']:.0f} MB")
     if args.train:
         summaries.append(measure_training(x_train, t_train, x_test, t_test))
@@ -223,9 +302,23 @@ def main():
         print(json.dumps(summary))
 
 
-def measure_training(x_train, t_train, x_test, t_test):
-    from sgdlab import TrainConfig, Trainer
+def measure_convnet_iteration(x_train, t_train, x_test, t_test, iters):
+    """The seconds of one iteration of the Trainer's numerical training of SimpleConvNet (the fast gradient,
+    the running statistics followed, Adam's update), the median over `iters` (evaluations, on 1000 images, not
+    counted)."""
+    stamps = []
+    config = TrainConfig(grad="numerical", iters=iters, batch_size=BATCH, optimizer="adam", lr=0.001,
+                         train_size=1000, dtype="float64")
+    trainer = Trainer(SimpleConvNet(rng=0), Adam(0.001), config)
+    trainer.fit(x_train, t_train, x_test[:1000], t_test[:1000],
+                on_iteration=lambda number, loss: stamps.append(time.perf_counter()))
+    return {"benchmark": "numerical_gradient_training_iteration", "net": "simpleconvnet", "batch": BATCH,
+            "optimizer": "adam", "iters": iters,
+            "iteration_s": statistics.median(later - earlier for earlier, later in zip(stamps[:-1], stamps[1:])),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
+
+def measure_training(x_train, t_train, x_test, t_test):
     trainer = Trainer.from_config(TrainConfig(grad="numerical"))
     started = time.perf_counter()
     history = trainer.fit(x_train, t_train, x_test, t_test)

@@ -15,16 +15,20 @@ correct network, so the judge is not the book's central difference itself:
   by batch norm is therefore h times the smallest spread of its features
   (sqrt(var + eps)), which makes the check the same at every weight scale
   (the loss depends on such a layer's weights only through their ratio to
-  that spread). gamma and beta act on the normalised features: their step
+  that spread; a feature equal in every sample, such as a convolution's
+  output over a corner every image leaves blank, moves alike in all and
+  is not counted). gamma and beta act on the normalised features: their step
   starts at h. A batch norm after a parameter can still curve the loss on a
   smaller scale (its features hardly spread over a batch of two, say): where
   the differences at a step and half of it disagree by more than
   TRUNCATION of the gradient, the step shrinks and that parameter is
   differentiated again.
 - Kinks. Where a nudge moves a relu input across 0 between w - h and w + h,
-  the difference quotient spans a jump of the slope and is no derivative at
+  or changes which input of a max-pooling window is its maximum, the
+  difference quotient spans a jump of the slope and is no derivative at
   all. The fast numerical gradient finds exactly those entries (each linear
-  piece's reach), and they are counted apart, not compared.
+  piece's reach, each window's winner), and they are counted apart, not
+  compared.
 
 For each parameter the check reports, over the entries compared,
 - `max_abs_diff`: max |numerical - backprop|;

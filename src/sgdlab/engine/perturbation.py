@@ -3,7 +3,10 @@
 The chapter's gradient of the batch loss L for a parameter w is the central
 difference (L(w+h) - L(w-h)) / 2h, where each L is a full forward pass. This
 module computes the same quantity, with the same h, for every parameter of a
-`MultiLayerNet`, by evaluating only what nudging w changes:
+`MultiLayerNet`, by evaluating only what nudging w changes (a `ConvNet`'s
+go to `sgdlab.engine.conv_perturbation`, which carries each nudge of a
+filter through its one channel and hands the dense layers after the
+convolutions, its head, back to this module as a dense net):
 
 - Nudging W_k[i, j] (or b_k[j]) by e changes one column j of layer k's output
   z_k, by e * a[:, i] (the layer's input column i; 1 for the bias). Nothing
@@ -85,7 +88,8 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2, f
 
     Same quantity as `network.numerical_gradient(x, t, h)` (the textbook
     method, in training mode, each dropout mask drawn once from the layer's
-    generator as the textbook draws it), to float64 rounding.
+    generator as the textbook draws it), to float64 rounding, for dense
+    and convolutional nets alike.
     `use_series=False` recomputes the layers after each hidden layer of a
     net without batch norm instead of summing the exponential series
     (slower; kept to check the series and the linear pieces against). `workers` threads share the work. The running statistics
@@ -109,8 +113,10 @@ def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use
     -h takes some unit of a piecewise-linear activation (relu) of some sample
     off the linear piece it is on, so that the central difference there spans
     a jump of the slope and is no derivative. Every path below finds them
-    exactly, from each piece's reach (`Activation.linear_pieces`). `kinks` is
-    None without `find_kinks`, or for a curved activation (it has no kinks).
+    exactly, from each piece's reach (`Activation.linear_pieces`); in a
+    convolutional net, also where it changes the winner of a max-pooling
+    window. `kinks` is None without `find_kinks`, or for a net with nothing
+    piecewise linear (a curved activation, no max pooling: it has no kinks).
     """
     if isinstance(network, ConvNet):
         return conv_perturbation.conv_central_differences(network, x, t, h, steps, find_kinks, use_series, workers, follow_statistics)

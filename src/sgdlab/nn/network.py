@@ -216,8 +216,8 @@ class Network:
         Every element of every parameter is nudged by +h and -h and the whole
         loss recomputed: two forward passes per parameter (about 80000 for the
         book's two-layer net, tens of seconds). `sgdlab.numerical_gradient_fast(network, x, t)`
-        computes the same numbers for dense nets, evaluating only what each nudge changes,
-        over a thousand times sooner; training with `grad="numerical"` uses it.
+        computes the same numbers for dense and convolutional nets, evaluating only what each
+        nudge changes, over a thousand times sooner; training with `grad="numerical"` uses it.
         The loss is the training mode's, as the book's; unlike the book's,
         every nudge sees the same dropout masks and none moves the running
         statistics (`frozen_training`).

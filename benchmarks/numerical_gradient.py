@@ -239,8 +239,9 @@ def summarise(name, net, seeds, repeats, state, rows):
         "benchmark": "numerical_gradient", "net": name, "state": state, "noise": NOISE if state == "noisy" else 0.0,
         "layers": net.layers, "params": params,
         "train_steps": net.train_steps if state == "trained" else 0, "batch": BATCH, "seeds": seeds, "repeats": repeats,
-        "textbook": (f"extrapolated from {rows[0]['textbook_sample']} sampled parameters" if "textbook_sample" in rows[0]
-                     else "measured, full gradient"), "textbook_s": textbook_s, "blas_threads": 1,
+        "textbook": (f"extrapolated from {rows[0]['textbook_sample']} sampled parameters"
+                     if "textbook_sample" in rows[0] else "measured, full gradient"),
+        "textbook_s": textbook_s, "blas_threads": 1,
         "fast_min_s": min(r["fast_min_s"] for r in rows), "fast_median_s": fast_median,
         "ratio_median": textbook_s / fast_median,
         "max_abs_diff": max(r["max_abs_diff"] for r in rows), "max_rel_diff": max(r["max_rel_diff"] for r in rows),

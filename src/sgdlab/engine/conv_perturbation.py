@@ -49,7 +49,6 @@ from ..nn.layers import ActivationLayer, batch_normalize, frozen_training
 from . import perturbation as dense  # the dense machinery, for the head (its central_differences dispatches here)
 
 CHUNK_VALUES = 1 << 21  # values of the widest array a chunk of nudges carries (16 MB of float64): bounds memory
-CHANNEL_WISE = ("pooling", "batch_norm", "dropout", None)  # kinds that act on each channel by itself (None: activations)
 
 
 def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use_series=True, workers=2,

@@ -119,7 +119,8 @@ def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use
     piecewise linear (a curved activation, no max pooling: it has no kinks).
     """
     if isinstance(network, ConvNet):
-        return conv_perturbation.conv_central_differences(network, x, t, h, steps, find_kinks, use_series, workers, follow_statistics)
+        return conv_perturbation.conv_central_differences(network, x, t, h, steps, find_kinks, use_series, workers,
+                                                          follow_statistics)
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     forward = CachedForward(network, x, t, find_kinks)
     num_layers = len(forward.weights)

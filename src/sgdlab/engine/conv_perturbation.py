@@ -48,7 +48,7 @@ from ..nn.im2col import im2col, windows
 from ..nn.layers import ActivationLayer, batch_normalize, frozen_training
 from . import perturbation as dense  # the dense machinery, for the head (its central_differences dispatches here)
 
-CHUNK_VALUES = 1 << 21  # values of the widest array a chunk of nudges carries (16 MB of float64): bounds memory
+CHUNK_VALUES = 1 << 19  # values of the widest array a chunk of nudges carries (4 MB of float64): bounds memory
 
 
 def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use_series=True, workers=2,

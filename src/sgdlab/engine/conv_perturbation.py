@@ -66,9 +66,9 @@ def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False
         head = DenseHead.of(network, reference)
         if head is not None:
             start = reference.head_start
-            local_steps = {local: steps.get(_step_owner(name), h) for local, name in head.names.items()}
+            local_steps = {local: steps.get(dense.step_owner(name), h) for local, name in head.names.items()}
             _, head_grads, head_kinks = dense.central_differences(head, reference.inputs[start], t, h, local_steps,
-                                                            find_kinks, use_series, workers)
+                                                                  find_kinks, use_series, workers)
             for local, name in head.names.items():
                 grads[name] = head_grads[local]
                 kinks[name] = None if head_kinks is None else head_kinks[local]
@@ -79,8 +79,8 @@ def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False
     decay_lambda = network.weight_decay_lambda
     if decay_lambda:
         for key in network.decayed_keys:
-            grads[key] = grads[key] + dense.weight_decay_difference(np.asarray(network.params[key], np.float64),
-                                                               decay_lambda, steps.get(key, h))
+            W = np.asarray(network.params[key], np.float64)
+            grads[key] = grads[key] + dense.weight_decay_difference(W, decay_lambda, steps.get(key, h))
     if follow_statistics:
         for layer, (mean, var) in reference.batch_statistics():
             layer.follow(mean.astype(network.dtype), var.astype(network.dtype))
@@ -90,12 +90,6 @@ def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False
     kinks = {key: np.zeros(param.shape, bool) if kinks[key] is None else kinks[key]
              for key, param in network.params.items()}
     return reference.loss + network.weight_decay(), grads, kinks
-
-
-def _step_owner(key):
-    """The parameter whose step `key` takes: b takes W's, beta gamma's."""
-    name = key.rstrip("0123456789")
-    return {"b": "W", "beta": "gamma"}.get(name, name) + key[len(name):]
 
 
 class DrawnMask:
@@ -119,8 +113,8 @@ class DenseHead:
     def of(cls, network, reference):
         """The head of `network` after the reference pass, or None if it is not laid out as a dense net's."""
         layers = network.layers[reference.head_start:]
-        letters = "".join({"affine": "A", "batch_norm": "B", "dropout": "D"}.get(layer.kind, "F")
-                          if not isinstance(layer, ActivationLayer) else "F" for layer in layers)
+        letters = "".join("F" if isinstance(layer, ActivationLayer) else
+                          {"affine": "A", "batch_norm": "B", "dropout": "D"}.get(layer.kind, "?") for layer in layers)
         activations = {layer.activation.name for layer in layers if isinstance(layer, ActivationLayer)}
         hidden = letters.count("F")
         if not cls.LAYOUT.fullmatch(letters) or len(activations) > 1 or \
@@ -139,8 +133,7 @@ class DenseHead:
                                       None)
         self.weight_decay_lambda = 0.0  # the caller adds the weight decay's differences, for every weight
         self.dtype = np.dtype(np.float64)
-        self.names, self.params = {}, {}
-        counts = {}
+        self.names, counts = {}, {}
         for layer, keys in zip(layers, network.layer_keys[start:]):
             if layer.parameter_names:
                 number = counts[layer.kind] = counts.get(layer.kind, 0) + 1
@@ -206,7 +199,7 @@ class ReferencePass:
         layer, keys = self.layers[i], self.network.layer_keys[i]
         grads, kinks = {}, {}
         for name, key in zip(layer.parameter_names, keys):
-            step = steps.get(_step_owner(key), h)
+            step = steps.get(dense.step_owner(key), h)
             shape = getattr(layer, name).shape
             groups = self._nudge_groups(i, name, shape)
             jobs = [(channel, entries[start:start + self._chunk(i, channel)]) for channel, entries in groups

@@ -57,7 +57,7 @@ import numpy as np
 from ..nn.functions import as_labels
 from ..nn.layers import BATCH_NORM_EPS, batch_normalize, frozen_training
 from .backprop import BackpropStep
-from .perturbation import central_differences
+from .perturbation import central_differences, step_owner
 
 STEP = 1e-4  # the book's h, for layers not followed by batch norm
 MAX_ABS_DIFF = 1e-7
@@ -172,19 +172,13 @@ def extrapolated_gradient(network, x, t, same_masks=lambda: None):
             allowed = TRUNCATION * float(np.max(np.abs(fine[key][compared]), initial=0.0)) + noise[key]
             if truncation > allowed:  # the error falls as the step squared
                 factor = max(MIN_SHRINK, 0.5 * float(np.sqrt(allowed / truncation)))
-                shrink[_step_owner(key)] = min(factor, shrink.get(_step_owner(key), 1.0))
+                shrink[step_owner(key)] = min(factor, shrink.get(step_owner(key), 1.0))
         if not shrink:
             break
         for key in steps:
-            steps[key] *= shrink.get(_step_owner(key), 1.0)
+            steps[key] *= shrink.get(step_owner(key), 1.0)
     grads = {key: (4 * fine[key] - coarse[key]) / 3 for key in fine}
     return grads, kinks, noise
-
-
-def _step_owner(key):
-    """The parameter whose step `key` takes (`central_differences` gives b W's step, beta gamma's)."""
-    name = key.rstrip("0123456789")
-    return {"b": "W", "beta": "gamma"}.get(name, name) + key[len(name):]
 
 
 def gradient_check(network, x, t):

@@ -156,6 +156,13 @@ def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use
     return forward.loss + network.weight_decay(), grads, kinks
 
 
+def step_owner(key):
+    """The parameter whose step `key` takes in `central_differences`: b_k takes W_k's, beta_k gamma_k's (each
+    pair moves the same feature)."""
+    name = key.rstrip("0123456789")
+    return {"b": "W", "beta": "gamma"}.get(name, name) + key[len(name):]
+
+
 def _either(*flags):
     """The elementwise or of the boolean arrays among `flags`, None where every one is None (kinks not sought)."""
     present = [flag for flag in flags if flag is not None]

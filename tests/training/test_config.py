@@ -10,10 +10,11 @@ from sgdlab.training.config import OPTIMIZER_SETTINGS, TrainConfig
 
 def test_defaults_are_the_books():
     config = TrainConfig()
-    assert (config.iterations(60000), config.batch_size, config.learning_rate, config.hidden_size) == \
+    assert (config.iterations(60000), config.batch_size, config.learning_rate, config.implied("hidden_size")) == \
         (10000, 100, 0.1, 50)
     assert config.resolved().iters == 10000 and config.data_rows(60000) == (60000, 0)
-    assert (config.grad, config.sampling, config.activation) == ("backprop", "random", "sigmoid")
+    assert (config.grad, config.sampling, config.implied("activation")) == ("backprop", "random", "sigmoid")
+    assert (config.net, config.resolved().optimizer, config.resolved().hidden_size) == ("mlp", "sgd", 50)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -186,7 +187,7 @@ def test_a_net_that_cannot_fit_in_memory_is_refused_before_it_is_allocated(memor
     config = TrainConfig(hidden_sizes=(1_000_000,))
     with pytest.raises(ConfigError) as refused:  # from the settings alone: nothing of the net is made
         config.check_memory(784, 10)
-    assert str(refused.value) == ("a 784-1000000-10 net in float32 would need about 44.8 GB of memory, more than "
+    assert str(refused.value) == ("a 784-1000000-10 net in float32 would need about 37.4 GB of memory, more than "
                                   "the 1.0 GB available: choose smaller hidden layers")
     config = TrainConfig(hidden_size=100)
     with pytest.raises(ConfigError, match=r"a 784-100-10 net in float32, 5 trained side by side, would need about "

@@ -301,18 +301,26 @@ class MultiLayerNet(Network):
         self.dropout_ratio = UNIT_INTERVAL.check("dropout_ratio", dropout_ratio if dropout_ration is None
                                                  else dropout_ration)
         self.use_batchnorm = bool(use_batchnorm)
-        specs = []
-        for width in self.sizes[1:-1]:
-            specs.append({"type": "affine", "output_size": width})
-            if self.use_batchnorm:
-                specs.append({"type": "batch_norm"})
-            specs.append({"type": activation})
-            if self.use_dropout:
-                specs.append({"type": "dropout", "ratio": self.dropout_ratio})
-        specs.append({"type": "affine", "output_size": self.sizes[-1]})
-        self._assemble((self.sizes[0],), specs, weight_init_std, weight_decay_lambda, rng, dtype)
+        input_shape, specs = MultiLayerNet.specification(self.sizes, activation, self.use_batchnorm,
+                                                         self.use_dropout, self.dropout_ratio)
+        self._assemble(input_shape, specs, weight_init_std, weight_decay_lambda, rng, dtype)
         self.affine_layers = [layer for layer in self.layers if layer.kind == "affine"]
         self.batch_norm_layers = [layer for layer in self.layers if layer.kind == "batch_norm"]
+
+    @staticmethod
+    def specification(sizes, activation, use_batchnorm=False, use_dropout=False, dropout_ratio=0.5):
+        """(input shape, every layer's specification) of the net of layer widths `sizes`, input to output: each
+        hidden layer affine, batch norm (`use_batchnorm`), the activation, dropout (`use_dropout`)."""
+        specs = []
+        for width in sizes[1:-1]:
+            specs.append({"type": "affine", "output_size": width})
+            if use_batchnorm:
+                specs.append({"type": "batch_norm"})
+            specs.append({"type": activation})
+            if use_dropout:
+                specs.append({"type": "dropout", "ratio": dropout_ratio})
+        specs.append({"type": "affine", "output_size": sizes[-1]})
+        return (sizes[0],), specs
 
     def architecture(self):
         return {

@@ -2,8 +2,10 @@
 
 Each field declares once what values it takes (a `Range`, or the names of a
 registry); `TrainConfig` checks them when made and the command line builds
-its options, choices and help from the same declarations. This module
-imports no NumPy, so `sgdlab --help` stays quick.
+its options, choices and help from the same declarations. `net` chooses
+among the named networks of `NETS`, each of which implies its chapter's
+defaults for the settings left out. This module imports no NumPy, so
+`sgdlab --help` stays quick.
 """
 
 import dataclasses
@@ -20,6 +22,7 @@ from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSIT
 from .history import largest_json_size
 
 CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
+CHAPTER_7_EPOCHS = 20  # the length of chapter 7's run (ch07/train_convnet.py's max_epochs)
 CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
 GRAD_METHODS = ("backprop", "numerical")
 DTYPES = ("float32", "float64")
@@ -30,6 +33,8 @@ SAMPLING_METHODS = ("random", "epoch")
 # each the weights and the optimizer's slots (2 x 3).
 PARAMETER_COPIES = 12
 STEP_COPIES = 4  # per unit and sample of a batch: the forward outputs, the backward buffers, masks and workspaces
+COLUMN_COPIES = 2  # per value of a convolution's im2col columns and sample of a batch: the columns and their gradient
+EVALUATION_CHUNKS = 2  # whole-set forward passes at once: the evaluation's and the lab page's
 RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gathered ahead
 # The settings that are optimizers' hyperparameters -> the keyword an optimizer takes each by: the only way a
 # setting reaches an optimizer. A setting given for an optimizer that takes no such keyword is refused; an
@@ -58,6 +63,121 @@ def setting(default, help, range=None, choices=None, parse=None, check=None, met
 
 
 BOTH_WIDTHS = "give either hidden_size (one hidden layer) or hidden_sizes (any number of them), not both"
+LENGTHS = ("iters", "epochs")  # the settings that say how long a run is: a net implies one of them
+
+
+@dataclass(frozen=True)
+class Net:
+    """A network `TrainConfig.net` names.
+
+    `defaults`: the settings it implies when they are left out (None), its
+    length (iters or epochs) among them; `own_settings`: the settings only
+    nets that list them take (given to another net, they are refused);
+    `layers(config, input_shape, output_size)`: (the input's shape, every
+    layer's specification), as `sgdlab.nn.network` builds them, for planning
+    its shapes and memory before anything is allocated; `build(config,
+    input_shape, output_size, rng)`: the untrained network.
+    """
+
+    description: str
+    defaults: dict
+    own_settings: tuple
+    layers: object
+    build: object
+
+
+def _dense_widths(config, input_shape, output_size):
+    return (math.prod(input_shape), *(config.hidden_sizes or (config.implied("hidden_size"),)), output_size)
+
+
+def _dense_layers(config, input_shape, output_size):
+    from ..nn.network import MultiLayerNet
+
+    return MultiLayerNet.specification(_dense_widths(config, input_shape, output_size), config.implied("activation"),
+                                       config.batch_norm, config.dropout > 0, config.dropout)
+
+
+def _dense_network(config, input_shape, output_size, rng):
+    """The book's TwoLayerNet for one hidden layer, a MultiLayerNet for more."""
+    from ..nn.network import MultiLayerNet, TwoLayerNet
+
+    input_size, *hidden, output_size = _dense_widths(config, input_shape, output_size)
+    options = {"weight_init_std": config.weight_init_std, "activation": config.implied("activation"), "rng": rng,
+               "dtype": config.network_dtype, "weight_decay_lambda": config.weight_decay,
+               "use_dropout": config.dropout > 0, "use_batchnorm": config.batch_norm}
+    if config.dropout:
+        options["dropout_ratio"] = config.dropout
+    if config.hidden_sizes is None:
+        return TwoLayerNet(input_size, hidden[0], output_size, **options)
+    return MultiLayerNet(input_size, hidden, output_size, **options)
+
+
+def _images(net, input_shape):
+    if len(input_shape) != 3:
+        raise ConfigError(f"{net} takes images, (channels, height, width) each, not samples of shape "
+                          f"{tuple(input_shape)}")
+    return input_shape
+
+
+def _simple_convnet_layers(config, input_shape, output_size):
+    """conv - relu - pool - affine - relu - affine, the book's SimpleConvNet: batch norm (`batch_norm`) after the
+    convolution and after the hidden affine layer, before each activation, as chapter 6 places it; dropout
+    (`dropout`) after the hidden activation, on the fully connected units (where chapter 8's DeepConvNet drops)."""
+    from ..nn.network import ConvNet
+
+    value = config.implied
+    norm = [{"type": "batch_norm"}] if config.batch_norm else []
+    activation = {"type": value("activation")}
+    pool = value("pool_size")
+    layers = [{"type": "convolution", "filter_num": value("filter_num"), "filter_size": value("filter_size"),
+               "stride": value("filter_stride"), "pad": value("filter_pad")}, *norm, activation,
+              {"type": "pooling", "pool_size": pool, "stride": pool, "pad": 0},
+              {"type": "affine", "output_size": value("hidden_size")}, *norm, activation,
+              *([{"type": "dropout", "ratio": config.dropout}] if config.dropout else [])]
+    return ConvNet.specification(_images("simple-convnet", input_shape), layers, output_size)
+
+
+def _simple_convnet(config, input_shape, output_size, rng):
+    """The book's SimpleConvNet (its class, its record in a model file) when the settings are its own; with
+    another activation, pooling window, batch norm or dropout, the `ConvNet` of the same layers."""
+    from ..nn.network import ConvNet, SimpleConvNet
+
+    input_dim, specs = _simple_convnet_layers(config, input_shape, output_size)
+    conv_param = {key: specs[0][name] for key, name in
+                  (("filter_num", "filter_num"), ("filter_size", "filter_size"), ("pad", "pad"), ("stride", "stride"))}
+    hidden_size = config.implied("hidden_size")
+    options = {"weight_init_std": config.weight_init_std, "weight_decay_lambda": config.weight_decay, "rng": rng,
+               "dtype": config.network_dtype}
+    if (input_dim, specs) == SimpleConvNet.specification(input_dim, conv_param, hidden_size, output_size):
+        return SimpleConvNet(input_dim, conv_param, hidden_size, output_size, **options)
+    return ConvNet(input_dim, specs[:-1], output_size, **options)
+
+
+CONVOLUTION_SETTINGS = ("filter_num", "filter_size", "filter_stride", "filter_pad", "pool_size")
+# Settings whose values fit an input's shape or not one by one, not as a range: a 4x4 filter leaves a 2x2 pooling
+# window over on MNIST where 3x3 and 5x5 ones do not. A sweep checks each of their values, not only its ends.
+SHAPE_SETTINGS = ("filter_size", "filter_stride", "filter_pad", "pool_size")
+NETS = {
+    "mlp": Net("a fully connected net: chapter 4's TwoLayerNet (784-50-10, sigmoid, SGD at 0.1, 10000 "
+               "iterations), or a MultiLayerNet with hidden_sizes",
+               {"iters": CHAPTER_4_ITERS, "optimizer": "sgd", "activation": "sigmoid", "hidden_size": 50},
+               ("hidden_sizes",), _dense_layers, _dense_network),
+    "simple-convnet": Net("chapter 7's SimpleConvNet: conv - relu - pool - affine - relu - affine (30 5x5 filters, "
+                          "2x2 pooling, 100 hidden units, Adam at 0.001, 20 epochs)",
+                          {"epochs": CHAPTER_7_EPOCHS, "optimizer": "adam", "activation": "relu", "hidden_size": 100,
+                           "filter_num": 30, "filter_size": 5, "filter_stride": 1, "filter_pad": 0, "pool_size": 2},
+                          CONVOLUTION_SETTINGS, _simple_convnet_layers, _simple_convnet),
+}
+
+
+def nets_taking(name):
+    """The names of the nets that take the setting `name` of their own."""
+    return [net for net, definition in NETS.items() if name in definition.own_settings]
+
+
+def sample_shape(input_shape):
+    """One sample's shape from `input_shape`: a number of inputs (a dense net's), or the shape itself."""
+    return (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
 
 
 @dataclass(frozen=True)
@@ -84,21 +204,34 @@ class TrainConfig:
                                       "which chooses by validation)", choices=TEST_EVALUATIONS)
     lr: float | None = setting(None, f"learning rate (default: {CHAPTER_4_LR} for sgd, as in chapter 4; the "
                                      "book's default for the other optimizers)", POSITIVE_NUMBER)
-    hidden_size: int = setting(50, "units in the hidden layer", POSITIVE_INT)
-    hidden_sizes: tuple | None = setting(None, "units in each hidden layer of a deeper net, such as 100,100,100 "
+    net: str = setting("mlp", "the network: " + "; ".join(f"{name}, {net.description}" for name, net in NETS.items())
+                       + ". Settings left out take the net's defaults", choices=tuple(NETS))
+    hidden_size: int | None = setting(None, "units in the hidden layer (default 50 for mlp, as in chapter 4; 100 "
+                                            "for simple-convnet, as in chapter 7)", POSITIVE_INT)
+    hidden_sizes: tuple | None = setting(None, "units in each hidden layer of a deeper mlp, such as 100,100,100 "
                                                "(instead of hidden_size)", parse=parse_widths, check=check_widths,
                                          metavar="N,N,...")
+    filter_num: int | None = setting(None, "a convolutional net's filters (default 30, the book's)", POSITIVE_INT)
+    filter_size: int | None = setting(None, "a convolutional net's filter height and width (default 5)",
+                                      POSITIVE_INT)
+    filter_stride: int | None = setting(None, "the step between a convolution's windows (default 1)", POSITIVE_INT)
+    filter_pad: int | None = setting(None, "zeros padded around each image before a convolution (default 0)",
+                                     NON_NEGATIVE_INT)
+    pool_size: int | None = setting(None, "a convolutional net's max pooling window, its height, width and stride "
+                                          "(default 2)", POSITIVE_INT)
     weight_init_std: float | str = setting(
         0.01, "initial weights ~ N(0, std^2): a number, or xavier (also called sigmoid: sqrt(1/fan-in), for "
               "sigmoid and tanh) or he (also called relu: sqrt(2/fan-in), for relu)", parse=parse_weight_init,
         check=check_weight_init, metavar="STD", option="weight-init")
-    activation: str = setting("sigmoid", "hidden activation", choices=activation_names())
+    activation: str | None = setting(None, "hidden activation (default sigmoid for mlp, as in chapter 4; relu for "
+                                           "simple-convnet)", choices=activation_names())
     dropout: float = setting(0.0, "fraction of hidden units dropped at each training step (the book's "
                                   "dropout_ratio; at test time every unit is kept and scaled by 1 - ratio); 0: no "
                                   "dropout", UNIT_INTERVAL)
     batch_norm: bool = setting(False, "batch normalization after each hidden affine layer, before its activation",
                                check=check_flag)
-    optimizer: str = setting("sgd", "how gradients become updates", choices=OPTIMIZERS.keys())
+    optimizer: str | None = setting(None, "how gradients become updates (default sgd for mlp, as in chapter 4; adam "
+                                          "for simple-convnet, as in chapter 7)", choices=OPTIMIZERS.keys())
     momentum: float | None = setting(None, f"the velocity {' and '.join(optimizers_taking('momentum'))} keep "
                                            "(default 0.9, the book's)",
                                      OPTIMIZERS["momentum"].hyperparameters["momentum"])
@@ -125,15 +258,21 @@ class TrainConfig:
                 check_choice(spec.name, value, spec.metadata["choices"])
         if self.iters is not None and self.epochs is not None:
             raise ConfigError("give either iters or epochs, not both: they both say how long the run is")
+        for name in sorted({name for net in NETS.values() for name in net.own_settings}):
+            if getattr(self, name) is not None and name not in NETS[self.net].own_settings:
+                raise ConfigError(f"{name} is a setting of {' and '.join(nets_taking(name))}, not of {self.net}: "
+                                  f"choose such a net, or leave {name} out")
         if self.hidden_sizes is not None:
             object.__setattr__(self, "hidden_sizes", check_widths("hidden_sizes", self.hidden_sizes))  # lists too
-            if self.hidden_size != TrainConfig.hidden_size:  # (the command line also refuses the default given)
+            # the default is what config.json records beside hidden_sizes (the command line refuses it given)
+            if self.hidden_size not in (None, NETS[self.net].defaults["hidden_size"]):
                 raise ConfigError(BOTH_WIDTHS)
+        optimizer = self.implied("optimizer")
         for setting_name, keyword in OPTIMIZER_SETTINGS.items():
-            if getattr(self, setting_name) is not None and keyword not in OPTIMIZERS[self.optimizer].hyperparameters:
+            if getattr(self, setting_name) is not None and keyword not in OPTIMIZERS[optimizer].hyperparameters:
                 takers = " and ".join(optimizers_taking(keyword))
                 raise ConfigError(f"{setting_name} is a setting of the {takers} optimizers, not of "
-                                  f"{self.optimizer}: choose one of them as the optimizer, or leave {setting_name} "
+                                  f"{optimizer}: choose one of them as the optimizer, or leave {setting_name} "
                                   "out")
         if self.iters is not None:
             self.check_history_fits(self.iters, self.iters // self.eval_every if self.eval_every else 0)
@@ -141,22 +280,32 @@ class TrainConfig:
             raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
                               "drown in rounding error; use dtype float64 (the default for numerical gradients)")
 
+    def implied(self, name):
+        """The setting `name` as the run uses it: as given, else the net's default for it (None for a setting
+        the net does not take)."""
+        value = getattr(self, name)
+        return value if value is not None else NETS[self.net].defaults.get(name)
+
     @property
     def learning_rate(self):
         """The learning rate the run uses: `lr`, else chapter 4's for SGD and the book's default for the others."""
         if self.lr is not None:
             return self.lr
-        return CHAPTER_4_LR if self.optimizer == "sgd" else OPTIMIZERS[self.optimizer].default_lr
+        optimizer = self.implied("optimizer")
+        return CHAPTER_4_LR if optimizer == "sgd" else OPTIMIZERS[optimizer].default_lr
 
     def resolved(self):
-        """The same settings with every implied default filled in (updates, learning rate, the optimizer's
-        settings, dtype): what the run used, as its files record it, so that a change of default never changes a
-        saved run's meaning. (With `epochs`, the number of updates depends on the training set and stays implied.)"""
+        """The same settings with every implied default filled in (the net's, the length among them, learning
+        rate, the optimizer's settings, dtype): what the run used, as its files record it, so that a change of
+        default never changes a saved run's meaning. (With `epochs`, the number of updates depends on the
+        training set and stays implied.)"""
         optimizer = self.make_optimizer()
-        iters = self.iters if self.iters is not None or self.epochs is not None else CHAPTER_4_ITERS
+        given_length = self.iters is not None or self.epochs is not None
+        implied = {name: self.implied(name) for name in NETS[self.net].defaults
+                   if not (name in LENGTHS and given_length)}
         taken = {name: getattr(optimizer, keyword) if keyword in optimizer.hyperparameters else None
                  for name, keyword in OPTIMIZER_SETTINGS.items()}
-        return dataclasses.replace(self, iters=iters, lr=optimizer.lr, dtype=self.network_dtype, **taken)
+        return dataclasses.replace(self, **implied, lr=optimizer.lr, dtype=self.network_dtype, **taken)
 
     def data_rows(self, available):
         """(images trained on, images held out for validation) of the `available` training images: the first
@@ -188,62 +337,94 @@ class TrainConfig:
                               f"{MAX_JSON_BYTES >> 20} MB sgdlab reads back: train for at most about {most} "
                               "iterations, or evaluate less often (--eval-every)")
 
-    def memory_needed(self, input_size, output_size):
-        """About how many bytes a run of these settings takes, estimated from the network's size before any
-        of it is allocated: its parameters' copies, a batch's and an evaluation chunk's activations, and the
-        rest of the process."""
-        from .evaluation import CHUNK_ROWS
+    def planned_layers(self, input_shape, output_size):
+        """The layers of the network these settings describe for samples of `input_shape` (a number of inputs,
+        or one sample's shape), as `(input shape, layers)`, their shapes checked and nothing allocated: a bad
+        combination (a filter larger than its input, a pooling window left over) is a ConfigError naming the
+        layer and the sizes, before any data is loaded."""
+        from ..nn.init import ParameterShapes
+        from ..nn.network import MAX_PARAMETERS, build_layers, parameter_count
 
-        widths = (input_size, *(self.hidden_sizes or (self.hidden_size,)), output_size)
-        parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(widths, widths[1:]))
-        if self.batch_norm:
-            parameters += 4 * sum(widths[1:-1])  # gamma, beta and the running mean and variance
+        shape, specs = NETS[self.net].layers(self, sample_shape(input_shape), output_size)
+        layers = build_layers(shape, specs, ParameterShapes(self.network_dtype))
+        count = parameter_count(layers)
+        if count > MAX_PARAMETERS:
+            raise ConfigError(f"these settings make {count:,} parameters, more than the {MAX_PARAMETERS:,} sgdlab "
+                              f"builds: choose {self.smaller()}")
+        return shape, layers
+
+    def memory_needed(self, input_size, output_size):
+        """About how many bytes a run of these settings takes, estimated from the network's layers before any of
+        it is allocated: its parameters' copies, a batch's activations (every layer's output but those computed
+        in place, and a convolution's im2col columns), the whole-set evaluations' chunks, and the rest of the
+        process. `input_size`: inputs per sample, or one sample's shape."""
+        from .evaluation import CHUNK_BYTES, CHUNK_ROWS
+
+        shape, layers = self.planned_layers(input_size, output_size)
+        parameters = sum(math.prod(array.shape) for layer in layers for array in (*layer.parameters,
+                                                                                   *layer.statistics))
+        values, columns = math.prod(shape), 0  # per sample
+        for layer in layers:
+            output = layer.output_shape(shape)
+            if not layer.in_place:
+                values += math.prod(output)
+            if layer.kind == "convolution":  # a row per window and filter weight, and one of ones for the bias
+                columns += (math.prod(layer.W.shape[1:]) + 1) * math.prod(output[1:])
+            shape = output
         itemsize = 8 if self.network_dtype == "float64" else 4
-        activations = (STEP_COPIES * self.batch_size + 2 * CHUNK_ROWS) * sum(widths)
-        return (PARAMETER_COPIES * parameters + activations) * itemsize + RUN_OVERHEAD_BYTES
+        step = self.batch_size * (STEP_COPIES * values + COLUMN_COPIES * columns)
+        evaluation = EVALUATION_CHUNKS * min(CHUNK_ROWS * (values + columns), CHUNK_BYTES // itemsize)
+        return (PARAMETER_COPIES * parameters + step + evaluation) * itemsize + RUN_OVERHEAD_BYTES
 
     def check_memory(self, input_size, output_size, runs=1):
         """Refuse, before allocating, settings that `runs` runs side by side (one by default) need more memory for
-        than this machine has available, in one line naming the estimate and the limit."""
+        than this machine has available, in one line naming the estimate and the limit; and settings whose layers
+        do not fit the input (see `planned_layers`)."""
         from ..engine.threads import check_memory
 
-        widths = "-".join(map(str, (input_size, *(self.hidden_sizes or (self.hidden_size,)), output_size)))
-        what = f"a {widths} net in {self.network_dtype}" + (f", {runs} trained side by side," if runs > 1 else "")
+        shape, layers = self.planned_layers(input_size, output_size)
+        sizes = [shape]
+        for layer in layers:
+            shape = layer.output_shape(shape)
+            if layer.parameter_names == ("W", "b") or layer.kind == "pooling":
+                sizes.append(shape)
+        layout = "-".join("x".join(map(str, size)) for size in sizes)
+        what = f"a {layout} net in {self.network_dtype}" + (f", {runs} trained side by side," if runs > 1 else "")
         check_memory(runs * self.memory_needed(input_size, output_size), what,
-                     "choose smaller hidden layers" + (" or fewer workers" if runs > 1 else ""))
+                     f"choose {self.smaller()}" + (" or fewer workers" if runs > 1 else ""))
+
+    def smaller(self):
+        """What makes a net of these settings smaller, in words."""
+        return "fewer filters or a smaller hidden layer" if "filter_num" in NETS[self.net].own_settings \
+            else "smaller hidden layers"
 
     def iterations(self, train_rows):
-        """The updates the run makes on `train_rows` images: `iters`, else `epochs` full epochs, else chapter 4's."""
+        """The updates the run makes on `train_rows` images: `iters`, else `epochs` full epochs, else the net's
+        length (chapter 4's 10000 updates, chapter 7's 20 epochs)."""
+        if self.iters is None and self.epochs is None:
+            return dataclasses.replace(self, **{name: value for name, value in NETS[self.net].defaults.items()
+                                                if name in LENGTHS}).iterations(train_rows)
         if self.iters is not None:
             return self.iters
-        if self.epochs is not None:
-            return self.epochs * math.ceil(train_rows / self.batch_size)
-        return CHAPTER_4_ITERS
+        return self.epochs * math.ceil(train_rows / self.batch_size)
 
     def evaluation_interval(self, iters_per_epoch):
         """Iterations between evaluations: `eval_every`, else one epoch; 0 for none before the last iteration."""
         return self.eval_every if self.eval_every is not None else iters_per_epoch
 
     def make_network(self, input_size, output_size, rng):
-        """The untrained network these settings describe, its weights drawn from `rng`: the book's TwoLayerNet
-        for one hidden layer, a MultiLayerNet for more."""
-        from ..nn.network import MultiLayerNet, TwoLayerNet
-
-        options = {"weight_init_std": self.weight_init_std, "activation": self.activation, "rng": rng,
-                   "dtype": self.network_dtype, "weight_decay_lambda": self.weight_decay,
-                   "use_dropout": self.dropout > 0, "use_batchnorm": self.batch_norm}
-        if self.dropout:
-            options["dropout_ratio"] = self.dropout
-        if self.hidden_sizes is None:
-            return TwoLayerNet(input_size, self.hidden_size, output_size, **options)
-        return MultiLayerNet(input_size, list(self.hidden_sizes), output_size, **options)
+        """The untrained network these settings describe for samples of `input_size` (a number of inputs, or one
+        sample's shape: (1, 28, 28) for MNIST's images, which a convolutional net needs), its weights drawn from
+        `rng`: for mlp, the book's TwoLayerNet for one hidden layer, a MultiLayerNet for more; for simple-convnet,
+        the book's SimpleConvNet (a ConvNet of its layers when the settings change them)."""
+        return NETS[self.net].build(self, sample_shape(input_size), output_size, rng)
 
     def make_optimizer(self):
         """The optimizer these settings describe: the settings of `OPTIMIZER_SETTINGS` that were given, by their
         keywords; its other hyperparameters keep the book's defaults."""
         given = {keyword: getattr(self, name) for name, keyword in OPTIMIZER_SETTINGS.items()
                  if getattr(self, name) is not None}
-        return OPTIMIZERS[self.optimizer](self.learning_rate, **given)
+        return OPTIMIZERS[self.implied("optimizer")](self.learning_rate, **given)
 
     @property
     def network_dtype(self):
@@ -257,7 +438,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """A config from `to_dict()` output; unknown keys are an error, missing ones take defaults."""
+        """A config from `to_dict()` output; unknown keys are an error, missing ones take defaults (a config.json
+        written before `net` existed is an mlp's, as it was)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

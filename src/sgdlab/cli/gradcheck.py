@@ -3,13 +3,15 @@
 import time
 
 from ..errors import ConfigError
+from ..training.config import CONVOLUTION_SETTINGS
 from .arguments import add_config_option, add_data_dir, given_settings
 from .output import EXIT_ERROR
 
 
 BOOK_BATCH = 3
 BATCH_NORM_BATCH = 100
-ARCHITECTURE = ("hidden_size", "hidden_sizes", "activation", "weight_init_std", "weight_decay", "dropout", "batch_norm")
+ARCHITECTURE = ("net", "hidden_size", "hidden_sizes", *CONVOLUTION_SETTINGS, "activation", "weight_init_std",
+                "weight_decay", "dropout", "batch_norm")
 
 
 def add_to(commands):
@@ -30,20 +32,20 @@ def add_to(commands):
 
 def run(args):
     from ..data import load_mnist
-    from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+    from ..data.mnist import NUM_CLASSES, SAMPLE_SHAPE
     from ..engine.gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, ROUNDING, STEP, gradient_check
     from ..engine.threads import one_blas_thread
     from ..training.config import TrainConfig
 
     settings = TrainConfig(**{name: getattr(args, name) for name in given_settings(args) if name != "batch_size"},
                            dtype="float64")
-    settings.check_memory(IMAGE_PIXELS, NUM_CLASSES)  # before anything is loaded or allocated
+    settings.check_memory(SAMPLE_SHAPE, NUM_CLASSES)  # before anything is loaded or allocated
     (x_train, t_train), _ = load_mnist(data_dir=args.data_dir)
     batch_size = args.batch_size or (BATCH_NORM_BATCH if settings.batch_norm else BOOK_BATCH)
     if batch_size > len(x_train):
         raise ConfigError(f"batch size {batch_size} is larger than the training set ({len(x_train)} images)")
     x, t = x_train[:batch_size].astype("float64"), t_train[:batch_size]
-    network = settings.make_network(x.shape[1], NUM_CLASSES, rng=settings.seed)
+    network = settings.make_network(SAMPLE_SHAPE, NUM_CLASSES, rng=settings.seed)
     step = f"h={STEP:g}" + (" times the features' smallest spread before batch norm" if settings.batch_norm else "")
     print(f"gradient check of {network} on {len(x)} training images (float64, central differences at h and h/2, "
           f"{step}, combined by Richardson extrapolation)")
@@ -66,6 +68,6 @@ def run(args):
     kinks = sum(check.kinks for check in checks)
     if kinks:
         print(f"{kinks} of {sum(check.size for check in checks)} entries were not compared: nudging one by h or h/2 "
-              f"moves some {settings.activation} input across its kink, where the slope jumps, so no difference "
+              f"moves some {settings.implied('activation')} input across its kink, where the slope jumps, so no difference "
               "quotient there is a derivative")
     return EXIT_ERROR if failed else 0

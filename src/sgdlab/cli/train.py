@@ -15,9 +15,10 @@ from .output import EXIT_INTERRUPTED, duration, evaluation_line, say
 
 def add_to(commands):
     parser = commands.add_parser("train", help="train a net on MNIST by mini-batch gradient descent",
-                                 description="Train a fully connected net on MNIST (the book's two-layer 784-50-10 "
-                                             "by default) by mini-batch gradient descent (SGD, or another of the "
-                                             "book's optimizers), evaluating train and test accuracy once per epoch.")
+                                 description="Train a net on MNIST by mini-batch gradient descent, evaluating train "
+                                             "and test accuracy once per epoch: chapter 4's two-layer 784-50-10 with "
+                                             "SGD by default, chapter 7's SimpleConvNet with Adam for --net "
+                                             "simple-convnet; options left out take the net's book defaults.")
     add_data_dir(parser)
     for spec in dataclasses.fields(TrainConfig):  # an option for every setting
         add_config_option(parser, spec.name)
@@ -38,7 +39,7 @@ def add_to(commands):
 
 
 def run(args):
-    from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+    from ..data.mnist import NUM_CLASSES, SAMPLE_SHAPE
     from ..runs.run import finished_history, resumable_settings, resume_run, train_run
 
     if args.resume is not None:
@@ -58,14 +59,14 @@ def run(args):
             return 0
 
         # refused before anything is loaded or allocated, as a run of these settings is
-        resumable_settings(args.resume).config.check_memory(IMAGE_PIXELS, NUM_CLASSES)
+        resumable_settings(args.resume).config.check_memory(SAMPLE_SHAPE, NUM_CLASSES)
 
         def train(observer, data=None):
             return resume_run(args.resume, data_dir=args.data_dir, plot=not args.no_plot, observer=observer,
                               checkpoint_every=args.checkpoint_every, lr=given_lr, data=data)
     else:
         config = config_from_args(args)
-        config.check_memory(IMAGE_PIXELS, NUM_CLASSES)  # before anything is loaded or allocated
+        config.check_memory(SAMPLE_SHAPE, NUM_CLASSES)  # before anything is loaded or allocated
 
         def train(observer, data=None):
             return train_run(config, out=args.out, overwrite=args.overwrite, data_dir=args.data_dir,

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SHAPE = (28, 28)
 IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]  # 784: the length of a flattened image
+SAMPLE_SHAPE = (1, *IMAGE_SHAPE)  # one image as a network takes it, (channels, height, width): a dense net its 784
 NUM_CLASSES = 10
 CACHE_NAME = "mnist-decoded.npz"
 _CACHE_FORMAT = "sgdlab-mnist-decoded-v1"

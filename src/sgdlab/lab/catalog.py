@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..data import load_mnist
 from ..data.digit_images import load_digit_image
-from ..data.mnist import IMAGE_PIXELS, IMAGE_SHAPE, NUM_CLASSES
+from ..data.mnist import IMAGE_PIXELS, IMAGE_SHAPE, NUM_CLASSES, SAMPLE_SHAPE
 from ..errors import SgdlabError
 from ..runs.checkpoint import load_checkpoint
 from ..runs.model_file import load_model
@@ -138,7 +138,7 @@ class FolderLabRun(LabRun):
 
     def _checkpointed(self, path):
         state = load_checkpoint(path, self.config.resolved().to_dict())
-        network = self.config.make_network(IMAGE_PIXELS, NUM_CLASSES, rng=0)
+        network = self.config.make_network(SAMPLE_SHAPE, NUM_CLASSES, rng=0)
         network.load_weights({**state.params, **state.statistics})
         return state.history, network
 

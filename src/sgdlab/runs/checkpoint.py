@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+from ..data.mnist import NUM_CLASSES, SAMPLE_SHAPE
 from ..errors import SgdlabError
 from ..fileio import MAX_JSON_BYTES, atomic_write, parse_json
 from ..nn.network import MAX_PARAMETERS
@@ -106,7 +106,7 @@ def _read_meta(path, archive):
 
 def _array_limits(path, archive, settings):
     """Each array's name and size, once every header matches what a checkpoint of a run of `settings` holds."""
-    network = TrainConfig.from_dict(settings).make_network(IMAGE_PIXELS, NUM_CLASSES, rng=0)  # resumed runs read MNIST
+    network = TrainConfig.from_dict(settings).make_network(SAMPLE_SHAPE, NUM_CLASSES, rng=0)  # resumed runs read MNIST
     limits = {}
     for name, header in archive.headers.items():
         if name == "meta":

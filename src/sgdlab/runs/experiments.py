@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+from ..data.mnist import NUM_CLASSES, SAMPLE_SHAPE
 from ..engine.threads import check_workers, usable_cores
 from ..errors import ConfigError
 from ..fileio import read_json_as, write_text_atomic
@@ -194,7 +194,7 @@ def _check_room(configs, workers):
     workers = workers or usable_cores()
     check_workers(workers)
     for config in configs.values():
-        config.check_memory(IMAGE_PIXELS, NUM_CLASSES, runs=min(workers, len(configs)))
+        config.check_memory(SAMPLE_SHAPE, NUM_CLASSES, runs=min(workers, len(configs)))
 
 
 def _stored(values):

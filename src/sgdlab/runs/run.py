@@ -5,6 +5,7 @@ import contextlib
 from pathlib import Path
 
 from ..data import default_data_dir, load_mnist
+from ..data.mnist import SAMPLE_SHAPE
 from ..engine.threads import usable_cores
 from ..errors import ConfigError, SgdlabError, TrainingDiverged
 from ..interrupts import interrupts_deferred
@@ -112,7 +113,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
         try:
             # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
             (x_train, t_train), (x_test, t_test) = data or load_mnist(normalize=False, data_dir=data_dir)
-            trainer = Trainer.from_config(config, input_size=x_train.shape[1], background=background)
+            trainer = Trainer.from_config(config, input_size=SAMPLE_SHAPE, background=background)
             trainer.check_data(x_train, t_train, x_test, t_test)
             if lr is not None:
                 trainer.change_learning_rate(lr)

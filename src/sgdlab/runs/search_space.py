@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+from ..data.mnist import NUM_CLASSES, SAMPLE_SHAPE
 from ..errors import ConfigError
 from ..ranges import check_choice
 from ..training.config import TrainConfig
@@ -143,7 +143,7 @@ def check_searches(searches, fixed, train_images=None, runs=1):
             config = TrainConfig(**fixed, **dict(zip(names, corner)))
             if train_images is not None:
                 config.checked_data_rows(train_images)
-                config.check_memory(IMAGE_PIXELS, NUM_CLASSES, runs)
+                config.check_memory(SAMPLE_SHAPE, NUM_CLASSES, runs)
         except ConfigError as exc:
             raise ConfigError(f"a trial of this sweep would be refused: {exc}") from None
 

@@ -260,8 +260,9 @@ class TrainConfig:
             raise ConfigError("give either iters or epochs, not both: they both say how long the run is")
         for name in sorted({name for net in NETS.values() for name in net.own_settings}):
             if getattr(self, name) is not None and name not in NETS[self.net].own_settings:
-                raise ConfigError(f"{name} is a setting of {' and '.join(nets_taking(name))}, not of {self.net}: "
-                                  f"choose such a net, or leave {name} out")
+                takers = nets_taking(name)
+                raise ConfigError(f"{name} is a setting of {' and '.join(takers)}, not of {self.net}: choose net "
+                                  f"{' or '.join(takers)}, or leave {name} out")
         if self.hidden_sizes is not None:
             object.__setattr__(self, "hidden_sizes", check_widths("hidden_sizes", self.hidden_sizes))  # lists too
             # the default is what config.json records beside hidden_sizes (the command line refuses it given)

@@ -98,8 +98,9 @@ class Trainer:
         self._lr_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config=None, input_size=784, output_size=10, background=None):
-        """A trainer with the network and optimizer that `config` describes."""
+    def from_config(cls, config=None, input_size=(1, 28, 28), output_size=10, background=None):
+        """A trainer with the network and optimizer that `config` describes, for samples of `input_size` (a number
+        of inputs, or one sample's shape: MNIST's images by default, as a convolutional net needs them)."""
         config = config if config is not None else TrainConfig()
         init_rng, _, _ = seeded_generators(config.seed)
         network = config.make_network(input_size, output_size, init_rng)

@@ -1,5 +1,7 @@
 """How runs are named beside each other: by the settings in which they differ, their numbers kept short."""
 
+from ..training.config import nets_taking
+
 UNCOMPARED = ("data_dir",)  # settings that do not change what a run learns
 
 
@@ -10,13 +12,22 @@ def short_value(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def takes(run, key):
+    """Whether the run's net takes the setting `key`: a setting of some nets only (a convolution's filters,
+    an mlp's hidden_sizes) means nothing for the others, where it is None."""
+    owners = nets_taking(key)
+    return not owners or run.get("net") in owners
+
+
 def difference_labels(names, settings):
-    """One label per run: the settings in which the runs differ ("lr=0.01, optimizer=adam"), else its name;
-    the values in full where shortened ones would not tell the runs apart."""
-    keys = sorted({key for run in settings for key in run} - set(UNCOMPARED))
-    differing = [key for key in keys if len({repr(run.get(key)) for run in settings}) > 1]
+    """One label per run: the settings in which the runs differ ("lr=0.01, optimizer=adam"), the net first, else
+    its name; a setting of some nets only compared among the runs of those nets and shown for them; the values
+    in full where shortened ones would not tell the runs apart."""
+    keys = sorted({key for run in settings for key in run} - set(UNCOMPARED), key=lambda key: (key != "net", key))
+    differing = [key for key in keys if len({repr(run.get(key)) for run in settings if takes(run, key)}) > 1]
     for shown in (short_value, str):
-        labels = [", ".join(f"{key}={shown(run.get(key))}" for key in differing) for run in settings]
+        labels = [", ".join(f"{key}={shown(run.get(key))}" for key in differing if takes(run, key))
+                  for run in settings]
         if len(set(labels)) == len(labels):
             break
     return [label or name for label, name in zip(labels, names)]

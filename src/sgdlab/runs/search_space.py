@@ -18,7 +18,7 @@ import numpy as np
 from ..data.mnist import NUM_CLASSES, SAMPLE_SHAPE
 from ..errors import ConfigError
 from ..ranges import check_choice
-from ..training.config import TrainConfig
+from ..training.config import SHAPE_SETTINGS, TrainConfig
 
 KINDS = ("log", "uniform", "int", "choice")
 # the trial's seed, settings no range can describe, and when the test set is measured (never a result)
@@ -62,8 +62,13 @@ class Search:
         return f"{self.name}={self.kind}:{self.low!r}:{self.high!r}"
 
     def corners(self):
-        """The values at the search's edges: its range's ends, or every choice."""
-        return self.choices if self.kind == "choice" else (self.low, self.high)
+        """The values at the search's edges: its range's ends, or every choice; every integer of the range for a
+        setting of a layer's shape, whose values fit the input one by one (`SHAPE_SETTINGS`), not as a range."""
+        if self.kind == "choice":
+            return self.choices
+        if self.kind == "int" and self.name in SHAPE_SETTINGS:
+            return tuple(range(self.low, self.high + 1))
+        return (self.low, self.high)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -122,7 +127,8 @@ def parse_search(text):
 def check_searches(searches, fixed, train_images=None, runs=1):
     """Refuse a sweep whose searches repeat a setting or contradict the fixed settings (`fixed`, a dict of
     TrainConfig fields), by building now a trial at every combination of the ranges' ends and the choices
-    (the settings' limits are ranges, so a trial inside passes if those at the corners do); with
+    (the settings' limits are ranges, so a trial inside passes if those at the corners do; the sizes of a
+    layer's shape are each checked, see `Search.corners`); with
     `train_images`, also one that could not train on that many images, or not with `runs` trials side by
     side in this machine's memory."""
     names = [search.name for search in searches]
@@ -141,6 +147,7 @@ def check_searches(searches, fixed, train_images=None, runs=1):
     for corner in itertools.product(*(search.corners() for search in searches)):
         try:
             config = TrainConfig(**fixed, **dict(zip(names, corner)))
+            config.planned_layers(SAMPLE_SHAPE, NUM_CLASSES)  # its layers fit MNIST's images
             if train_images is not None:
                 config.checked_data_rows(train_images)
                 config.check_memory(SAMPLE_SHAPE, NUM_CLASSES, runs)

@@ -14,9 +14,12 @@ import numpy as np
 
 from ..data.mnist import IMAGE_SHAPE, NUM_CLASSES
 from ..data.scaling import to_float
+from ..engine.forward import ForwardPass
 from ..engine.gradcheck import gradient_check
+from ..nn.functions import softmax
 from ..nn.layers import ActivationLayer
 from ..nn.network import network_from_architecture
+from .evaluation import CHUNK_BYTES
 
 GALLERY_SIZE = 32  # misclassified test digits shown, the most confident mistakes first
 GRADIENT_BATCH = 5  # training images the live gradient check differentiates
@@ -101,9 +104,13 @@ def read_digit(network, pixels):
 
 
 def predict_in_batches(network, x, batch=2000):
-    """Class probabilities for all of `x` (uint8 or float pixels), a batch at a time to bound memory."""
-    return np.concatenate([network.predict(_pixels(x[start:start + batch], network.dtype))
-                           for start in range(0, len(x), batch)])
+    """Class probabilities for all of `x` (uint8 or float pixels), through the evaluation's forward pass, at most
+    `batch` images at a time and fewer where their buffers would pass the evaluation's bound (a convolutional
+    net's im2col columns and feature maps), so that a run's report stays within the run's memory estimate."""
+    rows = max(1, min(batch, len(x), ForwardPass.rows_within(network, CHUNK_BYTES)))
+    forward = ForwardPass(network, rows)
+    return np.concatenate([softmax(forward.scores(_pixels(x[start:start + rows], network.dtype)))
+                           for start in range(0, len(x), rows)] or [np.empty((0, network.output_size))])
 
 
 def float64_copy(network):

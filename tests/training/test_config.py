@@ -229,3 +229,113 @@ def test_a_net_is_made_whatever_memory_is_available_at_that_moment(memory_availa
     memory_available(1 << 20)
     network = TrainConfig(hidden_size=5).make_network(784, 10, rng=0)
     assert network.params["W1"].shape == (784, 5)
+
+
+# --- the named nets ----------------------------------------------------------------------------------------------
+
+MNIST_SAMPLE = (1, 28, 28)
+
+
+def test_simple_convnet_takes_the_books_chapter_7_run_as_its_defaults():
+    config = TrainConfig(net="simple-convnet")
+    resolved = config.resolved().to_dict()
+    assert {key: resolved[key] for key in ("iters", "epochs", "batch_size", "eval_every", "test_eval", "lr",
+                                           "optimizer", "activation", "hidden_size", "filter_num", "filter_size",
+                                           "filter_stride", "filter_pad", "pool_size", "weight_init_std")} == {
+        "iters": None, "epochs": 20, "batch_size": 100, "eval_every": None, "test_eval": "every", "lr": 0.001,
+        "optimizer": "adam", "activation": "relu", "hidden_size": 100, "filter_num": 30, "filter_size": 5,
+        "filter_stride": 1, "filter_pad": 0, "pool_size": 2, "weight_init_std": 0.01}
+    assert config.iterations(60000) == 20 * 600 and repr(config.make_optimizer()).startswith("Adam(lr=0.001,")
+    network = config.make_network(MNIST_SAMPLE, 10, rng=0)
+    assert type(network).__name__ == "SimpleConvNet"
+    assert {key: value.shape for key, value in network.params.items()} == {
+        "W1": (30, 1, 5, 5), "b1": (30,), "W2": (4320, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)}
+    assert TrainConfig.from_dict(resolved) == config.resolved()  # config.json read back means the same run
+
+
+def test_mlps_settings_are_chapter_4s_as_before_and_an_old_config_without_net_is_an_mlps():
+    written_before = {"iters": 10000, "epochs": None, "train_size": None, "validation": 0.0, "batch_size": 100,
+                      "eval_every": None, "test_eval": "every", "lr": 0.1, "hidden_size": 50, "hidden_sizes": None,
+                      "weight_init_std": 0.01, "activation": "sigmoid", "dropout": 0.0, "batch_norm": False,
+                      "optimizer": "sgd", "momentum": None, "weight_decay": 0.0, "grad": "backprop",
+                      "sampling": "random", "seed": 0, "dtype": "float32"}  # a config.json of sgdlab before net
+    old = TrainConfig.from_dict(written_before)
+    assert old.net == "mlp" and old.resolved() == TrainConfig().resolved()
+    assert TrainConfig().resolved().to_dict() == {**written_before, "net": "mlp", **dict.fromkeys(
+        ("filter_num", "filter_size", "filter_stride", "filter_pad", "pool_size"))}
+    deeper = TrainConfig.from_dict({**written_before, "hidden_sizes": [100, 100], "activation": "relu"})
+    assert type(deeper.make_network(784, 10, rng=0)).__name__ == "MultiLayerNet"  # hidden_size 50 beside it, as
+    assert deeper.resolved() == deeper  # files record it
+
+
+@pytest.mark.parametrize("setting, value", [("filter_num", 8), ("filter_size", 3), ("filter_stride", 1),
+                                            ("filter_pad", 0), ("pool_size", 2)])
+def test_a_convolutions_settings_given_to_an_mlp_are_refused(setting, value):
+    with pytest.raises(ConfigError) as refused:
+        TrainConfig(**{setting: value})
+    assert str(refused.value) == (f"{setting} is a setting of simple-convnet, not of mlp: choose net "
+                                  f"simple-convnet, or leave {setting} out")
+
+
+def test_hidden_sizes_are_an_mlps_and_simple_convnet_has_one_hidden_layer():
+    with pytest.raises(ConfigError, match="hidden_sizes is a setting of mlp, not of simple-convnet"):
+        TrainConfig(net="simple-convnet", hidden_sizes=(10, 10))
+    with pytest.raises(ConfigError, match="give either hidden_size"):
+        TrainConfig(hidden_size=20, hidden_sizes=(10, 10))
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"filter_size": 29}, "layer 1 of 6: Convolution(30 filters 1x29x29, stride 1, pad 0) (height): a window of 29 "
+                          "is larger than its input of 28"),
+    ({"filter_size": 5, "filter_stride": 2}, "layer 1 of 6: Convolution(30 filters 1x5x5, stride 2, pad 0) (height)"),
+    ({"filter_size": 4}, "layer 3 of 6: Pooling(2x2, stride 2, pad 0) (height): a window of 2 at stride 2 does not "
+                         "fit an input of 25"),
+    ({"pool_size": 5}, "layer 3 of 6: Pooling(5x5, stride 5, pad 0) (height): a window of 5 at stride 5 does not "
+                       "fit an input of 24"),
+])
+def test_layers_that_do_not_fit_mnists_images_are_refused_before_anything_is_allocated(settings, message):
+    config = TrainConfig(net="simple-convnet", **settings)  # the settings alone are each in range
+    for check in (config.planned_layers, config.check_memory, config.memory_needed):
+        with pytest.raises(ConfigError) as refused:
+            check(MNIST_SAMPLE, 10)
+        assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+
+
+def test_a_convolutional_net_needs_images_not_rows():
+    with pytest.raises(ConfigError, match=r"simple-convnet takes images, \(channels, height, width\) each, not "
+                                          r"samples of shape \(784,\)"):
+        TrainConfig(net="simple-convnet").make_network(784, 10, rng=0)
+
+
+@pytest.mark.parametrize("settings, layers", [
+    ({}, ["convolution", "relu", "pooling", "affine", "relu", "affine"]),
+    ({"batch_norm": True}, ["convolution", "batch_norm", "relu", "pooling", "affine", "batch_norm", "relu", "affine"]),
+    ({"dropout": 0.3}, ["convolution", "relu", "pooling", "affine", "relu", "dropout", "affine"]),
+    ({"activation": "tanh", "pool_size": 3, "filter_size": 3, "filter_pad": 2},
+     ["convolution", "tanh", "pooling", "affine", "tanh", "affine"]),
+])
+def test_simple_convnets_options_place_their_layers_as_chapter_6_does(settings, layers):
+    """SimpleConvNet itself for the book's layers; batch norm before each activation, dropout after the hidden
+    one, another activation or pooling window: the ConvNet of those layers, recorded as such in a model file."""
+    network = TrainConfig(net="simple-convnet", filter_num=3, hidden_size=7, **settings).make_network(
+        MNIST_SAMPLE, 10, rng=0)
+    assert type(network).__name__ == ("SimpleConvNet" if not settings else "ConvNet")
+    assert [layer.kind or layer.activation.name for layer in network.layers] == layers
+    assert [spec["type"] for spec in network.architecture().get("layers", [])] in ([], layers[:-1])
+
+
+def test_a_convolutional_runs_estimate_covers_the_buffers_its_step_and_evaluations_allocate():
+    from sgdlab.engine.backprop import BackpropStep
+    from sgdlab.engine.forward import ForwardPass
+    from sgdlab.training.config import PARAMETER_COPIES, RUN_OVERHEAD_BYTES
+    from sgdlab.training.evaluation import CHUNK_BYTES
+
+    for settings in ({}, {"filter_num": 8, "filter_pad": 2, "batch_size": 50, "batch_norm": True}):
+        config = TrainConfig(net="simple-convnet", **settings)
+        network = config.make_network(MNIST_SAMPLE, 10, rng=0)
+        step = BackpropStep(network, config.batch_size)
+        allocated = (step.nbytes + sum(grad.nbytes for grad in step.input_grads if grad is not None)
+                     + 2 * ForwardPass(network, ForwardPass.rows_within(network, CHUNK_BYTES)).nbytes)
+        parameters = sum(array.nbytes for array in network.weights().values())
+        estimated = config.memory_needed(MNIST_SAMPLE, 10) - RUN_OVERHEAD_BYTES - PARAMETER_COPIES * parameters
+        assert allocated <= estimated <= 2 * allocated

@@ -63,7 +63,7 @@ def test_every_option_list_in_the_commands_is_the_command_lines(readme):
             assert (command, option) in choices, (command, option, values)
             assert values == list(choices[command, option]), (command, option)
         checked.add(option)
-    assert {"--optimizer", "--activation", "--weight-init", "--grad", "--sampling", "--dtype"} <= checked
+    assert {"--optimizer", "--activation", "--weight-init", "--grad", "--sampling", "--dtype", "--net"} <= checked
 
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda path: path.name)

@@ -254,3 +254,12 @@ def test_the_books_run_stays_within_its_memory_estimate(tmp_path, data_dir):
     assert result.returncode == 0, result.stderr
     peak = max(int(kilobytes) for kilobytes in result.stdout.split()) * 1024
     assert peak < estimate, (peak >> 20, estimate >> 20)
+
+
+def test_the_chapter_6_experiments_refuse_a_convolutional_net_saying_what_to_do_instead(capsys, tmp_path):
+    code, out, err = run(capsys, "experiment", "optimizers", "--net", "simple-convnet", "--out", tmp_path / "exp")
+    assert (code, out) == (2, "") and err == (
+        "sgdlab experiment: error: the experiments are the book's chapter-6 scripts on its fully connected nets, "
+        "not on simple-convnet: train one run per variant (sgdlab train --net simple-convnet --optimizer adam --out "
+        "runs/adam, ...) and overlay them with sgdlab compare\n")
+    assert not (tmp_path / "exp").exists()

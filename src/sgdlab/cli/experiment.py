@@ -4,6 +4,7 @@ import sys
 
 from ..nn.optimizers import OPTIMIZERS
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, parse_names
+from ..training.config import NETS
 from .arguments import add_data_dir, option_type, path_given
 from .output import EXIT_INTERRUPTED, say
 
@@ -32,6 +33,9 @@ def add_to(commands):
     parser.add_argument("--optimizers", type=option_type(parse_names), metavar="NAME,NAME,...",
                         help=f"for the optimizers experiment: which of {','.join(OPTIMIZERS)} to compare (default "
                              "the book's four: sgd,momentum,adagrad,adam)")
+    parser.add_argument("--net", choices=NETS, metavar="NET",
+                        help="the experiments are the book's chapter-6 scripts, on their fully connected nets (mlp); "
+                             "for a convolutional net, train a run per variant and compare them (see the error)")
     parser.add_argument("--overwrite", action="store_true", help="replace an experiment already in --out")
     parser.add_argument("--resume", type=path_given, metavar="DIR",
                         help="continue the interrupted experiment in DIR: its finished variants are kept, the "
@@ -47,6 +51,7 @@ def run(args):
 
     if args.resume is not None:
         given = [flag for flag, value in (("NAME", args.name), ("--out", args.out), ("--seed", args.seed),
+                                          ("--net", args.net),
                                           ("--iters", args.iters), ("--epochs", args.epochs),
                                           ("--optimizers", args.optimizers), ("--overwrite", args.overwrite or None))
                  if value is not None]
@@ -61,6 +66,10 @@ def run(args):
     else:
         if args.name is None:
             raise ConfigError(f"name the experiment to run ({', '.join(NAMES)}), or give --resume DIR")
+        if args.net not in (None, "mlp"):
+            raise ConfigError(f"the experiments are the book's chapter-6 scripts on its fully connected nets, not on "
+                              f"{args.net}: train one run per variant (sgdlab train --net {args.net} --optimizer adam "
+                              "--out runs/adam, ...) and overlay them with sgdlab compare")
         if args.optimizers is not None and args.name != "optimizers":
             raise ConfigError(f"--optimizers chooses the variants of the optimizers experiment, not of {args.name}")
         experiment = experiments(args.optimizers or BOOK_OPTIMIZERS)[args.name]

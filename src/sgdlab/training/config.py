@@ -143,8 +143,7 @@ def _simple_convnet(config, input_shape, output_size, rng):
     from ..nn.network import ConvNet, SimpleConvNet
 
     input_dim, specs = _simple_convnet_layers(config, input_shape, output_size)
-    conv_param = {key: specs[0][name] for key, name in
-                  (("filter_num", "filter_num"), ("filter_size", "filter_size"), ("pad", "pad"), ("stride", "stride"))}
+    conv_param = {key: specs[0][key] for key in ("filter_num", "filter_size", "pad", "stride")}
     hidden_size = config.implied("hidden_size")
     options = {"weight_init_std": config.weight_init_std, "weight_decay_lambda": config.weight_decay, "rng": rng,
                "dtype": config.network_dtype}
@@ -188,9 +187,10 @@ class TrainConfig:
     not minutes into training.
     """
 
-    iters: int | None = setting(None, f"mini-batch updates in total (default {CHAPTER_4_ITERS}, as in chapter 4, "
-                                      "unless epochs is given)", POSITIVE_INT)
-    epochs: int | None = setting(None, "full passes over the training set, instead of iters", POSITIVE_INT)
+    iters: int | None = setting(None, f"mini-batch updates in total (default {CHAPTER_4_ITERS} for mlp, as in "
+                                      "chapter 4, unless epochs is given)", POSITIVE_INT)
+    epochs: int | None = setting(None, f"full passes over the training set, instead of iters (default "
+                                       f"{CHAPTER_7_EPOCHS} for simple-convnet, as in chapter 7)", POSITIVE_INT)
     train_size: int | None = setting(None, "train on the first N training images only, as the book's overfitting "
                                            "experiments do (default: all of them)", POSITIVE_INT)
     validation: float = setting(0.0, "fraction of the training images held out, by the seed, to measure val_acc "

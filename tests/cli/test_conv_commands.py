@@ -181,8 +181,10 @@ def test_compare_labels_runs_of_different_nets_by_the_net_and_what_else_differs(
 
     settings = [read_run(conv_run)[0], read_run(tmp_path / "mlp")[0]]
     assert difference_labels(["conv", "mlp"], settings) == [
-        "net=simple-convnet, activation=relu, eval_every=0, hidden_size=20, iters=200, lr=0.001, optimizer=adam",
-        "net=mlp, activation=sigmoid, eval_every=None, hidden_size=10, iters=20, lr=0.1, optimizer=sgd"]
+        "net=simple-convnet, activation=relu, eval_every=0, hidden_size=20, iters=200, lr=0.001, optimizer=adam, "
+        "train_size=10000",
+        "net=mlp, activation=sigmoid, eval_every=None, hidden_size=10, iters=20, lr=0.1, optimizer=sgd, "
+        "train_size=None"]
     code, out, err = run(capsys, "compare", conv_run, tmp_path / "mlp", "--out", tmp_path / "both.png")
     assert (code, err) == (0, "") and (tmp_path / "both.png").stat().st_size > 0
 

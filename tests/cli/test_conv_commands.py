@@ -208,11 +208,12 @@ def test_gradcheck_checks_a_small_simple_convnet(capsys, data_dir):
                                                                      for row in rows.values())
 
 
-def test_a_sweep_searches_the_filters_of_a_convolutional_net(capsys, tmp_path, mnist_dir):
+@pytest.mark.usefixtures("shared_local_clusters")  # see tests/conftest.py
+def test_a_sweep_searches_the_filters_of_a_convolutional_net(capsys, tmp_path, data_dir):
     out = tmp_path / "sweep"
     code, stdout, err = run(capsys, "sweep", "--net", "simple-convnet", "--search", "filter_num=int:2:4",
                             "--search", "pool_size=choice:2,4", "--trials", 3, "--workers", 1, "--out", out,
-                            "--data-dir", mnist_dir, "--train-size", 300, "--validation", 0.2, "--hidden-size", 10,
+                            "--data-dir", data_dir, "--train-size", 300, "--validation", 0.2, "--hidden-size", 10,
                             "--iters", 2)
     assert code == 0, err
     rows = json.loads((out / "results.json").read_text())["trials"]

@@ -344,15 +344,10 @@ class TrainConfig:
         combination (a filter larger than its input, a pooling window left over) is a ConfigError naming the
         layer and the sizes, before any data is loaded."""
         from ..nn.init import ParameterShapes
-        from ..nn.network import MAX_PARAMETERS, build_layers, parameter_count
+        from ..nn.network import MAX_PARAMETERS, build_layers
 
         shape, specs = NETS[self.net].layers(self, sample_shape(input_shape), output_size)
-        layers = build_layers(shape, specs, ParameterShapes(self.network_dtype))
-        count = parameter_count(layers)
-        if count > MAX_PARAMETERS:
-            raise ConfigError(f"these settings make {count:,} parameters, more than the {MAX_PARAMETERS:,} sgdlab "
-                              f"builds: choose {self.smaller()}")
-        return shape, layers
+        return shape, build_layers(shape, specs, ParameterShapes(self.network_dtype, MAX_PARAMETERS))
 
     def memory_needed(self, input_size, output_size):
         """About how many bytes a run of these settings takes, estimated from the network's layers before any of

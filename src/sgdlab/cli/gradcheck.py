@@ -67,7 +67,9 @@ def run(args):
           f"{verdict} in {time.perf_counter() - started:.2f} s")
     kinks = sum(check.kinks for check in checks)
     if kinks:
+        pooling = any(layer.kind == "pooling" for layer in network.layers)
         print(f"{kinks} of {sum(check.size for check in checks)} entries were not compared: nudging one by h or h/2 "
-              f"moves some {settings.implied('activation')} input across its kink, where the slope jumps, so no difference "
-              "quotient there is a derivative")
+              f"moves some {settings.implied('activation')} input across its kink"
+              f"{', or changes which input a max pooling window takes,' if pooling else ','} where the slope jumps, so "
+              "no difference quotient there is a derivative")
     return EXIT_ERROR if failed else 0

@@ -201,6 +201,18 @@ def test_a_model_for_mnist_must_read_its_images_and_tell_its_classes(tmp_path, s
     assert load_mnist_model(tmp_path / "mnist.npz").sizes == (784, 5, 10)
 
 
+def test_a_convolutional_model_for_mnist_must_take_its_28x28_images(tmp_path):
+    from sgdlab.runs.model_file import load_mnist_model
+
+    conv_param = {"filter_num": 2, "filter_size": 3}
+    save_model(tmp_path / "model.npz", SimpleConvNet((4, 14, 14), conv_param, hidden_size=5, rng=0))  # 784 values
+    with pytest.raises(ModelFileError, match=r"takes images of shape \(4, 14, 14\), but MNIST images are "
+                                             r"\(1, 28, 28\) \(one channel of 28x28 pixels\)"):
+        load_mnist_model(tmp_path / "model.npz")
+    save_model(tmp_path / "mnist.npz", SimpleConvNet((1, 28, 28), conv_param, hidden_size=5, rng=0))
+    assert load_mnist_model(tmp_path / "mnist.npz").input_shape == (1, 28, 28)
+
+
 # --- hostile files: every header is checked before any data is read (see also tests/test_hostile_files.py) ----
 
 def rewritten(saved_path, tmp_path, architecture=None, arrays=None):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES
+from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES, SAMPLE_SHAPE
 from ..errors import ModelFileError
 from ..fileio import atomic_write, parse_json
 from ..nn.network import MAX_PARAMETERS, network_from_architecture, planned_parameter_count
@@ -67,6 +67,9 @@ def load_mnist_model(path):
     if math.prod(network.input_shape) != IMAGE_PIXELS:
         raise ModelFileError(f"{path} takes {math.prod(network.input_shape)} inputs per image, but MNIST images have "
                              f"{IMAGE_PIXELS} pixels: use a model trained on MNIST")
+    if network.input_shape not in ((IMAGE_PIXELS,), SAMPLE_SHAPE):
+        raise ModelFileError(f"{path} takes images of shape {network.input_shape}, but MNIST images are "
+                             f"{SAMPLE_SHAPE} (one channel of 28x28 pixels): use a model trained on MNIST")
     if network.output_size != NUM_CLASSES:
         raise ModelFileError(f"{path} gives {network.output_size} outputs, but MNIST has {NUM_CLASSES} classes: "
                              "use a model trained on MNIST")

@@ -21,7 +21,8 @@ from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.history import History
-from ..training.inspection import gradient_agreement, hidden_unit_weights, png_data_url, read_digit, test_set_errors
+from ..training.inspection import (first_layer_filters, gradient_agreement, gradient_images, hidden_unit_weights,
+                                   png_data_url, read_digit, test_set_errors)
 from .feed import LossSeries, RunFeed
 from .sweep_results import results_view, sweep_definition
 
@@ -57,8 +58,9 @@ class LabRun:
                           "'sgdlab train --live' can be paused, stepped, stopped or given a new rate")
 
     def inspection(self):
-        """What the page shows of the latest evaluation: the hidden units' weights, the test set's confusion
-        matrix, accuracy per digit and worst mistakes, and the gradient check."""
+        """What the page shows of the latest evaluation: the hidden units' weights (a dense net's) or the first
+        convolution's filters (a convolutional net's), the test set's confusion matrix, accuracy per digit and
+        worst mistakes, and the gradient check (and on how many training images)."""
         snapshot = self.feed.snapshot
         with self._lock:
             if self._inspected[0] is snapshot:
@@ -66,14 +68,17 @@ class LabRun:
             found = {"iteration": self.feed.snapshot_iteration}
             if _reads_mnist(snapshot):
                 (x_train, t_train), (x_test, t_test) = self.data()
-                found.update(weights=hidden_unit_weights(snapshot), **test_set_errors(snapshot, x_test, t_test),
-                             gradients=gradient_agreement(snapshot, x_train, t_train))
+                found.update(weights=hidden_unit_weights(snapshot), filters=first_layer_filters(snapshot),
+                             **test_set_errors(snapshot, x_test, t_test),
+                             gradients=gradient_agreement(snapshot, x_train, t_train),
+                             gradient_images=gradient_images(snapshot))
             self._inspected = (snapshot, found)
             return found
 
     def read_digit(self, image_file):
         """How the run reads the image in `image_file` (a drawing or a photo): what the network sees, its ten
-        probabilities and the first hidden layer's outputs, with the weights it has now."""
+        probabilities, the hidden layer's outputs and a convolutional net's feature maps, with the weights it has
+        now."""
         self.refresh()
         network = self.feed.live_network or self.feed.snapshot
         if not _reads_mnist(network):

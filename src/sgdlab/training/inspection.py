@@ -1,5 +1,7 @@
-"""A network looked into, as the lab page and a run's report.html show it: what its hidden units learned,
-where it errs on the test set, whether its two gradients agree, and how it reads one digit.
+"""A network looked into, as the lab page and a run's report.html show it: what its hidden units (a dense
+net's) or its first convolution's filters (a convolutional net's) learned, where it errs on the test set,
+whether its two gradients agree, and how it reads one digit (for a convolutional net, what each filter makes
+of it: its feature maps).
 
 Each function takes a network that nothing else is using (a copy: the
 layers keep what their forward pass computed, so a network in training must
@@ -23,7 +25,10 @@ from .evaluation import CHUNK_BYTES
 
 GALLERY_SIZE = 32  # misclassified test digits shown, the most confident mistakes first
 GRADIENT_BATCH = 5  # training images the live gradient check differentiates
-TILE_GAP = 1  # pixels between the hidden units' tiles
+CONV_GRADIENT_BATCH = 2  # a convolutional net's: each numerical derivative runs the convolutions again
+TILE_GAP = 1  # pixels between two tiles of a grid
+FILTER_COLUMNS = 8  # filters (and feature maps) a row, as the book's filter_show lays them out
+GRID_GAP_COLOUR = (0.62, 0.7, 0.8)  # between filters and feature maps, whose own greys run from black to white
 
 
 def png_data_url(pixels):
@@ -44,20 +49,52 @@ def diverging_colours(values, scale):
     return np.where(level >= 0, white + level * (red - white), white - level * (blue - white))
 
 
+def image_grid(tiles, columns, gap_colour=(1.0, 1.0, 1.0)):
+    """Equal (H, W, 3) RGB tiles, `columns` a row, TILE_GAP pixels of `gap_colour` between them, as one RGB image."""
+    count, height, width, _ = tiles.shape
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    grid = np.empty((rows * (height + TILE_GAP) - TILE_GAP, columns * (width + TILE_GAP) - TILE_GAP, 3))
+    grid[...] = gap_colour
+    for k, tile in enumerate(tiles):
+        top, left = (k // columns) * (height + TILE_GAP), (k % columns) * (width + TILE_GAP)
+        grid[top:top + height, left:left + width] = tile
+    return grid
+
+
+def grey(levels):
+    """Grey levels in 0..1 as RGB."""
+    return np.repeat(np.asarray(levels, dtype=np.float64)[..., None], 3, axis=-1)
+
+
 def hidden_unit_weights(network, columns=10):
-    """The first layer's incoming weights, one 28x28 tile per hidden unit, as one PNG grid (a data URL)."""
-    weights = np.asarray(network.params["W1"], dtype=np.float64)
-    if weights.shape[0] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
-        return None  # not a network of MNIST images
-    units = weights.shape[1]
-    rows = -(-units // columns)
-    height, width = IMAGE_SHAPE
-    grid = np.ones((rows * (height + TILE_GAP) - TILE_GAP, columns * (width + TILE_GAP) - TILE_GAP, 3))
-    for unit in range(units):
-        tile = weights[:, unit].reshape(IMAGE_SHAPE)
-        top, left = (unit // columns) * (height + TILE_GAP), (unit % columns) * (width + TILE_GAP)
-        grid[top:top + height, left:left + width] = diverging_colours(tile, np.abs(tile).max())
-    return png_data_url(grid)
+    """A dense net's first-layer incoming weights, one 28x28 tile per hidden unit, as one PNG grid (a data URL);
+    None for a network whose first layer is not an affine layer of MNIST's 784 pixels."""
+    first = network.layers[0]
+    if first.kind != "affine" or first.W.shape[0] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
+        return None
+    weights = np.asarray(first.W, dtype=np.float64)
+    tiles = [diverging_colours(unit.reshape(IMAGE_SHAPE), np.abs(unit).max()) for unit in weights.T]
+    return png_data_url(image_grid(np.stack(tiles), columns))
+
+
+def first_convolution(network):
+    """The position of the network's first convolution among its layers; None for a net without one."""
+    return next((k for k, layer in enumerate(network.layers) if layer.kind == "convolution"), None)
+
+
+def first_layer_filters(network, columns=FILTER_COLUMNS):
+    """The first convolution's filters as small grey images in one PNG grid (a data URL), as the book draws
+    them in figure 7-24 (ch07/visualize_filter.py): each filter's first channel (MNIST's only one) scaled to its
+    own range, its largest weight black and its smallest white. Random speckle before training; edges and
+    blobs after. None for a network without convolutions."""
+    position = first_convolution(network)
+    if position is None:
+        return None
+    filters = np.asarray(network.layers[position].W[:, 0], dtype=np.float64)  # (FN, FH, FW)
+    low = filters.min(axis=(1, 2), keepdims=True)
+    span = filters.max(axis=(1, 2), keepdims=True) - low
+    return png_data_url(image_grid(grey(1.0 - (filters - low) / np.maximum(span, 1e-12)), columns, GRID_GAP_COLOUR))
 
 
 def test_set_errors(network, x_test, t_test):
@@ -78,29 +115,83 @@ def test_set_errors(network, x_test, t_test):
             "gallery": gallery}
 
 
+def gradient_images(network):
+    """How many training images the live gradient check differentiates for `network`."""
+    return CONV_GRADIENT_BATCH if first_convolution(network) is not None else GRADIENT_BATCH
+
+
 def gradient_agreement(network, x_train, t_train):
-    """Numerical against backprop gradient on a few training images, with the network's current weights in
-    float64: the largest relative difference per parameter, and how many entries were left out because their
-    nudge crosses a kink, and whether the gradient is zero (rounding noise on both sides), as `sgdlab gradcheck`
-    reports them."""
+    """Numerical against backprop gradient on the first few training images (`gradient_images`), with the
+    network's current weights in float64: the largest relative difference per parameter, how many entries
+    were left out because their nudge crosses a kink, and whether the gradient is zero (rounding noise on both
+    sides), as `sgdlab gradcheck` reports them."""
+    images = gradient_images(network)
     network = float64_copy(network)
-    x, t = _pixels(x_train[:GRADIENT_BATCH], np.float64), t_train[:GRADIENT_BATCH]
+    x, t = _pixels(x_train[:images], np.float64), t_train[:images]
     return [{"name": check.name, "max_rel_error": check.max_rel_error, "max_abs_diff": check.max_abs_diff,
              "kinks": check.kinks, "size": check.size, "passed": check.passed, "is_zero": check.is_zero}
             for check in gradient_check(network, x, t)]
 
 
+def layer_outputs(network, pixels):
+    """Each layer's output for one image (`pixels`, its 784 values in any shape) at test time, in order."""
+    x = network.as_input(np.asarray(pixels, dtype=network.dtype).reshape(1, -1))
+    outputs = []
+    for layer in network.layers:
+        x = layer.forward(x, False) if layer.uses_train_flg else layer.forward(x)
+        outputs.append(x)
+    return outputs
+
+
 def read_digit(network, pixels):
-    """How `network` reads one 784-pixel image: the ten probabilities and the first hidden layer's outputs."""
-    x = np.asarray(pixels, dtype=network.dtype).reshape(1, -1)
-    hidden = x
-    for layer in network.layers:  # up to the first activation: affine (and batch norm) then the activation
-        hidden = layer.forward(hidden, False) if layer.uses_train_flg else layer.forward(hidden)
-        if isinstance(layer, ActivationLayer):
-            break
-    probabilities = network.predict(x)[0]
+    """How `network` reads one 784-pixel image: the ten probabilities, the outputs of its first hidden affine
+    layer (after its activation; None without one), and, for a convolutional net, the first convolution's
+    feature maps (`feature_maps`; None for a dense net)."""
+    outputs = layer_outputs(network, pixels)
+    probabilities = softmax(outputs[-1])[0]
+    hidden = hidden_outputs(network, outputs)
     return {"probabilities": probabilities.astype(float).tolist(), "prediction": int(probabilities.argmax()),
-            "hidden": np.asarray(hidden[0], dtype=float).tolist()}
+            "hidden": None if hidden is None else np.asarray(hidden[0], dtype=float).tolist(),
+            "feature_maps": feature_maps(network, outputs)}
+
+
+def hidden_outputs(network, outputs):
+    """Of the layers' `outputs`, that of the first activation after the first affine layer (but the output
+    layer): the hidden units'. None for a network without hidden affine layer."""
+    affine = next((k for k, layer in enumerate(network.layers[:-1]) if layer.kind == "affine"), None)
+    if affine is None:
+        return None
+    return next((outputs[k] for k in range(affine + 1, len(network.layers) - 1)
+                 if isinstance(network.layers[k], ActivationLayer)), None)
+
+
+def feature_maps(network, outputs, columns=FILTER_COLUMNS):
+    """What each of the first convolution's filters makes of the image (the layers' `outputs`): its feature
+    map after the layers that follow the convolution up to a pooling (its activation), then after that
+    pooling, each stage {"layers": their kinds, "image": a PNG data URL, "width", "height": its pixels}, one
+    small image per filter laid out as in `first_layer_filters`. One scale for all: grey from black (0) to
+    white (the largest output) for outputs that are never negative (relu's), red and blue for signed ones.
+    None for a network without convolutions."""
+    start = first_convolution(network)
+    if start is None:
+        return None
+    end = next((k for k in range(start + 1, len(network.layers))
+                if network.layers[k].kind in ("convolution", "affine")), len(network.layers))
+    pooling = next((k for k in range(start, end) if network.layers[k].kind == "pooling"), None)
+    stages = [(start, end - 1)] if pooling is None else [(start, pooling - 1), (pooling, pooling)]
+    maps = [np.asarray(outputs[last][0], dtype=np.float64) for _, last in stages]
+    low, high = min(values.min() for values in maps), max(values.max() for values in maps)
+    found = []
+    for (first, last), values in zip(stages, maps):
+        tiles = grey(values / max(high, 1e-12)) if low >= 0 else diverging_colours(values, max(-low, high))
+        grid = image_grid(tiles, columns, GRID_GAP_COLOUR)
+        found.append({"layers": [_layer_name(layer) for layer in network.layers[first:last + 1]],
+                      "image": png_data_url(grid), "width": grid.shape[1], "height": grid.shape[0]})
+    return found
+
+
+def _layer_name(layer):
+    return layer.activation.name if isinstance(layer, ActivationLayer) else layer.kind
 
 
 def predict_in_batches(network, x, batch=2000):

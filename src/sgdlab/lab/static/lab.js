@@ -203,7 +203,8 @@ function showStatus() {
 function showInspection(found) {
   $("inspected-at").textContent = found.iteration === null ? "" : `(iteration ${found.iteration})`;
   if (!found.confusion) return;
-  $("weights").src = found.weights;
+  showImage("units", "weights", found.weights);
+  showImage("filters-figure", "filters", found.filters);
   const digits = [...Array(10).keys()].map(String);
   Plotly.react("confusion-chart", [{ z: found.confusion, x: digits, y: digits, type: "heatmap",
     colorscale: "Blues", reversescale: true, hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>" }],
@@ -238,6 +239,12 @@ function showInspection(found) {
     return row;
   });
   $("gradients").querySelector("tbody").replaceChildren(...rows);
+  $("gradient-images").textContent = `(on the first ${found.gradient_images} training images)`;
+}
+
+function showImage(figure, image, source) { // a figure shown for the networks that have what it shows
+  $(figure).hidden = !source;
+  if (source) $(image).src = source;
 }
 
 // --- a sweep's trials ---------------------------------------------------------------------------------------
@@ -459,12 +466,33 @@ async function readDigit(blob) {
       yaxis: { range: [0, 1], title: { text: "probability" } } }, PLOT_CONFIG);
     $("prediction").textContent = `Read as ${read.prediction}, with probability ${
       (100 * read.probabilities[read.prediction]).toFixed(1)}%`;
-    Plotly.react("hidden-chart", [{ y: read.hidden, type: "bar", marker: { color: "#2ca02c" } }],
-      { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "hidden unit" } },
-        yaxis: { title: { text: "output" } } }, PLOT_CONFIG);
+    showFeatureMaps(read.feature_maps);
+    $("hidden-figure").hidden = !read.hidden;
+    if (read.hidden) {
+      Plotly.react("hidden-chart", [{ y: read.hidden, type: "bar", marker: { color: "#2ca02c" } }],
+        { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "hidden unit" } },
+          yaxis: { title: { text: "output" } } }, PLOT_CONFIG);
+    }
   } catch (error) {
     $("draw-message").textContent = error.message;
   }
+}
+
+const MAP_SCALE = 2; // screen pixels per feature-map pixel: each stage's maps at their own size, side by side
+
+function showFeatureMaps(stages) { // a convolutional net's: the first convolution's maps, stage by stage
+  $("maps-figure").hidden = !stages;
+  if (!stages) return;
+  $("maps").replaceChildren(...stages.map((stage) => {
+    const image = document.createElement("img");
+    image.src = stage.image;
+    image.alt = `feature maps after ${stage.layers.join(" and ")}`;
+    image.style.width = `${MAP_SCALE * stage.width}px`;
+    image.style.height = `${MAP_SCALE * stage.height}px`;
+    return image;
+  }));
+  $("maps-stages").textContent = stages.map((stage) => stage.layers.join(" and ")).join(" (left), then after ")
+    + (stages.length > 1 ? " (right)" : "");
 }
 
 clearCanvas();

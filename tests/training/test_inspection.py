@@ -1,0 +1,121 @@
+"""What the lab page and report.html show of a network: a convolutional net's first filters and, for one
+digit, its feature maps, checked against the definitions computed here directly."""
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+from sgdlab.nn.network import ConvNet, SimpleConvNet, TwoLayerNet
+from sgdlab.training.inspection import FILTER_COLUMNS, TILE_GAP, first_layer_filters, hidden_unit_weights, read_digit
+
+SMALL_CONVNET = [{"type": "convolution", "filter_num": 11, "filter_size": 3, "pad": 1}, {"type": "relu"},
+                 {"type": "pooling", "pool_size": 2}, {"type": "affine", "output_size": 7}, {"type": "relu"}]
+
+
+def decoded(data_url):
+    """The RGB pixels of a PNG data URL, (H, W, 3) uint8, and checks that it is one."""
+    prefix = "data:image/png;base64,"
+    assert data_url.startswith(prefix)
+    with Image.open(io.BytesIO(base64.b64decode(data_url[len(prefix):]))) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB"))
+
+
+def tiles(pixels, count, height, width, columns=FILTER_COLUMNS):
+    """The `count` tiles of a grid `image_grid` drew, (count, height, width, 3), its gaps checked to be the
+    right size."""
+    rows, step_down, step_across = -(-count // columns), height + TILE_GAP, width + TILE_GAP
+    assert pixels.shape == (rows * step_down - TILE_GAP, min(columns, count) * step_across - TILE_GAP, 3)
+    return np.stack([pixels[(k // columns) * step_down:][:height, (k % columns) * step_across:][:, :width]
+                     for k in range(count)])
+
+
+def digit(seed=0):
+    """A 784-pixel image in 0..1 with a bright stroke in it."""
+    pixels = np.random.default_rng(seed).random((28, 28)) * 0.2
+    pixels[5:23, 12:16] = 1.0
+    return pixels.ravel()
+
+
+def convolved(image, W, b, pad):
+    """The convolution of one (C, H, W) image by its definition: each filter's sum over each window, stride 1."""
+    FN, C, FH, FW = W.shape
+    padded = np.pad(image, [(0, 0), (pad, pad), (pad, pad)])
+    out_h, out_w = padded.shape[1] - FH + 1, padded.shape[2] - FW + 1
+    out = np.empty((FN, out_h, out_w))
+    for f in range(FN):
+        for y in range(out_h):
+            for x in range(out_w):
+                out[f, y, x] = np.sum(padded[:, y:y + FH, x:x + FW] * W[f]) + b[f]
+    return out
+
+
+def max_pooled(maps, size=2):
+    FN, H, W = maps.shape
+    return maps.reshape(FN, H // size, size, W // size, size).max(axis=(2, 4))
+
+
+def test_the_filters_are_drawn_as_the_book_draws_them_one_grey_image_each():
+    network = ConvNet(layers=SMALL_CONVNET, rng=3)
+    filters = network.params["W1"][:, 0]
+    drawn = tiles(decoded(first_layer_filters(network)), 11, 3, 3)
+    assert (drawn[..., 0] == drawn[..., 1]).all() and (drawn[..., 1] == drawn[..., 2]).all()  # grey
+    grey = drawn[..., 0].reshape(11, -1)
+    weights = filters.reshape(11, -1)
+    # each filter scaled to its own range, as imshow with gray_r does: its largest weight black, its smallest white
+    assert (grey[np.arange(11), weights.argmax(axis=1)] == 0).all()
+    assert (grey[np.arange(11), weights.argmin(axis=1)] == 255).all()
+    expected = 255 * (weights.max(axis=1, keepdims=True) - weights) / np.ptp(weights, axis=1, keepdims=True)
+    assert np.abs(grey - expected).max() <= 0.5 + 1e-9
+    assert hidden_unit_weights(network) is None  # a dense net's tiles are for a dense net
+
+
+def test_simple_convnets_thirty_filters_make_a_compact_grid_and_a_dense_net_has_none():
+    assert decoded(first_layer_filters(SimpleConvNet(rng=0))).shape == (4 * 6 - 1, 8 * 6 - 1, 3)
+    dense = TwoLayerNet(rng=0)
+    assert first_layer_filters(dense) is None
+    assert decoded(hidden_unit_weights(dense)).shape == (5 * 29 - 1, 10 * 29 - 1, 3)
+
+
+def test_a_digit_read_shows_each_filters_feature_maps_after_relu_and_after_pooling():
+    network = ConvNet(layers=SMALL_CONVNET, rng=1, dtype=np.float64)
+    network.params["b1"][:] = np.linspace(-0.05, 0.05, 11)  # some maps shifted below zero, some above
+    read = read_digit(network, digit())
+    activated = np.maximum(convolved(digit().reshape(1, 28, 28), network.params["W1"], network.params["b1"], 1), 0)
+    pooled = max_pooled(activated)
+    assert [stage["layers"] for stage in read["feature_maps"]] == [["convolution", "relu"], ["pooling"]]
+    scale = activated.max()  # one scale for every map: black 0, white the largest output
+    for stage, maps in zip(read["feature_maps"], (activated, pooled)):
+        drawn = tiles(decoded(stage["image"]), 11, *maps.shape[1:])
+        assert (stage["height"], stage["width"]) == decoded(stage["image"]).shape[:2]  # the page sizes it by them
+        assert np.abs(drawn[..., 0] - 255 * maps / scale).max() <= 0.5 + 1e-6
+        assert (drawn[..., 0] == drawn[..., 2]).all()
+    hidden = np.maximum(pooled.reshape(-1) @ network.params["W2"] + network.params["b2"], 0)
+    np.testing.assert_allclose(read["hidden"], hidden, rtol=1e-12, atol=1e-12)
+    scores = hidden @ network.params["W3"] + network.params["b3"]
+    probabilities = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+    np.testing.assert_allclose(read["probabilities"], probabilities, rtol=1e-10)
+    assert read["prediction"] == probabilities.argmax()
+
+
+def test_signed_feature_maps_are_red_and_blue_and_a_net_without_pooling_or_hidden_layer_has_one_stage():
+    network = ConvNet(layers=[{"type": "convolution", "filter_num": 3, "filter_size": 5}, {"type": "tanh"}], rng=2)
+    read = read_digit(network, digit())
+    assert read["hidden"] is None and len(read["probabilities"]) == 10
+    (stage,) = read["feature_maps"]
+    assert stage["layers"] == ["convolution", "tanh"]
+    maps = np.tanh(convolved(digit().reshape(1, 28, 28), network.params["W1"], network.params["b1"], 0))
+    drawn = tiles(decoded(stage["image"]), 3, 24, 24).astype(int)
+    positive, negative = maps == maps.max(), maps == maps.min()
+    assert (drawn[positive][:, 0] > drawn[positive][:, 2]).all()  # the largest output red
+    assert (drawn[negative][:, 2] > drawn[negative][:, 0]).all()  # the most negative blue
+
+
+def test_a_dense_net_reads_a_digit_as_before_its_hidden_units_and_no_feature_maps():
+    network = TwoLayerNet(784, 12, 10, rng=0)
+    read = read_digit(network, digit())
+    assert read["feature_maps"] is None
+    expected = 1 / (1 + np.exp(-(digit() @ network.params["W1"] + network.params["b1"])))
+    np.testing.assert_allclose(read["hidden"], expected, rtol=1e-12)

@@ -142,6 +142,34 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
         page.assert_nothing_left_the_machine_and_nothing_went_wrong()
 
 
+def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_digit(browser, conv_run, data_dir,
+                                                                                    tmp_path):
+    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
+        tab = Page(browser, address)
+        shown = "(id) => { const e = document.getElementById(id); return e.offsetWidth > 0 && !e.closest('[hidden]'); }"
+        natural = "(id) => { const e = document.getElementById(id); return [e.naturalWidth, e.naturalHeight]; }"
+        tab.wait_for(lambda: tab.page.evaluate(natural, "filters")[0] > 0)
+        assert tab.page.evaluate(natural, "filters") == [8 * 6 - 1, 6 - 1]  # 8 filters of 5x5 in a row
+        assert tab.page.evaluate(shown, "filters") and not tab.page.evaluate(shown, "weights")
+        assert "The first convolution's filters" in tab.page.text_content("#filters-figure figcaption")
+        tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)  # W1 b1 W2 b2 W3 b3
+        assert tab.page.text_content("#gradient-images") == "(on the first 2 training images)"
+        assert not tab.page.evaluate(shown, "maps-figure")  # nothing read yet
+
+        picture = tmp_path / "seven.png"
+        picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
+        tab.page.set_input_files("#file", str(picture))
+        maps = "() => [...document.querySelectorAll('#maps img')].map((e) => [e.naturalWidth, e.offsetWidth])"
+        tab.wait_for(lambda: len(tab.page.evaluate(maps)) == 2 and all(w > 0 for w, _ in tab.page.evaluate(maps)))
+        assert tab.page.evaluate(maps) == [[199, 398], [103, 206]]  # 8 maps of 24x24, then 8 of 12x12, at 2x
+        assert tab.page.evaluate(shown, "maps-figure") and tab.page.text_content("#draw-message") == ""
+        assert tab.page.text_content("#maps-stages") == "convolution and relu (left), then after pooling (right)"
+        assert tab.page.text_content("#prediction").startswith("Read as")
+        assert tab.page.evaluate("() => document.getElementById('hidden-chart').data[0].y.length") == 20
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        press_ctrl_c(process)
+
+
 def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp_path):
     from sgdlab.runs.run import train_run
     from sgdlab.training.config import TrainConfig

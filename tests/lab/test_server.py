@@ -109,8 +109,28 @@ def test_a_finished_runs_stream_sends_its_record_and_its_inspection(client):
     found = inspection[1]
     assert sum(map(sum, found["confusion"])) == 10_000 and len(found["per_digit"]) == 10
     assert found["weights"].startswith("data:image/png;base64,") and len(found["gallery"]) == 32
+    assert found["filters"] is None and found["gradient_images"] == 5
     assert [check["name"] for check in found["gradients"]] == ["W1", "b1", "W2", "b2"]
     assert all(check["passed"] and check["kinks"] == 0 for check in found["gradients"])
+
+
+def test_a_convolutional_runs_inspection_has_its_filters_and_a_digit_read_its_feature_maps(conv_run, data_dir):
+    app = create_app(Lab(folder_runs([conv_run], data_dir)), TOKEN)
+    with TestClient(app, base_url="http://127.0.0.1", headers={"X-Sgdlab-Token": TOKEN}) as client:
+        with client.stream("GET", "/api/runs/0-conv-run/stream") as stream:
+            (_, update), (kind, found) = _read_events(stream, 2)
+        read = client.post("/api/runs/0-conv-run/predict", content=seven_png()).json()
+    assert [row["iteration"] for row in update["evaluations"]["rows"]] == [0, 100, 200] and kind == "inspection"
+    assert found["weights"] is None and found["filters"].startswith("data:image/png;base64,")
+    assert sum(map(sum, found["confusion"])) == 10_000 and len(found["gallery"]) == 32
+    assert found["gradient_images"] == 2
+    assert [check["name"] for check in found["gradients"]] == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert all(check["passed"] for check in found["gradients"])
+    assert len(read["probabilities"]) == 10 and len(read["hidden"]) == 20  # the hidden affine layer's units
+    stages = read["feature_maps"]
+    assert [stage["layers"] for stage in stages] == [["convolution", "relu"], ["pooling"]]
+    assert [(stage["width"], stage["height"]) for stage in stages] == [(8 * 25 - 1, 24), (8 * 13 - 1, 12)]
+    assert all(stage["image"].startswith("data:image/png;base64,") for stage in stages)
 
 
 def test_the_streams_end_once_the_server_is_ending(run_dirs, data_dir):
@@ -131,7 +151,7 @@ def test_a_drawn_digit_is_read_and_bad_uploads_are_refused_clearly(client):
     authorised(client)
     read = client.post("/api/runs/0-a/predict", content=seven_png()).json()
     assert len(read["probabilities"]) == 10 and abs(sum(read["probabilities"]) - 1) < 1e-5
-    assert read["image"].startswith("data:image/png") and len(read["hidden"]) == 20
+    assert read["image"].startswith("data:image/png") and len(read["hidden"]) == 20 and read["feature_maps"] is None
     refused = client.post("/api/runs/0-a/predict", content=b"not an image")
     assert refused.status_code == 400 and "cannot read it as an image" in refused.json()["error"]
     huge = client.post("/api/runs/0-a/predict", content=b"\0" * (MAX_UPLOAD_BYTES + 1))

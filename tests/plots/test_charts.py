@@ -130,3 +130,15 @@ def test_the_report_leaves_out_a_chart_that_is_no_regular_file(history, tmp_path
     test_set = rng.integers(0, 256, (20, 784), dtype=np.uint8), rng.integers(0, 10, 20, dtype=np.uint8)
     page = write_report(tmp_path, {"lr": 0.1}, history, TwoLayerNet(784, 5, 10, rng=0), test_set).read_text()
     assert "alt='loss chart'" in page and "alt='accuracy chart'" not in page
+
+
+def test_the_report_of_a_convolutional_net_shows_its_first_filters_rather_than_hidden_units(history, tmp_path):
+    from sgdlab.nn.network import SimpleConvNet
+    from sgdlab.plots.report import write_report
+
+    rng = np.random.default_rng(0)
+    test_set = rng.integers(0, 256, (20, 784), dtype=np.uint8), rng.integers(0, 10, 20, dtype=np.uint8)
+    network = SimpleConvNet(conv_param={"filter_num": 6}, hidden_size=10, rng=0)
+    page = write_report(tmp_path, {"lr": 0.1}, history, network, test_set).read_text()
+    assert "alt='first-layer filters' src='data:image/png;base64," in page
+    assert "first-layer weights" not in page and "What the first convolution's filters look for" in page

@@ -28,7 +28,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
 .row { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-size: 0.85rem; color: #555; max-width: 34rem; }
 img.chart { max-width: 34rem; } img.units { width: 34rem; image-rendering: pixelated; }
-img.filters { width: 16rem; image-rendering: pixelated; }
+img.filters { width: 20rem; image-rendering: pixelated; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; }
 .settings td { text-align: left; }
 .gallery { display: flex; flex-wrap: wrap; gap: 0.4rem; }

@@ -25,8 +25,8 @@ from .evaluation import CHUNK_BYTES
 
 GALLERY_SIZE = 32  # misclassified test digits shown, the most confident mistakes first
 GRADIENT_BATCH = 5  # training images the live gradient check differentiates
-# a convolutional net's: the page's stream waits for the check, which on SimpleConvNet takes 0.5 s for 2 images
-# and 1.7 s for 5 (the fast numerical gradient, 2 loaded cores; a dense net's 5 take 0.03 s)
+# a convolutional net's: the page's stream waits for the check, which on a trained SimpleConvNet takes 0.6 to 0.7 s
+# for 2 images and 2.4 to 6 s for 5 (2 cores at a load average of 8 to 11; a dense net's 5 take 0.03 s)
 CONV_GRADIENT_BATCH = 2
 TILE_GAP = 1  # pixels between two tiles of a grid
 FILTER_COLUMNS = 8  # filters (and feature maps) a row, as the book's filter_show lays them out

@@ -73,6 +73,16 @@ def no_network(monkeypatch):
     monkeypatch.setattr(mnist, "_fetch", refuse)
 
 
+@pytest.fixture(autouse=True)
+def new_process(monkeypatch):
+    """Each test starts as a new process would, having verified no file yet; calling it forgets them again."""
+    def forget():
+        monkeypatch.setattr(mnist, "_verified", mnist._VerifiedFiles())
+
+    forget()
+    return forget
+
+
 @pytest.fixture
 def small_mnist(monkeypatch):
     """Small synthetic MNIST: returns {name: raw IDX bytes} and makes them the canonical table."""
@@ -419,9 +429,10 @@ def forbid_reading_sources(monkeypatch):
     monkeypatch.setattr(mnist, "read_idx_bytes", fail)
 
 
-def test_second_load_uses_the_decoded_cache(small_dir, monkeypatch):
+def test_second_load_uses_the_decoded_cache(small_dir, monkeypatch, new_process):
     first = load_mnist(data_dir=small_dir, normalize=False)
     assert (small_dir / mnist.CACHE_NAME).is_file()
+    new_process()
     forbid_reading_sources(monkeypatch)
     second = load_mnist(data_dir=small_dir, normalize=False)
     for split_before, split_after in zip(first, second):
@@ -438,7 +449,7 @@ def test_cache_is_ignored_when_a_source_changes(small_dir, small_mnist):
         load_mnist(data_dir=small_dir)
 
 
-def test_cache_is_rebuilt_after_a_source_is_touched(small_dir, monkeypatch):
+def test_cache_is_rebuilt_after_a_source_is_touched(small_dir, monkeypatch, new_process):
     load_mnist(data_dir=small_dir)
     source = small_dir / "t10k-images-idx3-ubyte.gz"
     touched = source.stat().st_mtime_ns + 10**9
@@ -448,18 +459,110 @@ def test_cache_is_rebuilt_after_a_source_is_touched(small_dir, monkeypatch):
                         lambda path, limit: read.append(path) or idx.read_idx_bytes(path, limit))
     load_mnist(data_dir=small_dir)
     assert len(read) == 4
+    new_process()
     forbid_reading_sources(monkeypatch)
     load_mnist(data_dir=small_dir)
 
 
-def test_damaged_cache_is_ignored_and_rebuilt(small_dir, monkeypatch):
+def test_damaged_cache_is_ignored_and_rebuilt(small_dir, monkeypatch, new_process):
     load_mnist(data_dir=small_dir)
     cache = small_dir / mnist.CACHE_NAME
     cache.write_bytes(b"PK\x03\x04 damaged")
     (x_train, _), _ = load_mnist(data_dir=small_dir)
     assert len(x_train) == TRAIN_COUNT
+    new_process()
     forbid_reading_sources(monkeypatch)
     load_mnist(data_dir=small_dir)
+
+
+# --- files verified once in a process --------------------------------------------------------------
+
+def forbid_reading_the_cache(monkeypatch):
+    def fail(path, stamp):
+        pytest.fail(f"{path} was read although this process verified it already")
+
+    monkeypatch.setattr(mnist, "_read_cache", fail)
+
+
+def count_reads(monkeypatch):
+    """The sources and caches read from now on, as a list that grows."""
+    read = []
+    read_cache = mnist._read_cache
+    monkeypatch.setattr(mnist, "read_idx_bytes", lambda path, limit: read.append(path) or idx.read_idx_bytes(path, limit))
+    monkeypatch.setattr(mnist, "_read_cache", lambda path, stamp: read.append(path) or read_cache(path, stamp))
+    return read
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["with-cache", "read-only-folder"])
+def test_files_verified_in_this_process_are_not_read_again(small_dir, monkeypatch, read_only):
+    if read_only:
+        small_dir.chmod(0o555)
+    try:
+        load_mnist(data_dir=small_dir)  # verifies the sources (and writes the cache when it can)
+        first = load_mnist(data_dir=small_dir, normalize=False)  # verifies the cache written
+        forbid_reading_sources(monkeypatch)
+        forbid_reading_the_cache(monkeypatch)
+        again = load_mnist(data_dir=small_dir, normalize=False)
+    finally:
+        small_dir.chmod(0o755)
+    for split_first, split_again in zip(first, again):
+        for before, after in zip(split_first, split_again):
+            np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("flatten", [True, False])
+@pytest.mark.parametrize("one_hot_label", [True, False])
+def test_callers_get_arrays_of_their_own(small_dir, normalize, flatten, one_hot_label):
+    load_mnist(data_dir=small_dir)
+    load_mnist(data_dir=small_dir)  # the cache, verified: what follows comes from this process's memory
+    expected = [array.copy() for split in load_mnist(normalize, flatten, one_hot_label, data_dir=small_dir)
+                for array in split]
+    for split in load_mnist(normalize, flatten, one_hot_label, data_dir=small_dir):
+        for array in split:
+            array[...] = 7  # the book's code edits what it loads in place (x /= 255.0)
+    again = [array for split in load_mnist(normalize, flatten, one_hot_label, data_dir=small_dir) for array in split]
+    for array, before in zip(again, expected, strict=True):
+        np.testing.assert_array_equal(array, before)
+
+
+def test_a_cache_edited_after_it_was_verified_is_checked_again(small_dir, monkeypatch):
+    load_mnist(data_dir=small_dir)
+    load_mnist(data_dir=small_dir)  # the cache, verified
+    cache = small_dir / mnist.CACHE_NAME
+    before = cache.stat()
+    with np.load(cache) as archive:
+        arrays = dict(archive)
+    arrays["train_images"][0, 0, 0] ^= 1  # one pixel, same size; the modification time put back
+    with open(cache, "r+b") as handle:  # in place: the same file, as an editor writing over it would leave it
+        np.savez(handle, **arrays)
+    os.utime(cache, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (cache.stat().st_ino, cache.stat().st_size, cache.stat().st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+    read = count_reads(monkeypatch)
+    (x_train, _), _ = load_mnist(data_dir=small_dir, normalize=False)
+    assert read[0] == cache and len(read) == 5  # the edited cache read and refused, then the four sources
+    assert x_train[0, 0] != arrays["train_images"][0, 0, 0]
+
+
+def test_a_source_edited_after_it_was_verified_is_checked_again_and_refused(small_dir, small_mnist):
+    small_dir.chmod(0o555)  # no cache: every load is of the sources
+    try:
+        load_mnist(data_dir=small_dir)
+        load_mnist(data_dir=small_dir)
+        labels = idx.parse_idx(small_mnist["train-labels-idx1-ubyte"], "labels").copy()
+        labels[0] = 10
+        source = small_dir / "train-labels-idx1-ubyte.gz"
+        before = source.stat()
+        edited = gzip.compress(idx_bytes(labels), mtime=0)
+        assert len(edited) == before.st_size
+        with open(source, "r+b") as handle:  # the same file, its size and modification time kept
+            handle.write(edited)
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+        with pytest.raises(DataError, match="label 10"):
+            load_mnist(data_dir=small_dir)
+    finally:
+        small_dir.chmod(0o755)
 
 
 def test_read_only_folder_loads_without_writing_a_cache(small_dir):

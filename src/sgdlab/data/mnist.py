@@ -5,8 +5,9 @@ public mirrors when missing), checked structurally and against their published
 SHA-256, and decoded. The decoded uint8 arrays are then kept in
 `mnist-decoded.npz` beside them, so later loads skip gunzip (each array is
 hashed again as it is read from there: the cache gives canonical MNIST or is
-rebuilt). No file is read, decompressed or downloaded beyond the size the
-canonical one has.
+rebuilt). Within a process, files verified once are not read again while
+they stay the same files (`_VerifiedFiles`). No file is read, decompressed or
+downloaded beyond the size the canonical one has.
 """
 
 import contextlib
@@ -144,15 +145,67 @@ def load_mnist(
 
 
 def _decoded_arrays(folder: Path, download: bool) -> dict[str, np.ndarray]:
-    """The four uint8 arrays keyed by `MnistFile.key`, from the cache when it is current."""
+    """The four uint8 arrays keyed by `MnistFile.key`, read-only: as verified earlier in this process when these
+    are the same files, else from the cache when it is current, else decoded from the sources."""
     sources = _find_sources(folder, download)
     stamp = _stamp(sources)  # taken before reading, so a file changed meanwhile invalidates the cache
     cache_path = folder / CACHE_NAME
+    identities = _identities([*sources.values(), cache_path])  # also taken before reading
+    verified = _verified.arrays_of(identities)
+    if verified is not None:
+        return verified
     arrays = _read_cache(cache_path, stamp)
     if arrays is None:
         arrays = _read_verified(sources)
         _write_cache(cache_path, stamp, arrays)
-    return arrays
+    return _verified.remember(identities, arrays)
+
+
+class _VerifiedFiles:
+    """The files this process has verified already, by their identities, and the arrays they hold.
+
+    Loading MNIST again (a test suite, the page's every run, `evaluate` after `train` in a notebook) then
+    costs a `stat` per file rather than a SHA-256 of 55 MB. A file replaced, edited, touched or relinked has
+    another identity and is read and checked again, as is every file in a process that has not checked it.
+    Verified files hold exactly the canonical contents, so one set of arrays (read-only: the formats below
+    copy them) serves every folder holding them.
+    """
+
+    def __init__(self):
+        self.contents: dict[tuple, tuple[str, ...]] = {}  # identities -> the SHA-256s they were verified against
+        self.arrays: dict[tuple[str, ...], dict[str, np.ndarray]] = {}  # SHA-256s -> the arrays
+
+    def arrays_of(self, identities: tuple) -> dict[str, np.ndarray] | None:
+        hashes = self.contents.get(identities)
+        return self.arrays[hashes] if hashes == _canonical_hashes() else None
+
+    def remember(self, identities: tuple, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for array in arrays.values():
+            array.setflags(write=False)  # no caller can change what later loads return
+        hashes = _canonical_hashes()
+        self.contents[identities] = hashes
+        return self.arrays.setdefault(hashes, arrays)
+
+
+def _canonical_hashes() -> tuple[str, ...]:
+    return tuple(spec.sha256 for spec in FILES)
+
+
+_verified = _VerifiedFiles()
+
+
+def _identities(paths: list[Path]) -> tuple:
+    """Each path's file as far as `stat` tells it apart (the file a link points to; None for a missing one)."""
+    identities = []
+    for path in paths:
+        try:
+            status = path.stat()
+        except OSError:
+            identities.append((str(path), None))
+            continue
+        identities.append((str(path), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+                           status.st_ctime_ns))
+    return tuple(identities)
 
 
 # --- finding and downloading the files ---------------------------------------------------------
@@ -392,10 +445,10 @@ def _format_images(images: np.ndarray, normalize: bool, flatten: bool) -> np.nda
     if normalize:
         # Divide (not multiply by 1/255): identical to the book's `x /= 255.0`, and as fast.
         return np.divide(images, np.float32(255), dtype=np.float32).reshape(shape)
-    return np.require(images.reshape(shape), requirements="W")  # copies only a read-only view
+    return np.require(images.reshape(shape), requirements="W")  # a copy: the decoded arrays are read-only
 
 
 def _format_labels(labels: np.ndarray, one_hot: bool) -> np.ndarray:
     if one_hot:
         return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-    return np.require(labels, requirements="W")
+    return np.require(labels, requirements="W")  # a copy, as above

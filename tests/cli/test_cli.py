@@ -1184,6 +1184,14 @@ def test_process_error_exits_1_with_one_line(tmp_path):
 
 # --- sgdlab experiment ------------------------------------------------------------------------------------
 
+@pytest.fixture
+def variants_in_this_process(monkeypatch):
+    """The experiment's variants trained one after another in this process, as on a one-core machine, rather than in
+    a worker process each: what the test checks is the same (the next test and tests/runs/test_parallel_runs.py
+    train in worker processes)."""
+    monkeypatch.setattr("sgdlab.runs.experiments.usable_cores", lambda: 1)
+
+
 def test_experiment_writes_a_run_per_variant_a_summary_and_the_figure(capsys, tmp_path, data_dir):
     code, out, err = run(capsys, "experiment", "optimizers", "--optimizers", "sgd,nesterov", "--iters", "5",
                          "--data-dir", data_dir, "--out", tmp_path / "exp")
@@ -1202,7 +1210,8 @@ def test_experiment_writes_a_run_per_variant_a_summary_and_the_figure(capsys, tm
     assert (code, last_line(out)) == (0, f"{tmp_path / 'exp'} has finished already: nothing to resume")
 
 
-def test_an_interrupted_experiment_is_resumed_from_the_command_line(capsys, tmp_path, data_dir, monkeypatch):
+def test_an_interrupted_experiment_is_resumed_from_the_command_line(capsys, tmp_path, data_dir,
+                                                                   variants_in_this_process):
     fit = Trainer.fit
 
     def ctrl_c_at_3(self, *args, on_iteration=None, **kwargs):
@@ -1212,12 +1221,11 @@ def test_an_interrupted_experiment_is_resumed_from_the_command_line(capsys, tmp_
                 raise KeyboardInterrupt
         return fit(self, *args, on_iteration=then_stop, **kwargs)
 
-    monkeypatch.setattr(Trainer, "fit", ctrl_c_at_3)
-    monkeypatch.setattr("sgdlab.runs.experiments.usable_cores", lambda: 1)  # the variants trained in this process
-    code, _, err = run(capsys, "experiment", "dropout", "--iters", "5", "--data-dir", data_dir, "--out",
-                       tmp_path / "exp", "--quiet")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "fit", ctrl_c_at_3)
+        code, _, err = run(capsys, "experiment", "dropout", "--iters", "5", "--data-dir", data_dir, "--out",
+                           tmp_path / "exp", "--quiet")
     assert code == 130 and "not run: dropout-0.2" in err
-    monkeypatch.undo()
     code, out, err = run(capsys, "experiment", "--resume", tmp_path / "exp")
     assert code == 0, err
     summary = json.loads((tmp_path / "exp" / "summary.json").read_text())
@@ -1477,7 +1485,8 @@ def test_more_sweep_workers_than_cores_are_refused(capsys, data_dir, tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
-def test_a_variant_that_diverged_before_its_only_evaluation_is_shown_without_accuracies(capsys, tmp_path, data_dir):
+def test_a_variant_that_diverged_before_its_only_evaluation_is_shown_without_accuracies(capsys, tmp_path, data_dir,
+                                                                                      variants_in_this_process):
     code, _, err = run(capsys, "experiment", "dropout", "--iters", "3", "--data-dir", data_dir, "--out",
                        tmp_path / "exp", "--quiet")
     assert code == 0, err

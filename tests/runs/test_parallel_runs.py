@@ -36,11 +36,14 @@ def test_ctrl_c_stops_the_running_runs_saves_them_and_skips_the_rest(tmp_path, d
         if done >= 30:  # Ctrl-C, as the caller's KeyboardInterrupt, while a run is under way
             raise KeyboardInterrupt
 
-    histories, interrupted = train_runs(jobs(tmp_path, data_dir, 100_000), workers=workers, progress=progress)
+    # Long enough to be under way for seconds after the report of iteration 30 (300 evaluations), short enough
+    # to report every 15 iterations (PROGRESS_STEPS reports a run): 100 000 would train 500 before its first report.
+    iters = 3000
+    histories, interrupted = train_runs(jobs(tmp_path, data_dir, iters), workers=workers, progress=progress)
     assert interrupted
     assert 1 <= len(histories) <= workers and "momentum" not in histories  # the third never started
     for name, history in histories.items():
-        assert history.interrupted and len(history.loss) < 100_000
+        assert history.interrupted and len(history.loss) < iters
         saved = json.loads((tmp_path / name / "history.json").read_text())
         assert saved["stopped"] == history.stopped and saved["loss"] == history.loss
     assert not (tmp_path / "momentum").exists()

@@ -478,10 +478,17 @@ def test_damaged_cache_is_ignored_and_rebuilt(small_dir, monkeypatch, new_proces
 # --- files verified once in a process --------------------------------------------------------------
 
 def forbid_reading_the_cache(monkeypatch):
-    def fail(path, stamp):
-        pytest.fail(f"{path} was read although this process verified it already")
+    def fail(path, stamp, hashed=False):
+        pytest.fail(f"{path} was read although this process keeps its arrays")
 
     monkeypatch.setattr(mnist, "_read_cache", fail)
+
+
+def forbid_hashing(monkeypatch):
+    def fail(array, spec):
+        pytest.fail(f"{spec.key} was hashed again although this process verified its file already")
+
+    monkeypatch.setattr(mnist, "_is_canonical", fail)
 
 
 def count_reads(monkeypatch):
@@ -489,25 +496,38 @@ def count_reads(monkeypatch):
     read = []
     read_cache = mnist._read_cache
     monkeypatch.setattr(mnist, "read_idx_bytes", lambda path, limit: read.append(path) or idx.read_idx_bytes(path, limit))
-    monkeypatch.setattr(mnist, "_read_cache", lambda path, stamp: read.append(path) or read_cache(path, stamp))
+    monkeypatch.setattr(mnist, "_read_cache", lambda path, stamp, **how: read.append(path) or read_cache(path, stamp, **how))
     return read
 
 
-@pytest.mark.parametrize("read_only", [False, True], ids=["with-cache", "read-only-folder"])
-def test_files_verified_in_this_process_are_not_read_again(small_dir, monkeypatch, read_only):
-    if read_only:
-        small_dir.chmod(0o555)
+def assert_same_data(loaded, expected):
+    for split_loaded, split_expected in zip(loaded, expected, strict=True):
+        for array, before in zip(split_loaded, split_expected, strict=True):
+            np.testing.assert_array_equal(array, before)
+
+
+def test_a_cache_verified_in_this_process_is_read_again_unhashed_then_kept(small_dir, monkeypatch):
+    load_mnist(data_dir=small_dir)  # verifies the sources and writes the cache
+    first = load_mnist(data_dir=small_dir, normalize=False)  # verifies the cache
+    assert mnist._verified.arrays == {}  # a command that loads once holds no second copy
+    forbid_reading_sources(monkeypatch)
+    forbid_hashing(monkeypatch)
+    assert_same_data(load_mnist(data_dir=small_dir, normalize=False), first)  # read, not hashed, and kept
+    forbid_reading_the_cache(monkeypatch)
+    assert_same_data(load_mnist(data_dir=small_dir, normalize=False), first)
+
+
+def test_sources_verified_in_this_process_are_kept_from_their_second_load(small_dir, monkeypatch):
+    small_dir.chmod(0o555)  # no cache
     try:
-        load_mnist(data_dir=small_dir)  # verifies the sources (and writes the cache when it can)
-        first = load_mnist(data_dir=small_dir, normalize=False)  # verifies the cache written
+        first = load_mnist(data_dir=small_dir, normalize=False)
+        load_mnist(data_dir=small_dir)
         forbid_reading_sources(monkeypatch)
         forbid_reading_the_cache(monkeypatch)
         again = load_mnist(data_dir=small_dir, normalize=False)
     finally:
         small_dir.chmod(0o755)
-    for split_first, split_again in zip(first, again):
-        for before, after in zip(split_first, split_again):
-            np.testing.assert_array_equal(before, after)
+    assert_same_data(again, first)
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -515,7 +535,7 @@ def test_files_verified_in_this_process_are_not_read_again(small_dir, monkeypatc
 @pytest.mark.parametrize("one_hot_label", [True, False])
 def test_callers_get_arrays_of_their_own(small_dir, normalize, flatten, one_hot_label):
     load_mnist(data_dir=small_dir)
-    load_mnist(data_dir=small_dir)  # the cache, verified: what follows comes from this process's memory
+    load_mnist(data_dir=small_dir)  # the cache, verified: from the next load on, its arrays are kept
     expected = [array.copy() for split in load_mnist(normalize, flatten, one_hot_label, data_dir=small_dir)
                 for array in split]
     for split in load_mnist(normalize, flatten, one_hot_label, data_dir=small_dir):
@@ -527,8 +547,9 @@ def test_callers_get_arrays_of_their_own(small_dir, normalize, flatten, one_hot_
 
 
 def test_a_cache_edited_after_it_was_verified_is_checked_again(small_dir, monkeypatch):
-    load_mnist(data_dir=small_dir)
-    load_mnist(data_dir=small_dir)  # the cache, verified
+    for _ in range(3):  # written, verified, kept
+        load_mnist(data_dir=small_dir)
+    assert mnist._verified.arrays
     cache = small_dir / mnist.CACHE_NAME
     before = cache.stat()
     with np.load(cache) as archive:
@@ -549,7 +570,8 @@ def test_a_source_edited_after_it_was_verified_is_checked_again_and_refused(smal
     small_dir.chmod(0o555)  # no cache: every load is of the sources
     try:
         load_mnist(data_dir=small_dir)
-        load_mnist(data_dir=small_dir)
+        load_mnist(data_dir=small_dir)  # kept
+        assert mnist._verified.arrays
         labels = idx.parse_idx(small_mnist["train-labels-idx1-ubyte"], "labels").copy()
         labels[0] = 10
         source = small_dir / "train-labels-idx1-ubyte.gz"

@@ -145,16 +145,16 @@ def load_mnist(
 
 
 def _decoded_arrays(folder: Path, download: bool) -> dict[str, np.ndarray]:
-    """The four uint8 arrays keyed by `MnistFile.key`, read-only: as verified earlier in this process when these
-    are the same files, else from the cache when it is current, else decoded from the sources."""
+    """The four uint8 arrays keyed by `MnistFile.key`: kept from an earlier load of these same files in this
+    process (read-only then), else from the cache when it is current, else decoded from the sources."""
     sources = _find_sources(folder, download)
     stamp = _stamp(sources)  # taken before reading, so a file changed meanwhile invalidates the cache
     cache_path = folder / CACHE_NAME
     identities = _identities([*sources.values(), cache_path])  # also taken before reading
-    verified = _verified.arrays_of(identities)
-    if verified is not None:
-        return verified
-    arrays = _read_cache(cache_path, stamp)
+    kept = _verified.kept(identities)
+    if kept is not None:
+        return kept
+    arrays = _read_cache(cache_path, stamp, hashed=_verified.knows(identities))
     if arrays is None:
         arrays = _read_verified(sources)
         _write_cache(cache_path, stamp, arrays)
@@ -162,29 +162,34 @@ def _decoded_arrays(folder: Path, download: bool) -> dict[str, np.ndarray]:
 
 
 class _VerifiedFiles:
-    """The files this process has verified already, by their identities, and the arrays they hold.
+    """The files this process has verified already, by their identities, and the arrays of those loaded again.
 
     Loading MNIST again (a test suite, the page's every run, `evaluate` after `train` in a notebook) then
     costs a `stat` per file rather than a SHA-256 of 55 MB. A file replaced, edited, touched or relinked has
     another identity and is read and checked again, as is every file in a process that has not checked it.
-    Verified files hold exactly the canonical contents, so one set of arrays (read-only: the formats below
-    copy them) serves every folder holding them.
+    The arrays are kept from the second load on (a command that loads once holds no second copy), read-only
+    (the formats below copy them for each caller); verified files hold exactly the canonical contents, so one
+    set serves every folder holding them.
     """
 
     def __init__(self):
         self.contents: dict[tuple, tuple[str, ...]] = {}  # identities -> the SHA-256s they were verified against
-        self.arrays: dict[tuple[str, ...], dict[str, np.ndarray]] = {}  # SHA-256s -> the arrays
+        self.arrays: dict[tuple[str, ...], dict[str, np.ndarray]] = {}  # SHA-256s -> the arrays kept
 
-    def arrays_of(self, identities: tuple) -> dict[str, np.ndarray] | None:
-        hashes = self.contents.get(identities)
-        return self.arrays[hashes] if hashes == _canonical_hashes() else None
+    def knows(self, identities: tuple) -> bool:
+        return self.contents.get(identities) == _canonical_hashes()
+
+    def kept(self, identities: tuple) -> dict[str, np.ndarray] | None:
+        return self.arrays.get(_canonical_hashes()) if self.knows(identities) else None
 
     def remember(self, identities: tuple, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Note these files as verified; from their second load on, keep `arrays` (and return what is kept)."""
+        if not self.knows(identities):
+            self.contents[identities] = _canonical_hashes()
+            return arrays
         for array in arrays.values():
             array.setflags(write=False)  # no caller can change what later loads return
-        hashes = _canonical_hashes()
-        self.contents[identities] = hashes
-        return self.arrays.setdefault(hashes, arrays)
+        return self.arrays.setdefault(_canonical_hashes(), arrays)
 
 
 def _canonical_hashes() -> tuple[str, ...]:
@@ -373,8 +378,9 @@ def _stamp(sources: dict[str, Path]) -> np.ndarray:
     return np.array(entries)
 
 
-def _read_cache(path: Path, stamp: np.ndarray) -> dict[str, np.ndarray] | None:
+def _read_cache(path: Path, stamp: np.ndarray, hashed: bool = False) -> dict[str, np.ndarray] | None:
     """The cached arrays if the cache exists, matches `stamp` and holds exactly the canonical files; else None.
+    `hashed`: this very file was hashed already in this process (`_VerifiedFiles`), so it is not hashed again.
 
     Missing, damaged, edited or another data set's: it is only a cache, so it
     is rebuilt. The stamp alone would take an edited cache whose stamp was
@@ -393,7 +399,7 @@ def _read_cache(path: Path, stamp: np.ndarray) -> dict[str, np.ndarray] | None:
             arrays = {spec.key: archive.read(spec.key, spec.idx_size) for spec in FILES}
     except DataError:
         return None
-    return arrays if all(_is_canonical(arrays[spec.key], spec) for spec in FILES) else None
+    return arrays if hashed or all(_is_canonical(arrays[spec.key], spec) for spec in FILES) else None
 
 
 def _cache_limit() -> int:
@@ -445,10 +451,10 @@ def _format_images(images: np.ndarray, normalize: bool, flatten: bool) -> np.nda
     if normalize:
         # Divide (not multiply by 1/255): identical to the book's `x /= 255.0`, and as fast.
         return np.divide(images, np.float32(255), dtype=np.float32).reshape(shape)
-    return np.require(images.reshape(shape), requirements="W")  # a copy: the decoded arrays are read-only
+    return np.require(images.reshape(shape), requirements="W")  # copies the arrays kept, which are read-only
 
 
 def _format_labels(labels: np.ndarray, one_hot: bool) -> np.ndarray:
     if one_hot:
         return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-    return np.require(labels, requirements="W")  # a copy, as above
+    return np.require(labels, requirements="W")  # as above

@@ -1,5 +1,6 @@
 """sgdlab in Jupyter: the lab page of a run trained in a notebook (`sgdlab.lab.notebook.LiveLab`), and
-docs/chapter4.ipynb executed from top to bottom, its outputs showing what its text says."""
+docs/chapter4.ipynb and docs/chapter7.ipynb executed from top to bottom, their outputs showing what their text
+says."""
 
 import http.server
 import json
@@ -18,7 +19,8 @@ from sgdlab.lab.notebook import LiveLab
 from sgdlab.runs.run import train_run
 from sgdlab.training.config import TrainConfig
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "chapter4.ipynb"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+NOTEBOOKS = (DOCS / "chapter4.ipynb", DOCS / "chapter7.ipynb")
 SETTINGS = {"iters": 200, "eval_every": 100}
 
 
@@ -68,10 +70,11 @@ def test_a_live_lab_outside_a_notebook_says_where_its_page_is(capsys):
         assert capsys.readouterr().out == f"lab page: {lab.url}\n"
 
 
-def test_the_notebook_imports_sgdlab_by_its_public_names():
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_the_notebook_imports_sgdlab_by_its_public_names(path):
     import sgdlab
 
-    notebook = json.loads(NOTEBOOK.read_text())
+    notebook = json.loads(path.read_text())
     code = "".join(line for cell in notebook["cells"] for line in cell["source"])  # the code in its text too
     imported = re.findall(r"^from (sgdlab\S*) import (.+)$", code, re.MULTILINE)
     assert imported and {module for module, _ in imported} == {"sgdlab"}, imported
@@ -122,16 +125,29 @@ class notebook_page:
         self.server.server_close()
 
 
-@pytest.mark.slow  # the book's run, 10000 iterations, in a Jupyter kernel
-def test_the_chapter_4_notebook_runs_and_shows_what_it_says(mnist_dir, monkeypatch):
+def executed(path, monkeypatch):
+    """The outputs of the notebook at `path` run from top to bottom in a Jupyter kernel, by its cells' names."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline, as Jupyter's does (CI sets Agg)
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = {cell.metadata.get("name"): cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
-    check_outputs(outputs)
+    for name, cell_outputs in outputs.items():
+        assert not [o for o in cell_outputs if o.output_type == "error"], name
+        assert "Warning" not in text_of(cell_outputs), name
+    return outputs
+
+
+@pytest.mark.slow  # the book's run, 10000 iterations, in a Jupyter kernel
+def test_the_chapter_4_notebook_runs_and_shows_what_it_says(mnist_dir, monkeypatch):
+    check_outputs(executed(NOTEBOOKS[0], monkeypatch))
+
+
+@pytest.mark.slow  # a convolutional net trained for 300 iterations and the whole sets evaluated, in a Jupyter kernel
+def test_the_chapter_7_notebook_runs_and_shows_what_it_says(mnist_dir, monkeypatch):
+    check_chapter_7_outputs(executed(NOTEBOOKS[1], monkeypatch))
 
 
 def text_of(outputs):
@@ -159,6 +175,38 @@ def check_outputs(outputs):
     gap = float(re.search(r"gap (0\.\d+)", text_of(outputs["overfit"])).group(1))
     assert gap > 0.1 and len(images_of(outputs["overfit"])) == 1
     assert f"{final:.4f}" in text_of(outputs["reload"])  # the saved model scores what the run ended with
-    for name, cell_outputs in outputs.items():
-        assert not [o for o in cell_outputs if o.output_type == "error"], name
-        assert "Warning" not in text_of(cell_outputs), name
+
+
+def check_chapter_7_outputs(outputs):
+    """The claims chapter 7's notebook makes of its outputs, against those outputs."""
+    assert "(60000, 1, 28, 28) (60000,) (10000, 1, 28, 28) (10000,)" in text_of(outputs["load"])
+    im2col = text_of(outputs["im2col"])
+    assert "im2col shape (4, 9)" in im2col
+    assert "[ 0.  1.  2.  4.  5.  6.  8.  9. 10.]" in im2col and "[ 5.  6.  7.  9. 10. 11. 13. 14. 15.]" in im2col
+    col2im = text_of(outputs["col2im"])
+    assert "[[1. 2. 2. 1.]\n [2. 4. 4. 2.]\n [2. 4. 4. 2.]\n [1. 2. 2. 1.]]" in col2im  # windows per pixel
+    inner_products = re.findall(r"> = (-?\d+\.\d+)", col2im)
+    assert len(inner_products) == 2 and inner_products[0] == inner_products[1]  # the adjoint, to 12 decimals
+    convolution = text_of(outputs["convolution"])
+    assert "output shape (1, 2, 2, 2)" in convolution and convolution.count(": True") == 2
+    assert re.search(r"\[\[ 6\.  6\.\]\s+\[ 6\.  6\.\]\]\s+\[\[24\. 24\.\]\s+\[24\. 24\.\]\]", convolution)
+    pooling = text_of(outputs["pooling"])  # the maxima, and the gradient at each window's maximum only
+    assert "[[3. 4.]\n [6. 7.]]" in pooling
+    assert "[[ 0.  0.  0.  0.]\n [10.  0. 20.  0.]\n [ 0. 30.  0.  0.]\n [ 0.  0.  0. 40.]]" in pooling
+    shapes = dict(re.findall(r"^(\w\d) +(\(.*\))$", text_of(outputs["network"]), re.M))
+    assert shapes == {"W1": "(30, 1, 5, 5)", "b1": "(30,)", "W2": "(4320, 100)", "b2": "(100,)",
+                      "W3": "(100, 10)", "b3": "(10,)"}
+    rows = re.findall(r"^(\w\d) +\(.*\) +(\d+) +(\d+) +(\S+) +(\S+)$", text_of(outputs["gradcheck"]), re.M)
+    assert [row[0] for row in rows] == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert sum(int(size) for _, size, *_ in rows) == 1820
+    for name, _, kinks, all_entries, off_kinks in rows:
+        assert float(off_kinks) < 1e-7, name  # off the kinks: backprop and the numerical gradient agree
+        assert float(all_entries) < 1e-6 or int(kinks) > 0, name  # a disagreement only where a nudge crossed one
+    assert any(float(all_entries) > 1e-6 for *_, all_entries, _ in rows)  # as the text says, some nudges do
+    evaluations = re.findall(r"^ +(\d+) +(0\.\d+) +(0\.\d+)$", text_of(outputs["train"]), re.M)
+    assert [int(iteration) for iteration, *_ in evaluations] == [0, 150, 300]
+    final = float(re.search(r"final test accuracy (0\.\d+)", text_of(outputs["train"])).group(1))
+    assert final == float(evaluations[-1][2]) and final > 0.85 and float(evaluations[0][2]) < 0.3
+    assert len(images_of(outputs["filters"])) == 1
+    before, after = map(float, re.search(r"before (-?[\d.]+), after (-?[\d.]+)", text_of(outputs["filters"])).groups())
+    assert abs(before) < 0.3 and after > 0.5  # noise at first, smooth strokes after training

@@ -125,11 +125,13 @@ class notebook_page:
         self.server.server_close()
 
 
-def executed(path, monkeypatch):
-    """The outputs of the notebook at `path` run from top to bottom in a Jupyter kernel, by its cells' names."""
+def executed(path, data_dir, monkeypatch):
+    """The outputs of the notebook at `path` run from top to bottom in a Jupyter kernel, by its cells' names; the
+    kernel reads MNIST from the session's folder of links, where its decoded cache is written once."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline, as Jupyter's does (CI sets Agg)
+    monkeypatch.setenv("SGDLAB_DATA", str(data_dir))
     notebook = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
                             resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -141,13 +143,13 @@ def executed(path, monkeypatch):
 
 
 @pytest.mark.slow  # the book's run, 10000 iterations, in a Jupyter kernel
-def test_the_chapter_4_notebook_runs_and_shows_what_it_says(mnist_dir, monkeypatch):
-    check_outputs(executed(NOTEBOOKS[0], monkeypatch))
+def test_the_chapter_4_notebook_runs_and_shows_what_it_says(data_dir, monkeypatch):
+    check_outputs(executed(NOTEBOOKS[0], data_dir, monkeypatch))
 
 
-@pytest.mark.slow  # a convolutional net trained for 300 iterations and the whole sets evaluated, in a Jupyter kernel
-def test_the_chapter_7_notebook_runs_and_shows_what_it_says(mnist_dir, monkeypatch):
-    check_chapter_7_outputs(executed(NOTEBOOKS[1], monkeypatch))
+@pytest.mark.slow  # half a minute: a convolutional net trained, the whole sets evaluated three times, in a kernel
+def test_the_chapter_7_notebook_runs_and_shows_what_it_says(data_dir, monkeypatch):
+    check_chapter_7_outputs(executed(NOTEBOOKS[1], data_dir, monkeypatch))
 
 
 def text_of(outputs):

@@ -147,7 +147,7 @@ def test_the_chapter_4_notebook_runs_and_shows_what_it_says(data_dir, monkeypatc
     check_outputs(executed(NOTEBOOKS[0], data_dir, monkeypatch))
 
 
-@pytest.mark.slow  # half a minute: a convolutional net trained, the whole sets evaluated three times, in a kernel
+@pytest.mark.slow  # 12 to 30 s: a convolutional net trained, the whole sets evaluated three times, in a kernel
 def test_the_chapter_7_notebook_runs_and_shows_what_it_says(data_dir, monkeypatch):
     check_chapter_7_outputs(executed(NOTEBOOKS[1], data_dir, monkeypatch))
 

@@ -14,7 +14,7 @@ import sgdlab
 from sgdlab.engine.gradcheck import compare_gradients
 from sgdlab.errors import ConfigError
 from sgdlab.nn.im2col import col2im, im2col
-from sgdlab.nn.layers import Convolution, Pooling
+from sgdlab.nn.layers import Convolution, Pooling, Relu, Sigmoid
 from sgdlab.nn.network import ConvNet, SimpleConvNet, network_from_architecture
 from tests.nn.book_chapter7 import (BookConvolution, BookPooling, BookSimpleConvNet, book_col2im,
                                     book_im2col)
@@ -142,6 +142,13 @@ def test_a_bad_combination_names_the_layer_and_the_sizes(make, input_shape, mess
 
 def book_params(net):
     return {key: value.copy() for key, value in net.params.items()}
+
+
+def test_a_networks_activation_layers_are_the_books_classes():
+    """The book's code tells layers apart by class (isinstance(layer, Relu)); a network's are those classes."""
+    layers = SimpleConvNet(rng=0).layers
+    assert [type(layer) for layer in layers[:2]] == [Convolution, Relu] and isinstance(layers[4], Relu)
+    assert isinstance(sgdlab.TwoLayerNet(rng=0).layers[1], Sigmoid)
 
 
 def test_simple_convnet_has_the_books_parameters_and_numbers():

@@ -197,6 +197,25 @@ def test_images_of_the_wrong_shape_are_refused(data):
         make_trainer().fit(x_train, t_train[:59], x_test, t_test)
 
 
+def test_a_convolutional_net_trains_on_images_as_on_their_rows():
+    """load_mnist(flatten=False) gives (N, 1, 28, 28), as the book hands chapter 7's net its images: the same run
+    as on the rows of pixels, bit for bit; images of another shape are refused naming both shapes it takes."""
+    rng = np.random.default_rng(0)
+    images = rng.random((40, 1, 8, 8)).astype(np.float32)
+    labels = rng.integers(0, 3, 40)
+    config = TrainConfig(net="simple-convnet", filter_num=2, filter_size=3, hidden_size=5, iters=6, batch_size=10)
+    runs = []
+    for x in (images, images.reshape(40, -1)):
+        trainer = Trainer.from_config(config, input_size=(1, 8, 8), output_size=3)
+        history = trainer.fit(x, labels, x[:10], labels[:10])
+        runs.append((history.loss, history.test_acc, trainer.network.params["W1"].copy()))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    with pytest.raises(ConfigError, match=r"shape \(40, 1, 7, 9\).*\(N, 64\) or \(N, 1, 8, 8\)"):
+        Trainer.from_config(config, input_size=(1, 8, 8), output_size=3).fit(
+            rng.random((40, 1, 7, 9)).astype(np.float32), labels, images, labels)
+
+
 def test_numerical_training_follows_backprop_training(data):
     backprop, numerical = make_trainer(iters=5, dtype="float64"), make_trainer(iters=5, grad="numerical")
     h_backprop, h_numerical = backprop.fit(*data), numerical.fit(*data)

@@ -1,16 +1,23 @@
 """Checks of a data set a network is to train on: refused up front, with a message that says what to pass."""
 
+import math
+
 import numpy as np
 
 from ..errors import ConfigError
 
 
-def check_data_set(x, t, input_size, num_classes, name):
-    """Refuse images and targets that cannot train a network of `input_size` inputs and `num_classes` outputs."""
+def check_data_set(x, t, input_shape, num_classes, name):
+    """Refuse images and targets that cannot train a network of one sample's `input_shape` and `num_classes`
+    outputs: the images come as rows of pixels (load_mnist's default) or shaped as the network's samples
+    (load_mnist(flatten=False) for a convolutional net), as the book gives them to either."""
     check_images(x, name)
-    if x.ndim != 2 or x.shape[1] != input_size:
-        raise ConfigError(f"the {name} images have shape {x.shape}; the network needs (N, {input_size}): "
-                          "load them with flatten=True")
+    input_size = math.prod(input_shape)
+    if not (x.ndim == 2 and x.shape[1] == input_size or x.shape[1:] == tuple(input_shape)):
+        shapes = " or ".join(dict.fromkeys(f"(N, {', '.join(map(str, shape))})" for shape in ((input_size,),
+                                                                                            input_shape)))
+        raise ConfigError(f"the {name} images have shape {x.shape}; the network needs {shapes}: load MNIST with "
+                          "load_mnist(), or give images of the network's input size")
     if len(x) == 0:
         raise ConfigError(f"the {name} set is empty")
     if len(t) != len(x):

@@ -544,8 +544,10 @@ class ActivationLayer(Layer):
 
 
 def activation_layer(name):
-    """The layer of the activation called `name` ("sigmoid", "relu", "tanh", ...)."""
-    return ActivationLayer(get_activation(name))
+    """The layer of the activation called `name` ("sigmoid", "relu", "tanh", ...): the book's class where it
+    names one (`Sigmoid`, `Relu`, so that a network's layers are what the book's code expects of them)."""
+    book_class = BOOK_ACTIVATION_LAYERS.get(name)
+    return book_class() if book_class is not None else ActivationLayer(get_activation(name))
 
 
 class Sigmoid(ActivationLayer):
@@ -560,6 +562,9 @@ class Relu(ActivationLayer):
 
     def __init__(self):
         super().__init__(get_activation("relu"))
+
+
+BOOK_ACTIVATION_LAYERS = {"sigmoid": Sigmoid, "relu": Relu}
 
 
 class Dropout(Layer):

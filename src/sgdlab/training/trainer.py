@@ -141,6 +141,7 @@ class Trainer:
         """
         config = self.config
         train_size, held_out = self.check_data(x_train, t_train, x_test, t_test)
+        x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))  # the batches and evaluations take rows
         _, sampling_rng, holdout_rng = seeded_generators(config.seed)
         rows = train_size + held_out
         x_train, t_train, validation = self.split(x_train[:rows], t_train[:rows], held_out, holdout_rng)
@@ -292,7 +293,7 @@ class Trainer:
 
         `fit` checks its data first; a caller can check before anything else.
         """
-        input_size, num_classes = math.prod(self.network.input_shape), self.network.output_size
-        check_data_set(x_train, t_train, input_size, num_classes, "training")
-        check_data_set(x_test, t_test, input_size, num_classes, "test")
+        input_shape, num_classes = self.network.input_shape, self.network.output_size
+        check_data_set(x_train, t_train, input_shape, num_classes, "training")
+        check_data_set(x_test, t_test, input_shape, num_classes, "test")
         return self.config.checked_data_rows(x_train.shape[0])

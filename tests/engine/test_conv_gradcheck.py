@@ -63,8 +63,15 @@ def label(configuration):
 
 
 def failures(network, x, t):
-    return [(check.name, check.max_abs_diff, check.max_rel_error) for check in gradient_check(network, x, t)
-            if not check.passed]
+    """The parameters compared and found to differ. A parameter none of whose entries could be compared is not
+    verified, which is no pass, and happens to a correct net only where its nudges sit on a kink: a bias
+    still at exactly 0 before relu, whose windows over blank pixels give relu's input exactly 0."""
+    checks = gradient_check(network, x, t)
+    for check in checks:
+        if not check.checked:
+            assert check.name.startswith("b") and not network.params[check.name].any(), check
+    return [(check.name, check.max_abs_diff, check.max_rel_error) for check in checks
+            if check.checked and not check.passed]
 
 
 @pytest.mark.parametrize("configuration", sample_of_the_grid(QUICK_SAMPLE, seed=24), ids=label)
@@ -80,7 +87,8 @@ def test_every_correct_conv_net_passes_on_a_larger_sample(configuration):
 
 def test_the_nudges_that_change_a_pooling_winner_are_counted_not_compared():
     """Sample 0 is one pixel: the first pooling window's outputs see it through the filter's entries (2, 2),
-    (2, 1), (1, 2) and (1, 1), two of them 1e-6 apart, so a nudge of either changes the winner."""
+    (2, 1), (1, 2) and (1, 1), two of them 1e-9 apart, so a nudge of either changes the winner, even at the
+    smaller steps entries across a kink are differentiated again with."""
     rng = np.random.default_rng(3)
     network = ConvNet(IMAGE, [{"type": "convolution", "filter_num": 1, "filter_size": 3}, {"type": "tanh"},
                               {"type": "pooling", "pool_size": 2}], CLASSES, weight_init_std=0.5, rng=rng)
@@ -88,7 +96,7 @@ def test_the_nudges_that_change_a_pooling_winner_are_counted_not_compared():
     x[0] = 0.0
     x[0, 0, 2, 2] = 0.5
     W = network.params["W1"]
-    W[0, 0, 2, 1], W[0, 0, 2, 2] = 0.8, 0.8 + 1e-6
+    W[0, 0, 2, 1], W[0, 0, 2, 2] = 0.8, 0.8 + 1e-9
     W[0, 0, 1, 2], W[0, 0, 1, 1] = -1.0, -1.0
     checks = {check.name: check for check in gradient_check(network, x, t)}
     assert all(check.passed for check in checks.values())
@@ -190,3 +198,36 @@ def test_every_broken_backward_pass_fails(bug, activation, monkeypatch):
     assert failures(network, x, t) == []
     BROKEN[bug](monkeypatch)
     assert [name for name, _, _ in failures(network, x, t)] != [], bug
+
+
+def test_a_parameter_whose_every_nudge_crosses_a_kink_is_not_verified(monkeypatch):
+    """At SimpleConvNet's start its biases are 0 and blank windows leave the convolution's outputs at exactly
+    0, relu's kink: every nudge of b1 crosses it, nothing of b1 is compared, and that is no pass, or a broken
+    db would pass unseen. After a few updates b1 is off the kink, checked, and a broken db fails."""
+    rng = np.random.default_rng(0)
+    network = ConvNet(IMAGE, [{"type": "convolution", "filter_num": 3, "filter_size": 3}, {"type": "relu"},
+                              {"type": "pooling", "pool_size": 2}, {"type": "affine", "output_size": 5},
+                              {"type": "relu"}], CLASSES, weight_init_std=0.01, rng=rng)
+    x, t = mnist_like_images(rng, 3)
+    x[:, :, :3, :3] = 0  # a blank corner, as every MNIST digit has
+    b1 = {check.name: check for check in gradient_check(network, x, t)}["b1"]
+    assert (b1.kinks, b1.checked, b1.passed) == (3, False, False)
+    for _ in range(20):
+        for key, grad in network.gradient(x, t).items():
+            network.params[key] -= 0.1 * np.sign(grad)  # each parameter a step, off every exact 0
+    assert failures(network, x, t) == []
+
+    def broken_backward(self, dout):
+        result = correct_backward(self, dout)
+        self.db = self.db * 3.0 + 1.0
+        return result
+
+    def broken_backward_into(self, x, out, dout, dx, grads, work):
+        result = correct_backward_into(self, x, out, dout, dx, grads, work)
+        grads[1][...] = grads[1] * 3.0 + 1.0
+        return result
+
+    correct_backward, correct_backward_into = layers.Convolution.backward, layers.Convolution.backward_into
+    monkeypatch.setattr(layers.Convolution, "backward", broken_backward)
+    monkeypatch.setattr(layers.Convolution, "backward_into", broken_backward_into)
+    assert [name for name, _, _ in failures(network, x, t)] == ["b1"]

@@ -58,9 +58,15 @@ def label(configuration):
 
 
 def assert_passes(configuration):
+    """Every parameter compared agrees. One none of whose entries could be compared is not verified (no pass),
+    which happens to a correct net only to a bias still at 0 before relu whose every nudge crosses the kink:
+    after several layers of the book's 0.01 weights, the layer's inputs are within h of 0 in every sample."""
     network, x, t = network_of(configuration)
     checks = gradient_check(network, x, t)
-    assert [check.name for check in checks if not check.passed] == [], [
+    for check in checks:
+        if not check.checked:
+            assert check.name.startswith("b") and not network.params[check.name].any(), check
+    assert [check.name for check in checks if check.checked and not check.passed] == [], [
         (check.name, check.max_abs_diff, check.max_rel_error, check.noise) for check in checks]
 
 
@@ -128,9 +134,13 @@ def test_entries_whose_nudge_crosses_a_kink_are_counted_not_compared():
     y = CachedForward(network, x, t).pre_activations[1]
     network.params["beta2"][2] -= y[4, 2] - 1e-9  # unit 2 of layer 2 sits 1e-9 above its kink for sample 4
     checks = {check.name: check for check in gradient_check(network, x, t)}
-    assert all(check.passed for check in checks.values())
+    assert all(check.passed for check in checks.values() if check.checked)
     assert checks["beta2"].kinks == checks["gamma2"].kinks == 1  # beta2[2] moves that unit by h: across
-    assert checks["W1"].kinks == checks["W1"].size  # through batch norm, every nudge of layer 1 moves it
+    # through batch norm, nearly every nudge of layer 1 moves it, even at a hundredth of the step; gamma1 and
+    # beta1 not one of them is compared: they are not verified, which is no pass
+    assert checks["W1"].kinks >= checks["W1"].size - 2
+    assert [name for name, check in checks.items() if not check.checked] == ["gamma1", "beta1"]
+    assert not checks["gamma1"].passed and not checks["beta1"].passed
     assert checks["W3"].kinks == checks["b3"].kinks == 0  # the scores have no kink after them
     extrapolated, kinks, _ = extrapolated_gradient(network, x, t)
     assert kinks["beta2"].tolist() == [False, False, True, False, False]

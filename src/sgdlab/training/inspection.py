@@ -131,7 +131,8 @@ def gradient_agreement(network, x_train, t_train):
     network = float64_copy(network)
     x, t = _pixels(x_train[:images], np.float64), t_train[:images]
     return [{"name": check.name, "max_rel_error": check.max_rel_error, "max_abs_diff": check.max_abs_diff,
-             "kinks": check.kinks, "size": check.size, "passed": check.passed, "is_zero": check.is_zero}
+             "kinks": check.kinks, "size": check.size, "passed": check.passed, "checked": check.checked,
+             "is_zero": check.is_zero}
             for check in gradient_check(network, x, t)]
 
 

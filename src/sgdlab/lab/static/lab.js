@@ -228,12 +228,13 @@ function showInspection(found) {
   const rows = found.gradients.map((check) => {
     const row = document.createElement("tr");
     const cells = [check.name, check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${check.size}` : "",
-                   check.passed ? (check.is_zero ? "agree (zero gradient: both are rounding noise)" : "agree")
-                                : "DIFFER"];
+                   !check.checked ? "not checked: every nudge crosses a kink"
+                     : check.passed ? (check.is_zero ? "agree (zero gradient: both are rounding noise)" : "agree")
+                     : "DIFFER"];
     cells.forEach((text, i) => {
       const cell = document.createElement("td");
       cell.textContent = text;
-      if (i === 3) cell.className = check.passed ? "ok" : "fail";
+      if (i === 3) cell.className = check.passed ? "ok" : check.checked ? "fail" : "unchecked";
       row.appendChild(cell);
     });
     return row;

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sgdlab.errors import ConfigError
+from sgdlab.nn import optimizers
 from sgdlab.nn.optimizers import COUNT, OPTIMIZERS, SGD, Optimizer
 from sgdlab.ranges import UNIT_INTERVAL
 
@@ -155,6 +156,64 @@ def test_updates_follow_the_books_rule_step_after_step(name, extra, lr, seed, st
         for index in np.ndindex(params[key].shape):
             expected = RULES[name](float(start[key][index]), [float(g[key][index]) for g in gradients], lr, **kwargs)
             assert params[key][index] == pytest.approx(expected, rel=1e-12, abs=1e-14), (name, key, index)
+
+
+# --- the in-place rules against each formula written with fresh arrays ------------------------------
+# Each rule's update is in-place operations on its slots and scratch arrays; written plainly, with a fresh
+# array per operation, the formula must give the very same bits, in float32 as in float64, step after step.
+
+def readable_step(name, params, grads, slots, t, lr, beta1=0.9, beta2=0.999, momentum=0.9, decay_rate=0.99):
+    for key in params:
+        w, g = params[key], grads[key]
+        if name == "sgd":
+            params[key] = w - lr * g
+        elif name == "momentum":
+            slots["v"][key] = momentum * slots["v"][key] - lr * g
+            params[key] = w + slots["v"][key]
+        elif name == "nesterov":
+            params[key] = w + momentum * momentum * slots["v"][key] - (1 + momentum) * lr * g
+            slots["v"][key] = momentum * slots["v"][key] - lr * g
+        elif name == "adagrad":
+            slots["h"][key] = slots["h"][key] + g * g
+            params[key] = w - lr * g / (np.sqrt(slots["h"][key]) + 1e-7)
+        elif name == "rmsprop":
+            slots["h"][key] = decay_rate * slots["h"][key] + (1 - decay_rate) * g * g
+            params[key] = w - lr * g / (np.sqrt(slots["h"][key]) + 1e-7)
+        else:
+            lr_t = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+            slots["m"][key] = slots["m"][key] + (1 - beta1) * (g - slots["m"][key])
+            slots["v"][key] = slots["v"][key] + (1 - beta2) * (g ** 2 - slots["v"][key])
+            params[key] = w - lr_t * slots["m"][key] / (np.sqrt(slots["v"][key]) + 1e-7)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extra", [False, True])
+@pytest.mark.parametrize("piece", [None, 999])
+def test_each_in_place_rule_makes_its_formulas_numbers_bit_for_bit(name, dtype, extra, piece, monkeypatch):
+    if piece:  # pieces that cut every parameter at odd places
+        monkeypatch.setattr(optimizers, "PIECE", piece)
+    kwargs = other_settings(OPTIMIZERS[name]) if extra else {}
+    rng = np.random.default_rng(11)
+    # a parameter larger than a piece; small ones that share a piece; gradients of very different scales
+    shapes = {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (170, 211), "b2": (211,), "W3": (25, 10), "b3": (10,)}
+    assert shapes["W2"][0] * shapes["W2"][1] > optimizers.PIECE
+    params = {key: rng.standard_normal(shape).astype(dtype) for key, shape in shapes.items()}
+    start = {key: value.copy() for key, value in params.items()}
+    expected = {key: value.copy() for key, value in params.items()}
+    slots = {slot: {key: np.zeros_like(value) for key, value in params.items()} for slot in SLOTS[name]}
+    optimizer = OPTIMIZERS[name](0.003, **kwargs)
+    for t in range(1, 101):
+        grads = {key: (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 2)).astype(dtype)
+                 for key, shape in shapes.items()}
+        optimizer.update(params, grads)
+        readable_step(name, expected, grads, slots, t, 0.003, **kwargs)
+    for key in params:
+        assert params[key].dtype == dtype
+        np.testing.assert_array_equal(params[key], expected[key], err_msg=key)
+        for slot in slots:
+            np.testing.assert_array_equal(optimizer.slots[slot][key], slots[slot][key], err_msg=f"{slot}/{key}")
+        assert not np.array_equal(params[key], start[key]), key  # each parameter moved
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9, 0.99])

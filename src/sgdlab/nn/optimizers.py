@@ -8,6 +8,16 @@ and its slots (velocities, sums of squares, moments), one array per
 parameter, made on first use; `state()` returns all of it as plain arrays.
 A rule writes only its `step`.
 
+Each rule is written once, as in-place NumPy operations on its slots and on
+scratch arrays the base class lends it (`_scratch`), with its formula in the
+comment beside them: an update then allocates nothing, and makes the very
+numbers of the formula written with fresh arrays (the same operations in the
+same order: `tests/nn/test_optimizers.py` checks it bit for bit). The rules
+are elementwise, so the base class hands `step` the parameters in pieces of
+at most `PIECE` values (flat views, their gradients' and slots' alike): the
+rule's dozen passes over a piece then find it in the core's cache rather
+than in memory, with the same numbers.
+
 Adding one is writing its class here with a `name`, its book's defaults in
 `__init__`'s signature and the range of each keyword besides `lr` in
 `hyperparameters`: the configuration and the command line find it in
@@ -22,6 +32,7 @@ from ..ranges import POSITIVE_NUMBER, UNIT_INTERVAL
 
 OPTIMIZERS = {}  # name -> class, filled as the classes below are defined
 COUNT = "iter"  # the state's name for the number of updates made
+PIECE = 1 << 15  # values of a parameter a rule updates at a time: its arrays' pieces fit a core's L2 cache
 
 
 class Optimizer:
@@ -51,11 +62,20 @@ class Optimizer:
             setattr(self, name, self.hyperparameters[name].check(name, value))
         self.iter = 0  # updates made: t in Adam's bias correction
         self.slots = {}  # slot name -> {parameter key -> array}, made on first use
+        self._whole = None  # during an update, the parameters whole
+        self.scratch = {}  # (shape, dtype) -> arrays for a rule's intermediate results, made on first use
 
     def update(self, params, grads):
-        """Count the update, then make the rule's `step`: the arrays of `params` change in place by `grads`."""
+        """Count the update, then make the rule's `step`, piece by piece: the arrays of `params` change in place
+        by `grads`."""
         self.iter += 1
-        self.step(params, grads)
+        self._whole = params  # what `_slot` makes a slot's arrays like
+        try:
+            for pieces in _pieces(params):
+                self.step({piece: _piece_of(params, piece) for piece in pieces},
+                          {piece: _piece_of(grads, piece) for piece in pieces})
+        finally:
+            self._whole = None
 
     def step(self, params, grads):
         """The rule itself, made at update number `self.iter` (1 for the first): what each optimizer writes."""
@@ -81,16 +101,51 @@ class Optimizer:
                 self.slots.setdefault(slot, {})[key] = array.copy()
 
     def _slot(self, slot, params):
-        """The arrays of `slot`, one per parameter: zeros of its shape and dtype on first use."""
+        """The arrays of `slot` for the pieces of `params` that `step` was given: zeros of each parameter's shape
+        and dtype on first use."""
         if slot not in self.slots:
             import numpy as np
 
-            self.slots[slot] = {key: np.zeros_like(param) for key, param in params.items()}
-        return self.slots[slot]
+            self.slots[slot] = {key: np.zeros_like(param) for key, param in self._whole.items()}
+        return {piece: _piece_of(self.slots[slot], piece) for piece in params}
+
+    def _scratch(self, param, count=1):
+        """`count` arrays of `param`'s shape and dtype to hold a rule's intermediate results: the same ones for
+        every parameter of that shape and dtype and at every update (their values are not kept)."""
+        arrays = self.scratch.get((param.shape, param.dtype), ())
+        if len(arrays) < count:
+            import numpy as np
+
+            arrays = self.scratch[param.shape, param.dtype] = tuple(np.empty_like(param) for _ in range(count))
+        return arrays
 
     def __repr__(self):
         settings = ", ".join(f"{name}={getattr(self, name)}" for name in ("lr", *self.hyperparameters))
         return f"{type(self).__name__}({settings})"
+
+
+def _pieces(params):
+    """The pieces of `params`' arrays an update goes through, in groups for one `step` each: (key, start, stop)
+    of a flat view, at most PIECE values of one parameter (a non-contiguous array in one piece, as it is)."""
+    group, size = [], 0
+    for key, param in params.items():
+        whole = not param.flags.c_contiguous
+        for start in range(0, param.size, PIECE) if not whole else (0,):
+            stop = param.size if whole else min(start + PIECE, param.size)
+            if size + stop - start > PIECE and group:
+                yield group
+                group, size = [], 0
+            group.append((key, start, stop) if not whole else (key, None, None))
+            size += stop - start
+    if group:
+        yield group
+
+
+def _piece_of(arrays, piece):
+    """The view of `arrays[key]` a piece (key, start, stop) names; the whole array where start is None."""
+    key, start, stop = piece
+    array = arrays[key]
+    return array if start is None else array.reshape(-1)[start:stop]
 
 
 class SGD(Optimizer):
@@ -102,8 +157,11 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def step(self, params, grads):
+        import numpy as np
+
         for key in params:
-            params[key] -= self.lr * grads[key]
+            step, = self._scratch(params[key])
+            params[key] -= np.multiply(self.lr, grads[key], out=step)  # W -= lr * dW
 
 
 class Momentum(Optimizer):
@@ -121,10 +179,14 @@ class Momentum(Optimizer):
         super().__init__(lr, momentum=momentum)
 
     def step(self, params, grads):
+        import numpy as np
+
         v = self._slot("v", params)
         for key in params:
-            v[key] = self.momentum * v[key] - self.lr * grads[key]
-            params[key] += v[key]
+            step, = self._scratch(params[key])
+            v[key] *= self.momentum  # v = momentum * v - lr * dW
+            v[key] -= np.multiply(self.lr, grads[key], out=step)
+            params[key] += v[key]  # W += v
 
 
 class Nesterov(Optimizer):
@@ -149,12 +211,15 @@ class Nesterov(Optimizer):
         super().__init__(lr, momentum=momentum)
 
     def step(self, params, grads):
+        import numpy as np
+
         v = self._slot("v", params)
         for key in params:
-            params[key] += self.momentum * self.momentum * v[key]
-            params[key] -= (1 + self.momentum) * self.lr * grads[key]
-            v[key] *= self.momentum
-            v[key] -= self.lr * grads[key]
+            step, = self._scratch(params[key])
+            params[key] += np.multiply(self.momentum * self.momentum, v[key], out=step)  # W += momentum^2 * v
+            params[key] -= np.multiply((1 + self.momentum) * self.lr, grads[key], out=step)  # - (1 + momentum) lr dW
+            v[key] *= self.momentum  # v = momentum * v - lr * dW
+            v[key] -= np.multiply(self.lr, grads[key], out=step)
 
 
 class AdaGrad(Optimizer):
@@ -174,8 +239,9 @@ class AdaGrad(Optimizer):
 
         h = self._slot("h", params)
         for key in params:
-            h[key] += grads[key] * grads[key]
-            params[key] -= self.lr * grads[key] / (np.sqrt(h[key]) + 1e-7)
+            step, root = self._scratch(params[key], 2)
+            h[key] += np.multiply(grads[key], grads[key], out=step)  # h += dW * dW
+            params[key] -= scaled_step(self.lr, grads[key], h[key], step, root)  # W -= lr * dW / (sqrt(h) + 1e-7)
 
 
 class RMSprop(Optimizer):
@@ -196,9 +262,11 @@ class RMSprop(Optimizer):
 
         h = self._slot("h", params)
         for key in params:
-            h[key] *= self.decay_rate
-            h[key] += (1 - self.decay_rate) * grads[key] * grads[key]
-            params[key] -= self.lr * grads[key] / (np.sqrt(h[key]) + 1e-7)
+            step, root = self._scratch(params[key], 2)
+            h[key] *= self.decay_rate  # h = decay_rate * h + (1 - decay_rate) * dW * dW
+            step = np.multiply(1 - self.decay_rate, grads[key], out=step)
+            h[key] += np.multiply(step, grads[key], out=step)
+            params[key] -= scaled_step(self.lr, grads[key], h[key], step, root)  # W -= lr * dW / (sqrt(h) + 1e-7)
 
 
 class Adam(Optimizer):
@@ -223,6 +291,22 @@ class Adam(Optimizer):
         # a Python float, so that float32 parameters are updated in float32
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
         for key in params:
-            m[key] += (1 - self.beta1) * (grads[key] - m[key])
-            v[key] += (1 - self.beta2) * (grads[key] ** 2 - v[key])
-            params[key] -= lr_t * m[key] / (np.sqrt(v[key]) + 1e-7)
+            step, root = self._scratch(params[key], 2)
+            step = np.subtract(grads[key], m[key], out=step)  # m += (1 - beta1) * (dW - m)
+            m[key] += np.multiply(1 - self.beta1, step, out=step)
+            step = np.square(grads[key], out=step)  # v += (1 - beta2) * (dW ** 2 - v)
+            step -= v[key]
+            v[key] += np.multiply(1 - self.beta2, step, out=step)
+            params[key] -= scaled_step(lr_t, m[key], v[key], step, root)  # W -= lr_t * m / (sqrt(v) + 1e-7)
+
+
+def scaled_step(lr, direction, squares, step, root):
+    """lr * direction / (sqrt(squares) + 1e-7), AdaGrad's, RMSprop's and Adam's step, into `step` (`root` holds
+    the denominator): the formula's operations in its order, so its numbers exactly."""
+    import numpy as np
+
+    root = np.sqrt(squares, out=root)
+    root += 1e-7
+    step = np.multiply(lr, direction, out=step)
+    step /= root
+    return step

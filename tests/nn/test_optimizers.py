@@ -216,6 +216,15 @@ def test_each_in_place_rule_makes_its_formulas_numbers_bit_for_bit(name, dtype, 
         assert not np.array_equal(params[key], start[key]), key  # each parameter moved
 
 
+def test_a_rule_gets_as_many_scratch_arrays_as_it_asks_for_shared_by_parameters_of_one_shape_and_dtype():
+    optimizer = SGD()
+    one, = optimizer._scratch(np.ones(3, np.float32))
+    two = optimizer._scratch(np.ones(3, np.float32), 2)
+    assert len(two) == 2 and two[0] is not two[1] and len(optimizer._scratch(np.ones(3, np.float32))) == 1
+    assert optimizer._scratch(np.ones(3, np.float64))[0].dtype == np.float64
+    assert optimizer._scratch(np.ones((3, 1), np.float32))[0].shape == (3, 1)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9, 0.99])
 @pytest.mark.parametrize("lr", [0.001, 0.05])
 def test_nesterov_is_nesterovs_method_seen_at_its_lookahead_point(momentum, lr):

@@ -117,7 +117,7 @@ class Optimizer:
             import numpy as np
 
             arrays = self.scratch[param.shape, param.dtype] = tuple(np.empty_like(param) for _ in range(count))
-        return arrays
+        return arrays[:count]
 
     def __repr__(self):
         settings = ", ".join(f"{name}={getattr(self, name)}" for name in ("lr", *self.hyperparameters))

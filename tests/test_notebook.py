@@ -207,9 +207,9 @@ def check_chapter_7_outputs(outputs):
     assert any(float(all_entries) > 1e-6 for *_, all_entries, _ in rows)  # as the text says, some nudges do
     fast = text_of(outputs["fast"])
     assert float(re.search(r"over all 1820 parameters: (\S+)", fast).group(1)) < 1e-9  # the textbook's, to rounding
-    checks = re.findall(r"^(\w\d) +\(.*\) +\S+ +\S+ +(\d+)  (ok|FAIL)$", fast, re.M)
+    checks = re.findall(r"^(\w\d) +\(.*\) +\S+ +\S+ +(\d+)  (ok|FAIL|NOT CHECKED)$", fast, re.M)
     assert [name for name, *_ in checks] == ["W1", "b1", "W2", "b2", "W3", "b3"]
-    assert all(verdict == "ok" for *_, verdict in checks)
+    assert [(name, verdict) for name, _, verdict in checks if verdict != "ok"] == [("b1", "NOT CHECKED")]
     assert dict((name, int(kinks)) for name, kinks, _ in checks)["b1"] == 30  # every nudge of b1 crosses a kink
     train = text_of(outputs["train"])
     assert train.startswith("SimpleConvNet([Convolution(10 filters 1x5x5") and "with Adam(lr=0.001" in train

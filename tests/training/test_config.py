@@ -339,3 +339,20 @@ def test_a_convolutional_runs_estimate_covers_the_buffers_its_step_and_evaluatio
         parameters = sum(array.nbytes for array in network.weights().values())
         estimated = config.memory_needed(MNIST_SAMPLE, 10) - RUN_OVERHEAD_BYTES - PARAMETER_COPIES * parameters
         assert allocated <= estimated <= 2 * allocated
+
+
+@pytest.mark.parametrize("given", [{"filter_size": 4}, {"filter_size": 4, "filter_stride": 2}, {"filter_size": 30},
+                                   {"pool_size": 5}])
+def test_a_misfit_of_shapes_names_the_sizes_that_fit(given):
+    """The layers' windows do not tile MNIST's 28x28: the error names the layer and the sizes, and, for each of
+    the net's shape settings, the values that would fit with the others as given, each of which does."""
+    config = TrainConfig(net="simple-convnet", **given)
+    with pytest.raises(ConfigError, match=r"^layer \d of 6: .*; with the other settings as they are, these fit: ") \
+            as refused:
+        config.planned_layers((1, 28, 28), 10)
+    suggestions = refused.value.advice.split("these fit: ")[1].split("; ")
+    assert suggestions
+    for suggestion in suggestions:
+        name, values = suggestion.split(" ", 1)
+        for value in map(int, values.split(", ")):
+            dataclasses.replace(config, **{name: value}).planned_layers((1, 28, 28), 10)  # fits: no error

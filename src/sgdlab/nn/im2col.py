@@ -33,10 +33,10 @@ def conv_output_size(input_size, filter_size, stride=1, pad=0, layer="the layer"
     span = input_size + 2 * pad - filter_size
     if span < 0:
         raise ConfigError(f"{layer}: a window of {filter_size} is larger than its input of {input_size}"
-                          f"{f' padded by {pad} on each side' if pad else ''}: use a smaller window or more padding")
+                          f"{f' padded by {pad} on each side' if pad else ''}", "use a smaller window or more padding")
     if span % stride:
         raise ConfigError(f"{layer}: a window of {filter_size} at stride {stride} does not fit an input of "
-                          f"{input_size}{f' padded by {pad}' if pad else ''} (the last {span % stride} left over): "
+                          f"{input_size}{f' padded by {pad}' if pad else ''} (the last {span % stride} left over)",
                           f"choose a stride that divides {span}, or change the padding")
     return span // stride + 1
 

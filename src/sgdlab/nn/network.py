@@ -65,7 +65,7 @@ def build_layers(input_shape, specs, make):
             layer = layer_kind(spec).from_spec(spec, shape, make)
             shape = layer.output_shape(shape)
         except ConfigError as exc:
-            raise ConfigError(f"layer {position} of {len(specs)}: {exc}") from None
+            raise ConfigError(f"layer {position} of {len(specs)}: {exc.problem}", exc.advice) from None
         if math.prod(shape) > MAX_FEATURES:
             raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, gives {math.prod(shape):,} values per "
                               f"sample (shape {shape}), more than the {MAX_FEATURES:,} sgdlab builds")

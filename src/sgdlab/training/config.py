@@ -156,6 +156,7 @@ CONVOLUTION_SETTINGS = ("filter_num", "filter_size", "filter_stride", "filter_pa
 # Settings whose values fit an input's shape or not one by one, not as a range: a 4x4 filter leaves a 2x2 pooling
 # window over on MNIST where 3x3 and 5x5 ones do not. A sweep checks each of their values, not only its ends.
 SHAPE_SETTINGS = ("filter_size", "filter_stride", "filter_pad", "pool_size")
+SHAPE_SEARCH = 12  # a misfit's advice names the values up to this of each shape setting that would fit
 NETS = {
     "mlp": Net("a fully connected net: chapter 4's TwoLayerNet (784-50-10, sigmoid, SGD at 0.1, 10000 "
                "iterations), or a MultiLayerNet with hidden_sizes",
@@ -343,11 +344,36 @@ class TrainConfig:
         or one sample's shape), as `(input shape, layers)`, their shapes checked and nothing allocated: a bad
         combination (a filter larger than its input, a pooling window left over) is a ConfigError naming the
         layer and the sizes, before any data is loaded."""
+        try:
+            return self._layers(input_shape, output_size)
+        except ConfigError as misfit:
+            fitting = self.shape_settings_that_fit(input_shape, output_size) if misfit.advice else None
+            raise misfit.with_advice(fitting) if fitting else misfit
+
+    def _layers(self, input_shape, output_size):
         from ..nn.init import ParameterShapes
         from ..nn.network import MAX_PARAMETERS, build_layers
 
         shape, specs = NETS[self.net].layers(self, sample_shape(input_shape), output_size)
         return shape, build_layers(shape, specs, ParameterShapes(self.network_dtype, MAX_PARAMETERS))
+
+    def shape_settings_that_fit(self, input_shape, output_size):
+        """What to change where the layers' windows do not fit the input: for each setting of the net's shapes,
+        its small values that fit with the others as they are (None if no one setting alone makes it fit)."""
+        choices = []
+        for name in SHAPE_SETTINGS:
+            if name not in NETS[self.net].own_settings:
+                continue
+            values = []
+            for value in range(0 if name == "filter_pad" else 1, SHAPE_SEARCH + 1):
+                try:
+                    dataclasses.replace(self, **{name: value})._layers(input_shape, output_size)
+                except ConfigError:
+                    continue
+                values.append(str(value))
+            if values:
+                choices.append(f"{name} {', '.join(values)}")
+        return f"with the other settings as they are, these fit: {'; '.join(choices)}" if choices else None
 
     def memory_needed(self, input_size, output_size):
         """About how many bytes a run of these settings takes, estimated from the network's layers before any of

@@ -24,7 +24,6 @@ so, and the other two are measured.
 """
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -111,26 +110,12 @@ def torch_profile(training, iters, warmup):
 
 
 def sgdlab_trainer(iters=None, epochs=None):
-    """sgdlab's trainer of the book's chapter-7 run and how it was built, or Skipped while sgdlab has no conv net.
-
-    Planned API: `TrainConfig(net="simple-convnet", ...)`; until TrainConfig takes `net`, the trainer of
-    `sgdlab.SimpleConvNet(...)` (the book's signature; the config's dtype) with a config of the same settings.
-    """
-    import sgdlab
+    """sgdlab's trainer of the book's chapter-7 run: `TrainConfig(net="simple-convnet")`, whose defaults are the
+    book's (SimpleConvNet, Adam at 0.001, batch 100), float32 as sgdlab trains by default."""
     from sgdlab import TrainConfig, Trainer
 
-    if not hasattr(sgdlab, "SimpleConvNet"):
-        raise Skipped("sgdlab.SimpleConvNet not available in this sgdlab: skipped")
-    settings = {"optimizer": "adam", "lr": BOOK["lr"], "batch_size": BOOK["batch_size"], "iters": iters,
-                "epochs": epochs, "eval_every": 0 if iters else None, "seed": SEED}
-    if "net" in {field.name for field in dataclasses.fields(TrainConfig)}:
-        return Trainer.from_config(TrainConfig(net="simple-convnet", **settings)), "TrainConfig(net='simple-convnet')"
-    import numpy as np
-
-    config = TrainConfig(**settings)  # the dtype a config makes its nets of: float32 for backprop
-    network = sgdlab.SimpleConvNet(weight_init_std=BOOK["weight_init_std"], rng=np.random.default_rng(SEED),
-                                   dtype=config.network_dtype)
-    return Trainer(network, config.make_optimizer(), config), "Trainer(SimpleConvNet(dtype=float32), Adam)"
+    settings = {"iters": iters, "epochs": epochs, "eval_every": 0 if iters else None, "seed": SEED}
+    return Trainer.from_config(TrainConfig(net="simple-convnet", **settings)), "TrainConfig(net='simple-convnet')"
 
 
 def sgdlab_child(mode, data_dir, iters, warmup, epochs):

@@ -238,7 +238,7 @@ def simple_convnet_agrees_on_a_sample(mnist_dir, batch, size, trained_steps):
 
 
 def test_simple_convnet_agrees_with_textbook_on_real_images(mnist_dir):
-    simple_convnet_agrees_on_a_sample(mnist_dir, batch=20, size=60, trained_steps=3)
+    simple_convnet_agrees_on_a_sample(mnist_dir, batch=10, size=30, trained_steps=3)
 
 
 @pytest.mark.slow

@@ -96,3 +96,17 @@ def test_no_more_than_one_evaluation_waits_behind_the_running_one():
     submitter.join(timeout=60)
     assert [result[0] for result in evaluator.finished(wait=True)] == [0, 1, 2]
     evaluator.close()
+
+
+def test_the_evaluation_next_to_run_is_not_counted_as_waiting_before_the_worker_picks_it_up():
+    from concurrent.futures import Future
+
+    pixels, labels = dataset()
+    evaluator = Evaluator(pixels, labels, pixels, labels, time.perf_counter(), background=True)
+    ended, next_to_run, submitted = Future(), Future(), Future()
+    ended.set_result(None)
+    evaluator.pending = [ended, next_to_run, submitted]  # the running one just ended; its thread not yet on the next
+    assert evaluator.waiting() == 1
+    evaluator.pending = [ended]
+    assert evaluator.waiting() == 0
+    evaluator.close()

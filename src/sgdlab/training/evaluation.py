@@ -76,8 +76,9 @@ class Evaluator:
         self.last_submitted = iteration  # once it is there to be recorded
 
     def waiting(self):
-        """How many submitted evaluations have not started yet."""
-        return sum(not future.running() and not future.done() for future in self.pending)
+        """How many submitted evaluations wait behind the one running (or, between two, the next to run): not
+        counted by whether the worker thread has picked the next one up yet, which a loaded machine delays."""
+        return max(0, sum(not future.done() for future in self.pending) - 1)
 
     def finished(self, wait=False):
         while self.pending and (wait or self.pending[0].done()):

@@ -19,15 +19,20 @@ def mnist_dir():
 
 @pytest.fixture(scope="session")
 def data_dir(mnist_dir, tmp_path_factory):
-    """Links to the real MNIST files in a writable folder, where the decoded cache can be written."""
+    """Links to the real MNIST files in a writable folder, where the decoded cache is written once for the run's
+    workers."""
     from sgdlab.data import mnist
 
-    folder = tmp_path_factory.mktemp("mnist")
-    names = {spec.name for spec in mnist.FILES} | {spec.gz_name for spec in mnist.FILES}
-    for source in mnist_dir.iterdir():
-        if source.name in names:
-            (folder / source.name).symlink_to(source)
-    return folder
+    from tests.once import made_once
+
+    def link_and_decode(folder):
+        names = {spec.name for spec in mnist.FILES} | {spec.gz_name for spec in mnist.FILES}
+        for source in mnist_dir.iterdir():
+            if source.name in names:
+                (folder / source.name).symlink_to(source)
+        mnist.load_mnist(normalize=False, data_dir=folder)  # writes the decoded cache
+
+    return made_once(tmp_path_factory, "mnist", link_and_decode)
 
 
 @pytest.fixture

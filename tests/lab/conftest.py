@@ -6,10 +6,13 @@ import pytest
 @pytest.fixture(scope="session")
 def conv_run(data_dir, tmp_path_factory):
     """The folder of a finished run of a small SimpleConvNet (8 filters of 5x5, 20 hidden units; 200 iterations of
-    the chapter-7 run's Adam, evaluated every 100) with its report.html."""
+    the chapter-7 run's Adam, evaluated every 100) with its report.html, trained once for the run's workers."""
     from sgdlab.runs.run import train_run
     from sgdlab.training.config import TrainConfig
 
+    from tests.once import made_once
+
     config = TrainConfig(net="simple-convnet", filter_num=8, hidden_size=20, iters=200, eval_every=100)
-    folder, _ = train_run(config, out=tmp_path_factory.mktemp("conv") / "conv-run", data_dir=data_dir, plot=False)
-    return folder
+    folder = made_once(tmp_path_factory, "conv",
+                       lambda folder: train_run(config, out=folder / "conv-run", data_dir=data_dir, plot=False))
+    return folder / "conv-run"

@@ -7,6 +7,15 @@ from sgdlab.data.mnist import default_data_dir
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
+def pytest_addoption(parser, pluginmanager):
+    """Without pytest-xdist (`-p no:xdist`, or not installed) pyproject's `-n auto --dist loadfile` are accepted, and
+    the tests run one at a time in pytest's own process, as with `-n 0`."""
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist")
+        group._addoption("-n", "--numprocesses", dest="numprocesses", default=None)  # as xdist does: -n is short
+        group.addoption("--dist", default="no")
+
+
 @pytest.fixture(scope="session")
 def mnist_dir():
     """The folder holding the real MNIST files: $SGDLAB_DATA, else the download cache; skips without them."""

@@ -8,11 +8,12 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 
 def pytest_addoption(parser, pluginmanager):
-    """Without pytest-xdist (`-p no:xdist`, or not installed) pyproject's `-n auto --dist loadfile` are accepted, and
-    the tests run one at a time in pytest's own process, as with `-n 0`."""
+    """Without pytest-xdist (`-p no:xdist`, or not installed) pyproject's `-n auto --maxprocesses 4 --dist loadfile`
+    are accepted, and the tests run one at a time in pytest's own process, as with `-n 0`."""
     if not pluginmanager.has_plugin("xdist"):
         group = parser.getgroup("xdist")
         group._addoption("-n", "--numprocesses", dest="numprocesses", default=None)  # as xdist does: -n is short
+        group.addoption("--maxprocesses", default=None)
         group.addoption("--dist", default="no")
 
 

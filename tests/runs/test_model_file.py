@@ -345,7 +345,8 @@ def saved_conv(tmp_path):
     ({"layers": [{"type": "affine", "output_size": 10**30}]}, "more than the 1,073,741,824 parameters"),
     ({"layers": [{"type": "convolution", "filter_num": 2, "filter_size": 3, "stride": 2**20, "pad": 2**14}]},
      "padded by 16384 holds more than the 16,777,216 values"),
-    ({"layers": [{"type": "pooling", "pool_size": 2**40, "pad": 2**39, "stride": 1}]}, "padded by 549755813888"),
+    ({"layers": [{"type": "pooling", "pool_size": 2**40, "pad": 2**39, "stride": 1}]}, "a window of "
+                                                                                     "1099511627776x1099511627776"),
     ({"layers": [{"type": "convolution", "filter_num": 2, "filter_size": 9}]}, "a window of 9 is larger than its "
                                                                               "input of 8"),
     ({"layers": [{"type": "pooling", "pool_size": 3}]}, "does not fit an input of 8"),

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ConfigError
+from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT
 
 
 def conv_output_size(input_size, filter_size, stride=1, pad=0, layer="the layer"):
@@ -41,13 +42,18 @@ def conv_output_size(input_size, filter_size, stride=1, pad=0, layer="the layer"
     return span // stride + 1
 
 
-def _checked_shape(input_shape, filter_h, filter_w, stride, pad):
-    """(N, C, H, W, out_h, out_w) of an im2col, its sizes checked."""
+def _checked_shape(input_shape, filter_h, filter_w, stride, pad, caller):
+    """(N, C, H, W, out_h, out_w) of an im2col or col2im (`caller`), its sizes checked: a `ConfigError` names a
+    filter size or stride
+    that is not a positive integer, a pad that is not a non-negative one, or images that are not (N, C, H, W)."""
+    for name, value_range, value in (("filter_h", POSITIVE_INT, filter_h), ("filter_w", POSITIVE_INT, filter_w),
+                                     ("stride", POSITIVE_INT, stride), ("pad", NON_NEGATIVE_INT, pad)):
+        value_range.check(f"{caller}'s {name}", value)
     if len(input_shape) != 4:
-        raise ConfigError(f"im2col takes (N, C, H, W) images, got an array of shape {tuple(input_shape)}")
+        raise ConfigError(f"{caller} takes (N, C, H, W) images, got an array of shape {tuple(input_shape)}")
     N, C, H, W = input_shape
-    out_h = conv_output_size(H, filter_h, stride, pad, "im2col (height)")
-    out_w = conv_output_size(W, filter_w, stride, pad, "im2col (width)")
+    out_h = conv_output_size(H, filter_h, stride, pad, f"{caller} (height)")
+    out_w = conv_output_size(W, filter_w, stride, pad, f"{caller} (width)")
     return N, C, H, W, out_h, out_w
 
 
@@ -85,7 +91,7 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
     float64).
     """
     input_data = np.asarray(input_data)
-    N, C, H, W, out_h, out_w = _checked_shape(input_data.shape, filter_h, filter_w, stride, pad)
+    N, C, H, W, out_h, out_w = _checked_shape(input_data.shape, filter_h, filter_w, stride, pad, "im2col")
     img = np.pad(input_data, [(0, 0), (0, 0), (pad, pad), (pad, pad)]) if pad else input_data
     col = np.empty((N, out_h, out_w, C, filter_h, filter_w), dtype=input_data.dtype)
     col[...] = windows(img, filter_h, filter_w, stride).transpose(0, 2, 3, 1, 4, 5)
@@ -102,7 +108,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     counts how many windows cover each pixel: [[1 2 1], [2 4 2], [1 2 1]].
     This is how the backward pass turns d loss / d col into d loss / d x.
     """
-    N, C, H, W, out_h, out_w = _checked_shape(tuple(input_shape), filter_h, filter_w, stride, pad)
+    N, C, H, W, out_h, out_w = _checked_shape(tuple(input_shape), filter_h, filter_w, stride, pad, "col2im")
     col = np.asarray(col)
     expected = (N * out_h * out_w, C * filter_h * filter_w)
     if col.shape != expected:

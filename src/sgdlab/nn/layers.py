@@ -32,7 +32,10 @@ of it (`Layer` gives the defaults):
   writes the gradient for the input into `dx` (None for the first layer,
   whose input gradient nothing needs) and those for its parameters into
   `grads`, in `parameter_names`' order; `workspace(rows, input_shape,
-  dtype, train)` makes what else it keeps between the two (None for most).
+  dtype, train)` makes what else it keeps between the two (None for most);
+  `work_per_sample(input_shape)`, the values one sample's pass writes
+  (its output, a convolution's columns, a pooling's windows), which the
+  network bounds.
 
 The activation layers are built from the definitions in
 `sgdlab.nn.activations`: `Sigmoid()` and `Relu()` are the book's names,
@@ -52,6 +55,7 @@ from .im2col import add_windows, col2im, conv_output_size, im2col, in_blocks, wi
 
 BATCH_NORM_EPS = 1e-6  # the book's 10e-7, added to the variance before its square root
 MAX_FEATURES = 1 << 24  # values per sample in any layer's output or padded input: 64 MB of float32 a sample
+MAX_WINDOW = 32 * 32  # offsets in a filter or pooling window, each one pass of a loop (pooling's forms, col2im)
 
 LAYER_KINDS = {}  # a spec's "type" -> its layer kind; activations are found by their names
 
@@ -108,6 +112,12 @@ class Layer:
     def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         return None
 
+    def work_per_sample(self, input_shape):
+        """The values one sample's forward pass through this layer writes (its output, and a convolution's
+        columns or a pooling's windows besides): the network bounds their sum, which bounds one sample's
+        buffers and time."""
+        return math.prod(self.output_shape(input_shape))
+
 
 def spec_fields(spec, fields):
     """The values of a layer specification (a dict with its "type"), each checked against its `Range` in
@@ -146,6 +156,20 @@ def image_shape(layer, input_shape, pad=0):
         raise ConfigError(f"{layer!r}: its input of shape {tuple(input_shape)} padded by {pad} holds more than the "
                           f"{MAX_FEATURES:,} values per sample sgdlab builds")
     return input_shape
+
+
+def padded_size(input_shape, pad):
+    """The values of one (C, H, W) sample padded by `pad` on every side, as a layer's padded copy holds them (none
+    without padding)."""
+    C, H, W = input_shape
+    return C * (H + 2 * pad) * (W + 2 * pad) if pad else 0
+
+
+def check_window(layer, what, height, width):
+    """A `ConfigError` naming `layer` if a `what` of height x width has more than `MAX_WINDOW` offsets."""
+    if height * width > MAX_WINDOW:
+        raise ConfigError(f"{layer}: a {what} of {height}x{width} has more than the {MAX_WINDOW} offsets sgdlab "
+                          "slides (32x32, more than an MNIST image): use a smaller one")
 
 
 class Affine(Layer):
@@ -222,6 +246,10 @@ class Convolution(Layer):
     decayed_names = ("W",)
 
     def __init__(self, W, b, stride=1, pad=0):
+        if np.ndim(W) != 4 or np.shape(b) != np.shape(W)[:1]:
+            raise ConfigError(f"a convolution takes filters W of shape (FN, C, FH, FW) and biases b of shape (FN,), "
+                              f"got W of shape {np.shape(W)} and b of shape {np.shape(b)}")
+        check_window("a convolution", "filter", *np.shape(W)[2:])
         self.W = W
         self.b = b
         self.stride = POSITIVE_INT.check("stride", stride)
@@ -239,6 +267,12 @@ class Convolution(Layer):
             raise ConfigError(f"{self!r} takes {C}-channel images, got {channels} channels")
         return (FN, conv_output_size(H, FH, self.stride, self.pad, f"{self!r} (height)"),
                 conv_output_size(W, FW, self.stride, self.pad, f"{self!r} (width)"))
+
+    def work_per_sample(self, input_shape):
+        """Its output, its im2col columns (C * FH * FW and a row of ones per output position) and its padded copy."""
+        FN, C, FH, FW = self.W.shape
+        _, out_h, out_w = self.output_shape(input_shape)
+        return (FN + C * FH * FW + 1) * out_h * out_w + padded_size(input_shape, self.pad)
 
     def forward(self, x):
         FN, C, FH, FW = self.W.shape
@@ -367,6 +401,7 @@ class Pooling(Layer):
         self.pool_w = POSITIVE_INT.check("pool_w", pool_w)
         self.stride = POSITIVE_INT.check("stride", stride)
         self.pad = NON_NEGATIVE_INT.check("pad", pad)
+        check_window(repr(self), "window", self.pool_h, self.pool_w)
         if self.pad >= min(self.pool_h, self.pool_w):
             raise ConfigError(f"{self!r}: the padding must be smaller than the window, or some window would hold "
                               "padding alone")
@@ -377,6 +412,11 @@ class Pooling(Layer):
         C, H, W = image_shape(self, input_shape, self.pad)
         return (C, conv_output_size(H, self.pool_h, self.stride, self.pad, f"{self!r} (height)"),
                 conv_output_size(W, self.pool_w, self.stride, self.pad, f"{self!r} (width)"))
+
+    def work_per_sample(self, input_shape):
+        """Its output, every window's values (pool_h * pool_w per output) and its padded copy."""
+        C, out_h, out_w = self.output_shape(input_shape)
+        return C * out_h * out_w * (self.pool_h * self.pool_w + 1) + padded_size(input_shape, self.pad)
 
     def _padded(self, x):
         if not self.pad:

@@ -28,6 +28,9 @@ from .layers import MAX_FEATURES, SoftmaxWithLoss, frozen_training, layer_kind
 
 MAX_PARAMETERS = 2 ** 30  # 4 GB of float32 weights, before gradients and optimizer state: far beyond MNIST's needs
 MAX_LAYERS = 100  # layers a specification may list
+# The values one sample's forward pass writes, summed over the layers (`Layer.work_per_sample`): 32 MB of float64,
+# so that one sample's buffers fit any evaluation chunk. The book's chapter-8 DeepConvNet writes about 445,000.
+MAX_WORK_PER_SAMPLE = 1 << 22
 
 
 def weight_decay_terms(W, decay_lambda):
@@ -58,17 +61,25 @@ class Params(dict):
 
 def build_layers(input_shape, specs, make):
     """The layers that `specs` describe, in order, each built by its kind for the shape the one before gives;
-    a bad specification or combination is a `ConfigError` naming the layer's position and the sizes."""
-    layers, shape = [], tuple(input_shape)
+    a bad specification or combination, or more work per sample than `MAX_WORK_PER_SAMPLE`, is a `ConfigError`
+    naming the layer's position and the sizes."""
+    layers, shape, work = [], tuple(input_shape), 0
     for position, spec in enumerate(specs, start=1):
         try:
             layer = layer_kind(spec).from_spec(spec, shape, make)
-            shape = layer.output_shape(shape)
+            input_shape, shape = shape, layer.output_shape(shape)
         except ConfigError as exc:
             raise ConfigError(f"layer {position} of {len(specs)}: {exc.problem}", exc.advice) from None
         if math.prod(shape) > MAX_FEATURES:
             raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, gives {math.prod(shape):,} values per "
                               f"sample (shape {shape}), more than the {MAX_FEATURES:,} sgdlab builds")
+        own = layer.work_per_sample(input_shape)
+        work += own
+        if work > MAX_WORK_PER_SAMPLE:
+            raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, on samples of shape {input_shape} giving "
+                              f"{shape}, writes {own:,} values per sample, which brings the network's to {work:,}, "
+                              f"more than the {MAX_WORK_PER_SAMPLE:,} sgdlab computes: use fewer or smaller filters, "
+                              "less padding or a larger stride")
         layers.append(layer)
     return layers
 

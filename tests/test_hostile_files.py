@@ -10,6 +10,7 @@ model, a checkpoint of a short run, small IDX files, config and history JSON.
 import gzip
 import io
 import json
+import re
 import shutil
 import struct
 import tracemalloc
@@ -250,6 +251,44 @@ def test_any_architecture_in_a_model_is_refused_or_loads_in_bounded_memory(tmp_p
     members["sgdlab_model.npy"] = npy_bytes(np.array(json.dumps(meta)))
     peak, raised = peak_memory(load_model_bytes, tmp_path, npz_bytes(members))
     assert raised is None and peak < MEMORY_BOUND
+
+
+def conv_model_file(path, layers, shapes):
+    """A model file of a ConvNet of `layers` on MNIST's images, with zero arrays of `shapes` (name: shape), the
+    parameters that network has: a complete file, as a hostile writer would make it."""
+    meta = {"format_version": 1, "config": None, "architecture": {
+        "class": "ConvNet", "input_dim": [1, 28, 28], "layers": layers, "output_size": 10, "weight_init_std": "he",
+        "dtype": "float32"}}
+    arrays = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+    np.savez(path, **arrays, sgdlab_model=np.array(json.dumps(meta)))
+    return path
+
+
+HEAD = {"W1": (784, 10), "b1": (10,)}  # the output layer on the images themselves
+
+
+@pytest.mark.parametrize("layers, shapes, message", [
+    # 8.8 GB of im2col columns for one image (1000 channels, a 28x28 filter at 55x55 positions), from 3.2 MB
+    ([{"type": "convolution", "filter_num": 1000, "filter_size": 1},
+      {"type": "convolution", "filter_num": 1, "filter_size": 28, "pad": 27}],
+     {"W1": (1000, 1, 1, 1), "b1": (1000,), "W2": (1, 1000, 28, 28), "b2": (1,), "W3": (3025, 10), "b3": (10,)},
+     r"layer 2 of 3, Convolution\(1 filters 1000x28x28, stride 1, pad 27\), on samples of shape \(1000, 28, 28\) "
+     r"giving \(1, 55, 55\), writes 2,378,330,050 values per sample, .* more than the 4,194,304"),
+    # a million offsets, each a pass of the pooling's loops: minutes
+    ([{"type": "pooling", "pool_size": 1000, "stride": 1026, "pad": 999}], {"W1": (4, 10), "b1": (10,)},
+     r"Pooling\(1000x1000, stride 1026, pad 999\): a window of 1000x1000 has more than the 1024 offsets"),
+    # the forward pass would overwrite the images it is given
+    ([{"type": "relu"}], HEAD, r"layer 1 of 2, Relu\(\), works in place"),
+    ([{"type": "dropout"}], HEAD, r"layer 1 of 2, Dropout\(0.5\), works in place"),
+])
+def test_a_convolutional_model_that_evaluate_could_not_run_is_refused_in_one_line(tmp_path, layers, shapes, message):
+    from sgdlab.runs.model_file import load_mnist_model
+
+    path = conv_model_file(tmp_path / "hostile.npz", layers, shapes)
+    peak, raised = peak_memory(load_mnist_model, path)  # what evaluate and predict read a model with
+    assert isinstance(raised, SgdlabError) and peak < MEMORY_BOUND
+    assert re.search(f"{path} has a damaged model description.*{message}", str(raised))
+    assert "\n" not in str(raised)
 
 
 def test_a_zeros_bomb_in_a_model_is_refused_before_its_data_is_read(tmp_path, model_bytes):

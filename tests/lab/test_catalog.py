@@ -3,6 +3,7 @@ through their checkpoints), and the folders given to `sgdlab view`."""
 
 import shutil
 
+import numpy as np
 import pytest
 
 from sgdlab.errors import SgdlabError
@@ -57,3 +58,21 @@ def test_view_takes_run_folders_and_folders_of_runs_and_names_what_it_cannot_use
     (tmp_path / "empty").mkdir()
     with pytest.raises(SgdlabError, match="holds no run folders"):
         folder_runs([tmp_path / "empty"])
+
+
+def test_a_run_whose_network_does_not_take_mnists_images_shows_no_digits(stopped_run, tmp_path):
+    from PIL import Image
+
+    from sgdlab.nn.network import SimpleConvNet
+    from sgdlab.runs.model_file import save_model
+
+    folder = shutil.copytree(stopped_run, tmp_path / "run")
+    # 784 values per sample, as MNIST's, but four 14x14 channels: evaluate refuses it, and so does the page
+    save_model(folder / "model.npz", SimpleConvNet((4, 14, 14), {"filter_num": 2, "filter_size": 3}, 5, rng=0))
+    Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "digit.png")
+    (run,) = folder_runs([folder])
+    run.refresh()
+    assert run.feed.snapshot.input_shape == (4, 14, 14)
+    assert set(run.inspection()) == {"iteration"}  # no filters, mistakes or gradients of a network MNIST cannot feed
+    with open(tmp_path / "digit.png", "rb") as image, pytest.raises(SgdlabError, match="has no MNIST network"):
+        run.read_digit(image)

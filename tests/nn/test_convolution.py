@@ -67,6 +67,12 @@ def test_im2col_keeps_the_dtype():
     (lambda: im2col(np.zeros((1, 1, 6, 6)), 3, 3, stride=2), "at stride 2 does not fit an input of 6"),
     (lambda: im2col(np.zeros((3, 3)), 2, 2), r"takes \(N, C, H, W\) images"),
     (lambda: col2im(np.zeros((5, 4)), (1, 1, 3, 3), 2, 2), r"col has shape \(5, 4\)"),
+    (lambda: im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=0), "im2col's stride must be a positive integer, got 0"),
+    (lambda: im2col(np.zeros((1, 1, 4, 4)), 2, 2, stride=-1), "im2col's stride must be a positive integer, got -1"),
+    (lambda: im2col(np.zeros((1, 1, 4, 4)), 2, 2, pad=-1), "im2col's pad must be a non-negative integer, got -1"),
+    (lambda: im2col(np.zeros((1, 1, 4, 4)), 0, 2), "im2col's filter_h must be a positive integer, got 0"),
+    (lambda: im2col(np.zeros((1, 1, 4, 4)), 2, 1.5), "im2col's filter_w must be a positive integer, got 1.5"),
+    (lambda: col2im(np.zeros((9, 4)), (1, 1, 4, 4), 2, 2, stride=0), "col2im's stride must be a positive integer"),
 ])
 def test_im2col_refuses_what_does_not_fit(call, message):
     with pytest.raises(ConfigError, match=message):
@@ -138,6 +144,79 @@ def test_pooling_has_the_books_signature_and_pads_with_minus_infinity():
 def test_a_bad_combination_names_the_layer_and_the_sizes(make, input_shape, message):
     with pytest.raises(ConfigError, match=message):
         make().output_shape(input_shape)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Convolution(np.zeros((2, 3, 3)), np.zeros(2)), r"filters W of shape \(FN, C, FH, FW\) and biases b of "
+                                                             r"shape \(FN,\), got W of shape \(2, 3, 3\)"),
+    (lambda: Convolution(np.zeros((2, 1, 3, 3)), np.zeros(3)), r"got W of shape \(2, 1, 3, 3\) and b of shape \(3,\)"),
+    (lambda: Convolution(np.zeros((2, 1, 3, 3)), np.zeros((2, 1))), r"and b of shape \(2, 1\)"),
+    (lambda: Convolution(np.zeros((1, 1, 33, 32)), np.zeros(1)), "a filter of 33x32 has more than the 1024 offsets"),
+    (lambda: Pooling(1000, 1000, stride=1026, pad=999), r"Pooling\(1000x1000, stride 1026, pad 999\): a window of "
+                                                        "1000x1000 has more than the 1024 offsets"),
+])
+def test_a_layer_refuses_parameters_it_cannot_use(make, message):
+    with pytest.raises(ConfigError, match=message):
+        make()
+    Convolution(np.zeros((1, 1, 32, 32)), np.zeros(1))  # the largest filter and window
+    Pooling(32, 32)
+
+
+def conv_relu(filters, pad=1):
+    return [{"type": "convolution", "filter_num": filters, "filter_size": 3, "pad": pad}, {"type": "relu"}]
+
+
+POOL = [{"type": "pooling", "pool_size": 2, "stride": 2}]
+# The book's chapter-8 DeepConvNet (its layers; its head's dropout left out)
+DEEP_CONV_NET = [*conv_relu(16), *conv_relu(16), *POOL, *conv_relu(32), *conv_relu(32, pad=2), *POOL, *conv_relu(64),
+                 *conv_relu(64), *POOL, {"type": "affine", "output_size": 50}, {"type": "relu"}]
+
+
+def work_per_sample(network):
+    shape, work = network.input_shape, 0
+    for layer in network.layers:
+        work += layer.work_per_sample(shape)
+        shape = layer.output_shape(shape)
+    return work
+
+
+@pytest.mark.parametrize("layers", [DEEP_CONV_NET, conv_relu(64) * 6, [{"type": "batch_norm"}, *conv_relu(8), *POOL]])
+def test_one_samples_buffers_are_the_work_its_layers_declare_within_the_bound(layers):
+    from sgdlab.engine.forward import ForwardPass
+    from sgdlab.nn.network import MAX_WORK_PER_SAMPLE
+    from sgdlab.training.evaluation import CHUNK_BYTES
+
+    network = ConvNet((1, 28, 28), layers, 10, rng=0, dtype=np.float64)
+    work = work_per_sample(network)
+    assert work <= MAX_WORK_PER_SAMPLE
+    # what one more sample costs the test-time forward pass (evaluate's, the page's): at most what its layers declare
+    per_row = ForwardPass(network, 3).nbytes - ForwardPass(network, 2).nbytes
+    assert 0 < per_row <= work * network.dtype.itemsize
+    assert MAX_WORK_PER_SAMPLE * network.dtype.itemsize <= CHUNK_BYTES // 2  # one row always fits an evaluation chunk
+
+
+def test_the_books_deep_conv_net_fits_the_bound_nine_times_over_and_more_work_is_refused_naming_the_layer():
+    from sgdlab.nn.network import MAX_WORK_PER_SAMPLE
+
+    assert 9 * work_per_sample(ConvNet((1, 28, 28), DEEP_CONV_NET, 10, rng=0)) < MAX_WORK_PER_SAMPLE
+    with pytest.raises(ConfigError, match=r"layer 2 of 3, Convolution\(1 filters 1000x28x28, stride 1, pad 27\), on "
+                                          r"samples of shape \(1000, 28, 28\) giving \(1, 55, 55\), writes "
+                                          r"2,378,330,050 values per sample, which brings the network's to "
+                                          r"2,379,115,618, more than the 4,194,304"):
+        ConvNet((1, 28, 28), [{"type": "convolution", "filter_num": 1000, "filter_size": 1},
+                              {"type": "convolution", "filter_num": 1, "filter_size": 28, "pad": 27}], 10)
+    # the sum is bounded: six convolutions of 874,784 values each are too many
+    with pytest.raises(ConfigError, match=r"layer 11 of 13, Convolution\(100 filters 100x3x3.* writes 874,784 values "
+                                          "per sample, which brings the network's to 4,853,060"):
+        ConvNet((1, 28, 28), conv_relu(100) * 6, 10)
+
+
+@pytest.mark.parametrize("first", [{"type": "relu"}, {"type": "tanh"}, {"type": "dropout", "ratio": 0.2}])
+def test_a_convnet_cannot_begin_with_a_layer_that_works_in_place_on_the_images(first):
+    with pytest.raises(ConfigError, match=r"layer 1 of 3, \w+\(.*\), works in place, and the first layer's input is "
+                                          "the images themselves"):
+        ConvNet((1, 28, 28), [first, *conv_relu(2)[:1]], 10)
+    ConvNet((1, 28, 28), [*conv_relu(2)[:1], first], 10)  # after a layer that reads them, it works
 
 
 def book_params(net):

@@ -34,6 +34,21 @@ IMAGE_SHAPE = (28, 28)
 IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]  # 784: the length of a flattened image
 SAMPLE_SHAPE = (1, *IMAGE_SHAPE)  # one image as a network takes it, (channels, height, width): a dense net its 784
 NUM_CLASSES = 10
+
+
+def mnist_mismatch(input_shape, output_size):
+    """Why a network of samples `input_shape` and `output_size` outputs cannot read MNIST (a phrase such as "takes
+    images of shape (4, 14, 14), but MNIST images are (1, 28, 28) ..."), or None if it can: it takes the 784
+    pixels as a row or as one (1, 28, 28) image, and tells the ten classes."""
+    input_shape = tuple(input_shape)
+    if math.prod(input_shape) != IMAGE_PIXELS:
+        return f"takes {math.prod(input_shape)} inputs per image, but MNIST images have {IMAGE_PIXELS} pixels"
+    if input_shape not in ((IMAGE_PIXELS,), SAMPLE_SHAPE):
+        return (f"takes images of shape {input_shape}, but MNIST images are {SAMPLE_SHAPE} (one channel of 28x28 "
+                "pixels)")
+    if output_size != NUM_CLASSES:
+        return f"gives {output_size} outputs, but MNIST has {NUM_CLASSES} classes"
+    return None
 CACHE_NAME = "mnist-decoded.npz"
 _CACHE_FORMAT = "sgdlab-mnist-decoded-v1"
 _REDOWNLOAD = "delete it so it is downloaded again, or replace it with the canonical file"

@@ -6,14 +6,13 @@ its latest evaluation (computed once, when a page first asks), a digit read
 with its current weights, and, for the run trained here, the controls.
 """
 
-import math
 import threading
 import time
 from pathlib import Path
 
 from ..data import load_mnist
 from ..data.digit_images import load_digit_image
-from ..data.mnist import IMAGE_PIXELS, IMAGE_SHAPE, NUM_CLASSES, SAMPLE_SHAPE
+from ..data.mnist import IMAGE_SHAPE, NUM_CLASSES, SAMPLE_SHAPE, mnist_mismatch
 from ..errors import SgdlabError
 from ..runs.checkpoint import load_checkpoint
 from ..runs.model_file import load_model
@@ -275,7 +274,7 @@ def _stamp(path):
 
 
 def _reads_mnist(network):
-    return network is not None and math.prod(network.input_shape) == IMAGE_PIXELS and network.output_size == NUM_CLASSES
+    return network is not None and mnist_mismatch(network.input_shape, network.output_size) is None
 
 
 def _evaluation_rows(history):

@@ -61,8 +61,9 @@ class Params(dict):
 
 def build_layers(input_shape, specs, make):
     """The layers that `specs` describe, in order, each built by its kind for the shape the one before gives;
-    a bad specification or combination, or more work per sample than `MAX_WORK_PER_SAMPLE`, is a `ConfigError`
-    naming the layer's position and the sizes."""
+    a bad specification or combination, a first layer that would work in place on the images (an activation,
+    dropout: the fast paths give it their input's buffer), or more work per sample than `MAX_WORK_PER_SAMPLE`,
+    is a `ConfigError` naming the layer's position and the sizes."""
     layers, shape, work = [], tuple(input_shape), 0
     for position, spec in enumerate(specs, start=1):
         try:
@@ -70,6 +71,10 @@ def build_layers(input_shape, specs, make):
             input_shape, shape = shape, layer.output_shape(shape)
         except ConfigError as exc:
             raise ConfigError(f"layer {position} of {len(specs)}: {exc.problem}", exc.advice) from None
+        if position == 1 and layer.in_place:
+            raise ConfigError(f"layer 1 of {len(specs)}, {layer!r}, works in place, and the first layer's input is the "
+                              "images themselves", "begin with a layer that reads them (convolution, pooling, affine "
+                              "or batch_norm) and place it after one")
         if math.prod(shape) > MAX_FEATURES:
             raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, gives {math.prod(shape):,} values per "
                               f"sample (shape {shape}), more than the {MAX_FEATURES:,} sgdlab builds")

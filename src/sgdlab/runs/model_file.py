@@ -9,12 +9,11 @@ and never allocates more than the file holds.
 """
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from ..data.mnist import IMAGE_PIXELS, NUM_CLASSES, SAMPLE_SHAPE
+from ..data.mnist import mnist_mismatch
 from ..errors import ModelFileError
 from ..fileio import atomic_write, parse_json
 from ..nn.network import MAX_PARAMETERS, network_from_architecture, planned_parameter_count
@@ -64,15 +63,9 @@ def load_model(path):
 def load_mnist_model(path):
     """The network saved at `path`, refused clearly unless it reads MNIST images and tells their ten classes."""
     network, _ = load_model(path)
-    if math.prod(network.input_shape) != IMAGE_PIXELS:
-        raise ModelFileError(f"{path} takes {math.prod(network.input_shape)} inputs per image, but MNIST images have "
-                             f"{IMAGE_PIXELS} pixels: use a model trained on MNIST")
-    if network.input_shape not in ((IMAGE_PIXELS,), SAMPLE_SHAPE):
-        raise ModelFileError(f"{path} takes images of shape {network.input_shape}, but MNIST images are "
-                             f"{SAMPLE_SHAPE} (one channel of 28x28 pixels): use a model trained on MNIST")
-    if network.output_size != NUM_CLASSES:
-        raise ModelFileError(f"{path} gives {network.output_size} outputs, but MNIST has {NUM_CLASSES} classes: "
-                             "use a model trained on MNIST")
+    problem = mnist_mismatch(network.input_shape, network.output_size)
+    if problem is not None:
+        raise ModelFileError(f"{path} {problem}: use a model trained on MNIST")
     broken = [key for key, value in network.weights().items() if not np.all(np.isfinite(value))]
     if broken:
         raise ModelFileError(f"{path} holds non-finite values (inf or nan) in {', '.join(broken)}: the run that "

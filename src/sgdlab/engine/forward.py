@@ -71,7 +71,8 @@ class ForwardPass:
     @classmethod
     def rows_within(cls, network, budget):
         """How many samples at a time a test-time pass of `network` may take with buffers of at most `budget`
-        bytes (at least one)."""
+        bytes (at least one: a network's layers write at most `MAX_WORK_PER_SAMPLE` values per sample, 32 MB of
+        float64, so that one sample's buffers fit the evaluation's budget whatever a model file describes)."""
         return max(1, budget // cls(network, 1).nbytes)
 
     def scores(self, x):

@@ -34,6 +34,18 @@ IMAGE_SHAPE = (28, 28)
 IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]  # 784: the length of a flattened image
 SAMPLE_SHAPE = (1, *IMAGE_SHAPE)  # one image as a network takes it, (channels, height, width): a dense net its 784
 NUM_CLASSES = 10
+CACHE_NAME = "mnist-decoded.npz"
+_CACHE_FORMAT = "sgdlab-mnist-decoded-v1"
+_REDOWNLOAD = "delete it so it is downloaded again, or replace it with the canonical file"
+
+# Tried in order; each serves the four files as NAME.gz.
+MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+DOWNLOAD_TIMEOUT = 30  # seconds without data before a mirror counts as failed
+_CHUNK_SIZE = 1 << 16
 
 
 def mnist_mismatch(input_shape, output_size):
@@ -49,18 +61,6 @@ def mnist_mismatch(input_shape, output_size):
     if output_size != NUM_CLASSES:
         return f"gives {output_size} outputs, but MNIST has {NUM_CLASSES} classes"
     return None
-CACHE_NAME = "mnist-decoded.npz"
-_CACHE_FORMAT = "sgdlab-mnist-decoded-v1"
-_REDOWNLOAD = "delete it so it is downloaded again, or replace it with the canonical file"
-
-# Tried in order; each serves the four files as NAME.gz.
-MIRRORS = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-]
-DOWNLOAD_TIMEOUT = 30  # seconds without data before a mirror counts as failed
-_CHUNK_SIZE = 1 << 16
 
 
 @dataclass(frozen=True)

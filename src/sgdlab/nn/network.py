@@ -68,7 +68,7 @@ def build_layers(input_shape, specs, make):
     for position, spec in enumerate(specs, start=1):
         try:
             layer = layer_kind(spec).from_spec(spec, shape, make)
-            input_shape, shape = shape, layer.output_shape(shape)
+            layer_input, shape = shape, layer.output_shape(shape)
         except ConfigError as exc:
             raise ConfigError(f"layer {position} of {len(specs)}: {exc.problem}", exc.advice) from None
         if position == 1 and layer.in_place:
@@ -78,10 +78,10 @@ def build_layers(input_shape, specs, make):
         if math.prod(shape) > MAX_FEATURES:
             raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, gives {math.prod(shape):,} values per "
                               f"sample (shape {shape}), more than the {MAX_FEATURES:,} sgdlab builds")
-        own = layer.work_per_sample(input_shape)
+        own = layer.work_per_sample(layer_input)
         work += own
         if work > MAX_WORK_PER_SAMPLE:
-            raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, on samples of shape {input_shape} giving "
+            raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, on samples of shape {layer_input} giving "
                               f"{shape}, writes {own:,} values per sample, which brings the network's to {work:,}, "
                               f"more than the {MAX_WORK_PER_SAMPLE:,} sgdlab computes: use fewer or smaller filters, "
                               "less padding or a larger stride")

@@ -169,7 +169,7 @@ def check_window(layer, what, height, width):
     """A `ConfigError` naming `layer` if a `what` of height x width has more than `MAX_WINDOW` offsets."""
     if height * width > MAX_WINDOW:
         raise ConfigError(f"{layer}: a {what} of {height}x{width} has more than the {MAX_WINDOW} offsets sgdlab "
-                          "slides (32x32, more than an MNIST image): use a smaller one")
+                          "slides (32x32, more than an MNIST image)", f"use a smaller {what}")
 
 
 class Affine(Layer):

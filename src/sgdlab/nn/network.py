@@ -83,8 +83,8 @@ def build_layers(input_shape, specs, make):
         if work > MAX_WORK_PER_SAMPLE:
             raise ConfigError(f"layer {position} of {len(specs)}, {layer!r}, on samples of shape {layer_input} giving "
                               f"{shape}, writes {own:,} values per sample, which brings the network's to {work:,}, "
-                              f"more than the {MAX_WORK_PER_SAMPLE:,} sgdlab computes: use fewer or smaller filters, "
-                              "less padding or a larger stride")
+                              f"more than the {MAX_WORK_PER_SAMPLE:,} sgdlab computes",
+                              "use fewer or smaller filters, less padding or a larger stride")
         layers.append(layer)
     return layers
 

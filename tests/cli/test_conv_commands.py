@@ -95,6 +95,13 @@ def test_net_simple_convnet_alone_is_the_books_chapter_7_run(capsys, data_dir, t
     (("--net", "simple-convnet", "--filter-stride", "2"), "layer 1 of 6: Convolution(30 filters 1x5x5, stride 2, "
                                                           "pad 0) (height)"),
     (("--net", "simple-convnet", "--pool-size", "7", "--filter-size", "3"), "layer 3 of 6: Pooling(7x7, stride 7"),
+    (("--net", "simple-convnet", "--filter-size", "40", "--filter-pad", "10"),
+     "layer 1 of 6: a convolution: a filter of 40x40 has more than the 1024 offsets sgdlab slides (32x32, more than "
+     "an MNIST image); with the other settings as they are, these fit: filter_size 1, 3, 5"),
+    (("--net", "simple-convnet", "--filter-num", "5000"), "layer 2 of 6, Relu(), on samples of shape (5000, 24, 24) "
+                                                          "giving (5000, 24, 24), writes 2,880,000 values per sample, "
+                                                          "which brings the network's to 5,774,976, more than the "
+                                                          "4,194,304 sgdlab computes"),
     (("--net", "convnet"), "argument --net: invalid choice: 'convnet'"),
 ])
 @pytest.mark.parametrize("command", ["train", "gradcheck"])

@@ -195,7 +195,7 @@ def test_an_experiment_this_machine_has_no_room_for_is_refused_before_it_starts(
         run_experiment(experiment, out=tmp_path / "exp", workers=usable_cores() + 1)
     monkeypatch.setattr("sgdlab.engine.threads.available_memory", lambda: 500 << 20)
     with pytest.raises(ConfigError, match="a 784-100-100-100-100-10 net in float32, 2 trained side by side, would "
-                                          "need about 1.0 GB of memory, more than the 0.5 GB available"):
+                                          "need about 0.6 GB of memory, more than the 0.5 GB available"):
         run_experiment(experiment, out=tmp_path / "exp", workers=2)
     assert not (tmp_path / "exp").exists()
 

@@ -187,11 +187,11 @@ def test_a_net_that_cannot_fit_in_memory_is_refused_before_it_is_allocated(memor
     config = TrainConfig(hidden_sizes=(1_000_000,))
     with pytest.raises(ConfigError) as refused:  # from the settings alone: nothing of the net is made
         config.check_memory(784, 10)
-    assert str(refused.value) == ("a 784-1000000-10 net in float32 would need about 37.6 GB of memory, more than "
+    assert str(refused.value) == ("a 784-1000000-10 net in float32 would need about 37.4 GB of memory, more than "
                                   "the 1.0 GB available: choose smaller hidden layers")
     config = TrainConfig(hidden_size=100)
     with pytest.raises(ConfigError, match=r"a 784-100-10 net in float32, 5 trained side by side, would need about "
-                                          r"2\.\d GB of memory, more than the 1\.0 GB available: choose smaller hidden "
+                                          r"1\.\d GB of memory, more than the 1\.0 GB available: choose smaller hidden "
                                           r"layers or fewer workers"):
         config.check_memory(784, 10, runs=5)
     config.check_memory(784, 10, runs=2)

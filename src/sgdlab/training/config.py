@@ -35,10 +35,7 @@ PARAMETER_COPIES = 12
 STEP_COPIES = 4  # per unit and sample of a batch: the forward outputs, the backward buffers, masks and workspaces
 COLUMN_COPIES = 2  # per value of a convolution's im2col columns and sample of a batch: the columns and their gradient
 EVALUATION_CHUNKS = 2  # whole-set forward passes at once: the evaluation's and the lab page's
-# Python, NumPy, MNIST as uint8, the batches gathered ahead, and what the run's other threads (the batches', the
-# evaluations', a convolutional step's second half) keep in their own allocator arenas: the book's SimpleConvNet
-# run of 30 iterations peaks at about 250 MB alone, but was measured at up to 673 MB beside a loaded test suite.
-RUN_OVERHEAD_BYTES = 500 << 20
+RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gathered ahead
 # The settings that are optimizers' hyperparameters -> the keyword an optimizer takes each by: the only way a
 # setting reaches an optimizer. A setting given for an optimizer that takes no such keyword is refused; an
 # optimizer's keyword that is not here keeps the optimizer's default whatever the settings hold (weight_decay

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from sgdlab.data import idx
 from sgdlab.errors import SgdlabError
-from sgdlab.fileio import read_json_object
 from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
 from sgdlab.runs.checkpoint import load_checkpoint, save_checkpoint
 from sgdlab.runs.model_file import load_model, save_model

@@ -122,7 +122,7 @@ def exclusive_lock(path, refuse_held):
             link = Path(path).is_symlink()
             raise SgdlabError(f"{path} is a link, not a lock file sgdlab made: remove it" if link else
                               f"cannot open the lock file {path}: {exc.strerror or exc}") from None
-        with os.fdopen(descriptor, "rb") as handle:
+        with os.fdopen(descriptor, "rb"):  # closes the descriptor however the block ends
             opened = os.fstat(descriptor)
             if not stat.S_ISREG(opened.st_mode):
                 raise SgdlabError(f"{path} is {_file_kind(opened.st_mode)}, not a lock file sgdlab made: remove it")

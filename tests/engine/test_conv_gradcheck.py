@@ -174,7 +174,7 @@ BROKEN = {
     "the training step's pooling, the winner's index shifted":
         lambda m: m.setattr(layers.Pooling, "backward_into", pooling_backward_into_with_a_shifted_winner(
             layers.Pooling.backward_into)),
-    "the book's col2im, its padding cropped one off": lambda m: m.setattr(layers, "col2im", col2im_cropped_one_off),
+    "the book's col2im, its padding cropped one off": lambda m: m.setattr(layers.convolution, "col2im", col2im_cropped_one_off),
     "the book's convolution, d x by the flipped filter":
         lambda m: m.setattr(layers.Convolution, "backward", book_convolution_backward_with_a_flipped_filter(
             layers.Convolution.backward)),

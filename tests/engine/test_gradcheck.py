@@ -9,7 +9,7 @@ from sgdlab.engine import backprop, gradcheck
 from sgdlab.engine.gradcheck import extrapolated_gradient, gradient_check
 from sgdlab.engine.perturbation import CachedForward, numerical_gradient_fast
 from sgdlab.nn import layers
-from sgdlab.nn.activations import activation_names
+from sgdlab.nn.activations import activation_names, get_activation
 from sgdlab.nn.network import MultiLayerNet
 
 INPUTS, CLASSES = 12, 4
@@ -228,7 +228,7 @@ BROKEN = {
     "the book's affine, dW transposed":
         lambda m: m.setattr(layers.Affine, "backward", book_affine_backward_with_dw_transposed),
     "the tanh derivative halved":
-        lambda m: m.setattr(type(layers.get_activation("tanh")), "backward",
+        lambda m: m.setattr(type(get_activation("tanh")), "backward",
                             lambda self, dout, out: dout * (1.0 - out * out) / 2),
     "the weight decay of the wrong sign": weight_decay_of_the_wrong_sign,
 }

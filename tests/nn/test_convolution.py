@@ -318,7 +318,7 @@ def test_a_convnets_gradient_is_the_numerical_gradient(restart_dropout_masks, we
                                                                                  "stride, pad, not padding"),
     ([{"type": "convolution", "filter_num": -4, "filter_size": 3}], "convolution's filter_num must be a positive "
                                                                      "integer, got -4"),
-    ([{"type": "softsign"}], "a layer's type must be one of affine, convolution, pooling"),
+    ([{"type": "softsign"}], "a layer's type must be one of affine, batch_norm, convolution, dropout, pooling"),
     (["relu"], "a layer is specified by a dict with its 'type'"),
     ([{"type": "relu"}] * 100, "layers is a list of fewer than 100"),
     ([{"type": "convolution", "filter_num": 10 ** 6, "filter_size": 1}], "values per sample"),

@@ -1,0 +1,114 @@
+"""What every layer kind shares: the `Layer` defaults, the kinds' registry, and the checks of a layer's
+specification and input shape."""
+
+import contextlib
+import math
+
+from ...errors import ConfigError
+
+MAX_FEATURES = 1 << 24  # values per sample in any layer's output or padded input: 64 MB of float32 a sample
+MAX_WINDOW = 32 * 32  # offsets in a filter or pooling window, each one pass of a loop (pooling's forms, col2im)
+
+LAYER_KINDS = {}  # a spec's "type" -> its layer kind; activations are found by their names
+
+
+class Layer:
+    """What the layers share: no parameters, the output shaped as the input, nothing kept beside the buffers."""
+
+    kind = None
+    in_place = False
+    uses_train_flg = False
+    parameter_names = ()
+    decayed_names = ()
+    statistic_names = ()
+    rng = None  # the generator of a layer that draws random numbers in training (dropout's masks)
+    takes_max = False  # max pooling: the fast paths may run an activation that commutes with it after it
+    commutes_with_max = False
+    writes_blocks = False  # its output can be laid out in the blocks of the pooling after it (see `Pooling.blocks`)
+    blocks = None
+    per_sample = True  # each sample's output depends on that sample alone, and nothing is drawn at random
+    batched_product = False  # one matrix product over the whole batch: faster whole than in chunks of rows
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__ and cls.kind is not None:
+            LAYER_KINDS[cls.kind] = cls
+
+    @property
+    def parameters(self):
+        return tuple(getattr(self, name) for name in self.parameter_names)
+
+    @property
+    def gradients(self):
+        """The gradients the last `backward` left, in `parameter_names`' order (dW, db)."""
+        return tuple(getattr(self, f"d{name}") for name in self.parameter_names)
+
+    @property
+    def statistics(self):
+        return tuple(getattr(self, name) for name in self.statistic_names)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def spec(self):
+        return {"type": self.kind}
+
+    @classmethod
+    def from_spec(cls, spec, input_shape, make):
+        spec_fields(spec, {})
+        return cls()
+
+    def frozen(self):
+        return contextlib.nullcontext()
+
+    def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
+        return None
+
+    def work_per_sample(self, input_shape):
+        """The values one sample's forward pass through this layer writes (its output, and a convolution's
+        columns or a pooling's windows besides): the network bounds their sum, which bounds one sample's
+        buffers and time."""
+        return math.prod(self.output_shape(input_shape))
+
+
+def spec_fields(spec, fields):
+    """The values of a layer specification (a dict with its "type"), each checked against its `Range` in
+    `fields` ({name: (range, default)}, default None for a required one); an unknown key is refused."""
+    kind = spec["type"]
+    unknown = sorted(set(spec) - set(fields) - {"type"})
+    if unknown:
+        known = ", ".join(fields) or "no settings"
+        raise ConfigError(f"a {kind} layer takes {known}, not {', '.join(map(str, unknown))}")
+    values = {}
+    for name, (value_range, default) in fields.items():
+        if name not in spec and default is None:
+            raise ConfigError(f"a {kind} layer needs its {name}")
+        values[name] = value_range.check(f"{kind}'s {name}", spec.get(name, default))
+    return values
+
+
+def image_shape(layer, input_shape, pad=0):
+    """(C, H, W) of a layer's per-sample input, or a `ConfigError` naming the layer; padded by `pad` on every
+    side, it must hold at most `MAX_FEATURES` values."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"{layer!r} takes (channels, height, width) images, got samples of shape "
+                          f"{tuple(input_shape)}: place it before the first affine layer")
+    C, H, W = input_shape
+    if C * (H + 2 * pad) * (W + 2 * pad) > MAX_FEATURES:
+        raise ConfigError(f"{layer!r}: its input of shape {tuple(input_shape)} padded by {pad} holds more than the "
+                          f"{MAX_FEATURES:,} values per sample sgdlab builds")
+    return input_shape
+
+
+def padded_size(input_shape, pad):
+    """The values of one (C, H, W) sample padded by `pad` on every side, as a layer's padded copy holds them (none
+    without padding)."""
+    C, H, W = input_shape
+    return C * (H + 2 * pad) * (W + 2 * pad) if pad else 0
+
+
+def check_window(layer, what, height, width):
+    """A `ConfigError` naming `layer` if a `what` of height x width has more than `MAX_WINDOW` offsets."""
+    if height * width > MAX_WINDOW:
+        raise ConfigError(f"{layer}: a {what} of {height}x{width} has more than the {MAX_WINDOW} offsets sgdlab "
+                          "slides (32x32, more than an MNIST image)", f"use a smaller {what}")

@@ -183,3 +183,22 @@ def test_only_a_regular_file_is_opened_for_reading(tmp_path, make, problem):
     with pytest.raises(SgdlabError, match="101 bytes, more than 100 bytes, the most such a file can have"):
         read_regular_file(tmp_path / "plain", 100)
     assert read_regular_file(tmp_path / "plain", 101) == b"x" * 101
+
+
+def test_a_lock_is_held_only_while_a_process_holds_it(tmp_path):
+    from sgdlab.errors import SgdlabError
+    from sgdlab.fileio import exclusive_lock, lock_held
+
+    path = tmp_path / ".lock"
+    assert not lock_held(path)  # none there
+    with exclusive_lock(path, refused_lock):
+        assert lock_held(path)
+        with pytest.raises(SgdlabError, match="held by another"):  # asking did not take it
+            with exclusive_lock(path, refused_lock):
+                pass
+    path.touch()  # what a holder killed before it could remove the file leaves
+    assert not lock_held(path)
+    with exclusive_lock(path, refused_lock):  # and asking left it free
+        pass
+    (tmp_path / ".other").symlink_to(path)
+    assert not lock_held(tmp_path / ".other")

@@ -141,6 +141,25 @@ def exclusive_lock(path, refuse_held):
     raise refuse_held()
 
 
+def lock_held(path):
+    """Whether a process holds the lock file `path` (see `exclusive_lock`) now: a file left by a killed holder is
+    not held. Opened without creating it or following a link; without `fcntl` (Windows), whether it exists."""
+    try:
+        import fcntl
+    except ImportError:
+        return os.path.lexists(path)
+    try:
+        descriptor = os.open(path, (_LOCK_FLAGS & ~os.O_CREAT & ~os.O_RDWR) | os.O_RDONLY)
+    except OSError:  # none there (or a link: not a lock sgdlab holds)
+        return False
+    with os.fdopen(descriptor, "rb"):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False  # closing the file lets go of the shared lock just taken
+
+
 def _names(path, opened):
     """Whether `path` still names the file whose status is `opened`."""
     try:

@@ -370,13 +370,15 @@ def test_a_running_sweep_is_neither_replaced_nor_resumed_by_another(tmp_path, da
     assert not (out / ".lock").exists()
 
 
-def test_a_waiting_trial_is_running_while_its_folder_is_trained_and_queued_before(tmp_path):
-    from sgdlab.runs.run_folder import LOCK_NAME
+def test_a_waiting_trial_is_running_while_its_folder_is_trained_and_queued_before_or_after_its_worker_died(tmp_path):
+    from sgdlab.runs.run_folder import LOCK_NAME, folder_lock
     from sgdlab.runs.sweep import _mark_running
 
-    folders = {trial: tmp_path / f"trial-{trial}" for trial in range(3)}
-    (folders[0] / LOCK_NAME).parent.mkdir()
-    (folders[0] / LOCK_NAME).touch()  # what a worker training the trial holds
-    rows = {0: {"status": "queued"}, 1: {"status": "running"}, 2: {"status": "finished"}}
-    _mark_running(rows, folders)
-    assert [rows[trial]["status"] for trial in range(3)] == ["running", "queued", "finished"]
+    folders = {trial: tmp_path / f"trial-{trial}" for trial in range(4)}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders[3] / LOCK_NAME).touch()  # what a worker killed while training the trial leaves
+    rows = {0: {"status": "queued"}, 1: {"status": "running"}, 2: {"status": "finished"}, 3: {"status": "running"}}
+    with folder_lock(folders[0], "busy"):  # what a worker training the trial holds
+        _mark_running(rows, folders)
+    assert [rows[trial]["status"] for trial in range(4)] == ["running", "queued", "finished", "queued"]

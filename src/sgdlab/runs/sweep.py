@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..engine.threads import check_workers
 from ..errors import ConfigError, SgdlabError
-from ..fileio import read_json_as, read_json_object, write_text_atomic
+from ..fileio import lock_held, read_json_as, read_json_object, write_text_atomic
 from ..interrupts import interrupts_deferred
 from ..ranges import NON_NEGATIVE_INT, POSITIVE_INT, check_flag
 from ..training.config import TrainConfig
@@ -288,11 +288,12 @@ def _stop_round(sweep_dir, sweep, futures, folders, submitter, rows):
 
 
 def _mark_running(rows, folders):
-    """Mark `running` the waiting trials whose run folder is being trained (its lock is there), `queued` the
-    others: where each stands, as results.csv says while the sweep runs."""
+    """Mark `running` the waiting trials whose run folder is being trained (a process holds its lock), `queued`
+    the others: where each stands, as results.csv says while the sweep runs. A lock file left by a worker that
+    was killed holds nothing: its trial is queued."""
     for trial, folder in folders.items():
         if rows[trial]["status"] in WAITING:
-            rows[trial]["status"] = "running" if (Path(folder) / LOCK_NAME).exists() else "queued"
+            rows[trial]["status"] = "running" if lock_held(Path(folder) / LOCK_NAME) else "queued"
 
 
 def _outcome(future, folder):

@@ -253,6 +253,11 @@ def test_simple_convnet_takes_the_books_chapter_7_run_as_its_defaults():
     assert TrainConfig.from_dict(resolved) == config.resolved()  # config.json read back means the same run
 
 
+# chapter 8's settings, off unless given: a config.json written before them means a run without them
+NEW_SETTINGS_OFF = {"lr_schedule": "constant", "early_stop": None, "augment": False,
+                    **dict.fromkeys(("augment_shift", "augment_rotate", "augment_scale"))}
+
+
 def test_mlps_settings_are_chapter_4s_as_before_and_an_old_config_without_net_is_an_mlps():
     written_before = {"iters": 10000, "epochs": None, "train_size": None, "validation": 0.0, "batch_size": 100,
                       "eval_every": None, "test_eval": "every", "lr": 0.1, "hidden_size": 50, "hidden_sizes": None,
@@ -262,7 +267,7 @@ def test_mlps_settings_are_chapter_4s_as_before_and_an_old_config_without_net_is
     old = TrainConfig.from_dict(written_before)
     assert old.net == "mlp" and old.resolved() == TrainConfig().resolved()
     assert TrainConfig().resolved().to_dict() == {**written_before, "net": "mlp", **dict.fromkeys(
-        ("filter_num", "filter_size", "filter_stride", "filter_pad", "pool_size"))}
+        ("filter_num", "filter_size", "filter_stride", "filter_pad", "pool_size")), **NEW_SETTINGS_OFF}
     deeper = TrainConfig.from_dict({**written_before, "hidden_sizes": [100, 100], "activation": "relu"})
     assert type(deeper.make_network(784, 10, rng=0)).__name__ == "MultiLayerNet"  # hidden_size 50 beside it, as
     assert deeper.resolved() == deeper  # files record it

@@ -27,10 +27,11 @@ from ..training.state import TrainingState
 
 FORMAT = "sgdlab-checkpoint"
 VERSION = 1
-GROUPS = ("params", "statistics", "optimizer")  # the TrainingState fields held as arrays
+GROUPS = ("params", "statistics", "optimizer", "best")  # the TrainingState fields held as arrays
 MAX_META_BYTES = 4 * MAX_JSON_BYTES  # the JSON text (the history in it), as UTF-8, or 4 bytes a character
-# The largest checkpoint: float64 weights of the largest network, as many statistics, two optimizer arrays a weight
-MAX_CHECKPOINT_BYTES = 4 * MAX_PARAMETERS * 8 + MAX_META_BYTES
+# The largest checkpoint: float64 weights of the largest network, as many statistics, two optimizer arrays a weight,
+# and the best evaluation's weights and statistics
+MAX_CHECKPOINT_BYTES = 6 * MAX_PARAMETERS * 8 + MAX_META_BYTES
 _FIX = "it cannot be resumed from; delete it to train the run again from its start"
 
 
@@ -38,7 +39,8 @@ def save_checkpoint(path, state, settings):
     """Write `state` of the run made with `settings` (its config.json's dict) to `path`, atomically."""
     arrays = {f"{group}/{key}": np.asarray(value) for group in GROUPS for key, value in getattr(state, group).items()}
     meta = {"format": FORMAT, "version": VERSION, "settings": settings, "iteration": state.iteration,
-            "sampler": state.sampler, "dropout": state.dropout, "history": state.history.to_dict(),
+            "sampler": state.sampler, "dropout": state.dropout, "augment": state.augment,
+            "history": state.history.to_dict(),
             "sha256": {name: _digest(array) for name, array in arrays.items()}}
     with atomic_write(path) as handle:
         # UTF-8 bytes: a quarter of the size of the unicode array np.savez makes of a str
@@ -86,7 +88,8 @@ def load_checkpoint(path, settings):
         # sgdlab 0.1.0 saved the count of updates for Adam only: every optimizer's count is the run's iteration
         groups["optimizer"].setdefault(COUNT, np.array(iteration))
         return TrainingState(iteration, groups["params"], groups["statistics"], groups["optimizer"],
-                             meta["sampler"], meta["dropout"], History.from_dict(meta["history"]))
+                             meta["sampler"], meta["dropout"], History.from_dict(meta["history"]),
+                             meta.get("augment"), {**groups["best"]})
     except (KeyError, TypeError, ValueError, SgdlabError) as exc:
         raise SgdlabError(f"{path} is damaged ({exc}): {_FIX}") from None
 
@@ -131,6 +134,8 @@ def _counterpart(network, name):
         return network.params.get(key)
     if group == "statistics":
         return network.running_statistics.get(key)
+    if group == "best":
+        return network.weights().get(key)
     if group == "optimizer" and parameter:
         return network.params.get(parameter)
     return np.array(0) if group == "optimizer" and slot == COUNT else None

@@ -20,6 +20,7 @@ from ..nn.optimizers import OPTIMIZERS
 from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice,
                       check_flag, check_widths, parse_widths)
 from .history import largest_json_size
+from .learning_rate import check_lr_schedule, parse_lr_schedule
 
 CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
 CHAPTER_7_EPOCHS = 20  # the length of chapter 7's run (ch07/train_convnet.py's max_epochs)
@@ -41,6 +42,9 @@ RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gat
 # optimizer's keyword that is not here keeps the optimizer's default whatever the settings hold (weight_decay
 # here is the loss term of the network, never an optimizer's own decay).
 OPTIMIZER_SETTINGS = {"momentum": "momentum"}
+# The ranges of augment's random transforms when they are left out: small enough to keep a digit a digit.
+AUGMENT_DEFAULTS = {"augment_shift": 2.0, "augment_rotate": 10.0, "augment_scale": 0.1}
+EARLY_STOP_COPIES = 2  # with early_stop: the best evaluation's weights, and those of the one being measured
 
 
 def optimizers_taking(keyword):
@@ -247,6 +251,27 @@ class TrainConfig:
     dtype: str | None = setting(None, "float type of weights and arithmetic (default: float32 for backprop, as "
                                       "accurate and faster; float64 for numerical gradients, which need it)",
                                 choices=DTYPES)
+    lr_schedule: str = setting("constant", "how the learning rate changes over the run: constant; "
+                                           "step:EPOCHS:FACTOR, multiplied by FACTOR every EPOCHS epochs; cosine, "
+                                           "from lr down to 0 along half a cosine over the run's iterations. A rate "
+                                           "set during the run (the lab page, --resume with --lr) rescales the "
+                                           "schedule from there", parse=parse_lr_schedule, check=check_lr_schedule,
+                               metavar="SCHEDULE")
+    early_stop: int | None = setting(None, "stop when the validation accuracy has not improved for N evaluations, "
+                                           "keeping the weights of the best one (model.npz holds them; needs "
+                                           "validation)", POSITIVE_INT)
+    augment: bool = setting(False, "data augmentation (the book's 8.1.3): every training image of every batch "
+                                   "shifted, rotated and scaled at random, within augment_shift, augment_rotate and "
+                                   "augment_scale, drawn from the seed", check=check_flag)
+    augment_shift: float | None = setting(None, "with augment: the largest shift, in pixels, up or down and left or "
+                                                f"right (default {AUGMENT_DEFAULTS['augment_shift']:g})",
+                                          NON_NEGATIVE_NUMBER)
+    augment_rotate: float | None = setting(None, "with augment: the largest rotation, in degrees, either way "
+                                                 f"(default {AUGMENT_DEFAULTS['augment_rotate']:g})",
+                                           NON_NEGATIVE_NUMBER)
+    augment_scale: float | None = setting(None, "with augment: the largest change of size, a fraction: from 1 - X "
+                                                f"to 1 + X times (default {AUGMENT_DEFAULTS['augment_scale']:g})",
+                                          UNIT_INTERVAL)
 
     def __post_init__(self):
         for spec in dataclasses.fields(self):
@@ -278,9 +303,24 @@ class TrainConfig:
                                   "out")
         if self.iters is not None:
             self.check_history_fits(self.iters, self.iters // self.eval_every if self.eval_every else 0)
+        object.__setattr__(self, "lr_schedule", check_lr_schedule("lr_schedule", self.lr_schedule))  # as written
+        self._check_early_stop_and_augment()
         if self.grad == "numerical" and self.network_dtype != "float64":
             raise ConfigError("numerical gradients need float64: in float32 the loss changes made by h=1e-4 "
                               "drown in rounding error; use dtype float64 (the default for numerical gradients)")
+
+    def _check_early_stop_and_augment(self):
+        if self.early_stop is not None and not self.validation:
+            raise ConfigError("early_stop watches the validation accuracy: hold out a validation set too "
+                              "(validation 0.1, say), or leave early_stop out")
+        if self.early_stop is not None and self.eval_every == 0:
+            raise ConfigError("early_stop needs evaluations during the run: leave eval_every out (one an epoch) or "
+                              "give it a positive number of iterations")
+        ranges = [name for name in AUGMENT_DEFAULTS if getattr(self, name) is not None]
+        if ranges and not self.augment:
+            what = "sets a range" if len(ranges) == 1 else "set the ranges"
+            raise ConfigError(f"{', '.join(ranges)} {what} of augment: give augment too, or leave "
+                              f"{', '.join(ranges)} out")
 
     def implied(self, name):
         """The setting `name` as the run uses it: as given, else the net's default for it (None for a setting
@@ -307,7 +347,13 @@ class TrainConfig:
                    if not (name in LENGTHS and given_length)}
         taken = {name: getattr(optimizer, keyword) if keyword in optimizer.hyperparameters else None
                  for name, keyword in OPTIMIZER_SETTINGS.items()}
-        return dataclasses.replace(self, **implied, lr=optimizer.lr, dtype=self.network_dtype, **taken)
+        augment = {name: self.augment_range(name) for name in AUGMENT_DEFAULTS} if self.augment else {}
+        return dataclasses.replace(self, **implied, lr=optimizer.lr, dtype=self.network_dtype, **taken, **augment)
+
+    def augment_range(self, name):
+        """The range `name` (augment_shift, augment_rotate or augment_scale) as given, else its default."""
+        value = getattr(self, name)
+        return value if value is not None else AUGMENT_DEFAULTS[name]
 
     def data_rows(self, available):
         """(images trained on, images held out for validation) of the `available` training images: the first
@@ -396,7 +442,8 @@ class TrainConfig:
         itemsize = 8 if self.network_dtype == "float64" else 4
         step = self.batch_size * (STEP_COPIES * values + COLUMN_COPIES * columns)
         evaluation = EVALUATION_CHUNKS * min(CHUNK_ROWS * (values + columns), CHUNK_BYTES // itemsize)
-        return (PARAMETER_COPIES * parameters + step + evaluation) * itemsize + RUN_OVERHEAD_BYTES
+        copies = PARAMETER_COPIES + (EARLY_STOP_COPIES if self.early_stop else 0)
+        return (copies * parameters + step + evaluation) * itemsize + RUN_OVERHEAD_BYTES
 
     def check_memory(self, input_size, output_size, runs=1):
         """Refuse, before allocating, settings that `runs` runs side by side (one by default) need more memory for

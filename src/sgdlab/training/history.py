@@ -12,11 +12,21 @@ tools can rely on them:
   run's last evaluation measures it).
 - `val_acc`: per evaluation, the accuracy on the validation images held out
   of the training set (`TrainConfig.validation`); empty without them.
+- `lr`: per evaluation, the learning rate of the latest update before it (the
+  settings' rate at iteration 0), as `TrainConfig.lr_schedule` and the changes
+  below make it; empty in histories written before sgdlab recorded it.
 - `iters_per_epoch`: ceil(train_size / batch_size), of the images trained on.
 - `lr_changes`: `{"iteration": n, "lr": x}` for each change of the learning
   rate during the run (from the lab page, or `sgdlab train --resume RUN --lr X`):
-  the updates after the first n used x. Empty when the rate never changed.
-- `stopped`: None for a complete run, else why it ended early.
+  the update after the first n used x, and the schedule went on from there
+  (see `sgdlab.training.learning_rate`). Empty when the rate never changed.
+- `best_iteration`: with `TrainConfig.early_stop`, the evaluation (its
+  iteration) with the best validation accuracy, whose weights the run keeps
+  (model.npz); None otherwise.
+- `early_stopped`: with early stopping, why the run ended before its length
+  (the validation accuracy not improved for that many evaluations); None when
+  it ran its length. The run is complete either way.
+- `stopped`: None for a complete run, else why it ended early (interrupted, diverged).
 """
 
 import csv
@@ -29,6 +39,7 @@ from ..errors import SgdlabError
 from ..fileio import read_json_object, write_text_atomic
 
 EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
+OPTIONAL_KEYS = ("val_acc", "lr")  # per evaluation too, where recorded: with a validation set; since sgdlab 0.2
 # The most a number takes in history.json: its indent, 24 characters (-1.2345678901234567e-308) and ",\n".
 ENTRY_BYTES = 2 + 24 + 2
 INTERRUPTED = "interrupted"  # how `stopped` begins for a run stopped by Ctrl-C or a request to stop
@@ -38,7 +49,7 @@ INTERRUPTED = "interrupted"  # how `stopped` begins for a run stopped by Ctrl-C 
 def largest_json_size(iterations, evaluations):
     """The most bytes history.json takes for a run of `iterations` with `evaluations` (its lists; the rest is
     a few hundred bytes)."""
-    return (iterations + evaluations * (len(EVALUATION_KEYS) + 1)) * ENTRY_BYTES  # + 1: val_acc
+    return (iterations + evaluations * (len(EVALUATION_KEYS) + len(OPTIONAL_KEYS))) * ENTRY_BYTES
 
 
 @dataclass
@@ -51,10 +62,13 @@ class History:
     test_acc: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     val_acc: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
     lr_changes: list = field(default_factory=list)
+    best_iteration: int | None = None
+    early_stopped: str | None = None
     stopped: str | None = None
 
-    def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None):
+    def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None, lr=None):
         self.iteration.append(iteration)
         self.epoch.append(iteration / self.iters_per_epoch)
         self.train_acc.append(train_acc)
@@ -62,6 +76,16 @@ class History:
         self.seconds.append(seconds)
         if val_acc is not None:
             self.val_acc.append(val_acc)
+        if lr is not None:
+            self.lr.append(lr)
+
+    def truncate(self, iteration):
+        """Forget everything after `iteration` updates (an early-stopped run's iterations past its decision)."""
+        kept = sum(1 for value in self.iteration if value <= iteration)
+        self.loss = self.loss[:iteration]
+        for key in (*EVALUATION_KEYS, *OPTIONAL_KEYS):
+            setattr(self, key, getattr(self, key)[:kept])
+        self.lr_changes = self.lr_changes_until(iteration)
 
     def record_lr_change(self, lr):
         """Note that the updates from now on use the learning rate `lr`."""
@@ -78,13 +102,16 @@ class History:
 
     @property
     def final_test_acc(self):
-        """The test accuracy last measured (None if it never was: a run stopped before its end, with
-        `test_eval` "last")."""
+        """The test accuracy of the weights the run kept: the best evaluation's with early stopping, else the
+        last measured (None if it never was: a run stopped before its end, with `test_eval` "last")."""
+        if self.best_iteration is not None:
+            return self.test_acc[self.iteration.index(self.best_iteration)]
         return next((value for value in reversed(self.test_acc) if value is not None), None)
 
     def evaluation_keys(self):
-        """The per-evaluation keys this history holds: `EVALUATION_KEYS`, and `val_acc` with a validation set."""
-        return (*EVALUATION_KEYS, "val_acc") if self.val_acc else EVALUATION_KEYS
+        """The per-evaluation keys this history holds: `EVALUATION_KEYS`, `val_acc` with a validation set, and
+        `lr` where recorded."""
+        return (*EVALUATION_KEYS, *(key for key in OPTIONAL_KEYS if getattr(self, key)))
 
     def mean_loss_since_last_evaluation(self):
         """Mean mini-batch loss over the iterations between the last two evaluations (None before any)."""
@@ -116,11 +143,13 @@ class History:
     @classmethod
     def from_dict(cls, values):
         names = {f.name for f in fields(cls)}
-        missing = sorted(names - set(values) - {"stopped", "seconds", "val_acc", "lr_changes"})
+        missing = sorted(names - set(values) - {"stopped", "seconds", "val_acc", "lr_changes", "lr", "best_iteration",
+                                                "early_stopped"})
         if missing:
             raise SgdlabError(f"history is missing the keys {missing}: it was not written by sgdlab")
-        # val_acc is empty when no validation set was held out; when there was one, it is as long as the others.
-        per_evaluation = [key for key in (*EVALUATION_KEYS, "val_acc") if key in values and values[key] != []]
+        # val_acc is empty when no validation set was held out, lr in histories older than it; when there, they are
+        # as long as the others.
+        per_evaluation = [key for key in (*EVALUATION_KEYS, *OPTIONAL_KEYS) if key in values and values[key] != []]
         for key in ("loss", *per_evaluation):
             unmeasured = (None,) if key == "test_acc" else ()  # where the test set was left for the end
             if not isinstance(values[key], list) or not all(_is_number(v) or v in unmeasured for v in values[key]):
@@ -170,6 +199,9 @@ def _check_ranges(values):
         "loss": any(v < 0 for v in values["loss"]),
         "iteration": any(type(v) is not int or v < 0 for v in values["iteration"]),
         "stopped": not (values.get("stopped") is None or isinstance(values["stopped"], str)),
+        "early_stopped": not (values.get("early_stopped") is None or isinstance(values["early_stopped"], str)),
+        "best_iteration": values.get("best_iteration") not in (None, *values["iteration"]),
+        "lr": any(not 0 < v < math.inf for v in values.get("lr") or []),
         **{key: any(v is not None and not 0 <= v <= 1 for v in values.get(key) or [])
            for key in ("train_acc", "test_acc", "val_acc")},
     }

@@ -2,14 +2,15 @@
 
 A `TrainingState` is what a checkpoint holds (`sgdlab.runs.checkpoint`
 writes it): the weights and batch norm's running statistics, the
-optimizer's arrays, where the batch sampler and the dropout masks'
-generators are, and the history so far. A run continued from it
+optimizer's arrays, where the batch sampler, the dropout masks' and the
+augmentation's generators are, the best evaluation's weights (with early
+stopping), and the history so far. A run continued from it
 (`Trainer.fit(..., resume=state)`) makes the same updates, draws the same
 batches and masks and records the same history as the run that was not
 interrupted, bit for bit (only `seconds`, a measurement, differs).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import SgdlabError
 from .history import History
@@ -24,6 +25,8 @@ class TrainingState:
     sampler: dict  # BatchSampler.state_after(iteration): plain JSON values
     dropout: list  # each Dropout layer's generator state: plain JSON values
     history: History  # up to `iteration`, with the evaluations recorded there on schedule
+    augment: dict | None = None  # with augment, its generator's state: plain JSON values
+    best: dict = field(default_factory=dict)  # with early_stop, the weights (and statistics) of the best evaluation
 
     @classmethod
     def capture(cls, trainer, sampler, iteration):
@@ -33,7 +36,8 @@ class TrainingState:
                    {key: value.copy() for key, value in network.running_statistics.items()},
                    {key: value.copy() for key, value in trainer.optimizer.state().items()},
                    sampler.state_after(iteration), [layer.rng.bit_generator.state for layer in network.dropout_layers],
-                   History(trainer.history.iters_per_epoch, loss=list(trainer.history.loss[:iteration])))
+                   History(trainer.history.iters_per_epoch, loss=list(trainer.history.loss[:iteration])),
+                   trainer.augmenter.rng.bit_generator.state if trainer.augmenter is not None else None)
 
     def restore(self, trainer, sampler):
         """Put `trainer` (made from the same settings) and `sampler` where this state is; a state that does not
@@ -51,5 +55,11 @@ class TrainingState:
             sampler.resume(self.sampler, self.iteration)
             for layer, state in zip(network.dropout_layers, self.dropout, strict=True):
                 layer.rng.bit_generator.state = state
+            if (trainer.augmenter is None) != (self.augment is None):
+                raise ValueError("augmentation's generator is not where this run has one")
+            if trainer.augmenter is not None:
+                trainer.augmenter.rng.bit_generator.state = self.augment
+            if self.best and set(self.best) != set(network.weights()):
+                raise ValueError(f"its best weights {sorted(self.best)} are not the network's")
         except (KeyError, TypeError, ValueError) as exc:
             raise SgdlabError(f"the checkpoint does not fit this run ({exc})") from None

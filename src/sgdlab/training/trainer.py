@@ -14,19 +14,23 @@ import warnings
 
 import numpy as np
 
+from ..data.augment import Augmenter
 from ..data.batches import BatchSampler, BatchStream
 from ..data.checks import check_data_set
+from ..data.mnist import SAMPLE_SHAPE
 from ..data.splits import held_out_rows
 from ..engine.backprop import BackpropStep
 from ..engine.perturbation import numerical_gradient_fast
 from ..engine.threads import one_blas_thread, usable_cores
-from ..errors import TrainingDiverged
+from ..errors import ConfigError, TrainingDiverged
 from ..interrupts import interrupts_deferred
 from ..nn.functions import as_labels
 from ..ranges import POSITIVE_NUMBER
 from .config import TrainConfig
-from .evaluation import Evaluator
-from .history import EVALUATION_KEYS, INTERRUPTED, History
+from .config import AUGMENT_DEFAULTS
+from .evaluation import Evaluator, count_correct
+from .history import EVALUATION_KEYS, INTERRUPTED, OPTIONAL_KEYS, History
+from .learning_rate import LearningRate
 from .schedule import Schedule
 from .state import TrainingState
 
@@ -38,6 +42,27 @@ def seeded_generators(seed):
     initial weights, and holding out a validation set changes neither.
     """
     return tuple(np.random.default_rng(sequence) for sequence in np.random.SeedSequence(seed).spawn(3))
+
+
+def augmentation_generator(seed):
+    """The generator of a run's augmentation, independent of `seeded_generators`' three (the fourth spawned from
+    the seed: those three are the same with it or without)."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+
+
+def image_shape(x_train, network):
+    """The (channels, height, width) of the training images, which augmentation moves: their own shape, a
+    convolutional net's input, or MNIST's for rows of 784 pixels; a ConfigError for rows of anything else."""
+    if x_train.ndim == 4:
+        return x_train.shape[1:]
+    if x_train.ndim == 3:
+        return (1, *x_train.shape[1:])
+    if len(network.input_shape) == 3:
+        return network.input_shape
+    if x_train.shape[1] == math.prod(SAMPLE_SHAPE):
+        return SAMPLE_SHAPE
+    raise ConfigError(f"augment moves images, and samples of {x_train.shape[1]} values are not known to be any: "
+                      "give the training images as (N, channels, height, width), or leave augment out")
 
 
 @contextlib.contextmanager
@@ -96,6 +121,11 @@ class Trainer:
         self.iterations = None  # the updates of the latest `fit`
         self._lr_request = None  # a learning rate asked for by `change_learning_rate`, until the loop takes it
         self._lr_lock = threading.Lock()
+        self.rates = None  # the latest `fit`'s `LearningRate`
+        self.augmenter = None  # the latest `fit`'s `Augmenter`, with augment
+        self._best = None  # with early_stop: (iteration, weights) of the best evaluation so far
+        self._snapshots = {}  # with early_stop: the weights of each evaluation that counts, until it is recorded
+        self._stop_at = None  # with early_stop: the evaluation after which the run stops
 
     @classmethod
     def from_config(cls, config=None, input_size=(1, 28, 28), output_size=10, background=None):
@@ -107,8 +137,9 @@ class Trainer:
         return cls(network, config.make_optimizer(), config, background)
 
     def change_learning_rate(self, lr):
-        """Train with `lr` from the next iteration on (callable from any thread, before or during `fit`); the
-        change is recorded in `history.lr_changes`."""
+        """Train with `lr` from the next iteration on, the schedule going on from it (callable from any thread,
+        before or during `fit`; see `sgdlab.training.learning_rate`); the change is recorded in
+        `history.lr_changes`."""
         lr = POSITIVE_NUMBER.check("the learning rate", lr)
         with self._lr_lock:
             self._lr_request = lr
@@ -141,6 +172,7 @@ class Trainer:
         """
         config = self.config
         train_size, held_out = self.check_data(x_train, t_train, x_test, t_test)
+        x_train_images = x_train
         x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))  # the batches and evaluations take rows
         _, sampling_rng, holdout_rng = seeded_generators(config.seed)
         rows = train_size + held_out
@@ -150,13 +182,17 @@ class Trainer:
         schedule = self._schedule = Schedule.of(config, train_size, self.history.iters_per_epoch, checkpoint_every,
                                                 on_checkpoint is not None)
         self.iterations = schedule.iterations
+        self.rates = LearningRate.of(config, self.iterations, self.history.iters_per_epoch)
+        self.augmenter = Augmenter(image_shape(x_train_images, self.network),
+                                   *(config.augment_range(name) for name in AUGMENT_DEFAULTS),
+                                   augmentation_generator(config.seed)) if config.augment else None
         self._sampler, self._on_checkpoint, self._checkpoints, self._checkpointed = sampler, on_checkpoint, {}, None
+        self._best, self._snapshots, self._stop_at = None, {}, None
         start = time.perf_counter()
         if resume is not None:
             resume.restore(self, sampler)
             self.history = History.from_dict(resume.history.to_dict())
-            if self.history.lr_changes:  # the rate the run had reached
-                self.optimizer.lr = self.history.lr_changes[-1]["lr"]
+            self._resume_early_stop(resume)
             start -= self.history.seconds[-1] if self.history.seconds else 0.0  # its time so far counts
         done = len(self.history.loss)
         batches = BatchStream(x_train, sampler, self.network.dtype, self.iterations - done, self.background)
@@ -176,10 +212,13 @@ class Trainer:
                 by = f" by {exc.args[0]}" if exc.args else ""  # the signal, when one was held
                 self.history.stopped = f"{INTERRUPTED}{by} after iteration {len(self.history.loss)}"
                 self._checkpoint_where_stopped(evaluator, on_evaluation)
-            ended = len(self.history.loss)
+            ended = len(self.history.loss) if self._stop_at is None else self._stop_at
             if evaluator.last_submitted != ended and self.history.iteration[-1:] != [ended]:
+                self._keep_snapshot(ended, counts=ended == self.iterations)  # the end's counts, a stop's not
                 evaluator.submit(self.network, ended)  # off schedule, the test set measured: not in any checkpoint
             self._record(evaluator, on_evaluation, wait=True)
+        if config.early_stop is not None:
+            self._keep_best(x_test, as_labels(t_test))
         return self.history
 
     def _submit(self, evaluator, iteration):
@@ -187,11 +226,13 @@ class Trainer:
         (when checkpoints follow the evaluations)."""
         if self._schedule.checkpoints_with_evaluations:
             self._checkpoints[iteration] = TrainingState.capture(self, self._sampler, iteration)
+        self._keep_snapshot(iteration)
         evaluator.submit(self.network, iteration,  # the test set at the end, and before it if asked
                          test=self.config.test_eval == "every" or iteration == self.iterations)
 
     def _write_checkpoint(self, state):
         state.history.lr_changes = self.history.lr_changes_until(state.iteration)
+        state.best = self._best[1] if self._best is not None else {}
         self._checkpointed = state.iteration
         self._on_checkpoint(state)
 
@@ -219,9 +260,13 @@ class Trainer:
         epoch (or `eval_every` iterations); a signal `pending()` reports stops them before the next one."""
         history, schedule, compute_gradient = self.history, self._schedule, self._gradient_method()
         for iteration, (batch, x) in enumerate(batches, start=done + 1):
+            if self._stop_at is not None:  # early stopping decided at an evaluation recorded since
+                return
             if (signal_name := pending()) is not None:
                 raise KeyboardInterrupt(signal_name)
-            self._take_lr_request()
+            self._set_learning_rate(iteration - 1)
+            if self.augmenter is not None:
+                x = self.augmenter(x)
             loss = self._update(compute_gradient, x, labels[batch])
             if not math.isfinite(loss):
                 self._record(evaluator, on_evaluation, wait=True)
@@ -237,13 +282,14 @@ class Trainer:
             if schedule.checkpoints_alone_after(iteration):
                 self._checkpoint_now(evaluator, on_evaluation, iteration)
 
-    def _take_lr_request(self):
-        """Switch to the learning rate asked for since the last iteration, if it is a new one."""
+    def _set_learning_rate(self, done):
+        """Give the optimizer the rate of the update after `done` others: the schedule's, or the rate asked for
+        since the last iteration, if it is a new one (recorded, and the schedule goes on from it)."""
         with self._lr_lock:
             lr, self._lr_request = self._lr_request, None
-        if lr is not None and lr != self.optimizer.lr:
-            self.optimizer.lr = lr
+        if lr is not None and lr != self.rates.of_update(done, self.history.lr_changes):
             self.history.record_lr_change(lr)
+        self.optimizer.lr = self.rates.of_update(done, self.history.lr_changes)
 
     def split(self, x_train, t_train, held_out, rng):
         """(training images, their targets, the validation set or None): `held_out` of them drawn by `rng`."""
@@ -255,14 +301,66 @@ class Trainer:
     def _record(self, evaluator, on_evaluation, wait=False):
         """Move the evaluations that have finished (all of them, with `wait`) into the history."""
         for iteration, train_acc, test_acc, seconds, val_acc in evaluator.finished(wait):
-            self.history.record_evaluation(iteration, train_acc, test_acc, seconds, val_acc)
+            state, snapshot = self._checkpoints.pop(iteration, None), self._snapshots.pop(iteration, None)
+            if self._stop_at is not None and iteration > self._stop_at:
+                continue  # submitted before early stopping was decided: not part of the run
+            lr = self.rates.at_evaluation(iteration, self.history.lr_changes)
+            self.history.record_evaluation(iteration, train_acc, test_acc, seconds, val_acc, lr)
+            if snapshot is not None and (self._best is None or val_acc > self._best_val_acc()):
+                self._best = (iteration, snapshot)
             if on_evaluation is not None:
                 on_evaluation(self.history)
-            state = self._checkpoints.pop(iteration, None)
             if state is not None:  # its history: the losses up to there and the evaluations so far, this one last
-                recorded = {key: list(getattr(self.history, key)) for key in (*EVALUATION_KEYS, "val_acc")}
+                recorded = {key: list(getattr(self.history, key)) for key in (*EVALUATION_KEYS, *OPTIONAL_KEYS)}
                 state.history = History(self.history.iters_per_epoch, loss=state.history.loss, **recorded)
                 self._write_checkpoint(state)
+            if snapshot is not None and self._patience_ran_out():
+                self._stop_at = iteration
+
+    # --- early stopping ------------------------------------------------------------------------------------
+
+    def _keep_snapshot(self, iteration, counts=True):
+        """With early_stop, keep the weights of the evaluation after `iteration` until it is recorded, if it
+        `counts` (a scheduled one or the run's end: not where a run was stopped, which its continuation goes on
+        past)."""
+        if self.config.early_stop is not None and counts:
+            self._snapshots[iteration] = {key: value.copy() for key, value in self.network.weights().items()}
+
+    def _best_val_acc(self):
+        return self.history.val_acc[self.history.iteration.index(self._best[0])]
+
+    def _patience_ran_out(self):
+        """Whether `early_stop` evaluations have been recorded since the best one (none better)."""
+        return sum(1 for value in self.history.iteration if value > self._best[0]) >= self.config.early_stop
+
+    def _resume_early_stop(self, state):
+        """The best evaluation so far, from a checkpoint's history (the first of the highest validation
+        accuracy) and its weights; and whether the run stopped there already."""
+        if self.config.early_stop is None or not self.history.val_acc:
+            return
+        best = self.history.val_acc.index(max(self.history.val_acc))
+        self._best = (self.history.iteration[best], state.best)
+        if self._patience_ran_out():
+            self._stop_at = self.history.iteration[-1]
+
+    def _keep_best(self, x_test, labels):
+        """End an early-stopping run with the best evaluation's weights, naming it in the history (and why the
+        run stopped, if it stopped before its length); the test set measured with them if it was not then."""
+        history = self.history
+        if self._stop_at is not None:
+            history.truncate(self._stop_at)
+            iteration = self._best[0]
+            history.early_stopped = (f"the validation accuracy did not improve for {self.config.early_stop} "
+                                     f"evaluations after {self._best_val_acc():.4f} at iteration {iteration} "
+                                     f"(epoch {iteration / history.iters_per_epoch:g})")
+        if self._best is None:
+            return
+        self.network.load_weights(self._best[1])
+        history.best_iteration = self._best[0]
+        index = history.iteration.index(self._best[0])
+        if history.test_acc[index] is None and not history.interrupted:
+            with one_blas_thread():
+                history.test_acc[index] = count_correct(self.network, x_test, labels) / len(x_test)
 
     def _update(self, compute_gradient, x, labels):
         """One gradient and, if its loss is finite, one update; returns the batch loss."""

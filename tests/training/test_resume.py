@@ -239,3 +239,93 @@ def test_asking_for_the_rate_in_use_changes_nothing_and_a_bad_rate_is_refused(da
     assert history.lr_changes == []
     with pytest.raises(ValueError, match="learning rate"):
         same.change_learning_rate(-1.0)
+
+
+def digits(n, seed):
+    """Small MNIST-shaped images, as rows of 784 pixels: a bright bar whose height is the class, on noise, for
+    augmentation to move."""
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 3, n)
+    x = rng.random((n, 1, 28, 28)) * 0.2
+    for i, label in enumerate(t):
+        x[i, 0, 6 + 6 * label:10 + 6 * label, 8:20] = 1.0
+    return x.reshape(n, -1), t
+
+
+@pytest.fixture(scope="module")
+def images():
+    return (*digits(80, 0), *digits(30, 1))
+
+
+AUGMENTED = {
+    "dense": {"augment": True, "augment_rotate": 20.0},
+    "conv-step-schedule": {"net": "simple-convnet", "filter_num": 3, "filter_size": 3, "hidden_size": 6,
+                           "optimizer": "adam", "lr": 0.01, "augment": True, "lr_schedule": "step:1:0.5"},
+    "cosine-dropout": {"augment": True, "lr_schedule": "cosine", "dropout": 0.2, "hidden_sizes": (6, 5)},
+}
+
+
+def image_trainer(background, **settings):
+    defaults = {"iters": 40, "batch_size": 7, "lr": 0.3,
+                **({} if "hidden_sizes" in settings or "net" in settings else {"hidden_size": 5})}
+    config = TrainConfig(**{**defaults, **settings})
+    return Trainer.from_config(config, input_size=(1, 28, 28), output_size=3, background=background)
+
+
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("case", AUGMENTED)
+@pytest.mark.parametrize("stop", [13, 18])
+def test_an_augmented_scheduled_run_continued_equals_the_run_made_in_one_go(images, case, stop, background):
+    settings = AUGMENTED[case]
+    whole = image_trainer(background, **settings)
+    expected = whole.fit(*images)
+    plain = image_trainer(background, **{key: value for key, value in settings.items()
+                                          if not key.startswith("augment")}).fit(*images)
+    assert plain.loss != expected.loss  # the batches were moved
+    states = []
+
+    def ctrl_c_after(iteration, loss):
+        if iteration == stop:
+            raise KeyboardInterrupt
+
+    image_trainer(background, **settings).fit(*images, on_iteration=ctrl_c_after, on_checkpoint=states.append)
+    assert states[-1].iteration == stop and states[-1].augment is not None
+    again = image_trainer(background, **settings)
+    history = again.fit(*images, resume=states[-1])
+    for key in (*LEARNED, "lr"):
+        assert getattr(history, key) == getattr(expected, key), key
+    for key, value in whole.network.params.items():
+        np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("net", [{}, {"net": "simple-convnet", "filter_num": 3, "filter_size": 3, "hidden_size": 6,
+                                      "optimizer": "adam", "lr": 0.01}], ids=["dense", "conv"])
+def test_augmentation_of_zero_ranges_trains_exactly_as_none(images, net):
+    zero = image_trainer(False, augment=True, augment_shift=0.0, augment_rotate=0.0, augment_scale=0.0, **net)
+    none = image_trainer(False, **net)
+    assert zero.fit(*images).loss == none.fit(*images).loss
+    for key, value in none.network.params.items():
+        np.testing.assert_array_equal(zero.network.params[key], value, err_msg=key)
+
+
+def test_a_checkpoint_with_augmentation_goes_through_its_file(images, tmp_path):
+    from sgdlab.runs.checkpoint import save_checkpoint
+
+    settings = AUGMENTED["dense"]
+    states = []
+    image_trainer(False, **settings).fit(*images, on_checkpoint=states.append, checkpoint_every=10)
+    config = TrainConfig(**{"iters": 40, "batch_size": 7, "lr": 0.3, "hidden_size": 5, **settings})
+    save_checkpoint(tmp_path / "checkpoint.npz", states[1], config.resolved().to_dict())
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "checkpoint.npz") as archive:
+        meta = json.loads(np.lib.format.read_array(archive.open("meta.npy")).tobytes())
+    assert meta["augment"] == states[1].augment and meta["iteration"] == 20
+
+
+def test_augmenting_rows_that_are_no_known_image_is_refused_naming_the_fix(data):
+    from sgdlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"augment moves images, and samples of 6 values are not known"):
+        trainer(False, augment=True).fit(*data)

@@ -118,7 +118,7 @@ def test_train_evaluates_before_training_every_epoch_and_after_the_last_iteratio
     assert history["stopped"] is None
     assert all(0 <= acc <= 1 for acc in history["train_acc"] + history["test_acc"])
     rows = (out / "history.csv").read_text().splitlines()
-    assert rows[0] == "iteration,epoch,train_acc,test_acc,seconds"
+    assert rows[0] == "iteration,epoch,train_acc,test_acc,seconds,lr"
     assert [int(row.split(",")[0]) for row in rows[1:]] == [0, 10, 20, 25]
 
 
@@ -1269,7 +1269,11 @@ def test_train_with_batch_norm_and_dropout_saves_a_model_evaluate_reads(capsys, 
 @pytest.mark.parametrize("settings", [
     ("--iters", "1300", "--hidden-size", "8", "--optimizer", "adam", "--dropout", "0.1", "--quiet"),
     ("--iters", "1300", "--hidden-sizes", "8,6", "--activation", "relu", "--batch-norm", "--quiet"),
-], ids=["two-layer", "deeper"])
+    ("--iters", "1300", "--hidden-size", "8", "--augment", "--augment-rotate", "15", "--lr-schedule", "step:1:0.7",
+     "--lr", "0.3", "--quiet"),
+    ("--iters", "1300", "--hidden-size", "8", "--validation", "0.1", "--early-stop", "1", "--lr-schedule", "cosine",
+     "--optimizer", "adam", "--quiet"),
+], ids=["two-layer", "deeper", "augmented-step-schedule", "early-stop-cosine"])
 def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, tmp_path, monkeypatch, settings):
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "whole", *settings)
     assert code == 0 and not (tmp_path / "whole" / "checkpoint.npz").exists()  # finished: nothing to resume
@@ -1290,7 +1294,8 @@ def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, t
     code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--quiet")
     assert (code, err) == (0, "")
     resumed, whole = read_history(tmp_path / "run"), read_history(tmp_path / "whole")
-    for key in ("loss", "iteration", "epoch", "train_acc", "test_acc", "stopped"):
+    for key in ("loss", "iteration", "epoch", "train_acc", "test_acc", "val_acc", "lr", "best_iteration",
+                "early_stopped", "stopped"):
         assert resumed[key] == whole[key], key
     with np.load(tmp_path / "run" / "model.npz") as a, np.load(tmp_path / "whole" / "model.npz") as b:
         assert a.files == b.files
@@ -1539,3 +1544,32 @@ def test_a_config_json_whose_data_dir_is_no_folder_name_is_refused_by_plot_and_v
         code, _, err = run(capsys, *argv)
         assert code == 1 and err.count("\n") == 1 and "config.json is damaged (data_dir" in err, err
     assert not (tmp_path / "run" / "loss.png").exists()  # plot wrote nothing
+
+
+def test_early_stopping_says_why_and_keeps_the_best_weights_in_the_model_file(capsys, data_dir, tmp_path):
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--train-size", "2000",
+                         "--validation", "0.5", "--epochs", "40", "--lr", "3", "--hidden-size", "10",
+                         "--activation", "relu", "--eval-every", "2", "--early-stop", "2", "--no-plot")
+    history = read_history(tmp_path / "run")
+    assert code == 0 and history["early_stopped"] is not None and history["stopped"] is None, err
+    best = history["iteration"].index(history["best_iteration"])
+    assert history["val_acc"][best] == max(history["val_acc"]) and len(history["iteration"]) == best + 3
+    assert f"stopped early: {history['early_stopped']}" in out
+    assert (f"final test accuracy {history['test_acc'][best]:.4f} (of the best evaluation's weights, iteration "
+            f"{history['best_iteration']}, which model.npz holds)") in out
+    code, out, _ = run(capsys, "evaluate", "--data-dir", data_dir, tmp_path / "run" / "model.npz")
+    assert code == 0 and f"test acc  {history['test_acc'][best]:.4f} (10000 images)" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--early-stop", "3"], "early_stop watches the validation accuracy: hold out a validation set too (validation "
+                            "0.1, say), or leave early_stop out"),
+    (["--augment-shift", "3"], "augment_shift sets a range of augment: give augment too, or leave augment_shift out"),
+    (["--lr-schedule", "step:2"], "argument --lr-schedule: step:EPOCHS:FACTOR needs a positive whole number of "
+                                  "epochs and a factor in (0, 1], got 'step:2'"),
+    (["--augment", "--augment-scale", "1.5"], "argument --augment-scale: must be a number in [0, 1), got '1.5'"),
+])
+def test_chapter_8_settings_refuse_bad_values_in_one_line(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, "train", "--out", tmp_path / "run", *argv)
+    assert (code, out) == (2, "") and message in last_line(err)
+    assert not (tmp_path / "run").exists()

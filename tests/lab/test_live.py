@@ -94,3 +94,21 @@ def _wait_until(condition, timeout=30):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_a_rate_set_on_the_page_rescales_the_schedule_and_the_page_shows_the_rate_in_force(tmp_path, mnist):
+    class PageSetsARate(RunObserver):
+        def iteration(self, iteration, loss):
+            if iteration == 150:  # as the page's POST does, between two iterations
+                live.change_learning_rate(0.01)
+
+    live = LiveRun(RunFeed("starting", {}, live=True), terminal=PageSetsARate())
+    history = train_watched(tmp_path, mnist, live, "cosine", lr_schedule="cosine")
+    rates, changes = live.trainer.rates, history.lr_changes
+    assert changes == [{"iteration": 150, "lr": 0.01}] and live.feed.settings["lr_schedule"] == "cosine"
+    assert rates.of_update(150, changes) == 0.01  # the rate set, then the schedule's fall from there
+    assert live.feed.learning_rate == rates.of_update(299, changes) == pytest.approx(
+        0.01 * rates.factor(299) / rates.factor(150), rel=1e-12)
+    assert history.lr == [0.001, rates.of_update(99), 0.01 * rates.factor(199) / rates.factor(150),
+                          live.feed.learning_rate]
+    assert [row["lr"] for row in live.feed.evaluations] == history.lr

@@ -25,9 +25,10 @@ def evaluation_line(history):
         loss = f"{mean_loss:.4f}" if mean_loss < 1000 else f"{mean_loss:.0e}"
     validation = f" | val acc {history.val_acc[-1]:.4f}" if history.val_acc else ""
     test = "   -  " if history.test_acc[-1] is None else f"{history.test_acc[-1]:.4f}"  # left for the end
+    rate = f" | lr {history.lr[-1]:.3g}" if len(set(history.lr)) > 1 else ""  # once a schedule or a change moved it
     return (f"epoch {history.epoch[-1]:6.2f} | iteration {history.iteration[-1]:6d} | "
             f"train acc {history.train_acc[-1]:.4f}{validation} | test acc {test} | "
-            f"loss {loss} | {history.seconds[-1]:7.1f} s")
+            f"loss {loss} | {history.seconds[-1]:7.1f} s{rate}")
 
 
 def duration(seconds):

@@ -84,7 +84,11 @@ def report(args, run_dir, history):
     if history.stopped:
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    say(args, f"final test accuracy {history.final_test_acc:.4f}; results saved in {run_dir}")
+    if history.early_stopped:
+        say(args, f"stopped early: {history.early_stopped}")
+    kept = (f" (of the best evaluation's weights, iteration {history.best_iteration}, which model.npz holds)"
+            if history.best_iteration is not None else "")
+    say(args, f"final test accuracy {history.final_test_acc:.4f}{kept}; results saved in {run_dir}")
     return 0
 
 

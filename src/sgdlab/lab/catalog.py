@@ -279,7 +279,8 @@ def _reads_mnist(network):
 
 def _evaluation_rows(history):
     return [{"iteration": row["iteration"], "epoch": row["epoch"], "train_acc": row["train_acc"],
-             "test_acc": row["test_acc"], "seconds": row["seconds"], "val_acc": row.get("val_acc")}
+             "test_acc": row["test_acc"], "seconds": row["seconds"], "val_acc": row.get("val_acc"),
+             "lr": row.get("lr")}
             for row in history.evaluation_rows()]
 
 

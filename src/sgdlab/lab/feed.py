@@ -68,7 +68,7 @@ class RunFeed:
         self.live = live  # trained by this process: the page may pause, step, stop and change its rate
         self.total_iterations = None
         self.loss = LossSeries()
-        self.evaluations = []  # one dict per evaluation: iteration, epoch, train_acc, test_acc, val_acc, seconds
+        self.evaluations = []  # one dict per evaluation: iteration, epoch, train_acc, test_acc, val_acc, seconds, lr
         self.lr_changes = []
         self.learning_rate = None
         self.snapshot = None
@@ -98,6 +98,7 @@ class RunFeed:
         keys = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
         evaluation = {key: getattr(history, key)[-1] for key in keys}
         evaluation["val_acc"] = history.val_acc[-1] if history.val_acc else None
+        evaluation["lr"] = history.lr[-1] if history.lr else None  # the rate in force: schedule and changes
         with self._changed:
             self.evaluations.append(evaluation)
             self.lr_changes = [dict(change) for change in history.lr_changes]

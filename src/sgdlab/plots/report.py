@@ -83,9 +83,15 @@ def _outcome(history):
     if not history.iteration:
         return "<p>No evaluation was recorded.</p>"
     stopped = f" It ended early: {_text(history.stopped)}." if history.stopped else ""
-    test = ("" if history.test_acc[-1] is None else
-            f" and <strong>{history.test_acc[-1]:.4f}</strong> on the test set")
-    return (f"<p>{len(history.loss)} iterations; final accuracy {history.train_acc[-1]:.4f} on the training "
+    if history.best_iteration is None:
+        kept, train_acc = "final", history.train_acc[-1]
+    else:
+        best = history.iteration.index(history.best_iteration)
+        kept, train_acc = (f"kept (the weights of the best validation accuracy, {history.val_acc[best]:.4f}, at "
+                           f"iteration {history.best_iteration}, epoch {history.epoch[best]:g})"), history.train_acc[best]
+        stopped += f" It stopped early: {_text(history.early_stopped)}." if history.early_stopped else ""
+    test = "" if history.final_test_acc is None else f" and <strong>{history.final_test_acc:.4f}</strong> on the test set"
+    return (f"<p>{len(history.loss)} iterations; {kept} accuracy {train_acc:.4f} on the training "
             f"set{test}.{stopped}</p>")
 
 

@@ -32,12 +32,12 @@ def parse_lr_schedule(text):
     kind, *parts = text.strip().split(":")
     if kind in ("constant", "cosine") and not parts:
         return kind
-    if kind == "step" and len(parts) == 2:
+    if kind == "step":
         try:
             epochs, factor = int(parts[0]), float(parts[1])
-        except ValueError:
+        except (ValueError, IndexError):
             epochs = factor = None
-        if epochs is not None and POSITIVE_INT.contains(epochs) and 0 < factor <= 1:
+        if len(parts) == 2 and epochs is not None and POSITIVE_INT.contains(epochs) and 0 < factor <= 1:
             return f"step:{epochs}:{factor!r}"
         raise ValueError(f"step:EPOCHS:FACTOR needs a positive whole number of epochs and a factor in (0, 1], "
                          f"got {text!r}")

@@ -28,3 +28,14 @@ def test_numbers_are_kept_short_unless_that_would_make_two_labels_alike():
     assert difference_labels(["a", "b"], close) == ["lr=0.1000001", "lr=0.1000002"]
     assert [short_value(v) for v in (0.1, 1e-06, 12345.0, 0.0, 3, "he", True, None)] == [
         "0.1", "1e-06", "1.23e+04", "0", "3", "he", "True", "None"]
+
+
+def test_augmentations_ranges_are_compared_only_among_runs_that_augment():
+    off = {"lr": 0.1, "augment": False, "augment_shift": None, "augment_rotate": None, "augment_scale": None}
+    on = {**off, "augment": True, "augment_shift": 2.0, "augment_rotate": 10.0, "augment_scale": 0.1}
+    assert difference_labels(["a", "b"], [off, on]) == ["augment=False", "augment=True"]
+    wider = {**on, "augment_rotate": 20.0, "lr_schedule": "cosine"}
+    assert difference_labels(["a", "b", "c"], [{**off, "lr_schedule": "constant"}, {**on, "lr_schedule": "constant"},
+                                               wider]) == [
+        "augment=False, lr_schedule=constant", "augment=True, augment_rotate=10, lr_schedule=constant",
+        "augment=True, augment_rotate=20, lr_schedule=cosine"]

@@ -139,3 +139,11 @@ def test_a_stored_search_is_checked_as_a_search_given_on_the_command_line():
                               "optimizer must be one of")):
         with pytest.raises(ConfigError, match=message):
             Search.from_dict(damaged)
+
+
+def test_a_sweep_searches_schedules_and_early_stopping_patience_as_settings():
+    schedules = parse_search("lr_schedule=choice:constant,step:2:.5,step:2:0.7,cosine")
+    assert schedules.choices == ("constant", "step:2:0.5", "step:2:0.7", "cosine")  # as config.json keeps them
+    assert parse_search("early_stop=int:2:5") == Search("early_stop", "int", 2, 5)
+    with pytest.raises(ConfigError, match="step:EPOCHS:FACTOR needs a positive whole number of epochs"):
+        parse_search("lr_schedule=choice:step:2:1.5")

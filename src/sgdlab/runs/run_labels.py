@@ -1,6 +1,6 @@
 """How runs are named beside each other: by the settings in which they differ, their numbers kept short."""
 
-from ..training.config import nets_taking
+from ..training.config import AUGMENT_DEFAULTS, nets_taking
 
 UNCOMPARED = ("data_dir",)  # settings that do not change what a run learns
 
@@ -13,8 +13,10 @@ def short_value(value):
 
 
 def takes(run, key):
-    """Whether the run's net takes the setting `key`: a setting of some nets only (a convolution's filters,
-    an mlp's hidden_sizes) means nothing for the others, where it is None."""
+    """Whether the run takes the setting `key`: a setting of some nets only (a convolution's filters, an mlp's
+    hidden_sizes) means nothing for the others, where it is None; nor do augmentation's ranges without it."""
+    if key in AUGMENT_DEFAULTS:
+        return bool(run.get("augment"))
     owners = nets_taking(key)
     return not owners or run.get("net") in owners
 

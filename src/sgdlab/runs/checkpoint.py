@@ -1,7 +1,8 @@
 """checkpoint.npz: a run's `TrainingState` on disk, written atomically, read back only if it is whole.
 
-The arrays (weights, running statistics, the optimizer's) are .npy members
-named `params/W1`, `statistics/running_mean1`, `optimizer/v/W1`; everything
+The arrays (weights, running statistics, the optimizer's, and with early
+stopping the best evaluation's weights) are .npy members named `params/W1`,
+`statistics/running_mean1`, `optimizer/v/W1`, `best/W1`; everything
 else (the iteration, the generators' states, the history, the settings the
 run was made with, and a SHA-256 of every array) is one JSON text in
 `meta`. Nothing is pickled. Reading checks the format, that the checkpoint

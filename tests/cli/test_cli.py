@@ -1555,6 +1555,10 @@ def test_early_stopping_says_why_and_keeps_the_best_weights_in_the_model_file(ca
     best = history["iteration"].index(history["best_iteration"])
     assert history["val_acc"][best] == max(history["val_acc"]) and len(history["iteration"]) == best + 3
     assert f"stopped early: {history['early_stopped']}" in out
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert (f"kept (the weights of the best validation accuracy, {history['val_acc'][best]:.4f}, at iteration "
+            f"{history['best_iteration']}") in report and "It stopped early: the validation accuracy" in report
+    assert f"<strong>{history['test_acc'][best]:.4f}</strong> on the test set" in report
     assert (f"final test accuracy {history['test_acc'][best]:.4f} (of the best evaluation's weights, iteration "
             f"{history['best_iteration']}, which model.npz holds)") in out
     code, out, _ = run(capsys, "evaluate", "--data-dir", data_dir, tmp_path / "run" / "model.npz")

@@ -88,3 +88,16 @@ def test_a_scheduler_is_knocked_on_at_the_address_dask_would_use():
             _knock(address)  # something listens: no error, however `dask scheduler`'s address is written
     with pytest.raises(OSError):
         _knock(f"127.0.0.1:{port}")  # the listener closed: nothing there any more
+
+
+def test_a_trial_that_stopped_early_is_scored_by_the_weights_it_kept():
+    from sgdlab.runs.trial_cluster import trial_outcome
+    from sgdlab.training.history import History
+
+    history = History(10, loss=[1.0] * 30)
+    for iteration, val_acc in ((0, 0.5), (10, 0.8), (20, 0.7), (30, 0.75)):
+        history.record_evaluation(iteration, val_acc + 0.1, val_acc - 0.1, iteration / 10, val_acc)
+    assert trial_outcome(3, history, "w")["val_acc"] == 0.75  # the last evaluation's, without early stopping
+    history.best_iteration = 10
+    assert trial_outcome(3, history, "w") == {"trial": 3, "status": "finished", "val_acc": 0.8, "train_acc": 0.9,
+                                              "test_acc": 0.8 - 0.1, "seconds": 3.0, "worker": "w"}

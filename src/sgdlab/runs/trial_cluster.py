@@ -214,11 +214,14 @@ def run_trial(trial, config, out, data_dir, data_name, stop_event_name, sweep_fi
 
 
 def trial_outcome(trial, history, worker):
-    """What the sweep records of a trial: its status, its last accuracies, its training seconds and the worker."""
+    """What the sweep records of a trial: its status, the accuracies of the weights it kept (its last evaluation's,
+    or with early stopping its best one's), its training seconds and the worker."""
     status = "finished" if history.stopped is None else "interrupted" if history.interrupted else "diverged"
-    last = {key: getattr(history, key)[-1] if getattr(history, key) else None
-            for key in ("val_acc", "train_acc", "test_acc", "seconds")}
-    return {"trial": trial, "status": status, **last, "worker": worker}
+    kept = -1 if history.best_iteration is None else history.iteration.index(history.best_iteration)
+    accuracies = {key: getattr(history, key)[kept] if getattr(history, key) else None
+                  for key in ("val_acc", "train_acc", "test_acc")}
+    return {"trial": trial, "status": status, **accuracies, "seconds": history.seconds[-1] if history.seconds else None,
+            "worker": worker}
 
 
 class StopWhenAsked(RunObserver):

@@ -95,8 +95,12 @@ def test_a_continued_run_stops_and_keeps_as_the_run_made_in_one_go(data, scripte
         if iteration == stop:
             raise KeyboardInterrupt
 
-    make(background).fit(*data, on_iteration=ctrl_c_after, on_checkpoint=states.append)
+    stopped = make(background).fit(*data, on_iteration=ctrl_c_after, on_checkpoint=states.append)
     assert states[-1].iteration == stop and states[-1].best
+    # stopped on the deciding evaluation, the run is complete: the evaluation made there ended it anyway
+    assert (stopped.stopped is None) == (stop == 50) and (stop < 50) == stopped.interrupted
+    if stop == 50:
+        assert stopped.loss == expected.loss and stopped.early_stopped == expected.early_stopped
     again = make(background)
     history = again.fit(*data, resume=states[-1])
     for key in ("loss", "iteration", "train_acc", "test_acc", "val_acc", "lr", "best_iteration", "early_stopped"):

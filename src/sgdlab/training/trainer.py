@@ -26,8 +26,7 @@ from ..errors import ConfigError, TrainingDiverged
 from ..interrupts import interrupts_deferred
 from ..nn.functions import as_labels
 from ..ranges import POSITIVE_NUMBER
-from .config import TrainConfig
-from .config import AUGMENT_DEFAULTS
+from .config import AUGMENT_DEFAULTS, TrainConfig
 from .evaluation import Evaluator, count_correct
 from .history import EVALUATION_KEYS, INTERRUPTED, OPTIONAL_KEYS, History
 from .learning_rate import LearningRate
@@ -166,6 +165,13 @@ class Trainer:
         one, made by a trainer of the same settings, exactly as the run it
         came from would have gone on.
 
+        With `config.augment`, each batch is moved at random (`sgdlab.data.augment`)
+        before its gradient; each update's learning rate is `config.lr_schedule`'s
+        (`sgdlab.training.learning_rate`); with `config.early_stop`, the run ends
+        once that many evaluations have not beaten the best validation accuracy,
+        with the best evaluation's weights (`history.best_iteration`,
+        `history.early_stopped`).
+
         `progress=True` shows a progress bar, with the latest test accuracy:
         a widget in Jupyter, text on stderr elsewhere. It only watches, so the
         history and weights are the same, bit for bit, with it or without.
@@ -212,6 +218,8 @@ class Trainer:
                 by = f" by {exc.args[0]}" if exc.args else ""  # the signal, when one was held
                 self.history.stopped = f"{INTERRUPTED}{by} after iteration {len(self.history.loss)}"
                 self._checkpoint_where_stopped(evaluator, on_evaluation)
+                if self._stop_at is not None:  # the evaluations waited for ended the run anyway: it is complete
+                    self.history.stopped = None
             ended = len(self.history.loss) if self._stop_at is None else self._stop_at
             if evaluator.last_submitted != ended and self.history.iteration[-1:] != [ended]:
                 self._keep_snapshot(ended, counts=ended == self.iterations)  # the end's counts, a stop's not

@@ -2,6 +2,7 @@
 the batch done at once as image by image, and the same draws from the same generator."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -75,3 +76,18 @@ def test_the_same_generator_state_draws_the_same_transforms():
     np.testing.assert_array_equal(a, b)
     assert a.dtype == np.float32 and not np.array_equal(a, rows)
     assert not np.array_equal(first(rows), a)  # the next batch is moved otherwise
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("augment_shift", 28.0, "augment_shift must be a number of pixels in [0, 28), got 28.0"),  # nothing left
+    ("augment_shift", 1e308, "augment_shift must be a number of pixels in [0, 28)"),
+    ("augment_rotate", 180.0, "augment_rotate must be a number of degrees in [0, 180), got 180.0"),
+    ("augment_rotate", 1000.0, "augment_rotate must be a number of degrees in [0, 180)"),
+    ("augment_scale", 1.0, "augment_scale must be a number in [0, 1)"),  # a digit scaled to nothing
+])
+def test_ranges_beyond_what_keeps_a_digit_are_refused_in_one_line(setting, value, message):
+    from sgdlab.errors import ConfigError
+    from sgdlab.training.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig(augment=True, **{setting: value})

@@ -1,10 +1,12 @@
 """Early stopping: the run stops at the evaluation its patience runs out on, keeps the best evaluation's weights,
 says so in its history, and continues from a checkpoint exactly as it would have gone on."""
 
+import threading
+
 import numpy as np
 import pytest
 
-from sgdlab.errors import ConfigError
+from sgdlab.errors import ConfigError, TrainingDiverged
 from sgdlab.training.config import TrainConfig
 from sgdlab.training.evaluation import Evaluator
 from sgdlab.training.trainer import Trainer
@@ -75,9 +77,28 @@ def test_a_run_that_keeps_improving_runs_its_length_and_keeps_its_best(data, scr
     assert history.iteration[-1] == 90 and history.early_stopped is None and history.best_iteration == 90
 
 
-def test_the_stop_is_the_same_with_evaluations_on_a_background_thread(data, scripted):
+@pytest.fixture
+def deciding_evaluation_late(monkeypatch):
+    """On a background thread, the evaluation after iteration 50 (the one that ends the run) finishes only once
+    training has gone on past it, to iteration 58: what a loaded machine may do."""
+    released, evaluate = threading.Event(), Evaluator._evaluate
+
+    def evaluate_late(self, network, iteration, test):
+        if iteration == 50 and threading.current_thread() is not threading.main_thread():
+            assert released.wait(30), "training did not go on past the deciding evaluation"
+        return evaluate(self, network, iteration, test)
+
+    monkeypatch.setattr(Evaluator, "_evaluate", evaluate_late)
+
+    def release_at_58(iteration, loss):
+        if iteration == 58:
+            released.set()
+    return release_at_58
+
+
+def test_the_stop_is_the_same_with_evaluations_on_a_background_thread(data, scripted, deciding_evaluation_late):
     alone, beside = make(background=False), make(background=True)
-    expected, history = alone.fit(*data), beside.fit(*data)
+    expected, history = alone.fit(*data), beside.fit(*data, on_iteration=deciding_evaluation_late)
     for key in ("loss", "iteration", "train_acc", "test_acc", "val_acc", "lr", "best_iteration", "early_stopped"):
         assert getattr(history, key) == getattr(expected, key), key
     for key, value in alone.network.params.items():
@@ -115,3 +136,21 @@ def test_early_stop_needs_a_validation_set_and_evaluations(data):
         TrainConfig(early_stop=3)
     with pytest.raises(ConfigError, match="early_stop needs evaluations during the run"):
         TrainConfig(early_stop=3, validation=0.1, eval_every=0)
+
+
+def test_a_run_that_diverges_ends_with_the_best_evaluations_weights(data, scripted):
+    trainer = make()
+    seen, record = weights_at_evaluations(trainer)
+    update = trainer._update
+
+    def diverging_at_35(compute_gradient, x, labels):
+        loss = update(compute_gradient, x, labels)
+        return float("nan") if len(trainer.history.loss) == 34 else loss
+
+    trainer._update = diverging_at_35
+    with pytest.raises(TrainingDiverged) as diverged:
+        trainer.fit(*data, on_evaluation=record)
+    history = diverged.value.history
+    assert history.iteration == [0, 10, 20, 30] and history.best_iteration == 20  # 0.7 at 20, 0.65 at 30
+    for key, value in seen[20].items():
+        np.testing.assert_array_equal(trainer.network.params[key], value, err_msg=key)

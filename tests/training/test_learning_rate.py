@@ -32,9 +32,27 @@ def test_step_multiplies_the_rate_by_its_factor_every_so_many_epochs():
 def test_cosine_falls_from_the_rate_to_just_above_zero_over_the_run():
     rates = LearningRate(0.2, "cosine", iterations=100, iters_per_epoch=7)
     assert rates.of_update(0) == 0.2 and rates.of_update(50) == pytest.approx(0.1, abs=1e-15)
-    assert all(rates.of_update(t) == 0.2 * (1 + math.cos(math.pi * t / 100)) / 2 for t in range(100))
+    assert all(rates.of_update(t) == pytest.approx(0.2 * (1 + math.cos(math.pi * t / 100)) / 2, rel=1e-13)
+               for t in range(100))
     steps = [rates.of_update(t) for t in range(100)]
     assert all(a > b for a, b in zip(steps, steps[1:])) and 0 < steps[-1] < 0.2 * 3e-4
+
+
+@pytest.mark.parametrize("iterations", [10 ** 7, 10 ** 9, 10 ** 12])
+def test_cosine_keeps_its_precision_to_its_last_update_however_long_the_run(iterations):
+    # the last factor, (1 + cos(pi (T - 1) / T)) / 2 = sin(pi / (2 T)) ** 2 = (pi / (2 T)) ** 2 to 1e-12 and better
+    rates = LearningRate(1.0, "cosine", iterations=iterations, iters_per_epoch=100)
+    assert rates.of_update(iterations - 1) == pytest.approx((math.pi / (2 * iterations)) ** 2, rel=1e-9)
+    changes = [{"iteration": iterations - 2, "lr": 0.5}]  # a change near the end: no 0 to divide by
+    assert 0.5 > rates.of_update(iterations - 1, changes) > 0
+
+
+def test_a_step_schedule_that_would_take_the_rate_to_zero_is_refused_before_training(data):
+    trainer = make(lr_schedule="step:1:1e-200")  # 6 epochs: 1e-200 ** 2 underflows to 0 at the third
+    with pytest.raises(ConfigError, match=r"lr_schedule step:1:1e-200 takes the rate 0.3 to 0 before the run's 60 "
+                                          r"updates end: use a factor nearer 1 or more epochs a step"):
+        trainer.fit(*data)
+    assert make(lr_schedule="step:3:1e-200").fit(*data).lr[-1] == pytest.approx(0.3e-200)  # once: not refused
 
 
 def test_constant_keeps_the_rate_and_a_change_replaces_it():
@@ -127,3 +145,21 @@ def test_a_continued_scheduled_run_with_a_rate_set_before_its_stop_equals_the_ru
         assert getattr(history, key) == getattr(expected, key), key
     for key, value in whole.network.params.items():
         np.testing.assert_array_equal(again.network.params[key], value, err_msg=key)
+
+
+def test_a_checkpoint_of_a_version_that_recorded_no_rates_continues_recording_them(data):
+    whole = make()
+    expected = whole.fit(*data)
+    states = []
+
+    def stop_at_33(iteration, loss):
+        if iteration == 33:
+            raise KeyboardInterrupt
+
+    make().fit(*data, on_iteration=stop_at_33, on_checkpoint=states.append)
+    state = states[-1]
+    state.history.lr = []  # as sgdlab wrote its checkpoints before it recorded each evaluation's rate
+    again = make()
+    history = again.fit(*data, resume=state)
+    assert history.lr == expected.lr == [0.3] * 7 and history.loss == expected.loss
+    assert type(history).from_dict(history.to_dict()).lr == history.lr  # and what it records reads back

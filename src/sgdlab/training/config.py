@@ -17,10 +17,10 @@ from ..fileio import MAX_JSON_BYTES
 from ..nn.activations import activation_names
 from ..nn.init import check_weight_init, parse_weight_init
 from ..nn.optimizers import OPTIMIZERS
-from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, check_choice,
-                      check_flag, check_widths, parse_widths)
+from ..ranges import (NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, POSITIVE_INT, POSITIVE_NUMBER, UNIT_INTERVAL, Range,
+                      check_choice, check_flag, check_widths, parse_widths)
 from .history import largest_json_size
-from .learning_rate import check_lr_schedule, parse_lr_schedule
+from .learning_rate import LearningRate, check_lr_schedule, parse_lr_schedule
 
 CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
 CHAPTER_7_EPOCHS = 20  # the length of chapter 7's run (ch07/train_convnet.py's max_epochs)
@@ -44,7 +44,12 @@ RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gat
 OPTIMIZER_SETTINGS = {"momentum": "momentum"}
 # The ranges of augment's random transforms when they are left out: small enough to keep a digit a digit.
 AUGMENT_DEFAULTS = {"augment_shift": 2.0, "augment_rotate": 10.0, "augment_scale": 0.1}
-EARLY_STOP_COPIES = 2  # with early_stop: the best evaluation's weights, and those of the one being measured
+# With early_stop, the weights kept at once besides the network's: the best evaluation's, and those of each
+# evaluation submitted and not yet recorded (the one being measured, the one waiting behind it, one just submitted).
+EARLY_STOP_COPIES = 4
+# augment's ranges: a shift of MNIST's side or more leaves nothing of a digit, and a turn is at most half of one
+AUGMENT_SHIFT = Range(float, 0, strict=False, description="a number of pixels in [0, 28)", below=28)
+AUGMENT_ROTATION = Range(float, 0, strict=False, description="a number of degrees in [0, 180)", below=180)
 
 
 def optimizers_taking(keyword):
@@ -253,7 +258,7 @@ class TrainConfig:
                                 choices=DTYPES)
     lr_schedule: str = setting("constant", "how the learning rate changes over the run: constant; "
                                            "step:EPOCHS:FACTOR, multiplied by FACTOR every EPOCHS epochs; cosine, "
-                                           "from lr down to 0 along half a cosine over the run's iterations. A rate "
+                                           "from lr down towards 0 along half a cosine over the run's iterations. A rate "
                                            "set during the run (the lab page, --resume with --lr) rescales the "
                                            "schedule from there", parse=parse_lr_schedule, check=check_lr_schedule,
                                metavar="SCHEDULE")
@@ -265,10 +270,10 @@ class TrainConfig:
                                    "augment_scale, drawn from the seed", check=check_flag)
     augment_shift: float | None = setting(None, "with augment: the largest shift, in pixels, up or down and left or "
                                                 f"right (default {AUGMENT_DEFAULTS['augment_shift']:g})",
-                                          NON_NEGATIVE_NUMBER)
+                                          AUGMENT_SHIFT)
     augment_rotate: float | None = setting(None, "with augment: the largest rotation, in degrees, either way "
                                                  f"(default {AUGMENT_DEFAULTS['augment_rotate']:g})",
-                                           NON_NEGATIVE_NUMBER)
+                                           AUGMENT_ROTATION)
     augment_scale: float | None = setting(None, "with augment: the largest change of size, a fraction: from 1 - X "
                                                 f"to 1 + X times (default {AUGMENT_DEFAULTS['augment_scale']:g})",
                                           UNIT_INTERVAL)
@@ -374,6 +379,7 @@ class TrainConfig:
                               f"({trained} samples{note}): choose a batch size of at most {trained}")
         iterations, per_epoch = self.iterations(trained), math.ceil(trained / self.batch_size)
         self.check_history_fits(iterations, iterations // (self.evaluation_interval(per_epoch) or iterations) + 2)
+        LearningRate.of(self, iterations, per_epoch)  # refuses a schedule that takes the rate to 0 on the way
         return trained, held_out
 
     def check_history_fits(self, iterations, evaluations):

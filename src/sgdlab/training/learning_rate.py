@@ -7,7 +7,8 @@ updates were made before this one (t, counted from 0):
 - `step:EPOCHS:FACTOR`: FACTOR ** (t // (EPOCHS * iterations per epoch)): the rate multiplied by FACTOR
   every EPOCHS epochs.
 - `cosine`: (1 + cos(pi * t / T)) / 2 over the run's T updates: the full rate for the first update, falling
-  smoothly to 0 (its last update's rate is lr * (1 - cos(pi / T)) / 2, just above 0).
+  smoothly towards 0 (its last update's rate is lr * (1 - cos(pi / T)) / 2, just above 0). It is computed as
+  cos(pi * t / (2 T)) ** 2, the same number without the cancellation of 1 + cos near the end.
 
 A rate set during the run (the lab page's, or `sgdlab train --resume RUN --lr X`) rescales the schedule:
 set to x after n updates, the rate of update t > n is x * factor(t) / factor(n), so the schedule goes
@@ -66,7 +67,14 @@ class LearningRate:
 
     @classmethod
     def of(cls, config, iterations, iters_per_epoch):
-        return cls(config.learning_rate, config.lr_schedule, iterations, iters_per_epoch)
+        """The rates of a run of `config`; a `ConfigError` if its schedule takes the rate to 0 (below the
+        smallest float) before the run ends."""
+        rates = cls(config.learning_rate, config.lr_schedule, iterations, iters_per_epoch)
+        last = rates.of_update(iterations - 1) if iterations else rates.initial
+        if last == 0:
+            raise ConfigError(f"lr_schedule {config.lr_schedule} takes the rate {config.learning_rate:g} to 0 before "
+                              f"the run's {iterations} updates end: use a factor nearer 1 or more epochs a step")
+        return rates
 
     def factor(self, t):
         """The schedule's factor for the update made after `t` others."""
@@ -75,7 +83,7 @@ class LearningRate:
             epochs, factor = int(parts[0]), float(parts[1])
             return factor ** (t // (epochs * self.iters_per_epoch))
         if kind == "cosine":
-            return (1 + math.cos(math.pi * t / self.iterations)) / 2
+            return math.cos(math.pi * t / (2 * self.iterations)) ** 2
         return 1.0
 
     def of_update(self, t, lr_changes=()):
@@ -86,8 +94,6 @@ class LearningRate:
             if change["iteration"] > t:
                 break
             start, rate = change["iteration"], change["lr"]
-        if start == 0:  # the schedule's own start: its factor there is 1
-            return rate * self.factor(t)
         return rate * (self.factor(t) / self.factor(start))
 
     def at_evaluation(self, iteration, lr_changes=()):

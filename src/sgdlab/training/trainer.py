@@ -198,6 +198,9 @@ class Trainer:
         if resume is not None:
             resume.restore(self, sampler)
             self.history = History.from_dict(resume.history.to_dict())
+            if self.history.iteration and not self.history.lr:  # a checkpoint of a version that recorded no rates:
+                self.history.lr = [self.rates.at_evaluation(iteration, self.history.lr_changes)  # constant ones
+                                   for iteration in self.history.iteration]
             self._resume_early_stop(resume)
             start -= self.history.seconds[-1] if self.history.seconds else 0.0  # its time so far counts
         done = len(self.history.loss)
@@ -214,6 +217,10 @@ class Trainer:
                 self._record(evaluator, on_evaluation)
             try:
                 self._train(batches, done, as_labels(t_train), evaluator, on_iteration, on_evaluation, pending)
+            except TrainingDiverged:
+                if config.early_stop is not None:  # the run saved is the best evaluation's, as for any other end
+                    self._keep_best(x_test, as_labels(t_test), measure=False)
+                raise
             except KeyboardInterrupt as exc:
                 by = f" by {exc.args[0]}" if exc.args else ""  # the signal, when one was held
                 self.history.stopped = f"{INTERRUPTED}{by} after iteration {len(self.history.loss)}"
@@ -351,9 +358,10 @@ class Trainer:
         if self._patience_ran_out():
             self._stop_at = self.history.iteration[-1]
 
-    def _keep_best(self, x_test, labels):
+    def _keep_best(self, x_test, labels, measure=True):
         """End an early-stopping run with the best evaluation's weights, naming it in the history (and why the
-        run stopped, if it stopped before its length); the test set measured with them if it was not then."""
+        run stopped, if it stopped before its length); the test set measured with them if it was not then (and
+        `measure`: not for a run that diverged)."""
         history = self.history
         if self._stop_at is not None:
             history.truncate(self._stop_at)
@@ -366,7 +374,7 @@ class Trainer:
         self.network.load_weights(self._best[1])
         history.best_iteration = self._best[0]
         index = history.iteration.index(self._best[0])
-        if history.test_acc[index] is None and not history.interrupted:
+        if history.test_acc[index] is None and not history.interrupted and measure:
             with one_blas_thread():
                 history.test_acc[index] = count_correct(self.network, x_test, labels) / len(x_test)
 

@@ -120,13 +120,20 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     return img[:, :, pad:H + pad, pad:W + pad]
 
 
-def add_windows(img, cols, stride):
+def add_windows(img, cols, stride, blocks=None, out_shape=None):
     """img[:, :, i + stride * y, j + stride * x] += cols[:, :, i, j, y, x] for every filter offset (i, j): one
-    whole-array addition per offset."""
-    filter_h, filter_w, out_h, out_w = cols.shape[2:6]
+    whole-array addition per offset. With `blocks` (ph, pw), cols' positions are (ph, pw, OH / ph, OW / pw)
+    blocks (`in_blocks`) of the output positions `out_shape` (OH, OW)."""
+    filter_h, filter_w = cols.shape[2:4]
+    out_h, out_w = cols.shape[4:6] if blocks is None else out_shape
     for i in range(filter_h):
         for j in range(filter_w):
-            img[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride] += cols[:, :, i, j]
+            target = img[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride]
+            if blocks is None:
+                target += cols[:, :, i, j]
+            else:
+                target = in_blocks(target, blocks)  # (N, C, ph, pw, OH / ph, OW / pw), a view
+                target += cols[:, :, i, j].reshape(target.shape)
 
 
 def in_blocks(positions, blocks):

@@ -1,12 +1,14 @@
 """Chapter 7's convolution."""
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ...errors import ConfigError
 from ...ranges import NON_NEGATIVE_INT, POSITIVE_INT
-from ..im2col import col2im, conv_output_size, im2col, in_blocks
-from .base import Layer, check_window, image_shape, spec_fields
+from ..im2col import add_windows, col2im, conv_output_size, im2col, in_blocks, windows
+from .base import Layer, check_window, image_shape, padded_size, spec_fields
 
 
 class Convolution(Layer):
@@ -79,20 +81,28 @@ class Convolution(Layer):
         W = make.weights((FN, channels, FS, FS), channels * FS * FS)
         return cls(W, make.zeros(FN), values["stride"], values["pad"])
 
-    # The training step's forms, on a chunk of rows at a time, as three matrix products over the whole chunk.
-    # The input is copied into `padded`: each sample's channels as flat rows of (H + 2 pad) x (W + 2 pad) pixels,
-    # Wp wide. The columns are a (C, FH, FW, rows, OH, span) array: entry (c, i, j, n, y, x) is pixel
-    # (stride * y + i, stride * x + j) of sample n's channel c, so that the filters (FN, C * FH * FW) times the
-    # columns (C * FH * FW, rows * OH * span) give every output of the chunk, (FN, rows, OH, span), at once. At
-    # stride 1, span is the padded width Wp rather than OW: each window row then runs on past the output's right
-    # edge into the next pixel row (those Wp - OW outputs are dropped, and their gradients are zero), so that
-    # each (c, i, j, n) is one contiguous run of OH * Wp pixels of `padded`, copied at memory speed, and col2im
-    # adds whole runs back. The backward pass's products are d out times the columns for dW, and the filters'
-    # transpose times d out for the columns' gradient, which then takes the columns' place. With `blocks`
-    # (ph, pw), the tiling windows of a max pooling that follows, the output is laid out in them: each channel's
-    # (OH, OW) values held as ph * pw contiguous blocks of the pooled size, which the pooling reads whole (see
-    # `Pooling.blocks`).
+    # The training step's forms, in one of two ways. A convolution whose windows hold few values (C * FH * FW
+    # below `FEW_WINDOW_VALUES`, a first layer on one channel) runs one matrix product per sample: the
+    # sample's windows are the columns of a (C * FH * FW + 1, OH * OW) matrix whose last row is ones, so that
+    # [W | b] times it gives the outputs, bias included, and d out times it gives [dW | db] at once. Others run
+    # three matrix products over the whole chunk of rows, which BLAS runs faster at their sizes: the input is
+    # copied into `padded`, each sample's channels as flat rows of (H + 2 pad) x (W + 2 pad) pixels, Wp wide,
+    # and the columns are a (C, FH, FW, rows, OH, span) array: entry (c, i, j, n, y, x) is pixel (stride * y + i,
+    # stride * x + j) of sample n's channel c, so that the filters (FN, C * FH * FW) times the columns give every
+    # output of the chunk, (FN, rows, OH, span). At stride 1, span is the padded width Wp rather than OW: each
+    # window row runs on past the output's right edge into the next pixel row (those Wp - OW outputs are
+    # dropped, and their gradients are zero), so that each (c, i, j, n) is one contiguous run of OH * Wp pixels
+    # of `padded`, copied at memory speed, and col2im adds whole runs back. Backward, d out times the columns
+    # gives dW, and the filters' transpose times d out the columns' gradient, which takes the columns' place.
+    # With `blocks` (ph, pw), the tiling windows of a max pooling that follows, the output is laid out in them:
+    # each channel's (OH, OW) values held as ph * pw contiguous blocks of the pooled size, which the pooling
+    # reads whole (see `Pooling.blocks`).
     writes_blocks = True
+    FEW_WINDOW_VALUES = 64  # measured: 9 and 25 values run faster per sample, 144 and more over the chunk
+
+    @property
+    def _per_sample_products(self):
+        return math.prod(self.W.shape[1:]) < self.FEW_WINDOW_VALUES
 
     def _geometry(self, input_shape):
         """(padded height, padded width, output height, output width, span, flat): span the columns' width per
@@ -105,23 +115,81 @@ class Convolution(Layer):
         return padded_h, padded_w, out_h, out_w, span, padded_h * padded_w + (FW - 1 if self.stride == 1 else 0)
 
     def work_per_sample(self, input_shape):
-        """Its output, its columns (C * FH * FW per output position and span), the products' output (FN per
-        position and span) and its padded copy."""
+        """Its output, its columns and its padded copy; over a chunk, also the products' output (FN per output
+        position and span) and the columns' span."""
         FN, C, FH, FW = self.W.shape
         _, _, out_h, out_w, span, flat = self._geometry(input_shape)
+        if self._per_sample_products:
+            return (FN + C * FH * FW + 1) * out_h * out_w + padded_size(input_shape, self.pad)
         return FN * out_h * out_w + (C * FH * FW + FN) * out_h * span + C * flat
 
     def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         FN, C, FH, FW = self.W.shape
         geometry = self._geometry(input_shape)
-        _, _, out_h, _, span, flat = geometry
-        work = {"geometry": geometry, "blocks": blocks, "padded": np.zeros((rows, C, flat), dtype),
+        padded_h, padded_w, out_h, out_w, span, flat = geometry
+        if self._per_sample_products:
+            padded_shape = (rows, C, padded_h, padded_w)
+            col = np.empty((rows, C * FH * FW + 1, out_h * out_w), dtype)
+            col[:, -1] = 1
+            work = {"per_sample": True, "col": col, "padded": np.zeros(padded_shape, dtype) if self.pad else None,
+                    "blocks": blocks, "weights": np.empty((FN, C * FH * FW + 1), dtype)}
+            if train:
+                work["sample_grads"] = np.empty((rows, FN, C * FH * FW + 1), dtype)
+                work["dcol"] = np.empty((rows, C * FH * FW, out_h * out_w), dtype)
+                work["dpadded"] = np.empty(padded_shape, dtype) if self.pad else None
+            return work
+        work = {"per_sample": False, "geometry": geometry, "blocks": blocks, "padded": np.zeros((rows, C, flat), dtype),
                 "col": np.empty(C * FH * FW * rows * out_h * span, dtype),
                 "wide": np.empty(FN * rows * out_h * span, dtype)}
         if train:
             work["dpadded"] = np.empty((rows, C, flat), dtype)
             work["dW"] = np.empty((C * FH * FW, FN), dtype)
         return work
+
+    def _sample_columns(self, x, work):
+        """x's windows into work["col"] (but its row of ones): (rows, C, FH, FW, positions)."""
+        FN, C, FH, FW = self.W.shape
+        source = x
+        if self.pad:
+            source = work["padded"][:len(x)]
+            source[:, :, self.pad:-self.pad, self.pad:-self.pad] = x
+        view = windows(source, FH, FW, self.stride)  # (rows, C, OH, OW, FH, FW)
+        col = work["col"][:len(x)]
+        if work["blocks"] is None:
+            col[:, :-1].reshape(len(x), C, FH, FW, *view.shape[2:4])[...] = view.transpose(0, 1, 4, 5, 2, 3)
+        else:
+            blocked = in_blocks(view, work["blocks"])  # (rows, C, ph, pw, OH/ph, OW/pw, FH, FW)
+            col[:, :-1].reshape(len(x), C, FH, FW, *blocked.shape[2:6])[...] = blocked.transpose(0, 1, 6, 7, 2, 3, 4, 5)
+        return col
+
+    def _forward_per_sample(self, x, out, work):
+        col = self._sample_columns(x, work)
+        weights = work["weights"]
+        weights[:, :-1] = self.W.reshape(len(weights), -1)
+        weights[:, -1] = self.b
+        np.matmul(weights, col, out=out.reshape(len(out), len(weights), -1))
+        return out
+
+    def _backward_per_sample(self, x, dout, dx, grads, work):
+        FN, C, FH, FW = self.W.shape
+        dW, db = grads
+        rows = len(x)
+        dout3 = dout.reshape(rows, FN, -1)
+        sample_grads = work["sample_grads"][:rows]
+        np.matmul(dout3, work["col"][:rows].transpose(0, 2, 1), out=sample_grads)  # each sample's [dW | db]
+        np.add.reduce(sample_grads[:, :, :-1], axis=0, out=dW.reshape(FN, -1))
+        np.add.reduce(sample_grads[:, :, -1], axis=0, out=db)
+        if dx is None:
+            return None
+        dcol = work["dcol"][:rows]
+        np.matmul(self.W.reshape(FN, -1).T, dout3, out=dcol)
+        target = work["dpadded"][:rows] if self.pad else dx
+        target.fill(0)
+        add_windows(target, dcol.reshape(rows, C, FH, FW, *dout.shape[2:]) if work["blocks"] is None else
+                    dcol.reshape(rows, C, FH, FW, *work["blocks"], -1), self.stride, work["blocks"], dout.shape[2:])
+        if self.pad:
+            dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
+        return dx
 
     def _pixels(self, padded, geometry, image_shape):
         """The (rows, C, H, W) images inside the (rows, C, flat) padded copy, a view."""
@@ -148,6 +216,8 @@ class Convolution(Layer):
                                                                                   zip(out.shape[2:], blocks)))
 
     def forward_into(self, x, out, train, work):
+        if work["per_sample"]:
+            return self._forward_per_sample(x, out, work)
         FN, C, FH, FW = self.W.shape
         rows, geometry = len(x), work["geometry"]
         out_h, span = geometry[2], geometry[4]
@@ -164,6 +234,8 @@ class Convolution(Layer):
         return out
 
     def backward_into(self, x, out, dout, dx, grads, work):
+        if work["per_sample"]:
+            return self._backward_per_sample(x, dout, dx, grads, work)
         FN, C, FH, FW = self.W.shape
         dW, db = grads
         rows, geometry = len(x), work["geometry"]

@@ -79,14 +79,16 @@ def _book_evaluation(trainer):
     return trainer.train_acc_list[-1], trainer.test_acc_list[-1]
 
 
-def pytorch_child(mode, data_dir, iters, warmup, epochs):
+def pytorch_child(mode, data_dir, iters, warmup, epochs, model="simple_convnet"):
+    """PyTorch's contender; `model` names the builder in torch_convnet.py."""
     if importlib.util.find_spec("torch") is None:
         raise Skipped("PyTorch not installed: skipped (pip install torch==2.13.0 adds it)")
     import torch_convnet
 
     (x_train, t_train), (x_test, t_test) = load(data_dir, normalize=True, flatten=False)
     torch_convnet.setup(SEED)
-    training = torch_convnet.Training(x_train, t_train, x_test, t_test, SEED, BOOK["batch_size"], BOOK["lr"])
+    training = torch_convnet.Training(x_train, t_train, x_test, t_test, SEED, BOOK["batch_size"], BOOK["lr"],
+                                      model=getattr(torch_convnet, model)())
     if mode == "profile":
         return {"table": torch_profile(training, iters, warmup)}
     if mode == "full":
@@ -118,11 +120,13 @@ def sgdlab_trainer(iters=None, epochs=None):
     return Trainer.from_config(TrainConfig(net="simple-convnet", **settings)), "TrainConfig(net='simple-convnet')"
 
 
-def sgdlab_child(mode, data_dir, iters, warmup, epochs):
+def sgdlab_child(mode, data_dir, iters, warmup, epochs, make_trainer=sgdlab_trainer):
+    """sgdlab's contender, trained by `make_trainer(iters=..., epochs=...)`, which returns the trainer and how
+    it was built."""
     if mode == "profile":
-        trainer, built_by = sgdlab_trainer(iters=1)
+        trainer, built_by = make_trainer(iters=1)
     else:
-        trainer, built_by = sgdlab_trainer(iters=warmup + iters) if mode == "window" else sgdlab_trainer(epochs=epochs)
+        trainer, built_by = make_trainer(iters=warmup + iters) if mode == "window" else make_trainer(epochs=epochs)
     (x_train, t_train), (x_test, t_test) = load(data_dir, normalize=False)  # uint8 rows, as sgdlab train loads them
     if mode == "profile":
         return {**profile_step(trainer.network, trainer.optimizer, x_train, t_train, iters, warmup),
@@ -244,15 +248,16 @@ class TimedLayer:
 CHILDREN = {"book": book_child, "pytorch": pytorch_child, "sgdlab": sgdlab_child}
 
 
-def child(name, mode, data_dir, iters, warmup, epochs):
+def child(name, mode, data_dir, iters, warmup, epochs, children=None):
     try:
-        return CHILDREN[name](mode, data_dir, iters, warmup, epochs)
+        return (children or CHILDREN)[name](mode, data_dir, iters, warmup, epochs)
     except Skipped as skipped:
         return {"skipped": str(skipped)}
 
 
-def run_child(name, mode, args):
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--mode", mode, "--iters",
+def run_child(name, mode, args, script=__file__):
+    """Contender `name` of the benchmark `script` in a process of its own; its result."""
+    command = [sys.executable, str(Path(script).resolve()), "--child", name, "--mode", mode, "--iters",
                str(args.iters), "--warmup", str(args.warmup), "--epochs", str(args.epochs)]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
@@ -284,8 +289,8 @@ def contender_list(text):
     return names
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None, description=__doc__):
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="the folder holding MNIST (default: $SGDLAB_DATA, else the download cache)")
     parser.add_argument("--repeats", type=positive_int, default=3, help="runs of each contender, round-robin")
     parser.add_argument("--iters", type=positive_int, default=300,
@@ -341,9 +346,9 @@ def summarize(runs, args):
     return summary
 
 
-def print_report(summary, args, notes):
+def print_report(summary, args, notes, title="chapter 7 SimpleConvNet", memory_mb=600):
     iterations = args.epochs * ITERS_PER_EPOCH
-    print(f"chapter 7 SimpleConvNet, batch 100, Adam lr 0.001: {args.iters} timed iterations after {args.warmup} "
+    print(f"{title}, batch 100, Adam lr 0.001: {args.iters} timed iterations after {args.warmup} "
           f"untimed, then one evaluation of all 70000 images, per run; {args.repeats} runs each, round-robin; "
           f"{os.cpu_count()} cores")
     print(f"{'contender':10} {'dtype':8} {'ms/iter min':>11} {'median':>7} {'x book':>7} {'x torch':>8} "
@@ -380,8 +385,8 @@ def print_report(summary, args, notes):
         if "speedup_vs_pytorch" in row:
             print(f"sgdlab per iteration: {row['speedup_vs_pytorch']:.2f}x PyTorch's speed (target 1x: "
                   f"{'met' if row['speedup_vs_pytorch'] >= 1 else 'not met'})")
-        print(f"sgdlab peak RSS {row['peak_rss_mb']:.0f} MB (target 600 MB: "
-              f"{'met' if row['peak_rss_mb'] <= 600 else 'not met'})")
+        print(f"sgdlab peak RSS {row['peak_rss_mb']:.0f} MB (target {memory_mb} MB: "
+              f"{'met' if row['peak_rss_mb'] <= memory_mb else 'not met'})")
     for note in notes:
         print(note)
 
@@ -400,10 +405,13 @@ def print_profile(profiles):
         print(profiles["pytorch"]["table"])
 
 
-def main():
-    args = parse_args()
+def main(benchmark="convnet", description=__doc__, children=None, script=__file__, title="chapter 7 SimpleConvNet",
+         memory_mb=600, notes_after=()):
+    """The benchmark called `benchmark` (its `children`' contenders, run by `script`; `notes_after` printed
+    under its report), or, with --child, one contender."""
+    args = parse_args(description=description)
     if args.child:
-        print(json.dumps(child(args.child, args.mode, args.data_dir, args.iters, args.warmup, args.epochs)))
+        print(json.dumps(child(args.child, args.mode, args.data_dir, args.iters, args.warmup, args.epochs, children)))
         return
 
     notes = [f"load average at the start: {' '.join(f'{load:.2f}' for load in os.getloadavg())} (1, 5, 15 min)"]
@@ -414,7 +422,7 @@ def main():
     if args.profile:
         profiles = {}
         for name in [name for name in ("sgdlab", "pytorch") if name in contenders]:
-            result = run_child(name, "profile", args)
+            result = run_child(name, "profile", args, script)
             if "skipped" in result:
                 notes.append(f"{name}: {result['skipped']}")
             else:
@@ -422,14 +430,14 @@ def main():
         print_profile(profiles)
         for note in notes:
             print(note)
-        print(json.dumps({"benchmark": "convnet-profile", "iters": args.iters, "profiles": profiles, "notes": notes}))
+        print(json.dumps({"benchmark": f"{benchmark}-profile", "iters": args.iters, "profiles": profiles, "notes": notes}))
         return
 
     runs = {name: [] for name in contenders}
     for _ in range(args.repeats):
         for name in list(contenders):
             for mode in ("window", "full") if args.full else ("window",):
-                result = run_child(name, mode, args)
+                result = run_child(name, mode, args, script)
                 if "skipped" in result:
                     notes.append(f"{name}: {result['skipped']}")
                     contenders.remove(name)
@@ -440,9 +448,10 @@ def main():
     if measured and own_rss_mb >= min(measured):
         notes.append(f"this process reached {own_rss_mb:.0f} MB, so the peak RSS figures may be its own")
     notes.append(f"load average at the end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    notes.extend(notes_after)
     summary = summarize(runs, args)
-    print_report(summary, args, notes)
-    print(json.dumps({"benchmark": "convnet", "iters": args.iters, "warmup": args.warmup, "epochs": args.epochs,
+    print_report(summary, args, notes, title, memory_mb)
+    print(json.dumps({"benchmark": benchmark, "iters": args.iters, "warmup": args.warmup, "epochs": args.epochs,
                       "repeats": args.repeats, "full": args.full, "contenders": summary, "notes": notes}))
 
 

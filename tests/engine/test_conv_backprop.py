@@ -30,6 +30,16 @@ NETS = {
         {**CONV, "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "relu"},  # blocks and an input gradient
         {"type": "pooling", "pool_size": 3, "stride": 3},
         {"type": "pooling", "pool_size": 2, "stride": 1, "pad": 1}], 4, weight_init_std=0.5, rng=2, dtype=dtype),
+    # the book's chapter-8 DeepConvNet at a small size: conv after conv, padding 1 and 2, He weights, dropout
+    "deep: conv-conv-pool blocks, pad 1 and 2": lambda dtype: ConvNet((1, 12, 12), [
+        {**CONV, "filter_num": 3, "filter_size": 3, "pad": 1}, {"type": "relu"},
+        {**CONV, "filter_num": 3, "filter_size": 3, "pad": 1}, {"type": "relu"}, {"type": "pooling", "pool_size": 2},
+        {**CONV, "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "relu"},
+        {**CONV, "filter_num": 4, "filter_size": 3, "pad": 2}, {"type": "relu"}, {"type": "pooling", "pool_size": 2},
+        {**CONV, "filter_num": 5, "filter_size": 3, "pad": 1}, {"type": "relu"},
+        {**CONV, "filter_num": 5, "filter_size": 3, "pad": 1}, {"type": "relu"}, {"type": "pooling", "pool_size": 2},
+        {"type": "affine", "output_size": 6}, {"type": "relu"}, {"type": "dropout", "ratio": 0.5}], 4,
+        weight_init_std="he", rng=3, dtype=dtype),
 }
 
 
@@ -95,7 +105,7 @@ def test_the_forward_pass_gives_the_test_time_scores(name, rows):
 def test_the_first_layers_input_gradient_is_not_computed():
     network = SimpleConvNet(rng=0)
     step = BackpropStep(network, 2)
-    assert step.input_grads[0] is None and "dcol" in step.workspaces[0]
+    assert step.input_grads[0] is None and "dpadded" in step.workspaces[0]
     x, t = batch(network, n=2)
     before = x.copy()
     step(x, t)

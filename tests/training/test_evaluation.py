@@ -23,6 +23,31 @@ def test_count_correct_in_chunks_matches_one_pass(monkeypatch):
     assert count_correct(network, floats, labels) == expected
 
 
+def test_with_two_cores_each_half_of_the_images_is_counted_on_its_own_core(monkeypatch):
+    from sgdlab.training import evaluation
+
+    pixels, labels = dataset(n=51)
+    network = TwoLayerNet(8, 5, 3, weight_init_std=1.0, rng=0)
+    expected = int(np.count_nonzero(network.scores(pixels / 255).argmax(axis=1) == labels))
+    monkeypatch.setattr(evaluation, "CHUNK_ROWS", 7)
+    counted = []  # (images, thread) of each part counted
+    count_part = evaluation._count_correct
+
+    def recorded(network, x, labels, chunk_rows):
+        counted.append((len(x), threading.current_thread().name))
+        return count_part(network, x, labels, chunk_rows)
+
+    monkeypatch.setattr(evaluation, "_count_correct", recorded)
+    monkeypatch.setattr(evaluation, "usable_cores", lambda: 2)
+    assert count_correct(network, pixels, labels) == expected
+    assert sorted(images for images, _ in counted) == [25, 26]
+    assert len({thread for _, thread in counted}) == 2
+    counted.clear()
+    monkeypatch.setattr(evaluation, "usable_cores", lambda: 1)
+    assert count_correct(network, pixels, labels) == expected
+    assert counted == [(51, threading.current_thread().name)]
+
+
 def test_as_labels_accepts_one_hot_rows():
     np.testing.assert_array_equal(as_labels(np.eye(3)[[2, 0, 1]]), [2, 0, 1])
     np.testing.assert_array_equal(as_labels([1, 2]), [1, 2])

@@ -29,7 +29,7 @@ from .layers import MAX_FEATURES, SoftmaxWithLoss, frozen_training, layer_kind
 MAX_PARAMETERS = 2 ** 30  # 4 GB of float32 weights, before gradients and optimizer state: far beyond MNIST's needs
 MAX_LAYERS = 100  # layers a specification may list
 # The values one sample's forward pass writes, summed over the layers (`Layer.work_per_sample`): 32 MB of float64,
-# so that one sample's buffers fit any evaluation chunk. The book's chapter-8 DeepConvNet writes about 445,000.
+# so that one sample's buffers fit any evaluation chunk. The book's chapter-8 DeepConvNet writes about 533,000.
 MAX_WORK_PER_SAMPLE = 1 << 22
 
 

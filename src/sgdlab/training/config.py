@@ -35,7 +35,7 @@ SAMPLING_METHODS = ("random", "epoch")
 PARAMETER_COPIES = 12
 STEP_COPIES = 4  # per unit and sample of a batch: the forward outputs, the backward buffers, masks and workspaces
 COLUMN_COPIES = 2  # per value of a convolution's im2col columns and sample of a batch: the columns and their gradient
-EVALUATION_CHUNKS = 2  # whole-set forward passes at once: the evaluation's and the lab page's
+EVALUATION_CHUNKS = 3  # whole-set forward passes at once: the evaluation's two (half a set each), the lab page's
 RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gathered ahead
 # The settings that are optimizers' hyperparameters -> the keyword an optimizer takes each by: the only way a
 # setting reaches an optimizer. A setting given for an optimizer that takes no such keyword is refused; an

@@ -1,6 +1,9 @@
 """Chapter 7's convolution."""
 
+import math
+
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ...errors import ConfigError
 from ...ranges import NON_NEGATIVE_INT, POSITIVE_INT
@@ -46,12 +49,6 @@ class Convolution(Layer):
         return (FN, conv_output_size(H, FH, self.stride, self.pad, f"{self!r} (height)"),
                 conv_output_size(W, FW, self.stride, self.pad, f"{self!r} (width)"))
 
-    def work_per_sample(self, input_shape):
-        """Its output, its im2col columns (C * FH * FW and a row of ones per output position) and its padded copy."""
-        FN, C, FH, FW = self.W.shape
-        _, out_h, out_w = self.output_shape(input_shape)
-        return (FN + C * FH * FW + 1) * out_h * out_w + padded_size(input_shape, self.pad)
-
     def forward(self, x):
         FN, C, FH, FW = self.W.shape
         _, out_h, out_w = self.output_shape(x.shape[1:])
@@ -84,31 +81,72 @@ class Convolution(Layer):
         W = make.weights((FN, channels, FS, FS), channels * FS * FS)
         return cls(W, make.zeros(FN), values["stride"], values["pad"])
 
-    # The training step's forms. Each sample's windows are the columns of a (C * FH * FW + 1, OH * OW) matrix
-    # whose last row is ones, so that one matrix product per sample with [W | b] (FN, C * FH * FW + 1) gives
-    # the outputs, bias included, and the product of d out with the same columns gives [dW | db] at once. The
-    # columns are one copy of a strided view of the (padded) input. With `blocks` (ph, pw), the tiling
-    # windows of a max pooling that follows, the output positions (the columns) are ordered by their place
-    # in those windows: each channel's (OH, OW) values held as ph * pw contiguous blocks of the pooled size,
-    # which the pooling then reads whole (see `Pooling.blocks`).
+    # The training step's forms, in one of two ways. A convolution whose windows hold few values (C * FH * FW
+    # below `FEW_WINDOW_VALUES`, a first layer on one channel) runs one matrix product per sample: the
+    # sample's windows are the columns of a (C * FH * FW + 1, OH * OW) matrix whose last row is ones, so that
+    # [W | b] times it gives the outputs, bias included, and d out times it gives [dW | db] at once. Others run
+    # three matrix products over the whole chunk of rows, which BLAS runs faster at their sizes: the input is
+    # copied into `padded`, each sample's channels as flat rows of (H + 2 pad) x (W + 2 pad) pixels, Wp wide,
+    # and the columns are a (C, FH, FW, rows, OH, span) array: entry (c, i, j, n, y, x) is pixel (stride * y + i,
+    # stride * x + j) of sample n's channel c, so that the filters (FN, C * FH * FW) times the columns give every
+    # output of the chunk, (FN, rows, OH, span). At stride 1, span is the padded width Wp rather than OW: each
+    # window row runs on past the output's right edge into the next pixel row (those Wp - OW outputs are
+    # dropped, and their gradients are zero), so that each (c, i, j, n) is one contiguous run of OH * Wp pixels
+    # of `padded`, copied at memory speed, and col2im adds whole runs back. Backward, d out times the columns
+    # gives dW, and the filters' transpose times d out the columns' gradient, which takes the columns' place.
+    # With `blocks` (ph, pw), the tiling windows of a max pooling that follows, the output is laid out in them:
+    # each channel's (OH, OW) values held as ph * pw contiguous blocks of the pooled size, which the pooling
+    # reads whole (see `Pooling.blocks`).
     writes_blocks = True
+    FEW_WINDOW_VALUES = 64  # measured: 9 and 25 values run faster per sample, 144 and more over the chunk
+
+    @property
+    def _per_sample_products(self):
+        return math.prod(self.W.shape[1:]) < self.FEW_WINDOW_VALUES
+
+    def _geometry(self, input_shape):
+        """(padded height, padded width, output height, output width, span, flat): span the columns' width per
+        output row, flat the values of one channel's padded copy (past Hp * Wp: the runs' overhang, zeros)."""
+        _, FH, FW = self.W.shape[1:]
+        _, H, W = input_shape
+        _, out_h, out_w = self.output_shape(input_shape)
+        padded_h, padded_w = H + 2 * self.pad, W + 2 * self.pad
+        span = padded_w if self.stride == 1 else out_w
+        return padded_h, padded_w, out_h, out_w, span, padded_h * padded_w + (FW - 1 if self.stride == 1 else 0)
+
+    def work_per_sample(self, input_shape):
+        """Its output, its columns and its padded copy; over a chunk, also the products' output (FN per output
+        position and span) and the columns' span."""
+        FN, C, FH, FW = self.W.shape
+        _, _, out_h, out_w, span, flat = self._geometry(input_shape)
+        if self._per_sample_products:
+            return (FN + C * FH * FW + 1) * out_h * out_w + padded_size(input_shape, self.pad)
+        return FN * out_h * out_w + (C * FH * FW + FN) * out_h * span + C * flat
 
     def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         FN, C, FH, FW = self.W.shape
-        _, out_h, out_w = self.output_shape(input_shape)
-        _, H, W = input_shape
-        padded_shape = (rows, C, H + 2 * self.pad, W + 2 * self.pad)
-        col = np.empty((rows, C * FH * FW + 1, out_h * out_w), dtype)
-        col[:, -1] = 1
-        work = {"col": col, "padded": np.zeros(padded_shape, dtype) if self.pad else None, "blocks": blocks,
-                "weights": np.empty((FN, C * FH * FW + 1), dtype)}
+        geometry = self._geometry(input_shape)
+        padded_h, padded_w, out_h, out_w, span, flat = geometry
+        if self._per_sample_products:
+            padded_shape = (rows, C, padded_h, padded_w)
+            col = np.empty((rows, C * FH * FW + 1, out_h * out_w), dtype)
+            col[:, -1] = 1
+            work = {"per_sample": True, "col": col, "padded": np.zeros(padded_shape, dtype) if self.pad else None,
+                    "blocks": blocks, "weights": np.empty((FN, C * FH * FW + 1), dtype)}
+            if train:
+                work["sample_grads"] = np.empty((rows, FN, C * FH * FW + 1), dtype)
+                work["dcol"] = np.empty((rows, C * FH * FW, out_h * out_w), dtype)
+                work["dpadded"] = np.empty(padded_shape, dtype) if self.pad else None
+            return work
+        work = {"per_sample": False, "geometry": geometry, "blocks": blocks, "padded": np.zeros((rows, C, flat), dtype),
+                "col": np.empty(C * FH * FW * rows * out_h * span, dtype),
+                "wide": np.empty(FN * rows * out_h * span, dtype)}
         if train:
-            work["per_sample"] = np.empty((rows, FN, C * FH * FW + 1), dtype)
-            work["dcol"] = np.empty((rows, C * FH * FW, out_h * out_w), dtype)
-            work["dpadded"] = np.empty(padded_shape, dtype) if self.pad else None
+            work["dpadded"] = np.empty((rows, C, flat), dtype)
+            work["dW"] = np.empty((C * FH * FW, FN), dtype)
         return work
 
-    def _columns(self, x, work):
+    def _sample_columns(self, x, work):
         """x's windows into work["col"] (but its row of ones): (rows, C, FH, FW, positions)."""
         FN, C, FH, FW = self.W.shape
         source = x
@@ -124,23 +162,23 @@ class Convolution(Layer):
             col[:, :-1].reshape(len(x), C, FH, FW, *blocked.shape[2:6])[...] = blocked.transpose(0, 1, 6, 7, 2, 3, 4, 5)
         return col
 
-    def forward_into(self, x, out, train, work):
-        col = self._columns(x, work)
+    def _forward_per_sample(self, x, out, work):
+        col = self._sample_columns(x, work)
         weights = work["weights"]
         weights[:, :-1] = self.W.reshape(len(weights), -1)
         weights[:, -1] = self.b
         np.matmul(weights, col, out=out.reshape(len(out), len(weights), -1))
         return out
 
-    def backward_into(self, x, out, dout, dx, grads, work):
+    def _backward_per_sample(self, x, dout, dx, grads, work):
         FN, C, FH, FW = self.W.shape
         dW, db = grads
         rows = len(x)
         dout3 = dout.reshape(rows, FN, -1)
-        per_sample = work["per_sample"][:rows]
-        np.matmul(dout3, work["col"][:rows].transpose(0, 2, 1), out=per_sample)  # each sample's [dW | db]
-        np.add.reduce(per_sample[:, :, :-1], axis=0, out=dW.reshape(FN, -1))
-        np.add.reduce(per_sample[:, :, -1], axis=0, out=db)
+        sample_grads = work["sample_grads"][:rows]
+        np.matmul(dout3, work["col"][:rows].transpose(0, 2, 1), out=sample_grads)  # each sample's [dW | db]
+        np.add.reduce(sample_grads[:, :, :-1], axis=0, out=dW.reshape(FN, -1))
+        np.add.reduce(sample_grads[:, :, -1], axis=0, out=db)
         if dx is None:
             return None
         dcol = work["dcol"][:rows]
@@ -151,6 +189,76 @@ class Convolution(Layer):
                     dcol.reshape(rows, C, FH, FW, *work["blocks"], -1), self.stride, work["blocks"], dout.shape[2:])
         if self.pad:
             dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
+        return dx
+
+    def _pixels(self, padded, geometry, image_shape):
+        """The (rows, C, H, W) images inside the (rows, C, flat) padded copy, a view."""
+        padded_h, padded_w = geometry[:2]
+        H, W = image_shape
+        grid = padded[:, :, :padded_h * padded_w].reshape(*padded.shape[:2], padded_h, padded_w)
+        return grid[:, :, self.pad:self.pad + H, self.pad:self.pad + W]
+
+    def _runs(self, padded, geometry, i, j):
+        """The view of the (rows, C, flat) `padded` that offset (i, j) of the filter sees: (C, rows, OH, span)."""
+        _, padded_w, out_h, _, span, _ = geometry
+        item = padded.itemsize
+        n, c, _ = padded.strides
+        return as_strided(padded[:, :, i * padded_w + j:], (padded.shape[1], len(padded), out_h, span),
+                          (c, n, self.stride * padded_w * item, self.stride * item))
+
+    def _outputs(self, wide, out, geometry, blocks):
+        """The (rows, FN, OH, OW) outputs inside the products' (FN, rows, OH, span), and `out` (rows, FN, OH, OW),
+        both as views in the order `out` holds its values (blocks: (rows, FN, ph, pw, OH / ph, OW / pw))."""
+        valid = wide[..., :geometry[3]].transpose(1, 0, 2, 3)
+        if blocks is None:
+            return valid, out
+        return in_blocks(valid, blocks), out.reshape(*out.shape[:2], *blocks, *(size // block for size, block in
+                                                                                  zip(out.shape[2:], blocks)))
+
+    def forward_into(self, x, out, train, work):
+        if work["per_sample"]:
+            return self._forward_per_sample(x, out, work)
+        FN, C, FH, FW = self.W.shape
+        rows, geometry = len(x), work["geometry"]
+        out_h, span = geometry[2], geometry[4]
+        padded = work["padded"][:rows]
+        self._pixels(padded, geometry, x.shape[2:])[...] = x
+        col = work["col"][:C * FH * FW * rows * out_h * span].reshape(C, FH, FW, rows, out_h, span)
+        for i in range(FH):
+            for j in range(FW):
+                col[:, i, j] = self._runs(padded, geometry, i, j)
+        wide = work["wide"][:FN * rows * out_h * span].reshape(FN, rows, out_h, span)
+        np.matmul(self.W.reshape(FN, -1), col.reshape(C * FH * FW, -1), out=wide.reshape(FN, -1))
+        valid, target = self._outputs(wide, out, geometry, work["blocks"])
+        np.add(valid, self.b.reshape(FN, *[1] * (valid.ndim - 2)), out=target)
+        return out
+
+    def backward_into(self, x, out, dout, dx, grads, work):
+        if work["per_sample"]:
+            return self._backward_per_sample(x, dout, dx, grads, work)
+        FN, C, FH, FW = self.W.shape
+        dW, db = grads
+        rows, geometry = len(x), work["geometry"]
+        out_w, span = geometry[3:5]
+        wide = work["wide"][:FN * rows * geometry[2] * span].reshape(FN, rows, geometry[2], span)
+        valid, source = self._outputs(wide, dout, geometry, work["blocks"])
+        valid[...] = source  # d out in the products' layout,
+        wide[..., out_w:] = 0  # and zero past the output's edge
+        wide = wide.reshape(FN, -1)
+        np.add.reduce(wide, axis=1, out=db)
+        col = work["col"][:wide.shape[1] * C * FH * FW].reshape(C * FH * FW, -1)
+        np.matmul(col, wide.T, out=work["dW"])
+        dW.reshape(FN, -1)[...] = work["dW"].T
+        if dx is None:
+            return None
+        np.matmul(self.W.reshape(FN, -1).T, wide, out=col)  # the columns' gradient, in their place
+        dcol = col.reshape(C, FH, FW, rows, geometry[2], span)
+        dpadded = work["dpadded"][:rows]
+        dpadded.fill(0)
+        for i in range(FH):
+            for j in range(FW):
+                self._runs(dpadded, geometry, i, j)[...] += dcol[:, i, j]
+        dx[...] = self._pixels(dpadded, geometry, x.shape[2:])
         return dx
 
     def __repr__(self):

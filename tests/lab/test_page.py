@@ -105,10 +105,39 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.wait_for_timeout(500)
     assert tab.iteration() == held + 1 and tab.page.text_content("#status") == "paused"
 
+    for typed, said in (("-1", "the learning rate must be a positive number, got -1"),
+                        ("", "type a learning rate first: a positive number, such as 0.01")):
+        tab.page.fill("#lr", typed)
+        tab.page.click("#set-lr")
+        tab.wait_for(lambda: tab.page.text_content("#control-message") != "")
+        assert tab.page.text_content("#control-message") == said
     tab.page.fill("#lr", "0.05")
-    tab.page.click("#set-lr")
+    tab.page.click("#set-lr")  # while paused: said at once, taken at the next update
+    tab.wait_for(lambda: "(0.05 from the next iteration)" in tab.page.text_content("#lr-now"))
+    assert tab.page.text_content("#control-message") == "" and tab.iteration() == held + 1
+    tab.page.click("#step")
+    tab.wait_for(lambda: tab.page.text_content("#lr-now") == "learning rate 0.05")
+    marks = "() => [...document.querySelectorAll('#loss-chart .annotation-text')].map((e) => e.textContent)"
+    tab.wait_for(lambda: tab.page.evaluate(marks) == ["lr 0.05"])  # the change marked on the curve, where it was made
     tab.page.click("#resume")
-    tab.wait_for(lambda: "learning rate 0.05" in tab.page.text_content("#lr-now"))
+
+    fitted = "(id) => document.getElementById(id)._fullLayout.yaxis.range"
+    accuracies = ("() => document.getElementById('accuracy-chart').data.flatMap((t) => t.y.slice(1))"
+                  ".filter((y) => y !== null)")
+    tab.wait_for(lambda: len(tab.page.evaluate(accuracies)) >= 2)
+    low, high = tab.page.evaluate(fitted, "accuracy-chart")
+    later = tab.page.evaluate(accuracies)
+    assert 0 < low < min(later) and max(later) < high < 1  # the axis fitted to the evaluations after the first
+    tab.page.check("#accuracy-whole")
+    tab.wait_for(lambda: tab.page.evaluate(fitted, "accuracy-chart") == [0, 1])
+    tab.page.check("#loss-log")
+    axis = "() => [document.getElementById('loss-chart')._fullLayout.yaxis.type, document.querySelector('#loss-chart .ytitle').textContent]"
+    tab.wait_for(lambda: tab.page.evaluate(axis) == ["log", "loss (log scale)"])
+    raw = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[1] - x[0]; }"
+    width = tab.page.evaluate(raw)
+    assert tab.page.text_content("#raw-note") == ("raw: each iteration's mini-batch loss" if width == 1 else
+                                                  f"raw: the mean of each {width} iterations (a long run is kept as "
+                                                  "at most 4096 means)")
 
     second = Page(browser, address)  # another tab, opened late, catches up on everything
     second.wait_for(lambda: (second.iteration() or 0) >= held and second.loss_points() > 0)
@@ -126,6 +155,12 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     assert tab.page.text_content("#prediction").startswith("Read as 1,")
     assert tab.page.evaluate("() => document.getElementById('probabilities-chart').data[0].y.length") == 10
 
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    tab.page.set_input_files("#file", str(notes))
+    tab.wait_for(lambda: tab.page.text_content("#draw-message") != "")
+    assert tab.page.text_content("#draw-message") == ("notes.txt: cannot read it as an image (not a picture format "
+                                                      "Pillow knows); use a PNG, JPEG, BMP or similar")
     picture = tmp_path / "seven.png"
     picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
     tab.page.click("#clear")
@@ -133,11 +168,17 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("Read as 7,"))
 
     tab.page.click("#stop")
+    assert tab.page.text_content("#status") == "stopping..."  # at once: the run saves before it says "stopped"
+    assert tab.page.is_disabled("#pause") and tab.page.is_disabled("#stop")
     tab.wait_for(lambda: tab.page.text_content("#status") == "stopped")
     history = json.loads((run_dir / "history.json").read_text())
     assert history["stopped"].startswith("interrupted by the lab page after iteration")
-    assert history["lr_changes"][0]["lr"] == 0.05
+    assert [change["lr"] for change in history["lr_changes"]] == [0.05]
+    assert history["lr_changes"][0]["iteration"] == held + 1  # after the step taken before it
     assert (run_dir / "checkpoint.npz").exists()  # it can be resumed
+    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert tab.problems.count(refused) == 3  # the two rates and the text file above, refused as they should be
+    tab.problems = [problem for problem in tab.problems if problem != refused]
     for page in (tab, second):
         page.assert_nothing_left_the_machine_and_nothing_went_wrong()
 
@@ -155,6 +196,17 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
         tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)  # W1 b1 W2 b2 W3 b3
         assert tab.page.text_content("#gradient-images") == "(on the first 2 training images)"
         assert not tab.page.evaluate(shown, "maps-figure")  # nothing read yet
+        empty = ("() => [...document.querySelectorAll('figure')].filter((f) => f.offsetWidth > 0"
+                 " && !f.querySelector('svg.main-svg') && ![...f.querySelectorAll('img')].some((i) => i.naturalWidth))"
+                 ".map((f) => f.id || f.textContent.trim().slice(0, 40))")
+        assert tab.page.evaluate(empty) == []  # no white box stands where nothing is drawn yet
+        assert tab.page.text_content("#lr-now") == "learning rate 0.001"  # the run's, as it was trained
+        # the smoothed loss, an exponential mean debiased: it starts at the first loss, and its slope changes
+        # nowhere abruptly (a trailing 100-iteration mean's slope doubles at iteration 100)
+        curve = tab.page.evaluate("() => smoothed(Array.from({length: 300}, (_, i) => 300 - i), 1)")
+        slopes = [b - a for a, b in zip(curve, curve[1:])]
+        assert curve[0] == 300 and max(abs(b - a) for a, b in zip(slopes, slopes[1:])) < 0.05
+        assert tab.page.evaluate("() => smoothed([2, 2, 2], 16)") == [2, 2, 2]
 
         picture = tmp_path / "seven.png"
         picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
@@ -174,7 +226,18 @@ def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp
     from sgdlab.runs.run import train_run
     from sgdlab.training.config import TrainConfig
 
-    run_dir, _ = train_run(TrainConfig(iters=300, hidden_size=20), out=tmp_path / "run", data_dir=data_dir)
+    from sgdlab.runs.run import RunObserver
+
+    class NewRate(RunObserver):  # as the lab page sets one: from the 101st update on
+        def started(self, run_dir, trainer, x_train, t_train):
+            self.trainer = trainer
+
+        def iteration(self, iteration, loss):
+            if iteration == 100:
+                self.trainer.change_learning_rate(0.05)
+
+    run_dir, _ = train_run(TrainConfig(iters=300, hidden_size=20), out=tmp_path / "run", data_dir=data_dir,
+                           observer=NewRate())
     page = browser.new_page()
     requests, problems = [], []
     page.on("request", lambda request: requests.append(request.url))
@@ -186,4 +249,7 @@ def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp
     assert len(images) == 3 + 32 and all(width > 0 for _, width in images)  # every image drawn, from inside the file
     assert page.locator("table tr").first.text_content().startswith("0123456789")  # the confusion matrix's header
     assert json.loads(page.text_content("#history"))["iteration"] == [0, 300]
+    settings = dict(row.split("\t") for row in page.evaluate(
+        "() => [...document.querySelectorAll('table.settings tr')].map((r) => r.innerText)"))
+    assert settings["lr"] == "0.1" and settings["learning rate changed"] == "0.05 from iteration 101"
     assert requests == [(run_dir / "report.html").as_uri()] and problems == []

@@ -39,3 +39,11 @@ def test_augmentations_ranges_are_compared_only_among_runs_that_augment():
                                                wider]) == [
         "augment=False, lr_schedule=constant", "augment=True, augment_rotate=10, lr_schedule=constant",
         "augment=True, augment_rotate=20, lr_schedule=cosine"]
+
+
+def test_a_setting_the_runs_optimizer_does_not_take_is_no_difference():
+    settings = [{"lr": 0.01, "optimizer": "momentum", "momentum": 0.9}, {"lr": 0.01, "optimizer": "adagrad",
+                                                                         "momentum": None}]
+    assert difference_labels(["a", "b"], settings) == ["optimizer=momentum", "optimizer=adagrad"]
+    alike = [{"lr": 0.1, "optimizer": "sgd", "momentum": None}, {"lr": 0.01, "optimizer": "adagrad", "momentum": None}]
+    assert difference_labels(["a", "b"], alike) == ["lr=0.1, optimizer=sgd", "lr=0.01, optimizer=adagrad"]

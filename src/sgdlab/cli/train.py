@@ -109,7 +109,9 @@ class TerminalProgress:
         trained, held_out = config.data_rows(len(x_train))
         iterations = config.iterations(trained)
         validation = f", {held_out} more held out for validation" if held_out else ""
-        say(self.args, f"training {trainer.network} with {trainer.optimizer} on {trained} images{validation} "
+        given_lr = getattr(self.args, "lr", None) if getattr(self.args, "resume", None) is not None else None
+        rate = f" (learning rate {given_lr} from here on)" if given_lr not in (None, trainer.optimizer.lr) else ""
+        say(self.args, f"training {trainer.network} with {trainer.optimizer}{rate} on {trained} images{validation} "
                        f"({iterations} iterations, batch {config.batch_size}, {config.grad} gradients, "
                        f"{config.network_dtype})")
         if config.grad == "numerical":

@@ -71,32 +71,37 @@ SPECK_FRACTION = 0.05  # a piece of ink with less than this fraction of the digi
 NEAR = 0.5  # pieces further from the main one than this fraction of its size belong to something else
 
 
-def load_digit_image(path):
+def load_digit_image(path, name=None):
     """Read the image at `path` (or in the binary file object `path`, such as an upload's bytes) and return it as a
-    (784,) float32 array in [0, 1]."""
+    (784,) float32 array in [0, 1]. Errors name the file as `name` says (what the user chose: an upload's file
+    name), else by its path."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    shown = name if name is not None else path
     try:
         with warnings.catch_warnings():  # Pillow warns of large images; beyond twice that it refuses them, as here
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)  # a damaged file's (TIFF tags, EXIF): it is read or refused
-            with _opened(path) as handle, Image.open(handle) as image:
+            with _opened(path, shown) as handle, Image.open(handle) as image:
                 image = ImageOps.exif_transpose(_read_scaled_down(image))
     except FileNotFoundError:
-        raise SgdlabError(f"{path}: no such image file") from None
+        raise SgdlabError(f"{shown}: no such image file") from None
     except Image.DecompressionBombError as exc:
-        raise SgdlabError(f"{path}: too large to read as an image ({exc}); scale it down first") from None
-    except (UnidentifiedImageError, OSError, ValueError, TypeError) as exc:  # TypeError: a TIFF's damaged tags
-        raise SgdlabError(f"{path}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
+        raise SgdlabError(f"{shown}: too large to read as an image ({exc}); scale it down first") from None
+    except UnidentifiedImageError:  # Pillow's message names the file object it was given, not the file
+        raise SgdlabError(f"{shown}: cannot read it as an image (not a picture format Pillow knows); use a PNG, "
+                          "JPEG, BMP or similar") from None
+    except (OSError, ValueError, TypeError) as exc:  # TypeError: a TIFF's damaged tags
+        raise SgdlabError(f"{shown}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
     return digit_from_image(image)
 
 
-def _opened(path):
+def _opened(path, shown):
     """The image file at `path`, a regular file of at most MAX_IMAGE_BYTES; a file object as it is."""
     if hasattr(path, "read"):
         return contextlib.nullcontext(path)
     return open_regular_file(path, MAX_IMAGE_BYTES, lambda problem: SgdlabError(
-        f"{path}: cannot read it as an image ({problem}); use a PNG, JPEG, BMP or similar"))
+        f"{shown}: cannot read it as an image ({problem}); use a PNG, JPEG, BMP or similar"))
 
 
 def digit_from_image(image):

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..data import load_mnist
 from ..data.digit_images import load_digit_image
 from ..data.mnist import IMAGE_SHAPE, NUM_CLASSES, SAMPLE_SHAPE, mnist_mismatch
-from ..errors import SgdlabError
+from ..errors import ConfigError, SgdlabError
 from ..runs.checkpoint import load_checkpoint
 from ..runs.model_file import load_model
 from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
@@ -74,15 +74,15 @@ class LabRun:
             self._inspected = (snapshot, found)
             return found
 
-    def read_digit(self, image_file):
-        """How the run reads the image in `image_file` (a drawing or a photo): what the network sees, its ten
-        probabilities, the hidden layer's outputs and a convolutional net's feature maps, with the weights it has
-        now."""
+    def read_digit(self, image_file, name="the image"):
+        """How the run reads the image in `image_file` (a drawing or a photo; `name` is what its errors call it):
+        what the network sees, its ten probabilities, the hidden layer's outputs and a convolutional net's feature
+        maps, with the weights it has now."""
         self.refresh()
         network = self.feed.live_network or self.feed.snapshot
         if not _reads_mnist(network):
             raise SgdlabError(f"{self.feed.name} has no MNIST network to read a digit with yet")
-        pixels = load_digit_image(image_file)
+        pixels = load_digit_image(image_file, name)
         return {"image": png_data_url(pixels.reshape(IMAGE_SHAPE)), **read_digit(network.copy(), pixels)}
 
 
@@ -99,6 +99,8 @@ class LiveLabRun(LabRun):
         actions = {"pause": self.live_run.pause, "resume": self.live_run.resume, "step": self.live_run.step,
                    "stop": self.live_run.stop}
         if action == "lr":
+            if lr is None:
+                raise ConfigError("type a learning rate first: a positive number, such as 0.01")
             self.live_run.change_learning_rate(lr)
         elif action in actions:
             actions[action]()

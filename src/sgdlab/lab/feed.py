@@ -70,7 +70,8 @@ class RunFeed:
         self.loss = LossSeries()
         self.evaluations = []  # one dict per evaluation: iteration, epoch, train_acc, test_acc, val_acc, seconds, lr
         self.lr_changes = []
-        self.learning_rate = None
+        self.learning_rate = None  # the rate in force (a run trained here)
+        self.requested_learning_rate = None  # a rate the page set, until training takes it (at its next update)
         self.snapshot = None
         self.snapshot_iteration = None  # the updates the snapshot had made
         self.live_network = None
@@ -142,7 +143,8 @@ class RunFeed:
                 "status": self.status,
                 "message": self.message, "iterations_done": self.loss.count,
                 "total_iterations": self.total_iterations,
-                "learning_rate": self.learning_rate, "lr_changes": self.lr_changes,
+                "learning_rate": self.learning_rate, "requested_learning_rate": self.requested_learning_rate,
+                "lr_changes": self.lr_changes,
                 "loss": {"width": self.loss.width, "start": loss_start, "values": means},
                 "evaluations": {"start": evaluations_start, "rows": self.evaluations[evaluations_start:]},
             }

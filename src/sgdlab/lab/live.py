@@ -44,8 +44,11 @@ class LiveRun(RunObserver):
     def iteration(self, iteration, loss):
         self.terminal.iteration(iteration, loss)
         self.feed.add_loss(float(loss))
-        if self.feed.learning_rate != self.trainer.optimizer.lr:
-            self.feed.update(learning_rate=self.trainer.optimizer.lr)
+        if self.feed.learning_rate != self.trainer.optimizer.lr:  # a new rate taken: in force, and marked
+            taken = self.trainer.optimizer.lr
+            requested = None if self.feed.requested_learning_rate == taken else self.feed.requested_learning_rate
+            self.feed.update(learning_rate=taken, requested_learning_rate=requested,
+                             lr_changes=[dict(change) for change in self.trainer.history.lr_changes])
         self._wait_while_paused()
 
     def evaluation(self, history):
@@ -99,7 +102,9 @@ class LiveRun(RunObserver):
             self._control.notify_all()
 
     def change_learning_rate(self, lr):
+        """Train with `lr` from the next update on; the page says so at once, paused or not."""
         self.trainer.change_learning_rate(lr)  # checked there; taken before the next update
+        self.feed.update(requested_learning_rate=None if lr == self.trainer.optimizer.lr else lr)
 
     def _wait_while_paused(self):
         """Between iterations: hold while paused (Ctrl-C and the page's stop still end the run)."""

@@ -20,6 +20,7 @@ import json
 import threading
 from importlib import resources
 from pathlib import Path
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +35,7 @@ from starlette.routing import Route
 from ..errors import SgdlabError
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # an image to read: a phone photo fits, a disk-filler does not
+MAX_NAME_CHARACTERS = 120  # of an upload's file name, as its errors repeat it
 STREAM_INTERVAL = 0.5  # seconds between two updates of a stream at most (a page redraws twice a second)
 INSPECTION_INTERVAL = 2.0  # seconds between two inspections a stream sends, at most: the latest evaluation's
 SWEEP_INTERVAL = 1.0  # seconds between two looks at a sweep's results.json
@@ -91,9 +93,10 @@ def create_app(lab, token, extra_hosts=(), ending=None):
         try:
             body = json.loads(await request.body() or b"{}")
             action = body["action"]
-            await run_in_threadpool(run.control, action, body.get("lr"))
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"not a control request: {exc}"}, status_code=400)
+        try:
+            await run_in_threadpool(run.control, action, body.get("lr"))
         except SgdlabError as exc:  # a bad rate, or a run that cannot be controlled
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True})
@@ -109,7 +112,7 @@ def create_app(lab, token, extra_hosts=(), ending=None):
             if len(data) > MAX_UPLOAD_BYTES:
                 return _too_large()
         try:
-            return JSONResponse(await run_in_threadpool(run.read_digit, io.BytesIO(bytes(data))))
+            return JSONResponse(await run_in_threadpool(run.read_digit, io.BytesIO(bytes(data)), _upload_name(request)))
         except SgdlabError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
 
@@ -198,6 +201,14 @@ async def _sweep_events(request, sweep, ending):
         if quiet >= STREAM_HEARTBEAT:
             yield ": still here\n\n"
             quiet = 0.0
+
+
+def _upload_name(request):
+    """The name of the file the user chose, as the page sends it (percent-encoded, in X-Sgdlab-File-Name), for
+    the errors to name: printable, at most MAX_NAME_CHARACTERS; "the image" when none is sent."""
+    name = unquote(request.headers.get("x-sgdlab-file-name", ""))
+    name = "".join(character for character in name if character.isprintable())[:MAX_NAME_CHARACTERS]
+    return name or "the image"
 
 
 def _event(name, data):

@@ -104,6 +104,10 @@ def loss_figure(history):
     if len(history.loss) > window > 1:
         smooth = moving_average(history.loss, window)
         ax.plot(iterations[window - 1:], smooth, linewidth=1.5, label=f"moving average ({window} iterations)")
+    for change in history.lr_changes:  # the updates after `iteration` use the new rate
+        ax.axvline(change["iteration"] + 0.5, color="0.3", linestyle="--", linewidth=0.8)
+        ax.annotate(f"lr {change['lr']:g}", (change["iteration"] + 0.5, 1), xycoords=("data", "axes fraction"),
+                    xytext=(2, -10), textcoords="offset points", fontsize=8, color="0.3")
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_title("Mini-batch loss")

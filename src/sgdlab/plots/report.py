@@ -74,7 +74,7 @@ def render_report(name, settings, history, weights, found, charts, filters=None)
                      f"alt='first-layer filters' src='{filters}'><figcaption>Each trained filter's weights as a small "
                      "image, dark where they are large, light where small (the book's figure 7-24): edges and "
                      "blobs, where they were random before training.</figcaption></figure>")
-    parts += [_errors(found), _settings(settings),
+    parts += [_errors(found), _settings(settings, history.lr_changes),
               f"<script type='application/json' id='history'>{_json(history.to_dict())}</script></body></html>"]
     return "\n".join(parts)
 
@@ -113,9 +113,13 @@ def _errors(found):
             f"<div class='gallery'>{gallery}</div>")
 
 
-def _settings(settings):
+def _settings(settings, lr_changes=()):
+    """The settings as the run started, then each change of its learning rate (the lab page's, --resume's --lr)."""
     rows = "".join(f"<tr><td>{_text(key)}</td><td>{_text(json.dumps(value))}</td></tr>"
                    for key, value in settings.items())
+    if lr_changes:
+        changes = "; ".join(f"{change['lr']} from iteration {change['iteration'] + 1}" for change in lr_changes)
+        rows += f"<tr><td>learning rate changed</td><td>{_text(changes)}</td></tr>"
     return f"<h2>Settings</h2><table class='settings'>{rows}</table>"
 
 

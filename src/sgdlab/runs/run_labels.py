@@ -1,6 +1,6 @@
 """How runs are named beside each other: by the settings in which they differ, their numbers kept short."""
 
-from ..training.config import AUGMENT_DEFAULTS, nets_taking
+from ..training.config import AUGMENT_DEFAULTS, OPTIMIZER_SETTINGS, nets_taking, optimizers_taking
 
 UNCOMPARED = ("data_dir",)  # settings that do not change what a run learns
 
@@ -14,11 +14,14 @@ def short_value(value):
 
 def takes(run, key):
     """Whether the run takes the setting `key`: a setting of some nets only (a convolution's filters, an mlp's
-    hidden_sizes) means nothing for the others, where it is None; nor do augmentation's ranges without it."""
+    hidden_sizes) or of some optimizers only (momentum) means nothing for the others; nor do augmentation's
+    ranges without it."""
     if key in AUGMENT_DEFAULTS:
         return bool(run.get("augment"))
     owners = nets_taking(key)
-    return not owners or run.get("net") in owners
+    if owners and run.get("net") not in owners:
+        return False
+    return key not in OPTIMIZER_SETTINGS or run.get("optimizer") in optimizers_taking(OPTIMIZER_SETTINGS[key])
 
 
 def difference_labels(names, settings):

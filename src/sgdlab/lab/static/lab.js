@@ -3,7 +3,8 @@
 // server that served this page (server-sent events for the updates); charts are plotly's.
 "use strict";
 
-const SMOOTHING_ITERATIONS = 100; // the smoothed loss averages about this many iterations
+const SMOOTHING_ITERATIONS = 100; // the smoothed loss: an exponential mean whose weights fall by e every 100
+const FITTED_MARGIN = 0.15; // a fitted accuracy axis reaches this share of the data's span beyond it (0.01 at least)
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 const ROUND_COLOURS = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]; // later rounds darker
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
@@ -136,16 +137,44 @@ function scheduleRedraw() {
 
 // --- the curves ------------------------------------------------------------------------------------------
 
+// An exponential moving mean, debiased as TensorBoard's smoothing is: each point weighs the older ones by
+// (1 - 1/SMOOTHING_ITERATIONS) per iteration, and is divided by the weights' sum so far (1 - keep^n), so the
+// curve starts at the first losses rather than at 0, follows a short run closely and has no step anywhere.
 function smoothed(values, width) {
-  const span = Math.max(1, Math.round(SMOOTHING_ITERATIONS / width));
-  const out = new Array(values.length);
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) {
-    sum += values[i];
-    if (i >= span) sum -= values[i - span];
-    out[i] = sum / Math.min(i + 1, span);
+  const keep = Math.pow(1 - 1 / SMOOTHING_ITERATIONS, width); // a point is the mean of `width` iterations
+  let mean = 0;
+  let weight = 0;
+  return values.map((value) => {
+    mean = keep * mean + (1 - keep) * value;
+    weight = keep * weight + (1 - keep);
+    return mean / weight;
+  });
+}
+
+function fittedAccuracyRange(traces) { // the evaluations after the first (an untrained net's, near chance)
+  const values = [];
+  for (const trace of traces) {
+    const later = trace.x.length > 1 ? trace.y.slice(1) : trace.y;
+    values.push(...later.filter((value) => value !== null && value !== undefined));
   }
-  return out;
+  if (!values.length) return [0, 1];
+  const low = Math.min(...values);
+  const high = Math.max(...values);
+  const margin = Math.max(0.01, (high - low) * FITTED_MARGIN);
+  return [Math.max(0, low - margin), Math.min(1, high + margin)];
+}
+
+function rateMarks(run, iterationsPerEpoch) { // a dashed line at each change of the learning rate, and the new rate
+  const shapes = [];
+  const annotations = [];
+  for (const change of (run.view && run.view.lr_changes) || []) {
+    const x = iterationsPerEpoch ? change.iteration / iterationsPerEpoch : change.iteration;
+    shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
+      line: { color: run.colour, width: 1, dash: "dash" } });
+    annotations.push({ xref: "x", yref: "paper", x, y: 1, yanchor: "bottom", showarrow: false,
+      text: `lr ${change.lr}`, font: { size: 10, color: run.colour } });
+  }
+  return { shapes, annotations };
 }
 
 function redraw() {
@@ -153,30 +182,55 @@ function redraw() {
   const several = shown.length > 1;
   const lossTraces = [];
   const accuracyTraces = [];
+  const lossMarks = { shapes: [], annotations: [] };
+  const accuracyMarks = { shapes: [], annotations: [] };
+  let rawWidth = 1;
   for (const run of shown) {
     const name = several ? plotlyText(run.summary.label) : "";
     const mine = run.summary.id === focused;
     if (mine) {
+      rawWidth = run.loss.width;
       lossTraces.push({ x: run.loss.iterations, y: run.loss.values, type: "scatter", mode: "lines",
-        name: `${name} raw`.trim(), line: { color: run.colour, width: 1 }, opacity: 0.3 });
+        name: "raw", line: { color: run.colour, width: 1 }, opacity: 0.3, showlegend: !several });
     }
     lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
-      mode: "lines", name: `${name} smoothed`.trim(), line: { color: run.colour, width: 2 } });
+      mode: "lines", name: name || "smoothed", line: { color: run.colour, width: 2 } });
     const epochs = run.evaluations.map((row) => row.epoch);
+    // several runs: one legend entry a run (its colour), the line's dash telling train, test and validation apart
     const kinds = [["train_acc", "train", "solid"], ["test_acc", "test", "dash"], ["val_acc", "validation", "dot"]];
-    for (const [key, label, dash] of kinds) {
-      if (!run.evaluations.some((row) => row[key] !== null && row[key] !== undefined)) continue;
-      accuracyTraces.push({ x: epochs, y: run.evaluations.map((row) => row[key]), type: "scatter",
-        mode: "lines+markers", name: `${name} ${label}`.trim(), line: { color: run.colour, dash } });
+    kinds.filter(([key]) => run.evaluations.some((row) => row[key] !== null && row[key] !== undefined))
+      .forEach(([key, label, dash], k) => {
+        accuracyTraces.push({ x: epochs, y: run.evaluations.map((row) => row[key]), type: "scatter",
+          mode: "lines+markers", name: several ? name : label, showlegend: !several || k === 0,
+          line: { color: run.colour, dash } });
+      });
+    const perEpoch = run.evaluations.find((row) => row.iteration > 0 && row.epoch > 0);
+    for (const [marks, iterationsPerEpoch] of [[lossMarks, 0], [accuracyMarks, perEpoch && perEpoch.iteration / perEpoch.epoch]]) {
+      if (marks === accuracyMarks && !perEpoch) continue;
+      const found = rateMarks(run, iterationsPerEpoch);
+      marks.shapes.push(...found.shapes);
+      marks.annotations.push(...found.annotations);
     }
   }
-  const margin = { l: 50, r: 10, t: 10, b: 40 };
-  // one run's few names above its curves; several runs' in a column beside them, where they hide none
-  const legend = several ? { orientation: "v", x: 1.02, y: 1, font: { size: 10 } } : { orientation: "h", y: 1.1 };
-  Plotly.react("loss-chart", lossTraces, { margin, xaxis: { title: { text: "iteration" } },
-    yaxis: { title: { text: "loss" } }, legend, uirevision: "loss" }, PLOT_CONFIG);
-  Plotly.react("accuracy-chart", accuracyTraces, { margin, xaxis: { title: { text: "epoch" } },
-    yaxis: { title: { text: "accuracy" }, range: [0, 1] }, legend, uirevision: "accuracy" }, PLOT_CONFIG);
+  $("loss-figure").hidden = !lossTraces.length;
+  $("accuracy-figure").hidden = !accuracyTraces.length;
+  $("raw-note").textContent = rawWidth > 1 ? `raw: the mean of each ${rawWidth} iterations (a long run is kept as at `
+    + "most 4096 means)" : "raw: each iteration's mini-batch loss";
+  // the legend in a line under the curves, inside the chart: several runs' labels wrap there, hiding nothing
+  const legend = { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } };
+  const margin = { l: 50, r: 10, t: 20, b: 40 };
+  const logLoss = $("loss-log").checked;
+  if (lossTraces.length) {
+    Plotly.react("loss-chart", lossTraces, { margin, xaxis: { title: { text: "iteration", standoff: 4 } },
+      yaxis: { title: { text: logLoss ? "loss (log scale)" : "loss" }, type: logLoss ? "log" : "linear" },
+      legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG);
+  }
+  if (accuracyTraces.length) {
+    const whole = $("accuracy-whole").checked;
+    Plotly.react("accuracy-chart", accuracyTraces, { margin, xaxis: { title: { text: "epoch", standoff: 4 } },
+      yaxis: { title: { text: "accuracy" }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
+      legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG);
+  }
   showStatus();
 }
 
@@ -186,16 +240,31 @@ function showStatus() {
   const view = run.view;
   $("run-name").textContent = run.summary.name;
   const status = $("status");
-  status.textContent = view.status;
+  const controllable = view.live && ["training", "paused", "starting"].includes(view.status);
+  const shownStatus = controllable && run.stopping ? "stopping..." : view.status; // said until the run has saved
+  status.textContent = shownStatus;
   status.className = `status ${view.status}`;
   $("progress").textContent = view.total_iterations
     ? `iteration ${view.iterations_done} of ${view.total_iterations}` : "";
-  $("lr-now").textContent = view.learning_rate ? `learning rate ${view.learning_rate}` : "";
+  const rate = rateInForce(run);
+  const asked = view.requested_learning_rate;
+  $("lr-now").textContent = rate === null ? "" : `learning rate ${rate}${
+    asked !== null && asked !== undefined ? ` (${asked} from the next iteration)` : ""}`;
   $("run-message").textContent = view.message || "";
-  const controllable = view.live && ["training", "paused", "starting"].includes(view.status);
   $("controls").hidden = !controllable;
-  $("pause").disabled = view.status === "paused";
-  $("resume").disabled = view.status !== "paused";
+  for (const button of ["pause", "resume", "step", "stop", "set-lr"]) $(button).disabled = Boolean(run.stopping);
+  if (!run.stopping) {
+    $("pause").disabled = view.status === "paused";
+    $("resume").disabled = view.status !== "paused";
+  }
+}
+
+function rateInForce(run) { // the live run's, else the last change's, else the run's setting
+  const view = run.view;
+  if (view.learning_rate !== null && view.learning_rate !== undefined) return view.learning_rate;
+  if (view.lr_changes && view.lr_changes.length) return view.lr_changes[view.lr_changes.length - 1].lr;
+  const settings = run.summary.settings || {};
+  return typeof settings.lr === "number" ? settings.lr : null;
 }
 
 // --- the latest evaluation -------------------------------------------------------------------------------
@@ -205,6 +274,8 @@ function showInspection(found) {
   if (!found.confusion) return;
   showImage("units", "weights", found.weights);
   showImage("filters-figure", "filters", found.filters);
+  $("confusion-figure").hidden = false;
+  $("per-digit-figure").hidden = false;
   const digits = [...Array(10).keys()].map(String);
   Plotly.react("confusion-chart", [{ z: found.confusion, x: digits, y: digits, type: "heatmap",
     colorscale: "Blues", reversescale: true, hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>" }],
@@ -401,8 +472,21 @@ async function control(action, extra = {}) {
   }
 }
 
-for (const action of ["pause", "resume", "step", "stop"]) $(action).addEventListener("click", () => control(action));
-$("set-lr").addEventListener("click", () => control("lr", { lr: Number($("lr").value) }));
+for (const action of ["pause", "resume", "step"]) $(action).addEventListener("click", () => control(action));
+$("stop").addEventListener("click", () => { // the run stops after its iteration and saves: seconds, said at once
+  const run = runs.get(focused);
+  if (run) run.stopping = true;
+  showStatus();
+  control("stop").then(() => {
+    if (run && $("control-message").textContent) run.stopping = false; // refused: said beside the controls
+    showStatus();
+  });
+});
+$("set-lr").addEventListener("click", () => { // an empty field is no rate: the server says what it wants
+  const text = $("lr").value.trim();
+  control("lr", { lr: text === "" ? null : Number(text) });
+});
+for (const box of ["loss-log", "accuracy-whole"]) $(box).addEventListener("change", scheduleRedraw);
 
 // --- drawing and reading a digit -----------------------------------------------------------------------------
 
@@ -440,26 +524,30 @@ for (const name of ["pointerup", "pointercancel"]) {
   canvas.addEventListener(name, () => {
     if (!drawing) return;
     drawing = false;
-    canvas.toBlob((blob) => readDigit(blob), "image/png");
+    canvas.toBlob((blob) => readDigit(blob, "your drawing"), "image/png");
   });
 }
 $("clear").addEventListener("click", clearCanvas);
-$("file").addEventListener("change", (event) => { if (event.target.files[0]) readDigit(event.target.files[0]); });
+$("file").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (file) readDigit(file, file.name);
+});
 document.addEventListener("dragover", (event) => event.preventDefault());
 document.addEventListener("drop", (event) => {
   event.preventDefault();
   const file = event.dataTransfer.files[0];
-  if (file) readDigit(file);
+  if (file) readDigit(file, file.name);
 });
 
-async function readDigit(blob) {
+async function readDigit(blob, name) { // `name`: what the user chose, for the server's errors to name
   $("draw-message").textContent = "";
   if (!focused) return;
   try {
     const read = await api(`/api/runs/${encodeURIComponent(focused)}/predict`, { method: "POST", body: blob,
-      headers: { "Content-Type": "application/octet-stream" } });
+      headers: { "Content-Type": "application/octet-stream", "X-Sgdlab-File-Name": encodeURIComponent(name) } });
     $("seen").src = read.image;
-    $("seen").hidden = false;
+    $("seen-figure").hidden = false;
+    $("probabilities-figure").hidden = false;
     const digits = [...Array(10).keys()].map(String);
     Plotly.react("probabilities-chart", [{ x: digits, y: read.probabilities, type: "bar",
       marker: { color: digits.map((d) => (Number(d) === read.prediction ? "#d62728" : "#1f77b4")) } }],

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from sgdlab.interrupts import interrupt_on_termination, interrupts_deferred
+from sgdlab.interrupts import absorb_further_interrupts, interrupt_on_termination, interrupts_deferred
 
 pytestmark = pytest.mark.usefixtures("terminal_signals")  # as at a terminal, even under nohup or in the background
 
@@ -23,6 +23,18 @@ def test_a_held_signal_is_taken_once_and_the_usual_handler_comes_back():
         assert pending() == "SIGINT"  # the first one, for both
         assert pending() is None
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_once_ending_a_second_press_changes_nothing_also_after_the_deferral_ends():
+    with interrupts_deferred() as pending:
+        ctrl_c()
+        assert pending() == "SIGINT"  # taken: the program ends for it
+        absorb_further_interrupts()
+        ctrl_c()
+        assert pending() is None
+    ctrl_c()  # no KeyboardInterrupt: a program ending for the first press would end by this one, half closed
+    ctrl_c(signal.SIGTERM)
+    ctrl_c(signal.SIGHUP)
 
 
 def test_a_nested_deferral_shares_the_outer_one():

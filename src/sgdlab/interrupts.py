@@ -12,6 +12,11 @@ terminal) into KeyboardInterrupt outside those stretches
 (`interrupt_on_termination`). A signal the process was started to ignore
 (`nohup`, a worker process) stays ignored.
 
+Once the command line has taken a signal as the request to end (the page
+closed, the run stopped and saved), it calls `absorb_further_interrupts()`:
+a second press while it closes or exits changes neither what it does nor
+its exit code (instead of ending it by the signal, half closed).
+
 Signal handlers belong to the main thread: elsewhere these contexts change
 nothing.
 """
@@ -34,7 +39,8 @@ def _raise_interrupt(signum, frame):
 
 @contextlib.contextmanager
 def _handlers(signums, handler):
-    """`handler` for each of `signums` that is not ignored, the earlier handlers back afterwards."""
+    """`handler` for each of `signums` that is not ignored, the earlier handlers back afterwards (where no other
+    has been set since)."""
     previous = {signum: signal.getsignal(signum) for signum in signums}
     taken = [signum for signum, old in previous.items() if old is not signal.SIG_IGN]
     for signum in taken:
@@ -43,7 +49,19 @@ def _handlers(signums, handler):
         yield
     finally:
         for signum in taken:
-            signal.signal(signum, previous[signum])
+            if signal.getsignal(signum) is handler:  # one set since (`absorb_further_interrupts`) is kept
+                signal.signal(signum, previous[signum])
+
+
+def absorb_further_interrupts():
+    """The program is ending as the signal it took asked: from now on Ctrl-C, SIGTERM and SIGHUP are ignored,
+    here and once any deferral ends (ignored, not handled: Python puts its handlers back to the default as it
+    exits, when a signal would still end it by the signal). For the command line only: a library keeps its
+    caller's signals."""
+    if not _in_main_thread():
+        return
+    for signum in (signal.SIGINT, *TERMINATION_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -1362,19 +1362,25 @@ def test_a_diverged_run_continues_from_its_last_checkpoint_with_a_new_rate(capsy
 def test_resume_with_a_new_rate_continues_an_interrupted_run_with_it(capsys, data_dir, tmp_path, monkeypatch):
     fit = Trainer.fit
 
-    def ctrl_c_at_15(self, *args, on_iteration=None, **kwargs):
-        def then_stop(iteration, loss):
-            on_iteration(iteration, loss)
-            if iteration == 15:
-                raise KeyboardInterrupt
-        return fit(self, *args, on_iteration=then_stop, **kwargs)
+    def ctrl_c_at(stop):
+        def fit_stopped(self, *args, on_iteration=None, **kwargs):
+            def then_stop(iteration, loss):
+                on_iteration(iteration, loss)
+                if iteration == stop:
+                    raise KeyboardInterrupt
+            return fit(self, *args, on_iteration=then_stop, **kwargs)
+        return fit_stopped
 
-    monkeypatch.setattr(Trainer, "fit", ctrl_c_at_15)
+    monkeypatch.setattr(Trainer, "fit", ctrl_c_at(15))
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", "--quiet", *TINY)
     assert code == 130
+    monkeypatch.setattr(Trainer, "fit", ctrl_c_at(20))
+    code, out, _ = run(capsys, "train", "--resume", tmp_path / "run", "--lr", "0.02")
+    assert code == 130 and " with SGD(lr=0.1) (learning rate 0.02 from here on) on " in out.splitlines()[0]
     monkeypatch.undo()
-    code, _, _ = run(capsys, "train", "--resume", tmp_path / "run", "--lr", "0.02", "--quiet")
-    assert code == 0 and read_history(tmp_path / "run")["lr_changes"] == [{"iteration": 15, "lr": 0.02}]
+    code, out, _ = run(capsys, "train", "--resume", tmp_path / "run")
+    assert code == 0 and " with SGD(lr=0.02) on " in out.splitlines()[0]  # the rate it continues at
+    assert read_history(tmp_path / "run")["lr_changes"] == [{"iteration": 15, "lr": 0.02}]
     code, out, _ = run(capsys, "train", "--resume", tmp_path / "run", "--lr", "0.5")
     assert code == 0 and "has finished already" in out
 

@@ -1,8 +1,10 @@
 """`sgdlab train --live` and `sgdlab view` from the command line: their options, their errors, the address
 they print, and the warning when asked to listen beyond this machine."""
 
+import contextlib
 import json
 import re
+import signal
 import socket
 import urllib.request
 
@@ -34,6 +36,24 @@ def test_view_serves_run_folders_at_a_tokened_loopback_address_until_ctrl_c(fini
             urllib.request.urlopen(f"{origin}/api/runs", timeout=10)
         code, _, err = press_ctrl_c(process)
     assert (code, err) == (0, "")  # one Ctrl-C ends the page, not in error
+
+
+def test_a_second_ctrl_c_while_the_page_closes_changes_nothing(finished_run):
+    """A user presses twice: the second press, once the page has stopped listening, must not end the command by
+    the signal (exit -2) nor as interrupted (130): the page ended as the first press asked."""
+    with lab_page("view", finished_run, "--no-browser") as (process, address):
+        port = int(address.split(":")[2].split("/")[0])
+        process.send_signal(signal.SIGINT)
+        while process.poll() is None:  # until the page no longer answers: it is closing
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                break
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        code = process.returncode
+    assert (code, err) == (0, "")
 
 
 def test_listening_beyond_the_loopback_address_asked_for_is_warned_of(finished_run):

@@ -166,8 +166,15 @@ def test_the_sweep_page_ranks_the_trials_draws_the_search_and_looks_into_the_tri
                      and tab.page.text_content("#status") == status)
         assert "focused" in table.nth(TRIALS - 1).get_attribute("class")
         tab.wait_for(lambda: tab.page.locator("#gallery figure").count() == 32)  # its mistakes, looked into
-        names = tab.page.evaluate("() => document.getElementById('loss-chart').data.map((trace) => trace.name)")
-        assert f"trial {clicked} raw" in names and len([name for name in names if name.endswith("smoothed")]) == 6
+        legend = "(id) => [...document.querySelectorAll(`#${id} .legendtext`)].map((e) => e.textContent)"
+        tab.wait_for(lambda: len(tab.page.evaluate(legend, "loss-chart")) == 6)
+        assert f"trial {clicked}" in tab.page.evaluate(legend, "loss-chart")  # one entry a run, by its label
+        assert sorted(tab.page.evaluate(legend, "accuracy-chart")) == sorted(tab.page.evaluate(legend, "loss-chart"))
+        inside = ("(id) => { const chart = document.getElementById(id).getBoundingClientRect();"
+                  " const legend = document.querySelector(`#${id} .legend`).getBoundingClientRect();"
+                  " return legend.left >= chart.left && legend.right <= chart.right && legend.top >= chart.top"
+                  " && legend.bottom <= chart.bottom && legend.width < chart.width; }")
+        assert tab.page.evaluate(inside, "loss-chart") and tab.page.evaluate(inside, "accuracy-chart")
         assert tab.page.locator("#runs label").count() == 6
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         code, _, err = press_ctrl_c(process)
@@ -196,7 +203,7 @@ def test_many_finished_runs_shown_together_leave_the_page_free_to_ask(browser, s
         for k in range(TRIALS):
             if not boxes.nth(k).is_checked():
                 boxes.nth(k).check()
-        curves = "() => document.getElementById('loss-chart').data.filter((t) => t.name.endsWith('smoothed')).length"
+        curves = "() => document.getElementById('loss-chart').data.filter((t) => t.name !== 'raw').length"
         tab.wait_for(lambda: tab.page.evaluate(curves) == TRIALS)
         asked = tab.page.evaluate("""async () => {
             const answer = fetch('/api/runs', {headers: {'X-Sgdlab-Token': TOKEN}}).then((r) => r.ok ? 'answered' : 'refused');

@@ -12,7 +12,7 @@ import argparse
 
 from .. import __version__
 from ..errors import ConfigError, SgdlabError
-from ..interrupts import interrupt_on_termination
+from ..interrupts import absorb_further_interrupts, interrupt_on_termination
 from . import compare, evaluate, experiment, gradcheck, plot, predict, sweep, train, view
 from .output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, reader_safe_output
 
@@ -44,4 +44,5 @@ def main(argv=None):
     except OSError as exc:  # a folder that cannot be written, a full disk: still one line, not a traceback
         parser.exit(EXIT_ERROR, f"sgdlab {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
+        absorb_further_interrupts()  # ending for this one: a second press must not cut the exit short
         parser.exit(EXIT_INTERRUPTED, f"sgdlab {args.command}: interrupted\n")

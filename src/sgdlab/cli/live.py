@@ -4,6 +4,7 @@ in folders; both print the page's address (with its token) and open it unless to
 import contextlib
 import sys
 
+from ..interrupts import absorb_further_interrupts
 from .output import say
 
 
@@ -45,7 +46,9 @@ def train_live(args, train, terminal, report):
             live.ended(history)
             code = report(run_dir, history)
             stopped_by_a_signal = history.interrupted and not live.stopped_by_page
-            if not stopped_by_a_signal and pending() is None:
+            if stopped_by_a_signal or pending() is not None:
+                absorb_further_interrupts()  # the run ended as the signal asked; the page closes with it
+            else:
                 stay_up(args, server, pending)
     return code
 
@@ -72,6 +75,7 @@ def stay_up(args, server, pending):
     """Serve until Ctrl-C (or SIGTERM, SIGHUP), held by the `interrupts_deferred()` that yielded `pending`."""
     say(args, "the lab page stays up for looking around and drawing digits: press Ctrl-C to end")
     server.wait(lambda: pending() is not None)
+    absorb_further_interrupts()  # one press ends the page: a second one, as it closes, changes nothing
 
 
 def _data_dir(args):

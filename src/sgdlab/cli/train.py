@@ -5,6 +5,7 @@ import sys
 import time
 
 from ..errors import ConfigError
+from ..interrupts import absorb_further_interrupts
 from ..ranges import POSITIVE_INT
 from ..training.config import TrainConfig
 from .arguments import (add_config_option, add_data_dir, config_from_args, config_option_flags, given_settings,
@@ -82,6 +83,8 @@ def run(args):
 def report(args, run_dir, history):
     """Say how the run ended and where its results are saved; returns the exit code."""
     if history.stopped:
+        if history.interrupted and not args.live:  # by a signal: the command ends as asked, whatever is pressed
+            absorb_further_interrupts()                # now (a page, watching, decides for itself)
         print(f"sgdlab train: {history.stopped}; results so far saved in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if history.early_stopped:

@@ -64,7 +64,7 @@ def main():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium)
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
 
         with started(["train", "--live", "--out", f"{scratch}/book", "--iters", "10000", *data]) as address:
             page.goto(address)
@@ -81,7 +81,7 @@ def main():
             page.goto(address)
             page.wait_for_function("() => document.getElementById('accuracy-chart').data?.length >= 4")
             page.wait_for_timeout(1500)
-            page.screenshot(path=DOCS / "lab-compare.png", clip={"x": 0, "y": 0, "width": 1280, "height": 520})
+            page.screenshot(path=DOCS / "lab-compare.png", clip={"x": 0, "y": 0, "width": 1400, "height": 560})
         browser.close()
 
 

@@ -48,13 +48,21 @@ def test_a_view_gives_a_page_only_what_it_lacks_and_everything_after_the_buckets
     assert again["loss"] == {"width": 1, "start": 0, "values": [1.0, 2.0]} and again["status"] == "finished"
 
 
-def test_a_page_waiting_for_a_change_wakes_when_there_is_one():
+def test_a_page_waiting_for_a_change_is_called_once_when_there_is_one():
     feed = RunFeed("run", {})
     seen = feed.version
-    timer = threading.Timer(0.05, feed.add_loss, args=(1.0,))
+    woken = []
+    feed.call_on_change(seen, lambda: woken.append(feed.version))
+    cancelled = feed.call_on_change(seen, lambda: woken.append("cancelled"))
+    cancelled()
+    assert woken == []
+    timer = threading.Thread(target=feed.add_loss, args=(1.0,))
     timer.start()
-    assert feed.wait_for_change(seen, timeout=5) == seen + 1
-    assert feed.wait_for_change(seen + 1, timeout=0.01) == seen + 1  # nothing new: back after the timeout
+    timer.join()
+    feed.add_loss(2.0)
+    assert woken == [seen + 1]  # once, from the thread that made the change
+    feed.call_on_change(seen, lambda: woken.append("at once"))  # a change it has not seen: called now
+    assert woken == [seen + 1, "at once"]
 
 
 def test_losses_near_the_largest_float_make_finite_means():

@@ -3,14 +3,13 @@
 Training adds a number per iteration and, per evaluation, its figures and a
 copy of the weights; that is all it pays, so it never waits on a page. The
 server reads the record from its own threads: every change bumps
-`version`, and `wait_for_change` lets a page's stream sleep until there is
-something new. The loss is kept as bucket means (`LossSeries`), so a run of
+`version`, and `call_on_change` wakes a page's stream, waiting on the
+server's event loop without a thread, when there is something new. The loss is kept as bucket means (`LossSeries`), so a run of
 a million iterations costs the page as little memory and traffic as one of
 a few thousand.
 """
 
 import threading
-import time
 
 MAX_LOSS_POINTS = 4096  # even: when full, pairs of buckets merge into half as many
 
@@ -78,21 +77,44 @@ class RunFeed:
         self.status, self.message = "starting", ""
         self.version = 0
         self.generation = 0  # bumped when the record is replaced as a whole (a run read again from its folder)
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._callbacks = []  # see `call_on_change`
+
+    def _bump(self):
+        """A change (under the lock): each callback asked for is called, once."""
+        self.version += 1
+        if self._callbacks:
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback()
+
+    def call_on_change(self, seen_version, callback):
+        """Call `callback()` once, at the first change after `seen_version` (now, if there has been one), from
+        the thread that makes it (training's: it must be quick, as a wake-up for an event loop is); returns a
+        function that cancels it. A page's stream waits this way holding no thread."""
+        with self._lock:
+            if self.version != seen_version:
+                callback()
+                return lambda: None
+            self._callbacks.append(callback)
+
+        def cancel():
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+        return cancel
 
     def update(self, **fields):
         """Set `fields` and wake the pages waiting for a change."""
-        with self._changed:
+        with self._lock:
             for name, value in fields.items():
                 setattr(self, name, value)
-            self.version += 1
-            self._changed.notify_all()
+            self._bump()
 
     def add_loss(self, loss):
-        with self._changed:
+        with self._lock:
             self.loss.append(loss)
-            self.version += 1
-            self._changed.notify_all()
+            self._bump()
 
     def add_evaluation(self, history, snapshot):
         """The evaluation just recorded in `history`, with `snapshot`, the network it was made with (a copy)."""
@@ -100,39 +122,26 @@ class RunFeed:
         evaluation = {key: getattr(history, key)[-1] for key in keys}
         evaluation["val_acc"] = history.val_acc[-1] if history.val_acc else None
         evaluation["lr"] = history.lr[-1] if history.lr else None  # the rate in force: schedule and changes
-        with self._changed:
+        with self._lock:
             self.evaluations.append(evaluation)
             self.lr_changes = [dict(change) for change in history.lr_changes]
             self.snapshot, self.snapshot_iteration = snapshot, evaluation["iteration"]
-            self.version += 1
-            self._changed.notify_all()
+            self._bump()
 
     def replace(self, loss, evaluations, snapshot, snapshot_iteration, status, message, lr_changes):
         """Everything at once, as read again from a run's files: pages then get the whole record anew."""
-        with self._changed:
+        with self._lock:
             self.loss, self.evaluations = loss, evaluations
             self.snapshot, self.snapshot_iteration = snapshot, snapshot_iteration
             self.status, self.message, self.lr_changes = status, message, [dict(c) for c in lr_changes]
             self.generation += 1
-            self.version += 1
-            self._changed.notify_all()
-
-    def wait_for_change(self, seen_version, timeout):
-        """Block until `version` differs from `seen_version` or `timeout` seconds pass; returns `version`."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while self.version == seen_version:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
-            return self.version
+            self._bump()
 
     def view(self, generation=None, loss_width=None, loss_start=0, evaluations_start=0):
         """What a page that has, of the record's `generation`, the loss buckets before `loss_start` (at bucket
         width `loss_width`) and the evaluations before `evaluations_start` still lacks: the rest, and
         everything small in full."""
-        with self._changed:
+        with self._lock:
             if generation != self.generation:
                 loss_width, evaluations_start = None, 0
             if loss_width != self.loss.width:  # buckets merged since: the page gets the whole series again

@@ -14,6 +14,7 @@ fetched from elsewhere. Uploaded images are bounded in size and decoded by
 """
 
 import asyncio
+import contextlib
 import hmac
 import io
 import json
@@ -59,6 +60,7 @@ def create_app(lab, token, extra_hosts=(), ending=None):
     """The app for `lab` (a `Lab`: the runs it serves and what each can do), guarded by `token`. Once `ending` (a
     `threading.Event`) is set, its streams end, so that the server stops without cutting them off."""
     ending = ending if ending is not None else threading.Event()
+    inspections = {}  # run id -> (its latest inspection, as sent): see `_inspection_event`
 
     async def page(request):  # the token, checked by the guard, goes into the page for its own requests
         return _secured(HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8").replace("{{TOKEN}}", token)))
@@ -85,7 +87,7 @@ def create_app(lab, token, extra_hosts=(), ending=None):
 
     async def stream(request):
         run = _run(request)
-        return StreamingResponse(_events(request, run, ending), media_type="text/event-stream",
+        return StreamingResponse(_events(request, run, ending, inspections), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def control(request):
@@ -157,7 +159,7 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
 
-async def _events(request, run, ending):
+async def _events(request, run, ending, inspections):
     """The run's server-sent events: everything at first (so a tab that reconnects catches up), then what
     changed, at most every STREAM_INTERVAL; the inspection of each new evaluation when it is ready."""
     cursor = {"generation": None, "loss_width": None, "loss_start": 0, "evaluations_start": 0}
@@ -178,14 +180,32 @@ async def _events(request, run, ending):
             # a run evaluated many times a second is looked into every few seconds: the page's work stays
             # a small share of a core, beside training's
             inspected, inspected_at = feed.snapshot, now
-            yield _event("inspection", await run_in_threadpool(run.inspection))
+            yield _inspection_event(run, await run_in_threadpool(run.inspection), inspections)
         await asyncio.sleep(STREAM_INTERVAL)
         quiet += STREAM_INTERVAL
         if quiet >= STREAM_HEARTBEAT:
             yield ": still here\n\n"
             quiet = 0.0
-        if feed.version == version:
-            await run_in_threadpool(feed.wait_for_change, version, 1.0)
+        await _changed(feed, version, 1.0)
+
+
+async def _changed(feed, seen_version, timeout):
+    """Until `feed` changes after `seen_version` or `timeout` seconds pass, on the event loop: a stream of a
+    paused run holds no thread the other requests need (hundreds of them would hold them all)."""
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+
+    def wake():  # on training's thread
+        with contextlib.suppress(RuntimeError):  # the server's loop has closed
+            loop.call_soon_threadsafe(changed.set)
+
+    cancel = feed.call_on_change(seen_version, wake)
+    try:
+        await asyncio.wait_for(changed.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        cancel()
 
 
 async def _sweep_events(request, sweep, ending):
@@ -201,6 +221,15 @@ async def _sweep_events(request, sweep, ending):
         if quiet >= STREAM_HEARTBEAT:
             yield ": still here\n\n"
             quiet = 0.0
+
+
+def _inspection_event(run, found, inspections):
+    """The event of `found`, the run's inspection, written once for all its streams: its images make it large,
+    and hundreds of pages would each hold a copy being written."""
+    sent = inspections.get(run.id)
+    if sent is None or sent[0] is not found:
+        sent = inspections[run.id] = (found, _event("inspection", found))
+    return sent[1]
 
 
 def _upload_name(request):

@@ -44,11 +44,13 @@ class LiveRun(RunObserver):
     def iteration(self, iteration, loss):
         self.terminal.iteration(iteration, loss)
         self.feed.add_loss(float(loss))
-        if self.feed.learning_rate != self.trainer.optimizer.lr:  # a new rate taken: in force, and marked
-            taken = self.trainer.optimizer.lr
-            requested = None if self.feed.requested_learning_rate == taken else self.feed.requested_learning_rate
-            self.feed.update(learning_rate=taken, requested_learning_rate=requested,
-                             lr_changes=[dict(change) for change in self.trainer.history.lr_changes])
+        changes = self.trainer.history.lr_changes
+        if len(changes) != len(self.feed.lr_changes):  # a rate set was taken: in force, and marked on the curves
+            requested = self.feed.requested_learning_rate
+            self.feed.update(learning_rate=self.trainer.optimizer.lr, lr_changes=[dict(change) for change in changes],
+                             requested_learning_rate=None if requested == changes[-1]["lr"] else requested)
+        elif self.feed.learning_rate != self.trainer.optimizer.lr:  # a schedule's next rate
+            self.feed.update(learning_rate=self.trainer.optimizer.lr)
         self._wait_while_paused()
 
     def evaluation(self, history):

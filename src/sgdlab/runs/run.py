@@ -115,8 +115,8 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
             (x_train, t_train), (x_test, t_test) = data or load_mnist(normalize=False, data_dir=data_dir)
             trainer = Trainer.from_config(config, input_size=SAMPLE_SHAPE, background=background)
             trainer.check_data(x_train, t_train, x_test, t_test)
-            if state is not None and state.history.lr_changes:  # the rate the run had reached, as fit takes it up
-                trainer.optimizer.lr = state.history.lr_changes[-1]["lr"]
+            if state is not None and state.history.lr_changes and config.lr_schedule == "constant":
+                trainer.optimizer.lr = state.history.lr_changes[-1]["lr"]  # the rate reached: its banner says it
             if lr is not None:
                 trainer.change_learning_rate(lr)
             folder.start(config, data_settings)

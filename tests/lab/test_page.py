@@ -153,6 +153,10 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
                  or tab.page.text_content("#draw-message"))
     assert tab.page.text_content("#draw-message") == ""
     assert tab.page.text_content("#prediction").startswith("Read as 1,")
+    read_after = re.compile(r"\(the weights after iteration (\d+)\)$")
+    first_read = int(read_after.search(tab.page.text_content("#prediction"))[1])
+    tab.wait_for(lambda: int(read_after.search(tab.page.text_content("#prediction"))[1]) > first_read)  # read
+    # again, without drawing again, as training changes the weights
     assert tab.page.evaluate("() => document.getElementById('probabilities-chart').data[0].y.length") == 10
 
     notes = tmp_path / "notes.txt"

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from sgdlab.nn.network import ConvNet, SimpleConvNet, TwoLayerNet
-from sgdlab.training.inspection import FILTER_COLUMNS, TILE_GAP, first_layer_filters, hidden_unit_weights, read_digit
+from sgdlab.training.inspection import (FILTER_COLUMNS, TILE_GAP, convolution_filters, convolutions, first_layer_filters,
+                                       hidden_unit_weights, read_digit)
 
 SMALL_CONVNET = [{"type": "convolution", "filter_num": 11, "filter_size": 3, "pad": 1}, {"type": "relu"},
                  {"type": "pooling", "pool_size": 2}, {"type": "affine", "output_size": 7}, {"type": "relu"}]
@@ -119,3 +120,36 @@ def test_a_dense_net_reads_a_digit_as_before_its_hidden_units_and_no_feature_map
     assert read["feature_maps"] is None
     expected = 1 / (1 + np.exp(-(digit() @ network.params["W1"] + network.params["b1"])))
     np.testing.assert_allclose(read["hidden"], expected, rtol=1e-12)
+
+
+TWO_CONVOLUTIONS = [{"type": "convolution", "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "relu"},
+                    {"type": "convolution", "filter_num": 5, "filter_size": 3, "pad": 1}, {"type": "relu"},
+                    {"type": "pooling", "pool_size": 2}, {"type": "affine", "output_size": 6}, {"type": "relu"}]
+
+
+def test_every_convolution_is_found_by_its_four_dimensional_weights_and_its_filters_drawn():
+    network = ConvNet(layers=TWO_CONVOLUTIONS, rng=3, dtype=np.float64)
+    assert convolutions(network) == [0, 2]
+    first, second = convolution_filters(network)
+    assert (first["convolution"], first["filters"], first["channels"], first["size"]) == (1, 4, 1, [3, 3])
+    assert decoded(first["image"]).shape == (3, 4 * 4 - 1, 3)  # one filter a tile, as the book draws them
+    assert (second["convolution"], second["filters"], second["channels"]) == (2, 5, 4)
+    drawn = tiles(decoded(second["image"]), 5 * 4, 3, 3, columns=4)  # a row per filter, a tile per channel
+    W = network.params["W2"]
+    for f in range(5):
+        levels = 255 * (1 - (W[f] - W[f].min()) / (W[f].max() - W[f].min()))  # each filter scaled to its range
+        assert np.abs(drawn[4 * f:4 * f + 4, ..., 0] - levels).max() <= 0.5 + 1e-6
+    assert convolution_filters(network, start=1) == [second]
+    assert (second["height"], second["width"]) == decoded(second["image"]).shape[:2]
+
+
+def test_a_digit_read_shows_the_feature_maps_of_every_convolution():
+    network = ConvNet(layers=TWO_CONVOLUTIONS, rng=3, dtype=np.float64)
+    read = read_digit(network, digit())
+    assert [(stage["convolution"], stage["layers"]) for stage in read["feature_maps"]] == [
+        (1, ["convolution", "relu"]), (2, ["convolution", "relu"]), (2, ["pooling"])]
+    first = np.maximum(convolved(digit().reshape(1, 28, 28), network.params["W1"], network.params["b1"], 1), 0)
+    second = np.maximum(convolved(first, network.params["W2"], network.params["b2"], 1), 0)
+    for stage, maps in zip(read["feature_maps"], (first, second)):
+        drawn = tiles(decoded(stage["image"]), len(maps), *maps.shape[1:])
+        assert np.abs(drawn[..., 0] - 255 * maps / maps.max()).max() <= 0.5 + 1e-6

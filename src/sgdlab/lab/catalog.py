@@ -20,7 +20,7 @@ from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.history import History
-from ..training.inspection import (first_layer_filters, gradient_agreement, gradient_images, hidden_unit_weights,
+from ..training.inspection import (convolution_filters, first_layer_filters, gradient_agreement, gradient_images, hidden_unit_weights,
                                    png_data_url, read_digit, test_set_errors)
 from .feed import LossSeries, RunFeed
 from .sweep_results import results_view, sweep_definition
@@ -57,8 +57,8 @@ class LabRun:
                           "'sgdlab train --live' can be paused, stepped, stopped or given a new rate")
 
     def inspection(self):
-        """What the page shows of the latest evaluation: the hidden units' weights (a dense net's) or the first
-        convolution's filters (a convolutional net's), the test set's confusion matrix, accuracy per digit and
+        """What the page shows of the latest evaluation: the hidden units' weights (a dense net's) or the
+        convolutions' filters (a convolutional net's: the first's, then the deeper ones'), the test set's confusion matrix, accuracy per digit and
         worst mistakes, and the gradient check (and on how many training images)."""
         snapshot = self.feed.snapshot
         with self._lock:
@@ -68,6 +68,7 @@ class LabRun:
             if _reads_mnist(snapshot):
                 (x_train, t_train), (x_test, t_test) = self.data()
                 found.update(weights=hidden_unit_weights(snapshot), filters=first_layer_filters(snapshot),
+                             deeper_filters=convolution_filters(snapshot, start=1),
                              **test_set_errors(snapshot, x_test, t_test),
                              gradients=gradient_agreement(snapshot, x_train, t_train),
                              gradient_images=gradient_images(snapshot))
@@ -79,11 +80,14 @@ class LabRun:
         what the network sees, its ten probabilities, the hidden layer's outputs and a convolutional net's feature
         maps, with the weights it has now."""
         self.refresh()
-        network = self.feed.live_network or self.feed.snapshot
+        live = self.feed.live_network
+        network = live or self.feed.snapshot
         if not _reads_mnist(network):
             raise SgdlabError(f"{self.feed.name} has no MNIST network to read a digit with yet")
+        iteration = self.feed.loss.count if live is not None else self.feed.snapshot_iteration  # the weights' updates
         pixels = load_digit_image(image_file, name)
-        return {"image": png_data_url(pixels.reshape(IMAGE_SHAPE)), **read_digit(network.copy(), pixels)}
+        return {"image": png_data_url(pixels.reshape(IMAGE_SHAPE)), "iteration": iteration,
+                **read_digit(network.copy(), pixels)}
 
 
 class LiveLabRun(LabRun):

@@ -1,7 +1,7 @@
 """A network looked into, as the lab page and a run's report.html show it: what its hidden units (a dense
-net's) or its first convolution's filters (a convolutional net's) learned, where it errs on the test set,
-whether its two gradients agree, and how it reads one digit (for a convolutional net, what each filter makes
-of it: its feature maps).
+net's) or its convolutions' filters (a convolutional net's) learned, where it errs on the test set,
+whether its two gradients agree, and how it reads one digit (for a convolutional net, what each filter of
+each convolution makes of it: its feature maps).
 
 Each function takes a network that nothing else is using (a copy: the
 layers keep what their forward pass computed, so a network in training must
@@ -80,23 +80,51 @@ def hidden_unit_weights(network, columns=10):
     return png_data_url(image_grid(np.stack(tiles), columns))
 
 
+def convolutions(network):
+    """The positions of the network's convolutions among its layers, known by what they declare: a weight `W`
+    of four dimensions (filters, channels, height, width)."""
+    return [k for k, layer in enumerate(network.layers)
+            if "W" in layer.parameter_names and np.ndim(getattr(layer, "W", None)) == 4]
+
+
 def first_convolution(network):
     """The position of the network's first convolution among its layers; None for a net without one."""
-    return next((k for k, layer in enumerate(network.layers) if layer.kind == "convolution"), None)
+    return next(iter(convolutions(network)), None)
 
 
 def first_layer_filters(network, columns=FILTER_COLUMNS):
     """The first convolution's filters as small grey images in one PNG grid (a data URL), as the book draws
-    them in figure 7-24 (ch07/visualize_filter.py): each filter's first channel (MNIST's only one) scaled to its
-    own range, its largest weight black and its smallest white. Random speckle before training; edges and
-    blobs after. None for a network without convolutions."""
+    them in figure 7-24 (ch07/visualize_filter.py): see `filters_grid`. Random speckle before training; edges
+    and blobs after. None for a network without convolutions."""
     position = first_convolution(network)
-    if position is None:
-        return None
-    filters = np.asarray(network.layers[position].W[:, 0], dtype=np.float64)  # (FN, FH, FW)
-    low = filters.min(axis=(1, 2), keepdims=True)
-    span = filters.max(axis=(1, 2), keepdims=True) - low
-    return png_data_url(image_grid(grey(1.0 - (filters - low) / np.maximum(span, 1e-12)), columns, GRID_GAP_COLOUR))
+    return None if position is None else png_data_url(filters_grid(network.layers[position].W, columns))
+
+
+def convolution_filters(network, start=0):
+    """The filters of the network's convolutions from the `start`-th (0: all), each as `filters_grid` draws
+    them: [{"convolution": its number among them (1 on), "filters", "channels", "size": (FH, FW), "image": a
+    PNG data URL, "width", "height": its pixels}]."""
+    found = []
+    for number, position in enumerate(convolutions(network)[start:], start=start + 1):
+        W = network.layers[position].W
+        grid = filters_grid(W)
+        found.append({"convolution": number, "filters": int(W.shape[0]), "channels": int(W.shape[1]),
+                      "size": [int(W.shape[2]), int(W.shape[3])], "image": png_data_url(grid),
+                      "width": grid.shape[1], "height": grid.shape[0]})
+    return found
+
+
+def filters_grid(W, columns=FILTER_COLUMNS):
+    """A convolution's weights `W` (FN, C, FH, FW) as small grey images, each filter scaled to its own range
+    (its largest weight black, its smallest white): one filter a tile, `columns` a row, for one input channel
+    (the book's figure 7-24); else a row per filter, a tile per input channel, so that every weight shows."""
+    filters = np.asarray(W, dtype=np.float64)
+    low = filters.min(axis=(1, 2, 3), keepdims=True)
+    span = filters.max(axis=(1, 2, 3), keepdims=True) - low
+    levels = 1.0 - (filters - low) / np.maximum(span, 1e-12)
+    channels = filters.shape[1]
+    tiles = levels[:, 0] if channels == 1 else levels.reshape(-1, *filters.shape[2:])
+    return image_grid(grey(tiles), columns if channels == 1 else channels, GRID_GAP_COLOUR)
 
 
 def test_set_errors(network, x_test, t_test):
@@ -169,27 +197,29 @@ def hidden_outputs(network, outputs):
 
 
 def feature_maps(network, outputs, columns=FILTER_COLUMNS):
-    """What each of the first convolution's filters makes of the image (the layers' `outputs`): its feature
-    map after the layers that follow the convolution up to a pooling (its activation), then after that
-    pooling, each stage {"layers": their kinds, "image": a PNG data URL, "width", "height": its pixels}, one
-    small image per filter laid out as in `first_layer_filters`. One scale for all: grey from black (0) to
-    white (the largest output) for outputs that are never negative (relu's), red and blue for signed ones.
-    None for a network without convolutions."""
-    start = first_convolution(network)
-    if start is None:
+    """What each filter of every convolution makes of the image (the layers' `outputs`): its feature map after
+    the layers that follow the convolution up to a pooling (its activation), then after that pooling, each
+    stage {"convolution": the convolution's number (1 on), "layers": their kinds, "image": a PNG data URL,
+    "width", "height": its pixels}, one small image per filter laid out as in `first_layer_filters`. One scale
+    for a convolution's stages: grey from black (0) to white (the largest output) for outputs that are never
+    negative (relu's), red and blue for signed ones. None for a network without convolutions."""
+    positions = convolutions(network)
+    if not positions:
         return None
-    end = next((k for k in range(start + 1, len(network.layers))
-                if network.layers[k].kind in ("convolution", "affine")), len(network.layers))
-    pooling = next((k for k in range(start, end) if network.layers[k].kind == "pooling"), None)
-    stages = [(start, end - 1)] if pooling is None else [(start, pooling - 1), (pooling, pooling)]
-    maps = [np.asarray(outputs[last][0], dtype=np.float64) for _, last in stages]
-    low, high = min(values.min() for values in maps), max(values.max() for values in maps)
     found = []
-    for (first, last), values in zip(stages, maps):
-        tiles = grey(values / max(high, 1e-12)) if low >= 0 else diverging_colours(values, max(-low, high))
-        grid = image_grid(tiles, columns, GRID_GAP_COLOUR)
-        found.append({"layers": [_layer_name(layer) for layer in network.layers[first:last + 1]],
-                      "image": png_data_url(grid), "width": grid.shape[1], "height": grid.shape[0]})
+    for number, start in enumerate(positions, start=1):
+        end = next((k for k in range(start + 1, len(network.layers))
+                    if k in positions or network.layers[k].kind == "affine"), len(network.layers))
+        pooling = next((k for k in range(start, end) if network.layers[k].kind == "pooling"), None)
+        stages = [(start, end - 1)] if pooling is None else [(start, pooling - 1), (pooling, end - 1)]
+        maps = [np.asarray(outputs[last][0], dtype=np.float64) for _, last in stages]
+        low, high = min(values.min() for values in maps), max(values.max() for values in maps)
+        for (first, last), values in zip(stages, maps):
+            tiles = grey(values / max(high, 1e-12)) if low >= 0 else diverging_colours(values, max(-low, high))
+            grid = image_grid(tiles, columns, GRID_GAP_COLOUR)
+            found.append({"convolution": number,
+                          "layers": [_layer_name(layer) for layer in network.layers[first:last + 1]],
+                          "image": png_data_url(grid), "width": grid.shape[1], "height": grid.shape[0]})
     return found
 
 

@@ -79,7 +79,10 @@ function follow(id) {
     run.stream.addEventListener("update", (event) => receive(run, JSON.parse(event.data)));
     run.stream.addEventListener("inspection", (event) => {
       run.inspection = JSON.parse(event.data);
-      if (id === focused) showInspection(run.inspection);
+      if (id === focused) {
+        showInspection(run.inspection);
+        readAgain(run);
+      }
     });
   } else if (!wanted && run.stream) {
     run.stream.close();
@@ -274,6 +277,7 @@ function showInspection(found) {
   if (!found.confusion) return;
   showImage("units", "weights", found.weights);
   showImage("filters-figure", "filters", found.filters);
+  showDeeperFilters(found.deeper_filters || []);
   $("confusion-figure").hidden = false;
   $("per-digit-figure").hidden = false;
   const digits = [...Array(10).keys()].map(String);
@@ -312,6 +316,20 @@ function showInspection(found) {
   });
   $("gradients").querySelector("tbody").replaceChildren(...rows);
   $("gradient-images").textContent = `(on the first ${found.gradient_images} training images)`;
+}
+
+function showDeeperFilters(convolutions) { // each at 2 screen pixels a weight, labelled
+  $("deeper-filters-figure").hidden = !convolutions.length;
+  $("deeper-filters").replaceChildren(...convolutions.flatMap((found) => {
+    const label = document.createElement("span");
+    label.textContent = `convolution ${found.convolution}: ${found.filters} of ${found.size.join("x")}x${found.channels}`;
+    const image = document.createElement("img");
+    image.src = found.image;
+    image.alt = `the filters of convolution ${found.convolution}`;
+    image.style.width = `${MAP_SCALE * found.width}px`;
+    image.style.height = `${MAP_SCALE * found.height}px`;
+    return [label, image];
+  }));
 }
 
 function showImage(figure, image, source) { // a figure shown for the networks that have what it shows
@@ -493,6 +511,7 @@ for (const box of ["loss-log", "accuracy-whole"]) $(box).addEventListener("chang
 const canvas = $("canvas");
 const pen = canvas.getContext("2d");
 let drawing = false;
+let lastDigit = null; // {blob, name} of the digit read last: read again as training changes the weights
 
 function clearCanvas() {
   pen.fillStyle = "#000";
@@ -524,18 +543,29 @@ for (const name of ["pointerup", "pointercancel"]) {
   canvas.addEventListener(name, () => {
     if (!drawing) return;
     drawing = false;
+    lastDigit = null;
     canvas.toBlob((blob) => readDigit(blob, "your drawing"), "image/png");
   });
 }
-$("clear").addEventListener("click", clearCanvas);
+$("clear").addEventListener("click", () => {
+  clearCanvas();
+  lastDigit = null;
+});
+
+function readAgain(run) { // a new evaluation of a run in training: the same digit, with the weights of now
+  const training = run.view && run.view.live && ["training", "paused"].includes(run.view.status);
+  if (lastDigit && training) readDigit(lastDigit.blob, lastDigit.name);
+}
 $("file").addEventListener("change", (event) => {
   const file = event.target.files[0];
+  lastDigit = null;
   if (file) readDigit(file, file.name);
 });
 document.addEventListener("dragover", (event) => event.preventDefault());
 document.addEventListener("drop", (event) => {
   event.preventDefault();
   const file = event.dataTransfer.files[0];
+  lastDigit = null;
   if (file) readDigit(file, file.name);
 });
 
@@ -554,7 +584,9 @@ async function readDigit(blob, name) { // `name`: what the user chose, for the s
     { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { type: "category", title: { text: "digit" } },
       yaxis: { range: [0, 1], title: { text: "probability" } } }, PLOT_CONFIG);
     $("prediction").textContent = `Read as ${read.prediction}, with probability ${
-      (100 * read.probabilities[read.prediction]).toFixed(1)}%`;
+      (100 * read.probabilities[read.prediction]).toFixed(1)}%${
+      read.iteration === null || read.iteration === undefined ? "" : ` (the weights after iteration ${read.iteration})`}`;
+    lastDigit = { blob, name };
     showFeatureMaps(read.feature_maps);
     $("hidden-figure").hidden = !read.hidden;
     if (read.hidden) {
@@ -569,19 +601,35 @@ async function readDigit(blob, name) { // `name`: what the user chose, for the s
 
 const MAP_SCALE = 2; // screen pixels per feature-map pixel: each stage's maps at their own size, side by side
 
-function showFeatureMaps(stages) { // a convolutional net's: the first convolution's maps, stage by stage
+function showFeatureMaps(stages) { // a convolutional net's: each convolution's maps, stage by stage, a row each
   $("maps-figure").hidden = !stages;
   if (!stages) return;
-  $("maps").replaceChildren(...stages.map((stage) => {
-    const image = document.createElement("img");
-    image.src = stage.image;
-    image.alt = `feature maps after ${stage.layers.join(" and ")}`;
-    image.style.width = `${MAP_SCALE * stage.width}px`;
-    image.style.height = `${MAP_SCALE * stage.height}px`;
-    return image;
+  const rows = new Map();
+  for (const stage of stages) {
+    if (!rows.has(stage.convolution)) rows.set(stage.convolution, []);
+    rows.get(stage.convolution).push(stage);
+  }
+  $("maps").replaceChildren(...[...rows].map(([convolution, own]) => {
+    const row = document.createElement("div");
+    row.className = "maps-row";
+    if (rows.size > 1) {
+      const label = document.createElement("span");
+      label.textContent = `convolution ${convolution}`;
+      row.appendChild(label);
+    }
+    for (const stage of own) {
+      const image = document.createElement("img");
+      image.src = stage.image;
+      image.alt = `feature maps of convolution ${convolution} after ${stage.layers.join(" and ")}`;
+      image.style.width = `${MAP_SCALE * stage.width}px`;
+      image.style.height = `${MAP_SCALE * stage.height}px`;
+      row.appendChild(image);
+    }
+    return row;
   }));
-  $("maps-stages").textContent = stages.map((stage) => stage.layers.join(" and ")).join(" (left), then after ")
-    + (stages.length > 1 ? " (right)" : "");
+  const first = rows.values().next().value;
+  $("maps-stages").textContent = first.map((stage) => stage.layers.join(" and ")).join(" (left), then after ")
+    + (first.length > 1 ? " (right)" : "");
 }
 
 clearCanvas();

@@ -200,3 +200,10 @@ def _read_events(stream, count):
             if len(events) == count:
                 return events
     return events
+
+
+def test_a_diverged_runs_nan_and_infinity_reach_the_page_as_null_and_the_stream_goes_on():
+    from sgdlab.lab.server import _event
+
+    assert _event("inspection", {"gradients": [{"max_rel_error": float("nan")}], "x": [1.0, float("inf")]}) == (
+        'event: inspection\ndata: {"gradients": [{"max_rel_error": null}], "x": [1.0, null]}\n\n')

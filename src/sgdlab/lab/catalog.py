@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..data import load_mnist
 from ..data.digit_images import load_digit_image
 from ..data.mnist import IMAGE_SHAPE, NUM_CLASSES, SAMPLE_SHAPE, mnist_mismatch
@@ -66,12 +68,13 @@ class LabRun:
                 return self._inspected[1]
             found = {"iteration": self.feed.snapshot_iteration}
             if _reads_mnist(snapshot):
-                (x_train, t_train), (x_test, t_test) = self.data()
-                found.update(weights=hidden_unit_weights(snapshot), filters=first_layer_filters(snapshot),
-                             deeper_filters=convolution_filters(snapshot, start=1),
-                             **test_set_errors(snapshot, x_test, t_test),
-                             gradients=gradient_agreement(snapshot, x_train, t_train),
-                             gradient_images=gradient_images(snapshot))
+                with np.errstate(all="ignore"):  # a diverged run's weights overflow: the figures say so
+                    (x_train, t_train), (x_test, t_test) = self.data()
+                    found.update(weights=hidden_unit_weights(snapshot), filters=first_layer_filters(snapshot),
+                                 deeper_filters=convolution_filters(snapshot, start=1),
+                                 **test_set_errors(snapshot, x_test, t_test),
+                                 gradients=gradient_agreement(snapshot, x_train, t_train),
+                                 gradient_images=gradient_images(snapshot))
             self._inspected = (snapshot, found)
             return found
 

@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import io
 import json
+import math
 import threading
 from importlib import resources
 from pathlib import Path
@@ -241,7 +242,22 @@ def _upload_name(request):
 
 
 def _event(name, data):
-    return f"event: {name}\ndata: {json.dumps(data, allow_nan=False)}\n\n"
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except ValueError:  # a diverged run's NaN or infinity (its gradient check, its weights): sent as null, so
+        text = json.dumps(_finite(data), allow_nan=False)  # that the stream goes on and says "diverged"
+    return f"event: {name}\ndata: {text}\n\n"
+
+
+def _finite(value):
+    """`value` with every NaN or infinite number, however deep in lists and dicts, made None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _secured(response):

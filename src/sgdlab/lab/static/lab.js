@@ -302,7 +302,7 @@ function showInspection(found) {
   }));
   const rows = found.gradients.map((check) => {
     const row = document.createElement("tr");
-    const cells = [check.name, check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${check.size}` : "",
+    const cells = [check.name, check.max_rel_error === null ? "not a number" : check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${check.size}` : "",
                    !check.checked ? "not checked: every nudge crosses a kink"
                      : check.passed ? (check.is_zero ? "agree (zero gradient: both are rounding noise)" : "agree")
                      : "DIFFER"];

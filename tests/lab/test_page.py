@@ -226,6 +226,18 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
         press_ctrl_c(process)
 
 
+def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
+    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--lr", "1e30",
+                  "--activation", "relu", "--hidden-size", "10", "--iters", "600", "--no-plot") as (process, address):
+        tab = Page(browser, address)
+        tab.wait_for(lambda: tab.page.text_content("#status") == "diverged")
+        assert "training diverged; try a smaller learning rate" in tab.page.text_content("#run-message")
+        tab.wait_for(lambda: tab.page.locator("#gradients tbody tr").count() == 4)  # its NaNs reached the page too
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        code, _, err = press_ctrl_c(process)
+    assert code == 1 and "training diverged" in err
+
+
 def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp_path):
     from sgdlab.runs.run import train_run
     from sgdlab.training.config import TrainConfig

@@ -5,6 +5,7 @@ import io
 import json
 import struct
 import threading
+import time
 import zlib
 
 import pytest
@@ -207,3 +208,40 @@ def test_a_diverged_runs_nan_and_infinity_reach_the_page_as_null_and_the_stream_
 
     assert _event("inspection", {"gradients": [{"max_rel_error": float("nan")}], "x": [1.0, float("inf")]}) == (
         'event: inspection\ndata: {"gradients": [{"max_rel_error": null}], "x": [1.0, null]}\n\n')
+
+
+def test_streams_past_the_bound_are_refused_with_a_reason_and_a_closed_one_frees_its_place(run_dirs, data_dir,
+                                                                                           monkeypatch):
+    import socket
+
+    from sgdlab.lab import server
+    from sgdlab.lab.serving import LabServer
+
+    monkeypatch.setattr(server, "MAX_STREAMS", 1)
+
+    def opened(lab_server, run_id):
+        """A stream asked for on a socket of its own: (the socket, the status line, what followed it so far)."""
+        connection = socket.create_connection(("127.0.0.1", lab_server.port), timeout=30)
+        connection.sendall(f"GET /api/runs/{run_id}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           f"X-Sgdlab-Token: {lab_server.token}\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received or (b" 200 " in received and b"event: update" not in received
+                                               or b" 503 " in received and not received.endswith(b"}")):
+            received += connection.recv(65536)
+        return connection, received.split(b"\r\n")[0].decode(), received.decode(errors="replace")
+
+    with LabServer(Lab(folder_runs([run_dirs], data_dir))) as lab_server:
+        first, status, _ = opened(lab_server, "0-a")
+        assert status == "HTTP/1.1 200 OK"
+        second, status, said = opened(lab_server, "1-b")
+        second.close()
+        assert status == "HTTP/1.1 503 Service Unavailable"
+        assert said.endswith('{"error":"1 pages are following these runs already: close some tabs"}')
+        first.close()
+        deadline = time.monotonic() + 30
+        while True:  # its place is freed once the server has seen it closed
+            third, status, _ = opened(lab_server, "1-b")
+            third.close()
+            if status == "HTTP/1.1 200 OK":
+                break
+            assert time.monotonic() < deadline, "the closed stream's place was never freed"

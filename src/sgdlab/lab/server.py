@@ -42,6 +42,7 @@ STREAM_INTERVAL = 0.5  # seconds between two updates of a stream at most (a page
 INSPECTION_INTERVAL = 2.0  # seconds between two inspections a stream sends, at most: the latest evaluation's
 SWEEP_INTERVAL = 1.0  # seconds between two looks at a sweep's results.json
 STREAM_HEARTBEAT = 15.0  # seconds of silence after which a stream says it is still there
+MAX_STREAMS = 500  # open at once, a sweep's included: each holds its tab's buffers; more are refused, not queued
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = resources.files("sgdlab.lab") / "static"
 PAGE_FILES = {"lab.js": "text/javascript", "lab.css": "text/css"}
@@ -62,6 +63,7 @@ def create_app(lab, token, extra_hosts=(), ending=None):
     `threading.Event`) is set, its streams end, so that the server stops without cutting them off."""
     ending = ending if ending is not None else threading.Event()
     inspections = {}  # run id -> (its latest inspection, as sent): see `_inspection_event`
+    open_streams = [0]  # how many streams are open (counted on the server's event loop)
 
     async def page(request):  # the token, checked by the guard, goes into the page for its own requests
         return _secured(HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8").replace("{{TOKEN}}", token)))
@@ -83,12 +85,27 @@ def create_app(lab, token, extra_hosts=(), ending=None):
     async def sweep_stream(request):
         if lab.sweep is None:
             raise HTTPException(404, "these runs are not a sweep's")
-        return StreamingResponse(_sweep_events(request, lab.sweep, ending), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return _event_stream(_sweep_events(request, lab.sweep, ending))
 
     async def stream(request):
-        run = _run(request)
-        return StreamingResponse(_events(request, run, ending, inspections), media_type="text/event-stream",
+        return _event_stream(_events(request, _run(request), ending, inspections))
+
+    def _event_stream(events):
+        """A stream of `events`, counted among the open ones; past MAX_STREAMS, a 503 that says why."""
+        if open_streams[0] >= MAX_STREAMS:
+            return JSONResponse({"error": f"{MAX_STREAMS} pages are following these runs already: close some tabs"},
+                                status_code=503)
+
+        async def counted():
+            open_streams[0] += 1
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                open_streams[0] -= 1
+                await events.aclose()
+
+        return StreamingResponse(counted(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def control(request):

@@ -204,6 +204,9 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
                  " && !f.querySelector('svg.main-svg') && ![...f.querySelectorAll('img')].some((i) => i.naturalWidth))"
                  ".map((f) => f.id || f.textContent.trim().slice(0, 40))")
         assert tab.page.evaluate(empty) == []  # no white box stands where nothing is drawn yet
+        loss, accuracy = (tab.page.locator(f"#{name}-figure").bounding_box() for name in ("loss", "accuracy"))
+        assert loss["y"] == accuracy["y"] and accuracy["x"] + accuracy["width"] > 1400 - 40  # side by side, the
+        # page's width shared between them: nothing wraps, nothing is left empty at 1400 px
         assert tab.page.text_content("#lr-now") == "learning rate 0.001"  # the run's, as it was trained
         # the smoothed loss, an exponential mean debiased: it starts at the first loss, and its slope changes
         # nowhere abruptly (a trailing 100-iteration mean's slope doubles at iteration 100)

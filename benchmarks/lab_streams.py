@@ -38,7 +38,8 @@ def request(origin, token, path, body=None):
 
 
 async def flood(host, port, token, streams, origin, pid):
-    """Open `streams` streams, each read to its first update and inspection; time /api/runs while they are open; close them."""
+    """Open `streams` streams, each read to its first update and inspection; time /api/runs while they are
+    open; close them."""
     async def one():
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(f"GET /api/runs/live/stream HTTP/1.1\r\nHost: {host}:{port}\r\nX-Sgdlab-Token: {token}\r\n\r\n"
@@ -89,7 +90,8 @@ def main():
                                                              process.pid))
                 print(f"after flood {k} of {args.streams} streams on the paused run: "
                       f"{resident_mb(process.pid):.0f} MB resident; while they were open, {threads} threads and "
-                      f"/api/runs answered in {answer * 1000:.0f} ms (median of 5, slowest {slowest * 1000:.0f} ms)", flush=True)
+                      f"/api/runs answered in {answer * 1000:.0f} ms (median of 5, slowest {slowest * 1000:.0f} ms)",
+                      flush=True)
         finally:
             process.send_signal(signal.SIGINT)
             try:

@@ -142,3 +142,18 @@ def test_the_report_of_a_convolutional_net_shows_its_first_filters_rather_than_h
     page = write_report(tmp_path, {"lr": 0.1}, history, network, test_set).read_text()
     assert "alt='first-layer filters' src='data:image/png;base64," in page
     assert "first-layer weights" not in page and "What the first convolution's filters look for" in page
+
+
+def test_the_report_of_a_deeper_convolutional_net_shows_every_convolutions_filters(history, tmp_path):
+    from sgdlab.nn.network import ConvNet
+    from sgdlab.plots.report import write_report
+
+    rng = np.random.default_rng(0)
+    test_set = rng.integers(0, 256, (20, 784), dtype=np.uint8), rng.integers(0, 10, 20, dtype=np.uint8)
+    layers = [{"type": "convolution", "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "relu"},
+              {"type": "convolution", "filter_num": 5, "filter_size": 3, "pad": 1}, {"type": "relu"},
+              {"type": "pooling", "pool_size": 2}]
+    page = write_report(tmp_path, {"lr": 0.1}, history, ConvNet(layers=layers, rng=0), test_set).read_text()
+    assert "alt='first-layer filters' src='data:image/png;base64," in page
+    assert "alt='filters of convolution 2' src='data:image/png;base64," in page
+    assert "Convolution 2: 5 filters of 3x3 over 4 channels" in page and "convolution 3" not in page

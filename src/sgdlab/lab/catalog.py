@@ -22,8 +22,8 @@ from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.history import History
-from ..training.inspection import (convolution_filters, first_layer_filters, gradient_agreement, gradient_images, hidden_unit_weights,
-                                   png_data_url, read_digit, test_set_errors)
+from ..training.inspection import (convolution_filters, first_layer_filters, gradient_agreement, gradient_images,
+                                   hidden_unit_weights, png_data_url, read_digit, test_set_errors)
 from .feed import LossSeries, RunFeed
 from .sweep_results import results_view, sweep_definition
 
@@ -60,8 +60,9 @@ class LabRun:
 
     def inspection(self):
         """What the page shows of the latest evaluation: the hidden units' weights (a dense net's) or the
-        convolutions' filters (a convolutional net's: the first's, then the deeper ones'), the test set's confusion matrix, accuracy per digit and
-        worst mistakes, and the gradient check (and on how many training images)."""
+        convolutions' filters (a convolutional net's: the first's, then the deeper ones'), the test set's
+        confusion matrix, accuracy per digit and worst mistakes, and the gradient check (and on how many
+        training images)."""
         snapshot = self.feed.snapshot
         with self._lock:
             if self._inspected[0] is snapshot:

@@ -4,9 +4,10 @@ Training adds a number per iteration and, per evaluation, its figures and a
 copy of the weights; that is all it pays, so it never waits on a page. The
 server reads the record from its own threads: every change bumps
 `version`, and `call_on_change` wakes a page's stream, waiting on the
-server's event loop without a thread, when there is something new. The loss is kept as bucket means (`LossSeries`), so a run of
-a million iterations costs the page as little memory and traffic as one of
-a few thousand.
+server's event loop without a thread, when there is something new. The
+loss is kept as bucket means (`LossSeries`), so a run of a million
+iterations costs the page as little memory and traffic as one of a few
+thousand.
 """
 
 import threading

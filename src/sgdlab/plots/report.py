@@ -2,8 +2,8 @@
 
 It shows what the lab page shows of a finished run: the book's two charts
 (the PNGs `sgdlab train` drew, inlined), what each hidden unit learned (a
-dense net's) or the first convolution's trained filters (a convolutional
-net's, as the book's figure 7-24 shows them), and
+dense net's) or the convolutions' trained filters (a convolutional net's:
+the first as the book's figure 7-24 shows them, then the deeper ones), and
 the test set's confusion matrix, accuracy per digit and worst mistakes,
 with the run's settings and its history as JSON. Everything is inline (no
 script, style, font or image is fetched), so the file can be mailed or
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import SgdlabError
 from ..fileio import read_regular_file, write_text_atomic
-from ..training.inspection import first_layer_filters, hidden_unit_weights, test_set_errors
+from ..training.inspection import convolution_filters, first_layer_filters, hidden_unit_weights, test_set_errors
 from .charts import chart_paths
 
 REPORT_NAME = "report.html"
@@ -28,7 +28,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
 .row { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-size: 0.85rem; color: #555; max-width: 34rem; }
 img.chart { max-width: 34rem; } img.units { width: 34rem; image-rendering: pixelated; }
-img.filters { width: 20rem; image-rendering: pixelated; }
+img.filters { width: 20rem; image-rendering: pixelated; } img.deeper { image-rendering: pixelated; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; }
 .settings td { text-align: left; }
 .gallery { display: flex; flex-wrap: wrap; gap: 0.4rem; }
@@ -44,16 +44,16 @@ def write_report(run_dir, settings, history, network, test_set):
     found = test_set_errors(network, *test_set)
     charts = {path.stem: png for path in chart_paths(run_dir) if (png := _chart_png(path)) is not None}
     page = render_report(run_dir.name, settings, history, hidden_unit_weights(network), found, charts,
-                         first_layer_filters(network))
+                         first_layer_filters(network), convolution_filters(network, start=1))
     path = run_dir / REPORT_NAME
     write_text_atomic(path, page)
     return path
 
 
-def render_report(name, settings, history, weights, found, charts, filters=None):
+def render_report(name, settings, history, weights, found, charts, filters=None, deeper_filters=()):
     """The report's HTML: every value escaped, every image a data URL (`charts`: each chart's PNG bytes, by name;
     `weights` a dense net's hidden units, `filters` a convolutional net's first filters, as `inspection` draws
-    them, or None)."""
+    them, or None; `deeper_filters` its other convolutions', as `inspection.convolution_filters` gives them)."""
     title = f"sgdlab run {name}"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_text(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{_text(title)}</h1>", _outcome(history)]
@@ -74,9 +74,21 @@ def render_report(name, settings, history, weights, found, charts, filters=None)
                      f"alt='first-layer filters' src='{filters}'><figcaption>Each trained filter's weights as a small "
                      "image, dark where they are large, light where small (the book's figure 7-24): edges and "
                      "blobs, where they were random before training.</figcaption></figure>")
+    if deeper_filters:
+        parts.append("<h2>The deeper convolutions' filters</h2><div class='row'>")
+        parts += [_convolution_figure(convolution) for convolution in deeper_filters]
+        parts.append("</div>")
     parts += [_errors(found), _settings(settings, history.lr_changes),
               f"<script type='application/json' id='history'>{_json(history.to_dict())}</script></body></html>"]
     return "\n".join(parts)
+
+
+def _convolution_figure(convolution):
+    number, size = convolution["convolution"], "x".join(map(str, convolution["size"]))
+    return (f"<figure><img class='deeper' alt='filters of convolution {number}' src='{convolution['image']}' "
+            f"width='{2 * convolution['width']}'><figcaption>Convolution {number}: {convolution['filters']} filters "
+            f"of {size} over {convolution['channels']} channels, a row per filter, a small image per channel (each "
+            "filter scaled to its own range).</figcaption></figure>")
 
 
 def _outcome(history):

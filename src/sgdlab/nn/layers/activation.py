@@ -1,7 +1,9 @@
 """The activation layers, built from the definitions in `sgdlab.nn.activations`."""
 
+import numpy as np
+
 from ..activations import get_activation
-from .base import Layer, spec_fields
+from .base import Layer, in_channel, spec_fields
 
 
 class ActivationLayer(Layer):
@@ -39,6 +41,27 @@ class ActivationLayer(Layer):
     def backward_into(self, x, out, dout, dx, grads, work):
         self.activation.backward_into(dout, out, dx)
         return dx
+
+    # The fast numerical gradient's forms (see `Layer.carry`): f itself on the carried values; with kinks
+    # sought, a nudge crosses one where it moves an input beyond the reach of its linear piece.
+    channelwise = True
+
+    @property
+    def kink(self):
+        if self.activation.linear_pieces(np.zeros(1)) is None:
+            return None
+        return f"moves some {self.activation.name} input across its kink"
+
+    def reference_state(self, x, out, find_kinks):
+        pieces = self.activation.linear_pieces(x) if find_kinks else None
+        return None if pieces is None else pieces[1]  # how far each input may move on its linear piece
+
+    def carry(self, moved, x, out, state, channel):
+        crossed = None
+        if state is not None:
+            off = np.abs(moved - in_channel(x, channel)) > in_channel(state, channel)
+            crossed = off.reshape(len(moved), -1).any(axis=1)
+        return self.activation.forward(moved), crossed
 
     def __repr__(self):
         return f"{self.activation.name.capitalize()}()"  # the book's layer names: Sigmoid(), Relu(), Tanh()

@@ -4,6 +4,8 @@ specification and input shape."""
 import contextlib
 import math
 
+import numpy as np
+
 from ...errors import ConfigError
 
 MAX_FEATURES = 1 << 24  # values per sample in any layer's output or padded input: 64 MB of float32 a sample
@@ -64,11 +66,62 @@ class Layer:
     def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         return None
 
+    # The fast numerical gradient's forms (`sgdlab.engine.conv_perturbation`): many nudged copies of one batch
+    # carried through the layer at once, as arrays (nudges, N, *shape), from the book's forward pass in
+    # training mode (`frozen_training`) on x, which gave out. Where the carried values hold the one image
+    # channel a nudge has moved so far ((nudges, N, 1, H, W), `channel` its index), so do a `channelwise`
+    # layer's results; any other layer's carry gives every channel (or unit) of its output.
+    channelwise = False  # each output channel depends on the same channel of its input alone
+    kink = None  # where its slope jumps, in words: what a nudge crosses there (None: smooth everywhere)
+
+    def reference_state(self, x, out, find_kinks):
+        """What `carry` and `nudged` need of the reference pass, kept right after the book's forward gave `out`
+        (dropout's mask, pooling's winners, an activation's reach to its kinks `with find_kinks`)."""
+        return None
+
+    def carry(self, moved, x, out, state, channel):
+        """(its output for the carried inputs `moved`, whether each nudge crossed a kink, or None): the same
+        arithmetic as `forward`'s in float64, for every nudge at once."""
+        raise ConfigError(f"{self!r} declares no carry: the fast numerical gradient cannot pass a nudge through it")
+
+    def nudge_state(self, x, out, state):
+        """What `nudged` needs for every nudge of its parameters, prepared once (by default the reference state)."""
+        return state
+
+    def nudged(self, name, entries, e, x, out, prepared, channel):
+        """Its output when each of the flat `entries` of parameter `name` is nudged by its `e`: (nudges, N,
+        *shape), of the one `channel` an image layer's nudges move (its parameters' entries are grouped by
+        the output channel they move, channel-major)."""
+        raise ConfigError(f"{self!r} declares no nudges of its parameters")
+
+    def follow_batch(self, x):
+        """Move what training follows (running statistics) by the batch `x` once, as a training step does."""
+
+    def workspace_bytes(self, rows, input_shape, dtype, train=True):
+        """The bytes `workspace` holds for `rows` samples, counted without making it for them: made for one
+        sample and for two (at most `MAX_WORK_PER_SAMPLE` values each, as `ForwardPass.rows_within` does), the
+        difference a sample's share, the rest what it holds whatever the rows (a convolution's weights)."""
+        one, two = (sum(array.nbytes for array in arrays_of(self.workspace(n, input_shape, dtype, train)))
+                    for n in (1, 2))
+        return one + (two - one) * (rows - 1)
+
     def work_per_sample(self, input_shape):
         """The values one sample's forward pass through this layer writes (its output, and a convolution's
         columns or a pooling's windows besides): the network bounds their sum, which bounds one sample's
         buffers and time."""
         return math.prod(self.output_shape(input_shape))
+
+
+def arrays_of(work):
+    """The arrays a workspace holds: a dict's values, a tuple's items, or none."""
+    values = work.values() if isinstance(work, dict) else work if isinstance(work, tuple) else ()
+    return [value for value in values if isinstance(value, np.ndarray)]
+
+
+def in_channel(values, channel):
+    """Reference values (N, *shape) as carried arrays (nudges, N, *shape) see them: (1, N, ...), only `channel`
+    of an image's when it is given."""
+    return values[None] if channel is None else values[None, :, channel:channel + 1]
 
 
 def spec_fields(spec, fields):

@@ -149,5 +149,41 @@ class BatchNormalization(Layer):
         flat *= self.gamma / std
         return dx
 
+    # The fast numerical gradient's forms (see `Layer.carry`): each element normalised over the batch (axis 1
+    # of the carried values), per nudge; gamma[p] moves feature p by e times its normalised value, beta[p] by e.
+    channelwise = True
+
+    def reference_state(self, x, out, find_kinks):
+        return self.xn.copy()  # (N, features): what the reference pass normalised to
+
+    def carry(self, moved, x, out, state, channel):
+        features = moved.shape[2:]
+        gamma = np.asarray(self.gamma, np.float64).reshape(x.shape[1:])
+        beta = np.asarray(self.beta, np.float64).reshape(x.shape[1:])
+        if channel is not None:
+            gamma, beta = gamma[channel:channel + 1], beta[channel:channel + 1]
+        normalized = batch_normalize(moved, axis=1)[0]
+        return gamma.reshape(features) * normalized + beta.reshape(features), None
+
+    def nudged(self, name, entries, e, x, out, prepared, channel):
+        N = len(out)
+        flat = out.reshape(N, -1)
+        sample_shape = out.shape[1:]
+        if channel is None:
+            moved = np.repeat(flat[None], len(entries), axis=0)
+            position = entries
+        else:
+            per_channel = flat.size // N // sample_shape[0]
+            moved = np.repeat(flat[None, :, channel * per_channel:(channel + 1) * per_channel], len(entries), axis=0)
+            position = entries - channel * per_channel
+            sample_shape = (1, *sample_shape[1:])
+        shift = e[:, None] * (1.0 if name == "beta" else prepared[:, entries].T)
+        moved[np.arange(len(entries)), :, position] += shift
+        return moved.reshape(len(entries), N, *sample_shape)
+
+    def follow_batch(self, x):
+        _, _, _, mean, var = batch_normalize(np.asarray(x, np.float64).reshape(len(x), -1))
+        self.follow(mean[0].astype(self.gamma.dtype), var[0].astype(self.gamma.dtype))
+
     def __repr__(self):
         return "BatchNormalization()"

@@ -8,7 +8,7 @@ from numpy.lib.stride_tricks import as_strided
 from ...errors import ConfigError
 from ...ranges import NON_NEGATIVE_INT, POSITIVE_INT
 from ..im2col import add_windows, col2im, conv_output_size, im2col, in_blocks, windows
-from .base import Layer, check_window, image_shape, padded_size, spec_fields
+from .base import Layer, check_window, image_shape, in_channel, padded_size, spec_fields
 
 
 class Convolution(Layer):
@@ -260,6 +260,39 @@ class Convolution(Layer):
                 self._runs(dpadded, geometry, i, j)[...] += dcol[:, i, j]
         dx[...] = self._pixels(dpadded, geometry, x.shape[2:])
         return dx
+
+    # The fast numerical gradient's forms (see `Layer.carry`). The convolution is linear in its input, so a
+    # carried input moves the output by the convolution of its change, without the bias: of one channel's
+    # change by that channel's slice of the filters, when a nudge has moved one channel only. Nudging filter
+    # f's W[f, c, i, j] by e moves channel f of the output by e times the input each position sees at (c, i,
+    # j); b[f], by e everywhere.
+    def carry(self, moved, x, out, state, channel):
+        FN, _, FH, FW = self.W.shape
+        W = np.asarray(self.W, np.float64)
+        if channel is not None:
+            W = W[:, channel:channel + 1]
+        change = moved - in_channel(x, channel)
+        nudges, N = change.shape[:2]
+        col = im2col(change.reshape(nudges * N, *change.shape[2:]), FH, FW, self.stride, self.pad)
+        _, out_h, out_w = out.shape[1:]
+        result = (col @ W.reshape(FN, -1).T).reshape(nudges, N, out_h, out_w, FN).transpose(0, 1, 4, 2, 3)
+        result += out[None]
+        return result, None
+
+    def nudge_state(self, x, out, state):
+        """What each weight multiplies: (C * FH * FW, N, OH, OW), the windows' values by their offset."""
+        _, _, FH, FW = self.W.shape
+        padded = np.pad(x, [(0, 0), (0, 0), (self.pad, self.pad), (self.pad, self.pad)])
+        seen = windows(padded, FH, FW, self.stride).transpose(1, 4, 5, 0, 2, 3)
+        return seen.reshape(-1, *seen.shape[3:]).copy()
+
+    def nudged(self, name, entries, e, x, out, prepared, channel):
+        if name == "b":
+            return out[None, :, channel:channel + 1] + e[:, None, None, None, None]
+        seen = prepared[entries % len(prepared)]  # (nudges, N, OH, OW)
+        moved = np.multiply(e[:, None, None, None], seen)
+        moved += out[:, channel]
+        return moved[:, :, None]
 
     def __repr__(self):
         FN, C, FH, FW = self.W.shape

@@ -5,7 +5,7 @@ import numpy as np
 from ...errors import ConfigError
 from ...ranges import NON_NEGATIVE_INT, POSITIVE_INT
 from ..im2col import col2im, conv_output_size, im2col
-from .base import Layer, check_window, image_shape, padded_size, spec_fields
+from .base import Layer, check_window, image_shape, in_channel, padded_size, spec_fields
 
 
 class Pooling(Layer):
@@ -166,6 +166,38 @@ class Pooling(Layer):
         if self.pad:
             dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
         return dx
+
+    # The fast numerical gradient's forms (see `Layer.carry`): each window's maximum of the carried values, as
+    # the training step takes it; with kinks sought, a nudge crosses one where it changes a window's winner
+    # (its first maximum, as the book's argmax takes it).
+    channelwise = True
+    kink = "changes which input a max pooling window takes"
+
+    def reference_state(self, x, out, find_kinks):
+        if not find_kinks:
+            return None
+        N, C, out_h, out_w = out.shape
+        return self.arg_max.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2).copy()  # (N, C, OH, OW)
+
+    def carry(self, moved, x, out, state, channel):
+        K, N, C, H, W = moved.shape
+        images = moved.reshape(K * N, C, H, W)
+        if self.pad:
+            images = np.pad(images, [(0, 0), (0, 0), (self.pad, self.pad), (self.pad, self.pad)],
+                            constant_values=-np.inf)
+        out_shape = out.shape[2:]
+        views = self.offset_views(images, *out_shape)
+        pooled = views[0].copy()
+        winner = np.zeros(pooled.shape, np.intp) if state is not None else None
+        for k, view in enumerate(views[1:], start=1):
+            if winner is not None:
+                winner[view > pooled] = k  # strictly: the first maximum wins a tie, as the book's argmax
+            np.maximum(pooled, view, out=pooled)
+        crossed = None
+        if winner is not None:
+            changed = winner.reshape(K, N, C, *out_shape) != in_channel(state, channel)
+            crossed = changed.reshape(K, -1).any(axis=1)
+        return pooled.reshape(K, N, C, *out_shape), crossed
 
     def __repr__(self):
         return f"Pooling({self.pool_h}x{self.pool_w}, stride {self.stride}, pad {self.pad})"

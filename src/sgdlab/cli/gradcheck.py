@@ -78,11 +78,9 @@ def run(args):
           f"{verdict} in {time.perf_counter() - started:.2f} s")
     kinks = sum(check.kinks for check in checks)
     if kinks:
-        pooling = any(layer.kind == "pooling" for layer in network.layers)
+        crossings = dict.fromkeys(layer.kink for layer in network.layers if layer.kink is not None)  # each once
         print(f"{kinks} of {sum(check.size for check in checks)} entries were not compared: nudging one by h or h/2 "
-              f"moves some {settings.implied('activation')} input across its kink"
-              f"{', or changes which input a max pooling window takes,' if pooling else ','} where the slope jumps, so "
-              "no difference quotient there is a derivative")
+              f"{', or '.join(crossings)}, where the slope jumps, so no difference quotient there is a derivative")
     if unchecked:
         print(f"{', '.join(unchecked)}: every entry's nudge crosses a kink, so nothing of it could be compared and it "
               "is not verified; check the net after a few updates, which move such a bias off the kink: add "

@@ -33,8 +33,6 @@ SAMPLING_METHODS = ("random", "epoch")
 # the snapshots of the evaluation running and the one waiting (2), and the checkpoints captured with those two,
 # each the weights and the optimizer's slots (2 x 3).
 PARAMETER_COPIES = 12
-STEP_COPIES = 4  # per unit and sample of a batch: the forward outputs, the backward buffers, masks and workspaces
-COLUMN_COPIES = 2  # per value of a convolution's im2col columns and sample of a batch: the columns and their gradient
 EVALUATION_CHUNKS = 3  # whole-set forward passes at once: the evaluation's two (half a set each), the lab page's
 RUN_OVERHEAD_BYTES = 300 << 20  # Python, NumPy, MNIST as uint8, the batches gathered ahead
 # The settings that are optimizers' hyperparameters -> the keyword an optimizer takes each by: the only way a
@@ -429,27 +427,34 @@ class TrainConfig:
 
     def memory_needed(self, input_size, output_size):
         """About how many bytes a run of these settings takes, estimated from the network's layers before any of
-        it is allocated: its parameters' copies, a batch's activations (every layer's output but those computed
-        in place, and a convolution's im2col columns), the whole-set evaluations' chunks, and the rest of the
-        process. `input_size`: inputs per sample, or one sample's shape."""
+        it is allocated: its parameters' copies; a batch's buffers as the training step makes them (every
+        layer's output but those computed in place, the gradients of its inputs, and what each layer declares
+        its fast forms keep, `Layer.workspace_bytes`: a convolution's columns, a pooling's winners, dropout's
+        draws); the whole-set evaluations' chunks, as large at test time; and the rest of the process.
+        `input_size`: inputs per sample, or one sample's shape."""
+        from ..engine.forward import execution_order
         from .evaluation import CHUNK_BYTES, CHUNK_ROWS
 
         shape, layers = self.planned_layers(input_size, output_size)
+        layers = [layers[i] for i in execution_order(layers)]  # as the fast paths run them (relu after pooling)
+        dtype = self.network_dtype
+        itemsize = 8 if dtype == "float64" else 4
         parameters = sum(math.prod(array.shape) for layer in layers for array in (*layer.parameters,
                                                                                    *layer.statistics))
-        values, columns = math.prod(shape), 0  # per sample
+        outputs, input_grads, shapes = math.prod(shape), 0, []  # values per sample
         for layer in layers:
-            output = layer.output_shape(shape)
+            shapes.append(shape)
+            shape = layer.output_shape(shape)
             if not layer.in_place:
-                values += math.prod(output)
-            if layer.kind == "convolution":  # a row per window and filter weight, and one of ones for the bias
-                columns += (math.prod(layer.W.shape[1:]) + 1) * math.prod(output[1:])
-            shape = output
-        itemsize = 8 if self.network_dtype == "float64" else 4
-        step = self.batch_size * (STEP_COPIES * values + COLUMN_COPIES * columns)
-        evaluation = EVALUATION_CHUNKS * min(CHUNK_ROWS * (values + columns), CHUNK_BYTES // itemsize)
+                outputs += math.prod(shape)
+            input_grads += math.prod(shape)  # the last layer's is the scores' own buffer: one more is no matter
+        batch, chunk = self.batch_size, CHUNK_ROWS
+        step = batch * (outputs + input_grads) * itemsize + sum(
+            layer.workspace_bytes(batch, shape, dtype, train=True) for layer, shape in zip(layers, shapes))
+        evaluation = min(chunk * outputs * itemsize + sum(layer.workspace_bytes(chunk, shape, dtype, train=False)
+                                                          for layer, shape in zip(layers, shapes)), CHUNK_BYTES)
         copies = PARAMETER_COPIES + (EARLY_STOP_COPIES if self.early_stop else 0)
-        return (copies * parameters + step + evaluation) * itemsize + RUN_OVERHEAD_BYTES
+        return copies * parameters * itemsize + step + EVALUATION_CHUNKS * evaluation + RUN_OVERHEAD_BYTES
 
     def check_memory(self, input_size, output_size, runs=1):
         """Refuse, before allocating, settings that `runs` runs side by side (one by default) need more memory for
@@ -460,8 +465,8 @@ class TrainConfig:
         shape, layers = self.planned_layers(input_size, output_size)
         sizes = [shape]
         for layer in layers:
-            shape = layer.output_shape(shape)
-            if layer.parameter_names == ("W", "b") or layer.kind == "pooling":
+            shape, before = layer.output_shape(shape), shape
+            if layer.decayed_names or shape != before:  # the weighted layers, and those that reshape (pooling)
                 sizes.append(shape)
         layout = "-".join("x".join(map(str, size)) for size in sizes)
         what = f"a {layout} net in {self.network_dtype}" + (f", {runs} trained side by side," if runs > 1 else "")

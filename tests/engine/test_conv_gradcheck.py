@@ -167,6 +167,20 @@ def convolution_backward_into_with_a_flipped_filter(backward_into):
     return broken
 
 
+def convolution_backward_into_cropped_one_off(backward_into):
+    """The training step's backward, d x cropped from its padded gradient one pixel off: [pad + 1, H + pad + 1)
+    for [pad, H + pad) (the last row and column, beyond the padded buffer, left 0)."""
+    def broken(self, x, out, dout, dx, grads, work):
+        result = backward_into(self, x, out, dout, dx, grads, work)
+        if dx is not None and self.pad:
+            padded = work["dpadded"][:len(dx)]
+            H, W = dx.shape[2:]
+            dx[...] = 0
+            dx[:, :, :H - 1, :W - 1] = padded[:, :, self.pad + 1:self.pad + H, self.pad + 1:self.pad + W]
+        return result
+    return broken
+
+
 BROKEN = {
     "the book's pooling, the winner's index shifted":
         lambda m: m.setattr(layers.Pooling, "backward", book_pooling_backward_with_a_shifted_winner(
@@ -175,6 +189,9 @@ BROKEN = {
         lambda m: m.setattr(layers.Pooling, "backward_into", pooling_backward_into_with_a_shifted_winner(
             layers.Pooling.backward_into)),
     "the book's col2im, its padding cropped one off": lambda m: m.setattr(layers.convolution, "col2im", col2im_cropped_one_off),
+    "the training step's convolution, its padding cropped one off":
+        lambda m: m.setattr(layers.Convolution, "backward_into", convolution_backward_into_cropped_one_off(
+            layers.Convolution.backward_into)),
     "the book's convolution, d x by the flipped filter":
         lambda m: m.setattr(layers.Convolution, "backward", book_convolution_backward_with_a_flipped_filter(
             layers.Convolution.backward)),
@@ -231,3 +248,36 @@ def test_a_parameter_whose_every_nudge_crosses_a_kink_is_not_verified(monkeypatc
     monkeypatch.setattr(layers.Convolution, "backward", broken_backward)
     monkeypatch.setattr(layers.Convolution, "backward_into", broken_backward_into)
     assert [name for name, _, _ in failures(network, x, t)] == ["b1"]
+
+
+# --- chapter 8's deep net, at reduced width ---------------------------------------------------------------
+
+def reduced_deep_convnet(seed):
+    """DeepConvNet's layout (six 3x3 convolutions padded by 1, the fourth by 2, relu, three 2x2 poolings,
+    affine - relu - dropout - affine) at widths 3, 3, 4, 4, 4, 4 and 6 hidden units, He's initial weights, on
+    12x12 images, after a few updates that move its biases off relu's kink."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for k, width in enumerate((3, 3, 4, 4, 4, 4)):
+        specs += [{"type": "convolution", "filter_num": width, "filter_size": 3, "pad": 2 if k == 3 else 1},
+                  {"type": "relu"}, *([{"type": "pooling", "pool_size": 2}] if k % 2 else [])]
+    network = ConvNet((1, 12, 12), [*specs, {"type": "affine", "output_size": 6}, {"type": "relu"},
+                                    {"type": "dropout", "ratio": 0.5}], CLASSES, weight_init_std="he", rng=rng)
+    x, t = mnist_like_images(rng, 8, (1, 12, 12))
+    for _ in range(10):
+        for key, grad in network.gradient(x, t).items():
+            network.params[key] -= 0.01 * np.sign(grad)
+    return network, x, t
+
+
+@pytest.mark.parametrize("bug", [None, "the book's col2im, its padding cropped one off",
+                                 "the training step's convolution, its padding cropped one off",
+                                 "the training step's convolution, d x by the flipped filter"])
+def test_a_reduced_deep_convnet_passes_and_its_broken_paddings_fail(bug, monkeypatch):
+    network, x, t = reduced_deep_convnet(3)
+    if bug is None:
+        assert failures(network, x, t) == []
+        return
+    BROKEN[bug](monkeypatch)
+    failed = [name for name, _, _ in failures(network, x, t)]
+    assert failed and set(failed) <= {f"{name}{k}" for name in "Wb" for k in range(1, 6)}, failed  # below a padded one

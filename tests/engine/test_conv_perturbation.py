@@ -45,6 +45,35 @@ NETS = {  # input (1, 8, 8), 3 filters of 3x3, as the layouts a ConvNet takes
 }
 
 
+def deep_layers(widths=(3, 3, 4, 4, 4, 4), hidden=6, ratio=0.5):
+    """Chapter 8's DeepConvNet's hidden layers at reduced width: three blocks of two 3x3 convolutions (padded by
+    1, the fourth by 2) with relu, each block ending in 2x2 max pooling, then affine - relu - dropout."""
+    layers = []
+    for k, width in enumerate(widths):
+        layers += [conv(width, 3, 1, 2 if k == 3 else 1), RELU, *([pool()] if k % 2 else [])]
+    return [*layers, affine(hidden), RELU, {"type": "dropout", "ratio": ratio}]
+
+
+class DeepConvNetLayout(ConvNet):
+    """A ConvNet of `layers` with the book's DeepConvNet ending: the output affine layer, then dropout."""
+
+    def __init__(self, input_dim, layers, output_size, ratio=0.5, rng=None, weight_init_std="he"):
+        input_shape, specs = ConvNet.specification(input_dim, layers, output_size)
+        self._assemble(input_shape, [*specs, {"type": "dropout", "ratio": ratio}], weight_init_std, 0.0, rng,
+                       np.float64)
+
+
+def deep_net(seed, input_dim=(1, 12, 12), batch=6):
+    """A reduced DeepConvNet, its biases moved off 0, and a batch of MNIST-like images."""
+    rng = np.random.default_rng(seed)
+    network = DeepConvNetLayout(input_dim, deep_layers(), CLASSES, rng=rng)
+    for key, value in network.params.items():
+        if key.startswith("b"):
+            network.params[key] = value + 0.1 * rng.standard_normal(value.shape)
+    x = rng.integers(0, 256, (batch, *input_dim)) * (rng.random((batch, *input_dim)) < 0.5) / 255.0
+    return network, x, rng.integers(0, CLASSES, batch)
+
+
 def small_net(layers, seed, weight_decay=0.0, input_dim=(1, 8, 8)):
     """A conv net with biases, gammas and betas away from their starting values (every term counts), and a
     batch of MNIST-like images: pixels k/255, half of them 0."""
@@ -86,6 +115,15 @@ def assert_agrees_with_textbook(network, x, t, **options):
 @pytest.mark.parametrize("seed, weight_decay", [(0, 0.0), (1, 0.1)])
 def test_agrees_with_textbook_on_every_parameter(layers, seed, weight_decay):
     assert_agrees_with_textbook(*small_net(layers, seed, weight_decay))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_reduced_deep_convnet_agrees_with_textbook_on_every_parameter(seed):
+    """Six padded convolutions (each later one carrying one channel's change, then every channel), three
+    poolings, and the book's unusual head (dropout after the output layer: recomputed nudge by nudge)."""
+    network, x, t = deep_net(seed)
+    assert [layer.pad for layer in network.layers if layer.kind == "convolution"] == [1, 1, 1, 2, 1, 1]
+    assert_agrees_with_textbook(network, x, t)
 
 
 def test_the_dense_heads_go_to_the_dense_machinery_and_the_others_are_recomputed():

@@ -1,10 +1,10 @@
 """Numerical gradient on a batch of 100: the textbook method vs sgdlab's, side by side, for three nets.
 
-Run:  python benchmarks/numerical_gradient.py [--net book,deep,batchnorm,simpleconvnet]
+Run:  python benchmarks/numerical_gradient.py [--net book,deep,batchnorm,simpleconvnet,deepconvnet-reduced,deepconvnet]
                                               [--state initial,trained,noisy] [--data-dir DIR] [--repeats N]
                                               [--seeds N] [--sample N] [--train-iters N] [--train]
 
-Nets (`--net`, repeatable or a comma list; default all four):
+Nets (`--net`, repeatable or a comma list; default all six):
   book       the chapter's 784-50-10 sigmoid TwoLayerNet, as initialised (default 3 seeds, 20 repeats);
   deep       MultiLayerNet 784-100-100-10, ReLU, He init, weight decay 0.1 (1 seed, 5 repeats);
   batchnorm  the same with batch normalization (1 seed, 5 repeats);
@@ -15,6 +15,12 @@ Nets (`--net`, repeatable or a comma list; default all four):
              parameter count, is the textbook's extrapolated time (labelled so), and the fast gradient is
              compared with it on that sample. Also measured: the Trainer's grad="numerical" iteration on it
              (Adam, batch 100), the median over --train-iters iterations.
+  deepconvnet-reduced  chapter 8's DeepConvNet layout (six 3x3 convolutions padded by 1, the fourth by 2,
+             three 2x2 poolings, affine - relu - dropout - affine - dropout, He's weights) at widths 4, 4, 8, 8, 8,
+             8 and 10 hidden units (3,636 parameters), as initialised: the textbook on a sample, as simpleconvnet;
+  deepconvnet  the same at the book's widths (16, 16, 32, 32, 64, 64, 50 hidden; 123,552 parameters): both
+             methods EXTRAPOLATED, the textbook from its sample, sgdlab's from a sample of each parameter's
+             chunks of nudges (3 each, one thread), as a whole gradient would take tens of minutes.
 Each net is measured in up to three states, side by side (`--state`, default all that the net has):
   initial  as initialised (gammas 1, betas 0, running statistics 0);
   trained  after 50 backprop SGD steps (lr 0.01, batch 100): deep and batchnorm only;
@@ -53,7 +59,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sgdlab import SGD, Adam, MultiLayerNet, SimpleConvNet, TrainConfig, Trainer, TwoLayerNet, load_mnist
+from sgdlab.engine.conv_perturbation import ReferencePass
 from sgdlab.engine.perturbation import numerical_gradient_fast
+from sgdlab.nn.network import ConvNet
 from sgdlab.engine.threads import one_blas_thread
 from sgdlab.nn.layers import frozen_training
 
@@ -82,14 +90,34 @@ def chapter_6_net(seed, use_batchnorm):
                          use_batchnorm=use_batchnorm, rng=seed)
 
 
+class DeepConvNetLayout(ConvNet):
+    """Chapter 8's DeepConvNet layout (six 3x3 convolutions padded by 1, the fourth by 2, relu, 2x2 max pooling
+    after each pair, affine - relu - dropout - affine - dropout), He's initial weights, at the given widths."""
+
+    def __init__(self, widths=(16, 16, 32, 32, 64, 64), hidden=50, rng=None):
+        specs = []
+        for k, width in enumerate(widths):
+            specs += [{"type": "convolution", "filter_num": width, "filter_size": 3, "pad": 2 if k == 3 else 1},
+                      {"type": "relu"}, *([{"type": "pooling", "pool_size": 2}] if k % 2 else [])]
+        specs += [{"type": "affine", "output_size": hidden}, {"type": "relu"}, {"type": "dropout", "ratio": 0.5}]
+        input_shape, specs = ConvNet.specification((1, 28, 28), specs, 10)
+        self._assemble(input_shape, [*specs, {"type": "dropout", "ratio": 0.5}], "he", 0.0, rng, np.float64)
+
+
 NETS = {
     "book": Net("784-50-10", lambda seed: TwoLayerNet(rng=seed), 0, 3, 20, states=("initial",)),
     "deep": Net("784-100-100-10", lambda seed: chapter_6_net(seed, False), 50, 1, 5, 1e-9, 1000),
     "batchnorm": Net("784-100-100-10 bn", lambda seed: chapter_6_net(seed, True), 50, 1, 5, 1e-8, 100),
     "simpleconvnet": Net("conv30x5x5-pool2-100-10", lambda seed: SimpleConvNet(rng=seed), 50, 1, 3, 1e-9, 1000,
                          states=("initial", "trained")),
+    "deepconvnet-reduced": Net("conv 4,4,8,8,8,8 (3x3, pad 1, 1, 1, 2, 1, 1) - pool x3 - 10 - 10",
+                               lambda seed: DeepConvNetLayout((4, 4, 8, 8, 8, 8), 10, rng=seed), 50, 1, 1, 1e-9,
+                               None, states=("initial",)),
+    "deepconvnet": Net("DeepConvNet: conv 16,16,32,32,64,64 - pool x3 - 50 - 10", lambda seed: DeepConvNetLayout(rng=seed),
+                       50, 1, 1, 1e-9, None, states=("initial",)),
 }
-SAMPLED = {"simpleconvnet"}  # textbook measured on a sample of parameters and extrapolated
+SAMPLED = {"simpleconvnet", "deepconvnet-reduced", "deepconvnet"}
+FAST_SAMPLED = {"deepconvnet"}  # the fast gradient too: timed on a sample of each layer's chunks of nudges  # textbook measured on a sample of parameters and extrapolated
 
 
 def time_call(function, repeats):
@@ -184,7 +212,44 @@ def textbook_on_a_sample(network, x, t, entries, h=1e-4):
     return np.array(values), time.perf_counter() - started
 
 
-def measure_sampled_seed(net, seed, repeats, states, x_train, t_train, sample):
+def generator_states(network):
+    """A function that puts every dropout generator of `network` back in its state of now."""
+    states = [(layer.rng, layer.rng.bit_generator.state) for layer in network.dropout_layers]
+
+    def restore():
+        for generator, state in states:
+            generator.bit_generator.state = state
+    return restore
+
+
+def fast_on_a_sample(network, x, t, rng, chunks=3):
+    """The fast gradient's seconds EXTRAPOLATED: each parameter's chunks of nudges (`ReferencePass`'s jobs,
+    one channel's nudges each) timed on `chunks` of them drawn at random, times their number; the head's (the
+    dense machinery's or recomputed) and the reference pass timed whole. One thread."""
+    started = time.perf_counter()
+    reference = ReferencePass(network, network.as_input(x), t, False)
+    total = time.perf_counter() - started
+    for i, layer in enumerate(network.layers):
+        if not layer.parameter_names:
+            continue
+        prepared = layer.nudge_state(reference.inputs[i], reference.outputs[i], reference.states[i])
+        for name in layer.parameter_names:
+            shape = getattr(layer, name).shape
+            jobs = [(channel, entries[start:start + reference._chunk(i, channel)])
+                    for channel, entries in reference._nudge_groups(i, shape)
+                    for start in range(0, len(entries), reference._chunk(i, channel))]
+            chosen = rng.choice(len(jobs), min(chunks, len(jobs)), replace=False)
+            started = time.perf_counter()
+            for job in chosen:
+                reference._differences(i, name, prepared, *jobs[job], 1e-4)
+            spent = time.perf_counter() - started
+            total += spent / len(chosen) * len(jobs)
+            print(f"  fast, {layer!r} {name}: {len(jobs)} chunks, {spent / len(chosen) * 1e3:.0f} ms a chunk, "
+                  f"{spent / len(chosen) * len(jobs):.1f} s EXTRAPOLATED", flush=True)
+    return total
+
+
+def measure_sampled_seed(name, net, seed, repeats, states, x_train, t_train, sample):
     """As `measure_seed`, the textbook timed on a sample of the parameters and extrapolated to all of them."""
     rng = np.random.default_rng(seed)
     batch = rng.integers(0, len(x_train), BATCH)
@@ -195,7 +260,17 @@ def measure_sampled_seed(net, seed, repeats, states, x_train, t_train, sample):
         if state == "trained":
             train(network, x_train, t_train, np.random.default_rng([seed, 1]), net.train_steps)
         entries = sample_of_parameters(network, sample, np.random.default_rng([seed, 3]))
+        same_masks = generator_states(network)
         textbook, textbook_sample_s = textbook_on_a_sample(network, x, t, entries)
+        same_masks()  # the fast gradient draws the dropout masks the textbook drew
+        if name in FAST_SAMPLED:
+            extrapolated = fast_on_a_sample(network, x, t, np.random.default_rng([seed, 4]))
+            rows.append({"seed": seed, "state": state, "params": network.num_params,
+                         "textbook_s": textbook_sample_s / len(entries) * network.num_params,
+                         "textbook_sample": len(entries), "textbook_sample_s": textbook_sample_s,
+                         "fast_min_s": extrapolated, "fast_median_s": extrapolated, "fast": "extrapolated",
+                         "max_abs_diff": float("nan"), "max_rel_diff": float("nan")})
+            continue
         (_, fast), fast_times = time_call(lambda: numerical_gradient_fast(network, x, t), repeats)
         found = np.array([fast[key].reshape(-1)[index] for key, index in entries])
         scale = float(np.max(np.abs(textbook)))
@@ -212,9 +287,11 @@ def measure(name, net, seeds, repeats, states, x_train, t_train, sample):
     """One row per seed and state, printed as a table, and the summary of the net in each state."""
     if name in SAMPLED:
         rows = [row for seed in range(seeds)
-                for row in measure_sampled_seed(net, seed, repeats, states, x_train, t_train, sample)]
+                for row in measure_sampled_seed(name, net, seed, repeats, states, x_train, t_train, sample)]
         textbook = (f"EXTRAPOLATED from {rows[0]['textbook_sample']} parameters measured per seed and state "
                     "(their time per parameter times the parameter count; differences on that sample)")
+        if name in FAST_SAMPLED:
+            textbook += "; sgdlab's EXTRAPOLATED too, from a sample of each parameter's chunks of nudges"
     else:
         rows = [row for seed in range(seeds) for row in measure_seed(net, seed, repeats, states, x_train, t_train)]
         textbook = f"measured in full once per seed and state ({2 * rows[0]['params']} loss evaluations)"

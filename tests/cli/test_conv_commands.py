@@ -212,6 +212,8 @@ def test_gradcheck_checks_a_small_simple_convnet(capsys, data_dir):
              "--batch-size", "2")
     code, out, err = run(capsys, "gradcheck", *small)
     assert (code, err) == (1, "") and "NOT CHECKED (b1)" in out and "add --train-iters 10" in out, out
+    assert ("nudging one by h or h/2 moves some relu input across its kink, or changes which input a max pooling "
+            "window takes, where the slope jumps") in out  # the kinks its layers declare
     code, out, err = run(capsys, "gradcheck", *small, "--train-iters", "10")
     assert (code, err) == (0, ""), out
     assert " after 10 updates by Adam(lr=0.001" in out.splitlines()[0]

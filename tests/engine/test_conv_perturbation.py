@@ -294,3 +294,37 @@ def test_simple_convnet_kinks_are_found_on_real_images(mnist_dir):
     for key in network.params:
         np.testing.assert_array_equal(kinks[key], expected[key], err_msg=key)
 
+
+
+# --- a layer kind added by its definition alone ----------------------------------------------------------
+
+def test_a_new_layer_kind_is_differentiated_by_its_own_carry_and_one_without_is_refused_by_name():
+    """A kind that doubles its input, defined here, declaring its carry: the fast numerical gradient takes it
+    with no edit of its own, equal to the textbook; the same kind without a carry is a ConfigError naming it."""
+    from sgdlab.errors import ConfigError
+    from sgdlab.nn.layers import LAYER_KINDS, Layer
+
+    class Doubling(Layer):
+        kind = "doubling"
+        channelwise = True
+
+        def forward(self, x):
+            return 2.0 * x
+
+        def backward(self, dout):
+            return 2.0 * dout
+
+        def carry(self, moved, x, out, state, channel):
+            return 2.0 * moved, None
+
+        def __repr__(self):
+            return "Doubling()"
+
+    try:
+        network, x, t = small_net([conv(), {"type": "doubling"}, RELU, pool(), affine(), RELU], 7)
+        assert_agrees_with_textbook(network, x, t)
+        del Doubling.carry
+        with pytest.raises(ConfigError, match=r"^Doubling\(\) declares no carry"):
+            numerical_gradient_fast(network, x, t)
+    finally:
+        LAYER_KINDS.pop("doubling")

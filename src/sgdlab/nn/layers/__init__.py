@@ -35,7 +35,16 @@ of it (`Layer` gives the defaults):
   dtype, train)` makes what else it keeps between the two (None for most);
   `work_per_sample(input_shape)`, the values one sample's pass writes
   (its output, a convolution's columns, a pooling's windows), which the
-  network bounds.
+  network bounds; `workspace_bytes`, the workspace's size counted for the
+  memory estimate;
+- the fast numerical gradient's forms (`sgdlab.engine.conv_perturbation`,
+  which knows no kind by name): `reference_state` (what it keeps of the
+  book's forward pass: dropout's mask, pooling's winners, relu's reach to
+  its kink), `carry` (the layer applied to many nudged copies of a batch at
+  once, one image channel of them while the layers are `channelwise`,
+  finding the nudges that cross its `kink`), `nudged` (how a nudge of its
+  parameters moves its output) and `follow_batch` (running statistics moved
+  by a batch); `kink` says in words where its slope jumps, for gradcheck.
 
 The activation layers are built from the definitions in
 `sgdlab.nn.activations`: `Sigmoid()` and `Relu()` are the book's names,

@@ -16,7 +16,7 @@ LAYER_KINDS = {}  # a spec's "type" -> its layer kind; activations are found by 
 
 def product_dtype(dtype):
     """The float type in which a matrix product of `dtype` arrays sums: float32 for float16 ones, as NumPy's own
-    float16 product does (each sum rounded to float16 once), here through BLAS, twenty times sooner; else their
+    float16 product does (each sum rounded to float16 once), here through BLAS, several times sooner; else their
     own."""
     return np.float32 if dtype == np.float16 else dtype
 

@@ -168,3 +168,22 @@ def test_a_run_becomes_the_shipped_file_with_float16_weights_its_command_and_see
     args = build_parser().parse_args(origin["command"].split()[1:])
     assert config_from_args(args).resolved() == TrainConfig.from_dict(meta["config"])
     assert "--seed 7" in origin["command"] and "--activation relu" in origin["command"]
+
+
+@pytest.mark.parametrize("kind", ["affine", "convolution"])
+def test_a_float16_networks_products_sum_in_float32_and_round_once(kind):
+    """4096 products of ones: a float16 running sum stops at 2048 (2048 + 1 rounds back to 2048); NumPy's float16
+    product, and sgdlab's through BLAS, sum in float32 and give 4096, a float16 number."""
+    from sgdlab.nn.network import ConvNet, MultiLayerNet
+
+    if kind == "affine":
+        network, x = MultiLayerNet(4096, [1], 1, activation="relu", rng=0), np.ones((2, 4096))
+    else:
+        network = ConvNet((4, 32, 32), [{"type": "convolution", "filter_num": 1, "filter_size": 32}], 1, rng=0)
+        x = np.ones((2, 4, 32, 32))
+    network.load_weights({key: np.ones_like(value) if key.startswith("W") else np.zeros_like(value)
+                          for key, value in network.params.items()})
+    half = network.copy(dtype="float16")
+    scores = ForwardPass(half, 2).scores(x.astype(np.float16))
+    assert scores.dtype == np.float16 and scores.tolist() == [[4096.0], [4096.0]]
+    assert half.scores(x.astype(np.float16)).tolist() == [[4096.0], [4096.0]]  # NumPy's own float16 product

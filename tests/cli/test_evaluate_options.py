@@ -136,7 +136,7 @@ def test_the_shipped_model_is_small_records_how_it_was_trained_and_clears_the_fl
     assert path.stat().st_size < 1 << 20
     network, meta = load_model(path)
     assert type(network).__name__ == "DeepConvNet"
-    assert meta["origin"]["command"].startswith("sgdlab train --net deep-convnet")
+    assert meta["origin"]["command"].startswith("sgdlab train ") and "--net deep-convnet" in meta["origin"]["command"]
     assert meta["origin"]["seed"] == meta["config"]["seed"]
     monkeypatch.delenv(MODEL_VARIABLE, raising=False)
     code, out, err = run(capsys, "evaluate", "--data-dir", data_dir)

@@ -63,7 +63,6 @@ def test_view_takes_run_folders_and_folders_of_runs_and_names_what_it_cannot_use
 def test_a_run_whose_network_does_not_take_mnists_images_shows_no_digits(stopped_run, tmp_path):
     from PIL import Image
 
-    from sgdlab.data.digit_images import load_digit_image
     from sgdlab.nn.network import SimpleConvNet
     from sgdlab.runs.model_file import save_model
 

@@ -64,14 +64,15 @@ def run(args):
         from ..training.inspection import test_set_errors
 
         found = test_set_errors(network, x_test, test_labels, shown=args.mistakes)
-    for name, x, t in (("train acc", x_train, t_train), ("test acc ", x_test, t_test)):  # as training measured it
-        correct = count_correct(network, x, as_labels(t)) if found is None or x is x_train else len(x) - found["errors"]
-        line = f"{name} {correct / len(x):.4f}"
-        if args.dtype is not None and x is x_test:
-            with np.errstate(over="ignore"):  # float16 ends at 65504: exp overflows to inf where a sigmoid is 0
-                other = count_correct(network.copy(dtype=args.dtype), x, test_labels)
-            line += f" ({network.dtype}) | {other / len(x):.4f} ({args.dtype})"
-        print(f"{line} ({len(x)} images)")
+    # as training measured them; the test set's from the mistakes when they were looked for
+    print(f"train acc {count_correct(network, x_train, as_labels(t_train)) / len(x_train):.4f} ({len(x_train)} images)")
+    correct = count_correct(network, x_test, test_labels) if found is None else len(x_test) - found["errors"]
+    line = f"test acc  {correct / len(x_test):.4f}"
+    if args.dtype is not None:
+        with np.errstate(over="ignore"):  # float16 ends at 65504: exp overflows to inf where a sigmoid is 0
+            other = count_correct(network.copy(dtype=args.dtype), x_test, test_labels)
+        line += f" ({network.dtype}) | {other / len(x_test):.4f} ({args.dtype})"
+    print(f"{line} ({len(x_test)} images)")
     if found is not None:
         _report_mistakes(args, model, network, x_test, found)
     return 0
@@ -82,9 +83,8 @@ def _report_mistakes(args, model, network, x_test, found):
 
     print("test acc per digit: " + "  ".join(f"{digit}: {accuracy:.4f}"
                                              for digit, accuracy in enumerate(found["per_digit"])))
-    # beside the model given; in the current folder for the shipped one (in the installed package)
-    path = args.mistakes_out or (model if args.model is not None else Path(model.name)).with_name(
-        f"{model.stem}-mistakes.png")
+    # beside the model given; in the current folder for one found without it (the shipped one is in the package)
+    path = args.mistakes_out or (model.parent if args.model is not None else Path()) / f"{model.stem}-mistakes.png"
     shown = found["gallery"]
     plot_mistakes(x_test, shown, path, f"{type(network).__name__}: the {len(shown)} most confident of its "
                                        f"{found['errors']} test mistakes")

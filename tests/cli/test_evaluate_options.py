@@ -168,6 +168,7 @@ def test_a_run_becomes_the_shipped_file_with_float16_weights_its_command_and_see
     args = build_parser().parse_args(origin["command"].split()[1:])
     assert config_from_args(args).resolved() == TrainConfig.from_dict(meta["config"])
     assert "--seed 7" in origin["command"] and "--activation relu" in origin["command"]
+    assert "--net mlp" in origin["command"]  # the net and the seed are given even where they are the defaults
 
 
 @pytest.mark.parametrize("kind", ["affine", "convolution"])

@@ -47,11 +47,12 @@ def default_model():
 
 
 def train_command(config):
-    """The `sgdlab train` command of the settings `config` (resolved: every setting the run used, explicit)."""
+    """The `sgdlab train` command of the settings `config` (resolved: every setting the run used, explicit; the
+    net and the seed always given)."""
     words = ["sgdlab", "train"]
     for spec in dataclasses.fields(TrainConfig):
         value = getattr(config, spec.name)
-        if value is None or value == spec.default:
+        if value is None or (value == spec.default and spec.name not in ("net", "seed")):
             continue
         flag = f"--{(spec.metadata['option'] or spec.name).replace('_', '-')}"
         if value is True:

@@ -315,6 +315,48 @@ def test_a_zeros_bomb_matching_its_architecture_is_refused_too(tmp_path):
     assert isinstance(raised, SgdlabError) and "decompression bomb" in str(raised) and peak < MEMORY_BOUND
 
 
+# --- the book's parameter pickles (import-params) ---------------------------------------------------
+
+PICKLE_NET = TrainConfig(net="mlp", hidden_size=5)
+
+
+@pytest.fixture(scope="module")
+def params_pickles():
+    """The book's save_params format for a 784-5-10 net, in each protocol Python 3's pickle.dump has written."""
+    import pickle
+
+    params = {key: np.asarray(value, np.float64) for key, value in TwoLayerNet(784, 5, 10, rng=0).params.items()}
+    return [Seed(pickle.dumps(params, protocol=protocol), f"params.pkl (protocol {protocol})")
+            for protocol in (3, 4, 5)]
+
+
+def import_params_bytes(tmp_path, data):
+    """`import_book_params` of the pickle `data`: the model it wrote, or None (refused, and nothing written)."""
+    from sgdlab.runs.book_params import import_book_params
+
+    path, out = tmp_path / "params.pkl", tmp_path / "model.npz"
+    out.unlink(missing_ok=True)
+    path.write_bytes(data)
+    peak, raised = peak_memory(import_book_params, path, PICKLE_NET, out)
+    assert peak < MEMORY_BOUND, peak
+    if raised is not None:
+        assert isinstance(raised, SgdlabError) and str(raised) and "\n" not in str(raised), repr(raised)
+        assert not out.exists()
+        return None
+    return load_model(out)[0]
+
+
+def test_the_valid_pickles_import(tmp_path, params_pickles):
+    for data in params_pickles:
+        assert import_params_bytes(tmp_path, data) is not None
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_damaged_pickle_is_refused_in_one_line_or_imports_in_bounded_memory(tmp_path, params_pickles, data):
+    import_params_bytes(tmp_path, data.draw(damaged(data.draw(st.sampled_from(params_pickles)))))
+
+
 # --- checkpoints -----------------------------------------------------------------------------------
 
 CHECKPOINT_CONFIG = TrainConfig(hidden_size=3, iters=4, batch_size=5, optimizer="adam", eval_every=2,

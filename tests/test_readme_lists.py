@@ -36,7 +36,7 @@ def synopsis_lists(text):
     for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
         command = None
         for line in block.splitlines():
-            starts = re.match(r"sgdlab (\w+)", line)
+            starts = re.match(r"sgdlab ([\w-]+)", line)
             command = starts.group(1) if starts else command if line.startswith(" ") else None
             for option, values in re.findall(r"(?:(--[\w-]+) )?((?:[\w.-]+\|)+[\w.-]+)", line):
                 yield command, option or None, [value for value in values.split("|") if not value.isupper()]

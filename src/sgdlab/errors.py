@@ -45,6 +45,11 @@ class ModelFileError(SgdlabError):
     """A model file is not one of sgdlab's, or does not match what is asked of it."""
 
 
+class ParamsFileError(ConfigError):
+    """A parameter file in the book's format (a pickle) refused: not a dict of float arrays, or not the weights of
+    the net named beside it (the command line exits with 2, as for arguments that do not go together)."""
+
+
 class TrainingDiverged(SgdlabError):
     """The loss became NaN or infinite; `history` keeps what was recorded until then."""
 

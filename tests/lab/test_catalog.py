@@ -76,3 +76,33 @@ def test_a_run_whose_network_does_not_take_mnists_images_shows_no_digits(stopped
     assert set(run.inspection()) == {"iteration"}  # no filters, mistakes or gradients of a network MNIST cannot feed
     with open(tmp_path / "digit.png", "rb") as image, pytest.raises(SgdlabError, match="has no MNIST network"):
         run.read_digit(image)
+
+
+def test_a_model_file_alone_is_looked_into_and_reads_digits_without_curves(data_dir, tmp_path):
+    import pickle
+
+    from PIL import Image
+
+    from sgdlab.data.digit_images import load_digit_image
+    from sgdlab.nn.network import SimpleConvNet
+    from sgdlab.runs.book_params import import_book_params
+
+    network = SimpleConvNet(conv_param={"filter_num": 3, "filter_size": 5, "pad": 0, "stride": 1}, hidden_size=8,
+                            weight_init_std=0.1, rng=0)
+    (tmp_path / "params.pkl").write_bytes(pickle.dumps({key: value for key, value in network.params.items()}))
+    import_book_params(tmp_path / "params.pkl", TrainConfig(net="simple-convnet", filter_num=3, hidden_size=8),
+                       tmp_path / "book.npz")
+    (run,) = folder_runs([tmp_path / "book.npz"], data_dir)
+    assert (run.id, run.feed.name, run.feed.status, run.feed.evaluations) == ("0-book.npz", "book.npz", "finished", [])
+    assert run.feed.settings == {"net": "simple-convnet", "imported_from": "params.pkl"}
+    found = run.inspection()
+    assert found["filters"].startswith("data:image/png") and found["weights"] is None
+    assert sum(map(sum, found["confusion"])) == 10000 and len(found["per_digit"]) == 10
+    image = tmp_path / "digit.png"
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    Image.fromarray(digit).save(image)
+    read = run.read_digit(image)
+    assert len(read["probabilities"]) == 10 and len(read["feature_maps"]) == 2
+    pixels = load_digit_image(image).astype(np.float64).reshape(1, 1, 28, 28)
+    np.testing.assert_allclose(read["probabilities"], network.predict(pixels)[0], rtol=1e-6)

@@ -1,5 +1,5 @@
-"""The `sgdlab` command: train, evaluate, predict, gradcheck, plot, compare, experiment, sweep and view, one module
-each.
+"""The `sgdlab` command: train, evaluate, predict, gradcheck, plot, compare, experiment, sweep, view and
+import-params, one module each.
 
 Every mistake a user can make ends with one line on stderr and a non-zero
 exit: 2 for a usage error (a bad option or setting), 1 for anything else
@@ -13,10 +13,10 @@ import argparse
 from .. import __version__
 from ..errors import ConfigError, SgdlabError
 from ..interrupts import absorb_further_interrupts, interrupt_on_termination
-from . import compare, evaluate, experiment, gradcheck, plot, predict, sweep, train, view
+from . import compare, evaluate, experiment, gradcheck, import_params, plot, predict, sweep, train, view
 from .output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, reader_safe_output
 
-COMMANDS = (train, evaluate, predict, gradcheck, plot, compare, experiment, sweep, view)
+COMMANDS = (train, evaluate, predict, gradcheck, plot, compare, experiment, sweep, view, import_params)
 
 
 def build_parser():

@@ -12,9 +12,11 @@ def add_to(commands):
                                              "Runs still training in another process are followed through their "
                                              "checkpoints. A sweep's folder (sgdlab sweep --out), given alone, shows "
                                              "its trials ranked by validation accuracy and its search, as they end; "
-                                             "click a trial to look into it.")
+                                             "click a trial to look into it. A model file (MODEL.npz: one 'sgdlab import-params' wrote, "
+                                             "say) is shown without curves.")
     parser.add_argument("run_dirs", nargs="*", type=path_given, metavar="RUN_DIR",
-                        help="run folders, or folders of them (an experiment's, runs/), or a sweep's folder")
+                        help="run folders, or folders of them (an experiment's, runs/), or a sweep's folder, or "
+                             "model files")
     add_data_dir(parser)
     add_lab_options(parser)
     return parser

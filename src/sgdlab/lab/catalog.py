@@ -157,6 +157,17 @@ class FolderLabRun(LabRun):
         return state.history, network
 
 
+class ModelLabRun(LabRun):
+    """A model file alone (`sgdlab view MODEL.npz`: one imported from the book's weights, or the shipped one): no
+    curves, its network looked into and reading digits as a finished run's."""
+
+    def __init__(self, run_id, name, path, data):
+        network, meta = load_model(path)
+        settings = meta.get("config") or {"net": type(network).__name__, **meta.get("origin", {})}
+        super().__init__(run_id, RunFeed(name, settings), data)
+        self.feed.replace(LossSeries(), [], network, 0, "finished", "", [])
+
+
 class SweepTrials:
     """A sweep's trials as a lab page serves them: its results, read again when results.json changes, and each
     trial's run folder, opened as a `FolderLabRun` when a page first asks for it (a sweep of a hundred trials
@@ -242,11 +253,14 @@ def folder_lab(paths, data_dir=None):
 
 def folder_runs(paths, data_dir=None):
     """The `FolderLabRun`s of `paths`: run folders (holding config.json), or folders whose subfolders are
-    (an experiment's, a sweep's, `runs/`); by default the runs under ./runs."""
+    (an experiment's, a sweep's, `runs/`), and a `ModelLabRun` for each model file (`.npz`); by default the runs
+    under ./runs."""
     paths = [Path(path) for path in paths] or [RUNS_ROOT]
     folders = []
     for path in paths:
-        if (path / "config.json").is_file():
+        if path.suffix == ".npz" and not path.is_dir():
+            folders.append(path)
+        elif (path / "config.json").is_file():
             folders.append(path)
         elif path.is_dir():
             found = sorted(child for child in path.iterdir() if (child / "config.json").is_file())
@@ -261,6 +275,10 @@ def folder_runs(paths, data_dir=None):
     for folder in folders:
         name = folder.name if folder.name not in names else str(folder)
         names.add(name)
+        if folder.suffix == ".npz":
+            runs.append(ModelLabRun(_run_id(len(runs), name), name, folder, loaders.setdefault(
+                str(data_dir), MnistOnce(data_dir))))
+            continue
         settings = read_run_settings(folder)
         where = data_dir if data_dir is not None else settings.data_dir
         loader = loaders.setdefault(str(where), MnistOnce(where))

@@ -262,9 +262,12 @@ class Network:
                 raise ValueError(f"{key} has shape {targets[key].shape}, not {value.shape}")
             np.copyto(targets[key], value)
 
-    def copy(self):
-        """An independent network with the same architecture, a copy of the weights and running statistics."""
-        clone = network_from_architecture(self.architecture())
+    def copy(self, dtype=None):
+        """An independent network with the same architecture, a copy of the weights and running statistics; in
+        `dtype` if one is given (float16, say), the weights rounded to it and every value it computes stored in it."""
+        architecture = self.architecture()
+        clone = network_from_architecture(architecture if dtype is None else
+                                          {**architecture, "dtype": np.dtype(dtype).name})
         clone.load_weights(self.weights())
         return clone
 

@@ -31,14 +31,23 @@ MAX_MODEL_BYTES = 2 * MAX_PARAMETERS * MAX_FLOAT_BYTES + MAX_DESCRIPTION_BYTES
 CONVOLUTIONAL_CLASSES = ("ConvNet", "SimpleConvNet")  # described by their layers, not by a list of widths
 
 
-def save_model(path, network, config=None):
-    """Write `network` (and the config it was trained with) to `path` atomically."""
+def save_model(path, network, config=None, origin=None, stored_dtype=None):
+    """Write `network` (and the config it was trained with) to `path` atomically.
+
+    `origin`: a JSON object saying where weights not trained by that config
+    came from (a book-format file imported, the run a shipped model was made
+    from), kept in the description as `origin`. `stored_dtype` ("float16"):
+    the arrays stored in that float type, half the bytes of float32; they
+    are read back into the network's own dtype.
+    """
     if not hasattr(network, "architecture"):
         raise TypeError(f"save_model(path, network, config=None) takes the file path first; got a "
                         f"{type(network).__name__} where the network goes")
     meta = {"format_version": FORMAT_VERSION, "architecture": network.architecture(),
             "config": config.resolved().to_dict() if config is not None else None}
-    arrays = {key: np.asarray(value) for key, value in network.weights().items()}
+    if origin is not None:
+        meta["origin"] = origin
+    arrays = {key: np.asarray(value, dtype=stored_dtype) for key, value in network.weights().items()}
     with atomic_write(path) as handle:
         np.savez(handle, **arrays, **{META_KEY: np.array(json.dumps(meta))})
 

@@ -127,9 +127,9 @@ def filters_grid(W, columns=FILTER_COLUMNS):
     return image_grid(grey(tiles), columns if channels == 1 else channels, GRID_GAP_COLOUR)
 
 
-def test_set_errors(network, x_test, t_test):
+def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE):
     """The confusion matrix (rows: true digit, columns: predicted), accuracy per digit, and a gallery of the
-    most confident mistakes."""
+    `shown` most confident mistakes."""
     probabilities = predict_in_batches(network, x_test)
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
@@ -137,7 +137,7 @@ def test_set_errors(network, x_test, t_test):
     per_digit = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     wrong = np.flatnonzero(predicted != t_test)
     confidence = probabilities[wrong, predicted[wrong]]
-    shown = wrong[np.argsort(-confidence, kind="stable")[:GALLERY_SIZE]]
+    shown = wrong[np.argsort(-confidence, kind="stable")[:shown]]
     gallery = [{"index": int(i), "label": int(t_test[i]), "predicted": int(predicted[i]),
                 "probability": float(probabilities[i, predicted[i]]),
                 "image": png_data_url(_pixels(x_test[i]).reshape(IMAGE_SHAPE))} for i in shown]

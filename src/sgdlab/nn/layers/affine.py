@@ -6,7 +6,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...ranges import POSITIVE_INT
-from .base import Layer, in_channel, spec_fields
+from .base import Layer, in_channel, product_dtype, spec_fields
 
 
 class Affine(Layer):
@@ -51,7 +51,7 @@ class Affine(Layer):
         return cls(make.weights((fan_in, output_size), fan_in), make.zeros(output_size))
 
     def forward_into(self, x, out, train, work):
-        np.matmul(x.reshape(len(x), -1), self.W, out=out)
+        np.matmul(x.reshape(len(x), -1), self.W, out=out, dtype=product_dtype(out.dtype))
         out += self.b
         return out
 

@@ -14,6 +14,13 @@ MAX_WINDOW = 32 * 32  # offsets in a filter or pooling window, each one pass of 
 LAYER_KINDS = {}  # a spec's "type" -> its layer kind; activations are found by their names
 
 
+def product_dtype(dtype):
+    """The float type in which a matrix product of `dtype` arrays sums: float32 for float16 ones, as NumPy's own
+    float16 product does (each sum rounded to float16 once), here through BLAS, several times sooner; else their
+    own."""
+    return np.float32 if dtype == np.float16 else dtype
+
+
 class Layer:
     """What the layers share: no parameters, the output shaped as the input, nothing kept beside the buffers."""
 

@@ -8,7 +8,7 @@ from numpy.lib.stride_tricks import as_strided
 from ...errors import ConfigError
 from ...ranges import NON_NEGATIVE_INT, POSITIVE_INT
 from ..im2col import add_windows, col2im, conv_output_size, im2col, in_blocks, windows
-from .base import Layer, check_window, image_shape, in_channel, padded_size, spec_fields
+from .base import Layer, check_window, image_shape, in_channel, padded_size, product_dtype, spec_fields
 
 
 class Convolution(Layer):
@@ -167,7 +167,7 @@ class Convolution(Layer):
         weights = work["weights"]
         weights[:, :-1] = self.W.reshape(len(weights), -1)
         weights[:, -1] = self.b
-        np.matmul(weights, col, out=out.reshape(len(out), len(weights), -1))
+        np.matmul(weights, col, out=out.reshape(len(out), len(weights), -1), dtype=product_dtype(out.dtype))
         return out
 
     def _backward_per_sample(self, x, dout, dx, grads, work):

@@ -30,6 +30,7 @@ _EXPORTS = {
     "activation_layer": "nn.layers", "BatchNormalization": "nn.layers", "Dropout": "nn.layers",
     "Convolution": "nn.layers", "Pooling": "nn.layers", "im2col": "nn.im2col", "col2im": "nn.im2col",
     "MultiLayerNet": "nn.network", "TwoLayerNet": "nn.network", "ConvNet": "nn.network", "SimpleConvNet": "nn.network",
+    "DeepConvNet": "nn.network",
     "SGD": "nn.optimizers", "Momentum": "nn.optimizers", "Nesterov": "nn.optimizers", "AdaGrad": "nn.optimizers",
     "RMSprop": "nn.optimizers", "Adam": "nn.optimizers",
     "numerical_gradient_fast": "engine.perturbation", "gradient_check": "engine.gradcheck",

@@ -278,8 +278,17 @@ def test_mlps_settings_are_chapter_4s_as_before_and_an_old_config_without_net_is
 def test_a_convolutions_settings_given_to_an_mlp_are_refused(setting, value):
     with pytest.raises(ConfigError) as refused:
         TrainConfig(**{setting: value})
-    assert str(refused.value) == (f"{setting} is a setting of simple-convnet, not of mlp: choose net "
-                                  f"simple-convnet, or leave {setting} out")
+    takers = "simple-convnet and deep-convnet" if setting == "filter_num" else "simple-convnet"
+    assert str(refused.value) == (f"{setting} is a setting of {takers}, not of mlp: choose net "
+                                  f"{takers.replace(' and ', ' or ')}, or leave {setting} out")
+
+
+@pytest.mark.parametrize("setting, value", [("filter_size", 3), ("filter_stride", 1), ("filter_pad", 0),
+                                            ("pool_size", 2)])
+def test_deep_convnet_refuses_the_settings_of_simple_convnets_one_convolution(setting, value):
+    with pytest.raises(ConfigError, match=f"^{setting} is a setting of simple-convnet, not of deep-convnet: choose "
+                                          f"net simple-convnet, or leave {setting} out$"):
+        TrainConfig(net="deep-convnet", **{setting: value})
 
 
 def test_hidden_sizes_are_an_mlps_and_simple_convnet_has_one_hidden_layer():

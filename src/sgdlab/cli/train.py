@@ -19,7 +19,8 @@ def add_to(commands):
                                  description="Train a net on MNIST by mini-batch gradient descent, evaluating train "
                                              "and test accuracy once per epoch: chapter 4's two-layer 784-50-10 with "
                                              "SGD by default, chapter 7's SimpleConvNet with Adam for --net "
-                                             "simple-convnet; options left out take the net's book defaults.")
+                                             "simple-convnet, chapter 8's DeepConvNet for --net deep-convnet; "
+                                             "options left out take the net's book defaults.")
     add_data_dir(parser)
     for spec in dataclasses.fields(TrainConfig):  # an option for every setting
         add_config_option(parser, spec.name)

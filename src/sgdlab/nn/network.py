@@ -1,13 +1,13 @@
-"""The book's networks: TwoLayerNet and its deeper generalisation, and chapter 7's convolutional nets.
+"""The book's networks: TwoLayerNet and its deeper generalisation, and chapters 7 and 8's convolutional nets.
 
 A network is a list of layers ending in SoftmaxWithLoss, each layer built
 from a specification (a small dict such as `{"type": "convolution",
 "filter_num": 30, "filter_size": 5}`) by its layer kind (`sgdlab.nn.layers`):
 `MultiLayerNet` writes the specifications of Affine, activation, Affine, ...,
 Affine (with batch normalization before each hidden activation and dropout
-after it when asked), `ConvNet` takes them as given, and `SimpleConvNet` is
-the book's chapter-7 one. `Network` holds everything else, for all of them.
-Parameters live in `params` (`W1, b1, W2, b2, ...`), the arrays the layers
+after it when asked), `ConvNet` takes them as given, and `SimpleConvNet` and
+`DeepConvNet` are the book's chapter-7 and chapter-8 ones. `Network` holds
+everything else, for all of them. Parameters live in `params` (`W1, b1, W2, b2, ...`), the arrays the layers
 compute with, so an optimizer that updates them in place trains the network.
 Everything here is the book's readable version; `sgdlab.engine` computes the
 same numbers faster from the same definitions (the training step, the
@@ -24,7 +24,7 @@ from .activations import get_activation
 from .functions import as_labels, softmax
 from .gradient import numerical_gradient
 from .init import InitialParameters, ParameterShapes, check_weight_init
-from .layers import MAX_FEATURES, SoftmaxWithLoss, frozen_training, layer_kind
+from .layers import MAX_FEATURES, Layer, SoftmaxWithLoss, frozen_training, layer_kind
 
 MAX_PARAMETERS = 2 ** 30  # 4 GB of float32 weights, before gradients and optimizer state: far beyond MNIST's needs
 MAX_LAYERS = 100  # layers a specification may list
@@ -388,7 +388,7 @@ class TwoLayerNet(MultiLayerNet):
 
 class ConvNet(Network):
     """A convolutional classifier built from a list of layer specifications, followed by an affine layer to
-    `output_size` scores and the softmax.
+    `output_size` scores (and the `output_layers` after it, if any) and the softmax.
 
     `input_dim` is one image's (channels, height, width). Each specification
     is a dict naming its layer's "type" and settings:
@@ -396,23 +396,26 @@ class ConvNet(Network):
     "pad": 0}`, `{"type": "pooling", "pool_size": 2, "stride": 2, "pad": 0}`,
     `{"type": "affine", "output_size": 100}`, `{"type": "batch_norm"}`,
     `{"type": "dropout", "ratio": 0.5}`, or an activation by its name,
-    `{"type": "relu"}` (omitted settings take the defaults shown). Weights
-    start as in `MultiLayerNet`: `weight_init_std` a standard deviation, or
-    "he"/"xavier" scaled by each layer's fan-in (C * FH * FW for a
-    convolution's filters); `weight_decay_lambda` covers every W,
+    `{"type": "relu"}` (omitted settings take the defaults shown).
+    `output_layers` come after the output affine layer and keep its
+    `output_size` scores' shape (chapter 8's DeepConvNet puts a dropout
+    there). Weights start as in `MultiLayerNet`: `weight_init_std` a standard
+    deviation, or "he"/"xavier" scaled by each layer's fan-in (C * FH * FW
+    for a convolution's filters); `weight_decay_lambda` covers every W,
     convolutions' and affine layers'. A bad combination (a filter larger
     than its input, a stride that does not fit, a pooling window left over)
     is a `ConfigError` naming the layer and the sizes.
     """
 
     def __init__(self, input_dim=(1, 28, 28), layers=(), output_size=10, weight_init_std="he",
-                 weight_decay_lambda=0.0, rng=None, dtype=np.float64):
-        input_shape, specs = ConvNet.specification(input_dim, layers, output_size)
+                 weight_decay_lambda=0.0, rng=None, dtype=np.float64, output_layers=()):
+        input_shape, specs = ConvNet.specification(input_dim, layers, output_size, output_layers)
         self._assemble(input_shape, specs, weight_init_std, weight_decay_lambda, rng, dtype)
 
     @staticmethod
-    def specification(input_dim, layers, output_size):
-        """(input shape, every layer's specification, the output layer's included), the sizes checked."""
+    def specification(input_dim, layers, output_size, output_layers=()):
+        """(input shape, every layer's specification, the output layer and those after it included), the sizes
+        checked."""
         if not isinstance(input_dim, (list, tuple)) or len(input_dim) not in (1, 3) or \
                 not all(POSITIVE_INT.contains(n) for n in input_dim) or math.prod(input_dim) > MAX_FEATURES:
             raise ConfigError(f"input_dim is one sample's (channels, height, width), such as (1, 28, 28), of at "
@@ -420,13 +423,29 @@ class ConvNet(Network):
         if not isinstance(layers, (list, tuple)) or len(layers) >= MAX_LAYERS:
             raise ConfigError(f"layers is a list of fewer than {MAX_LAYERS} layer specifications, such as "
                               f"[{{'type': 'convolution', 'filter_num': 30, 'filter_size': 5}}, {{'type': 'relu'}}]")
+        if not isinstance(output_layers, (list, tuple)) or len(layers) + len(output_layers) >= MAX_LAYERS:
+            raise ConfigError(f"output_layers is a list of layer specifications, fewer than {MAX_LAYERS} with the "
+                              f"layers, such as [{{'type': 'dropout', 'ratio': 0.5}}]")
         POSITIVE_INT.check("output_size", output_size)
-        return tuple(input_dim), [*layers, {"type": "affine", "output_size": output_size}]
+        for spec in output_layers:
+            kind = layer_kind(spec)
+            if kind.parameter_names or kind.output_shape is not Layer.output_shape:
+                raise ConfigError(f"an output layer keeps the {output_size} scores as they are (dropout, an "
+                                  f"activation), got {spec!r}")
+        return tuple(input_dim), [*layers, {"type": "affine", "output_size": output_size}, *output_layers]
+
+    @property
+    def output_layer_index(self):
+        """The position in `layers` of the affine layer that gives the scores: the last one."""
+        return max(k for k, layer in enumerate(self.layers) if layer.kind == "affine")
 
     def architecture(self):
+        output = self.output_layer_index
+        after = {"output_layers": [layer.spec() for layer in self.layers[output + 1:]]} \
+            if output + 1 < len(self.layers) else {}
         return {"class": "ConvNet", "input_dim": list(self.input_shape),
-                "layers": [layer.spec() for layer in self.layers[:-1]], "output_size": self.output_size,
-                **self._common_settings()}
+                "layers": [layer.spec() for layer in self.layers[:output]], "output_size": self.output_size,
+                **after, **self._common_settings()}
 
     def _common_settings(self):
         settings = {"weight_init_std": self.weight_init_std, "dtype": self.dtype.name}
@@ -475,7 +494,84 @@ class SimpleConvNet(ConvNet):
                 "hidden_size": self.hidden_size, "output_size": self.output_size, **self._common_settings()}
 
 
-NETWORK_CLASSES = {cls.__name__: cls for cls in (MultiLayerNet, TwoLayerNet, ConvNet, SimpleConvNet)}
+DEEP_CONV_PARAMS = tuple({"filter_num": filters, "filter_size": 3, "pad": pad, "stride": 1}
+                         for filters, pad in ((16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)))
+DEEP_DROPOUT_RATIO = 0.5
+
+
+class DeepConvNet(ConvNet):
+    """The book's chapter-8 network, above 99% on MNIST: three blocks of conv - relu - conv - relu - pool, then
+    affine - relu - dropout - affine - dropout - softmax.
+
+    The book's signature and defaults: six 3x3 convolutions of 16, 16, 32, 32,
+    64, 64 filters (`conv_param_1` .. `conv_param_6`, each a dict as
+    `SimpleConvNet`'s `conv_param`, the settings it leaves out the book's for
+    its place), padded by 1 but the fourth by 2 (14x14 becomes 16x16, so that
+    the pooling after the third block leaves 64 x 4 x 4 = 1024 values), max
+    pooling 2x2 at stride 2, `hidden_size` (50) hidden units and dropout 0.5;
+    `params` are the book's `W1` .. `W6` (the filters), `W7` (1024, 50), `W8`
+    (50, 10) and their `b1` .. `b8`, 123,552 numbers. Weights start as the
+    book's: He, sqrt(2 / fan-in) times standard normal draws, the fan-in
+    C * 3 * 3 of each convolution's input and that of each affine layer
+    (the book lists them by hand; "he" computes the same ones).
+
+    The dropout after the output affine layer is the book's, and unusual:
+    in training it zeroes half of the class scores at random before the
+    softmax (each a fresh draw per step), so the net cannot lean on any one
+    score and learns to put its answer clearly above the others (a
+    regulariser); at test time it multiplies every score by 0.5, which
+    changes the softmax's probabilities (flatter) but never which class is
+    largest, so accuracy and predictions are those of the net without it.
+
+    It is one `ConvNet` specification (that dropout is its one output
+    layer). Unlike the book's, weights come from `rng` (the dropout masks
+    too) rather than NumPy's global generator, and `weight_init_std`,
+    `rng`, `dtype` and `weight_decay_lambda` are taken as in the other
+    networks.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28), conv_param_1=DEEP_CONV_PARAMS[0], conv_param_2=DEEP_CONV_PARAMS[1],
+                 conv_param_3=DEEP_CONV_PARAMS[2], conv_param_4=DEEP_CONV_PARAMS[3],
+                 conv_param_5=DEEP_CONV_PARAMS[4], conv_param_6=DEEP_CONV_PARAMS[5], hidden_size=50, output_size=10,
+                 weight_init_std="he", weight_decay_lambda=0.0, rng=None, dtype=np.float64):
+        conv_params = (conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6)
+        input_shape, specs = DeepConvNet.specification(input_dim, *conv_params, hidden_size, output_size)
+        self.conv_params = DeepConvNet.full_conv_params(conv_params)
+        self.hidden_size = hidden_size
+        self._assemble(input_shape, specs, weight_init_std, weight_decay_lambda, rng, dtype)
+
+    @staticmethod
+    def full_conv_params(conv_params):
+        """Each convolution's settings, those left out the book's for its place."""
+        for number, conv_param in enumerate(conv_params, start=1):
+            if not isinstance(conv_param, dict) or set(conv_param) - set(SIMPLE_CONV_PARAM):
+                raise ConfigError(f"conv_param_{number} holds {', '.join(SIMPLE_CONV_PARAM)}, got {conv_param!r}")
+        return tuple({**book, **given} for book, given in zip(DEEP_CONV_PARAMS, conv_params))
+
+    @staticmethod
+    def specification(input_dim, conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6,
+                      hidden_size, output_size):
+        conv_params = DeepConvNet.full_conv_params((conv_param_1, conv_param_2, conv_param_3, conv_param_4,
+                                                    conv_param_5, conv_param_6))
+        POSITIVE_INT.check("hidden_size", hidden_size)
+        pool = {"type": "pooling", "pool_size": 2, "stride": 2, "pad": 0}
+        layers = []
+        for first, second in zip(conv_params[::2], conv_params[1::2]):
+            layers += [{"type": "convolution", **first}, {"type": "relu"},
+                       {"type": "convolution", **second}, {"type": "relu"}, pool]
+        layers += [{"type": "affine", "output_size": hidden_size}, {"type": "relu"},
+                   {"type": "dropout", "ratio": DEEP_DROPOUT_RATIO}]
+        return ConvNet.specification(input_dim, layers, output_size,
+                                     [{"type": "dropout", "ratio": DEEP_DROPOUT_RATIO}])
+
+    def architecture(self):
+        conv_params = {f"conv_param_{number}": dict(conv_param)
+                       for number, conv_param in enumerate(self.conv_params, start=1)}
+        return {"class": "DeepConvNet", "input_dim": list(self.input_shape), **conv_params,
+                "hidden_size": self.hidden_size, "output_size": self.output_size, **self._common_settings()}
+
+
+NETWORK_CLASSES = {cls.__name__: cls for cls in (MultiLayerNet, TwoLayerNet, ConvNet, SimpleConvNet, DeepConvNet)}
 
 
 def network_from_architecture(architecture):

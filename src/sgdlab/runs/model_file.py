@@ -16,7 +16,7 @@ import numpy as np
 from ..data.mnist import mnist_mismatch
 from ..errors import ModelFileError
 from ..fileio import atomic_write, parse_json
-from ..nn.network import MAX_PARAMETERS, network_from_architecture, planned_parameter_count
+from ..nn.network import MAX_PARAMETERS, NETWORK_CLASSES, ConvNet, network_from_architecture, planned_parameter_count
 from ..npzfile import NOT_AN_ARCHIVE, NpzFile
 from ..ranges import POSITIVE_INT
 from ..training.config import DTYPES
@@ -28,7 +28,6 @@ SMALL_NETWORK_BYTES = 1 << 20  # parameters built from any description, before t
 MAX_FLOAT_BYTES = 8  # float16, float32 or float64 weights are read (and copied into the network's dtype)
 # The largest model file: the parameters of the largest network and as many statistics, in float64, and its description
 MAX_MODEL_BYTES = 2 * MAX_PARAMETERS * MAX_FLOAT_BYTES + MAX_DESCRIPTION_BYTES
-CONVOLUTIONAL_CLASSES = ("ConvNet", "SimpleConvNet")  # described by their layers, not by a list of widths
 
 
 def save_model(path, network, config=None, origin=None, stored_dtype=None):
@@ -140,7 +139,8 @@ def _check_architecture(path, architecture, archive):
 def _parameter_count(damaged, architecture):
     """How many parameters the architecture describes, from its sizes alone: a dense net's widths, or a
     convolutional net's layers planned without allocating (their count and sizes bounded as when built)."""
-    if architecture.get("class") in CONVOLUTIONAL_CLASSES:
+    cls = NETWORK_CLASSES.get(architecture.get("class")) if isinstance(architecture.get("class"), str) else None
+    if cls is not None and issubclass(cls, ConvNet):  # described by its layers, not by a list of widths
         try:
             return planned_parameter_count(architecture)
         except (ValueError, KeyError, TypeError) as exc:  # ConfigError is a ValueError

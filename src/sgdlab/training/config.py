@@ -24,6 +24,7 @@ from .learning_rate import LearningRate, check_lr_schedule, parse_lr_schedule
 
 CHAPTER_4_ITERS = 10_000  # the updates of chapter 4's run
 CHAPTER_7_EPOCHS = 20  # the length of chapter 7's run (ch07/train_convnet.py's max_epochs)
+CHAPTER_8_EPOCHS = 20  # the length of chapter 8's run (ch08/train_deepnet.py's epochs)
 CHAPTER_4_LR = 0.1  # the learning rate of chapter 4's run, SGD's default here (the book's SGD class has 0.01)
 GRAD_METHODS = ("backprop", "numerical")
 DTYPES = ("float32", "float64")
@@ -109,8 +110,8 @@ def _dense_network(config, input_shape, output_size, rng):
     from ..nn.network import MultiLayerNet, TwoLayerNet
 
     input_size, *hidden, output_size = _dense_widths(config, input_shape, output_size)
-    options = {"weight_init_std": config.weight_init_std, "activation": config.implied("activation"), "rng": rng,
-               "dtype": config.network_dtype, "weight_decay_lambda": config.weight_decay,
+    options = {"weight_init_std": config.implied("weight_init_std"), "activation": config.implied("activation"),
+               "rng": rng, "dtype": config.network_dtype, "weight_decay_lambda": config.weight_decay,
                "use_dropout": config.dropout > 0, "use_batchnorm": config.batch_norm}
     if config.dropout:
         options["dropout_ratio"] = config.dropout
@@ -152,13 +153,55 @@ def _simple_convnet(config, input_shape, output_size, rng):
     input_dim, specs = _simple_convnet_layers(config, input_shape, output_size)
     conv_param = {key: specs[0][key] for key in ("filter_num", "filter_size", "pad", "stride")}
     hidden_size = config.implied("hidden_size")
-    options = {"weight_init_std": config.weight_init_std, "weight_decay_lambda": config.weight_decay, "rng": rng,
-               "dtype": config.network_dtype}
+    options = {"weight_init_std": config.implied("weight_init_std"), "weight_decay_lambda": config.weight_decay,
+               "rng": rng, "dtype": config.network_dtype}
     if (input_dim, specs) == SimpleConvNet.specification(input_dim, conv_param, hidden_size, output_size):
         return SimpleConvNet(input_dim, conv_param, hidden_size, output_size, **options)
     return ConvNet(input_dim, specs[:-1], output_size, **options)
 
 
+def _deep_conv_params(config):
+    """The six convolutions' settings: `filter_num` filters (16, the book's) in the first block, twice as many in
+    the second and four times in the third, each 3x3 and padded as the book's."""
+    from ..nn.network import DEEP_CONV_PARAMS
+
+    first = config.implied("filter_num")
+    return tuple({**book, "filter_num": first * book["filter_num"] // DEEP_CONV_PARAMS[0]["filter_num"]}
+                 for book in DEEP_CONV_PARAMS)
+
+
+def _deep_convnet_layers(config, input_shape, output_size):
+    """The book's DeepConvNet, its activation `activation` (relu by default); its dropout is its own (0.5 after
+    the hidden and the output affine layers), so neither dropout nor batch norm is another setting of it."""
+    from ..nn.network import ConvNet, DeepConvNet
+
+    if config.dropout or config.batch_norm:
+        raise ConfigError(f"deep-convnet has the book's dropout {DEEP_DROPOUT} built in and no batch norm: leave "
+                          f"{'--dropout' if config.dropout else '--batch-norm'} out, or choose simple-convnet")
+    input_dim, specs = DeepConvNet.specification(_images("deep-convnet", input_shape), *_deep_conv_params(config),
+                                                 config.implied("hidden_size"), output_size)
+    activation = config.implied("activation")
+    specs = [{"type": activation} if spec["type"] == "relu" else spec for spec in specs]
+    output = max(k for k, spec in enumerate(specs) if spec["type"] == "affine")
+    return ConvNet.specification(input_dim, specs[:output], output_size, specs[output + 1:])
+
+
+def _deep_convnet(config, input_shape, output_size, rng):
+    """The book's DeepConvNet, of `filter_num` filters in its first block; with another activation, the
+    `ConvNet` of the same layers."""
+    from ..nn.network import ConvNet, DeepConvNet
+
+    input_dim, specs = _deep_convnet_layers(config, input_shape, output_size)
+    options = {"weight_init_std": config.implied("weight_init_std"), "weight_decay_lambda": config.weight_decay,
+               "rng": rng, "dtype": config.network_dtype}
+    if config.implied("activation") == "relu":
+        return DeepConvNet(input_dim, *_deep_conv_params(config), config.implied("hidden_size"), output_size,
+                           **options)
+    output = max(k for k, spec in enumerate(specs) if spec["type"] == "affine")
+    return ConvNet(input_dim, specs[:output], output_size, output_layers=specs[output + 1:], **options)
+
+
+DEEP_DROPOUT = 0.5  # DeepConvNet's (sgdlab.nn.network.DEEP_DROPOUT_RATIO; this module imports no NumPy)
 CONVOLUTION_SETTINGS = ("filter_num", "filter_size", "filter_stride", "filter_pad", "pool_size")
 # Settings whose values fit an input's shape or not one by one, not as a range: a 4x4 filter leaves a 2x2 pooling
 # window over on MNIST where 3x3 and 5x5 ones do not. A sweep checks each of their values, not only its ends.
@@ -167,13 +210,21 @@ SHAPE_SEARCH = 12  # a misfit's advice names the values up to this of each shape
 NETS = {
     "mlp": Net("a fully connected net: chapter 4's TwoLayerNet (784-50-10, sigmoid, SGD at 0.1, 10000 "
                "iterations), or a MultiLayerNet with hidden_sizes",
-               {"iters": CHAPTER_4_ITERS, "optimizer": "sgd", "activation": "sigmoid", "hidden_size": 50},
+               {"iters": CHAPTER_4_ITERS, "optimizer": "sgd", "activation": "sigmoid", "hidden_size": 50,
+                "weight_init_std": 0.01},
                ("hidden_sizes",), _dense_layers, _dense_network),
     "simple-convnet": Net("chapter 7's SimpleConvNet: conv - relu - pool - affine - relu - affine (30 5x5 filters, "
                           "2x2 pooling, 100 hidden units, Adam at 0.001, 20 epochs)",
                           {"epochs": CHAPTER_7_EPOCHS, "optimizer": "adam", "activation": "relu", "hidden_size": 100,
-                           "filter_num": 30, "filter_size": 5, "filter_stride": 1, "filter_pad": 0, "pool_size": 2},
+                           "filter_num": 30, "filter_size": 5, "filter_stride": 1, "filter_pad": 0, "pool_size": 2,
+                           "weight_init_std": 0.01},
                           CONVOLUTION_SETTINGS, _simple_convnet_layers, _simple_convnet),
+    "deep-convnet": Net("chapter 8's DeepConvNet: three blocks of conv - relu - conv - relu - pool (16, 32 and 64 "
+                        "3x3 filters), affine - relu - dropout - affine - dropout (50 hidden units, dropout 0.5), He "
+                        "initial weights, Adam at 0.001, 20 epochs",
+                        {"epochs": CHAPTER_8_EPOCHS, "optimizer": "adam", "activation": "relu", "hidden_size": 50,
+                         "filter_num": 16, "weight_init_std": "he"},
+                        ("filter_num",), _deep_convnet_layers, _deep_convnet),
 }
 
 
@@ -198,7 +249,8 @@ class TrainConfig:
     iters: int | None = setting(None, f"mini-batch updates in total (default {CHAPTER_4_ITERS} for mlp, as in "
                                       "chapter 4, unless epochs is given)", POSITIVE_INT)
     epochs: int | None = setting(None, f"full passes over the training set, instead of iters (default "
-                                       f"{CHAPTER_7_EPOCHS} for simple-convnet, as in chapter 7)", POSITIVE_INT)
+                                       f"{CHAPTER_7_EPOCHS} for simple-convnet, as in chapter 7, and "
+                                       f"{CHAPTER_8_EPOCHS} for deep-convnet, as in chapter 8)", POSITIVE_INT)
     train_size: int | None = setting(None, "train on the first N training images only, as the book's overfitting "
                                            "experiments do (default: all of them)", POSITIVE_INT)
     validation: float = setting(0.0, "fraction of the training images held out, by the seed, to measure val_acc "
@@ -215,11 +267,14 @@ class TrainConfig:
     net: str = setting("mlp", "the network: " + "; ".join(f"{name}, {net.description}" for name, net in NETS.items())
                        + ". Settings left out take the net's defaults", choices=tuple(NETS))
     hidden_size: int | None = setting(None, "units in the hidden layer (default 50 for mlp, as in chapter 4; 100 "
-                                            "for simple-convnet, as in chapter 7)", POSITIVE_INT)
+                                            "for simple-convnet, as in chapter 7; 50 for deep-convnet, as in "
+                                            "chapter 8)", POSITIVE_INT)
     hidden_sizes: tuple | None = setting(None, "units in each hidden layer of a deeper mlp, such as 100,100,100 "
                                                "(instead of hidden_size)", parse=parse_widths, check=check_widths,
                                          metavar="N,N,...")
-    filter_num: int | None = setting(None, "a convolutional net's filters (default 30, the book's)", POSITIVE_INT)
+    filter_num: int | None = setting(None, "a convolutional net's filters (default 30, the book's); "
+                                           "deep-convnet's first block's (default 16, the book's), twice as many in "
+                                           "the second block and four times in the third", POSITIVE_INT)
     filter_size: int | None = setting(None, "a convolutional net's filter height and width (default 5)",
                                       POSITIVE_INT)
     filter_stride: int | None = setting(None, "the step between a convolution's windows (default 1)", POSITIVE_INT)
@@ -227,19 +282,21 @@ class TrainConfig:
                                      NON_NEGATIVE_INT)
     pool_size: int | None = setting(None, "a convolutional net's max pooling window, its height, width and stride "
                                           "(default 2)", POSITIVE_INT)
-    weight_init_std: float | str = setting(
-        0.01, "initial weights ~ N(0, std^2): a number, or xavier (also called sigmoid: sqrt(1/fan-in), for "
-              "sigmoid and tanh) or he (also called relu: sqrt(2/fan-in), for relu)", parse=parse_weight_init,
+    weight_init_std: float | str | None = setting(
+        None, "initial weights ~ N(0, std^2): a number, or xavier (also called sigmoid: sqrt(1/fan-in), for "
+              "sigmoid and tanh) or he (also called relu: sqrt(2/fan-in), for relu) (default 0.01, the book's; he "
+              "for deep-convnet, as in chapter 8)", parse=parse_weight_init,
         check=check_weight_init, metavar="STD", option="weight-init")
     activation: str | None = setting(None, "hidden activation (default sigmoid for mlp, as in chapter 4; relu for "
-                                           "simple-convnet)", choices=activation_names())
+                                           "the convolutional nets)", choices=activation_names())
     dropout: float = setting(0.0, "fraction of hidden units dropped at each training step (the book's "
                                   "dropout_ratio; at test time every unit is kept and scaled by 1 - ratio); 0: no "
                                   "dropout", UNIT_INTERVAL)
     batch_norm: bool = setting(False, "batch normalization after each hidden affine layer, before its activation",
                                check=check_flag)
     optimizer: str | None = setting(None, "how gradients become updates (default sgd for mlp, as in chapter 4; adam "
-                                          "for simple-convnet, as in chapter 7)", choices=OPTIMIZERS.keys())
+                                          "for the convolutional nets, as in chapters 7 and 8)",
+                                    choices=OPTIMIZERS.keys())
     momentum: float | None = setting(None, f"the velocity {' and '.join(optimizers_taking('momentum'))} keep "
                                            "(default 0.9, the book's)",
                                      OPTIMIZERS["momentum"].hyperparameters["momentum"])
@@ -480,7 +537,7 @@ class TrainConfig:
 
     def iterations(self, train_rows):
         """The updates the run makes on `train_rows` images: `iters`, else `epochs` full epochs, else the net's
-        length (chapter 4's 10000 updates, chapter 7's 20 epochs)."""
+        length (chapter 4's 10000 updates, chapter 7's and chapter 8's 20 epochs)."""
         if self.iters is None and self.epochs is None:
             return dataclasses.replace(self, **{name: value for name, value in NETS[self.net].defaults.items()
                                                 if name in LENGTHS}).iterations(train_rows)
@@ -496,7 +553,8 @@ class TrainConfig:
         """The untrained network these settings describe for samples of `input_size` (a number of inputs, or one
         sample's shape: (1, 28, 28) for MNIST's images, which a convolutional net needs), its weights drawn from
         `rng`: for mlp, the book's TwoLayerNet for one hidden layer, a MultiLayerNet for more; for simple-convnet,
-        the book's SimpleConvNet (a ConvNet of its layers when the settings change them)."""
+        the book's SimpleConvNet, for deep-convnet its DeepConvNet (each a ConvNet of its layers when the settings
+        change them)."""
         return NETS[self.net].build(self, sample_shape(input_size), output_size, rng)
 
     def make_optimizer(self):

@@ -84,7 +84,7 @@ def test_every_correct_network_passes_on_a_larger_sample(configuration):
 @pytest.mark.parametrize("activation", activation_names())
 @pytest.mark.parametrize("weight_init_std", [0.001, 0.01, 1.0])
 def test_batch_norm_after_small_or_large_weights_passes(activation, weight_init_std):
-    """The issue's failures: the central difference's truncation after batch norm, on 100 samples."""
+    """Where the central difference's truncation after batch norm once failed correct nets, on 100 samples."""
     rng = np.random.default_rng(7)
     network = MultiLayerNet(30, [10, 10, 10], CLASSES, activation, weight_init_std=weight_init_std, rng=rng,
                             use_batchnorm=True, use_dropout=True, dropout_ratio=0.2)

@@ -285,3 +285,30 @@ def test_the_chapter_6_experiments_refuse_a_convolutional_net_saying_what_to_do_
         "not on simple-convnet: train one run per variant (sgdlab train --net simple-convnet --optimizer adam --out "
         "runs/adam, ...) and overlay them with sgdlab compare\n")
     assert not (tmp_path / "exp").exists()
+
+
+def test_gradcheck_passes_a_reduced_deep_convnet_and_fails_one_with_its_padding_cropped_one_off(capsys, data_dir,
+                                                                                                monkeypatch):
+    """Chapter 8's DeepConvNet at reduced width (4, 4, 8, 8, 16, 16 filters, 10 hidden units; six padded
+    convolutions, the fourth by 2, and dropout after the output layer), after a few updates that move its
+    biases off relu's kink: it passes; with the book's col2im cropping its padding one pixel off, it fails."""
+    from sgdlab.nn import layers
+
+    reduced = ("--data-dir", data_dir, "--net", "deep-convnet", "--filter-num", "4", "--hidden-size", "10",
+               "--train-iters", "10")
+    code, out, err = run(capsys, "gradcheck", *reduced)
+    assert (code, err) == (0, ""), out
+    assert out.startswith("gradient check of DeepConvNet(") and "; ok in " in out, out
+
+    def cropped_one_off(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+        """The book's col2im, its padding cropped one pixel off (d x shifted by one row and column)."""
+        dx = original(col, input_shape, filter_h, filter_w, stride, pad)
+        if pad:
+            dx[:, :, :-1, :-1] = dx[:, :, 1:, 1:].copy()
+            dx[:, :, -1], dx[:, :, :, -1] = 0, 0
+        return dx
+
+    original = layers.convolution.col2im
+    monkeypatch.setattr(layers.convolution, "col2im", cropped_one_off)
+    code, out, err = run(capsys, "gradcheck", *reduced)
+    assert (code, err) == (1, "") and "FAIL (" in out, out

@@ -61,7 +61,7 @@ import numpy as np
 from sgdlab import SGD, Adam, MultiLayerNet, SimpleConvNet, TrainConfig, Trainer, TwoLayerNet, load_mnist
 from sgdlab.engine.conv_perturbation import ReferencePass
 from sgdlab.engine.perturbation import numerical_gradient_fast
-from sgdlab.nn.network import ConvNet
+from sgdlab.nn.network import DeepConvNet
 from sgdlab.engine.threads import one_blas_thread
 from sgdlab.nn.layers import frozen_training
 
@@ -90,18 +90,10 @@ def chapter_6_net(seed, use_batchnorm):
                          use_batchnorm=use_batchnorm, rng=seed)
 
 
-class DeepConvNetLayout(ConvNet):
-    """Chapter 8's DeepConvNet layout (six 3x3 convolutions padded by 1, the fourth by 2, relu, 2x2 max pooling
-    after each pair, affine - relu - dropout - affine - dropout), He's initial weights, at the given widths."""
-
-    def __init__(self, widths=(16, 16, 32, 32, 64, 64), hidden=50, rng=None):
-        specs = []
-        for k, width in enumerate(widths):
-            specs += [{"type": "convolution", "filter_num": width, "filter_size": 3, "pad": 2 if k == 3 else 1},
-                      {"type": "relu"}, *([{"type": "pooling", "pool_size": 2}] if k % 2 else [])]
-        specs += [{"type": "affine", "output_size": hidden}, {"type": "relu"}, {"type": "dropout", "ratio": 0.5}]
-        input_shape, specs = ConvNet.specification((1, 28, 28), specs, 10)
-        self._assemble(input_shape, [*specs, {"type": "dropout", "ratio": 0.5}], "he", 0.0, rng, np.float64)
+def deep_convnet(widths=(16, 16, 32, 32, 64, 64), hidden=50, rng=None):
+    """Chapter 8's DeepConvNet (its six 3x3 convolutions padded by 1, the fourth by 2, three 2x2 poolings,
+    affine - relu - dropout - affine - dropout, He's weights) at the given widths."""
+    return DeepConvNet((1, 28, 28), *({"filter_num": width} for width in widths), hidden_size=hidden, rng=rng)
 
 
 NETS = {
@@ -111,9 +103,9 @@ NETS = {
     "simpleconvnet": Net("conv30x5x5-pool2-100-10", lambda seed: SimpleConvNet(rng=seed), 50, 1, 3, 1e-9, 1000,
                          states=("initial", "trained")),
     "deepconvnet-reduced": Net("conv 4,4,8,8,8,8 (3x3, pad 1, 1, 1, 2, 1, 1) - pool x3 - 10 - 10",
-                               lambda seed: DeepConvNetLayout((4, 4, 8, 8, 8, 8), 10, rng=seed), 50, 1, 1, 1e-9,
+                               lambda seed: deep_convnet((4, 4, 8, 8, 8, 8), 10, rng=seed), 50, 1, 1, 1e-9,
                                None, states=("initial",)),
-    "deepconvnet": Net("DeepConvNet: conv 16,16,32,32,64,64 - pool x3 - 50 - 10", lambda seed: DeepConvNetLayout(rng=seed),
+    "deepconvnet": Net("DeepConvNet: conv 16,16,32,32,64,64 - pool x3 - 50 - 10", lambda seed: deep_convnet(rng=seed),
                        50, 1, 1, 1e-9, None, states=("initial",)),
 }
 SAMPLED = {"simpleconvnet", "deepconvnet-reduced", "deepconvnet"}

@@ -83,8 +83,8 @@ def test_net_simple_convnet_alone_is_the_books_chapter_7_run(capsys, data_dir, t
 
 
 @pytest.mark.parametrize("argv, message", [
-    (("--filter-num", "3"), "filter_num is a setting of simple-convnet, not of mlp: choose net simple-convnet, or "
-                            "leave filter_num out"),
+    (("--filter-num", "3"), "filter_num is a setting of simple-convnet and deep-convnet, not of mlp: choose net "
+                            "simple-convnet or deep-convnet, or leave filter_num out"),
     (("--net", "mlp", "--pool-size", "3"), "pool_size is a setting of simple-convnet, not of mlp"),
     (("--net", "simple-convnet", "--hidden-sizes", "10,10"), "hidden_sizes is a setting of mlp, not of "
                                                               "simple-convnet"),

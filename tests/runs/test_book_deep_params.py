@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 
 from sgdlab.data import load_mnist
-from sgdlab.nn import network as networks
+from sgdlab.nn.network import DeepConvNet
 from sgdlab.runs.model_file import load_model
 from sgdlab.training.evaluation import count_correct
 from tests.cli.commands import run
-
-if not hasattr(networks, "DeepConvNet"):  # chapter 8's net lands beside import-params; these run once it has
-    pytest.skip("this sgdlab has no DeepConvNet yet", allow_module_level=True)
-DeepConvNet = networks.DeepConvNet
-BookDeepConvNet = pytest.importorskip("tests.nn.book_chapter8").BookDeepConvNet
+from tests.nn.book_chapter8 import BookDeepConvNet
 
 
 def save_params(network, path):

@@ -30,7 +30,7 @@ def main(argv=None):
         parser.exit(1, f"ship_model: error: {exc}\n")
     print(f"{args.out}: {args.out.stat().st_size:,} bytes, weights in {origin['stored_dtype']}, test acc "
           f"{origin['test_acc']:.4f} ({origin['test_acc_float16_weights']:.4f} with float16 weights), trained by: "
-          f"{origin['command']}")
+          f"{origin['command']}" + (f" ({origin['stopped']})" if origin["stopped"] else ""))
     return 0
 
 

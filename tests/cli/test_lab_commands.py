@@ -112,3 +112,31 @@ def test_one_ctrl_c_while_a_live_run_trains_stops_it_saves_it_and_ends_the_page(
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["stopped"].startswith("interrupted by SIGINT after iteration")
     assert err.endswith(f"sgdlab train: {history['stopped']}; results so far saved in {tmp_path / 'run'}\n")
+
+
+def test_view_demo_shows_the_shipped_deep_convnet_reading_a_digit(data_dir):
+    import io
+
+    from PIL import Image
+
+    from sgdlab import load_mnist
+    from sgdlab.runs.shipped_model import shipped_model_path
+
+    (_, _), (x_test, t_test) = load_mnist(normalize=False, flatten=False, data_dir=data_dir)
+    png = io.BytesIO()
+    Image.fromarray(x_test[0, 0]).save(png, format="PNG")
+    with lab_page("view", "--demo", "--no-browser", "--data-dir", data_dir) as (process, address):
+        origin, token = address.split("/?token=")
+        headers = {"X-Sgdlab-Token": token}
+        with urllib.request.urlopen(urllib.request.Request(f"{origin}/api/runs", headers=headers), timeout=30) as reply:
+            (demo,) = json.loads(reply.read())
+        upload = urllib.request.Request(f"{origin}/api/runs/{demo['id']}/predict", data=png.getvalue(),
+                                        headers={**headers, "Content-Type": "image/png", "X-Sgdlab-Filename": "7.png"})
+        with urllib.request.urlopen(upload, timeout=60) as reply:
+            read = json.loads(reply.read())
+        code, _, err = press_ctrl_c(process)
+    assert demo["name"] == "deep_convnet.npz" and code == 0
+    assert err == f"sgdlab view: showing the DeepConvNet shipped with sgdlab, {shipped_model_path()}\n"
+    assert read["prediction"] == t_test[0] == 7
+    # every convolution's feature maps for the digit: after its activation, and after the pooling of each block
+    assert sorted({maps["convolution"] for maps in read["feature_maps"]}) == [1, 2, 3, 4, 5, 6]

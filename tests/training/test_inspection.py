@@ -153,3 +153,13 @@ def test_a_digit_read_shows_the_feature_maps_of_every_convolution():
     for stage, maps in zip(read["feature_maps"], (first, second)):
         drawn = tiles(decoded(stage["image"]), len(maps), *maps.shape[1:])
         assert np.abs(drawn[..., 0] - 255 * maps / maps.max()).max() <= 0.5 + 1e-6
+
+
+def test_the_page_checks_the_gradient_of_nets_it_takes_seconds_for_and_says_why_not_for_deeper_ones():
+    from sgdlab import DeepConvNet
+    from sgdlab.training.inspection import gradient_checked_on_the_page
+
+    narrow = {f"conv_param_{k}": {"filter_num": 4 * (1 << ((k - 1) // 2))} for k in range(1, 7)}  # 4, 8, 16 filters
+    assert gradient_checked_on_the_page(SimpleConvNet(rng=0)) and gradient_checked_on_the_page(TwoLayerNet())
+    assert gradient_checked_on_the_page(DeepConvNet(**narrow, rng=0))  # 4,464 later weights: seconds
+    assert not gradient_checked_on_the_page(DeepConvNet(rng=0))  # the book's 71,424: minutes at every evaluation

@@ -22,8 +22,9 @@ from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.history import History
-from ..training.inspection import (convolution_filters, first_layer_filters, gradient_agreement, gradient_images,
-                                   hidden_unit_weights, png_data_url, read_digit, test_set_errors)
+from ..training.inspection import (PAGE_GRADIENT_LEFT_OUT, convolution_filters, first_layer_filters, gradient_agreement,
+                                   gradient_checked_on_the_page, gradient_images, hidden_unit_weights, png_data_url,
+                                   read_digit, test_set_errors)
 from .feed import LossSeries, RunFeed
 from .sweep_results import results_view, sweep_definition
 
@@ -74,8 +75,11 @@ class LabRun:
                     found.update(weights=hidden_unit_weights(snapshot), filters=first_layer_filters(snapshot),
                                  deeper_filters=convolution_filters(snapshot, start=1),
                                  **test_set_errors(snapshot, x_test, t_test),
-                                 gradients=gradient_agreement(snapshot, x_train, t_train),
                                  gradient_images=gradient_images(snapshot))
+                    if gradient_checked_on_the_page(snapshot):
+                        found["gradients"] = gradient_agreement(snapshot, x_train, t_train)
+                    else:
+                        found.update(gradients=[], gradients_left_out=PAGE_GRADIENT_LEFT_OUT)
             self._inspected = (snapshot, found)
             return found
 
@@ -165,7 +169,8 @@ class ModelLabRun(LabRun):
         network, meta = load_model(path)
         settings = meta.get("config") or {"net": type(network).__name__, **meta.get("origin", {})}
         super().__init__(run_id, RunFeed(name, settings), data)
-        self.feed.replace(LossSeries(), [], network, 0, "finished", "", [])
+        updates = meta.get("origin", {}).get("iterations")  # the updates its weights made, where the file says
+        self.feed.replace(LossSeries(), [], network, updates, "finished", "", [])
 
 
 class SweepTrials:

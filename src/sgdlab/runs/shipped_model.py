@@ -21,6 +21,7 @@ from ..fileio import size_phrase
 from ..nn.functions import as_labels
 from ..training.config import TrainConfig
 from ..training.evaluation import count_correct
+from ..training.history import History
 from .model_file import load_model, save_model
 
 MODEL_VARIABLE = "SGDLAB_MODEL"
@@ -65,13 +66,15 @@ def train_command(config):
 def make_shipped_model(run_dir, out, test_set):
     """Write the model of the finished run in `run_dir` to `out` as the file sgdlab ships: its weights in float16
     if that classifies the test set (`test_set`: images, labels) as well as the run's own weights do, else as
-    they are; its origin the run's command, seed and both accuracies. Returns that origin."""
+    they are; its origin the run's command, seed, how many updates it made and why it stopped if before the
+    command's end, and both accuracies. Returns that origin."""
     run_dir = Path(run_dir)
     network, meta = load_model(run_dir / "model.npz")
     if meta.get("config") is None:
         raise ModelFileError(f"{run_dir / 'model.npz'} records no training settings: ship a model that "
                              "'sgdlab train' made, so that its command and seed can be given")
     config = TrainConfig.from_dict(meta["config"])
+    history = History.load(run_dir / "history.json")
     images, labels = test_set[0], as_labels(test_set[1])
     correct = count_correct(network, images, labels)
     rounded = network.copy()
@@ -79,6 +82,7 @@ def make_shipped_model(run_dir, out, test_set):
     correct_float16 = count_correct(rounded, images, labels)
     stored = "float16" if correct_float16 >= correct else None
     origin = {"command": train_command(config), "seed": config.seed, "run": run_dir.name,
+              "iterations": len(history.loss), "stopped": history.stopped,  # None: the command's whole run
               "test_acc": correct / len(labels), "test_acc_float16_weights": correct_float16 / len(labels),
               "stored_dtype": stored or network.dtype.name}
     size = sum(value.size for value in network.weights().values()) * np.dtype(stored or network.dtype).itemsize

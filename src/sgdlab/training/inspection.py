@@ -28,6 +28,12 @@ GRADIENT_BATCH = 5  # training images the live gradient check differentiates
 # a convolutional net's: the page's stream waits for the check, which on a trained SimpleConvNet takes 0.6 to 0.7 s
 # for 2 images and 2.4 to 6 s for 5 (2 cores at a load average of 8 to 11; a dense net's 5 take 0.03 s)
 CONV_GRADIENT_BATCH = 2
+# The page checks the gradient at every evaluation, so only where that takes seconds: the fast numerical gradient
+# carries each nudge of a later convolution's weights through the rest of the net, and the book's DeepConvNet (71,424
+# weights in its convolutions after the first) took 266 s for 2 images, its 4-filter version (4,464) 3 to 8 s.
+PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS = 10_000
+PAGE_GRADIENT_LEFT_OUT = ("not checked here: the numerical gradient of this net's later convolutions takes minutes at "
+                          "every evaluation; 'sgdlab gradcheck' checks it, or a narrower one (fewer filters) in seconds")
 TILE_GAP = 1  # pixels between two tiles of a grid
 FILTER_COLUMNS = 8  # filters (and feature maps) a row, as the book's filter_show lays them out
 GRID_GAP_COLOUR = (0.62, 0.7, 0.8)  # between filters and feature maps, whose own greys run from black to white
@@ -148,6 +154,13 @@ def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE):
 def gradient_images(network):
     """How many training images the live gradient check differentiates for `network`."""
     return CONV_GRADIENT_BATCH if first_convolution(network) is not None else GRADIENT_BATCH
+
+
+def gradient_checked_on_the_page(network):
+    """Whether the page's gradient check of `network` takes seconds: at most
+    `PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS` weights in its convolutions after the first."""
+    later = convolutions(network)[1:]
+    return sum(network.layers[k].W.size for k in later) <= PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS
 
 
 def gradient_agreement(network, x_train, t_train):

@@ -191,13 +191,15 @@ function redraw() {
   for (const run of shown) {
     const name = several ? plotlyText(run.summary.label) : "";
     const mine = run.summary.id === focused;
-    if (mine) {
+    if (mine && run.loss.values.length) {
       rawWidth = run.loss.width;
       lossTraces.push({ x: run.loss.iterations, y: run.loss.values, type: "scatter", mode: "lines",
         name: "raw", line: { color: run.colour, width: 1 }, opacity: 0.3, showlegend: !several });
     }
-    lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
-      mode: "lines", name: name || "smoothed", line: { color: run.colour, width: 2 } });
+    if (run.loss.values.length) {  // a model file alone has no curves
+      lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
+        mode: "lines", name: name || "smoothed", line: { color: run.colour, width: 2 } });
+    }
     const epochs = run.evaluations.map((row) => row.epoch);
     // several runs: one legend entry a run (its colour), the line's dash telling train, test and validation apart
     const kinds = [["train_acc", "train", "solid"], ["test_acc", "test", "dash"], ["val_acc", "validation", "dot"]];
@@ -314,8 +316,17 @@ function showInspection(found) {
     });
     return row;
   });
+  if (found.gradients_left_out) {  // a net too deep to check at every evaluation: say so, and where it is checked
+    const row = document.createElement("tr");
+    const cell = document.createElement("td");
+    cell.colSpan = 4;
+    cell.className = "unchecked";
+    cell.textContent = found.gradients_left_out;
+    row.appendChild(cell);
+    rows.push(row);
+  }
   $("gradients").querySelector("tbody").replaceChildren(...rows);
-  $("gradient-images").textContent = `(on the first ${found.gradient_images} training images)`;
+  $("gradient-images").textContent = found.gradients_left_out ? "" : `(on the first ${found.gradient_images} training images)`;
 }
 
 function showDeeperFilters(convolutions) { // each at 2 screen pixels a weight, labelled

@@ -287,6 +287,7 @@ def test_the_chapter_6_experiments_refuse_a_convolutional_net_saying_what_to_do_
     assert not (tmp_path / "exp").exists()
 
 
+@pytest.mark.slow  # two numerical gradients of a six-convolution net
 def test_gradcheck_passes_a_reduced_deep_convnet_and_fails_one_with_its_padding_cropped_one_off(capsys, data_dir,
                                                                                                 monkeypatch):
     """Chapter 8's DeepConvNet at reduced width (4, 4, 8, 8, 16, 16 filters, 10 hidden units; six padded

@@ -31,6 +31,7 @@ def read_history(run_dir):
     return json.loads((run_dir / "history.json").read_text())
 
 
+@pytest.mark.slow  # trains a deep net on real MNIST
 def test_a_narrow_deep_convnet_learns_mnist_and_records_the_chapters_settings(deep_run):
     history = read_history(deep_run)
     assert history["iteration"] == [200] and history["test_acc"][-1] >= 0.7  # about 0.82 with seed 0
@@ -90,6 +91,7 @@ def test_settings_deep_convnet_does_not_take_are_refused_in_one_line_before_any_
     assert not (tmp_path / "no-data").exists()
 
 
+@pytest.mark.slow  # a deep net over all 70000 images
 def test_evaluate_and_predict_read_a_deep_convnet(capsys, deep_run, data_dir, tmp_path):
     code, out, _ = run(capsys, "evaluate", "--data-dir", data_dir, deep_run / "model.npz")
     test_acc = read_history(deep_run)["test_acc"][-1]

@@ -79,6 +79,7 @@ def test_mistakes_in_a_folder_of_ones_choosing_and_the_book_count_by_default(cap
     assert code == 2 and "must be at most 500" in err
 
 
+@pytest.mark.slow  # float16 products cast through float32: seconds per net
 @pytest.mark.parametrize("name", ["dense", "conv"])
 def test_float16_prints_both_accuracies_computed_in_float16_as_the_book_does(capsys, data_dir, models, name):
     code, out, err = run(capsys, "evaluate", models / f"{name}.npz", "--data-dir", data_dir, "--dtype", "float16")
@@ -130,6 +131,7 @@ def test_without_a_model_and_none_shipped_the_error_says_what_to_give(capsys, mo
                    "missing); give a MODEL.npz written by 'sgdlab train' or 'sgdlab import-params'\n")
 
 
+@pytest.mark.slow  # the whole DeepConvNet over all 70000 images: minutes
 def test_the_shipped_model_is_small_records_how_it_was_trained_and_clears_the_floor(capsys, data_dir, monkeypatch):
     path = shipped_model_path()
     if not path.is_file():

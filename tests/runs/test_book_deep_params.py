@@ -59,6 +59,7 @@ def test_a_narrower_deep_convnet_is_imported_with_its_width_and_another_nets_pic
     assert code == 2 and "holds W4, b4, W5, b5, W6, b6, W7, b7 besides" in err
 
 
+@pytest.mark.slow  # the book's DeepConvNet over the test set, twice
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_an_imported_deep_convnet_in_either_dtype_classifies_in_float16_too(capsys, data_dir, tmp_path, dtype):
     rng = np.random.default_rng(2)

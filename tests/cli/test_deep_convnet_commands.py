@@ -110,6 +110,7 @@ def test_evaluate_and_predict_read_a_deep_convnet(capsys, deep_run, data_dir, tm
         assert line.startswith(f"{tmp_path / f'digit-{i}.png'}: {t_test[i]} (probability ")
 
 
+@pytest.mark.slow  # the trained deep run's fixture
 def test_compare_labels_a_deep_convnet_run_by_its_net(capsys, deep_run, data_dir, tmp_path):
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "simple", "--net", "simple-convnet",
                      "--filter-num", "4", "--hidden-size", "20", "--iters", "20", "--train-size", "1000",

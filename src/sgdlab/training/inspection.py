@@ -79,11 +79,16 @@ def hidden_unit_weights(network, columns=10):
     """A dense net's first-layer incoming weights, one 28x28 tile per hidden unit, as one PNG grid (a data URL);
     None for a network whose first layer is not an affine layer of MNIST's 784 pixels."""
     first = network.layers[0]
-    if first.kind != "affine" or first.W.shape[0] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
+    if first not in fully_connected(network) or first.W.shape[0] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
         return None
     weights = np.asarray(first.W, dtype=np.float64)
     tiles = [diverging_colours(unit.reshape(IMAGE_SHAPE), np.abs(unit).max()) for unit in weights.T]
     return png_data_url(image_grid(np.stack(tiles), columns))
+
+
+def fully_connected(network):
+    """The network's affine layers, known by what they declare: a weight `W` of two dimensions (inputs, outputs)."""
+    return [layer for layer in network.layers if "W" in layer.parameter_names and np.ndim(getattr(layer, "W", None)) == 2]
 
 
 def convolutions(network):
@@ -202,7 +207,8 @@ def read_digit(network, pixels):
 def hidden_outputs(network, outputs):
     """Of the layers' `outputs`, that of the first activation after the first affine layer (but the output
     layer): the hidden units'. None for a network without hidden affine layer."""
-    affine = next((k for k, layer in enumerate(network.layers[:-1]) if layer.kind == "affine"), None)
+    dense = fully_connected(network)
+    affine = next((k for k, layer in enumerate(network.layers[:-1]) if layer in dense), None)
     if affine is None:
         return None
     return next((outputs[k] for k in range(affine + 1, len(network.layers) - 1)
@@ -219,11 +225,11 @@ def feature_maps(network, outputs, columns=FILTER_COLUMNS):
     positions = convolutions(network)
     if not positions:
         return None
-    found = []
+    found, dense = [], fully_connected(network)
     for number, start in enumerate(positions, start=1):
         end = next((k for k in range(start + 1, len(network.layers))
-                    if k in positions or network.layers[k].kind == "affine"), len(network.layers))
-        pooling = next((k for k in range(start, end) if network.layers[k].kind == "pooling"), None)
+                    if k in positions or network.layers[k] in dense), len(network.layers))
+        pooling = next((k for k in range(start, end) if network.layers[k].takes_max), None)  # a max pooling
         stages = [(start, end - 1)] if pooling is None else [(start, pooling - 1), (pooling, end - 1)]
         maps = [np.asarray(outputs[last][0], dtype=np.float64) for _, last in stages]
         low, high = min(values.min() for values in maps), max(values.max() for values in maps)

@@ -10,12 +10,7 @@ from sgdlab.errors import ConfigError
 from sgdlab.training.config import TrainConfig
 from sgdlab.training.learning_rate import LearningRate, check_lr_schedule, parse_lr_schedule
 from sgdlab.training.trainer import Trainer
-
-
-def blobs(n, seed, n_in=6, n_classes=3):
-    rng = np.random.default_rng(seed)
-    t = rng.integers(0, n_classes, n)
-    return np.eye(n_classes, n_in)[t] * 3.0 + rng.standard_normal((n, n_in)) * 0.5, t
+from tests.training.blobs import blobs
 
 
 @pytest.fixture(scope="module")

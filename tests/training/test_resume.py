@@ -10,14 +10,9 @@ from sgdlab.runs.checkpoint import load_checkpoint
 from sgdlab.training.config import TrainConfig
 from sgdlab.training.history import EVALUATION_KEYS
 from sgdlab.training.trainer import Trainer
+from tests.training.blobs import blobs
 
 LEARNED = [key for key in EVALUATION_KEYS if key != "seconds"] + ["loss", "val_acc", "iters_per_epoch"]
-
-
-def blobs(n, seed, n_in=6, n_classes=3):
-    rng = np.random.default_rng(seed)
-    t = rng.integers(0, n_classes, n)
-    return np.eye(n_classes, n_in)[t] * 3.0 + rng.standard_normal((n, n_in)) * 0.5, t
 
 
 @pytest.fixture(scope="module")

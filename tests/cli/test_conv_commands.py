@@ -256,8 +256,9 @@ def test_a_sweep_whose_trials_would_not_fit_the_images_is_refused_before_it_star
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("PYTEST_XDIST_WORKER")),
-                    reason="beside the other worker's tests this run's peak has varied from 250 to 738 MB (against an estimate of 493 MB then, 545 MB now), for a "
-                           "reason not yet found; alone it is about 250 MB: run it with -n 0")
+                    reason="beside the other worker's tests this run's peak has varied from 250 to 738 MB (against an "
+                           "estimate of 493 MB then, 545 MB now), for a reason not yet found; alone it is about 250 "
+                           "MB: run it with -n 0")
 def test_the_books_run_stays_within_its_memory_estimate(tmp_path, data_dir):
     """A run of the book's SimpleConvNet, its evaluations of the whole sets, its report and charts included,
     peaks below what the memory check estimated for it."""

@@ -5,7 +5,7 @@ import contextlib
 import sys
 
 from ..interrupts import absorb_further_interrupts
-from .output import say
+from .output import EXIT_ERROR, say
 
 
 def add_lab_options(parser, flag=None, help=None):
@@ -24,7 +24,8 @@ def train_live(args, train, terminal, report):
     """Train with `train(observer, data)` while the page shows it, then say how the run ended with
     `report(run_dir, history)`, which returns the exit code; that code is returned. After a run that finished,
     or that the page stopped, the page stays up until Ctrl-C; one Ctrl-C (or SIGTERM, SIGHUP) while the run
-    trains or saves ends the run and then the page. A diverged run's error is raised once the page is closed."""
+    trains or saves ends the run and then the page. A diverged run's error is said at once, and the page stays up
+    to look at what went wrong; the command then ends in error, without saying it twice."""
     from ..errors import TrainingDiverged
     from ..interrupts import interrupts_deferred
     from ..lab.catalog import Lab, LiveLabRun, MnistOnce
@@ -42,7 +43,7 @@ def train_live(args, train, terminal, report):
                 live.diverged(exc)
                 print(f"sgdlab train: error: {exc}", file=sys.stderr)
                 stay_up(args, server, pending)
-                raise
+                return EXIT_ERROR
             live.ended(history)
             code = report(run_dir, history)
             stopped_by_a_signal = history.interrupted and not live.stopped_by_page

@@ -43,7 +43,6 @@ from the textbook is rounding only.
 
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -52,6 +51,7 @@ from ..nn.functions import as_batch, log_softmax
 from ..nn.layers import frozen_training
 from ..nn.network import MultiLayerNet
 from . import perturbation as dense  # the dense machinery, for the head (its central_differences dispatches here)
+from .threads import CallersErrorsPool
 
 CHUNK_VALUES = 1 << 19  # values of the widest array a chunk of nudges carries (4 MB of float64): bounds memory
 
@@ -67,7 +67,7 @@ def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False
     steps = steps or {}
     reference = ReferencePass(network, network.as_input(np.asarray(x, np.float64)), t, find_kinks)
     grads, kinks = {}, {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with CallersErrorsPool(max_workers=workers) as pool:
         head = DenseHead.of(network, reference)
         if head is not None:
             start = reference.head_start

@@ -67,7 +67,6 @@ result is, if anything, the more accurate of the two.
 
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -75,6 +74,7 @@ from ..nn.functions import as_batch, log_softmax, softmax
 from ..nn.layers import BATCH_NORM_EPS, batch_normalize
 from ..nn.network import ConvNet, weight_decay_terms
 from . import conv_perturbation
+from .threads import CallersErrorsPool
 
 CHUNK_ELEMENTS = 1 << 17  # perturbed (sample, unit) values per array in flight: bounds memory
 DIRECTION_ELEMENTS = 1 << 23  # per-sample products of the layers after a hidden layer, at most
@@ -126,7 +126,7 @@ def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use
     num_layers = len(forward.weights)
     steps = steps or {}
     grads, kinks = {}, None if forward.reaches is None else {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with CallersErrorsPool(max_workers=workers) as pool:
         for k in range(num_layers):
             step = steps.get(f"W{k + 1}", h)
             if k < num_layers - 1 and forward.batch_norm:

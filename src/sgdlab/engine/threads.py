@@ -1,8 +1,10 @@
 """The cores, BLAS threads and memory the fast paths run on."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError
@@ -22,6 +24,24 @@ def one_blas_thread():
     neither on the core count nor on what runs on the second core.
     """
     return threadpool_limits(limits=1, user_api="blas")
+
+
+class CallersErrorsPool(ThreadPoolExecutor):
+    """A thread pool whose calls treat floating-point errors as the thread that submits them does.
+
+    `np.errstate` holds for one thread only: without this, a caller that
+    silences a diverged net's overflow (its figures say NaN) would still
+    hear the warnings of the workers that compute them.
+    """
+
+    def submit(self, fn, /, *args, **kwargs):
+        settings = np.geterr()
+
+        def as_the_caller_would():
+            with np.errstate(**settings):
+                return fn(*args, **kwargs)
+
+        return super().submit(as_the_caller_would)
 
 
 def available_memory():

@@ -436,8 +436,9 @@ class ConvNet(Network):
 
     @property
     def output_layer_index(self):
-        """The position in `layers` of the affine layer that gives the scores: the last one."""
-        return max(k for k, layer in enumerate(self.layers) if layer.kind == "affine")
+        """The position in `layers` of the affine layer that gives the scores: the last layer with parameters, as
+        the layers after it (`output_layers`) have none."""
+        return max(k for k, layer in enumerate(self.layers) if layer.parameter_names)
 
     def architecture(self):
         output = self.output_layer_index

@@ -10,6 +10,7 @@ from sgdlab.errors import SgdlabError
 from sgdlab.lab.catalog import Lab, folder_runs
 from sgdlab.runs.run import train_run
 from sgdlab.training.config import TrainConfig
+from sgdlab.training.history import History
 from sgdlab.training.trainer import Trainer
 
 
@@ -43,6 +44,10 @@ def test_a_stopped_run_is_read_from_its_history_and_one_in_progress_from_its_che
     assert stopped.feed.status == "stopped" and stopped.feed.message == "interrupted after iteration 150"
     assert running.feed.status == "in progress" and len(running.feed.loss.means) == 150
     assert [row["iteration"] for row in running.feed.evaluations] == [0, 100]  # those made on schedule
+    recorded = History.load(stopped_run / "history.json")
+    assert [row["train_loss"] for row in stopped.feed.evaluations] == recorded.train_loss
+    assert [row["test_loss"] for row in running.feed.evaluations] == recorded.test_loss[:2]
+    assert all(loss > 0 for loss in recorded.train_loss + recorded.test_loss)
     assert running.inspection()["iteration"] == 150 and len(running.inspection()["per_digit"]) == 10
     labels = [run["label"] for run in Lab([stopped, running]).summary()]
     assert labels == ["run", "running"]  # the same settings: named by their folders

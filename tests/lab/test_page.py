@@ -272,3 +272,21 @@ def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp
         "() => [...document.querySelectorAll('table.settings tr')].map((r) => r.innerText)"))
     assert settings["lr"] == "0.1" and settings["learning rate changed"] == "0.05 from iteration 101"
     assert requests == [(run_dir / "report.html").as_uri()] and problems == []
+
+
+def test_the_page_shows_the_whole_sets_losses_beside_the_mini_batch_loss(browser, data_dir, tmp_path):
+    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
+                  "100000", "--hidden-sizes", "30,20", "--eval-every", "200", "--validation", "0.1", "--no-plot",
+                  "--train-size", "5000") as (process, address):
+        tab = Page(browser, address)
+        set_losses = ("() => (document.getElementById('loss-chart').data || []).filter((t) => t.name.endsWith(' set'))"
+                      ".map((t) => [t.name, t.x.length, t.y.filter((y) => y !== null).length])")
+        tab.wait_for(lambda: len(tab.page.evaluate(set_losses)) == 3 and tab.page.evaluate(set_losses)[0][1] >= 2)
+        (train, n, _), (test, _, _), (validation, _, _) = tab.page.evaluate(set_losses)
+        assert (train, test, validation) == ("train set", "test set", "validation set")
+        assert all(measured == points for _, points, measured in tab.page.evaluate(set_losses))
+        first, later = tab.page.evaluate("() => document.getElementById('loss-chart').data"
+                                         ".find((t) => t.name === 'train set').y.slice(0, 2)")
+        assert 2.0 < first < 2.6 and later < first  # ln 10 = 2.30 at the start, then learning
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        press_ctrl_c(process)

@@ -41,6 +41,17 @@ def test_loss_chart_has_raw_and_smoothed_curves(history, captured):
     assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "loss"
 
 
+def test_loss_chart_draws_the_whole_sets_losses_at_their_evaluations_where_recorded(history, captured):
+    history.train_loss, history.test_loss = [2.3, 0.5, 0.3], [2.31, None, 0.4]  # the test set measured at the end
+    plotting.plot_loss(history, "unused.png")
+    ax = captured[0].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[-2:] == ["train loss", "test loss"] and "validation loss" not in labels
+    train, test = ax.get_lines()[-2:]
+    np.testing.assert_array_equal(train.get_xdata(), [0, 10, 20])
+    np.testing.assert_array_equal(test.get_ydata(), [2.31, np.nan, 0.4])
+
+
 def test_moving_average():
     np.testing.assert_allclose(plotting.moving_average([1, 2, 3, 4], 2), [1.5, 2.5, 3.5])
     np.testing.assert_allclose(plotting.moving_average([1, 2], 5), [1.5])

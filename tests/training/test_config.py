@@ -218,7 +218,8 @@ def test_a_history_is_never_larger_than_its_bound(tmp_path):
     widest = -1.2345678901234567e-308  # the longest repr a float has
     history = History(iters_per_epoch=1, loss=[widest] * 1000)
     for iteration in range(100):
-        history.record_evaluation(iteration, widest, widest, widest, widest)
+        history.record_evaluation(iteration, widest, widest, widest, widest, widest,
+                                  {"train_loss": widest, "test_loss": widest, "val_loss": widest})
     history.save(tmp_path / "history.json")
     assert (tmp_path / "history.json").stat().st_size <= largest_json_size(1000, 100) + 1000  # + its keys
 

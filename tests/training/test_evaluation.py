@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from sgdlab.training.evaluation import Evaluator, as_labels, count_correct
-from sgdlab.nn.network import TwoLayerNet
+from sgdlab.nn.network import MultiLayerNet, TwoLayerNet
 
 
 def dataset(n=50, seed=0):
@@ -31,13 +31,13 @@ def test_with_two_cores_each_half_of_the_images_is_counted_on_its_own_core(monke
     expected = int(np.count_nonzero(network.scores(pixels / 255).argmax(axis=1) == labels))
     monkeypatch.setattr(evaluation, "CHUNK_ROWS", 7)
     counted = []  # (images, thread) of each part counted
-    count_part = evaluation._count_correct
+    count_part = evaluation._measure
 
     def recorded(network, x, labels, chunk_rows):
         counted.append((len(x), threading.current_thread().name))
         return count_part(network, x, labels, chunk_rows)
 
-    monkeypatch.setattr(evaluation, "_count_correct", recorded)
+    monkeypatch.setattr(evaluation, "_measure", recorded)
     monkeypatch.setattr(evaluation, "usable_cores", lambda: 2)
     assert count_correct(network, pixels, labels) == expected
     assert sorted(images for images, _ in counted) == [25, 26]
@@ -46,6 +46,35 @@ def test_with_two_cores_each_half_of_the_images_is_counted_on_its_own_core(monke
     monkeypatch.setattr(evaluation, "usable_cores", lambda: 1)
     assert count_correct(network, pixels, labels) == expected
     assert counted == [(51, threading.current_thread().name)]
+
+
+def test_an_evaluation_measures_each_sets_loss_as_the_network_defines_it():
+    """The loss of a whole set, from the scores the accuracy is counted from: the book's `network.loss` (mean
+    cross-entropy plus weight decay's term) at test time, in chunks and in halves alike."""
+    pixels, labels = dataset(n=51)
+    network = MultiLayerNet(8, [5], 3, weight_init_std=1.0, weight_decay_lambda=0.1, rng=0)
+    evaluator = Evaluator(pixels, labels, pixels[:20], labels[:20], time.perf_counter(), background=False,
+                          validation=(pixels[20:], labels[20:]))
+    evaluator.submit(network, 0)
+    evaluator.submit(network, 1, test=False)
+    first, second = evaluator.finished()
+    evaluator.close()
+    for measured, (x, t) in ((first.train_loss, (pixels, labels)), (first.test_loss, (pixels[:20], labels[:20])),
+                             (first.val_loss, (pixels[20:], labels[20:]))):
+        assert np.isclose(measured, network.loss(x / 255, t), rtol=1e-5)
+    assert network.weight_decay() > 0.01
+    assert second.test_loss is None and second.test_acc is None and second.train_loss == first.train_loss
+
+
+def test_a_diverged_networks_loss_is_recorded_as_not_measured():
+    pixels, labels = dataset()
+    network = TwoLayerNet(8, 5, 3, rng=0)
+    network.params["W1"][...] = np.nan
+    evaluator = Evaluator(pixels, labels, pixels, labels, time.perf_counter(), background=False)
+    evaluator.submit(network, 0)
+    (measured,) = evaluator.finished()
+    evaluator.close()
+    assert measured.train_loss is None and measured.test_loss is None
 
 
 def test_as_labels_accepts_one_hot_rows():
@@ -64,8 +93,8 @@ def test_evaluations_use_a_snapshot_and_come_back_in_order():
         network.params["W1"] += 0.5  # changing the weights after submitting does not change that evaluation
     results = list(evaluator.finished(wait=True))
     evaluator.close()
-    assert [r[:3] for r in results] == expected
-    assert all(r[3] >= 0 for r in results)
+    assert [(r.iteration, r.train_acc, r.test_acc) for r in results] == expected
+    assert all(r.seconds >= 0 for r in results)
     assert list(evaluator.finished()) == []
 
 
@@ -76,9 +105,9 @@ def test_a_result_not_taken_stays_queued():
     for iteration in (0, 1, 2):
         evaluator.submit(network, iteration)
     for result in evaluator.finished():
-        assert result[0] == 0
+        assert result.iteration == 0
         break  # as when Ctrl-C interrupts the caller's handling of the first result
-    assert [result[0] for result in evaluator.finished()] == [1, 2]
+    assert [result.iteration for result in evaluator.finished()] == [1, 2]
 
 
 def test_unflattened_images_are_counted_like_flat_ones():
@@ -119,7 +148,7 @@ def test_no_more_than_one_evaluation_waits_behind_the_running_one():
         release.set()
     assert third_submitted.wait(timeout=60)
     submitter.join(timeout=60)
-    assert [result[0] for result in evaluator.finished(wait=True)] == [0, 1, 2]
+    assert [result.iteration for result in evaluator.finished(wait=True)] == [0, 1, 2]
     evaluator.close()
 
 

@@ -86,6 +86,40 @@ def test_validation_accuracy_is_kept_and_written_when_there_is_one(tmp_path):
     assert History.from_dict(values).val_acc == []
 
 
+def test_the_sets_losses_are_kept_written_and_read_back_and_older_histories_still_load(tmp_path):
+    history = History(iters_per_epoch=10, loss=[1.0] * 20)
+    history.record_evaluation(0, 0.1, 0.1, 0.0, 0.12, losses={"train_loss": 2.3, "test_loss": 2.31, "val_loss": 2.29})
+    history.record_evaluation(20, 0.8, None, 1.0, 0.75, losses={"train_loss": 0.6, "test_loss": None, "val_loss": 0.7})
+    history.save(tmp_path / "h.json", tmp_path / "h.csv")
+    loaded = History.load(tmp_path / "h.json")
+    assert (loaded.train_loss, loaded.test_loss, loaded.val_loss) == ([2.3, 0.6], [2.31, None], [2.29, 0.7])
+    rows = list(csv.DictReader((tmp_path / "h.csv").open()))
+    assert rows[1]["train_loss"] == "0.6" and rows[1]["test_loss"] == "" and rows[0]["val_loss"] == "2.29"
+    older = sample_history().to_dict()
+    for key in ("train_loss", "test_loss", "val_loss"):
+        del older[key]  # a history written before sgdlab measured the sets' losses
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert History.load(tmp_path / "older.json").train_loss == []
+    assert sample_history().evaluation_keys() == ("iteration", "epoch", "train_acc", "test_acc", "seconds")
+
+
+def test_a_run_continued_from_a_history_without_losses_records_none_for_the_evaluations_before():
+    history = sample_history()
+    history.record_evaluation(4, 0.7, 0.6, 3.0, losses={"train_loss": 0.5, "test_loss": 0.6})
+    assert history.train_loss == [None, None, None, 0.5] and history.test_loss == [None, None, None, 0.6]
+    assert History.from_dict(history.to_dict()) == history
+
+
+@pytest.mark.parametrize("key", ["train_loss", "test_loss", "val_loss"])
+def test_a_negative_sets_loss_is_refused(key):
+    history = History(iters_per_epoch=10, loss=[1.0])
+    history.record_evaluation(0, 0.1, 0.1, 0.0, 0.1, losses={"train_loss": 1.0, "test_loss": 1.0, "val_loss": 1.0})
+    values = history.to_dict()
+    values[key] = [-0.5]
+    with pytest.raises(SgdlabError, match=f"'{key}' hold values no run records"):
+        History.from_dict(values)
+
+
 def test_mean_loss_covers_only_the_iterations_up_to_the_last_evaluation():
     history = History(iters_per_epoch=2, loss=[4.0, 2.0, 1.0, 9.0])  # iteration 4 comes after the evaluation
     history.record_evaluation(0, 0.1, 0.1, 0.0)

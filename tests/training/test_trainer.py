@@ -77,6 +77,15 @@ def test_a_validation_set_is_held_out_of_training_and_measured_at_each_evaluatio
     assert plain.val_acc == [] and plain.iters_per_epoch == 9
 
 
+def test_each_evaluation_records_the_loss_of_the_whole_sets_the_last_one_that_of_the_final_weights(data):
+    trainer = make_trainer(iters=None, epochs=2, validation=0.25, test_eval="last", lr=0.1)
+    history = trainer.fit(*data)
+    assert len(history.train_loss) == len(history.val_loss) == len(history.test_loss) == len(history.iteration) == 3
+    assert history.test_loss[:2] == [None, None]  # measured with the test accuracy: at the last evaluation only
+    x_test, t_test = data[2:]
+    assert history.test_loss[-1] == pytest.approx(trainer.network.loss(x_test, t_test), rel=1e-5)
+
+
 def test_a_run_ending_on_an_epoch_boundary_is_evaluated_once_there(data):
     assert make_trainer(iters=18).fit(*data).iteration == [0, 9, 18]
 

@@ -25,7 +25,7 @@ from ..training.history import History
 from ..training.inspection import (PAGE_GRADIENT_LEFT_OUT, convolution_filters, first_layer_filters, gradient_agreement,
                                    gradient_checked_on_the_page, gradient_images, hidden_unit_weights, png_data_url,
                                    read_digit, test_set_errors)
-from .feed import LossSeries, RunFeed
+from .feed import LossSeries, RunFeed, evaluation_row
 from .sweep_results import results_view, sweep_definition
 
 FOLDER_POLL_SECONDS = 1.0  # how often a run trained by another process is looked at again
@@ -311,10 +311,7 @@ def _reads_mnist(network):
 
 
 def _evaluation_rows(history):
-    return [{"iteration": row["iteration"], "epoch": row["epoch"], "train_acc": row["train_acc"],
-             "test_acc": row["test_acc"], "seconds": row["seconds"], "val_acc": row.get("val_acc"),
-             "lr": row.get("lr")}
-            for row in history.evaluation_rows()]
+    return [evaluation_row(history, index) for index in range(len(history.iteration))]
 
 
 def _ended_status(history):

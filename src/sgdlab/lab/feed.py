@@ -13,6 +13,14 @@ thousand.
 import threading
 
 MAX_LOSS_POINTS = 4096  # even: when full, pairs of buckets merge into half as many
+# What the page gets of each evaluation: the history's keys (an optional one None where the history has none)
+EVALUATION_FIELDS = ("iteration", "epoch", "train_acc", "test_acc", "seconds", "val_acc", "lr", "train_loss",
+                     "test_loss", "val_loss")
+
+
+def evaluation_row(history, index):
+    """The page's record of the evaluation at `index` in `history`."""
+    return {key: getattr(history, key)[index] if getattr(history, key) else None for key in EVALUATION_FIELDS}
 
 
 class LossSeries:
@@ -68,7 +76,7 @@ class RunFeed:
         self.live = live  # trained by this process: the page may pause, step, stop and change its rate
         self.total_iterations = None
         self.loss = LossSeries()
-        self.evaluations = []  # one dict per evaluation: iteration, epoch, train_acc, test_acc, val_acc, seconds, lr
+        self.evaluations = []  # one `evaluation_row` per evaluation
         self.lr_changes = []
         self.learning_rate = None  # the rate in force (a run trained here)
         self.requested_learning_rate = None  # a rate the page set, until training takes it (at its next update)
@@ -119,10 +127,7 @@ class RunFeed:
 
     def add_evaluation(self, history, snapshot):
         """The evaluation just recorded in `history`, with `snapshot`, the network it was made with (a copy)."""
-        keys = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
-        evaluation = {key: getattr(history, key)[-1] for key in keys}
-        evaluation["val_acc"] = history.val_acc[-1] if history.val_acc else None
-        evaluation["lr"] = history.lr[-1] if history.lr else None  # the rate in force: schedule and changes
+        evaluation = evaluation_row(history, -1)  # its lr the rate in force: schedule and changes
         with self._lock:
             self.evaluations.append(evaluation)
             self.lr_changes = [dict(change) for change in history.lr_changes]

@@ -95,8 +95,13 @@ def accuracy_figure(history):
     return fig
 
 
+SET_LOSSES = (("train_loss", "train loss", "o", "-"), ("test_loss", "test loss", "s", "--"),
+              ("val_loss", "validation loss", "^", ":"))  # key, label, marker, line, as the accuracy figure's
+
+
 def loss_figure(history):
-    """Mini-batch loss of every iteration, raw and smoothed."""
+    """Mini-batch loss of every iteration, raw and smoothed, and the loss on the whole training, test and
+    validation sets at each evaluation (where recorded): the overfitting view (the book's 6.4)."""
     fig, ax = _new_chart()
     iterations = np.arange(1, len(history.loss) + 1)
     ax.plot(iterations, drawable(history.loss), linewidth=0.5, alpha=0.4, label="loss")
@@ -104,13 +109,20 @@ def loss_figure(history):
     if len(history.loss) > window > 1:
         smooth = moving_average(history.loss, window)
         ax.plot(iterations[window - 1:], smooth, linewidth=1.5, label=f"moving average ({window} iterations)")
+    for key, label, marker, line in SET_LOSSES:
+        values = getattr(history, key)
+        if any(value is not None for value in values):
+            measured = [np.nan if value is None else value for value in values]
+            ax.plot(history.iteration, drawable(measured), marker=marker, markersize=3, linestyle=line,
+                    linewidth=1, color="black", label=label)
     for change in history.lr_changes:  # the updates after `iteration` use the new rate
         ax.axvline(change["iteration"] + 0.5, color="0.3", linestyle="--", linewidth=0.8)
         ax.annotate(f"lr {change['lr']:g}", (change["iteration"] + 0.5, 1), xycoords=("data", "axes fraction"),
                     xytext=(2, -10), textcoords="offset points", fontsize=8, color="0.3")
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
-    ax.set_title("Mini-batch loss")
+    ax.set_title("Mini-batch loss, and the whole sets' at each evaluation" if history.train_loss else
+                 "Mini-batch loss")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
     return fig

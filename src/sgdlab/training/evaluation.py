@@ -1,4 +1,4 @@
-"""Accuracy on whole data sets: chunk by chunk, and on a second core while training goes on.
+"""Accuracy and loss on whole data sets: chunk by chunk, and on a second core while training goes on.
 
 Each per-epoch evaluation runs 70000 images through the network, as much
 arithmetic as 350 training iterations. It needs only a copy of the weights,
@@ -6,17 +6,21 @@ so a background thread can do it while the main thread keeps training; NumPy
 releases the GIL inside its matrix products, so the two really run at once.
 An evaluation splits its images in two halves, one per core, which matters
 where nothing else runs beside it (`sgdlab evaluate`, a run's last one).
+The loss of a set comes from the same scores as its accuracy: a log-softmax
+of ten numbers per image, next to nothing beside the forward pass.
 """
 
+import math
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..data.scaling import to_float
 from ..engine.forward import ForwardPass
 from ..engine.threads import usable_cores
-from ..nn.functions import as_labels
+from ..nn.functions import as_labels, log_softmax
 from ..workers import BackgroundWorker
 
 CHUNK_ROWS = 1000  # images per forward pass: their buffers stay in cache, and BLAS runs at full rate
@@ -26,29 +30,59 @@ SCALED_ONCE_ROWS = 2000  # uint8 sets this small are scaled to floats once, not 
 
 
 def count_correct(network, x, labels):
-    """How many images in `x` (float or uint8 pixels) the network classifies as `labels`: with a second core and
-    more than a chunk's images, each half of them on one core."""
+    """How many images in `x` (float or uint8 pixels) the network classifies as `labels`."""
+    return measure_set(network, x, labels)[0]
+
+
+def measure_set(network, x, labels):
+    """(how many images in `x` (float or uint8 pixels) the network classifies as `labels`, the sum of their
+    cross-entropy losses) at test time: with a second core and more than a chunk's images, each half of them on
+    one core."""
     x = x.reshape(len(x), -1)  # (N, 1, 28, 28) images too, as the Affine layer accepts them
     chunk_rows = min(CHUNK_ROWS, len(x), ForwardPass.rows_within(network, CHUNK_BYTES))
     if len(x) <= chunk_rows or usable_cores() < 2:
-        return _count_correct(network, x, labels, chunk_rows)
+        return _measure(network, x, labels, chunk_rows)
     half = len(x) // 2
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgdlab-eval-half") as second_core:
-        second = second_core.submit(_count_correct, network, x[half:], labels[half:], chunk_rows)
-        return _count_correct(network, x[:half], labels[:half], chunk_rows) + second.result()
+        second = second_core.submit(_measure, network, x[half:], labels[half:], chunk_rows)
+        first_correct, first_loss = _measure(network, x[:half], labels[:half], chunk_rows)
+        second_correct, second_loss = second.result()
+        return first_correct + second_correct, first_loss + second_loss
 
 
-def _count_correct(network, x, labels, chunk_rows):
+def _measure(network, x, labels, chunk_rows):
     forward = ForwardPass(network, chunk_rows)
     buffer = np.empty((chunk_rows, x.shape[1]), network.dtype)
-    correct = 0
+    correct, loss = 0, 0.0
     for start in range(0, len(x), chunk_rows):
-        chunk = x[start:start + chunk_rows]
+        chunk, chunk_labels = x[start:start + chunk_rows], labels[start:start + chunk_rows]
         if chunk.dtype != network.dtype:
             chunk = to_float(chunk, buffer[:len(chunk)])
-        predicted = forward.scores(chunk).argmax(axis=1)
-        correct += int(np.count_nonzero(predicted == labels[start:start + chunk_rows]))
-    return correct
+        scores = forward.scores(chunk)
+        correct += int(np.count_nonzero(scores.argmax(axis=1) == chunk_labels))
+        loss -= float(np.sum(log_softmax(scores)[np.arange(len(chunk)), chunk_labels], dtype=np.float64))
+    return correct, loss
+
+
+def set_loss(network, loss_sum, images):
+    """The loss on a whole set of `images` as training defines it (the mean cross-entropy, plus weight decay's
+    term), from the sum `measure_set` gives; None where it is not finite (a diverged network's)."""
+    loss = loss_sum / images + network.weight_decay()
+    return loss if math.isfinite(loss) else None
+
+
+@dataclass
+class Measured:
+    """One evaluation: after `iteration` updates, the accuracy and loss on the whole training set, the test set
+    (None unless measured) and the validation set (None without one), `seconds` after training started."""
+    iteration: int
+    train_acc: float
+    test_acc: float | None
+    seconds: float
+    val_acc: float | None = None
+    train_loss: float | None = None
+    test_loss: float | None = None
+    val_loss: float | None = None
 
 
 class Evaluator:
@@ -56,10 +90,10 @@ class Evaluator:
 
     `submit(network, iteration, test)` copies the weights and starts (or, with
     `background=False`, runs) the evaluation; `finished(wait)` yields the
-    `(iteration, train_acc, test_acc, seconds, val_acc)` of evaluations done
-    so far, `seconds` being the time since `start` at which each finished,
-    `test_acc` None unless `test` was asked and `val_acc` None without a
-    `validation` set `(x, t)`. A result
+    `Measured` of evaluations done so far, `seconds` being the time since
+    `start` at which each finished, the test set's figures None unless `test`
+    was asked and the validation set's None without a `validation` set
+    `(x, t)`. A result
     leaves the queue only as it is yielded, so one that a caller did not get
     to (interrupted by Ctrl-C, say) is still there the next time.
 
@@ -73,7 +107,7 @@ class Evaluator:
         self.train, self.test = (x_train, as_labels(t_train)), (x_test, as_labels(t_test))
         self.validation = None if validation is None else (validation[0], as_labels(validation[1]))
         self.start, self.background = start, background
-        self.scaled = {}  # by set ("train", "test", "validation") and float type: small sets, scaled once
+        self.scaled = {}  # by set ("train", "test", "val") and float type: small sets, scaled once
         self.worker = BackgroundWorker("eval", background)
         self.pending = []
         self.last_submitted = None  # the iteration of the latest submit
@@ -111,10 +145,13 @@ class Evaluator:
         return self.scaled[name, dtype]
 
     def _evaluate(self, network, iteration, test):
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverged network scores NaN: no warnings
-            train_acc, test_acc, val_acc = (
-                None if data is None else count_correct(network, self._scaled(name, data[0], network.dtype),
-                                                        data[1]) / len(data[0])
-                for name, data in (("train", self.train), ("test", self.test if test else None),
-                                   ("validation", self.validation)))
-        return iteration, train_acc, test_acc, time.perf_counter() - self.start, val_acc
+        figures = {}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverged network scores NaN
+            for name, data in (("train", self.train), ("test", self.test if test else None),
+                               ("val", self.validation)):
+                if data is not None:
+                    correct, loss_sum = measure_set(network, self._scaled(name, data[0], network.dtype), data[1])
+                    figures[f"{name}_acc"] = correct / len(data[0])
+                    figures[f"{name}_loss"] = set_loss(network, loss_sum, len(data[0]))
+        return Measured(iteration, figures.pop("train_acc"), figures.pop("test_acc", None),
+                        time.perf_counter() - self.start, **figures)

@@ -12,6 +12,12 @@ tools can rely on them:
   run's last evaluation measures it).
 - `val_acc`: per evaluation, the accuracy on the validation images held out
   of the training set (`TrainConfig.validation`); empty without them.
+- `train_loss`, `test_loss`, `val_loss`: per evaluation, the loss on the
+  whole training, test and validation sets as training defines it (the mean
+  cross-entropy plus weight decay's term) at test time (no dropout): the
+  overfitting view beside the mini-batch `loss`. None where not measured
+  (the test set's as `test_acc`), not finite (a diverged network's), or
+  recorded before sgdlab measured it; `val_loss` empty without a validation set.
 - `lr`: per evaluation, the learning rate of the latest update before it (the
   settings' rate at iteration 0), as `TrainConfig.lr_schedule` and the changes
   below make it; empty in histories written before sgdlab recorded it.
@@ -39,7 +45,9 @@ from ..errors import SgdlabError
 from ..fileio import read_json_object, write_text_atomic
 
 EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
-OPTIONAL_KEYS = ("val_acc", "lr")  # per evaluation too, where recorded: with a validation set; since sgdlab 0.2
+OPTIONAL_KEYS = ("val_acc", "lr", "train_loss", "test_loss", "val_loss")  # per evaluation too, where recorded: with a
+# validation set; the rates and losses since sgdlab recorded them
+LOSS_KEYS = ("train_loss", "test_loss", "val_loss")
 # The most a number takes in history.json: its indent, 24 characters (-1.2345678901234567e-308) and ",\n".
 ENTRY_BYTES = 2 + 24 + 2
 INTERRUPTED = "interrupted"  # how `stopped` begins for a run stopped by Ctrl-C or a request to stop
@@ -63,12 +71,17 @@ class History:
     seconds: list = field(default_factory=list)
     val_acc: list = field(default_factory=list)
     lr: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    test_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
     lr_changes: list = field(default_factory=list)
     best_iteration: int | None = None
     early_stopped: str | None = None
     stopped: str | None = None
 
-    def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None, lr=None):
+    def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None, lr=None, losses=None):
+        """One evaluation; `losses` maps `LOSS_KEYS` to its losses (each None where not measured; `val_loss` left
+        out without a validation set)."""
         self.iteration.append(iteration)
         self.epoch.append(iteration / self.iters_per_epoch)
         self.train_acc.append(train_acc)
@@ -78,6 +91,10 @@ class History:
             self.val_acc.append(val_acc)
         if lr is not None:
             self.lr.append(lr)
+        for key, value in (losses or {}).items():
+            recorded = getattr(self, key)  # None for the evaluations before (a run continued from an older version)
+            recorded.extend([None] * (len(self.iteration) - 1 - len(recorded)))
+            recorded.append(value)
 
     def truncate(self, iteration):
         """Forget everything after `iteration` updates (an early-stopped run's iterations past its decision)."""
@@ -144,14 +161,15 @@ class History:
     def from_dict(cls, values):
         names = {f.name for f in fields(cls)}
         missing = sorted(names - set(values) - {"stopped", "seconds", "val_acc", "lr_changes", "lr", "best_iteration",
-                                                "early_stopped"})
+                                                "early_stopped", *LOSS_KEYS})
         if missing:
             raise SgdlabError(f"history is missing the keys {missing}: it was not written by sgdlab")
-        # val_acc is empty when no validation set was held out, lr in histories older than it; when there, they are
-        # as long as the others.
+        # val_acc and val_loss are empty when no validation set was held out, lr and the losses in histories older
+        # than them; when there, they are as long as the others.
         per_evaluation = [key for key in (*EVALUATION_KEYS, *OPTIONAL_KEYS) if key in values and values[key] != []]
         for key in ("loss", *per_evaluation):
-            unmeasured = (None,) if key == "test_acc" else ()  # where the test set was left for the end
+            unmeasured = (None,) if key in ("test_acc", *LOSS_KEYS) else ()  # the test set left for the end, a loss
+            # not finite or not yet recorded
             if not isinstance(values[key], list) or not all(_is_number(v) or v in unmeasured for v in values[key]):
                 raise SgdlabError(f"history's {key!r} is not a list of numbers: it was not written by sgdlab, "
                                   "or was edited")
@@ -197,6 +215,7 @@ def _check_ranges(values):
     problems = {
         "iters_per_epoch": not (type(values["iters_per_epoch"]) is int and values["iters_per_epoch"] > 0),
         "loss": any(v < 0 for v in values["loss"]),
+        **{key: any(v is not None and v < 0 for v in values.get(key) or []) for key in LOSS_KEYS},
         "iteration": any(type(v) is not int or v < 0 for v in values["iteration"]),
         "stopped": not (values.get("stopped") is None or isinstance(values["stopped"], str)),
         "early_stopped": not (values.get("early_stopped") is None or isinstance(values["early_stopped"], str)),

@@ -27,7 +27,7 @@ from ..interrupts import interrupts_deferred
 from ..nn.functions import as_labels
 from ..ranges import POSITIVE_NUMBER
 from .config import AUGMENT_DEFAULTS, TrainConfig
-from .evaluation import Evaluator, count_correct
+from .evaluation import Evaluator, measure_set, set_loss
 from .history import EVALUATION_KEYS, INTERRUPTED, OPTIONAL_KEYS, History
 from .learning_rate import LearningRate
 from .schedule import Schedule
@@ -315,12 +315,16 @@ class Trainer:
 
     def _record(self, evaluator, on_evaluation, wait=False):
         """Move the evaluations that have finished (all of them, with `wait`) into the history."""
-        for iteration, train_acc, test_acc, seconds, val_acc in evaluator.finished(wait):
+        for measured in evaluator.finished(wait):
+            iteration, val_acc = measured.iteration, measured.val_acc
             state, snapshot = self._checkpoints.pop(iteration, None), self._snapshots.pop(iteration, None)
             if self._stop_at is not None and iteration > self._stop_at:
                 continue  # submitted before early stopping was decided: not part of the run
             lr = self.rates.at_evaluation(iteration, self.history.lr_changes)
-            self.history.record_evaluation(iteration, train_acc, test_acc, seconds, val_acc, lr)
+            losses = {"train_loss": measured.train_loss, "test_loss": measured.test_loss,
+                      **({"val_loss": measured.val_loss} if val_acc is not None else {})}
+            self.history.record_evaluation(iteration, measured.train_acc, measured.test_acc, measured.seconds,
+                                           val_acc, lr, losses)
             if snapshot is not None and (self._best is None or val_acc > self._best_val_acc()):
                 self._best = (iteration, snapshot)
             if on_evaluation is not None:
@@ -376,7 +380,10 @@ class Trainer:
         index = history.iteration.index(self._best[0])
         if history.test_acc[index] is None and not history.interrupted and measure:
             with one_blas_thread():
-                history.test_acc[index] = count_correct(self.network, x_test, labels) / len(x_test)
+                correct, loss_sum = measure_set(self.network, x_test, labels)
+            history.test_acc[index] = correct / len(x_test)
+            if history.test_loss:
+                history.test_loss[index] = set_loss(self.network, loss_sum, len(x_test))
 
     def _update(self, compute_gradient, x, labels):
         """One gradient and, if its loss is finite, one update; returns the batch loss."""

@@ -154,6 +154,18 @@ function smoothed(values, width) {
   });
 }
 
+// The loss on the whole sets at each evaluation (the looked-into run's): the overfitting view beside the
+// mini-batch loss, drawn where it was measured (a run of an older sgdlab has none)
+const SET_LOSSES = [["train_loss", "train set", "solid"], ["test_loss", "test set", "dash"],
+  ["val_loss", "validation set", "dot"]];
+
+function setLossTraces(evaluations) {
+  return SET_LOSSES.filter(([key]) => evaluations.some((row) => row[key] !== null && row[key] !== undefined))
+    .map(([key, label, dash]) => ({ x: evaluations.map((row) => row.iteration),
+      y: evaluations.map((row) => (row[key] === undefined ? null : row[key])), type: "scatter",
+      mode: "lines+markers", name: label, line: { color: "#444", width: 1, dash }, marker: { size: 5 } }));
+}
+
 function fittedAccuracyRange(traces) { // the evaluations after the first (an untrained net's, near chance)
   const values = [];
   for (const trace of traces) {
@@ -200,6 +212,7 @@ function redraw() {
       lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
         mode: "lines", name: name || "smoothed", line: { color: run.colour, width: 2 } });
     }
+    if (mine) lossTraces.push(...setLossTraces(run.evaluations));
     const epochs = run.evaluations.map((row) => row.epoch);
     // several runs: one legend entry a run (its colour), the line's dash telling train, test and validation apart
     const kinds = [["train_acc", "train", "solid"], ["test_acc", "test", "dash"], ["val_acc", "validation", "dot"]];

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from sgdlab.lab.feed import LossSeries, RunFeed
+from sgdlab.lab.feed import PACE_SAMPLES, LossSeries, Pace, RunFeed
 from sgdlab.training.history import History
 
 
@@ -69,3 +69,30 @@ def test_a_page_waiting_for_a_change_is_called_once_when_there_is_one():
 def test_losses_near_the_largest_float_make_finite_means():
     series = LossSeries.of([1.7e308] * 9, limit=4)  # buckets of two, then four, iterations
     assert series.width == 4 and series.means == [pytest.approx(1.7e308)] * 2
+
+
+def test_iterations_per_second_are_measured_over_the_recent_window_and_not_while_paused():
+    now = [0.0]
+    feed = RunFeed("run", {})
+    feed.pace = Pace(clock=lambda: now[0])
+    feed.update(status="training")
+    for _ in range(300):  # 10 iterations a second for 30 s, then 50 a second for 10 s
+        now[0] += 0.1
+        feed.add_loss(1.0)
+    assert feed.view()["iterations_per_second"] == pytest.approx(10, rel=0.06)
+    for _ in range(500):
+        now[0] += 0.02
+        feed.add_loss(1.0)
+    assert feed.view()["iterations_per_second"] == pytest.approx(50, rel=0.06)  # the slow start forgotten
+    assert len(feed.pace.samples) <= PACE_SAMPLES + 2
+    feed.update(status="paused")
+    now[0] += 60
+    assert feed.view()["iterations_per_second"] is None
+    feed.update(status="training")  # resumed: measured afresh, the pause not counted
+    now[0] += 0.5
+    feed.add_loss(1.0)
+    assert feed.view()["iterations_per_second"] is None  # less than a second measured
+    for _ in range(20):
+        now[0] += 0.1
+        feed.add_loss(1.0)
+    assert feed.view()["iterations_per_second"] == pytest.approx(10, rel=0.06)

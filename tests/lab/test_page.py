@@ -95,8 +95,17 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     assert tab.page.locator("#gradients tbody tr").count() == 4
     assert tab.page.locator("#gradients td.ok").count() == 4
 
+    pace = ("() => ['per-second', 'time-left', 'progress'].map((id) => document.getElementById(id).textContent)")
+    tab.wait_for(lambda: tab.page.evaluate(pace)[0] != "—")
+    per_second, left, progress = tab.page.evaluate(pace)  # from one view of the run
+    assert float(per_second) > 10 and re.fullmatch(r"(\d+:)?\d{1,2}:\d\d", left)  # 100000 iterations: minutes left
+    seconds_left = sum(int(part) * 60 ** k for k, part in enumerate(reversed(left.split(":"))))
+    done = int(re.match(r"iteration (\d+) of 100000", progress)[1])
+    assert abs(seconds_left - (100000 - done) / float(per_second)) <= 1 + 0.01 * seconds_left
+    assert tab.page.is_visible("#pace")
     tab.page.click("#pause")
     tab.wait_for(lambda: tab.page.text_content("#status") == "paused")
+    assert tab.page.evaluate(pace)[:2] == ["—", "—"]
     held = tab.iteration()
     tab.page.wait_for_timeout(800)
     assert tab.iteration() == held  # paused between two iterations

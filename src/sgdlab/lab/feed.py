@@ -11,11 +11,18 @@ thousand.
 """
 
 import threading
+import time
+from collections import deque
 
 MAX_LOSS_POINTS = 4096  # even: when full, pairs of buckets merge into half as many
 # What the page gets of each evaluation: the history's keys (an optional one None where the history has none)
 EVALUATION_FIELDS = ("iteration", "epoch", "train_acc", "test_acc", "seconds", "val_acc", "lr", "train_loss",
                      "test_loss", "val_loss")
+
+
+PACE_WINDOW_SECONDS = 10.0  # the recent stretch of training the page's iterations per second are measured over
+PACE_SAMPLES = 20  # (time, iterations) pairs noted in it, one per half second at most
+PACE_SHORTEST_SECONDS = 1.0  # no rate measured over less
 
 
 def evaluation_row(history, index):
@@ -61,6 +68,36 @@ class LossSeries:
             self.width *= 2
 
 
+class Pace:
+    """Iterations per second over the last `PACE_WINDOW_SECONDS` of training: the rate of now (the evaluations
+    included, which a run's time left includes too), not the run's mean, which its start and a load gone
+    since would bias. `note` is called at every iteration and costs a clock reading."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.samples = deque()  # (time, iterations done), oldest first: the oldest just beyond the window
+
+    def restart(self):
+        """Forget the samples (training paused or ended: the next stretch is measured from its own start)."""
+        self.samples.clear()
+
+    def note(self, iterations):
+        now = self.clock()
+        if self.samples and now - self.samples[-1][0] < PACE_WINDOW_SECONDS / PACE_SAMPLES:
+            return
+        self.samples.append((now, iterations))
+        while len(self.samples) > 1 and now - self.samples[1][0] >= PACE_WINDOW_SECONDS:
+            self.samples.popleft()
+
+    def per_second(self, iterations):
+        """The rate from the oldest sample to now, at `iterations` done; None before a second has been measured."""
+        if not self.samples:
+            return None
+        since, done = self.samples[0]
+        elapsed = self.clock() - since
+        return (iterations - done) / elapsed if elapsed >= PACE_SHORTEST_SECONDS else None
+
+
 class RunFeed:
     """One run as the page sees it: settings, loss, evaluations, the latest weights, and where it stands.
 
@@ -84,6 +121,7 @@ class RunFeed:
         self.snapshot_iteration = None  # the updates the snapshot had made
         self.live_network = None
         self.status, self.message = "starting", ""
+        self.pace = Pace()  # iterations per second while training
         self.version = 0
         self.generation = 0  # bumped when the record is replaced as a whole (a run read again from its folder)
         self._lock = threading.Lock()
@@ -116,6 +154,8 @@ class RunFeed:
     def update(self, **fields):
         """Set `fields` and wake the pages waiting for a change."""
         with self._lock:
+            if fields.get("status", self.status) != self.status:
+                self.pace.restart()
             for name, value in fields.items():
                 setattr(self, name, value)
             self._bump()
@@ -123,6 +163,7 @@ class RunFeed:
     def add_loss(self, loss):
         with self._lock:
             self.loss.append(loss)
+            self.pace.note(self.loss.count)
             self._bump()
 
     def add_evaluation(self, history, snapshot):
@@ -158,6 +199,7 @@ class RunFeed:
                 "status": self.status,
                 "message": self.message, "iterations_done": self.loss.count,
                 "total_iterations": self.total_iterations,
+                "iterations_per_second": self.pace.per_second(self.loss.count) if self.status == "training" else None,
                 "learning_rate": self.learning_rate, "requested_learning_rate": self.requested_learning_rate,
                 "lr_changes": self.lr_changes,
                 "loss": {"width": self.loss.width, "start": loss_start, "values": means},

@@ -264,6 +264,7 @@ function showStatus() {
   status.className = `status ${view.status}`;
   $("progress").textContent = view.total_iterations
     ? `iteration ${view.iterations_done} of ${view.total_iterations}` : "";
+  showPace(view, controllable);
   const rate = rateInForce(run);
   const asked = view.requested_learning_rate;
   $("lr-now").textContent = rate === null ? "" : `learning rate ${rate}${
@@ -275,6 +276,22 @@ function showStatus() {
     $("pause").disabled = view.status === "paused";
     $("resume").disabled = view.status !== "paused";
   }
+}
+
+function showPace(view, controllable) { // iterations per second over the server's recent window, and the time left
+  $("pace").hidden = !controllable;
+  const perSecond = view.status === "training" ? view.iterations_per_second : null;
+  const measured = perSecond !== null && perSecond !== undefined && perSecond > 0;
+  $("per-second").textContent = measured ? (perSecond >= 100 ? String(Math.round(perSecond)) : perSecond.toPrecision(3)) : "—";
+  $("time-left").textContent = measured && view.total_iterations
+    ? duration((view.total_iterations - view.iterations_done) / perSecond) : "—";
+}
+
+function duration(seconds) { // h:mm:ss, or m:ss
+  const whole = Math.round(seconds);
+  const [hours, minutes, rest] = [Math.floor(whole / 3600), Math.floor(whole / 60) % 60, whole % 60];
+  const two = (n) => String(n).padStart(2, "0");
+  return hours ? `${hours}:${two(minutes)}:${two(rest)}` : `${minutes}:${two(rest)}`;
 }
 
 function rateInForce(run) { // the live run's, else the last change's, else the run's setting

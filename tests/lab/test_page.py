@@ -210,7 +210,8 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
         assert tab.page.text_content("#gradient-images") == "(on the first 2 training images)"
         assert not tab.page.evaluate(shown, "maps-figure")  # nothing read yet
         empty = ("() => [...document.querySelectorAll('figure')].filter((f) => f.offsetWidth > 0"
-                 " && !f.querySelector('svg.main-svg') && ![...f.querySelectorAll('img')].some((i) => i.naturalWidth))"
+                 " && !f.querySelector('svg.main-svg, canvas')"
+                 " && ![...f.querySelectorAll('img')].some((i) => i.naturalWidth))"
                  ".map((f) => f.id || f.textContent.trim().slice(0, 40))")
         assert tab.page.evaluate(empty) == []  # no white box stands where nothing is drawn yet
         loss, accuracy = (tab.page.locator(f"#{name}-figure").bounding_box() for name in ("loss", "accuracy"))
@@ -233,7 +234,10 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
         assert tab.page.evaluate(shown, "maps-figure") and tab.page.text_content("#draw-message") == ""
         assert tab.page.text_content("#maps-stages") == "convolution and relu (left), then after pooling (right)"
         assert tab.page.text_content("#prediction").startswith("Read as")
-        assert tab.page.evaluate("() => document.getElementById('hidden-chart').data[0].y.length") == 20
+        hidden = "() => [...document.querySelectorAll('#hidden-charts .chart')].map((c) => c.data[0].y.length)"
+        assert tab.page.evaluate(hidden) == [20]  # its one hidden affine layer
+        histograms = "() => [...document.querySelectorAll('#histograms span')].map((s) => s.textContent)"
+        assert tab.page.evaluate(histograms) == ["convolution 1 → relu", "affine 1 → relu"]
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(process)
 
@@ -283,7 +287,7 @@ def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp
     assert requests == [(run_dir / "report.html").as_uri()] and problems == []
 
 
-def test_the_page_shows_the_whole_sets_losses_beside_the_mini_batch_loss(browser, data_dir, tmp_path):
+def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_every_hidden_layer(browser, data_dir, tmp_path):
     with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
                   "100000", "--hidden-sizes", "30,20", "--eval-every", "200", "--validation", "0.1", "--no-plot",
                   "--train-size", "5000") as (process, address):
@@ -297,5 +301,34 @@ def test_the_page_shows_the_whole_sets_losses_beside_the_mini_batch_loss(browser
         first, later = tab.page.evaluate("() => document.getElementById('loss-chart').data"
                                          ".find((t) => t.name === 'train set').y.slice(0, 2)")
         assert 2.0 < first < 2.6 and later < first  # ln 10 = 2.30 at the start, then learning
+
+        strip = ("() => [...document.querySelectorAll('#strip figure')].map((f) => [f.dataset.index,"
+                 " f.querySelector('figcaption').textContent, f.title, f.classList.contains('wrong')])")
+        tab.wait_for(lambda: len(tab.page.evaluate(strip)) == 24)
+        at_first = tab.page.evaluate(strip)
+        for _, guess, title, wrong in at_first:  # "label → guess (p%)"; marked where they differ
+            label, shown = re.match(r"(\d) → (\d) \(\d+%\)$", title).groups()
+            assert shown == guess and wrong == (label != guess)
+        tab.wait_for(lambda: [cell[1] for cell in tab.page.evaluate(strip)] != [cell[1] for cell in at_first])
+        assert [cell[0] for cell in tab.page.evaluate(strip)] == [cell[0] for cell in at_first]  # the same digits
+
+        histograms = ("() => [...document.querySelectorAll('#histograms > div')].map((d) => [d.querySelector('span')"
+                      ".textContent, d.querySelector('canvas').width])")
+        assert tab.page.evaluate(histograms) == [["affine 1 → sigmoid", 180], ["affine 2 → sigmoid", 180]]
+        inked = ("() => { const c = document.querySelector('#histograms canvas'); const d = c.getContext('2d')"
+                 ".getImageData(0, 0, c.width, c.height - 14).data; let n = 0;"
+                 " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }")
+        assert tab.page.evaluate(inked) > 100  # bars drawn
+
+        tab.page.locator("#canvas").scroll_into_view_if_needed()
+        box = tab.page.locator("#canvas").bounding_box()
+        tab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
+        tab.page.mouse.down()
+        tab.page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.85, steps=10)
+        tab.page.mouse.up()
+        hidden = ("() => [...document.querySelectorAll('#hidden-charts .chart')].map((c) => [c.data[0].y.length,"
+                  " c.querySelector('.xtitle').textContent])")
+        tab.wait_for(lambda: len(tab.page.evaluate(hidden)) == 2)
+        assert tab.page.evaluate(hidden) == [[30, "affine 1 → sigmoid"], [20, "affine 2 → sigmoid"]]  # every hidden layer
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(process)

@@ -127,7 +127,9 @@ def test_a_convolutional_runs_inspection_has_its_filters_and_a_digit_read_its_fe
     assert found["gradient_images"] == 2
     assert [check["name"] for check in found["gradients"]] == ["W1", "b1", "W2", "b2", "W3", "b3"]
     assert all(check["passed"] for check in found["gradients"])
-    assert len(read["probabilities"]) == 10 and len(read["hidden"]) == 20  # the hidden affine layer's units
+    assert len(read["probabilities"]) == 10 and [len(layer["values"]) for layer in read["hidden_layers"]] == [20]  # the
+    # hidden affine layer's units
+    assert len(found["strip"]) == 24 and [h["after"] for h in found["histograms"]] == ["convolution", "affine"]
     stages = read["feature_maps"]
     assert [stage["layers"] for stage in stages] == [["convolution", "relu"], ["pooling"]]
     assert [(stage["width"], stage["height"]) for stage in stages] == [(8 * 25 - 1, 24), (8 * 13 - 1, 12)]
@@ -152,7 +154,8 @@ def test_a_drawn_digit_is_read_and_bad_uploads_are_refused_clearly(client):
     authorised(client)
     read = client.post("/api/runs/0-a/predict", content=seven_png()).json()
     assert len(read["probabilities"]) == 10 and abs(sum(read["probabilities"]) - 1) < 1e-5
-    assert read["image"].startswith("data:image/png") and len(read["hidden"]) == 20 and read["feature_maps"] is None
+    assert read["image"].startswith("data:image/png") and read["feature_maps"] is None
+    assert [len(layer["values"]) for layer in read["hidden_layers"]] == [20]
     refused = client.post("/api/runs/0-a/predict", content=b"not an image")
     assert refused.status_code == 400 and "cannot read it as an image" in refused.json()["error"]
     huge = client.post("/api/runs/0-a/predict", content=b"\0" * (MAX_UPLOAD_BYTES + 1))

@@ -7,9 +7,10 @@ import io
 import numpy as np
 from PIL import Image
 
-from sgdlab.nn.network import ConvNet, SimpleConvNet, TwoLayerNet
-from sgdlab.training.inspection import (FILTER_COLUMNS, TILE_GAP, convolution_filters, convolutions, first_layer_filters,
-                                       hidden_unit_weights, read_digit)
+from sgdlab.nn.network import ConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
+from sgdlab.training.inspection import (FILTER_COLUMNS, HISTOGRAM_BINS, STRIP_SIZE, TILE_GAP, activation_histograms,
+                                       convolution_filters, convolutions, first_layer_filters, hidden_unit_weights,
+                                       predict_in_batches, read_digit, strip_indices, guesses_strip)
 
 SMALL_CONVNET = [{"type": "convolution", "filter_num": 11, "filter_size": 3, "pad": 1}, {"type": "relu"},
                  {"type": "pooling", "pool_size": 2}, {"type": "affine", "output_size": 7}, {"type": "relu"}]
@@ -94,7 +95,8 @@ def test_a_digit_read_shows_each_filters_feature_maps_after_relu_and_after_pooli
         assert np.abs(drawn[..., 0] - 255 * maps / scale).max() <= 0.5 + 1e-6
         assert (drawn[..., 0] == drawn[..., 2]).all()
     hidden = np.maximum(pooled.reshape(-1) @ network.params["W2"] + network.params["b2"], 0)
-    np.testing.assert_allclose(read["hidden"], hidden, rtol=1e-12, atol=1e-12)
+    (only,) = read["hidden_layers"]
+    np.testing.assert_allclose(only["values"], hidden, rtol=1e-12, atol=1e-12)
     scores = hidden @ network.params["W3"] + network.params["b3"]
     probabilities = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
     np.testing.assert_allclose(read["probabilities"], probabilities, rtol=1e-10)
@@ -104,7 +106,7 @@ def test_a_digit_read_shows_each_filters_feature_maps_after_relu_and_after_pooli
 def test_signed_feature_maps_are_red_and_blue_and_a_net_without_pooling_or_hidden_layer_has_one_stage():
     network = ConvNet(layers=[{"type": "convolution", "filter_num": 3, "filter_size": 5}, {"type": "tanh"}], rng=2)
     read = read_digit(network, digit())
-    assert read["hidden"] is None and len(read["probabilities"]) == 10
+    assert read["hidden_layers"] == [] and len(read["probabilities"]) == 10
     (stage,) = read["feature_maps"]
     assert stage["layers"] == ["convolution", "tanh"]
     maps = np.tanh(convolved(digit().reshape(1, 28, 28), network.params["W1"], network.params["b1"], 0))
@@ -119,7 +121,8 @@ def test_a_dense_net_reads_a_digit_as_before_its_hidden_units_and_no_feature_map
     read = read_digit(network, digit())
     assert read["feature_maps"] is None
     expected = 1 / (1 + np.exp(-(digit() @ network.params["W1"] + network.params["b1"])))
-    np.testing.assert_allclose(read["hidden"], expected, rtol=1e-12)
+    assert [(layer["layer"], layer["activation"]) for layer in read["hidden_layers"]] == [(1, "sigmoid")]
+    np.testing.assert_allclose(read["hidden_layers"][0]["values"], expected, rtol=1e-12)
 
 
 TWO_CONVOLUTIONS = [{"type": "convolution", "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "relu"},
@@ -163,3 +166,52 @@ def test_the_page_checks_the_gradient_of_nets_it_takes_seconds_for_and_says_why_
     assert gradient_checked_on_the_page(SimpleConvNet(rng=0)) and gradient_checked_on_the_page(TwoLayerNet())
     assert gradient_checked_on_the_page(DeepConvNet(**narrow, rng=0))  # 4,464 later weights: seconds
     assert not gradient_checked_on_the_page(DeepConvNet(rng=0))  # the book's 71,424: minutes at every evaluation
+
+
+def test_a_deeper_dense_net_reads_a_digit_showing_every_hidden_layer():
+    network = MultiLayerNet(784, [12, 9, 7], 10, activation="relu", use_batchnorm=True, use_dropout=True, rng=0)
+    read = read_digit(network, digit())
+    assert [(layer["layer"], layer["activation"], len(layer["values"])) for layer in read["hidden_layers"]] == [
+        (1, "relu", 12), (2, "relu", 9), (3, "relu", 7)]  # the output affine layer, no activation after it, is none
+    x = digit()[None]
+    for k, layer in enumerate(read["hidden_layers"]):  # by the book's layers: affine, batch norm, relu (dropout after)
+        x = network.layers[4 * k].forward(x)
+        x = network.layers[4 * k + 1].forward(x, False)
+        x = np.maximum(x, 0)
+        np.testing.assert_allclose(layer["values"], x[0], rtol=1e-12, atol=1e-12)
+        x = network.layers[4 * k + 3].forward(x, False)
+
+
+def test_the_activation_histograms_count_each_activation_layers_outputs_on_a_fixed_batch_as_the_book_does():
+    rng = np.random.default_rng(0)
+    x_test = rng.integers(0, 256, (1200, 784), dtype=np.uint8)
+    network = MultiLayerNet(784, [20, 15], 10, activation="sigmoid", rng=0)
+    first, second = activation_histograms(network, x_test)
+    a = 1 / (1 + np.exp(-(x_test[:1000] / 255 @ network.params["W1"] + network.params["b1"])))  # the book's 1000
+    np.testing.assert_array_equal(first["counts"], np.histogram(a, HISTOGRAM_BINS, (0, 1))[0])  # its 6.2 ranges
+    assert (first["after"], first["number"], first["activation"], first["range"]) == ("affine", 1, "sigmoid", [0, 1])
+    assert (second["after"], second["number"], second["values"]) == ("affine", 2, 1000 * 15)
+    relu_net = SimpleConvNet(conv_param={"filter_num": 3, "filter_size": 5}, hidden_size=8, weight_init_std=1.0,
+                             rng=0)
+    convolution, affine = activation_histograms(relu_net, x_test)
+    assert (convolution["after"], affine["after"], convolution["activation"]) == ("convolution", "affine", "relu")
+    assert convolution["values"] == 100 * 3 * 24 * 24 and sum(convolution["counts"]) == convolution["values"]
+    assert convolution["range"][0] == 0 and convolution["range"][1] > 1  # widened to relu's outputs above 1
+
+
+def test_the_strip_of_test_digits_shows_the_same_digits_with_the_networks_current_guesses():
+    rng = np.random.default_rng(1)
+    x_test, t_test = rng.integers(0, 256, (500, 784), dtype=np.uint8), rng.integers(0, 10, 500)
+    network = TwoLayerNet(784, 10, 10, weight_init_std=0.1, rng=0)
+    probabilities = predict_in_batches(network, x_test)
+    strip = guesses_strip(probabilities, x_test, t_test)
+    indices = [item["index"] for item in strip]
+    assert len(strip) == STRIP_SIZE and indices == sorted(set(indices)) == strip_indices(500).tolist()
+    scores = network.predict(x_test[indices] / 255)
+    assert [item["predicted"] for item in strip] == scores.argmax(axis=1).tolist()
+    assert [item["label"] for item in strip] == t_test[indices].tolist()
+    assert decoded(strip[0]["image"]).shape == (28, 28, 3)
+    network.params["W2"] *= -1  # other weights: the same digits, other guesses
+    again = guesses_strip(predict_in_batches(network, x_test), x_test, t_test)
+    assert [item["index"] for item in again] == indices
+    assert [item["predicted"] for item in again] != [item["predicted"] for item in strip]

@@ -34,6 +34,11 @@ CONV_GRADIENT_BATCH = 2
 PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS = 10_000
 PAGE_GRADIENT_LEFT_OUT = ("not checked here: the numerical gradient of this net's later convolutions takes minutes at "
                           "every evaluation; 'sgdlab gradcheck' checks it, or a narrower one (fewer filters) in seconds")
+STRIP_SIZE = 24  # test digits in the page's strip of the network's current guesses (ConvNetJS's MNIST demo has one)
+STRIP_SEED = 25  # which ones: the same for every run and evaluation, so that a learner watches the guesses change
+HISTOGRAM_IMAGES = 1000  # test images whose activations the page's histograms count (the book's 6.2 draws 1000)
+CONV_HISTOGRAM_IMAGES = 100  # a convolutional net's: their feature maps are already hundreds of thousands of values
+HISTOGRAM_BINS = 30  # as the book's figures 6-10 to 6-14
 TILE_GAP = 1  # pixels between two tiles of a grid
 FILTER_COLUMNS = 8  # filters (and feature maps) a row, as the book's filter_show lays them out
 GRID_GAP_COLOUR = (0.62, 0.7, 0.8)  # between filters and feature maps, whose own greys run from black to white
@@ -138,10 +143,11 @@ def filters_grid(W, columns=FILTER_COLUMNS):
     return image_grid(grey(tiles), columns if channels == 1 else channels, GRID_GAP_COLOUR)
 
 
-def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE):
+def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE, probabilities=None):
     """The confusion matrix (rows: true digit, columns: predicted), accuracy per digit, and a gallery of the
-    `shown` most confident mistakes."""
-    probabilities = predict_in_batches(network, x_test)
+    `shown` most confident mistakes (from the network's test `probabilities`, where given)."""
+    if probabilities is None:
+        probabilities = predict_in_batches(network, x_test)
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(confusion, (t_test, predicted), 1)
@@ -154,6 +160,20 @@ def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE):
                 "image": png_data_url(_pixels(x_test[i]).reshape(IMAGE_SHAPE))} for i in shown]
     return {"confusion": confusion.tolist(), "per_digit": per_digit.tolist(), "errors": int(len(wrong)),
             "gallery": gallery}
+
+
+def strip_indices(test_images, size=STRIP_SIZE):
+    """The test images of the strip: `size` of `test_images`, drawn by `STRIP_SEED`, in the test set's order."""
+    return np.sort(np.random.default_rng(STRIP_SEED).choice(test_images, min(size, test_images), replace=False))
+
+
+def guesses_strip(probabilities, x_test, t_test):
+    """The network's current guesses on the strip's test digits (`strip_indices`), from its test `probabilities`
+    (those `test_set_errors` counts from): each one's index, label, guess, its probability, and the digit as a
+    PNG data URL."""
+    return [{"index": int(i), "label": int(t_test[i]), "predicted": int(probabilities[i].argmax()),
+             "probability": float(probabilities[i].max()),
+             "image": png_data_url(_pixels(x_test[i]).reshape(IMAGE_SHAPE))} for i in strip_indices(len(x_test))]
 
 
 def gradient_images(network):
@@ -183,8 +203,9 @@ def gradient_agreement(network, x_train, t_train):
 
 
 def layer_outputs(network, pixels):
-    """Each layer's output for one image (`pixels`, its 784 values in any shape) at test time, in order."""
-    x = network.as_input(np.asarray(pixels, dtype=network.dtype).reshape(1, -1))
+    """Each layer's output for images (`pixels`: one image's 784 values in any shape, or rows of them) at test
+    time, in order."""
+    x = network.as_input(np.asarray(pixels, dtype=network.dtype).reshape(-1, IMAGE_SHAPE[0] * IMAGE_SHAPE[1]))
     outputs = []
     for layer in network.layers:
         x = layer.forward(x, False) if layer.uses_train_flg else layer.forward(x)
@@ -193,26 +214,54 @@ def layer_outputs(network, pixels):
 
 
 def read_digit(network, pixels):
-    """How `network` reads one 784-pixel image: the ten probabilities, the outputs of its first hidden affine
-    layer (after its activation; None without one), and, for a convolutional net, the first convolution's
+    """How `network` reads one 784-pixel image: the ten probabilities, each hidden affine layer's outputs after
+    its activation (`hidden_layers`; empty without one), and, for a convolutional net, every convolution's
     feature maps (`feature_maps`; None for a dense net)."""
     outputs = layer_outputs(network, pixels)
     probabilities = softmax(outputs[-1])[0]
-    hidden = hidden_outputs(network, outputs)
     return {"probabilities": probabilities.astype(float).tolist(), "prediction": int(probabilities.argmax()),
-            "hidden": None if hidden is None else np.asarray(hidden[0], dtype=float).tolist(),
+            "hidden_layers": [{"layer": number, "activation": name, "values": np.asarray(values[0], float).tolist()}
+                              for number, name, values in hidden_layer_outputs(network, outputs)],
             "feature_maps": feature_maps(network, outputs)}
 
 
-def hidden_outputs(network, outputs):
-    """Of the layers' `outputs`, that of the first activation after the first affine layer (but the output
-    layer): the hidden units'. None for a network without hidden affine layer."""
+def hidden_layer_outputs(network, outputs):
+    """Of the layers' `outputs`, each hidden affine layer's after its activation (the first one after it, before
+    the next affine layer): [(the affine layer's number among them, 1 on, the activation's name, its outputs)].
+    The output layer, which no activation follows, is none of them."""
     dense = fully_connected(network)
-    affine = next((k for k, layer in enumerate(network.layers[:-1]) if layer in dense), None)
-    if affine is None:
-        return None
-    return next((outputs[k] for k in range(affine + 1, len(network.layers) - 1)
-                 if isinstance(network.layers[k], ActivationLayer)), None)
+    positions = [k for k, layer in enumerate(network.layers) if layer in dense]
+    found = []
+    for number, (start, end) in enumerate(zip(positions, [*positions[1:], len(network.layers)]), start=1):
+        activation = next((k for k in range(start + 1, end) if isinstance(network.layers[k], ActivationLayer)), None)
+        if activation is not None:
+            found.append((number, _layer_name(network.layers[activation]), outputs[activation]))
+    return found
+
+
+def activation_histograms(network, x_test):
+    """The book's 6.2 histograms of the network as it is now: the distribution of every activation layer's
+    outputs over a fixed batch of test images (the first `HISTOGRAM_IMAGES`; `CONV_HISTOGRAM_IMAGES` for a
+    convolutional net, whose feature maps are many values an image), in `HISTOGRAM_BINS` bins over 0..1 as the
+    book's (widened to the outputs beyond: relu's above 1, tanh's below 0). Each {"after": the kind of the layer
+    it follows ("affine", "convolution"), "number": that layer's number among its kind (1 on), "activation": its
+    name, "range": [low, high], "counts": per bin, "values": how many values (the non-finite left out)}."""
+    images = CONV_HISTOGRAM_IMAGES if first_convolution(network) is not None else HISTOGRAM_IMAGES
+    outputs = layer_outputs(network, _pixels(x_test[:images], network.dtype))
+    kinds = (("affine", fully_connected(network)), ("convolution", [network.layers[k] for k in convolutions(network)]))
+    found, after = [], None
+    for layer, output in zip(network.layers, outputs):
+        after = next(((kind, layers.index(layer) + 1) for kind, layers in kinds if layer in layers), after)
+        if not isinstance(layer, ActivationLayer) or after is None:
+            continue
+        values = np.asarray(output, dtype=np.float64).ravel()
+        values = values[np.isfinite(values)]
+        low = min(0.0, values.min()) if values.size else 0.0
+        high = max(1.0, values.max()) if values.size else 1.0
+        counts, _ = np.histogram(values, HISTOGRAM_BINS, (low, high))
+        found.append({"after": after[0], "number": after[1], "activation": _layer_name(layer), "range": [low, high],
+                      "counts": counts.tolist(), "values": int(values.size)})
+    return found
 
 
 def feature_maps(network, outputs, columns=FILTER_COLUMNS):

@@ -320,6 +320,8 @@ function showInspection(found) {
   Plotly.react("per-digit-chart", [{ x: digits, y: found.per_digit, type: "bar", marker: { color: "#1f77b4" } }],
     { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "digit" }, type: "category" },
       yaxis: { title: { text: "test accuracy" }, range: [0, 1] } }, PLOT_CONFIG);
+  showStrip(found.strip || []);
+  showHistograms(found.histograms || []);
   $("errors-count").textContent = `(${found.errors} of the test images are misread)`;
   const gallery = $("gallery");
   gallery.replaceChildren(...found.gallery.map((item) => {
@@ -357,6 +359,29 @@ function showInspection(found) {
   }
   $("gradients").querySelector("tbody").replaceChildren(...rows);
   $("gradient-images").textContent = found.gradients_left_out ? "" : `(on the first ${found.gradient_images} training images)`;
+}
+
+function showStrip(strip) { // the same test digits at every evaluation: their images kept, the guesses changed
+  $("strip-figure").hidden = !strip.length;
+  const cells = $("strip");
+  if (cells.children.length !== strip.length
+      || strip.some((item, k) => cells.children[k].dataset.index !== String(item.index))) {
+    cells.replaceChildren(...strip.map((item) => {
+      const figure = document.createElement("figure");
+      figure.dataset.index = String(item.index);
+      const image = document.createElement("img");
+      image.src = item.image;
+      image.alt = `test image ${item.index}`;
+      figure.append(image, document.createElement("figcaption"));
+      return figure;
+    }));
+  }
+  strip.forEach((item, k) => {
+    const figure = cells.children[k];
+    figure.classList.toggle("wrong", item.predicted !== item.label);
+    figure.querySelector("figcaption").textContent = String(item.predicted);
+    figure.title = `${item.label} → ${item.predicted} (${(100 * item.probability).toFixed(0)}%)`;
+  });
 }
 
 function showDeeperFilters(convolutions) { // each at 2 screen pixels a weight, labelled
@@ -629,15 +654,68 @@ async function readDigit(blob, name) { // `name`: what the user chose, for the s
       read.iteration === null || read.iteration === undefined ? "" : ` (the weights after iteration ${read.iteration})`}`;
     lastDigit = { blob, name };
     showFeatureMaps(read.feature_maps);
-    $("hidden-figure").hidden = !read.hidden;
-    if (read.hidden) {
-      Plotly.react("hidden-chart", [{ y: read.hidden, type: "bar", marker: { color: "#2ca02c" } }],
-        { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "hidden unit" } },
-          yaxis: { title: { text: "output" } } }, PLOT_CONFIG);
-    }
+    showHiddenLayers(read.hidden_layers || []);
   } catch (error) {
     $("draw-message").textContent = error.message;
   }
+}
+
+function showHiddenLayers(layers) { // each hidden affine layer's outputs after its activation, a small chart each
+  $("hidden-figure").hidden = !layers.length;
+  const charts = $("hidden-charts");
+  if (charts.children.length !== layers.length) {
+    for (const chart of charts.children) Plotly.purge(chart);
+    charts.replaceChildren(...layers.map(() => {
+      const chart = document.createElement("div");
+      chart.className = "chart";
+      return chart;
+    }));
+  }
+  layers.forEach((layer, k) => {
+    Plotly.react(charts.children[k], [{ y: layer.values, type: "bar", marker: { color: "#2ca02c" } }],
+      { margin: { l: 40, r: 10, t: 6, b: 30 }, xaxis: { title: { text: `affine ${layer.layer} → ${layer.activation}`,
+        standoff: 2 } } }, PLOT_CONFIG);
+  });
+}
+
+const HISTOGRAM_SIZE = [180, 80]; // a histogram's canvas, in pixels
+
+function showHistograms(histograms) { // the book's 6.2 histograms, one small canvas per activation layer
+  $("histograms-figure").hidden = !histograms.length;
+  const cells = $("histograms");
+  if (cells.children.length !== histograms.length) {
+    cells.replaceChildren(...histograms.map(() => {
+      const cell = document.createElement("div");
+      const canvas = document.createElement("canvas");
+      [canvas.width, canvas.height] = HISTOGRAM_SIZE;
+      cell.append(document.createElement("span"), canvas);
+      return cell;
+    }));
+  }
+  histograms.forEach((histogram, k) => {
+    const cell = cells.children[k];
+    cell.querySelector("span").textContent = `${histogram.after} ${histogram.number} → ${histogram.activation}`;
+    const canvas = cell.querySelector("canvas");
+    canvas.setAttribute("aria-label", cell.querySelector("span").textContent);
+    const context = canvas.getContext("2d");
+    const [width, height] = HISTOGRAM_SIZE;
+    const plotHeight = height - 14; // the range's ends written under the bars
+    context.clearRect(0, 0, width, height);
+    const most = Math.max(1, ...histogram.counts);
+    const bar = width / histogram.counts.length;
+    context.fillStyle = "#1f77b4";
+    histogram.counts.forEach((count, bin) => {
+      const barHeight = (plotHeight * count) / most;
+      context.fillRect(bin * bar + 0.5, plotHeight - barHeight, Math.max(1, bar - 1), barHeight);
+    });
+    context.fillStyle = "#555";
+    context.font = "10px system-ui, sans-serif";
+    const [low, high] = histogram.range.map((end) => Number(end.toPrecision(3)));
+    context.textAlign = "left";
+    context.fillText(String(low), 0, height - 2);
+    context.textAlign = "right";
+    context.fillText(String(high), width, height - 2);
+  });
 }
 
 const MAP_SCALE = 2; // screen pixels per feature-map pixel: each stage's maps at their own size, side by side

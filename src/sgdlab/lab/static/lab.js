@@ -159,11 +159,12 @@ function smoothed(values, width) {
 const SET_LOSSES = [["train_loss", "train set", "solid"], ["test_loss", "test set", "dash"],
   ["val_loss", "validation set", "dot"]];
 
-function setLossTraces(evaluations) {
+function setLossTraces(evaluations, showlegend) {
   return SET_LOSSES.filter(([key]) => evaluations.some((row) => row[key] !== null && row[key] !== undefined))
     .map(([key, label, dash]) => ({ x: evaluations.map((row) => row.iteration),
       y: evaluations.map((row) => (row[key] === undefined ? null : row[key])), type: "scatter",
-      mode: "lines+markers", name: label, line: { color: "#444", width: 1, dash }, marker: { size: 5 } }));
+      mode: "lines+markers", name: label, legendgroup: "sets", showlegend, line: { color: "#444", width: 1, dash },
+      marker: { size: 5 } }));
 }
 
 function fittedAccuracyRange(traces) { // the evaluations after the first (an untrained net's, near chance)
@@ -212,7 +213,7 @@ function redraw() {
       lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
         mode: "lines", name: name || "smoothed", line: { color: run.colour, width: 2 } });
     }
-    if (mine) lossTraces.push(...setLossTraces(run.evaluations));
+    if (mine) lossTraces.push(...setLossTraces(run.evaluations, !several)); // several runs: one legend entry a run
     const epochs = run.evaluations.map((row) => row.epoch);
     // several runs: one legend entry a run (its colour), the line's dash telling train, test and validation apart
     const kinds = [["train_acc", "train", "solid"], ["test_acc", "test", "dash"], ["val_acc", "validation", "dot"]];

@@ -118,7 +118,7 @@ def test_train_evaluates_before_training_every_epoch_and_after_the_last_iteratio
     assert history["stopped"] is None
     assert all(0 <= acc <= 1 for acc in history["train_acc"] + history["test_acc"])
     rows = (out / "history.csv").read_text().splitlines()
-    assert rows[0] == "iteration,epoch,train_acc,test_acc,seconds,lr"
+    assert rows[0] == "iteration,epoch,train_acc,test_acc,seconds,lr,train_loss,test_loss"
     assert [int(row.split(",")[0]) for row in rows[1:]] == [0, 10, 20, 25]
 
 
@@ -1565,6 +1565,8 @@ def test_early_stopping_says_why_and_keeps_the_best_weights_in_the_model_file(ca
     assert (f"kept (the weights of the best validation accuracy, {history['val_acc'][best]:.4f}, at iteration "
             f"{history['best_iteration']}") in report and "It stopped early: the validation accuracy" in report
     assert f"<strong>{history['test_acc'][best]:.4f}</strong> on the test set" in report
+    assert (f"its loss {history['train_loss'][best]:.4f} on the training set and {history['val_loss'][best]:.4f} on "
+            f"the validation set and {history['test_loss'][best]:.4f} on the test set.") in report  # the kept weights'
     assert (f"final test accuracy {history['test_acc'][best]:.4f} (of the best evaluation's weights, iteration "
             f"{history['best_iteration']}, which model.npz holds)") in out
     code, out, _ = run(capsys, "evaluate", "--data-dir", data_dir, tmp_path / "run" / "model.npz")

@@ -143,6 +143,21 @@ def test_the_report_leaves_out_a_chart_that_is_no_regular_file(history, tmp_path
     assert "alt='loss chart'" in page and "alt='accuracy chart'" not in page
 
 
+def test_the_report_gives_the_loss_on_the_whole_sets_of_the_weights_kept_where_recorded(history, tmp_path):
+    from sgdlab.nn.network import TwoLayerNet
+    from sgdlab.plots.report import write_report
+
+    rng = np.random.default_rng(0)
+    test_set = rng.integers(0, 256, (20, 784), dtype=np.uint8), rng.integers(0, 10, 20, dtype=np.uint8)
+    network = TwoLayerNet(784, 5, 10, rng=0)
+    older = write_report(tmp_path, {"lr": 0.1}, history, network, test_set).read_text()
+    assert "accuracy 0.9000 on the training set and <strong>0.8700</strong> on the test set.</p>" in older
+    history.train_loss, history.test_loss = [2.3, 0.5, 0.25], [2.3, 0.6, 0.375]
+    page = write_report(tmp_path, {"lr": 0.1}, history, network, test_set).read_text()
+    assert ("<strong>0.8700</strong> on the test set; its loss 0.2500 on the training set and 0.3750 on the test "
+            "set.</p>") in page
+
+
 def test_the_report_of_a_convolutional_net_shows_its_first_filters_rather_than_hidden_units(history, tmp_path):
     from sgdlab.nn.network import SimpleConvNet
     from sgdlab.plots.report import write_report

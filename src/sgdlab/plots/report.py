@@ -91,20 +91,26 @@ def _convolution_figure(convolution):
             "filter scaled to its own range).</figcaption></figure>")
 
 
+SET_LOSS_NAMES = (("train_loss", "training"), ("val_loss", "validation"), ("test_loss", "test"))
+
+
 def _outcome(history):
     if not history.iteration:
         return "<p>No evaluation was recorded.</p>"
     stopped = f" It ended early: {_text(history.stopped)}." if history.stopped else ""
+    kept_at = -1 if history.best_iteration is None else history.iteration.index(history.best_iteration)
     if history.best_iteration is None:
-        kept, train_acc = "final", history.train_acc[-1]
+        kept = "final"
     else:
-        best = history.iteration.index(history.best_iteration)
-        kept, train_acc = (f"kept (the weights of the best validation accuracy, {history.val_acc[best]:.4f}, at "
-                           f"iteration {history.best_iteration}, epoch {history.epoch[best]:g})"), history.train_acc[best]
+        kept = (f"kept (the weights of the best validation accuracy, {history.val_acc[kept_at]:.4f}, at "
+                f"iteration {history.best_iteration}, epoch {history.epoch[kept_at]:g})")
         stopped += f" It stopped early: {_text(history.early_stopped)}." if history.early_stopped else ""
     test = "" if history.final_test_acc is None else f" and <strong>{history.final_test_acc:.4f}</strong> on the test set"
-    return (f"<p>{len(history.loss)} iterations; {kept} accuracy {train_acc:.4f} on the training "
-            f"set{test}.{stopped}</p>")
+    losses = [f"{getattr(history, key)[kept_at]:.4f} on the {name} set" for key, name in SET_LOSS_NAMES
+              if getattr(history, key) and getattr(history, key)[kept_at] is not None]
+    loss = f"; its loss {' and '.join(losses)}" if losses else ""  # a history of an older sgdlab has none
+    return (f"<p>{len(history.loss)} iterations; {kept} accuracy {history.train_acc[kept_at]:.4f} on the training "
+            f"set{test}{loss}.{stopped}</p>")
 
 
 def _errors(found):

@@ -53,11 +53,11 @@ def test_an_evaluation_measures_each_sets_loss_as_the_network_defines_it():
     cross-entropy plus weight decay's term) at test time, in chunks and in halves alike."""
     pixels, labels = dataset(n=51)
     network = MultiLayerNet(8, [5], 3, weight_init_std=1.0, weight_decay_lambda=0.1, rng=0)
-    evaluator = Evaluator(pixels, labels, pixels[:20], labels[:20], time.perf_counter(), background=False,
-                          validation=(pixels[20:], labels[20:]))
+    evaluator = Evaluator(pixels, labels, pixels[:20], labels[:20], time.perf_counter(), background=True,
+                          validation=(pixels[20:], labels[20:]))  # on a copy of the network, as training evaluates
     evaluator.submit(network, 0)
     evaluator.submit(network, 1, test=False)
-    first, second = evaluator.finished()
+    first, second = evaluator.finished(wait=True)
     evaluator.close()
     for measured, (x, t) in ((first.train_loss, (pixels, labels)), (first.test_loss, (pixels[:20], labels[:20])),
                              (first.val_loss, (pixels[20:], labels[20:]))):

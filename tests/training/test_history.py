@@ -135,3 +135,41 @@ def test_a_finished_history_without_an_evaluation_is_refused_naming_its_file(tmp
     values["stopped"] = "loss became nan at iteration 3"  # diverged before its only evaluation: a run records that
     (tmp_path / "history.json").write_text(json.dumps(values))
     assert History.load(tmp_path / "history.json").iteration == []
+
+
+SPREAD = [-0.3, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.3]
+
+
+def test_the_weights_spread_is_kept_written_and_read_back_out_of_the_csv_and_older_histories_still_load(tmp_path):
+    history = History(iters_per_epoch=10, loss=[1.0] * 20)
+    history.record_evaluation(0, 0.1, 0.1, 0.0, weight_percentiles={"W1": SPREAD, "W2": [2 * v for v in SPREAD]})
+    history.record_evaluation(20, 0.8, 0.7, 1.0, weight_percentiles={"W1": [3 * v for v in SPREAD], "W2": None})
+    history.save(tmp_path / "h.json", tmp_path / "h.csv")
+    loaded = History.load(tmp_path / "h.json")
+    assert loaded == history
+    assert loaded.weight_percentiles == [{"W1": SPREAD, "W2": [2 * v for v in SPREAD]},
+                                         {"W1": [3 * v for v in SPREAD], "W2": None}]
+    assert "weight_percentiles" not in (tmp_path / "h.csv").read_text()
+    older = sample_history().to_dict()
+    del older["weight_percentiles"]  # a history written before sgdlab recorded the weights' spread
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert History.load(tmp_path / "older.json").weight_percentiles == []
+
+
+def test_a_run_continued_from_a_history_without_the_weights_spread_records_none_for_the_evaluations_before():
+    history = sample_history()
+    history.record_evaluation(4, 0.7, 0.6, 3.0, weight_percentiles={"W1": SPREAD})
+    assert history.weight_percentiles == [None, None, None, {"W1": SPREAD}]
+    assert History.from_dict(history.to_dict()) == history
+    history.truncate(3)
+    assert history.weight_percentiles == [None, None, None]
+
+
+@pytest.mark.parametrize("spread", [[{"W1": SPREAD[:-1]}], [{"W1": SPREAD[::-1]}], [{"W1": [*SPREAD[:-1], "x"]}],
+                                    [{"W1": [*SPREAD[:-1], float("nan")]}], [[SPREAD]], [{"W1": SPREAD}] * 2, "W1"])
+def test_a_weights_spread_no_run_records_is_refused(spread):
+    history = History(iters_per_epoch=10, loss=[1.0])
+    history.record_evaluation(0, 0.1, 0.1, 0.0, weight_percentiles={"W1": SPREAD})
+    values = {**history.to_dict(), "weight_percentiles": spread}
+    with pytest.raises(SgdlabError, match="'weight_percentiles'"):
+        History.from_dict(values)

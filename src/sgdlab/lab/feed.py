@@ -17,7 +17,7 @@ from collections import deque
 MAX_LOSS_POINTS = 4096  # even: when full, pairs of buckets merge into half as many
 # What the page gets of each evaluation: the history's keys (an optional one None where the history has none)
 EVALUATION_FIELDS = ("iteration", "epoch", "train_acc", "test_acc", "seconds", "val_acc", "lr", "train_loss",
-                     "test_loss", "val_loss")
+                     "test_loss", "val_loss", "weight_percentiles")
 
 
 PACE_WINDOW_SECONDS = 10.0  # the recent stretch of training the page's iterations per second are measured over

@@ -147,9 +147,9 @@ def check_searches(searches, fixed, train_images=None, runs=1):
     for corner in itertools.product(*(search.corners() for search in searches)):
         try:
             config = TrainConfig(**fixed, **dict(zip(names, corner)))
-            config.planned_layers(SAMPLE_SHAPE, NUM_CLASSES)  # its layers fit MNIST's images
+            _, layers = config.planned_layers(SAMPLE_SHAPE, NUM_CLASSES)  # its layers fit MNIST's images
             if train_images is not None:
-                config.checked_data_rows(train_images)
+                config.checked_data_rows(train_images, sum(len(layer.decayed_names) for layer in layers))
                 config.check_memory(SAMPLE_SHAPE, NUM_CLASSES, runs)
         except ConfigError as exc:
             raise ConfigError(f"a trial of this sweep would be refused: {exc}") from None

@@ -422,8 +422,9 @@ class TrainConfig:
         held_out = max(1, round(rows * self.validation)) if self.validation else 0
         return rows - held_out, held_out
 
-    def checked_data_rows(self, available):
-        """`data_rows(available)`, or a ConfigError saying why these settings cannot train on `available` images."""
+    def checked_data_rows(self, available, weight_arrays=0):
+        """`data_rows(available)`, or a ConfigError saying why these settings cannot train on `available` images
+        (with a network of `weight_arrays`, whose spread each evaluation records)."""
         if self.train_size is not None and self.train_size > available:
             raise ConfigError(f"train size {self.train_size} is more than the {available} training images: "
                               f"choose a train size of at most {available}")
@@ -433,13 +434,14 @@ class TrainConfig:
             raise ConfigError(f"batch size {self.batch_size} is larger than the training set "
                               f"({trained} samples{note}): choose a batch size of at most {trained}")
         iterations, per_epoch = self.iterations(trained), math.ceil(trained / self.batch_size)
-        self.check_history_fits(iterations, iterations // (self.evaluation_interval(per_epoch) or iterations) + 2)
+        self.check_history_fits(iterations, iterations // (self.evaluation_interval(per_epoch) or iterations) + 2,
+                                weight_arrays)
         LearningRate.of(self, iterations, per_epoch)  # refuses a schedule that takes the rate to 0 on the way
         return trained, held_out
 
-    def check_history_fits(self, iterations, evaluations):
+    def check_history_fits(self, iterations, evaluations, weight_arrays=0):
         """Refuse a run whose history.json could grow past what sgdlab reads back (`MAX_JSON_BYTES`)."""
-        if largest_json_size(iterations, evaluations) > MAX_JSON_BYTES:
+        if largest_json_size(iterations, evaluations, weight_arrays) > MAX_JSON_BYTES:
             most = MAX_JSON_BYTES // largest_json_size(1, 0)
             evaluated = f" with {evaluations} evaluations" if evaluations else ""
             raise ConfigError(f"{iterations} iterations{evaluated} make a history larger than the "

@@ -22,6 +22,7 @@ from ..engine.forward import ForwardPass
 from ..engine.threads import usable_cores
 from ..nn.functions import as_labels, log_softmax
 from ..workers import BackgroundWorker
+from .weight_distribution import weight_percentiles
 
 CHUNK_ROWS = 1000  # images per forward pass: their buffers stay in cache, and BLAS runs at full rate
 CHUNK_BYTES = 64 << 20  # and fewer where a chunk's buffers would take more (a convolutional net's feature maps)
@@ -74,7 +75,8 @@ def set_loss(network, loss_sum, images):
 @dataclass
 class Measured:
     """One evaluation: after `iteration` updates, the accuracy and loss on the whole training set, the test set
-    (None unless measured) and the validation set (None without one), `seconds` after training started."""
+    (None unless measured) and the validation set (None without one), `seconds` after training started, and
+    how the weights were spread then (`weight_distribution.weight_percentiles`)."""
     iteration: int
     train_acc: float
     test_acc: float | None
@@ -83,6 +85,7 @@ class Measured:
     train_loss: float | None = None
     test_loss: float | None = None
     val_loss: float | None = None
+    weight_percentiles: dict | None = None
 
 
 class Evaluator:
@@ -153,5 +156,6 @@ class Evaluator:
                     correct, loss_sum = measure_set(network, self._scaled(name, data[0], network.dtype), data[1])
                     figures[f"{name}_acc"] = correct / len(data[0])
                     figures[f"{name}_loss"] = set_loss(network, loss_sum, len(data[0]))
+        figures["weight_percentiles"] = weight_percentiles(network)  # of the same copy: the weights at `iteration`
         return Measured(iteration, figures.pop("train_acc"), figures.pop("test_acc", None),
                         time.perf_counter() - self.start, **figures)

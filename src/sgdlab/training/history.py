@@ -21,6 +21,13 @@ tools can rely on them:
 - `lr`: per evaluation, the learning rate of the latest update before it (the
   settings' rate at iteration 0), as `TrainConfig.lr_schedule` and the changes
   below make it; empty in histories written before sgdlab recorded it.
+- `weight_percentiles`: per evaluation, how each weight array (`W1, W2, ...`:
+  every affine layer's and convolution's weights) was spread then: its
+  percentiles `sgdlab.training.weight_distribution.PERCENTILES` (minimum,
+  TensorBoard's six between, maximum) by name, `{"W1": [9 numbers], ...}`;
+  an array's None where a weight was not finite (a diverged network's), an
+  evaluation's None where recorded before sgdlab measured them; empty in
+  histories written before. Not in history.csv (nine numbers per array).
 - `iters_per_epoch`: ceil(train_size / batch_size), of the images trained on.
 - `lr_changes`: `{"iteration": n, "lr": x}` for each change of the learning
   rate during the run (from the lab page, or `sgdlab train --resume RUN --lr X`):
@@ -43,21 +50,26 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import SgdlabError
 from ..fileio import read_json_object, write_text_atomic
+from .weight_distribution import PERCENTILES
 
 EVALUATION_KEYS = ("iteration", "epoch", "train_acc", "test_acc", "seconds")
 OPTIONAL_KEYS = ("val_acc", "lr", "train_loss", "test_loss", "val_loss")  # per evaluation too, where recorded: with a
 # validation set; the rates and losses since sgdlab recorded them
 LOSS_KEYS = ("train_loss", "test_loss", "val_loss")
+PERCENTILES_KEY = "weight_percentiles"  # per evaluation as well, a dict of lists each: not a column of history.csv
+PER_EVALUATION_KEYS = (*EVALUATION_KEYS, *OPTIONAL_KEYS, PERCENTILES_KEY)  # the lists with an entry per evaluation
 # The most a number takes in history.json: its indent, 24 characters (-1.2345678901234567e-308) and ",\n".
 ENTRY_BYTES = 2 + 24 + 2
 INTERRUPTED = "interrupted"  # how `stopped` begins for a run stopped by Ctrl-C or a request to stop
 # What `History.plot` draws with, named rather than imported: the drawing is the plots layer's, above this one.
 
 
-def largest_json_size(iterations, evaluations):
+def largest_json_size(iterations, evaluations, weight_arrays=0):
     """The most bytes history.json takes for a run of `iterations` with `evaluations` (its lists; the rest is
-    a few hundred bytes)."""
-    return (iterations + evaluations * (len(EVALUATION_KEYS) + len(OPTIONAL_KEYS))) * ENTRY_BYTES
+    a few hundred bytes) of a network with `weight_arrays` (their `weight_percentiles`)."""
+    spread = 2 * ENTRY_BYTES + weight_arrays * (len(PERCENTILES) + 2) * (ENTRY_BYTES + 2)  # its braces; two levels
+    # deeper, each array's name, percentiles and closing bracket
+    return (iterations + evaluations * (len(EVALUATION_KEYS) + len(OPTIONAL_KEYS))) * ENTRY_BYTES + evaluations * spread
 
 
 @dataclass
@@ -74,14 +86,16 @@ class History:
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
+    weight_percentiles: list = field(default_factory=list)
     lr_changes: list = field(default_factory=list)
     best_iteration: int | None = None
     early_stopped: str | None = None
     stopped: str | None = None
 
-    def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None, lr=None, losses=None):
+    def record_evaluation(self, iteration, train_acc, test_acc, seconds, val_acc=None, lr=None, losses=None,
+                          weight_percentiles=None):
         """One evaluation; `losses` maps `LOSS_KEYS` to its losses (each None where not measured; `val_loss` left
-        out without a validation set)."""
+        out without a validation set); `weight_percentiles` the weights' spread then, where measured."""
         self.iteration.append(iteration)
         self.epoch.append(iteration / self.iters_per_epoch)
         self.train_acc.append(train_acc)
@@ -91,7 +105,9 @@ class History:
             self.val_acc.append(val_acc)
         if lr is not None:
             self.lr.append(lr)
-        for key, value in (losses or {}).items():
+        measured = {**(losses or {}), **({PERCENTILES_KEY: weight_percentiles} if weight_percentiles is not None
+                                         else {})}
+        for key, value in measured.items():
             recorded = getattr(self, key)  # None for the evaluations before (a run continued from an older version)
             recorded.extend([None] * (len(self.iteration) - 1 - len(recorded)))
             recorded.append(value)
@@ -100,7 +116,7 @@ class History:
         """Forget everything after `iteration` updates (an early-stopped run's iterations past its decision)."""
         kept = sum(1 for value in self.iteration if value <= iteration)
         self.loss = self.loss[:iteration]
-        for key in (*EVALUATION_KEYS, *OPTIONAL_KEYS):
+        for key in PER_EVALUATION_KEYS:
             setattr(self, key, getattr(self, key)[:kept])
         self.lr_changes = self.lr_changes_until(iteration)
 
@@ -161,13 +177,13 @@ class History:
     def from_dict(cls, values):
         names = {f.name for f in fields(cls)}
         missing = sorted(names - set(values) - {"stopped", "seconds", "val_acc", "lr_changes", "lr", "best_iteration",
-                                                "early_stopped", *LOSS_KEYS})
+                                                "early_stopped", *LOSS_KEYS, PERCENTILES_KEY})
         if missing:
             raise SgdlabError(f"history is missing the keys {missing}: it was not written by sgdlab")
         # val_acc and val_loss are empty when no validation set was held out, lr and the losses in histories older
         # than them; when there, they are as long as the others.
-        per_evaluation = [key for key in (*EVALUATION_KEYS, *OPTIONAL_KEYS) if key in values and values[key] != []]
-        for key in ("loss", *per_evaluation):
+        per_evaluation = [key for key in PER_EVALUATION_KEYS if key in values and values[key] != []]
+        for key in ("loss", *(key for key in per_evaluation if key != PERCENTILES_KEY)):
             unmeasured = (None,) if key in ("test_acc", *LOSS_KEYS) else ()  # the test set left for the end, a loss
             # not finite or not yet recorded
             if not isinstance(values[key], list) or not all(_is_number(v) or v in unmeasured for v in values[key]):
@@ -178,6 +194,7 @@ class History:
             raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
                               "sgdlab, or was edited")
         _check_lr_changes(values.get("lr_changes", []), len(values["loss"]))
+        _check_weight_percentiles(values.get(PERCENTILES_KEY, []))
         _check_ranges(values)
         return cls(**{k: v for k, v in values.items() if k in names})
 
@@ -228,6 +245,23 @@ def _check_ranges(values):
     if wrong:
         raise SgdlabError(f"history's {', '.join(map(repr, wrong))} hold values no run records: it was not "
                           "written by sgdlab, or was edited")
+
+
+def _check_weight_percentiles(evaluations):
+    """Refuse weight percentiles that are not, per evaluation, None or `{name: None or PERCENTILES' many numbers
+    in increasing order}`."""
+    def spread(values):
+        return values is None or (isinstance(values, list) and len(values) == len(PERCENTILES)
+                                  and all(_is_number(v) and math.isfinite(v) for v in values)
+                                  and all(a <= b for a, b in zip(values, values[1:])))
+
+    if not isinstance(evaluations, list) or not all(
+            evaluation is None or (isinstance(evaluation, dict) and all(
+                isinstance(name, str) and spread(values) for name, values in evaluation.items()))
+            for evaluation in evaluations):
+        raise SgdlabError(f"history's {PERCENTILES_KEY!r} is not, per evaluation, each weight array's "
+                          f"{len(PERCENTILES)} percentiles in increasing order: it was not written by sgdlab, or "
+                          "was edited")
 
 
 def _check_lr_changes(changes, iterations):

@@ -28,7 +28,7 @@ from ..nn.functions import as_labels
 from ..ranges import POSITIVE_NUMBER
 from .config import AUGMENT_DEFAULTS, TrainConfig
 from .evaluation import Evaluator, measure_set, set_loss
-from .history import EVALUATION_KEYS, INTERRUPTED, OPTIONAL_KEYS, History
+from .history import INTERRUPTED, PER_EVALUATION_KEYS, History
 from .learning_rate import LearningRate
 from .schedule import Schedule
 from .state import TrainingState
@@ -324,13 +324,13 @@ class Trainer:
             losses = {"train_loss": measured.train_loss, "test_loss": measured.test_loss,
                       **({"val_loss": measured.val_loss} if val_acc is not None else {})}
             self.history.record_evaluation(iteration, measured.train_acc, measured.test_acc, measured.seconds,
-                                           val_acc, lr, losses)
+                                           val_acc, lr, losses, measured.weight_percentiles)
             if snapshot is not None and (self._best is None or val_acc > self._best_val_acc()):
                 self._best = (iteration, snapshot)
             if on_evaluation is not None:
                 on_evaluation(self.history)
             if state is not None:  # its history: the losses up to there and the evaluations so far, this one last
-                recorded = {key: list(getattr(self.history, key)) for key in (*EVALUATION_KEYS, *OPTIONAL_KEYS)}
+                recorded = {key: list(getattr(self.history, key)) for key in PER_EVALUATION_KEYS}
                 state.history = History(self.history.iters_per_epoch, loss=state.history.loss, **recorded)
                 self._write_checkpoint(state)
             if snapshot is not None and self._patience_ran_out():
@@ -417,4 +417,4 @@ class Trainer:
         input_shape, num_classes = self.network.input_shape, self.network.output_size
         check_data_set(x_train, t_train, input_shape, num_classes, "training")
         check_data_set(x_test, t_test, input_shape, num_classes, "test")
-        return self.config.checked_data_rows(x_train.shape[0])
+        return self.config.checked_data_rows(x_train.shape[0], len(self.network.decayed_keys))

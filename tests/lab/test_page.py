@@ -214,6 +214,15 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
                  " && ![...f.querySelectorAll('img')].some((i) => i.naturalWidth))"
                  ".map((f) => f.id || f.textContent.trim().slice(0, 40))")
         assert tab.page.evaluate(empty) == []  # no white box stands where nothing is drawn yet
+        # each weight matrix's spread at the run's evaluations, as its history.json recorded them: a chart each
+        spread = ("() => [...document.querySelectorAll('#spread .chart')].map((c) => [c.layout.yaxis.title.text,"
+                  " c.data.length, c.data[8].x, c.data[0].y, c.data[8].y, c.data[1].y])")
+        history = json.loads((conv_run / "history.json").read_text())
+        assert history["iteration"] == [0, 100, 200]
+        assert tab.page.evaluate(spread) == [  # minimum, median, maximum; bands between them
+            [name, 9, history["iteration"], *([at[name][p] for at in history["weight_percentiles"]] for p in (0, 4, 8))]
+            for name in ("W1", "W2", "W3")]  # the convolution's, the hidden affine layer's, the output layer's
+        assert tab.page.evaluate(shown, "spread-figure")
         loss, accuracy = (tab.page.locator(f"#{name}-figure").bounding_box() for name in ("loss", "accuracy"))
         assert loss["y"] == accuracy["y"] and accuracy["x"] + accuracy["width"] > 1400 - 40  # side by side, the
         # page's width shared between them: nothing wraps, nothing is left empty at 1400 px
@@ -320,6 +329,11 @@ def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_eve
                  ".getImageData(0, 0, c.width, c.height - 14).data; let n = 0;"
                  " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }")
         assert tab.page.evaluate(inked) > 100  # bars drawn
+        spread = ("() => [[...document.querySelectorAll('#spread .chart')].map((c) => [c.layout.yaxis.title.text,"
+                  " c.data[8].x.length]), document.getElementById('accuracy-chart').data[0].x.length]")
+        tab.wait_for(lambda: tab.page.evaluate(spread)[1] >= 3)
+        charts, evaluations = tab.page.evaluate(spread)  # drawn together: one point per evaluation so far
+        assert charts == [["W1", evaluations], ["W2", evaluations], ["W3", evaluations]]  # every weight matrix
 
         tab.page.locator("#canvas").scroll_into_view_if_needed()
         box = tab.page.locator("#canvas").bounding_box()

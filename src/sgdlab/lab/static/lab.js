@@ -250,6 +250,7 @@ function redraw() {
       yaxis: { title: { text: "accuracy" }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
       legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG);
   }
+  showWeightSpread(runs.get(focused));
   showStatus();
 }
 
@@ -716,6 +717,46 @@ function showHistograms(histograms) { // the book's 6.2 histograms, one small ca
     context.fillText(String(low), 0, height - 2);
     context.textAlign = "right";
     context.fillText(String(high), width, height - 2);
+  });
+}
+
+// Each weight matrix's spread at every evaluation, TensorBoard's distributions: bands between its nine percentiles
+// (minimum, those of a normal distribution's -1.5, -1, -0.5, 0, 0.5, 1, 1.5 standard deviations, maximum)
+const SPREAD_BANDS = [[0, 8, 0.15], [1, 7, 0.25], [2, 6, 0.35], [3, 5, 0.5]]; // low, high, opacity: outermost first
+const SPREAD_MEDIAN = 4;
+let spreadDrawn = null; // what the charts show (the run, its record and evaluations): drawn again only when it changes
+
+function showWeightSpread(run) { // one small chart a weight matrix, from the evaluations' weight_percentiles
+  const rows = run ? run.evaluations.filter((row) => row.weight_percentiles) : [];
+  const names = [...new Set(rows.flatMap((row) => Object.keys(row.weight_percentiles)))];
+  $("spread-figure").hidden = !names.length;
+  const drawn = `${run && run.summary.id} ${run && run.view && run.view.generation} ${rows.length} ${names.length}`;
+  if (drawn === spreadDrawn) return;
+  spreadDrawn = drawn;
+  const charts = $("spread");
+  if (charts.children.length !== names.length) {
+    for (const chart of charts.children) Plotly.purge(chart);
+    charts.replaceChildren(...names.map(() => {
+      const chart = document.createElement("div");
+      chart.className = "chart";
+      return chart;
+    }));
+  }
+  const x = rows.map((row) => row.iteration);
+  names.forEach((name, k) => {
+    const at = (p) => rows.map((row) => (row.weight_percentiles[name] ? row.weight_percentiles[name][p] : null));
+    const traces = [];
+    for (const [low, high, opacity] of SPREAD_BANDS) {
+      traces.push({ x, y: at(low), type: "scatter", mode: "lines", line: { width: 0 }, hoverinfo: "skip" });
+      traces.push({ x, y: at(high), type: "scatter", mode: "lines", line: { width: 0 }, hoverinfo: "skip",
+        fill: "tonexty", fillcolor: `rgba(31, 119, 180, ${opacity})` });
+    }
+    traces.push({ x, y: at(SPREAD_MEDIAN), type: "scatter", mode: "lines+markers", name: "median",
+      line: { color: "#1f77b4", width: 1.5 }, marker: { size: 4 },
+      hovertemplate: `${name} at iteration %{x}: median %{y:.3g}<extra></extra>` });
+    Plotly.react(charts.children[k], traces, { margin: { l: 50, r: 8, t: 6, b: 32 }, showlegend: false,
+      xaxis: { title: { text: "iteration", standoff: 2 } }, yaxis: { title: { text: name, standoff: 2 } } },
+    PLOT_CONFIG);
   });
 }
 

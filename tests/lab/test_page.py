@@ -288,6 +288,9 @@ def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp
     images = page.evaluate("() => [...document.images].map((image) => [image.alt, image.naturalWidth])")
     assert [alt for alt, _ in images[:3]] == ["accuracy chart", "loss chart", "first-layer weights"]
     assert len(images) == 3 + 32 and all(width > 0 for _, width in images)  # every image drawn, from inside the file
+    spread = ("() => [...document.querySelectorAll('svg.spread')].map((s) => [s.ariaLabel,"
+              " s.querySelectorAll('circle').length])")
+    assert page.evaluate(spread) == [["W1", 2], ["W2", 2]]  # each weight matrix, a dot at each evaluation
     assert page.locator("table tr").first.text_content().startswith("0123456789")  # the confusion matrix's header
     assert json.loads(page.text_content("#history"))["iteration"] == [0, 300]
     settings = dict(row.split("\t") for row in page.evaluate(

@@ -158,6 +158,25 @@ def test_the_report_gives_the_loss_on_the_whole_sets_of_the_weights_kept_where_r
             "set.</p>") in page
 
 
+def test_the_report_draws_each_weight_matrixs_spread_at_its_evaluations_where_recorded(history):
+    import re
+
+    from sgdlab.plots.report import render_report
+
+    found = {"confusion": [[1]], "per_digit": [1.0], "errors": 0, "gallery": []}
+    assert "How the weights spread" not in render_report("run", {}, history, None, found, {})  # an older history
+    spread = [-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4]
+    history.weight_percentiles = [{"W1": spread, "W2": spread}, {"W1": [2 * v for v in spread], "W2": None},
+                                  {"W1": [3 * v for v in spread], "W2": spread}]  # W2 not finite at the second
+    page = render_report("run", {}, history, None, found, {})
+    charts = re.findall(r"<svg class='spread' role='img' aria-label='(W\d)'.*?</svg>", page)
+    assert charts == ["W1", "W2"]
+    w1 = re.search(r"aria-label='W1'.*?</svg>", page)[0]
+    assert w1.count("<circle") == 3 and w1.count("<polygon") == 4  # a dot an evaluation, the four bands
+    assert ">1.2</text>" in w1 and ">-1.2</text>" in w1 and ">iteration 20</text>" in w1  # its range and iterations
+    assert re.search(r"aria-label='W2'.*?</svg>", page)[0].count("<circle") == 2
+
+
 def test_the_report_of_a_convolutional_net_shows_its_first_filters_rather_than_hidden_units(history, tmp_path):
     from sgdlab.nn.network import SimpleConvNet
     from sgdlab.plots.report import write_report

@@ -4,8 +4,9 @@ It shows what the lab page shows of a finished run: the book's two charts
 (the PNGs `sgdlab train` drew, inlined), what each hidden unit learned (a
 dense net's) or the convolutions' trained filters (a convolutional net's:
 the first as the book's figure 7-24 shows them, then the deeper ones), and
-the test set's confusion matrix, accuracy per digit and worst mistakes,
-with the run's settings and its history as JSON. Everything is inline (no
+each weight matrix's spread over the evaluations (an inline SVG chart
+each), the test set's confusion matrix, accuracy per digit and worst
+mistakes, with the run's settings and its history as JSON. Everything is inline (no
 script, style, font or image is fetched), so the file can be mailed or
 archived on its own.
 """
@@ -34,7 +35,12 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0
 .gallery { display: flex; flex-wrap: wrap; gap: 0.4rem; }
 .gallery figure { text-align: center; } .gallery img { width: 56px; height: 56px; image-rendering: pixelated; }
 .gallery figcaption { font-size: 0.75rem; }
+.note { font-size: 0.85rem; color: #555; max-width: 50rem; }
+svg.spread { background: #fff; border: 1px solid #ddd; } svg.spread text { font-size: 10px; fill: #555; }
 """
+SPREAD_SIZE = (260, 130)  # a weight matrix's chart, in pixels
+SPREAD_MARGIN = (44, 8, 8, 18)  # left, right, top, bottom: room for the axis' figures
+SPREAD_BANDS = ((0, 8, 0.15), (1, 7, 0.25), (2, 6, 0.35), (3, 5, 0.5))  # percentiles' positions, opacity: as the page
 
 
 def write_report(run_dir, settings, history, network, test_set):
@@ -78,6 +84,7 @@ def render_report(name, settings, history, weights, found, charts, filters=None,
         parts.append("<h2>The deeper convolutions' filters</h2><div class='row'>")
         parts += [_convolution_figure(convolution) for convolution in deeper_filters]
         parts.append("</div>")
+    parts.append(_weight_spread(history))
     parts += [_errors(found), _settings(settings, history.lr_changes),
               f"<script type='application/json' id='history'>{_json(history.to_dict())}</script></body></html>"]
     return "\n".join(parts)
@@ -89,6 +96,54 @@ def _convolution_figure(convolution):
             f"width='{2 * convolution['width']}'><figcaption>Convolution {number}: {convolution['filters']} filters "
             f"of {size} over {convolution['channels']} channels, a row per filter, a small image per channel (each "
             "filter scaled to its own range).</figcaption></figure>")
+
+
+def _weight_spread(history):
+    """Each weight matrix's percentiles at every evaluation (`history.weight_percentiles`), as the lab page draws
+    them: bands between them, the median a line with a dot per evaluation. Empty for a history without them."""
+    names = dict.fromkeys(name for spread in history.weight_percentiles if spread for name in spread)
+    charted = {name: [(iteration, spread[name]) for iteration, spread in zip(history.iteration,
+                                                                             history.weight_percentiles)
+                      if spread and spread.get(name)] for name in names}  # an array's None: not finite then
+    charts = "".join(_spread_chart(name, points) for name, points in charted.items() if points)
+    if not charts:
+        return ""
+    return ("<h2>How the weights spread</h2><div class='row'>" + charts + "</div><p class='note'>Each weight "
+            "matrix (W1 the first layer's) at every evaluation: the darkest band holds the middle 38% of its weights, "
+            "the next ones 68% and 87%, the palest all of them; the line is their median (TensorBoard's "
+            "distributions). The first evaluation shows the initial weights' scale (the book's 6.2).</p>")
+
+
+def _spread_chart(name, points):
+    """One weight matrix's chart as inline SVG, from `points`: (iteration, its percentiles) per evaluation."""
+    (width, height), (left, right, top, bottom) = SPREAD_SIZE, SPREAD_MARGIN
+    first, last = points[0][0], points[-1][0]
+    low, high = min(p[0] for _, p in points), max(p[-1] for _, p in points)
+
+    def x(iteration):
+        return left + (width - left - right) * ((iteration - first) / (last - first) if last > first else 0.5)
+
+    def y(value):
+        return top + (height - top - bottom) * ((high - value) / (high - low) if high > low else 0.5)
+
+    shapes = []
+    for lower, upper, opacity in SPREAD_BANDS:
+        outline = [(x(i), y(p[upper])) for i, p in points] + [(x(i), y(p[lower])) for i, p in reversed(points)]
+        shapes.append(f"<polygon points='{_svg_points(outline)}' fill='#1f77b4' fill-opacity='{opacity}'/>")
+    median = [(x(i), y(p[4])) for i, p in points]
+    shapes.append(f"<polyline points='{_svg_points(median)}' fill='none' stroke='#1f77b4' stroke-width='1.5'/>")
+    shapes += [f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='2' fill='#1f77b4'/>" for cx, cy in median]
+    labels = (f"<text x='{left - 4}' y='{top + 8}' text-anchor='end'>{high:.3g}</text>"
+              f"<text x='{left - 4}' y='{height - bottom}' text-anchor='end'>{low:.3g}</text>"
+              f"<text x='4' y='{height / 2:.0f}'>{_text(name)}</text>"
+              f"<text x='{left}' y='{height - 4}'>{first}</text>"
+              f"<text x='{width - right}' y='{height - 4}' text-anchor='end'>iteration {last}</text>")
+    return (f"<svg class='spread' role='img' aria-label='{_text(name)}' width='{width}' height='{height}' "
+            f"viewBox='0 0 {width} {height}' xmlns='http://www.w3.org/2000/svg'>{''.join(shapes)}{labels}</svg>")
+
+
+def _svg_points(points):
+    return " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
 
 
 SET_LOSS_NAMES = (("train_loss", "training"), ("val_loss", "validation"), ("test_loss", "test"))

@@ -26,7 +26,8 @@ def test_the_loss_of_any_run_is_kept_as_at_most_4096_means_of_equal_buckets(iter
 def history_with(n_losses, evaluations):
     history = History(iters_per_epoch=10, loss=[1.0] * n_losses)
     for iteration in evaluations:
-        history.record_evaluation(iteration, 0.5, 0.4, 1.0, lr=0.1, losses={"train_loss": 1.5, "test_loss": 1.6})
+        history.record_evaluation(iteration, 0.5, 0.4, 1.0, lr=0.1, losses={"train_loss": 1.5, "test_loss": 1.6},
+                                  weight_percentiles={"W1": [-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4]})
     return history
 
 
@@ -39,7 +40,8 @@ def test_a_view_gives_a_page_only_what_it_lacks_and_everything_after_the_buckets
     assert first["loss"] == {"width": 1, "start": 0, "values": [3.0, 2.0, 1.0]}
     assert first["evaluations"]["rows"] == [{"iteration": 0, "epoch": 0.0, "train_acc": 0.5, "test_acc": 0.4,
                                              "seconds": 1.0, "val_acc": None, "lr": 0.1, "train_loss": 1.5,
-                                             "test_loss": 1.6, "val_loss": None}]
+                                             "test_loss": 1.6, "val_loss": None, "weight_percentiles":
+                                             {"W1": [-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4]}}]
     feed.add_loss(0.5)
     later = feed.view(first["generation"], 1, 3, 1)
     assert later["loss"]["values"] == [0.5] and later["loss"]["start"] == 3 and later["evaluations"]["rows"] == []

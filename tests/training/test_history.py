@@ -166,7 +166,8 @@ def test_a_run_continued_from_a_history_without_the_weights_spread_records_none_
 
 
 @pytest.mark.parametrize("spread", [[{"W1": SPREAD[:-1]}], [{"W1": SPREAD[::-1]}], [{"W1": [*SPREAD[:-1], "x"]}],
-                                    [{"W1": [*SPREAD[:-1], float("nan")]}], [[SPREAD]], [{"W1": SPREAD}] * 2, "W1"])
+                                    [{"W1": [*SPREAD[:-1], float("nan")]}], [[SPREAD]], [{"W1": SPREAD}] * 2, "W1", 5,
+                                    [{"<b>W1</b>": SPREAD}], [{"b1": SPREAD}], [{"W0": SPREAD}]])
 def test_a_weights_spread_no_run_records_is_refused(spread):
     history = History(iters_per_epoch=10, loss=[1.0])
     history.record_evaluation(0, 0.1, 0.1, 0.0, weight_percentiles={"W1": SPREAD})

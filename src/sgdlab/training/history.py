@@ -46,6 +46,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import SgdlabError
@@ -57,6 +58,7 @@ OPTIONAL_KEYS = ("val_acc", "lr", "train_loss", "test_loss", "val_loss")  # per 
 # validation set; the rates and losses since sgdlab recorded them
 LOSS_KEYS = ("train_loss", "test_loss", "val_loss")
 PERCENTILES_KEY = "weight_percentiles"  # per evaluation as well, a dict of lists each: not a column of history.csv
+WEIGHT_NAME = re.compile(r"W[1-9][0-9]{0,5}")  # a weight array's name in `params`: W1, W2, ...
 PER_EVALUATION_KEYS = (*EVALUATION_KEYS, *OPTIONAL_KEYS, PERCENTILES_KEY)  # the lists with an entry per evaluation
 # The most a number takes in history.json: its indent, 24 characters (-1.2345678901234567e-308) and ",\n".
 ENTRY_BYTES = 2 + 24 + 2
@@ -189,12 +191,12 @@ class History:
             if not isinstance(values[key], list) or not all(_is_number(v) or v in unmeasured for v in values[key]):
                 raise SgdlabError(f"history's {key!r} is not a list of numbers: it was not written by sgdlab, "
                                   "or was edited")
+        _check_weight_percentiles(values.get(PERCENTILES_KEY, []))
         lengths = {key: len(values[key]) for key in per_evaluation}
         if len(set(lengths.values())) > 1:
             raise SgdlabError(f"history's evaluation lists differ in length ({lengths}): it was not written by "
                               "sgdlab, or was edited")
         _check_lr_changes(values.get("lr_changes", []), len(values["loss"]))
-        _check_weight_percentiles(values.get(PERCENTILES_KEY, []))
         _check_ranges(values)
         return cls(**{k: v for k, v in values.items() if k in names})
 
@@ -249,7 +251,7 @@ def _check_ranges(values):
 
 def _check_weight_percentiles(evaluations):
     """Refuse weight percentiles that are not, per evaluation, None or `{name: None or PERCENTILES' many numbers
-    in increasing order}`."""
+    in increasing order}`, each name a parameter's (`W` and its number)."""
     def spread(values):
         return values is None or (isinstance(values, list) and len(values) == len(PERCENTILES)
                                   and all(_is_number(v) and math.isfinite(v) for v in values)
@@ -257,9 +259,10 @@ def _check_weight_percentiles(evaluations):
 
     if not isinstance(evaluations, list) or not all(
             evaluation is None or (isinstance(evaluation, dict) and all(
-                isinstance(name, str) and spread(values) for name, values in evaluation.items()))
+                isinstance(name, str) and WEIGHT_NAME.fullmatch(name) and spread(values)
+                for name, values in evaluation.items()))
             for evaluation in evaluations):
-        raise SgdlabError(f"history's {PERCENTILES_KEY!r} is not, per evaluation, each weight array's "
+        raise SgdlabError(f"history's {PERCENTILES_KEY!r} is not, per evaluation, each weight array's (W1, W2, ...) "
                           f"{len(PERCENTILES)} percentiles in increasing order: it was not written by sgdlab, or "
                           "was edited")
 

@@ -753,10 +753,10 @@ function showWeightSpread(run) { // one small chart a weight matrix, from the ev
     }
     traces.push({ x, y: at(SPREAD_MEDIAN), type: "scatter", mode: "lines+markers", name: "median",
       line: { color: "#1f77b4", width: 1.5 }, marker: { size: 4 },
-      hovertemplate: `${name} at iteration %{x}: median %{y:.3g}<extra></extra>` });
+      hovertemplate: `${plotlyText(name)} at iteration %{x}: median %{y:.3g}<extra></extra>` });
     Plotly.react(charts.children[k], traces, { margin: { l: 50, r: 8, t: 6, b: 32 }, showlegend: false,
       xaxis: { title: { text: "iteration", standoff: 2 } },
-      yaxis: { title: { text: name, standoff: 2 }, zerolinecolor: "#ccc" } },
+      yaxis: { title: { text: plotlyText(name), standoff: 2 }, zerolinecolor: "#ccc" } },
     PLOT_CONFIG);
   });
 }

@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ...errors import ConfigError
 from ...ranges import NON_NEGATIVE_INT, POSITIVE_INT
@@ -81,52 +80,73 @@ class Convolution(Layer):
         W = make.weights((FN, channels, FS, FS), channels * FS * FS)
         return cls(W, make.zeros(FN), values["stride"], values["pad"])
 
-    # The training step's forms, in one of two ways. A convolution whose windows hold few values (C * FH * FW
-    # below `FEW_WINDOW_VALUES`, a first layer on one channel) runs one matrix product per sample: the
-    # sample's windows are the columns of a (C * FH * FW + 1, OH * OW) matrix whose last row is ones, so that
-    # [W | b] times it gives the outputs, bias included, and d out times it gives [dW | db] at once. Others run
-    # three matrix products over the whole chunk of rows, which BLAS runs faster at their sizes: the input is
-    # copied into `padded`, each sample's channels as flat rows of (H + 2 pad) x (W + 2 pad) pixels, Wp wide,
-    # and the columns are a (C, FH, FW, rows, OH, span) array: entry (c, i, j, n, y, x) is pixel (stride * y + i,
-    # stride * x + j) of sample n's channel c, so that the filters (FN, C * FH * FW) times the columns give every
-    # output of the chunk, (FN, rows, OH, span). At stride 1, span is the padded width Wp rather than OW: each
-    # window row runs on past the output's right edge into the next pixel row (those Wp - OW outputs are
-    # dropped, and their gradients are zero), so that each (c, i, j, n) is one contiguous run of OH * Wp pixels
-    # of `padded`, copied at memory speed, and col2im adds whole runs back. Backward, d out times the columns
-    # gives dW, and the filters' transpose times d out the columns' gradient, which takes the columns' place.
+    # The training step's forms, in one of three ways. A convolution whose windows hold few values (C * FH * FW
+    # below `FEW_WINDOW_VALUES`, a first layer on one channel) runs one matrix product per sample: the sample's
+    # windows are the columns of a (C * FH * FW + 1, OH * OW) matrix whose last row is ones, so that [W | b]
+    # times it gives the outputs, bias included, and d out times it gives [dW | db] at once.
+    #
+    # Others, at stride 1 (`_shifted_products`), copy no window at all: the chunk's images are copied channels
+    # last into the rows of a (positions, C) matrix, sample after sample, each H + pad rows of W + pad pixels,
+    # the pad zeros between two rows (and between two samples) shared as the padding of both (a window of
+    # FH x FW with pad < FH, FW never reaches past them). Output position q = (n, y, x) (n * (H + pad) + y rows
+    # and x pixels into the matrix) then sees at filter offset (i, j) the row q + i * (W + pad) + j: the rows
+    # from there on, times that offset's (C, FN) slice of the filters, are its share of every output at once,
+    # and the FH * FW shares add up to the (positions, FN) outputs. BLAS adds each share into the outputs as it
+    # computes it (gemm with beta 1, through SciPy: NumPy's matmul cannot add into its output). Positions past
+    # an output's right or bottom edge are computed too and dropped; their gradients are zero. Backward, d out
+    # (positions, FN) gives each offset's slice of dW with the same shifted rows, and d x is the shares added
+    # back: d out times each offset's slice, added into the rows it read.
+    #
+    # Other strides run three matrix products over the chunk's columns: each sample's channels are copied into
+    # `padded` as flat rows of (H + 2 pad) x (W + 2 pad) pixels, and the columns are a (C, FH, FW, rows, OH, OW)
+    # array, entry (c, i, j, n, y, x) pixel (stride * y + i, stride * x + j) of sample n's channel c, so that
+    # the filters (FN, C * FH * FW) times the columns give the chunk's outputs (FN, rows, OH, OW); backward, d
+    # out times the columns gives dW, and the filters' transpose times d out the columns' gradient, which
+    # col2im adds back.
+    #
     # With `blocks` (ph, pw), the tiling windows of a max pooling that follows, the output is laid out in them:
     # each channel's (OH, OW) values held as ph * pw contiguous blocks of the pooled size, which the pooling
     # reads whole (see `Pooling.blocks`).
     writes_blocks = True
     FEW_WINDOW_VALUES = 64  # measured: 9 and 25 values run faster per sample, 144 and more over the chunk
+    SHIFTED_POSITIONS = 1.5  # measured: DeepConvNet's 3x3 convolutions on 8 x 8 images (1.27) run faster shifted
 
     @property
     def _per_sample_products(self):
         return math.prod(self.W.shape[1:]) < self.FEW_WINDOW_VALUES
 
+    def _shifted_products(self, input_shape):
+        """Whether its chunk forms are the shifted products (see above): at stride 1 with a pad smaller than the
+        filter, where they compute at most `SHIFTED_POSITIONS` times as many positions as there are outputs."""
+        _, out_h, out_w = self.output_shape(input_shape)
+        return (self.stride == 1 and self.pad < min(self.W.shape[2:])
+                and math.prod(self._shifted_rows(input_shape)) <= self.SHIFTED_POSITIONS * out_h * out_w)
+
     def _geometry(self, input_shape):
-        """(padded height, padded width, output height, output width, span, flat): span the columns' width per
-        output row, flat the values of one channel's padded copy (past Hp * Wp: the runs' overhang, zeros)."""
-        _, FH, FW = self.W.shape[1:]
+        """(padded height, padded width, output height, output width): the columns' padded copy and output."""
         _, H, W = input_shape
         _, out_h, out_w = self.output_shape(input_shape)
-        padded_h, padded_w = H + 2 * self.pad, W + 2 * self.pad
-        span = padded_w if self.stride == 1 else out_w
-        return padded_h, padded_w, out_h, out_w, span, padded_h * padded_w + (FW - 1 if self.stride == 1 else 0)
+        return H + 2 * self.pad, W + 2 * self.pad, out_h, out_w
+
+    def _shifted_rows(self, input_shape):
+        """(rows per sample, pixels per row): the shifted products' layout of a sample, its padding shared."""
+        _, H, W = input_shape
+        return H + self.pad, W + self.pad
 
     def work_per_sample(self, input_shape):
-        """Its output, its columns and its padded copy; over a chunk, also the products' output (FN per output
-        position and span) and the columns' span."""
+        """Its output and what it writes besides: its columns and padded copy, or the shifted products' rows and
+        outputs (FN per position)."""
         FN, C, FH, FW = self.W.shape
-        _, _, out_h, out_w, span, flat = self._geometry(input_shape)
+        padded_h, padded_w, out_h, out_w = self._geometry(input_shape)
         if self._per_sample_products:
             return (FN + C * FH * FW + 1) * out_h * out_w + padded_size(input_shape, self.pad)
-        return FN * out_h * out_w + (C * FH * FW + FN) * out_h * span + C * flat
+        if self._shifted_products(input_shape):
+            return FN * out_h * out_w + (C + FN) * math.prod(self._shifted_rows(input_shape))
+        return FN * out_h * out_w + (C * FH * FW + FN) * out_h * out_w + C * padded_h * padded_w
 
     def workspace(self, rows, input_shape, dtype, train=True, blocks=None):
         FN, C, FH, FW = self.W.shape
-        geometry = self._geometry(input_shape)
-        padded_h, padded_w, out_h, out_w, span, flat = geometry
+        padded_h, padded_w, out_h, out_w = self._geometry(input_shape)
         if self._per_sample_products:
             padded_shape = (rows, C, padded_h, padded_w)
             col = np.empty((rows, C * FH * FW + 1, out_h * out_w), dtype)
@@ -138,12 +158,32 @@ class Convolution(Layer):
                 work["dcol"] = np.empty((rows, C * FH * FW, out_h * out_w), dtype)
                 work["dpadded"] = np.empty(padded_shape, dtype) if self.pad else None
             return work
-        work = {"per_sample": False, "geometry": geometry, "blocks": blocks, "padded": np.zeros((rows, C, flat), dtype),
-                "col": np.empty(C * FH * FW * rows * out_h * span, dtype),
-                "wide": np.empty(FN * rows * out_h * span, dtype)}
+        if self._shifted_products(input_shape):
+            return self._shifted_workspace(rows, input_shape, dtype, train, blocks)
+        work = {"per_sample": False, "shifted": False, "blocks": blocks,
+                "padded": np.zeros((rows, C, padded_h, padded_w), dtype),
+                "col": np.empty((C, FH, FW, rows, out_h, out_w), dtype), "wide": np.empty((FN, rows, out_h, out_w), dtype)}
         if train:
-            work["dpadded"] = np.empty((rows, C, flat), dtype)
+            work["dpadded"] = np.empty((rows, C, padded_h, padded_w), dtype)
             work["dW"] = np.empty((C * FH * FW, FN), dtype)
+        return work
+
+    def _shifted_workspace(self, rows, input_shape, dtype, train, blocks):
+        """The shifted products' matrices, in the dtype their products sum in (float32 for float16 ones)."""
+        from scipy.linalg import get_blas_funcs  # (SciPy's linalg takes a fifth of a second to import)
+
+        FN, C, FH, FW = self.W.shape
+        sample_h, sample_w = self._shifted_rows(input_shape)
+        positions = rows * sample_h * sample_w
+        reach = FH * sample_w  # past the last position: the rows its windows read (the padding's, zeros)
+        dtype = product_dtype(dtype)
+        work = {"per_sample": False, "shifted": True, "blocks": blocks, "gemm": get_blas_funcs("gemm", dtype=dtype),
+                "pixels": np.zeros((positions + reach, C), dtype), "filters": np.empty((FH * FW, C, FN), dtype),
+                "outputs": np.empty((positions, FN), dtype)}
+        if train:
+            work["dout"] = np.zeros((positions, FN), dtype)  # zero past the outputs' edges, written within
+            work["dpixels"] = np.empty((positions + reach, C), dtype)
+            work["dW"] = np.empty((FH * FW, C, FN), dtype)
         return work
 
     def _sample_columns(self, x, work):
@@ -191,74 +231,109 @@ class Convolution(Layer):
             dx[...] = target[:, :, self.pad:-self.pad, self.pad:-self.pad]
         return dx
 
-    def _pixels(self, padded, geometry, image_shape):
-        """The (rows, C, H, W) images inside the (rows, C, flat) padded copy, a view."""
-        padded_h, padded_w = geometry[:2]
-        H, W = image_shape
-        grid = padded[:, :, :padded_h * padded_w].reshape(*padded.shape[:2], padded_h, padded_w)
-        return grid[:, :, self.pad:self.pad + H, self.pad:self.pad + W]
-
-    def _runs(self, padded, geometry, i, j):
-        """The view of the (rows, C, flat) `padded` that offset (i, j) of the filter sees: (C, rows, OH, span)."""
-        _, padded_w, out_h, _, span, _ = geometry
-        item = padded.itemsize
-        n, c, _ = padded.strides
-        return as_strided(padded[:, :, i * padded_w + j:], (padded.shape[1], len(padded), out_h, span),
-                          (c, n, self.stride * padded_w * item, self.stride * item))
-
-    def _outputs(self, wide, out, geometry, blocks):
-        """The (rows, FN, OH, OW) outputs inside the products' (FN, rows, OH, span), and `out` (rows, FN, OH, OW),
-        both as views in the order `out` holds its values (blocks: (rows, FN, ph, pw, OH / ph, OW / pw))."""
-        valid = wide[..., :geometry[3]].transpose(1, 0, 2, 3)
+    @staticmethod
+    def _in_layout(positions, buffer, blocks):
+        """Output positions (rows, FN, OH, OW) (a view) and the (rows, FN, OH, OW) `buffer` that holds them, both
+        as views in the order the buffer holds its values (blocks: (rows, FN, ph, pw, OH / ph, OW / pw))."""
         if blocks is None:
-            return valid, out
-        return in_blocks(valid, blocks), out.reshape(*out.shape[:2], *blocks, *(size // block for size, block in
-                                                                                  zip(out.shape[2:], blocks)))
+            return positions, buffer
+        return in_blocks(positions, blocks), buffer.reshape(*buffer.shape[:2], *blocks, *(
+            size // block for size, block in zip(buffer.shape[2:], blocks)))
+
+    def _sample_grids(self, matrix, rows, input_shape):
+        """The shifted products' (positions, K) `matrix` as (rows, H + pad, W + pad, K) sample grids, a view,
+        starting `lead` rows in (the first sample's top padding)."""
+        sample_h, sample_w = self._shifted_rows(input_shape)
+        lead = self.pad * sample_w
+        return matrix[lead:lead + rows * sample_h * sample_w].reshape(rows, sample_h, sample_w, -1)
+
+    def _shifted_forward(self, x, out, work):
+        FN, C, FH, FW = self.W.shape
+        rows, (_, H, W) = len(x), x.shape[1:]
+        sample_w = self._shifted_rows(x.shape[1:])[1]
+        matrix, filters, gemm = work["pixels"], work["filters"], work["gemm"]
+        self._sample_grids(matrix, rows, x.shape[1:])[:, :H, self.pad:self.pad + W] = x.transpose(0, 2, 3, 1)
+        filters.reshape(FH, FW, C, FN)[...] = self.W.transpose(2, 3, 1, 0)
+        outputs = work["outputs"][:rows * (H + self.pad) * sample_w]
+        for k in range(FH * FW):  # outputs += the rows from offset (i, j) on times its filters (in BLAS's order)
+            shift = k // FW * sample_w + k % FW
+            gemm(1.0, filters[k].T, matrix[shift:shift + len(outputs)].T, beta=float(k > 0), c=outputs.T,
+                 overwrite_c=True)
+        _, out_h, out_w = out.shape[1:]
+        grids = outputs.reshape(rows, H + self.pad, sample_w, FN)
+        valid, target = self._in_layout(grids[:, :out_h, :out_w].transpose(0, 3, 1, 2), out, work["blocks"])
+        np.add(valid, self.b.reshape(FN, *[1] * (valid.ndim - 2)), out=target)
+        return out
+
+    def _shifted_backward(self, x, dout, dx, grads, work):
+        FN, C, FH, FW = self.W.shape
+        dW, db = grads
+        rows, (_, H, W) = len(x), x.shape[1:]
+        sample_w = self._shifted_rows(x.shape[1:])[1]
+        matrix, filters, gemm = work["pixels"], work["filters"], work["gemm"]
+        d_outputs = work["dout"][:rows * (H + self.pad) * sample_w]
+        _, out_h, out_w = dout.shape[1:]
+        grids = d_outputs.reshape(rows, H + self.pad, sample_w, FN)
+        valid, source = self._in_layout(grids[:, :out_h, :out_w].transpose(0, 3, 1, 2), dout, work["blocks"])
+        valid[...] = source
+        np.add.reduce(d_outputs, axis=0, out=db)
+        sliced = work["dW"]
+        for k in range(FH * FW):  # offset (i, j)'s filters: d out's transpose times the rows it read
+            shift = k // FW * sample_w + k % FW
+            gemm(1.0, d_outputs.T, matrix[shift:shift + len(d_outputs)].T, trans_b=True, c=sliced[k].T,
+                 overwrite_c=True)
+        dW[...] = sliced.reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
+        if dx is None:
+            return None
+        d_rows = work["dpixels"]
+        d_rows.fill(0)
+        for k in range(FH * FW):  # each offset's share of d x, added into the rows it read
+            shift = k // FW * sample_w + k % FW
+            gemm(1.0, filters[k].T, d_outputs.T, trans_a=True, beta=1.0, c=d_rows[shift:shift + len(d_outputs)].T,
+                 overwrite_c=True)
+        dx[...] = self._sample_grids(d_rows, rows, x.shape[1:])[:, :H, self.pad:self.pad + W].transpose(0, 3, 1, 2)
+        return dx
 
     def forward_into(self, x, out, train, work):
         if work["per_sample"]:
             return self._forward_per_sample(x, out, work)
+        if work["shifted"]:
+            return self._shifted_forward(x, out, work)
         FN, C, FH, FW = self.W.shape
-        rows, geometry = len(x), work["geometry"]
-        out_h, span = geometry[2], geometry[4]
+        rows = len(x)
         padded = work["padded"][:rows]
-        self._pixels(padded, geometry, x.shape[2:])[...] = x
-        col = work["col"][:C * FH * FW * rows * out_h * span].reshape(C, FH, FW, rows, out_h, span)
-        for i in range(FH):
-            for j in range(FW):
-                col[:, i, j] = self._runs(padded, geometry, i, j)
-        wide = work["wide"][:FN * rows * out_h * span].reshape(FN, rows, out_h, span)
+        padded[:, :, self.pad:self.pad + x.shape[2], self.pad:self.pad + x.shape[3]] = x
+        col = work["col"][:, :, :, :rows]
+        col.transpose(3, 0, 1, 2, 4, 5)[...] = windows(padded, FH, FW, self.stride).transpose(0, 1, 4, 5, 2, 3)
+        wide = work["wide"][:, :rows]
         np.matmul(self.W.reshape(FN, -1), col.reshape(C * FH * FW, -1), out=wide.reshape(FN, -1))
-        valid, target = self._outputs(wide, out, geometry, work["blocks"])
+        valid, target = self._in_layout(wide.transpose(1, 0, 2, 3), out, work["blocks"])
         np.add(valid, self.b.reshape(FN, *[1] * (valid.ndim - 2)), out=target)
         return out
 
     def backward_into(self, x, out, dout, dx, grads, work):
         if work["per_sample"]:
             return self._backward_per_sample(x, dout, dx, grads, work)
+        if work["shifted"]:
+            return self._shifted_backward(x, dout, dx, grads, work)
         FN, C, FH, FW = self.W.shape
         dW, db = grads
-        rows, geometry = len(x), work["geometry"]
-        out_w, span = geometry[3:5]
-        wide = work["wide"][:FN * rows * geometry[2] * span].reshape(FN, rows, geometry[2], span)
-        valid, source = self._outputs(wide, dout, geometry, work["blocks"])
-        valid[...] = source  # d out in the products' layout,
-        wide[..., out_w:] = 0  # and zero past the output's edge
+        rows = len(x)
+        wide = work["wide"][:, :rows]
+        valid, source = self._in_layout(wide.transpose(1, 0, 2, 3), dout, work["blocks"])
+        valid[...] = source  # d out in the products' layout
         wide = wide.reshape(FN, -1)
         np.add.reduce(wide, axis=1, out=db)
-        col = work["col"][:wide.shape[1] * C * FH * FW].reshape(C * FH * FW, -1)
+        col = work["col"][:, :, :, :rows].reshape(C * FH * FW, -1)
         np.matmul(col, wide.T, out=work["dW"])
         dW.reshape(FN, -1)[...] = work["dW"].T
         if dx is None:
             return None
         np.matmul(self.W.reshape(FN, -1).T, wide, out=col)  # the columns' gradient, in their place
-        dcol = col.reshape(C, FH, FW, rows, geometry[2], span)
         dpadded = work["dpadded"][:rows]
         dpadded.fill(0)
-        for i in range(FH):
-            for j in range(FW):
-                self._runs(dpadded, geometry, i, j)[...] += dcol[:, i, j]
-        dx[...] = self._pixels(dpadded, geometry, x.shape[2:])
+        add_windows(dpadded, col.reshape(C, FH, FW, rows, *dout.shape[2:]).transpose(3, 0, 1, 2, 4, 5), self.stride)
+        dx[...] = dpadded[:, :, self.pad:self.pad + x.shape[2], self.pad:self.pad + x.shape[3]]
         return dx
 
     # The fast numerical gradient's forms (see `Layer.carry`). The convolution is linear in its input, so a

@@ -21,8 +21,13 @@ def one_blas_thread():
     """A context in which BLAS uses one thread.
 
     Batch-100 products gain little from more, and results then depend
-    neither on the core count nor on what runs on the second core.
+    neither on the core count nor on what runs on the second core. SciPy's
+    BLAS, which a convolution's shifted products call, is a library apart
+    from NumPy's, and a limit covers only the libraries loaded when it is
+    set: it is loaded first.
     """
+    import scipy.linalg.blas  # noqa: F401  (a fifth of a second, once)
+
     return threadpool_limits(limits=1, user_api="blas")
 
 

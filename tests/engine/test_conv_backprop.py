@@ -40,6 +40,13 @@ NETS = {
         {**CONV, "filter_num": 5, "filter_size": 3, "pad": 1}, {"type": "relu"}, {"type": "pooling", "pool_size": 2},
         {"type": "affine", "output_size": 6}, {"type": "relu"}, {"type": "dropout", "ratio": 0.5}], 4,
         weight_init_std="he", rng=3, dtype=dtype),
+    # channels enough for the chunk forms: shifted products (pad 1 into a pooling's blocks, pad 2), columns (stride 2)
+    "shifted products and columns": lambda dtype: ConvNet((1, 12, 12), [
+        {**CONV, "filter_num": 8, "filter_size": 3, "pad": 1}, {"type": "relu"},
+        {**CONV, "filter_num": 8, "filter_size": 3, "pad": 1}, {"type": "relu"}, {"type": "pooling", "pool_size": 2},
+        {**CONV, "filter_num": 9, "filter_size": 3, "pad": 2}, {"type": "relu"},
+        {**CONV, "filter_num": 8, "filter_size": 4, "stride": 2, "pad": 1}, {"type": "relu"},
+        {"type": "affine", "output_size": 6}], 4, weight_init_std="he", rng=4, dtype=dtype),
 }
 
 

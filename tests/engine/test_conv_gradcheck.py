@@ -252,13 +252,13 @@ def test_a_parameter_whose_every_nudge_crosses_a_kink_is_not_verified(monkeypatc
 
 # --- chapter 8's deep net, at reduced width ---------------------------------------------------------------
 
-def reduced_deep_convnet(seed):
+def reduced_deep_convnet(seed, widths=(3, 3, 4, 4, 4, 4)):
     """DeepConvNet's layout (six 3x3 convolutions padded by 1, the fourth by 2, relu, three 2x2 poolings,
-    affine - relu - dropout - affine) at widths 3, 3, 4, 4, 4, 4 and 6 hidden units, He's initial weights, on
-    12x12 images, after a few updates that move its biases off relu's kink."""
+    affine - relu - dropout - affine) at `widths` (3, 3, 4, 4, 4, 4) and 6 hidden units, He's initial weights,
+    on 12x12 images, after a few updates that move its biases off relu's kink."""
     rng = np.random.default_rng(seed)
     specs = []
-    for k, width in enumerate((3, 3, 4, 4, 4, 4)):
+    for k, width in enumerate(widths):
         specs += [{"type": "convolution", "filter_num": width, "filter_size": 3, "pad": 2 if k == 3 else 1},
                   {"type": "relu"}, *([{"type": "pooling", "pool_size": 2}] if k % 2 else [])]
     network = ConvNet((1, 12, 12), [*specs, {"type": "affine", "output_size": 6}, {"type": "relu"},
@@ -281,3 +281,9 @@ def test_a_reduced_deep_convnet_passes_and_its_broken_paddings_fail(bug, monkeyp
     BROKEN[bug](monkeypatch)
     failed = [name for name, _, _ in failures(network, x, t)]
     assert failed and set(failed) <= {f"{name}{k}" for name in "Wb" for k in range(1, 6)}, failed  # below a padded one
+
+
+def test_a_reduced_deep_convnet_wide_enough_for_the_shifted_products_passes():
+    # from the second convolution on, 8 channels of 3x3 windows (72 values): the training step's shifted products
+    network, x, t = reduced_deep_convnet(4, widths=(8, 8, 8, 8, 8, 8))
+    assert failures(network, x, t) == []

@@ -370,6 +370,13 @@ STEP_LAYERS = [
     (lambda rng: Convolution(rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4), 1, 1), (3, 3, 5, 7)),
     (lambda rng: Convolution(rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2), 1, 2), (2, 3, 4, 4)),
     (lambda rng: Convolution(rng.standard_normal((2, 2, 2, 3)), rng.standard_normal(2), 3, 2), (2, 2, 7, 8)),
+    # 64 window values or more: the shifted products at stride 1 (pad 1 and 2, a rectangular filter), the columns
+    # at stride 2 or where the shifted products would compute over 1.5 times as many positions as outputs
+    (lambda rng: Convolution(rng.standard_normal((3, 8, 3, 3)), rng.standard_normal(3), 1, 1), (3, 8, 6, 7)),
+    (lambda rng: Convolution(rng.standard_normal((2, 8, 3, 3)), rng.standard_normal(2), 1, 2), (2, 8, 4, 5)),
+    (lambda rng: Convolution(rng.standard_normal((3, 11, 3, 2)), rng.standard_normal(3), 1, 1), (2, 11, 5, 6)),
+    (lambda rng: Convolution(rng.standard_normal((2, 8, 3, 3)), rng.standard_normal(2), 1, 0), (2, 8, 6, 6)),
+    (lambda rng: Convolution(rng.standard_normal((2, 8, 3, 3)), rng.standard_normal(2), 2, 1), (2, 8, 7, 7)),
     (lambda rng: Pooling(2, 2), (4, 3, 6, 6)),
     (lambda rng: Pooling(3, 3, 1), (2, 2, 5, 5)),
     (lambda rng: Pooling(3, 3, 2, 1), (2, 2, 7, 7)),
@@ -406,3 +413,13 @@ def test_the_training_step_forms_give_the_layers_numbers(make, shape, dtype, fir
     test_time = np.empty_like(out)
     layer.forward_into(x, test_time, False, layer.workspace(len(x), shape[1:], dtype, False))
     np.testing.assert_allclose(test_time, expected_out, **tolerance)
+
+
+@pytest.mark.parametrize("filters, stride, pad, shape, form", [
+    ((2, 1, 3, 3), 1, 1, (1, 28, 28), "per_sample"), ((3, 8, 3, 3), 1, 1, (8, 6, 7), "shifted"),
+    ((2, 8, 3, 3), 1, 2, (8, 4, 5), "shifted"), ((2, 8, 3, 3), 1, 0, (8, 6, 6), "columns"),
+    ((2, 8, 3, 3), 2, 1, (8, 7, 7), "columns"), ((2, 8, 3, 3), 1, 3, (8, 6, 6), "columns")])
+def test_a_convolution_chooses_its_chunk_form_by_its_window_stride_and_waste(filters, stride, pad, shape, form):
+    layer = Convolution(np.ones(filters), np.zeros(filters[0]), stride, pad)
+    work = layer.workspace(2, shape, np.float64, True)
+    assert form == ("per_sample" if work["per_sample"] else "shifted" if work["shifted"] else "columns")

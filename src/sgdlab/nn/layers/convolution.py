@@ -182,6 +182,7 @@ class Convolution(Layer):
                 "outputs": np.empty((positions, FN), dtype)}
         if train:
             work["dout"] = np.zeros((positions, FN), dtype)  # zero past the outputs' edges, written within
+            work["ones"] = np.ones(positions, dtype)  # db = ones times d out: BLAS sums the columns many times faster
             work["dpixels"] = np.empty((positions + reach, C), dtype)
             work["dW"] = np.empty((FH * FW, C, FN), dtype)
         return work
@@ -276,7 +277,7 @@ class Convolution(Layer):
         grids = d_outputs.reshape(rows, H + self.pad, sample_w, FN)
         valid, source = self._in_layout(grids[:, :out_h, :out_w].transpose(0, 3, 1, 2), dout, work["blocks"])
         valid[...] = source
-        np.add.reduce(d_outputs, axis=0, out=db)
+        np.matmul(work["ones"][:len(d_outputs)], d_outputs, out=db)
         sliced = work["dW"]
         for k in range(FH * FW):  # offset (i, j)'s filters: d out's transpose times the rows it read
             shift = k // FW * sample_w + k % FW

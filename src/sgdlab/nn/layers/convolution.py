@@ -85,8 +85,10 @@ class Convolution(Layer):
     # windows are the columns of a (C * FH * FW + 1, OH * OW) matrix whose last row is ones, so that [W | b]
     # times it gives the outputs, bias included, and d out times it gives [dW | db] at once.
     #
-    # Others, at stride 1 (`_shifted_products`), copy no window at all: the chunk's images are copied channels
-    # last into the rows of a (positions, C) matrix, sample after sample, each H + pad rows of W + pad pixels,
+    # Others, at stride 1 (`_shifted_products`, unless that would compute over `SHIFTED_POSITIONS` times as many
+    # positions as there are outputs: a filter nearly as large as its image), copy no window at all: the chunk's
+    # images are copied channels last into the rows of a (positions, C) matrix, sample after sample, after pad
+    # rows of zeros, each sample H + pad rows of W + pad pixels,
     # the pad zeros between two rows (and between two samples) shared as the padding of both (a window of
     # FH x FW with pad < FH, FW never reaches past them). Output position q = (n, y, x) (n * (H + pad) + y rows
     # and x pixels into the matrix) then sees at filter offset (i, j) the row q + i * (W + pad) + j: the rows
@@ -97,7 +99,7 @@ class Convolution(Layer):
     # (positions, FN) gives each offset's slice of dW with the same shifted rows, and d x is the shares added
     # back: d out times each offset's slice, added into the rows it read.
     #
-    # Other strides run three matrix products over the chunk's columns: each sample's channels are copied into
+    # The rest run three matrix products over the chunk's columns: each sample's channels are copied into
     # `padded` as flat rows of (H + 2 pad) x (W + 2 pad) pixels, and the columns are a (C, FH, FW, rows, OH, OW)
     # array, entry (c, i, j, n, y, x) pixel (stride * y + i, stride * x + j) of sample n's channel c, so that
     # the filters (FN, C * FH * FW) times the columns give the chunk's outputs (FN, rows, OH, OW); backward, d
@@ -109,7 +111,7 @@ class Convolution(Layer):
     # reads whole (see `Pooling.blocks`).
     writes_blocks = True
     FEW_WINDOW_VALUES = 64  # measured: 9 and 25 values run faster per sample, 144 and more over the chunk
-    SHIFTED_POSITIONS = 1.5  # measured: DeepConvNet's 3x3 convolutions on 8 x 8 images (1.27) run faster shifted
+    SHIFTED_POSITIONS = 1.5  # measured: at 1.27 (3x3 filters on 8 x 8 images, pad 1) shifted still runs faster
 
     @property
     def _per_sample_products(self):

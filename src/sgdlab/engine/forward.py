@@ -7,6 +7,8 @@ arrays the layers hold.
 
 import numpy as np
 
+from .threads import limit_blas_loaded_since
+
 
 def execution_order(layers):
     """The positions of `layers` in the order the fast paths run them: the network's, but for an activation
@@ -53,6 +55,7 @@ class ForwardPass:
                 buffer = np.empty((rows, *shape), network.dtype)
             self.outputs.append(buffer)
         self.workspaces = self._workspaces(rows, network.dtype)
+        limit_blas_loaded_since()  # a workspace may have loaded a BLAS library (SciPy's, for the shifted products)
 
     def _workspaces(self, rows, dtype):
         """What each layer's in-place forms keep, for `rows` samples at a time."""

@@ -1,5 +1,6 @@
 """The cores, BLAS threads and memory the fast paths run on."""
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,18 +18,34 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+_limits_in_force = []  # each one_blas_thread context's limits, innermost last
+
+
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which BLAS uses one thread.
 
     Batch-100 products gain little from more, and results then depend
-    neither on the core count nor on what runs on the second core. SciPy's
-    BLAS, which a convolution's shifted products call, is a library apart
-    from NumPy's, and a limit covers only the libraries loaded when it is
-    set: it is loaded first.
+    neither on the core count nor on what runs on the second core. A limit
+    covers the BLAS libraries loaded when it is set; SciPy's, which a
+    convolution's shifted products call, may be loaded later, when the
+    step's workspaces are made: `limit_blas_loaded_since` then covers it too,
+    until the context ends.
     """
-    import scipy.linalg.blas  # noqa: F401  (a fifth of a second, once)
+    limits = [threadpool_limits(limits=1, user_api="blas")]
+    _limits_in_force.append(limits)
+    try:
+        yield
+    finally:
+        _limits_in_force.remove(limits)
+        for limit in reversed(limits):
+            limit.restore_original_limits()
 
-    return threadpool_limits(limits=1, user_api="blas")
+
+def limit_blas_loaded_since():
+    """Within a `one_blas_thread` context, limit to one thread also the BLAS libraries loaded since it began."""
+    if _limits_in_force:
+        _limits_in_force[-1].append(threadpool_limits(limits=1, user_api="blas"))
 
 
 class CallersErrorsPool(ThreadPoolExecutor):

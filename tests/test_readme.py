@@ -11,7 +11,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 SHORTER = {
     "for i in range(10000):": "for i in range(50):", "iters=10_000": "iters=200",
     "TrainConfig(iters=2000)": "TrainConfig(iters=50)", "for i in range(100):": "for i in range(3):",
-    'TrainConfig(net="simple-convnet", epochs=20)': 'TrainConfig(net="simple-convnet", filter_num=4, iters=20)',
+    'TrainConfig(net="simple-convnet", epochs=20)': 'TrainConfig(net="simple-convnet", filter_num=4, iters=20, train_size=500)',
     'TrainConfig(net="deep-convnet", epochs=20)': 'TrainConfig(net="deep-convnet", filter_num=2, iters=5, train_size=500)',
 }
 

@@ -1266,12 +1266,17 @@ def test_train_with_batch_norm_and_dropout_saves_a_model_evaluate_reads(capsys, 
 
 # --- checkpoints and --resume ------------------------------------------------------------------------
 
+# 130 iterations over the first 6000 training images: epochs of 60, evaluated (and checkpointed) at 0, 60, 120 and
+# 130; a stop at 70 comes after a checkpoint, in the middle of an epoch, and the resumed run crosses an epoch's end.
+RESUMED_RUN = ("--iters", "130", "--train-size", "6000")
+
+
 @pytest.mark.parametrize("settings", [
-    ("--iters", "1300", "--hidden-size", "8", "--optimizer", "adam", "--dropout", "0.1", "--quiet"),
-    ("--iters", "1300", "--hidden-sizes", "8,6", "--activation", "relu", "--batch-norm", "--quiet"),
-    ("--iters", "1300", "--hidden-size", "8", "--augment", "--augment-rotate", "15", "--lr-schedule", "step:1:0.7",
+    (*RESUMED_RUN, "--hidden-size", "8", "--optimizer", "adam", "--dropout", "0.1", "--quiet"),
+    (*RESUMED_RUN, "--hidden-sizes", "8,6", "--activation", "relu", "--batch-norm", "--quiet"),
+    (*RESUMED_RUN, "--hidden-size", "8", "--augment", "--augment-rotate", "15", "--lr-schedule", "step:1:0.7",
      "--lr", "0.3", "--quiet"),
-    ("--iters", "1300", "--hidden-size", "8", "--validation", "0.1", "--early-stop", "1", "--lr-schedule", "cosine",
+    (*RESUMED_RUN, "--hidden-size", "8", "--validation", "0.1", "--early-stop", "1", "--lr-schedule", "cosine",
      "--optimizer", "adam", "--quiet"),
 ], ids=["two-layer", "deeper", "augmented-step-schedule", "early-stop-cosine"])
 def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, tmp_path, monkeypatch, settings):
@@ -1279,16 +1284,16 @@ def test_a_stopped_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, t
     assert code == 0 and not (tmp_path / "whole" / "checkpoint.npz").exists()  # finished: nothing to resume
     fit = Trainer.fit
 
-    def ctrl_c_at_700(self, *args, on_iteration=None, **kwargs):
+    def ctrl_c_at_70(self, *args, on_iteration=None, **kwargs):
         def then_stop(iteration, loss):
             on_iteration(iteration, loss)
-            if iteration == 700:
+            if iteration == 70:
                 raise KeyboardInterrupt
         return fit(self, *args, on_iteration=then_stop, **kwargs)
 
-    monkeypatch.setattr(Trainer, "fit", ctrl_c_at_700)
+    monkeypatch.setattr(Trainer, "fit", ctrl_c_at_70)
     code, _, _ = run(capsys, "train", "--data-dir", data_dir, "--out", tmp_path / "run", *settings)
-    assert code == 130 and read_history(tmp_path / "run")["stopped"] == "interrupted after iteration 700"
+    assert code == 130 and read_history(tmp_path / "run")["stopped"] == "interrupted after iteration 70"
     assert (tmp_path / "run" / "checkpoint.npz").exists()
     monkeypatch.undo()
     code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--quiet")

@@ -101,3 +101,36 @@ def test_ctrl_c_during_the_last_evaluation_or_the_saving_does_not_lose_the_run(d
     assert history.stopped is None and history.iteration == [0, 10, 12]  # the run had ended: nothing to stop
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
     assert json.loads((run_dir / "history.json").read_text())["iteration"] == [0, 10, 12]
+
+
+@pytest.mark.parametrize("settings", [
+    {"background": True},
+    {"background": False},
+    {"config": TrainConfig(iters=30, batch_size=100, train_size=1000, hidden_size=8, validation=0.1, early_stop=1)},
+], ids=["evaluated-beside-training", "evaluated-in-line", "early-stopped"])
+def test_the_report_reads_the_test_sets_predictions_of_the_last_evaluation_and_is_the_models(data_dir, tmp_path,
+                                                                                              monkeypatch, settings):
+    """report.html examines the test set with the scores the run's last evaluation measured, rather than running
+    the 10000 images through the net again; the same report as one written from the saved model afterwards. (An
+    early-stopped run keeps an earlier evaluation's weights; its report reads the test set anew when need be.)"""
+    from sgdlab.data import load_mnist
+    from sgdlab.plots.report import REPORT_NAME, write_report
+    from sgdlab.runs.model_file import load_model
+    from sgdlab.training import inspection
+    from sgdlab.training.history import History
+
+    config = settings.get("config", SMALL)
+    passes = []
+    predict_in_batches = inspection.predict_in_batches
+    monkeypatch.setattr(inspection, "predict_in_batches", lambda *args: passes.append(1) or predict_in_batches(*args))
+    run_dir, history = train_run(config, out=tmp_path / "run", data_dir=data_dir, plot=False,
+                                 background=settings.get("background"))
+    monkeypatch.undo()
+    early = history.best_iteration is not None and history.best_iteration != history.iteration[-1]
+    assert len(passes) == (1 if early else 0)
+    network, _ = load_model(run_dir / "model.npz")
+    _, test_set = load_mnist(normalize=False, data_dir=data_dir)
+    (tmp_path / "again" / "run").mkdir(parents=True)
+    again = write_report(tmp_path / "again" / "run", json.loads((run_dir / "config.json").read_text()),
+                         History.from_dict(json.loads((run_dir / "history.json").read_text())), network, test_set)
+    assert (run_dir / REPORT_NAME).read_text() == again.read_text()

@@ -33,19 +33,25 @@ def test_with_two_cores_each_half_of_the_images_is_counted_on_its_own_core(monke
     counted = []  # (images, thread) of each part counted
     count_part = evaluation._measure
 
-    def recorded(network, x, labels, chunk_rows):
+    def recorded(network, x, labels, chunk_rows, scores=None):
         counted.append((len(x), threading.current_thread().name))
-        return count_part(network, x, labels, chunk_rows)
+        return count_part(network, x, labels, chunk_rows, scores)
 
     monkeypatch.setattr(evaluation, "_measure", recorded)
     monkeypatch.setattr(evaluation, "usable_cores", lambda: 2)
     assert count_correct(network, pixels, labels) == expected
     assert sorted(images for images, _ in counted) == [25, 26]
     assert len({thread for _, thread in counted}) == 2
+    halves = np.full((51, 3), np.nan)  # and the scores, when asked, each half's into its rows
+    assert evaluation.measure_set(network, pixels, labels, halves)[0] == expected
     counted.clear()
     monkeypatch.setattr(evaluation, "usable_cores", lambda: 1)
     assert count_correct(network, pixels, labels) == expected
     assert counted == [(51, threading.current_thread().name)]
+    whole = np.full((51, 3), np.nan)
+    assert evaluation.measure_set(network, pixels, labels, whole)[0] == expected
+    np.testing.assert_array_equal(halves, whole)
+    np.testing.assert_allclose(whole, network.scores(pixels / 255), atol=1e-6)  # (pixels scaled in float32)
 
 
 def test_an_evaluation_measures_each_sets_loss_as_the_network_defines_it():

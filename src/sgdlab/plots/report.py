@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import SgdlabError
 from ..fileio import read_regular_file, write_text_atomic
+from ..nn.functions import softmax
 from ..training.inspection import convolution_filters, first_layer_filters, hidden_unit_weights, test_set_errors
 from .charts import chart_paths
 
@@ -43,11 +44,12 @@ SPREAD_MARGIN = (44, 8, 8, 18)  # left, right, top, bottom: room for the axis' f
 SPREAD_BANDS = ((0, 8, 0.15), (1, 7, 0.25), (2, 6, 0.35), (3, 5, 0.5))  # percentiles' positions, opacity: as the page
 
 
-def write_report(run_dir, settings, history, network, test_set):
+def write_report(run_dir, settings, history, network, test_set, test_scores=None):
     """Write report.html into `run_dir` (atomically) for the run with these `settings` (its config.json),
-    `history` and trained `network`, examined on `test_set` (images, labels); returns its path."""
+    `history` and trained `network`, examined on `test_set` (images, labels; `test_scores`, the network's output
+    scores on them, if training measured them already); returns its path."""
     run_dir = Path(run_dir)
-    found = test_set_errors(network, *test_set)
+    found = test_set_errors(network, *test_set, probabilities=None if test_scores is None else softmax(test_scores))
     charts = {path.stem: png for path in chart_paths(run_dir) if (png := _chart_png(path)) is not None}
     page = render_report(run_dir.name, settings, history, hidden_unit_weights(network), found, charts,
                          first_layer_filters(network), convolution_filters(network, start=1))

@@ -137,7 +137,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
                 raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}{again}", exc.history) from None
             save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
                      draw=charts.plot_history if charts is not None else plot_history,
-                     test_set=(x_test, t_test) if report else None)
+                     test_set=(x_test, t_test) if report else None, test_scores=trainer.test_scores)
             if history.stopped is None:  # finished: nothing left to resume
                 checkpoint.unlink(missing_ok=True)
     return folder.path, history

@@ -196,10 +196,12 @@ def check_folder_name(path, fix):
                           f"lab page need: {fix}") from None
 
 
-def save_run(run_dir, config, network, history, plot=True, extra_settings=None, draw=plot_history, test_set=None):
+def save_run(run_dir, config, network, history, plot=True, extra_settings=None, draw=plot_history, test_set=None,
+             test_scores=None):
     """Write the run folder, history.json last; returns its path. `draw(history, run_dir)` draws the charts
     (the chart process's, say); without `plot`, the folder is left with no charts. With `test_set` (images,
-    labels), report.html shows the run examined on it."""
+    labels), report.html shows the run examined on it (from `test_scores`, the network's output scores on it,
+    when the trainer has them: `Trainer.test_scores`)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = _settings_json(config, extra_settings)
@@ -211,7 +213,7 @@ def save_run(run_dir, config, network, history, plot=True, extra_settings=None, 
         for chart in chart_paths(run_dir):
             chart.unlink(missing_ok=True)
     if test_set is not None:
-        write_report(run_dir, _settings(config, extra_settings), history, network, test_set)
+        write_report(run_dir, _settings(config, extra_settings), history, network, test_set, test_scores)
     else:
         (run_dir / REPORT_NAME).unlink(missing_ok=True)
     history.save(run_dir / "history.json", run_dir / "history.csv")

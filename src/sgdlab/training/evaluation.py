@@ -35,23 +35,24 @@ def count_correct(network, x, labels):
     return measure_set(network, x, labels)[0]
 
 
-def measure_set(network, x, labels):
+def measure_set(network, x, labels, scores=None):
     """(how many images in `x` (float or uint8 pixels) the network classifies as `labels`, the sum of their
     cross-entropy losses) at test time: with a second core and more than a chunk's images, each half of them on
-    one core."""
+    one core. With `scores` (an array of a row per image), the network's output scores are written into it too."""
     x = x.reshape(len(x), -1)  # (N, 1, 28, 28) images too, as the Affine layer accepts them
     chunk_rows = min(CHUNK_ROWS, len(x), ForwardPass.rows_within(network, CHUNK_BYTES))
     if len(x) <= chunk_rows or usable_cores() < 2:
-        return _measure(network, x, labels, chunk_rows)
+        return _measure(network, x, labels, chunk_rows, scores)
     half = len(x) // 2
+    halves = (None, None) if scores is None else (scores[:half], scores[half:])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sgdlab-eval-half") as second_core:
-        second = second_core.submit(_measure, network, x[half:], labels[half:], chunk_rows)
-        first_correct, first_loss = _measure(network, x[:half], labels[:half], chunk_rows)
+        second = second_core.submit(_measure, network, x[half:], labels[half:], chunk_rows, halves[1])
+        first_correct, first_loss = _measure(network, x[:half], labels[:half], chunk_rows, halves[0])
         second_correct, second_loss = second.result()
         return first_correct + second_correct, first_loss + second_loss
 
 
-def _measure(network, x, labels, chunk_rows):
+def _measure(network, x, labels, chunk_rows, scores=None):
     forward = ForwardPass(network, chunk_rows)
     buffer = np.empty((chunk_rows, x.shape[1]), network.dtype)
     correct, loss = 0, 0.0
@@ -59,9 +60,11 @@ def _measure(network, x, labels, chunk_rows):
         chunk, chunk_labels = x[start:start + chunk_rows], labels[start:start + chunk_rows]
         if chunk.dtype != network.dtype:
             chunk = to_float(chunk, buffer[:len(chunk)])
-        scores = forward.scores(chunk)
-        correct += int(np.count_nonzero(scores.argmax(axis=1) == chunk_labels))
-        loss -= float(np.sum(log_softmax(scores)[np.arange(len(chunk)), chunk_labels], dtype=np.float64))
+        chunk_scores = forward.scores(chunk)
+        if scores is not None:
+            scores[start:start + len(chunk)] = chunk_scores
+        correct += int(np.count_nonzero(chunk_scores.argmax(axis=1) == chunk_labels))
+        loss -= float(np.sum(log_softmax(chunk_scores)[np.arange(len(chunk)), chunk_labels], dtype=np.float64))
     return correct, loss
 
 
@@ -104,6 +107,10 @@ class Evaluator:
     at most `MAX_WAITING` wait behind the running one: `submit` waits until
     there is room. Each holds a copy of the weights, and a stop waits for
     those queued; the bound keeps both small, and training paced to them.
+
+    `test_scores` holds the network's output scores on the test set at the
+    latest evaluation that measured it, `(iteration, scores)`, so that a run's
+    report reads its test set's predictions without a pass of its own.
     """
 
     def __init__(self, x_train, t_train, x_test, t_test, start, background, validation=None):
@@ -114,6 +121,7 @@ class Evaluator:
         self.worker = BackgroundWorker("eval", background)
         self.pending = []
         self.last_submitted = None  # the iteration of the latest submit
+        self.test_scores = None
 
     def submit(self, network, iteration, test=True):
         """Evaluate `network` after `iteration` updates (the test set too if `test`), once at most `MAX_WAITING`
@@ -149,13 +157,17 @@ class Evaluator:
 
     def _evaluate(self, network, iteration, test):
         figures = {}
+        test_scores = np.empty((len(self.test[0]), network.output_size), network.dtype) if test else None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverged network scores NaN
-            for name, data in (("train", self.train), ("test", self.test if test else None),
-                               ("val", self.validation)):
+            for name, data, scores in (("train", self.train, None), ("test", self.test if test else None, test_scores),
+                                       ("val", self.validation, None)):
                 if data is not None:
-                    correct, loss_sum = measure_set(network, self._scaled(name, data[0], network.dtype), data[1])
+                    correct, loss_sum = measure_set(network, self._scaled(name, data[0], network.dtype), data[1],
+                                                    scores)
                     figures[f"{name}_acc"] = correct / len(data[0])
                     figures[f"{name}_loss"] = set_loss(network, loss_sum, len(data[0]))
         figures["weight_percentiles"] = weight_percentiles(network)  # of the same copy: the weights at `iteration`
+        if test:
+            self.test_scores = (iteration, test_scores)  # evaluations run one at a time, in order
         return Measured(iteration, figures.pop("train_acc"), figures.pop("test_acc", None),
                         time.perf_counter() - self.start, **figures)

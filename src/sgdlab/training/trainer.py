@@ -122,6 +122,7 @@ class Trainer:
         self._lr_lock = threading.Lock()
         self.rates = None  # the latest `fit`'s `LearningRate`
         self.augmenter = None  # the latest `fit`'s `Augmenter`, with augment
+        self.test_scores = None  # after `fit`: the network's output scores on the test set, if an evaluation has them
         self._best = None  # with early_stop: (iteration, weights) of the best evaluation so far
         self._snapshots = {}  # with early_stop: the weights of each evaluation that counts, until it is recorded
         self._stop_at = None  # with early_stop: the evaluation after which the run stops
@@ -194,6 +195,7 @@ class Trainer:
                                    augmentation_generator(config.seed)) if config.augment else None
         self._sampler, self._on_checkpoint, self._checkpoints, self._checkpointed = sampler, on_checkpoint, {}, None
         self._best, self._snapshots, self._stop_at = None, {}, None
+        self.test_scores = None
         start = time.perf_counter()
         if resume is not None:
             resume.restore(self, sampler)
@@ -234,7 +236,15 @@ class Trainer:
             self._record(evaluator, on_evaluation, wait=True)
         if config.early_stop is not None:
             self._keep_best(x_test, as_labels(t_test))
+        self.test_scores = self._scores_of_the_weights_kept(evaluator.test_scores)
         return self.history
+
+    def _scores_of_the_weights_kept(self, latest):
+        """The test set's scores of the latest evaluation that measured it, `latest` (iteration, scores), if the
+        network ended with that evaluation's weights (a run's last iteration's, or the best one's with early_stop);
+        else None. A run's report reads its predictions from them rather than running the test set again."""
+        kept = self.history.best_iteration if self.history.best_iteration is not None else len(self.history.loss)
+        return latest[1] if latest is not None and latest[0] == kept else None
 
     def _submit(self, evaluator, iteration):
         """Start the scheduled evaluation after `iteration` updates, and note the state to checkpoint with it

@@ -19,8 +19,10 @@ def test_the_loss_of_any_run_is_kept_as_at_most_4096_means_of_equal_buckets(iter
     assert width == 1 or len(series.means) >= 2048  # widened only when full
     expected = losses[:len(series.means) * width].reshape(-1, width).mean(axis=1)  # an independent bucketing
     np.testing.assert_allclose(series.means, expected, rtol=1e-12)
-    assert iterations - len(series.means) * width < width  # only the bucket being filled is not shown yet
+    assert iterations - len(series.means) * width < width  # only the bucket being filled is not a mean yet
     assert series.count == iterations
+    rest = losses[len(series.means) * width:]  # the bucket being filled, ending at the latest iteration
+    assert series.open_mean == (pytest.approx(rest.mean(), rel=1e-12) if len(rest) else None)
 
 
 def history_with(n_losses, evaluations):
@@ -37,7 +39,7 @@ def test_a_view_gives_a_page_only_what_it_lacks_and_everything_after_the_buckets
         feed.add_loss(loss)
     feed.add_evaluation(history_with(3, [0]), snapshot="network")
     first = feed.view()
-    assert first["loss"] == {"width": 1, "start": 0, "values": [3.0, 2.0, 1.0]}
+    assert first["loss"] == {"width": 1, "start": 0, "values": [3.0, 2.0, 1.0], "open": None}
     assert first["evaluations"]["rows"] == [{"iteration": 0, "epoch": 0.0, "train_acc": 0.5, "test_acc": 0.4,
                                              "seconds": 1.0, "val_acc": None, "lr": 0.1, "train_loss": 1.5,
                                              "test_loss": 1.6, "val_loss": None, "weight_percentiles":
@@ -48,7 +50,8 @@ def test_a_view_gives_a_page_only_what_it_lacks_and_everything_after_the_buckets
     assert feed.view(first["generation"], 2, 3, 1)["loss"]["start"] == 0  # the page's buckets are out of date
     feed.replace(LossSeries.of([1.0, 2.0]), [], None, 2, "finished", "", [])
     again = feed.view(first["generation"], 1, 4, 1)  # a record replaced: all of it again
-    assert again["loss"] == {"width": 1, "start": 0, "values": [1.0, 2.0]} and again["status"] == "finished"
+    assert again["loss"] == {"width": 1, "start": 0, "values": [1.0, 2.0], "open": None}
+    assert again["status"] == "finished"
 
 
 def test_a_page_waiting_for_a_change_is_called_once_when_there_is_one():
@@ -69,8 +72,9 @@ def test_a_page_waiting_for_a_change_is_called_once_when_there_is_one():
 
 
 def test_losses_near_the_largest_float_make_finite_means():
-    series = LossSeries.of([1.7e308] * 9, limit=4)  # buckets of two, then four, iterations
+    series = LossSeries.of([1.7e308] * 11, limit=4)  # buckets of two, then four, iterations
     assert series.width == 4 and series.means == [pytest.approx(1.7e308)] * 2
+    assert series.open_mean == pytest.approx(1.7e308)  # the three of the bucket being filled
 
 
 def test_iterations_per_second_are_measured_over_the_recent_window_and_not_while_paused():

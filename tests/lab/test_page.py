@@ -114,6 +114,9 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.wait_for_timeout(500)
     assert tab.iteration() == held + 1 and tab.page.text_content("#status") == "paused"
 
+    redraws = ("() => { window.lossRedraws = 0; document.getElementById('loss-chart')"
+               ".on('plotly_afterplot', () => { window.lossRedraws += 1; }); }")
+    tab.page.evaluate(redraws)  # from here, until the next step, the loss does not change: nor does its chart
     for typed, said in (("-1", "the learning rate must be a positive number, got -1"),
                         ("", "type a learning rate first: a positive number, such as 0.01")):
         tab.page.fill("#lr", typed)
@@ -124,6 +127,10 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.click("#set-lr")  # while paused: said at once, taken at the next update
     tab.wait_for(lambda: "(0.05 from the next iteration)" in tab.page.text_content("#lr-now"))
     assert tab.page.text_content("#control-message") == "" and tab.iteration() == held + 1
+    tab.page.wait_for_timeout(600)  # a redraw's time and more: the page heard of the rate, the loss is the same
+    assert tab.page.evaluate("() => window.lossRedraws") == 0
+    latest = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[x.length - 1]; }"
+    assert tab.page.evaluate(latest) == held + 1  # the curve ends where training is, whatever its buckets' width
     tab.page.click("#step")
     tab.wait_for(lambda: tab.page.text_content("#lr-now") == "learning rate 0.05")
     marks = "() => [...document.querySelectorAll('#loss-chart .annotation-text')].map((e) => e.textContent)"
@@ -142,8 +149,7 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.check("#loss-log")
     axis = "() => [document.getElementById('loss-chart')._fullLayout.yaxis.type, document.querySelector('#loss-chart .ytitle').textContent]"
     tab.wait_for(lambda: tab.page.evaluate(axis) == ["log", "loss (log scale)"])
-    raw = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[1] - x[0]; }"
-    width = tab.page.evaluate(raw)
+    width = tab.page.evaluate("() => runs.get(focused).loss.width")
     assert tab.page.text_content("#raw-note") == ("raw: each iteration's mini-batch loss" if width == 1 else
                                                   f"raw: the mean of each {width} iterations (a long run is kept as "
                                                   "at most 4096 means)")
@@ -261,6 +267,47 @@ def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         code, _, err = press_ctrl_c(process)
     assert code == 1 and err.count("training diverged") == 1 and "Warning" not in err, err  # said once, as it happened
+
+
+def test_a_long_runs_curves_are_drawn_with_what_the_charts_pixels_can_show(browser, conv_run, data_dir):
+    """The raw loss of 4096 buckets and its smoothed curve, drawn 500 pixels wide: in power-of-two groups of points,
+    each group's lowest and highest kept (the line covers the same pixels), the last point always."""
+    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
+        tab = Page(browser, address)
+        tab.wait_for(lambda: tab.loss_points() > 0)
+        count, columns = 4095, 500
+        y = tab.page.evaluate(f"() => Array.from({{length: {count}}}, (_, i) => Math.sin(i * i) + 2 / (1 + i / 500))")
+        kept = tab.page.evaluate(f"""() => {{ const y = {y};
+            return decimated(y.map((_, i) => 16 * (i + 1)), y, {columns}); }}""")
+        group = 16  # the smallest power of two that makes at most 500 groups of 4095 points
+        assert len(kept["x"]) <= 2 * columns + 1
+        assert kept["x"] == sorted(set(kept["x"])) and kept["x"][-1] == 16 * count  # in order, the last kept
+        assert all(y[x // 16 - 1] == value for x, value in zip(kept["x"], kept["y"]))  # points of the curve
+        drawn = dict(zip(kept["x"], kept["y"]))
+        for start in range(0, count, group):
+            points = {16 * (i + 1): y[i] for i in range(start, min(count, start + group))}
+            shown = [value for x, value in drawn.items() if x in points]
+            assert min(shown) == min(points.values()) and max(shown) == max(points.values())
+        few = tab.page.evaluate("() => decimated([1, 2, 3], [5, null, 4], 500)")
+        assert few == {"x": [1, 2, 3], "y": [5, None, 4]}  # few points: all of them, a gap kept
+        gap = tab.page.evaluate("() => decimated([...Array(12).keys()].map((i) => i + 1),"
+                                " [1, 2, 3, 4, null, null, null, null, 5, 6, 7, 8], 3)")  # groups of 4
+        assert gap == {"x": [1, 4, 5, 9, 12], "y": [1, 4, None, 5, 8]}  # a group of missing values breaks the line
+        press_ctrl_c(process)
+
+
+def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_run, data_dir):
+    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
+        page = browser.new_page()
+        said = {"error": "too many pages open (500 streams follow these runs already): close some and reload"}
+        page.route(re.compile(r".*/stream\?"), lambda route: route.fulfill(status=503, json=said))  # as the server
+        # refuses the 501st stream (tests/lab/test_server.py holds it to that)
+        page.goto(address)
+        page.wait_for_function("() => document.getElementById('page-message').textContent !== ''")
+        assert page.text_content("#page-message") == said["error"]
+        assert page.locator("#page-message").is_visible()
+        page.close()
+        press_ctrl_c(process)
 
 
 def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp_path):

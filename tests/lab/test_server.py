@@ -239,7 +239,8 @@ def test_streams_past_the_bound_are_refused_with_a_reason_and_a_closed_one_frees
         second, status, said = opened(lab_server, "1-b")
         second.close()
         assert status == "HTTP/1.1 503 Service Unavailable"
-        assert said.endswith('{"error":"1 pages are following these runs already: close some tabs"}')
+        assert said.endswith('{"error":"too many pages open (1 streams follow these runs already): close some and '
+                             'reload"}')
         first.close()
         deadline = time.monotonic() + 30
         while True:  # its place is freed once the server has seen it closed

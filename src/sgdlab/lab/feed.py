@@ -35,7 +35,8 @@ class LossSeries:
 
     Buckets hold one iteration at first; when `limit` are full, neighbours
     merge and buckets become twice as wide. Bucket i ends at iteration
-    (i + 1) * width (the page computes it: only the means travel).
+    (i + 1) * width (the page computes it: only the means travel); the
+    bucket being filled ends at `count`, the latest iteration.
     """
 
     def __init__(self, limit=MAX_LOSS_POINTS):
@@ -55,6 +56,11 @@ class LossSeries:
     def count(self):
         """The iterations recorded, the bucket being filled included."""
         return len(self.means) * self.width + self._open_count
+
+    @property
+    def open_mean(self):
+        """The mean of the bucket being filled, None while it is empty."""
+        return self._open_sum / self._open_count * self.width if self._open_count else None  # in this order: finite
 
     def append(self, loss):
         self._open_sum += loss / self.width  # each share divided first: losses near float's largest add up finite
@@ -202,6 +208,7 @@ class RunFeed:
                 "iterations_per_second": self.pace.per_second(self.loss.count) if self.status == "training" else None,
                 "learning_rate": self.learning_rate, "requested_learning_rate": self.requested_learning_rate,
                 "lr_changes": self.lr_changes,
-                "loss": {"width": self.loss.width, "start": loss_start, "values": means},
+                "loss": {"width": self.loss.width, "start": loss_start, "values": means,
+                         "open": self.loss.open_mean},  # the bucket being filled: it ends at iterations_done
                 "evaluations": {"start": evaluations_start, "rows": self.evaluations[evaluations_start:]},
             }

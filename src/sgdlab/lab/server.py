@@ -20,6 +20,7 @@ import io
 import json
 import math
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote
@@ -39,7 +40,8 @@ from ..errors import SgdlabError
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # an image to read: a phone photo fits, a disk-filler does not
 MAX_NAME_CHARACTERS = 120  # of an upload's file name, as its errors repeat it
 STREAM_INTERVAL = 0.5  # seconds between two updates of a stream at most (a page redraws twice a second)
-INSPECTION_INTERVAL = 2.0  # seconds between two inspections a stream sends, at most: the latest evaluation's
+INSPECTION_INTERVAL = 2.0  # seconds between two inspections of the latest evaluation a stream sends, at least
+INSPECTION_SHARE = 0.02  # of a core, at most, that looking into a run's evaluations takes beside its training
 SWEEP_INTERVAL = 1.0  # seconds between two looks at a sweep's results.json
 STREAM_HEARTBEAT = 15.0  # seconds of silence after which a stream says it is still there
 MAX_STREAMS = 500  # open at once, a sweep's included: each holds its tab's buffers; more are refused, not queued
@@ -62,7 +64,7 @@ def create_app(lab, token, extra_hosts=(), ending=None):
     """The app for `lab` (a `Lab`: the runs it serves and what each can do), guarded by `token`. Once `ending` (a
     `threading.Event`) is set, its streams end, so that the server stops without cutting them off."""
     ending = ending if ending is not None else threading.Event()
-    inspections = {}  # run id -> (its latest inspection, as sent): see `_inspection_event`
+    inspections = {}  # run id -> (its latest inspection, as sent, and what it cost): see `_inspection_event`
     open_streams = [0]  # how many streams are open (counted on the server's event loop)
 
     async def page(request):  # the token, checked by the guard, goes into the page for its own requests
@@ -93,8 +95,8 @@ def create_app(lab, token, extra_hosts=(), ending=None):
     def _event_stream(events):
         """A stream of `events`, counted among the open ones; past MAX_STREAMS, a 503 that says why."""
         if open_streams[0] >= MAX_STREAMS:
-            return JSONResponse({"error": f"{MAX_STREAMS} pages are following these runs already: close some tabs"},
-                                status_code=503)
+            return JSONResponse({"error": f"too many pages open ({MAX_STREAMS} streams follow these runs already): "
+                                          "close some and reload"}, status_code=503)
 
         async def counted():
             open_streams[0] += 1
@@ -181,7 +183,7 @@ async def _events(request, run, ending, inspections):
     """The run's server-sent events: everything at first (so a tab that reconnects catches up), then what
     changed, at most every STREAM_INTERVAL; the inspection of each new evaluation when it is ready."""
     cursor = {"generation": None, "loss_width": None, "loss_start": 0, "evaluations_start": 0}
-    version, inspected, quiet, inspected_at = None, None, 0.0, -INSPECTION_INTERVAL
+    version, inspected, quiet, inspected_at = None, None, 0.0, -math.inf
     while not ending.is_set() and not await request.is_disconnected():
         await run_in_threadpool(run.refresh)
         feed = run.feed
@@ -194,11 +196,10 @@ async def _events(request, run, ending, inspections):
             yield _event("update", view)
             quiet = 0.0
         now = asyncio.get_running_loop().time()
-        if feed.snapshot is not None and inspected is not feed.snapshot and now - inspected_at >= INSPECTION_INTERVAL:
-            # a run evaluated many times a second is looked into every few seconds: the page's work stays
-            # a small share of a core, beside training's
+        if (feed.snapshot is not None and inspected is not feed.snapshot
+                and now - inspected_at >= _inspection_interval(run, inspections)):
             inspected, inspected_at = feed.snapshot, now
-            yield _inspection_event(run, await run_in_threadpool(run.inspection), inspections)
+            yield await _inspection_event(run, inspections)
         await asyncio.sleep(STREAM_INTERVAL)
         quiet += STREAM_INTERVAL
         if quiet >= STREAM_HEARTBEAT:
@@ -241,13 +242,30 @@ async def _sweep_events(request, sweep, ending):
             quiet = 0.0
 
 
-def _inspection_event(run, found, inspections):
-    """The event of `found`, the run's inspection, written once for all its streams: its images make it large,
-    and hundreds of pages would each hold a copy being written."""
+def _inspection_interval(run, inspections):
+    """The seconds a stream waits between two inspections of `run`: INSPECTION_INTERVAL, or longer where the last
+    one's processor time (looking into the evaluation and writing its event) would be more than INSPECTION_SHARE
+    of them. A run evaluated many times a second is looked into every few seconds, so that the page's work stays a
+    small share of a core beside training's, however large the net."""
+    sent = inspections.get(run.id)
+    return max(INSPECTION_INTERVAL, sent[2] / INSPECTION_SHARE if sent else 0.0)
+
+
+async def _inspection_event(run, inspections):
+    """The event of the run's latest inspection, written once for all its streams (its images make it large, and
+    hundreds of pages would each hold a copy being written), its processor time recorded."""
+    found, seconds = await run_in_threadpool(_timed, run.inspection)
     sent = inspections.get(run.id)
     if sent is None or sent[0] is not found:
-        sent = inspections[run.id] = (found, _event("inspection", found))
+        event, writing = _timed(_event, "inspection", found)
+        sent = inspections[run.id] = (found, event, seconds + writing)
     return sent[1]
+
+
+def _timed(work, *args):
+    """`work(*args)` and the processor seconds it took on this thread."""
+    start = time.thread_time()
+    return work(*args), time.thread_time() - start
 
 
 def _upload_name(request):

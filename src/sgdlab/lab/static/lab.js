@@ -8,6 +8,7 @@ const FITTED_MARGIN = 0.15; // a fitted accuracy axis reaches this share of the 
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 const ROUND_COLOURS = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]; // later rounds darker
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const REDRAW_EVERY_MS = 500; // the curves are redrawn twice a second at most, and only a chart whose data changed
 
 const runs = new Map(); // id -> {summary, loss: {iterations, values, width}, evaluations, view, stream}
 let focused = null; // the run whose evaluation, controls and digits the page shows
@@ -15,6 +16,8 @@ let sweep = null; // what the sweep searches, when the runs are a sweep's trials
 let trials = []; // the sweep's rows, best validation accuracy first
 let best = []; // the summaries of the sweep's best few trials, whose curves are overlaid
 let redrawPending = false;
+let redrawnAt = -Infinity; // performance.now() of the latest redraw
+const drawn = new Map(); // chart id -> what it was last drawn from (see `drawIfChanged`)
 
 const $ = (id) => document.getElementById(id);
 const plotlyText = (text) => String(text).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
@@ -75,7 +78,7 @@ function follow(id) {
   const run = runs.get(id);
   const wanted = (run.shown && !(run.settled && run.loss)) || id === focused;
   if (wanted && !run.stream) {
-    run.stream = new EventSource(`/api/runs/${encodeURIComponent(id)}/stream?token=${encodeURIComponent(TOKEN)}`);
+    run.stream = openStream(`/api/runs/${encodeURIComponent(id)}/stream`);
     run.stream.addEventListener("update", (event) => receive(run, JSON.parse(event.data)));
     run.stream.addEventListener("inspection", (event) => {
       run.inspection = JSON.parse(event.data);
@@ -95,6 +98,25 @@ function follow(id) {
   scheduleRedraw();
 }
 
+// A stream of the events at `path`. The browser reconnects a stream that was cut off by itself, but gives up on one
+// the server refused (a 503 when too many pages are open, with the reason): the page asks again, and says why.
+function openStream(path) {
+  const address = `${path}?token=${encodeURIComponent(TOKEN)}`;
+  const stream = new EventSource(address);
+  stream.addEventListener("error", async () => {
+    if (stream.readyState !== EventSource.CLOSED) return; // cut off: the browser tries again
+    const asking = new AbortController();
+    let said = "the server stopped sending updates: reload the page";
+    try {
+      const response = await fetch(address, { signal: asking.signal, credentials: "omit" });
+      if (!response.ok) said = (await response.json().catch(() => ({}))).error || `${said} (${response.status})`;
+    } catch (error) { /* the server has gone: what the page says already stands */ }
+    asking.abort(); // a stream opened this time is not wanted: its tab has to be reloaded anyway
+    $("page-message").textContent = said;
+  });
+  return stream;
+}
+
 function receive(run, view) {
   const loss = view.loss;
   if (!run.loss || loss.start === 0 || run.generation !== view.generation || run.loss.width !== loss.width) {
@@ -104,6 +126,7 @@ function receive(run, view) {
     run.loss.iterations.push((loss.start + k + 1) * loss.width); // bucket i ends at iteration (i + 1) * width
     run.loss.values.push(value);
   });
+  run.loss.open = loss.open; // the mean of the bucket being filled, which ends at the latest iteration
   if (view.evaluations.start === 0) run.evaluations = [];
   run.evaluations.push(...view.evaluations.rows);
   run.generation = view.generation;
@@ -132,10 +155,15 @@ function setFocus(id) {
   scheduleRedraw();
 }
 
+// At most every REDRAW_EVERY_MS, in an animation frame: a tab in the background draws nothing until it is seen.
 function scheduleRedraw() {
   if (redrawPending) return;
   redrawPending = true;
-  requestAnimationFrame(() => { redrawPending = false; redraw(); });
+  setTimeout(() => requestAnimationFrame(() => {
+    redrawPending = false;
+    redrawnAt = performance.now();
+    redraw();
+  }), Math.max(0, redrawnAt + REDRAW_EVERY_MS - performance.now()));
 }
 
 // --- the curves ------------------------------------------------------------------------------------------
@@ -143,14 +171,12 @@ function scheduleRedraw() {
 // An exponential moving mean, debiased as TensorBoard's smoothing is: each point weighs the older ones by
 // (1 - 1/SMOOTHING_ITERATIONS) per iteration, and is divided by the weights' sum so far (1 - keep^n), so the
 // curve starts at the first losses rather than at 0, follows a short run closely and has no step anywhere.
-function smoothed(values, width) {
+function smoothed(values, width, state = { mean: 0, weight: 0 }) { // `state` carries on to later points
   const keep = Math.pow(1 - 1 / SMOOTHING_ITERATIONS, width); // a point is the mean of `width` iterations
-  let mean = 0;
-  let weight = 0;
   return values.map((value) => {
-    mean = keep * mean + (1 - keep) * value;
-    weight = keep * weight + (1 - keep);
-    return mean / weight;
+    state.mean = keep * state.mean + (1 - keep) * value;
+    state.weight = keep * state.weight + (1 - keep);
+    return state.mean / state.weight;
   });
 }
 
@@ -165,6 +191,53 @@ function setLossTraces(evaluations, showlegend) {
       y: evaluations.map((row) => (row[key] === undefined ? null : row[key])), type: "scatter",
       mode: "lines+markers", name: label, legendgroup: "sets", showlegend, line: { color: "#444", width: 1, dash },
       marker: { size: 5 } }));
+}
+
+// A run's loss as drawn: its buckets' means, raw and smoothed, then the bucket being filled, which ends at the
+// latest iteration (the last point is always where training is).
+function lossCurve(run) {
+  const { iterations, values, width, open } = run.loss;
+  const state = { mean: 0, weight: 0 };
+  const curve = { x: iterations, raw: values, smooth: smoothed(values, width, state) };
+  const last = iterations.length ? iterations[iterations.length - 1] : 0;
+  const done = run.view ? run.view.iterations_done : last;
+  if (open === null || open === undefined || done <= last) return curve;
+  return { x: [...iterations, done], raw: [...values, open],
+    smooth: [...curve.smooth, ...smoothed([open], done - last, state)] };
+}
+
+// What a line of the points (x, y) needs at `columns` pixels across: every point when there are few; else the
+// points in groups of a power of two (a column or less each, the same groups as the curve grows), each group's
+// lowest and highest in their order, and the last point, so that the line covers the same pixels, noise included.
+// A group of missing values (a diverged run's) keeps one, so that the line breaks there as it would.
+function decimated(x, y, columns) {
+  const count = x.length;
+  if (count <= 2 * columns) return { x, y };
+  let group = 1;
+  while (count / group > columns) group *= 2;
+  const kept = [];
+  for (let start = 0; start < count; start += group) {
+    let low = -1;
+    let high = -1;
+    for (let k = start; k < Math.min(count, start + group); k++) {
+      if (y[k] === null || y[k] === undefined) continue;
+      if (low < 0 || y[k] < y[low]) low = k;
+      if (high < 0 || y[k] > y[high]) high = k;
+    }
+    if (low < 0) kept.push(start);
+    else kept.push(...(low === high ? [low] : [Math.min(low, high), Math.max(low, high)]));
+  }
+  if (kept[kept.length - 1] !== count - 1) kept.push(count - 1);
+  return { x: kept.map((k) => x[k]), y: kept.map((k) => y[k]) };
+}
+
+// Plotly.react(chart, ...) unless the chart was drawn from the same `source` last time: redrawing a chart
+// costs the page (and the training on the same cores) far more than comparing what it shows.
+function drawIfChanged(chart, source, draw) {
+  const key = JSON.stringify(source);
+  if (drawn.get(chart) === key) return;
+  drawn.set(chart, key);
+  draw();
 }
 
 function fittedAccuracyRange(traces) { // the evaluations after the first (an untrained net's, near chance)
@@ -201,16 +274,24 @@ function redraw() {
   const lossMarks = { shapes: [], annotations: [] };
   const accuracyMarks = { shapes: [], annotations: [] };
   let rawWidth = 1;
+  const lossFrom = []; // what the loss chart shows: see `drawIfChanged`
+  const accuracyFrom = [];
+  const lossColumns = $("loss-chart").clientWidth || window.innerWidth; // a hidden chart: at most the window's
   for (const run of shown) {
     const name = several ? plotlyText(run.summary.label) : "";
     const mine = run.summary.id === focused;
-    if (mine && run.loss.values.length) {
+    const curve = lossCurve(run);
+    const evaluated = [run.summary.id, run.generation, run.evaluations.length, run.view && run.view.lr_changes.length];
+    lossFrom.push([...evaluated, mine, run.loss.width, curve.x.length, curve.x[curve.x.length - 1],
+      curve.raw[curve.raw.length - 1]]); // the whole sets' losses are drawn from the evaluations
+    accuracyFrom.push(evaluated);
+    if (mine && curve.x.length) {
       rawWidth = run.loss.width;
-      lossTraces.push({ x: run.loss.iterations, y: run.loss.values, type: "scatter", mode: "lines",
+      lossTraces.push({ ...decimated(curve.x, curve.raw, lossColumns), type: "scatter", mode: "lines",
         name: "raw", line: { color: run.colour, width: 1 }, opacity: 0.3, showlegend: !several });
     }
-    if (run.loss.values.length) {  // a model file alone has no curves
-      lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
+    if (curve.x.length) {  // a model file alone has no curves
+      lossTraces.push({ ...decimated(curve.x, curve.smooth, lossColumns), type: "scatter",
         mode: "lines", name: name || "smoothed", line: { color: run.colour, width: 2 } });
     }
     if (mine) lossTraces.push(...setLossTraces(run.evaluations, !several)); // several runs: one legend entry a run
@@ -240,15 +321,17 @@ function redraw() {
   const margin = { l: 50, r: 10, t: 20, b: 40 };
   const logLoss = $("loss-log").checked;
   if (lossTraces.length) {
-    Plotly.react("loss-chart", lossTraces, { margin, xaxis: { title: { text: "iteration", standoff: 4 } },
-      yaxis: { title: { text: logLoss ? "loss (log scale)" : "loss" }, type: logLoss ? "log" : "linear" },
-      legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG);
+    drawIfChanged("loss-chart", [lossFrom, focused, logLoss, lossColumns], () => Plotly.react("loss-chart", lossTraces,
+      { margin, xaxis: { title: { text: "iteration", standoff: 4 } },
+        yaxis: { title: { text: logLoss ? "loss (log scale)" : "loss" }, type: logLoss ? "log" : "linear" },
+        legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG));
   }
   if (accuracyTraces.length) {
     const whole = $("accuracy-whole").checked;
-    Plotly.react("accuracy-chart", accuracyTraces, { margin, xaxis: { title: { text: "epoch", standoff: 4 } },
-      yaxis: { title: { text: "accuracy" }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
-      legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG);
+    drawIfChanged("accuracy-chart", [accuracyFrom, focused, whole], () => Plotly.react("accuracy-chart",
+      accuracyTraces, { margin, xaxis: { title: { text: "epoch", standoff: 4 } },
+        yaxis: { title: { text: "accuracy" }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
+        legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG));
   }
   showWeightSpread(runs.get(focused));
   showStatus();
@@ -434,7 +517,7 @@ function startSweep() {
     figure.append(chart, caption);
     return figure;
   }));
-  const stream = new EventSource(`/api/sweep/stream?token=${encodeURIComponent(TOKEN)}`);
+  const stream = openStream("/api/sweep/stream");
   stream.addEventListener("results", (event) => showResults(JSON.parse(event.data)));
 }
 

@@ -8,7 +8,8 @@ const FITTED_MARGIN = 0.15; // a fitted accuracy axis reaches this share of the 
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 const ROUND_COLOURS = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]; // later rounds darker
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const REDRAW_EVERY_MS = 500; // the curves are redrawn twice a second at most, and only a chart whose data changed
+const REDRAW_EVERY_MS = 1000; // the curves are redrawn once a second at most (a redraw of both takes a browser
+// tens of milliseconds, on the cores training uses), and only a chart whose data changed
 
 const runs = new Map(); // id -> {summary, loss: {iterations, values, width}, evaluations, view, stream}
 let focused = null; // the run whose evaluation, controls and digits the page shows
@@ -137,6 +138,7 @@ function receive(run, view) {
     run.settled = true;
     follow(run.summary.id);
   }
+  if (run.summary.id === focused) showStatus(); // at once: the status and the controls answer without waiting
   scheduleRedraw();
 }
 

@@ -80,6 +80,27 @@ def test_pause_holds_the_run_between_iterations_a_step_lets_one_through_and_stop
     assert (tmp_path / "paused" / "checkpoint.npz").exists()  # saved as Ctrl-C saves it: it can be resumed
 
 
+def test_the_page_says_paused_once_training_is_held_and_not_before(tmp_path, mnist):
+    said = []
+
+    class PausedAtTheFifth(RunObserver):
+        def iteration(self, iteration, loss):
+            if iteration == 5:  # the page's pause, arriving while training is between two updates
+                live.pause()
+                said.append(live.feed.status)
+
+    live = LiveRun(RunFeed("starting", {}, live=True), terminal=PausedAtTheFifth())
+    runner = threading.Thread(target=train_watched, args=(tmp_path, mnist, live, "held"))
+    runner.start()
+    try:
+        _wait_until(lambda: live.feed.status == "paused")
+        assert said == ["training"]  # not yet held: the fifth iteration is still being recorded
+        assert live.feed.view()["iterations_done"] == 5  # the page's "paused" comes with where training stopped
+    finally:
+        live.stop()
+        runner.join(30)
+
+
 def test_resume_after_a_pause_runs_to_the_end(tmp_path, mnist):
     recorder = Recorder()
     live = LiveRun(RunFeed("starting", {}, live=True), terminal=recorder)

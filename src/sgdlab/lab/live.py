@@ -78,10 +78,10 @@ class LiveRun(RunObserver):
     # --- what the page asks --------------------------------------------------------------------------------
 
     def pause(self):
+        """Hold training between its next two iterations; the page says "paused" once it is held there (by
+        `_wait_while_paused`), so the iteration shown with it is the one training stopped after."""
         with self._control:
             self._paused = True
-        if self.feed.status == "training":
-            self.feed.update(status="paused")
 
     def resume(self):
         with self._control:

@@ -201,4 +201,5 @@ def test_the_report_of_a_deeper_convolutional_net_shows_every_convolutions_filte
     page = write_report(tmp_path, {"lr": 0.1}, history, ConvNet(layers=layers, rng=0), test_set).read_text()
     assert "alt='first-layer filters' src='data:image/png;base64," in page
     assert "alt='filters of convolution 2' src='data:image/png;base64," in page
-    assert "Convolution 2: 5 filters of 3x3 over 4 channels" in page and "convolution 3" not in page
+    assert "Convolution 2: 5 filters of 3x3 over 4 channels, each shown as the 5x5 patch it sees" in page
+    assert "convolution 3" not in page

@@ -8,9 +8,10 @@ import numpy as np
 from PIL import Image
 
 from sgdlab.nn.network import ConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
+from sgdlab.training import inspection
 from sgdlab.training.inspection import (FILTER_COLUMNS, HISTOGRAM_BINS, STRIP_SIZE, TILE_GAP, activation_histograms,
-                                       convolution_filters, convolutions, first_layer_filters, hidden_unit_weights,
-                                       predict_in_batches, read_digit, strip_indices, guesses_strip)
+                                       convolutions, first_layer_filters, hidden_unit_weights, predict_in_batches,
+                                       read_digit, receptive_field, strip_indices, strongest_inputs, guesses_strip)
 
 SMALL_CONVNET = [{"type": "convolution", "filter_num": 11, "filter_size": 3, "pad": 1}, {"type": "relu"},
                  {"type": "pooling", "pool_size": 2}, {"type": "affine", "output_size": 7}, {"type": "relu"}]
@@ -130,20 +131,49 @@ TWO_CONVOLUTIONS = [{"type": "convolution", "filter_num": 4, "filter_size": 3, "
                     {"type": "pooling", "pool_size": 2}, {"type": "affine", "output_size": 6}, {"type": "relu"}]
 
 
-def test_every_convolution_is_found_by_its_four_dimensional_weights_and_its_filters_drawn():
-    network = ConvNet(layers=TWO_CONVOLUTIONS, rng=3, dtype=np.float64)
-    assert convolutions(network) == [0, 2]
-    first, second = convolution_filters(network)
-    assert (first["convolution"], first["filters"], first["channels"], first["size"]) == (1, 4, 1, [3, 3])
-    assert decoded(first["image"]).shape == (3, 4 * 4 - 1, 3)  # one filter a tile, as the book draws them
-    assert (second["convolution"], second["filters"], second["channels"]) == (2, 5, 4)
-    drawn = tiles(decoded(second["image"]), 5 * 4, 3, 3, columns=4)  # a row per filter, a tile per channel
-    W = network.params["W2"]
+POOLED_CONVOLUTIONS = [{"type": "convolution", "filter_num": 4, "filter_size": 3, "pad": 1}, {"type": "relu"},
+                       {"type": "pooling", "pool_size": 2},
+                       {"type": "convolution", "filter_num": 5, "filter_size": 3, "pad": 1}, {"type": "relu"},
+                       {"type": "affine", "output_size": 6}]
+
+
+def test_every_convolution_is_found_and_each_deeper_filter_shown_as_the_patch_that_drives_it_most(monkeypatch):
+    monkeypatch.setattr(inspection, "PATTERN_CHUNK", 2)  # three images in two chunks: the second's found at its own
+    network = ConvNet(layers=POOLED_CONVOLUTIONS, rng=3, dtype=np.float64)
+    assert convolutions(network) == [0, 3]
+    images = np.stack([digit(seed).reshape(28, 28) for seed in range(3)])
+    images[1, 3:9, 20:26] = 1.0  # other strokes in each image, so that filters differ in where they fire most
+    images[2, 18:21, 2:24] = 1.0
+    (found,) = strongest_inputs(network, (images * 255).round().astype(np.uint8).reshape(3, 784))
+    assert (found["convolution"], found["filters"], found["channels"], found["size"]) == (2, 5, 4, [3, 3])
+    assert found["field"] == [8, 8] and found["images"] == 3  # 3 after a 2x2 pooling after 3: 2 * 3 + 2 - 1 + 1
+    pixels = (images * 255).round() / 255
+    outputs = np.stack([convolved(max_pooled(np.maximum(convolved(image.reshape(1, 28, 28), network.params["W1"],
+                                                                  network.params["b1"], 1), 0)),
+                                  network.params["W2"], network.params["b2"], 1) for image in pixels])
+    drawn = tiles(decoded(found["image"]), 5, 8, 8)
+    padded = np.pad(pixels.reshape(3, 28, 28), [(0, 0), (3, 4), (3, 4)])  # beyond the edge: black
     for f in range(5):
-        levels = 255 * (1 - (W[f] - W[f].min()) / (W[f].max() - W[f].min()))  # each filter scaled to its range
-        assert np.abs(drawn[4 * f:4 * f + 4, ..., 0] - levels).max() <= 0.5 + 1e-6
-    assert convolution_filters(network, start=1) == [second]
-    assert (second["height"], second["width"]) == decoded(second["image"]).shape[:2]
+        n, row, column = np.unravel_index(outputs[:, f].argmax(), outputs[:, f].shape)
+        # output (row, column) sees pooled rows row-1..row+1, so pixel rows 2 row - 3 .. 2 row + 4 of the image
+        expected = padded[n, 2 * row:2 * row + 8, 2 * column:2 * column + 8]
+        assert np.abs(drawn[f, ..., 0] - 255 * expected).max() <= 0.5 + 1e-6
+    assert [entry["convolution"] for entry in strongest_inputs(network, images, start=0)] == [1, 2]
+    assert strongest_inputs(SimpleConvNet(rng=0), images) == []  # one convolution: its weights are its figure
+
+
+def test_the_receptive_fields_of_the_books_deep_convnet():
+    from sgdlab import DeepConvNet
+
+    network = DeepConvNet(rng=0)
+    positions = convolutions(network)
+    sizes = [receptive_field(network.layers[:k + 1], 0, 0) for k in positions]
+    # 3x3 windows widen a field by 2 times the spacing of their input's pixels, a 2x2 pooling by 1 times it and
+    # doubles that spacing: 3, 5 | 6 | 10, 14 | 16 | 24, 32; a field starts earlier by each padding times its
+    # spacing: -1, -2 | -2 | -4, -4 - 2 * 2 | -8 | -12, -16
+    assert [bottom - top + 1 for (top, bottom), _ in sizes] == [3, 5, 10, 14, 24, 32]
+    assert [top for (top, _), _ in sizes] == [-1, -2, -4, -8, -12, -16]
+    assert all(rows == columns for rows, columns in sizes)
 
 
 def test_a_digit_read_shows_the_feature_maps_of_every_convolution():

@@ -22,10 +22,10 @@ from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.history import History
-from ..training.inspection import (PAGE_GRADIENT_LEFT_OUT, activation_histograms, convolution_filters,
+from ..training.inspection import (PAGE_GRADIENT_LEFT_OUT, PATTERN_IMAGES, activation_histograms,
                                    first_layer_filters, gradient_agreement, gradient_checked_on_the_page,
                                    gradient_images, hidden_unit_weights, png_data_url, predict_in_batches, read_digit,
-                                   guesses_strip, test_set_errors)
+                                   guesses_strip, strongest_inputs, test_set_errors)
 from .feed import LossSeries, RunFeed, evaluation_row
 from .sweep_results import results_view, sweep_definition
 
@@ -62,10 +62,10 @@ class LabRun:
 
     def inspection(self):
         """What the page shows of the latest evaluation: the hidden units' weights (a dense net's) or the
-        convolutions' filters (a convolutional net's: the first's, then the deeper ones'), the test set's
-        confusion matrix, accuracy per digit and worst mistakes, the network's guesses on a fixed strip of test
-        digits (from the same pass over the test set), the histograms of every activation layer's outputs on a
-        fixed batch of test images, and the gradient check (and on how many training images)."""
+        convolutions' filters (a convolutional net's: the first's, then what drives each deeper one most), the test
+        set's confusion matrix, accuracy per digit and worst mistakes, the network's guesses on a fixed strip of
+        test digits (from the same pass over the test set), the histograms of every activation layer's outputs on
+        a fixed batch of test images, and the gradient check (and on how many training images)."""
         snapshot = self.feed.snapshot
         with self._lock:
             if self._inspected[0] is snapshot:
@@ -76,7 +76,7 @@ class LabRun:
                     (x_train, t_train), (x_test, t_test) = self.data()
                     probabilities = predict_in_batches(snapshot, x_test)
                     found.update(weights=hidden_unit_weights(snapshot), filters=first_layer_filters(snapshot),
-                                 deeper_filters=convolution_filters(snapshot, start=1),
+                                 deeper_filters=strongest_inputs(snapshot, x_test[:PATTERN_IMAGES]),
                                  **test_set_errors(snapshot, x_test, t_test, probabilities=probabilities),
                                  strip=guesses_strip(probabilities, x_test, t_test),
                                  histograms=activation_histograms(snapshot, x_test),

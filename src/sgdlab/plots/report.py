@@ -19,11 +19,13 @@ from pathlib import Path
 from ..errors import SgdlabError
 from ..fileio import read_regular_file, write_text_atomic
 from ..nn.functions import softmax
-from ..training.inspection import convolution_filters, first_layer_filters, hidden_unit_weights, test_set_errors
+from ..training.inspection import (PATTERN_IMAGES, first_layer_filters, hidden_unit_weights, strongest_inputs,
+                                   test_set_errors)
 from .charts import chart_paths
 
 REPORT_NAME = "report.html"
 MAX_CHART_BYTES = 16 << 20  # a chart's PNG (about 50 KB)
+FIELD_PIXELS = 28  # the screen pixels of each deeper filter's patch, whatever its size: an MNIST digit's
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1rem 2rem 2rem; color: #222; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
@@ -52,7 +54,7 @@ def write_report(run_dir, settings, history, network, test_set, test_scores=None
     found = test_set_errors(network, *test_set, probabilities=None if test_scores is None else softmax(test_scores))
     charts = {path.stem: png for path in chart_paths(run_dir) if (png := _chart_png(path)) is not None}
     page = render_report(run_dir.name, settings, history, hidden_unit_weights(network), found, charts,
-                         first_layer_filters(network), convolution_filters(network, start=1))
+                         first_layer_filters(network), strongest_inputs(network, test_set[0][:PATTERN_IMAGES]))
     path = run_dir / REPORT_NAME
     write_text_atomic(path, page)
     return path
@@ -61,7 +63,7 @@ def write_report(run_dir, settings, history, network, test_set, test_scores=None
 def render_report(name, settings, history, weights, found, charts, filters=None, deeper_filters=()):
     """The report's HTML: every value escaped, every image a data URL (`charts`: each chart's PNG bytes, by name;
     `weights` a dense net's hidden units, `filters` a convolutional net's first filters, as `inspection` draws
-    them, or None; `deeper_filters` its other convolutions', as `inspection.convolution_filters` gives them)."""
+    them, or None; `deeper_filters` what drives its other convolutions' filters, as `inspection.strongest_inputs` finds it)."""
     title = f"sgdlab run {name}"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_text(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{_text(title)}</h1>", _outcome(history)]
@@ -83,7 +85,7 @@ def render_report(name, settings, history, weights, found, charts, filters=None,
                      "image, dark where they are large, light where small (the book's figure 7-24): edges and "
                      "blobs, where they were random before training.</figcaption></figure>")
     if deeper_filters:
-        parts.append("<h2>The deeper convolutions' filters</h2><div class='row'>")
+        parts.append("<h2>What drives each deeper filter most</h2><div class='row'>")
         parts += [_convolution_figure(convolution) for convolution in deeper_filters]
         parts.append("</div>")
     parts.append(_weight_spread(history))
@@ -94,10 +96,13 @@ def render_report(name, settings, history, weights, found, charts, filters=None,
 
 def _convolution_figure(convolution):
     number, size = convolution["convolution"], "x".join(map(str, convolution["size"]))
+    field = "x".join(map(str, convolution["field"]))
+    scale = FIELD_PIXELS / convolution["field"][1]  # every convolution's patches drawn at one size
     return (f"<figure><img class='deeper' alt='filters of convolution {number}' src='{convolution['image']}' "
-            f"width='{2 * convolution['width']}'><figcaption>Convolution {number}: {convolution['filters']} filters "
-            f"of {size} over {convolution['channels']} channels, a row per filter, a small image per channel (each "
-            "filter scaled to its own range).</figcaption></figure>")
+            f"width='{round(scale * convolution['width'])}'><figcaption>Convolution {number}: "
+            f"{convolution['filters']} filters of {size} over {convolution['channels']} channels, each shown as the "
+            f"{field} patch it sees (its receptive field) of the test digit that drives it most, among the first "
+            f"{convolution['images']}.</figcaption></figure>")
 
 
 def _weight_spread(history):

@@ -42,6 +42,8 @@ HISTOGRAM_BINS = 30  # as the book's figures 6-10 to 6-14
 TILE_GAP = 1  # pixels between two tiles of a grid
 FILTER_COLUMNS = 8  # filters (and feature maps) a row, as the book's filter_show lays them out
 GRID_GAP_COLOUR = (0.62, 0.7, 0.8)  # between filters and feature maps, whose own greys run from black to white
+PATTERN_IMAGES = 500  # test images searched for what drives each deeper filter most (`strongest_inputs`)
+PATTERN_CHUNK = 100  # of them through the book's layers at a time
 
 
 def png_data_url(pixels):
@@ -116,18 +118,78 @@ def first_layer_filters(network, columns=FILTER_COLUMNS):
     return None if position is None else png_data_url(filters_grid(network.layers[position].W, columns))
 
 
-def convolution_filters(network, start=0):
-    """The filters of the network's convolutions from the `start`-th (0: all), each as `filters_grid` draws
-    them: [{"convolution": its number among them (1 on), "filters", "channels", "size": (FH, FW), "image": a
-    PNG data URL, "width", "height": its pixels}]."""
+def strongest_inputs(network, images, start=1, columns=FILTER_COLUMNS):
+    """What drives each filter of the network's convolutions from the `start`-th (1: all but the first, whose
+    weights `first_layer_filters` draws): among `images` (uint8 or float pixels), the patch of the image where
+    the filter's output is largest, cut to the pixels that output sees (its receptive field, from the layers'
+    `window`s; beyond the image's edge, the padding's black), one small grey image per filter, `columns` a row.
+    A deeper filter's weights mix every channel of the layer before, so drawing them shows little; the digit
+    strokes that excite it most show what it has learned to find. [{"convolution": its number (1 on),
+    "filters", "channels", "size": (FH, FW), "field": the patch's (height, width), "images": how many were
+    searched, "image": a PNG data URL, "width", "height": its pixels}]."""
+    positions = convolutions(network)[start:]
+    if not positions or len(images) == 0:
+        return []
+    best = {k: _Strongest(network.layers[k].W.shape[0]) for k in positions}
+    rows = max(1, min(PATTERN_CHUNK, ForwardPass.rows_within(network, CHUNK_BYTES)))
+    for first in range(0, len(images), rows):
+        x = network.as_input(_pixels(images[first:first + rows], network.dtype))
+        for k, layer in enumerate(network.layers[:positions[-1] + 1]):
+            x = layer.forward(x, False) if layer.uses_train_flg else layer.forward(x)
+            if k in best:
+                best[k].update(x, first)
+    pictures = np.asarray(images).reshape(len(images), *network.input_shape)
     found = []
-    for number, position in enumerate(convolutions(network)[start:], start=start + 1):
-        W = network.layers[position].W
-        grid = filters_grid(W)
+    for number, k in enumerate(positions, start=start + 1):
+        W, fields = network.layers[k].W, [receptive_field(network.layers[:k + 1], *at[1:]) for at in best[k].where]
+        patches = np.stack([_patch(_pixels(pictures[at[0]], np.float64), field)
+                            for at, field in zip(best[k].where, fields)])
+        grid = image_grid(grey(patches.mean(axis=1)), columns, GRID_GAP_COLOUR)  # an image's channels averaged
         found.append({"convolution": number, "filters": int(W.shape[0]), "channels": int(W.shape[1]),
-                      "size": [int(W.shape[2]), int(W.shape[3])], "image": png_data_url(grid),
-                      "width": grid.shape[1], "height": grid.shape[0]})
+                      "size": [int(W.shape[2]), int(W.shape[3])], "field": list(patches.shape[2:]),
+                      "images": len(images), "image": png_data_url(grid), "width": grid.shape[1],
+                      "height": grid.shape[0]})
     return found
+
+
+class _Strongest:
+    """Each filter's largest output so far, and where: (image, row, column)."""
+
+    def __init__(self, filters):
+        self.value = np.full(filters, -np.inf)
+        self.where = np.zeros((filters, 3), dtype=np.int64)
+
+    def update(self, outputs, first):
+        """Take a chunk's outputs (N, F, OH, OW), its first image being `first` of all."""
+        flat = np.asarray(outputs, dtype=np.float64).transpose(1, 0, 2, 3).reshape(outputs.shape[1], -1)
+        at = np.nan_to_num(flat, nan=-np.inf).argmax(axis=1)
+        value = flat[np.arange(len(flat)), at]
+        better = value > self.value
+        self.value[better] = value[better]
+        image, row, column = np.unravel_index(at[better], (outputs.shape[0], *outputs.shape[2:]))
+        self.where[better] = np.stack([image + first, row, column], axis=1)
+
+
+def receptive_field(layers, row, column):
+    """The input pixels that output position (`row`, `column`) of the last of `layers` sees: ((top, bottom),
+    (left, right)), inclusive, in the first layer's input (beyond its edges where the layers pad), each layer's
+    `window` (height, width, stride, pad) widening it, from the last layer back to the first."""
+    (top, bottom), (left, right) = (row, row), (column, column)
+    for layer in reversed(layers):
+        height, width, stride, pad = layer.window
+        top, bottom = top * stride - pad, bottom * stride - pad + height - 1
+        left, right = left * stride - pad, right * stride - pad + width - 1
+    return (top, bottom), (left, right)
+
+
+def _patch(picture, field):
+    """`picture` (C, H, W) cut to `field` ((top, bottom), (left, right)), zero (black) beyond its edges."""
+    (top, bottom), (left, right) = field
+    _, H, W = picture.shape
+    patch = np.zeros((picture.shape[0], bottom - top + 1, right - left + 1))
+    rows, cols = slice(max(top, 0), min(bottom, H - 1) + 1), slice(max(left, 0), min(right, W - 1) + 1)
+    patch[:, rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = picture[:, rows, cols]
+    return patch
 
 
 def filters_grid(W, columns=FILTER_COLUMNS):

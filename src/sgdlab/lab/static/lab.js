@@ -471,17 +471,24 @@ function showStrip(strip) { // the same test digits at every evaluation: their i
   });
 }
 
-function showDeeperFilters(convolutions) { // each at 2 screen pixels a weight, labelled
+const FIELD_PIXELS = 28; // screen pixels of each deeper filter's patch, whatever its size: an MNIST digit's
+
+function showDeeperFilters(convolutions) { // each filter the patch that drives it most, every patch at one size
   $("deeper-filters-figure").hidden = !convolutions.length;
-  $("deeper-filters").replaceChildren(...convolutions.flatMap((found) => {
-    const label = document.createElement("span");
-    label.textContent = `convolution ${found.convolution}: ${found.filters} of ${found.size.join("x")}x${found.channels}`;
+  $("deeper-filters-searched").textContent = convolutions.length ? convolutions[0].images : "";
+  $("deeper-filters").replaceChildren(...convolutions.map((found) => {
+    const item = document.createElement("figure");
+    const label = document.createElement("figcaption");
+    label.textContent = `convolution ${found.convolution}: ${found.filters} filters of ` +
+      `${found.size.join("x")}x${found.channels}, seeing ${found.field.join("x")} pixels`;
     const image = document.createElement("img");
+    const scale = FIELD_PIXELS / found.field[1];
     image.src = found.image;
-    image.alt = `the filters of convolution ${found.convolution}`;
-    image.style.width = `${MAP_SCALE * found.width}px`;
-    image.style.height = `${MAP_SCALE * found.height}px`;
-    return [label, image];
+    image.alt = `what drives each filter of convolution ${found.convolution} most`;
+    image.style.width = `${Math.round(scale * found.width)}px`;
+    image.style.height = `${Math.round(scale * found.height)}px`;
+    item.append(image, label);
+    return item;
   }));
 }
 

@@ -37,6 +37,9 @@ class Layer:
     blocks = None
     per_sample = True  # each sample's output depends on that sample alone, and nothing is drawn at random
     batched_product = False  # one matrix product over the whole batch: faster whole than in chunks of rows
+    # (height, width, stride, pad) of the input positions each output position reads: an image layer's own
+    # position alone by default; a window's for a convolution and a pooling (what a filter sees: its receptive field)
+    window = (1, 1, 1, 0)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

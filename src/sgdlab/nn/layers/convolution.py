@@ -40,6 +40,10 @@ class Convolution(Layer):
         self.dW = None
         self.db = None
 
+    @property
+    def window(self):
+        return (*self.W.shape[2:], self.stride, self.pad)
+
     def output_shape(self, input_shape):
         FN, C, FH, FW = self.W.shape
         channels, H, W = image_shape(self, input_shape, self.pad)

@@ -36,6 +36,10 @@ class Pooling(Layer):
         self.x = None
         self.arg_max = None
 
+    @property
+    def window(self):
+        return (self.pool_h, self.pool_w, self.stride, self.pad)
+
     def output_shape(self, input_shape):
         C, H, W = image_shape(self, input_shape, self.pad)
         return (C, conv_output_size(H, self.pool_h, self.stride, self.pad, f"{self!r} (height)"),

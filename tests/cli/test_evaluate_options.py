@@ -79,6 +79,24 @@ def test_mistakes_in_a_folder_of_ones_choosing_and_the_book_count_by_default(cap
     assert code == 2 and "must be at most 500" in err
 
 
+def test_mistakes_before_the_model_takes_the_book_count_and_leaves_the_model_to_evaluate(capsys, data_dir, models,
+                                                                                          tmp_path):
+    for argv in (["--mistakes", models / "dense.npz"], [models / "dense.npz", "--mistakes"],
+                 ["--mistakes", "3", models / "dense.npz"], [models / "dense.npz", "--mistakes", "3"]):
+        out_png = tmp_path / "wrong.png"
+        code, out, err = run(capsys, "evaluate", *argv, "--data-dir", data_dir, "--mistakes-out", out_png)
+        assert code == 0, err
+        count = 3 if "3" in argv else 20  # a path is not a count
+        assert out.splitlines()[-1].startswith(f"{out_png}: the {count} most confident of "), argv
+        out_png.unlink()
+    code, _, err = run(capsys, "evaluate", "--mistakes", models / "dense.npz", models / "conv.npz")
+    assert code == 2 and err.strip().endswith(f"--mistakes takes a number of digits, got '{models / 'dense.npz'}' "
+                                              f"(the model is '{models / 'conv.npz'}'): give --mistakes N, or "
+                                              "--mistakes alone for 20")
+    code, _, err = run(capsys, "evaluate", models / "dense.npz", "--mistakes", "2.5")
+    assert code == 2 and "--mistakes" in err and "2.5" in err
+
+
 @pytest.mark.slow  # float16 products cast through float32: seconds per net
 @pytest.mark.parametrize("name", ["dense", "conv"])
 def test_float16_prints_both_accuracies_computed_in_float16_as_the_book_does(capsys, data_dir, models, name):

@@ -14,6 +14,12 @@ INFERENCE_DTYPES = ("float16", "float32", "float64")
 
 
 def mistakes_count(text):
+    """--mistakes' N; or, where the text is no number, the model given after it (`sgdlab evaluate --mistakes
+    MODEL.npz`), which an optional value would otherwise swallow: a path is not a count."""
+    try:
+        float(text)
+    except ValueError:
+        return path_given(text)
     count = POSITIVE_INT.parse(text)
     if count > MAX_MISTAKES:
         raise ValueError(f"must be at most {MAX_MISTAKES}, got {count}")
@@ -52,6 +58,11 @@ def run(args):
 
     if args.mistakes_out is not None and args.mistakes is None:
         raise ConfigError("--mistakes-out says where --mistakes writes its figure: give --mistakes too")
+    if isinstance(args.mistakes, Path):  # the model, given after --mistakes
+        if args.model is not None:
+            raise ConfigError(f"--mistakes takes a number of digits, got '{args.mistakes}' (the model is "
+                              f"'{args.model}'): give --mistakes N, or --mistakes alone for {BOOK_MISTAKES}")
+        args.model, args.mistakes = args.mistakes, BOOK_MISTAKES
     model = args.model
     if model is None:
         model, what = default_model()

@@ -279,13 +279,19 @@ def test_the_books_run_stays_within_its_memory_estimate(tmp_path, data_dir):
     assert peak < estimate, (f"peak KB of the run and of its chart process: {result.stdout}", estimate >> 20)
 
 
-def test_the_chapter_6_experiments_refuse_a_convolutional_net_saying_what_to_do_instead(capsys, tmp_path):
-    code, out, err = run(capsys, "experiment", "optimizers", "--net", "simple-convnet", "--out", tmp_path / "exp")
-    assert (code, out) == (2, "") and err == (
-        "sgdlab experiment: error: the experiments are the book's chapter-6 scripts on its fully connected nets, "
-        "not on simple-convnet: train one run per variant (sgdlab train --net simple-convnet --optimizer adam --out "
-        "runs/adam, ...) and overlay them with sgdlab compare\n")
-    assert not (tmp_path / "exp").exists()
+def test_the_chapter_6_experiments_run_on_a_convolutional_net(capsys, tmp_path, data_dir):
+    code, out, err = run(capsys, "experiment", "optimizers", "--optimizers", "sgd,adam", "--net", "simple-convnet",
+                         "--iters", "2", "--data-dir", data_dir, "--out", tmp_path / "exp", "--quiet")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "exp" / "summary.json").read_text())
+    assert summary["shared_settings"] == {"batch_size": 128, "iters": 2, "eval_every": 0, "net": "simple-convnet"}
+    for variant, lr in (("sgd", 0.01), ("adam", 0.001)):
+        config = json.loads((tmp_path / "exp" / variant / "config.json").read_text())
+        assert (config["net"], config["optimizer"], config["lr"], config["filter_num"]) == ("simple-convnet", variant,
+                                                                                           lr, 30)
+        network, _ = load_model(tmp_path / "exp" / variant / "model.npz")
+        assert type(network).__name__ == "SimpleConvNet"
+        assert summary["variants"][variant]["iterations"] == 2 and summary["variants"][variant]["test_acc"] > 0
 
 
 @pytest.mark.slow  # two numerical gradients of a six-convolution net

@@ -143,9 +143,28 @@ def test_a_sweep_searches_the_width_of_a_deep_convnet(capsys, tmp_path, data_dir
         assert network.params["W5"].shape[0] == 4 * trained["filter_num"]
 
 
-def test_the_chapter_6_experiments_refuse_a_deep_convnet(capsys, tmp_path):
-    code, out, err = run(capsys, "experiment", "optimizers", "--net", "deep-convnet", "--out", tmp_path / "exp")
-    assert (code, out) == (2, "") and err.startswith(
-        "sgdlab experiment: error: the experiments are the book's chapter-6 scripts on its fully connected nets, "
-        "not on deep-convnet: train one run per variant (sgdlab train --net deep-convnet") and err.count("\n") == 1
+@pytest.mark.slow  # two full-width DeepConvNets evaluated on the test set
+def test_the_chapter_6_experiments_run_on_the_deep_convnet_where_they_apply(capsys, tmp_path, data_dir):
+    code, out, err = run(capsys, "experiment", "weight-decay", "--net", "deep-convnet", "--iters", "3", "--data-dir",
+                         data_dir, "--out", tmp_path / "exp", "--quiet")
+    assert code == 0, err
+    for variant, decay in (("no-decay", 0.0), ("decay-0.1", 0.1)):
+        config = json.loads((tmp_path / "exp" / variant / "config.json").read_text())
+        assert (config["net"], config["weight_decay"], config["train_size"], config["iters"]) == (
+            "deep-convnet", decay, 300, 3)
+        assert config["weight_init_std"] == "he" and config["hidden_sizes"] is None  # the net's own
+        network, _ = load_model(tmp_path / "exp" / variant / "model.npz")
+        assert type(network).__name__ == "DeepConvNet" and network.weight_decay_lambda == decay
+    first = [read_history(tmp_path / "exp" / variant)["loss"][0] for variant in ("no-decay", "decay-0.1")]
+    assert first[1] > first[0]  # the same weights and batch, the penalty added
+
+
+@pytest.mark.parametrize("name, varied", [("batch-norm", "batch_norm, weight_init_std"), ("dropout", "dropout")])
+def test_the_experiments_that_cannot_apply_to_the_deep_convnet_say_why_and_what_to_use(capsys, tmp_path, name,
+                                                                                      varied):
+    code, out, err = run(capsys, "experiment", name, "--net", "deep-convnet", "--out", tmp_path / "exp")
+    assert (code, out) == (2, "") and err == (
+        f"sgdlab experiment: error: the {name} experiment cannot run on deep-convnet: its variants set {varied}, and "
+        "deep-convnet has the book's dropout 0.5 built in and no batch norm; run it with --net mlp or "
+        "simple-convnet\n")
     assert not (tmp_path / "exp").exists()

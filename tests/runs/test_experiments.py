@@ -12,6 +12,7 @@ from sgdlab.runs.experiments import (BATCH_NORM_SCALES, experiments, optimizers_
                                      run_experiment)
 from sgdlab.runs.model_file import load_model
 from sgdlab.cli.experiment import NAMES
+from sgdlab.training.config import TrainConfig
 
 
 def subset(experiment, *variants):
@@ -88,6 +89,53 @@ def test_batch_norm_learns_where_the_plain_net_does_not(tmp_path, data_dir):
     assert variants["plain-std-0.00215"]["train_acc"] < 0.3
     model, _ = load_model(tmp_path / "exp" / "batch-norm-std-0.00215" / "model.npz")
     assert model.use_batchnorm and all(np.any(value != 0) for value in model.running_statistics.values())
+
+
+def test_every_experiment_moves_to_a_convolutional_net_keeping_what_it_compares():
+    for net in ("simple-convnet", "deep-convnet"):
+        for name, experiment in experiments().items():
+            if net == "deep-convnet" and name in ("batch-norm", "dropout"):
+                with pytest.raises(ConfigError, match=f"the {name} experiment cannot run on deep-convnet: .*; run it "
+                                                      "with --net mlp or simple-convnet$"):
+                    experiment.on_net(net)
+                continue
+            moved = experiment.on_net(net)
+            assert moved.variants == experiment.variants and moved.shared["net"] == net
+            for variant, settings in experiment.variants.items():
+                config = moved.config(variant, 0, None)
+                assert config.hidden_sizes is None and config.activation is None  # the net's own layers
+                assert {key: getattr(config, key) for key in settings} == settings
+                assert {key: getattr(config, key) for key in ("train_size", "batch_size", "iters", "epochs")} == {
+                    key: experiment.shared.get(key, TrainConfig.__dataclass_fields__[key].default)
+                    for key in ("train_size", "batch_size", "iters", "epochs")}
+    assert experiments()["weight-init"].on_net("deep-convnet").config("std-0.01", 0, None).weight_init_std == 0.01
+    assert experiments()["optimizers"].on_net("deep-convnet").config("sgd", 0, None).weight_init_std is None  # He
+    assert experiments()["optimizers"].on_net("mlp") == experiments()["optimizers"]
+
+
+def test_batch_norm_on_a_convolutional_net_trains_its_batch_norm_layers(tmp_path, data_dir):
+    experiment = experiments()["batch-norm"].on_net("simple-convnet")
+    _, summary = run_experiment(subset(experiment, "batch-norm-std-1", "plain-std-1"), out=tmp_path / "exp",
+                                length={"iters": 3}, data_dir=data_dir)
+    assert [variant["iterations"] for variant in summary["variants"].values()] == [3, 3]
+    normed, _ = load_model(tmp_path / "exp" / "batch-norm-std-1" / "model.npz")
+    plain, _ = load_model(tmp_path / "exp" / "plain-std-1" / "model.npz")
+    assert [layer.spec()["type"] for layer in normed.layers[:3]] == ["convolution", "batch_norm", "relu"]
+    assert [layer.spec()["type"] for layer in plain.layers[:3]] == ["convolution", "relu", "pooling"]
+    assert all(np.any(value != 0) for value in normed.running_statistics.values())  # moved by its batches
+
+
+@pytest.mark.slow  # three narrow DeepConvNets, evaluated on the test set
+def test_weight_init_on_a_deep_convnet_starts_its_variants_from_their_scales(tmp_path, data_dir):
+    experiment = experiments()["weight-init"].on_net("deep-convnet")
+    narrow = dataclasses.replace(experiment, shared={**experiment.shared, "filter_num": 4, "train_size": 1000})
+    out, summary = run_experiment(narrow, out=tmp_path / "exp", length={"iters": 5}, data_dir=data_dir)
+    first = {variant: json.loads((out / variant / "history.json").read_text())["loss"][0] for variant in summary["variants"]}
+    assert abs(first["std-0.01"] - np.log(10)) < 1e-3  # six layers of 0.01 weights: scores near 0, every class 1/10
+    assert abs(first["he"] - np.log(10)) > 1e-2
+    for variant in summary["variants"]:
+        network, _ = load_model(out / variant / "model.npz")
+        assert network.params["W1"].shape == (4, 1, 3, 3) and len(network.params) == 16  # six convolutions, 2 affine
 
 
 def test_a_folder_holding_an_experiment_is_refused_unless_overwritten(tmp_path, data_dir):

@@ -34,8 +34,10 @@ def add_to(commands):
                         help=f"for the optimizers experiment: which of {','.join(OPTIMIZERS)} to compare (default "
                              "the book's four: sgd,momentum,adagrad,adam)")
     parser.add_argument("--net", choices=NETS, metavar="NET",
-                        help="the experiments are the book's chapter-6 scripts, on their fully connected nets (mlp); "
-                             "for a convolutional net, train a run per variant and compare them (see the error)")
+                        help="the net the variants train (default mlp: the book's fully connected nets); another "
+                             "net keeps its own layers and initial weights, but where the experiment varies them, and "
+                             "the experiment's data, batches and length (batch-norm and dropout: not deep-convnet, "
+                             "which has no batch norm and its dropout built in)")
     parser.add_argument("--overwrite", action="store_true", help="replace an experiment already in --out")
     parser.add_argument("--resume", type=path_given, metavar="DIR",
                         help="continue the interrupted experiment in DIR: its finished variants are kept, the "
@@ -66,13 +68,9 @@ def run(args):
     else:
         if args.name is None:
             raise ConfigError(f"name the experiment to run ({', '.join(NAMES)}), or give --resume DIR")
-        if args.net not in (None, "mlp"):
-            raise ConfigError(f"the experiments are the book's chapter-6 scripts on its fully connected nets, not on "
-                              f"{args.net}: train one run per variant (sgdlab train --net {args.net} --optimizer adam "
-                              "--out runs/adam, ...) and overlay them with sgdlab compare")
         if args.optimizers is not None and args.name != "optimizers":
             raise ConfigError(f"--optimizers chooses the variants of the optimizers experiment, not of {args.name}")
-        experiment = experiments(args.optimizers or BOOK_OPTIMIZERS)[args.name]
+        experiment = experiments(args.optimizers or BOOK_OPTIMIZERS)[args.name].on_net(args.net or "mlp")
         length = {"iters": args.iters} if args.iters else {"epochs": args.epochs} if args.epochs else None
         say(args, f"experiment {experiment.name} ({experiment.script}): {len(experiment.variants)} variants")
         with VariantProgress(args) as progress:

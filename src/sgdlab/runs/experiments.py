@@ -29,7 +29,7 @@ from ..nn.optimizers import OPTIMIZERS
 from ..plots.charts import figure_class
 from ..plots.experiment_charts import FIGURES
 from ..ranges import NON_NEGATIVE_INT
-from ..training.config import TrainConfig
+from ..training.config import NETS, TrainConfig
 from .parallel_runs import train_runs
 from .run import finished_history
 from .run_folder import check_same_run, check_writable_folder, folder_lock, new_run_dir, stored_data_dir
@@ -40,6 +40,9 @@ DEEP_NET = {"hidden_sizes": (100, 100, 100, 100), "activation": "relu", "batch_s
             "eval_every": 0}
 OVERFITTING_NET = {"hidden_sizes": (100,) * 6, "activation": "relu", "weight_init_std": "he", "train_size": 300,
                    "optimizer": "sgd", "lr": 0.01, "batch_size": 100}
+# The settings of the book's fully connected nets, left out for another net (`Experiment.on_net`): its own take
+# their place, unless the experiment varies them
+MLP_ONLY = ("hidden_sizes", "activation", "weight_init_std")
 BATCH_NORM_SCALES = np.logspace(0, -4, num=16)  # batch_norm_test.py's weight scales
 EXPERIMENT_FILE = "experiment.json"
 EXPERIMENT_BUSY = "being used by an experiment still running: wait for it to end, or give another --out"
@@ -85,6 +88,36 @@ class Experiment:
         """The settings every variant trains with, `length` replacing the experiment's own when given."""
         return _lengthened(self.shared, length)
 
+    def on_net(self, net):
+        """The experiment on `net` (a name of `NETS`): the settings of the book's fully connected nets (`MLP_ONLY`,
+        but those the variants change) give way to the net's own; what the experiment compares, its data,
+        batches and length stay. Refused in one line where a variant sets what `net` cannot take (deep-convnet's
+        dropout is built in, and it has no batch norm), naming the nets the experiment runs on."""
+        moved = self._moved_to(net)
+        why = moved.refusal()
+        if why is not None:
+            takers = [name for name in NETS if self._moved_to(name).refusal() is None]
+            varied = sorted({name for settings in self.variants.values() for name in settings})
+            raise ConfigError(f"the {self.name} experiment cannot run on {net}: its variants set {', '.join(varied)}, "
+                              f"and {why}; run it with --net {' or '.join(takers)}")
+        return moved
+
+    def _moved_to(self, net):
+        if net == "mlp":
+            return self
+        varied = {name for settings in self.variants.values() for name in settings}
+        kept = {name: value for name, value in self.shared.items() if name not in MLP_ONLY or name in varied}
+        return dataclasses.replace(self, shared={**kept, "net": net})
+
+    def refusal(self):
+        """Why one of the variants' networks cannot be built for MNIST (the first clause of the error), or None."""
+        for variant in self.variants:
+            try:
+                self.config(variant, 0, None).planned_layers(SAMPLE_SHAPE, NUM_CLASSES)
+            except ConfigError as refused:
+                return str(refused).split(":")[0]
+        return None
+
 
 def _lengthened(settings, length):
     if not length:
@@ -106,7 +139,8 @@ def optimizers_experiment(names=BOOK_OPTIMIZERS):
 
 
 def experiments(optimizers=BOOK_OPTIMIZERS):
-    """Every experiment, by name (the optimizers one comparing `optimizers`)."""
+    """Every experiment, by name (the optimizers one comparing `optimizers`), on the book's fully connected nets
+    (`Experiment.on_net` moves one to another net)."""
     found = [
         optimizers_experiment(optimizers),
         Experiment("weight-init", "ch06/weight_init_compare.py", {**DEEP_NET, "optimizer": "sgd", "lr": 0.01},

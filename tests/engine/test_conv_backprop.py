@@ -142,3 +142,35 @@ def test_the_chunks_give_the_same_numbers_with_one_core_or_two(monkeypatch):
     _, grads = step(x, t)
     for key, grad in grads.items():
         np.testing.assert_array_equal(grad, two_cores[key])
+
+
+def test_a_step_called_outside_training_runs_blas_on_one_thread_and_gives_the_callers_back():
+    """A user's script or a notebook calls the step without the trainer's `one_blas_thread`: the step holds it
+    itself, on both halves' threads, or each half would start a BLAS pool of its own and crowd the cores."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"}
+
+    network = SimpleConvNet(weight_init_std=0.1, rng=0, dtype=np.float32)
+    step = BackpropStep(network, 100)
+    assert step.segments  # the batch is split in halves, the second on a worker thread where there are two cores
+    seen = []
+    for layer in (step.layers[0], step.layers[-1]):  # the first runs on the halves, the last on this thread
+        def recorded(*args, method=layer.forward_into, **kwargs):
+            seen.append(blas_threads())
+            return method(*args, **kwargs)
+
+        def recorded_back(*args, method=layer.backward_into, **kwargs):
+            seen.append(blas_threads())
+            return method(*args, **kwargs)
+
+        layer.forward_into, layer.backward_into = recorded, recorded_back
+    x = np.random.default_rng(0).random((100, 1, 28, 28), dtype=np.float32)
+    labels = np.arange(100) % 10
+    with threadpool_limits(limits=2, user_api="blas"):  # what the caller has
+        if blas_threads() != {2}:
+            pytest.skip("this BLAS runs on one thread here")
+        step(x, labels)
+        assert blas_threads() == {2}  # given back
+    assert len(seen) >= 4 and all(threads == {1} for threads in seen), seen

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..nn.functions import softmax_cross_entropy_in_place
 from .forward import ForwardPass
-from .threads import usable_cores
+from .threads import one_blas_thread, usable_cores
 
 CHUNK_BYTES = 4 << 20  # the leading per-sample layers' buffers for one chunk of rows: about a core's L2 cache
 
@@ -137,16 +137,27 @@ class BackpropStep(ForwardPass):
         return h
 
     def __call__(self, x, labels):
-        loss = self.forward(x, labels)
-        return loss, self.backward(x)
+        """(loss, grads) of the batch: `forward` then `backward`, BLAS held to one thread through both."""
+        with one_blas_thread():
+            return self._forward(x, labels), self._backward(x)
 
     def forward(self, x, labels):
-        """The mean loss on the batch; keeps what `backward` needs (d loss / d scores in the scores' buffer)."""
-        loss = softmax_cross_entropy_in_place(self.scores(x), labels, self.row_max, self.row_sum, self.row_starts)
-        return loss + self.network.weight_decay() if self.network.weight_decay_lambda else loss
+        """The mean loss on the batch; keeps what `backward` needs (d loss / d scores in the scores' buffer).
+        BLAS runs on one thread meanwhile (`one_blas_thread`), as in `backward`: the batch's halves are the two
+        cores' work, and a BLAS pool for each half would crowd them (a user's script, a notebook, or training)."""
+        with one_blas_thread():
+            return self._forward(x, labels)
 
     def backward(self, x):
         """The gradients of the loss of the last `forward` on the same batch `x`."""
+        with one_blas_thread():
+            return self._backward(x)
+
+    def _forward(self, x, labels):
+        loss = softmax_cross_entropy_in_place(self.scores(x), labels, self.row_max, self.row_sum, self.row_starts)
+        return loss + self.network.weight_decay() if self.network.weight_decay_lambda else loss
+
+    def _backward(self, x):
         x = x.reshape(len(x), *self.input_shape)
         dout = self.outputs[-1]
         for i in range(len(self.layers) - 1, self.split_end - 1, -1):

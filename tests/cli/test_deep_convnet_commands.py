@@ -4,6 +4,7 @@ narrow (4 filters in its first block, 20 hidden units) and trains on part of the
 takes seconds on a quiet machine; the floors are ones a correct net always clears."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -168,3 +169,16 @@ def test_the_experiments_that_cannot_apply_to_the_deep_convnet_say_why_and_what_
         "deep-convnet has the book's dropout 0.5 built in and no batch norm; run it with --net mlp or "
         "simple-convnet\n")
     assert not (tmp_path / "exp").exists()
+
+
+def test_gradcheck_samples_the_entries_of_the_full_deep_convnet_and_says_so(capsys, data_dir):
+    code, out, err = run(capsys, "gradcheck", "--net", "deep-convnet", "--entries", "3", "--train-iters", "2",
+                         "--data-dir", data_dir)
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if re.match(r"[Wb]\d ", line)}
+    assert len(rows) == 16 and rows["W6"].endswith("ok (sampled: 3 of 36864 entries)")
+    assert rows["b8"].endswith("ok (sampled: 3 of 10 entries)")
+    assert "sampled: 48 of 123552 entries of W1, b1, W2, " in out  # every parameter, by 3
+    code, _, err = run(capsys, "gradcheck", "--entries", "3", "--data-dir", data_dir)
+    assert code == 2 and err.strip().endswith("--entries samples a convolutional net's parameters; an mlp's "
+                                              "numerical gradient takes all of them in seconds: leave --entries out")

@@ -287,3 +287,45 @@ def test_a_reduced_deep_convnet_wide_enough_for_the_shifted_products_passes():
     # from the second convolution on, 8 channels of 3x3 windows (72 values): the training step's shifted products
     network, x, t = reduced_deep_convnet(4, widths=(8, 8, 8, 8, 8, 8))
     assert failures(network, x, t) == []
+
+
+def test_a_sampled_check_differentiates_its_entries_as_the_whole_one_and_says_how_many():
+    from sgdlab.engine.gradcheck import extrapolated_gradient, sampled_entries
+
+    network, x, t = reduced_deep_convnet(3)
+    only = sampled_entries(network, 5, seed=1)
+    assert {key: len(entries) for key, entries in only.items()} == {
+        key: 5 for key, param in network.params.items() if param.size > 5}
+    assert all(len(set(entries)) == 5 for entries in only.values())
+    assert all((sampled_entries(network, 5, seed=1)[key] == only[key]).all() for key in only)  # seeded
+    states = [(layer.rng, layer.rng.bit_generator.state) for layer in network.dropout_layers]
+
+    def same_masks():  # the dropout's masks of every pass of both
+        for generator, state in states:
+            generator.bit_generator.state = state
+
+    whole, whole_kinks, _ = extrapolated_gradient(network, x, t, same_masks)
+    sampled, sampled_kinks, _ = extrapolated_gradient(network, x, t, same_masks, only)
+    trunk = {f"W{k}" for k in range(1, 7)}  # the convolutions' filters; their biases (3 or 4) and the dense head
+    # (affine - relu - dropout - affine, which the fast gradient differentiates whole in a blink) are all taken
+    for key, grad in whole.items():
+        drawn = only[key] if key in trunk else np.arange(grad.size)
+        flat, flat_whole = sampled[key].ravel(), grad.ravel()
+        np.testing.assert_allclose(flat[drawn], flat_whole[drawn], rtol=1e-9, atol=1e-12)
+        left = np.setdiff1d(np.arange(grad.size), drawn)
+        assert np.isnan(flat[left]).all() and not sampled_kinks[key].ravel()[left].any()
+        assert (sampled_kinks[key].ravel()[drawn] == whole_kinks[key].ravel()[drawn]).all()
+    checks = gradient_check(network, x, t, entries=5, seed=1)
+    assert all(check.passed for check in checks)
+    assert [(check.name, check.sampled) for check in checks] == [
+        (key, 5 if key in trunk else None) for key in network.params]
+
+
+@pytest.mark.parametrize("bug", ["the training step's convolution, its padding cropped one off",
+                                 "the book's convolution, d x by the flipped filter"])
+def test_a_sampled_check_still_fails_a_broken_backward_pass(bug, monkeypatch):
+    network, x, t = reduced_deep_convnet(3)
+    BROKEN[bug](monkeypatch)
+    failed = [check.name for check in gradient_check(network, x, t, entries=8, seed=0)
+              if check.checked and not check.passed]
+    assert failed and set(failed) <= {f"{name}{k}" for name in "Wb" for k in range(1, 6)}, failed

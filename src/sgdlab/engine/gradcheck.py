@@ -82,10 +82,16 @@ class ParamCheck:
     scale: float  # the largest gradient entry compared, of either method
     noise: float = 0.0  # the numerical gradient's rounding floor
     kinks: int = 0  # entries not compared: their nudge crosses a kink
+    sampled: int | None = None  # entries differentiated, where a sample of them was (`gradient_check`'s `entries`)
 
     @property
     def size(self):
         return int(np.prod(self.shape))
+
+    @property
+    def differentiated(self):
+        """The entries differentiated: all, or the sample."""
+        return self.size if self.sampled is None else self.sampled
 
     @property
     def is_zero(self):
@@ -97,7 +103,7 @@ class ParamCheck:
     def checked(self):
         """Whether any entry was compared: where every nudge crosses a kink (a bias at exactly 0 before a relu
         that blank pixels leave at 0), nothing is, and the parameter is not verified, which is no pass."""
-        return self.kinks < self.size
+        return self.kinks < self.differentiated
 
     @property
     def passed(self):
@@ -118,11 +124,14 @@ def relative_error(numerical, backprop):
 
 def compare_gradients(numerical_grads, backprop_grads, kinks=None, noise=None):
     """One `ParamCheck` per parameter of two gradient dicts with the same keys, leaving out the entries that
-    `kinks` (booleans per parameter, or None) marks; `noise` maps parameters to their rounding floor."""
+    `kinks` (booleans per parameter, or None) marks and those not differentiated (NaN: outside a sample);
+    `noise` maps parameters to their rounding floor."""
     checks = []
     for name, numerical in numerical_grads.items():
         backprop = np.asarray(backprop_grads[name])
-        compared = np.ones(numerical.shape, bool) if kinks is None else ~kinks[name]
+        differentiated = ~np.isnan(numerical)
+        compared = differentiated if kinks is None else differentiated & ~kinks[name]
+        sampled = None if differentiated.all() else int(np.count_nonzero(differentiated))
         numerical, backprop_compared = numerical[compared], backprop[compared]
         checks.append(ParamCheck(
             name=name,
@@ -131,7 +140,8 @@ def compare_gradients(numerical_grads, backprop_grads, kinks=None, noise=None):
             max_rel_error=relative_error(numerical, backprop_compared),
             scale=gradient_scale(numerical, backprop_compared),
             noise=0.0 if noise is None else noise[name],
-            kinks=int(compared.size - np.count_nonzero(compared)),
+            kinks=int(np.count_nonzero(differentiated) - np.count_nonzero(compared)),
+            sampled=sampled,
         ))
     return checks
 
@@ -154,11 +164,21 @@ def starting_steps(network, x, t, h=STEP):
     return steps
 
 
-def extrapolated_gradient(network, x, t, same_masks=lambda: None):
+def sampled_entries(network, entries, seed=0):
+    """{parameter: `entries` of its flat entries, drawn at random by `seed`, sorted} for each parameter with
+    more: the sample a gradient check differentiates of them (cs231n's grad_check_sparse), so that a net
+    whose every nudge is slow is checked in minutes."""
+    rng = np.random.default_rng(seed)
+    return {key: np.sort(rng.choice(param.size, entries, replace=False))
+            for key, param in network.params.items() if param.size > entries}
+
+
+def extrapolated_gradient(network, x, t, same_masks=lambda: None, only=None):
     """(grads, kinks, noise): Richardson's extrapolation of the central differences at each parameter's
     step and half of it, the entries whose nudge by either crosses a kink (None for a curved activation),
     and each parameter's rounding floor. `same_masks()` is called before each pass, so that every one sees
-    the same dropout masks.
+    the same dropout masks. `only`: the entries to differentiate of a convolutional net's parameters
+    (`sampled_entries`), the others NaN.
 
     A parameter whose two differences disagree by more than TRUNCATION of its
     gradient (the loss curves on a smaller scale than its step: a batch norm
@@ -170,15 +190,15 @@ def extrapolated_gradient(network, x, t, same_masks=lambda: None):
     steps = starting_steps(network, x, t)
     for _ in range(STEP_ROUNDS):
         same_masks()
-        loss, coarse, coarse_kinks = central_differences(network, x, t, steps=steps, find_kinks=True)
+        loss, coarse, coarse_kinks = central_differences(network, x, t, steps=steps, find_kinks=True, only=only)
         same_masks()
         _, fine, fine_kinks = central_differences(network, x, t, steps={key: step / 2 for key, step in steps.items()},
-                                                  find_kinks=True)
+                                                  find_kinks=True, only=only)
         kinks = None if coarse_kinks is None else {key: coarse_kinks[key] | fine_kinks[key] for key in coarse_kinks}
         noise = {key: ROUNDING * max(1.0, abs(loss)) / (step / 2) for key, step in steps.items()}
         shrink = {}
         for key in steps:
-            compared = np.ones(fine[key].shape, bool) if kinks is None else ~kinks[key]
+            compared = ~np.isnan(fine[key]) if kinks is None else ~np.isnan(fine[key]) & ~kinks[key]
             truncation = float(np.max(np.abs(coarse[key] - fine[key])[compared], initial=0.0)) / 3  # fine's error
             allowed = TRUNCATION * float(np.max(np.abs(fine[key][compared]), initial=0.0)) + noise[key]
             if truncation > allowed:  # the error falls as the step squared
@@ -190,11 +210,11 @@ def extrapolated_gradient(network, x, t, same_masks=lambda: None):
             steps[key] *= shrink.get(step_owner(key), 1.0)
     grads = {key: (4 * fine[key] - coarse[key]) / 3 for key in fine}
     if kinks is not None:
-        _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise)
+        _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise, only)
     return grads, kinks, noise
 
 
-def _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise):
+def _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise, only):
     """Differentiate the entries whose nudge crosses a kink again with steps KINK_SHRINK and KINK_SHRINK^2 as
     large: an entry whose nudges then stay on their linear pieces is a derivative there after all, and is
     compared (the parameter's rounding floor growing with the smaller step). Entries sitting on a kink (a
@@ -206,10 +226,10 @@ def _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise):
         for key in steps:
             steps[key] *= KINK_SHRINK
         same_masks()
-        loss, coarse, coarse_kinks = central_differences(network, x, t, steps=steps, find_kinks=True)
+        loss, coarse, coarse_kinks = central_differences(network, x, t, steps=steps, find_kinks=True, only=only)
         same_masks()
         _, fine, fine_kinks = central_differences(network, x, t, steps={key: step / 2 for key, step in steps.items()},
-                                                  find_kinks=True)
+                                                  find_kinks=True, only=only)
         for key in retried:
             resolved = kinks[key] & ~(coarse_kinks[key] | fine_kinks[key])
             if resolved.any():
@@ -218,13 +238,16 @@ def _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise):
                 noise[key] = max(noise[key], ROUNDING * max(1.0, abs(loss)) / (steps[key] / 2))
 
 
-def gradient_check(network, x, t):
+def gradient_check(network, x, t, entries=None, seed=0):
     """Compare `network`'s numerical gradient on the batch (x, t) with both of its backprops.
 
     sgdlab backpropagates two ways: through the book's layers (`network.gradient`)
     and through the training loop's `BackpropStep`. Each parameter's check
     reports the larger difference of the two. All of them see the same
     dropout masks: the dropout generators start each from the same state.
+    With `entries`, a convolutional net's convolutions differentiate a random
+    sample of that many entries of each parameter (`seed` draws it), each
+    check saying how many (`sampled`); its dense layers are differentiated whole.
     """
     generators = {id(layer.rng): layer.rng for layer in network.dropout_layers}.values()
     states = [(generator, generator.bit_generator.state) for generator in generators]
@@ -233,13 +256,14 @@ def gradient_check(network, x, t):
         for generator, state in states:
             generator.bit_generator.state = state
 
-    numerical, kinks, noise = extrapolated_gradient(network, x, t, same_masks)
+    only = None if entries is None else sampled_entries(network, entries, seed)
+    numerical, kinks, noise = extrapolated_gradient(network, x, t, same_masks, only)
     same_masks()
     _, by_step = BackpropStep(network, len(x))(x.astype(network.dtype, copy=False), as_labels(t))
     same_masks()
     by_layers = network.gradient(x, t)
     return [ParamCheck(layers.name, layers.shape, max(layers.max_abs_diff, step.max_abs_diff),
                        max(layers.max_rel_error, step.max_rel_error), max(layers.scale, step.scale), layers.noise,
-                       layers.kinks)
+                       layers.kinks, layers.sampled)
             for layers, step in zip(compare_gradients(numerical, by_layers, kinks, noise),
                                     compare_gradients(numerical, by_step, kinks, noise))]

@@ -102,7 +102,7 @@ def numerical_gradient_fast(network, x, t, h=1e-4, use_series=True, workers=2, f
 
 
 def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use_series=True, workers=2,
-                        follow_statistics=False):
+                        follow_statistics=False, only=None):
     """(loss, grads, kinks): `numerical_gradient_fast`'s loss and gradient, with a step per layer if asked,
     and the nudges that straddle a kink.
 
@@ -117,10 +117,13 @@ def central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False, use
     convolutional net, also where it changes the winner of a max-pooling
     window. `kinks` is None without `find_kinks`, or for a net with nothing
     piecewise linear (a curved activation, no max pooling: it has no kinks).
+    `only` (a convolutional net's): the entries of its convolutions' parameters
+    to nudge, the others left NaN (see `conv_central_differences`); a dense
+    layer is differentiated whole.
     """
     if isinstance(network, ConvNet):
         return conv_perturbation.conv_central_differences(network, x, t, h, steps, find_kinks, use_series, workers,
-                                                          follow_statistics)
+                                                          follow_statistics, only)
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     forward = CachedForward(network, x, t, find_kinks)
     num_layers = len(forward.weights)

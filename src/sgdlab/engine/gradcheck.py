@@ -210,26 +210,28 @@ def extrapolated_gradient(network, x, t, same_masks=lambda: None, only=None):
             steps[key] *= shrink.get(step_owner(key), 1.0)
     grads = {key: (4 * fine[key] - coarse[key]) / 3 for key in fine}
     if kinks is not None:
-        _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise, only)
+        _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise)
     return grads, kinks, noise
 
 
-def _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise, only):
+def _closer_to_the_kinks(network, x, t, same_masks, steps, grads, kinks, noise):
     """Differentiate the entries whose nudge crosses a kink again with steps KINK_SHRINK and KINK_SHRINK^2 as
     large: an entry whose nudges then stay on their linear pieces is a derivative there after all, and is
     compared (the parameter's rounding floor growing with the smaller step). Entries sitting on a kink (a
-    bias at exactly 0 where blank windows leave relu's input at exactly 0) stay apart at any step."""
+    bias at exactly 0 where blank windows leave relu's input at exactly 0) stay apart at any step. A
+    convolutional net's nudges are of those entries alone (`only`); a dense net's, of all."""
     for _ in range(KINK_ROUNDS):
         retried = [key for key in steps if kinks[key].any()]
         if not retried:
             return
         for key in steps:
             steps[key] *= KINK_SHRINK
+        across = {key: np.flatnonzero(kinks[key]) for key in steps}  # none, for a parameter without such entries
         same_masks()
-        loss, coarse, coarse_kinks = central_differences(network, x, t, steps=steps, find_kinks=True, only=only)
+        loss, coarse, coarse_kinks = central_differences(network, x, t, steps=steps, find_kinks=True, only=across)
         same_masks()
         _, fine, fine_kinks = central_differences(network, x, t, steps={key: step / 2 for key, step in steps.items()},
-                                                  find_kinks=True, only=only)
+                                                  find_kinks=True, only=across)
         for key in retried:
             resolved = kinks[key] & ~(coarse_kinks[key] | fine_kinks[key])
             if resolved.any():

@@ -279,6 +279,10 @@ def test_every_deeper_convolution_of_the_shipped_deep_convnet_shows_compactly_at
             inner = tab.page.locator(figures).nth(k).bounding_box()
             assert box["x"] <= inner["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"]
             assert box["y"] <= inner["y"] and inner["y"] + inner["height"] <= box["y"] + box["height"]
+        # the gradient check, on a sample of each parameter's entries: seconds, where all of them take minutes
+        tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 16, timeout=300)
+        verdicts = tab.page.locator("#gradients td.ok").all_text_contents()
+        assert "agree (sampled: 10 of 36864 entries)" in verdicts and "agree" in verdicts  # W6; b8 whole
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(process)
 

@@ -22,8 +22,7 @@ from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.history import History
-from ..training.inspection import (PAGE_GRADIENT_LEFT_OUT, PATTERN_IMAGES, activation_histograms,
-                                   first_layer_filters, gradient_agreement, gradient_checked_on_the_page,
+from ..training.inspection import (PATTERN_IMAGES, activation_histograms, first_layer_filters, gradient_agreement,
                                    gradient_images, hidden_unit_weights, png_data_url, predict_in_batches, read_digit,
                                    guesses_strip, strongest_inputs, test_set_errors)
 from .feed import LossSeries, RunFeed, evaluation_row
@@ -81,10 +80,7 @@ class LabRun:
                                  strip=guesses_strip(probabilities, x_test, t_test),
                                  histograms=activation_histograms(snapshot, x_test),
                                  gradient_images=gradient_images(snapshot))
-                    if gradient_checked_on_the_page(snapshot):
-                        found["gradients"] = gradient_agreement(snapshot, x_train, t_train)
-                    else:
-                        found.update(gradients=[], gradients_left_out=PAGE_GRADIENT_LEFT_OUT)
+                    found["gradients"] = gradient_agreement(snapshot, x_train, t_train)
             self._inspected = (snapshot, found)
             return found
 

@@ -28,12 +28,12 @@ GRADIENT_BATCH = 5  # training images the live gradient check differentiates
 # a convolutional net's: the page's stream waits for the check, which on a trained SimpleConvNet takes 0.6 to 0.7 s
 # for 2 images and 2.4 to 6 s for 5 (2 cores at a load average of 8 to 11; a dense net's 5 take 0.03 s)
 CONV_GRADIENT_BATCH = 2
-# The page checks the gradient at every evaluation, so only where that takes seconds: the fast numerical gradient
-# carries each nudge of a later convolution's weights through the rest of the net, and the book's DeepConvNet (71,424
-# weights in its convolutions after the first) took 266 s for 2 images, its 4-filter version (4,464) 3 to 8 s.
+# The page checks the gradient at every evaluation, so in seconds: the fast numerical gradient carries each nudge
+# of a later convolution's weights through the rest of the net, and the book's DeepConvNet (71,424 weights in its
+# convolutions after the first) took 266 s for 2 images, its 4-filter version (4,464) 3 to 8 s. A net of more
+# is checked on a sample of each parameter's entries (the shipped DeepConvNet: 12 s for 10 each, loaded).
 PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS = 10_000
-PAGE_GRADIENT_LEFT_OUT = ("not checked here: the numerical gradient of this net's later convolutions takes minutes at "
-                          "every evaluation; 'sgdlab gradcheck' checks it, or a narrower one (fewer filters) in seconds")
+PAGE_GRADIENT_ENTRIES = 10
 STRIP_SIZE = 24  # test digits in the page's strip of the network's current guesses (ConvNetJS's MNIST demo has one)
 STRIP_SEED = 25  # which ones: the same for every run and evaluation, so that a learner watches the guesses change
 HISTOGRAM_IMAGES = 1000  # test images whose activations the page's histograms count (the book's 6.2 draws 1000)
@@ -243,25 +243,28 @@ def gradient_images(network):
     return CONV_GRADIENT_BATCH if first_convolution(network) is not None else GRADIENT_BATCH
 
 
-def gradient_checked_on_the_page(network):
-    """Whether the page's gradient check of `network` takes seconds: at most
-    `PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS` weights in its convolutions after the first."""
+def page_gradient_entries(network):
+    """How many entries of each parameter the page's gradient check differentiates: all (None) where that
+    takes seconds, at most `PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS` weights in its convolutions after the
+    first; else a sample of `PAGE_GRADIENT_ENTRIES` (`gradcheck.sampled_entries`)."""
     later = convolutions(network)[1:]
-    return sum(network.layers[k].W.size for k in later) <= PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS
+    small = sum(network.layers[k].W.size for k in later) <= PAGE_GRADIENT_LATER_CONVOLUTION_WEIGHTS
+    return None if small else PAGE_GRADIENT_ENTRIES
 
 
 def gradient_agreement(network, x_train, t_train):
     """Numerical against backprop gradient on the first few training images (`gradient_images`), with the
     network's current weights in float64: the largest relative difference per parameter, how many entries
     were left out because their nudge crosses a kink, and whether the gradient is zero (rounding noise on both
-    sides), as `sgdlab gradcheck` reports them."""
-    images = gradient_images(network)
+    sides), as `sgdlab gradcheck` reports them; of a large net, on a sample of entries (`page_gradient_entries`),
+    each parameter's `sampled` saying how many (None: all)."""
+    images, entries = gradient_images(network), page_gradient_entries(network)
     network = float64_copy(network)
     x, t = _pixels(x_train[:images], np.float64), t_train[:images]
     return [{"name": check.name, "max_rel_error": check.max_rel_error, "max_abs_diff": check.max_abs_diff,
-             "kinks": check.kinks, "size": check.size, "passed": check.passed, "checked": check.checked,
-             "is_zero": check.is_zero}
-            for check in gradient_check(network, x, t)]
+             "kinks": check.kinks, "size": check.size, "sampled": check.sampled, "passed": check.passed,
+             "checked": check.checked, "is_zero": check.is_zero}
+            for check in gradient_check(network, x, t, entries=entries)]
 
 
 def layer_outputs(network, pixels):

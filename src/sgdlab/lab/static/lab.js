@@ -423,10 +423,12 @@ function showInspection(found) {
   }));
   const rows = found.gradients.map((check) => {
     const row = document.createElement("tr");
-    const cells = [check.name, check.max_rel_error === null ? "not a number" : check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${check.size}` : "",
-                   !check.checked ? "not checked: every nudge crosses a kink"
+    const differentiated = check.sampled ?? check.size;
+    const sampled = check.sampled === null ? "" : ` (sampled: ${check.sampled} of ${check.size} entries)`;
+    const cells = [check.name, check.max_rel_error === null ? "not a number" : check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${differentiated}` : "",
+                   (!check.checked ? "not checked: every nudge crosses a kink"
                      : check.passed ? (check.is_zero ? "agree (zero gradient: both are rounding noise)" : "agree")
-                     : "DIFFER"];
+                     : "DIFFER") + sampled];
     cells.forEach((text, i) => {
       const cell = document.createElement("td");
       cell.textContent = text;
@@ -435,17 +437,8 @@ function showInspection(found) {
     });
     return row;
   });
-  if (found.gradients_left_out) {  // a net too deep to check at every evaluation: say so, and where it is checked
-    const row = document.createElement("tr");
-    const cell = document.createElement("td");
-    cell.colSpan = 4;
-    cell.className = "unchecked";
-    cell.textContent = found.gradients_left_out;
-    row.appendChild(cell);
-    rows.push(row);
-  }
   $("gradients").querySelector("tbody").replaceChildren(...rows);
-  $("gradient-images").textContent = found.gradients_left_out ? "" : `(on the first ${found.gradient_images} training images)`;
+  $("gradient-images").textContent = `(on the first ${found.gradient_images} training images)`;
 }
 
 function showStrip(strip) { // the same test digits at every evaluation: their images kept, the guesses changed

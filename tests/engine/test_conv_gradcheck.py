@@ -329,3 +329,12 @@ def test_a_sampled_check_still_fails_a_broken_backward_pass(bug, monkeypatch):
     failed = [check.name for check in gradient_check(network, x, t, entries=8, seed=0)
               if check.checked and not check.passed]
     assert failed and set(failed) <= {f"{name}{k}" for name in "Wb" for k in range(1, 6)}, failed
+
+
+def test_a_sampled_check_of_a_diverged_net_fails_rather_than_passing_its_nans_as_left_out():
+    network, x, t = reduced_deep_convnet(3)
+    network.params["W3"][0, 0, 0, 0] = np.nan  # as a diverged run leaves it
+    with np.errstate(all="ignore"):
+        checks = gradient_check(network, x, t, entries=5, seed=1)
+    assert checks and not any(check.passed for check in checks)
+    assert all(check.sampled in (5, None) for check in checks)

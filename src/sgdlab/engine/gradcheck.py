@@ -122,14 +122,19 @@ def relative_error(numerical, backprop):
     return difference / scale if scale > 0 else difference
 
 
-def compare_gradients(numerical_grads, backprop_grads, kinks=None, noise=None):
+def compare_gradients(numerical_grads, backprop_grads, kinks=None, noise=None, only=None):
     """One `ParamCheck` per parameter of two gradient dicts with the same keys, leaving out the entries that
-    `kinks` (booleans per parameter, or None) marks and those not differentiated (NaN: outside a sample);
-    `noise` maps parameters to their rounding floor."""
+    `kinks` (booleans per parameter, or None) marks and those not differentiated (NaN outside the sample
+    `only`, if given: a NaN in it, a diverged net's, is compared and fails); `noise` maps parameters to their
+    rounding floor."""
     checks = []
     for name, numerical in numerical_grads.items():
         backprop = np.asarray(backprop_grads[name])
-        differentiated = ~np.isnan(numerical)
+        outside = np.zeros(numerical.size, bool)
+        if only is not None and name in only:
+            outside[:] = True
+            outside[only[name]] = False
+        differentiated = ~(outside.reshape(numerical.shape) & np.isnan(numerical))
         compared = differentiated if kinks is None else differentiated & ~kinks[name]
         sampled = None if differentiated.all() else int(np.count_nonzero(differentiated))
         numerical, backprop_compared = numerical[compared], backprop[compared]
@@ -198,7 +203,7 @@ def extrapolated_gradient(network, x, t, same_masks=lambda: None, only=None):
         noise = {key: ROUNDING * max(1.0, abs(loss)) / (step / 2) for key, step in steps.items()}
         shrink = {}
         for key in steps:
-            compared = ~np.isnan(fine[key]) if kinks is None else ~np.isnan(fine[key]) & ~kinks[key]
+            compared = ~np.isnan(fine[key]) if kinks is None else ~np.isnan(fine[key]) & ~kinks[key]  # the sample
             truncation = float(np.max(np.abs(coarse[key] - fine[key])[compared], initial=0.0)) / 3  # fine's error
             allowed = TRUNCATION * float(np.max(np.abs(fine[key][compared]), initial=0.0)) + noise[key]
             if truncation > allowed:  # the error falls as the step squared
@@ -267,5 +272,5 @@ def gradient_check(network, x, t, entries=None, seed=0):
     return [ParamCheck(layers.name, layers.shape, max(layers.max_abs_diff, step.max_abs_diff),
                        max(layers.max_rel_error, step.max_rel_error), max(layers.scale, step.scale), layers.noise,
                        layers.kinks, layers.sampled)
-            for layers, step in zip(compare_gradients(numerical, by_layers, kinks, noise),
-                                    compare_gradients(numerical, by_step, kinks, noise))]
+            for layers, step in zip(compare_gradients(numerical, by_layers, kinks, noise, only),
+                                    compare_gradients(numerical, by_step, kinks, noise, only))]

@@ -88,13 +88,14 @@ def run(args):
           f"{verdict} in {time.perf_counter() - started:.2f} s")
     sampled = [check for check in checks if check.sampled is not None]
     if sampled:
-        print(f"sampled: {sum(check.sampled for check in sampled)} of {sum(check.size for check in sampled)} entries of "
-              f"{', '.join(check.name for check in sampled)} were differentiated (--entries {args.entries}, drawn by "
-              "the seed), the others not checked")
+        drawn, of = sum(check.sampled for check in sampled), sum(check.size for check in sampled)
+        print(f"sampled: {drawn} of {of} entries of {', '.join(check.name for check in sampled)} were differentiated "
+              f"(--entries {args.entries}, drawn by the seed), the others not checked")
     kinks = sum(check.kinks for check in checks)
     if kinks:
         crossings = dict.fromkeys(layer.kink for layer in network.layers if layer.kink is not None)  # each once
-        print(f"{kinks} of {sum(check.differentiated for check in checks)} entries were not compared: nudging one by h or h/2 "
+        differentiated = sum(check.differentiated for check in checks)
+        print(f"{kinks} of {differentiated} entries were not compared: nudging one by h or h/2 "
               f"{', or '.join(crossings)}, where the slope jumps, so no difference quotient there is a derivative")
     if unchecked:
         print(f"{', '.join(unchecked)}: every entry's nudge crosses a kink, so nothing of it could be compared and it "

@@ -605,8 +605,9 @@ def test_gradcheck_shows_the_entries_across_a_kink_apart(capsys, data_dir, monke
     from sgdlab.engine import gradcheck
 
     checks = gradcheck.gradient_check
-    monkeypatch.setattr(gradcheck, "gradient_check", lambda network, x, t: [
-        dataclasses.replace(check, kinks=3) if check.name == "W1" else check for check in checks(network, x, t)])
+    monkeypatch.setattr(gradcheck, "gradient_check", lambda network, x, t, **options: [
+        dataclasses.replace(check, kinks=3) if check.name == "W1" else check
+        for check in checks(network, x, t, **options)])
     code, out, _ = run(capsys, "gradcheck", "--data-dir", data_dir, "--hidden-size", "5", "--batch-size", "2",
                        "--activation", "relu")
     assert code == 0

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import time
+from importlib import resources
 
 import pytest
 from PIL import Image, ImageDraw
@@ -45,10 +46,12 @@ def live(tmp_path_factory, data_dir):
 class Page:
     """A tab on the lab page that records every request it makes and every console message."""
 
-    def __init__(self, browser, address):
+    def __init__(self, browser, address, locale="en-US", context=None):
+        """A tab of its own browser context (cookies, storage), speaking `locale`; or a new tab of `context`."""
         self.origin = address.split("/?")[0]
         self.requests, self.problems = [], []
-        self.page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        viewport = {"width": 1400, "height": 1800}
+        self.page = context.new_page() if context else browser.new_page(viewport=viewport, locale=locale)
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.on("console", lambda message: self.problems.append(message.text) if message.type == "error"
                      else None)
@@ -69,6 +72,36 @@ class Page:
         while not condition():
             assert time.monotonic() < deadline, "timed out"
             self.page.wait_for_timeout(100)
+
+    def outside_the_first_screen(self, ids, width=1400, height=900):
+        """Those of the elements `ids` that do not lie wholly within the first screen of a window of width x height
+        (the page's layout depends on the width alone: a taller window shows the same page)."""
+        assert self.page.viewport_size["width"] == width
+        self.page.evaluate("() => window.scrollTo(0, 0)")
+        return self.page.evaluate("""([ids, width, height]) => ids.filter((id) => {
+            const box = document.getElementById(id).getBoundingClientRect();
+            return !(box.width > 0 && box.left >= 0 && box.top >= 0 && box.right <= width && box.bottom <= height);
+        })""", [ids, width, height])
+
+    def wider_than_the_window(self):
+        """Every shown element reaching past the window's sides, named; the page's own width if wider. (Plotly's
+        text-measuring svg, #js-plotly-tester, stands far off-screen on purpose: it is no part of the page.)"""
+        return self.page.evaluate("""() => {
+            const wide = [...document.querySelectorAll("body *")].filter((e) => !e.closest("#js-plotly-tester")).filter((e) => {
+                const box = e.getBoundingClientRect();
+                return box.width > 0 && (box.left < -0.5 || box.right > innerWidth + 0.5);
+            }).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.getAttribute("class")}`);
+            const page = document.documentElement.scrollWidth;
+            return page > innerWidth ? [...wide, `the page: ${page}`] : wide;
+        }""")
+
+    def reflows_to(self, width):
+        """The window narrowed to `width` (900 px tall); once the charts have followed, what still overflows."""
+        self.page.set_viewport_size({"width": width, "height": 900})
+        deadline = time.monotonic() + 10
+        while self.wider_than_the_window() and time.monotonic() < deadline:  # plotly redraws a moment later
+            self.page.wait_for_timeout(100)
+        return self.wider_than_the_window()
 
     def assert_nothing_left_the_machine_and_nothing_went_wrong(self):
         assert self.requests and all(url.startswith(self.origin + "/") or url.startswith("data:")
@@ -185,6 +218,12 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.click("#clear")
     tab.page.set_input_files("#file", str(picture))
     tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("Read as 7,"))
+    # the essentials of a run in training share the first screen of a 1400x900 window: its controls, both curves,
+    # the network at its latest evaluation, the drawing pad and what the network read
+    assert tab.outside_the_first_screen(["controls", "loss-figure", "accuracy-figure", "units", "confusion-figure",
+                                         "per-digit-figure", "canvas", "probabilities-figure"]) == []
+    assert tab.reflows_to(800) == []  # one column, nothing wider than the window
+    assert tab.page.locator("#accuracy-figure").bounding_box()["y"] > tab.page.locator("#loss-figure").bounding_box()["y"]
 
     tab.page.click("#stop")
     assert tab.page.text_content("#status") == "stopping..."  # at once: the run saves before it says "stopped"
@@ -230,8 +269,11 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
             for name in ("W1", "W2", "W3")]  # the convolution's, the hidden affine layer's, the output layer's
         assert tab.page.evaluate(shown, "spread-figure")
         loss, accuracy = (tab.page.locator(f"#{name}-figure").bounding_box() for name in ("loss", "accuracy"))
-        assert loss["y"] == accuracy["y"] and accuracy["x"] + accuracy["width"] > 1400 - 40  # side by side, the
-        # page's width shared between them: nothing wraps, nothing is left empty at 1400 px
+        draw = tab.page.locator(".draw").bounding_box()
+        assert loss["y"] == accuracy["y"] == draw["y"] and draw["x"] + draw["width"] > 1400 - 40  # side by side,
+        # the page's width shared: nothing wraps, nothing is left empty at 1400 px
+        assert tab.outside_the_first_screen(["loss-figure", "accuracy-figure", "filters-figure", "confusion-figure",
+                                             "canvas"]) == []
         assert tab.page.text_content("#lr-now") == "learning rate 0.001"  # the run's, as it was trained
         # the smoothed loss, an exponential mean debiased: it starts at the first loss, and its slope changes
         # nowhere abruptly (a trailing 100-iteration mean's slope doubles at iteration 100)
@@ -247,46 +289,56 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
         tab.wait_for(lambda: len(tab.page.evaluate(maps)) == 2 and all(w > 0 for w, _ in tab.page.evaluate(maps)))
         assert tab.page.evaluate(maps) == [[199, 398], [103, 206]]  # 8 maps of 24x24, then 8 of 12x12, at 2x
         assert tab.page.evaluate(shown, "maps-figure") and tab.page.text_content("#draw-message") == ""
-        assert tab.page.text_content("#maps-stages") == "convolution and relu (left), then after pooling (right)"
+        assert tab.page.text_content("#maps-stages") == ("Feature maps after convolution and relu (left), then "
+                                                         "after pooling (right)")
         assert tab.page.text_content("#prediction").startswith("Read as")
         hidden = "() => [...document.querySelectorAll('#hidden-charts .chart')].map((c) => c.data[0].y.length)"
         assert tab.page.evaluate(hidden) == [20]  # its one hidden affine layer
         histograms = "() => [...document.querySelectorAll('#histograms span')].map((s) => s.textContent)"
         assert tab.page.evaluate(histograms) == ["convolution 1 → relu", "affine 1 → relu"]
+        assert tab.reflows_to(800) == []
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(process)
 
 
-@pytest.mark.slow
-def test_every_deeper_convolution_of_the_shipped_deep_convnet_shows_compactly_at_once(browser, data_dir):
-    with lab_page("view", "--demo", "--no-browser", "--data-dir", data_dir) as (process, address):
-        tab = Page(browser, address)
-        figures = "#deeper-filters figure"
-        # convolutions 2 to 6, with the rest of the inspection (the test set read, the gradient checked): seconds
-        # each on a quiet machine, minutes on a loaded one
-        tab.wait_for(lambda: tab.page.locator(figures).count() == 5, timeout=600)
-        images = tab.page.evaluate("() => [...document.querySelectorAll('#deeper-filters img')].map((e) => "
-                                   "[e.naturalWidth, e.naturalHeight, e.offsetWidth, e.offsetHeight])")
-        # 16, 32, 32, 64, 64 filters, 8 a row, each the patch it sees: 5, 10, 14, 24 and 32 pixels square
-        assert [image[:2] for image in images] == [[47, 11], [87, 43], [119, 59], [199, 199], [263, 263]]
-        for (width, height, shown_width, shown_height), field in zip(images, (5, 10, 14, 24, 32)):
-            assert abs(shown_width - round(28 / field * width)) <= 1  # every patch at 28 screen pixels
-            assert abs(shown_height - round(28 / field * height)) <= 1
-        labels = tab.page.locator("#deeper-filters figcaption").all_text_contents()
-        assert labels[-1] == "convolution 6: 64 filters of 3x3x64, seeing 32x32 pixels"
-        assert tab.page.text_content("#deeper-filters-searched") == "500"
-        box = tab.page.locator("#deeper-filters-figure").bounding_box()
-        assert box["width"] <= 1400 and box["height"] <= 700  # not the 64x64 mosaic of each channel's weights
-        for k in range(5):  # every convolution in the figure, none clipped
-            inner = tab.page.locator(figures).nth(k).bounding_box()
-            assert box["x"] <= inner["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"]
-            assert box["y"] <= inner["y"] and inner["y"] + inner["height"] <= box["y"] + box["height"]
-        # the gradient check, on a sample of each parameter's entries: seconds, where all of them take minutes
-        tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 16)
-        verdicts = tab.page.locator("#gradients td.ok").all_text_contents()
-        assert "agree (sampled: 10 of 36864 entries)" in verdicts and "agree" in verdicts  # W6; b8 whole
+TEXTS = json.loads((resources.files("sgdlab.lab") / "static" / "i18n.json").read_text(encoding="utf-8"))
+
+
+def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_run, data_dir):
+    static = """() => [...document.querySelectorAll("[data-i18n], [data-i18n-title]")].map((e) => [
+        e.dataset.i18n || e.dataset.i18nTitle, e.dataset.i18n ? e.textContent : e.title])"""
+    in_language = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ko-KR")
+    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
+        tab = Page(browser, address, context=context)
+        assert tab.page.evaluate("() => navigator.languages[0]") == "ko-KR"
+        tab.wait_for(lambda: tab.page.evaluate(in_language) == ["ko", "손실"])
+        shown = tab.page.evaluate(static)
+        assert len(shown) > 40 and all(text == TEXTS[key]["ko"] for key, text in shown)
+        assert tab.page.text_content("#status") == "끝남" and tab.page.text_content("#lr-now") == "학습률 0.001"
+        tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)
+        assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"일치"}
+        assert tab.page.text_content("#gradient-images") == "(앞쪽 훈련 이미지 2개로)"
+
+        tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
+        tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
+        assert all(text == TEXTS[key]["en"] for key, text in tab.page.evaluate(static))
+        assert tab.page.text_content("#status") == "finished"
+        assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"agree"}
+        assert tab.page.evaluate("() => localStorage.getItem('sgdlab-language')") == "en"
+        tab.page.reload()  # remembered, though the browser still prefers Korean
+        tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (other, elsewhere):
+            assert elsewhere.split("/?")[0] != tab.origin  # `sgdlab view` again: another port, another origin
+            again = Page(browser, elsewhere, context=context)
+            again.wait_for(lambda: again.page.evaluate(in_language) == ["en", "loss"])  # remembered there too
+            again.page.click("[data-language=ko]")
+            again.wait_for(lambda: again.page.evaluate(in_language) == ["ko", "손실"])
+            again.assert_nothing_left_the_machine_and_nothing_went_wrong()
+            press_ctrl_c(other)
         press_ctrl_c(process)
+    context.close()
 
 
 def test_a_diverged_run_says_so(browser, data_dir, tmp_path):

@@ -47,7 +47,7 @@ STREAM_HEARTBEAT = 15.0  # seconds of silence after which a stream says it is st
 MAX_STREAMS = 500  # open at once, a sweep's included: each holds its tab's buffers; more are refused, not queued
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATIC = resources.files("sgdlab.lab") / "static"
-PAGE_FILES = {"lab.js": "text/javascript", "lab.css": "text/css"}
+PAGE_FILES = {"lab.js": "text/javascript", "lab.css": "text/css", "i18n.json": "application/json"}
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
                            "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                            "frame-ancestors 'self' http://127.0.0.1:* http://localhost:*")

@@ -1,6 +1,7 @@
 // The lab page: the runs' curves as they grow, the latest evaluation looked into, the controls of a run
 // trained with --live, and a digit drawn or dropped, read by the network. Everything comes from the sgdlab
-// server that served this page (server-sent events for the updates); charts are plotly's.
+// server that served this page (server-sent events for the updates); charts are plotly's. Every text it shows is
+// an entry of i18n.json, in the language chosen (see "the page's language").
 "use strict";
 
 const SMOOTHING_ITERATIONS = 100; // the smoothed loss: an exponential mean whose weights fall by e every 100
@@ -16,6 +17,8 @@ let focused = null; // the run whose evaluation, controls and digits the page sh
 let sweep = null; // what the sweep searches, when the runs are a sweep's trials
 let trials = []; // the sweep's rows, best validation accuracy first
 let best = []; // the summaries of the sweep's best few trials, whose curves are overlaid
+let lastResults = null; // the sweep's latest results, shown again in another language
+let lastReading = null; // the digit read last, as the server answered: shown again in another language
 let redrawPending = false;
 let redrawnAt = -Infinity; // performance.now() of the latest redraw
 const drawn = new Map(); // chart id -> what it was last drawn from (see `drawIfChanged`)
@@ -23,6 +26,81 @@ const drawn = new Map(); // chart id -> what it was last drawn from (see `drawIf
 const $ = (id) => document.getElementById(id);
 const plotlyText = (text) => String(text).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
 const TOKEN = document.querySelector('meta[name="sgdlab-token"]').content; // every request must carry it
+
+// --- the page's language ----------------------------------------------------------------------------------
+
+// i18n.json holds every text: {key: {en: ..., ko: ...}}, `{name}` where a value goes. The page's static texts
+// name their keys in data-i18n attributes; what this script writes asks `t(key, values)`.
+const LANGUAGES = ["en", "ko"];
+const LANGUAGE_NAME = "sgdlab-language";
+let texts = {};
+let language = "en";
+
+function t(key, values = {}) {
+  const entry = texts[key];
+  if (!entry) {
+    console.error(`no text for "${key}"`);
+    return key;
+  }
+  return entry[language].replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
+}
+
+function term(kind, word) { // a word the server sends (a status, a layer's kind): in the table's words if it has it
+  return texts[`${kind}.${word}`] ? t(`${kind}.${word}`) : word;
+}
+
+// The choice is remembered in localStorage, and in a cookie too: localStorage belongs to one origin, one port,
+// while `sgdlab view` serves on a free port each time, and a cookie is shared by every port of 127.0.0.1.
+function rememberedLanguage() {
+  const cookie = document.cookie.split("; ").find((pair) => pair.startsWith(`${LANGUAGE_NAME}=`));
+  if (cookie) return cookie.split("=")[1];
+  try {
+    return localStorage.getItem(LANGUAGE_NAME);
+  } catch {
+    return null; // storage refused (a sandboxed frame): the browser's languages choose
+  }
+}
+
+function chooseLanguage() { // the user's own choice, else the first of the browser's languages the page has
+  const remembered = rememberedLanguage();
+  if (LANGUAGES.includes(remembered)) return remembered;
+  const preferred = (navigator.languages || [navigator.language]).map((tag) => tag.toLowerCase().split("-")[0]);
+  return preferred.find((code) => LANGUAGES.includes(code)) || "en";
+}
+
+function showTexts() {
+  document.documentElement.lang = language;
+  document.title = `sgdlab ${t("page.title")}`;
+  for (const element of document.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
+  for (const attribute of ["title", "alt", "aria-label"]) {
+    for (const element of document.querySelectorAll(`[data-i18n-${attribute}]`)) {
+      element.setAttribute(attribute, t(element.getAttribute(`data-i18n-${attribute}`)));
+    }
+  }
+  for (const button of document.querySelectorAll("[data-language]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.language === language));
+  }
+}
+
+function switchLanguage(chosen) { // everything shown is written again in the new language
+  language = chosen;
+  document.cookie = `${LANGUAGE_NAME}=${chosen}; path=/; max-age=31536000; SameSite=Strict`;
+  try {
+    localStorage.setItem(LANGUAGE_NAME, chosen);
+  } catch {
+    // remembered by the cookie alone
+  }
+  showTexts();
+  for (const run of runs.values()) nameRun(run);
+  const run = runs.get(focused);
+  if (run && run.inspection) showInspection(run.inspection);
+  if (sweep) {
+    describeSweep();
+    if (lastResults) showResults(lastResults);
+  }
+  if (lastReading) showReading(lastReading);
+  scheduleRedraw();
+}
 
 async function api(path, options = {}) {
   const headers = { ...(options.headers || {}), "X-Sgdlab-Token": TOKEN };
@@ -35,6 +113,12 @@ async function api(path, options = {}) {
 // --- runs and their streams ----------------------------------------------------------------------------
 
 async function start() {
+  texts = await api("/static/i18n.json");
+  language = chooseLanguage();
+  showTexts();
+  for (const button of document.querySelectorAll("[data-language]")) {
+    button.addEventListener("click", () => switchLanguage(button.dataset.language));
+  }
   const [summaries, found] = await Promise.all([api("/api/runs"), api("/api/sweep")]);
   sweep = found.sweep;
   if (sweep) {
@@ -58,13 +142,18 @@ function addRun(summary, shown) {
   run.label.querySelector("span").textContent = summary.label;
   run.label.title = summary.name;
   show.checked = shown;
-  show.title = "show its curves";
-  focus.title = "look into it";
+  nameRun(run);
   show.addEventListener("change", () => { run.shown = show.checked; follow(summary.id); });
   focus.addEventListener("change", () => setFocus(summary.id));
   $("runs").appendChild(run.label);
   run.focusInput = focus;
   return run;
+}
+
+function nameRun(run) {
+  const [show, focus] = run.label.querySelectorAll("input");
+  show.title = t("runs.show");
+  focus.title = t("runs.focus");
 }
 
 function dropRun(id) {
@@ -184,14 +273,14 @@ function smoothed(values, width, state = { mean: 0, weight: 0 }) { // `state` ca
 
 // The loss on the whole sets at each evaluation (the looked-into run's): the overfitting view beside the
 // mini-batch loss, drawn where it was measured (a run of an older sgdlab has none)
-const SET_LOSSES = [["train_loss", "train set", "solid"], ["test_loss", "test set", "dash"],
-  ["val_loss", "validation set", "dot"]];
+const SET_LOSSES = [["train_loss", "trace.train-set", "solid"], ["test_loss", "trace.test-set", "dash"],
+  ["val_loss", "trace.validation-set", "dot"]];
 
 function setLossTraces(evaluations, showlegend) {
   return SET_LOSSES.filter(([key]) => evaluations.some((row) => row[key] !== null && row[key] !== undefined))
     .map(([key, label, dash]) => ({ x: evaluations.map((row) => row.iteration),
       y: evaluations.map((row) => (row[key] === undefined ? null : row[key])), type: "scatter",
-      mode: "lines+markers", name: label, legendgroup: "sets", showlegend, line: { color: "#444", width: 1, dash },
+      mode: "lines+markers", name: t(label), legendgroup: "sets", showlegend, line: { color: "#444", width: 1, dash },
       marker: { size: 5 } }));
 }
 
@@ -263,7 +352,7 @@ function rateMarks(run, iterationsPerEpoch) { // a dashed line at each change of
     shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
       line: { color: run.colour, width: 1, dash: "dash" } });
     annotations.push({ xref: "x", yref: "paper", x, y: 1, yanchor: "bottom", showarrow: false,
-      text: `lr ${change.lr}`, font: { size: 10, color: run.colour } });
+      text: t("lr-mark", { lr: change.lr }), font: { size: 10, color: run.colour } });
   }
   return { shapes, annotations };
 }
@@ -289,17 +378,18 @@ function redraw() {
     accuracyFrom.push(evaluated);
     if (mine && curve.x.length) {
       rawWidth = run.loss.width;
-      lossTraces.push({ ...decimated(curve.x, curve.raw, lossColumns), type: "scatter", mode: "lines",
-        name: "raw", line: { color: run.colour, width: 1 }, opacity: 0.3, showlegend: !several });
+      lossTraces.push({ x: run.loss.iterations, y: run.loss.values, type: "scatter", mode: "lines",
+        name: t("trace.raw"), line: { color: run.colour, width: 1 }, opacity: 0.3, showlegend: !several });
     }
-    if (curve.x.length) {  // a model file alone has no curves
-      lossTraces.push({ ...decimated(curve.x, curve.smooth, lossColumns), type: "scatter",
-        mode: "lines", name: name || "smoothed", line: { color: run.colour, width: 2 } });
+    if (run.loss.values.length) {  // a model file alone has no curves
+      lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
+        mode: "lines", name: name || t("trace.smoothed"), line: { color: run.colour, width: 2 } });
     }
     if (mine) lossTraces.push(...setLossTraces(run.evaluations, !several)); // several runs: one legend entry a run
     const epochs = run.evaluations.map((row) => row.epoch);
     // several runs: one legend entry a run (its colour), the line's dash telling train, test and validation apart
-    const kinds = [["train_acc", "train", "solid"], ["test_acc", "test", "dash"], ["val_acc", "validation", "dot"]];
+    const kinds = [["train_acc", t("trace.train"), "solid"], ["test_acc", t("trace.test"), "dash"],
+      ["val_acc", t("trace.validation"), "dot"]];
     kinds.filter(([key]) => run.evaluations.some((row) => row[key] !== null && row[key] !== undefined))
       .forEach(([key, label, dash], k) => {
         accuracyTraces.push({ x: epochs, y: run.evaluations.map((row) => row[key]), type: "scatter",
@@ -316,24 +406,22 @@ function redraw() {
   }
   $("loss-figure").hidden = !lossTraces.length;
   $("accuracy-figure").hidden = !accuracyTraces.length;
-  $("raw-note").textContent = rawWidth > 1 ? `raw: the mean of each ${rawWidth} iterations (a long run is kept as at `
-    + "most 4096 means)" : "raw: each iteration's mini-batch loss";
+  $("essentials").classList.toggle("no-curves", !lossTraces.length && !accuracyTraces.length);
+  $("raw-note").textContent = rawWidth > 1 ? t("loss.raw-means", { width: rawWidth }) : t("loss.raw-one");
   // the legend in a line under the curves, inside the chart: several runs' labels wrap there, hiding nothing
   const legend = { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } };
   const margin = { l: 50, r: 10, t: 20, b: 40 };
   const logLoss = $("loss-log").checked;
   if (lossTraces.length) {
-    drawIfChanged("loss-chart", [lossFrom, focused, logLoss, lossColumns], () => Plotly.react("loss-chart", lossTraces,
-      { margin, xaxis: { title: { text: "iteration", standoff: 4 } },
-        yaxis: { title: { text: logLoss ? "loss (log scale)" : "loss" }, type: logLoss ? "log" : "linear" },
-        legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG));
+    Plotly.react("loss-chart", lossTraces, { margin, xaxis: { title: { text: t("axis.iteration"), standoff: 4 } },
+      yaxis: { title: { text: t(logLoss ? "axis.loss-log" : "axis.loss") }, type: logLoss ? "log" : "linear" },
+      legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG);
   }
   if (accuracyTraces.length) {
     const whole = $("accuracy-whole").checked;
-    drawIfChanged("accuracy-chart", [accuracyFrom, focused, whole], () => Plotly.react("accuracy-chart",
-      accuracyTraces, { margin, xaxis: { title: { text: "epoch", standoff: 4 } },
-        yaxis: { title: { text: "accuracy" }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
-        legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG));
+    Plotly.react("accuracy-chart", accuracyTraces, { margin, xaxis: { title: { text: t("axis.epoch"), standoff: 4 } },
+      yaxis: { title: { text: t("axis.accuracy") }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
+      legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG);
   }
   showWeightSpread(runs.get(focused));
   showStatus();
@@ -346,16 +434,16 @@ function showStatus() {
   $("run-name").textContent = run.summary.name;
   const status = $("status");
   const controllable = view.live && ["training", "paused", "starting"].includes(view.status);
-  const shownStatus = controllable && run.stopping ? "stopping..." : view.status; // said until the run has saved
-  status.textContent = shownStatus;
+  // "stopping..." said until the run has saved
+  status.textContent = controllable && run.stopping ? t("status.stopping") : term("status", view.status);
   status.className = `status ${view.status}`;
   $("progress").textContent = view.total_iterations
-    ? `iteration ${view.iterations_done} of ${view.total_iterations}` : "";
+    ? t("progress", { done: view.iterations_done, total: view.total_iterations }) : "";
   showPace(view, controllable);
   const rate = rateInForce(run);
   const asked = view.requested_learning_rate;
-  $("lr-now").textContent = rate === null ? "" : `learning rate ${rate}${
-    asked !== null && asked !== undefined ? ` (${asked} from the next iteration)` : ""}`;
+  $("lr-now").textContent = rate === null ? "" : asked !== null && asked !== undefined
+    ? t("lr-now.asked", { rate, asked }) : t("lr-now", { rate });
   $("run-message").textContent = view.message || "";
   $("controls").hidden = !controllable;
   for (const button of ["pause", "resume", "step", "stop", "set-lr"]) $(button).disabled = Boolean(run.stopping);
@@ -392,8 +480,10 @@ function rateInForce(run) { // the live run's, else the last change's, else the 
 // --- the latest evaluation -------------------------------------------------------------------------------
 
 function showInspection(found) {
-  $("inspected-at").textContent = found.iteration === null ? "" : `(iteration ${found.iteration})`;
+  $("inspected-at").textContent = found.iteration === null ? "" : t("state.at", { iteration: found.iteration });
   if (!found.confusion) return;
+  $("mistakes").hidden = false;
+  $("gradient-check").hidden = false;
   showImage("units", "weights", found.weights);
   showImage("filters-figure", "filters", found.filters);
   showDeeperFilters(found.deeper_filters || []);
@@ -401,34 +491,33 @@ function showInspection(found) {
   $("per-digit-figure").hidden = false;
   const digits = [...Array(10).keys()].map(String);
   Plotly.react("confusion-chart", [{ z: found.confusion, x: digits, y: digits, type: "heatmap",
-    colorscale: "Blues", reversescale: true, hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>" }],
-  { margin: { l: 40, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "predicted" }, type: "category" },
-    yaxis: { title: { text: "true" }, autorange: "reversed", type: "category" } }, PLOT_CONFIG);
+    colorscale: "Blues", reversescale: true, hovertemplate: `${t("confusion.hover")}<extra></extra>` }],
+  { margin: { l: 40, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.predicted") }, type: "category" },
+    yaxis: { title: { text: t("axis.true") }, autorange: "reversed", type: "category" } }, PLOT_CONFIG);
   Plotly.react("per-digit-chart", [{ x: digits, y: found.per_digit, type: "bar", marker: { color: "#1f77b4" } }],
-    { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "digit" }, type: "category" },
-      yaxis: { title: { text: "test accuracy" }, range: [0, 1] } }, PLOT_CONFIG);
+    { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.digit") }, type: "category" },
+      yaxis: { title: { text: t("axis.test-accuracy") }, range: [0, 1] } }, PLOT_CONFIG);
   showStrip(found.strip || []);
   showHistograms(found.histograms || []);
-  $("errors-count").textContent = `(${found.errors} of the test images are misread)`;
+  $("errors-count").textContent = t("mistakes.count", { errors: found.errors });
   const gallery = $("gallery");
   gallery.replaceChildren(...found.gallery.map((item) => {
     const figure = document.createElement("figure");
     const image = document.createElement("img");
     image.src = item.image;
-    image.alt = `test image ${item.index}`;
+    image.alt = t("mistakes.alt", { index: item.index });
     const caption = document.createElement("figcaption");
-    caption.textContent = `${item.label} read as ${item.predicted} (${(100 * item.probability).toFixed(0)}%)`;
+    caption.textContent = t("mistakes.caption", { label: item.label, predicted: item.predicted,
+      percent: (100 * item.probability).toFixed(0) });
     figure.append(image, caption);
     return figure;
   }));
   const rows = found.gradients.map((check) => {
     const row = document.createElement("tr");
-    const differentiated = check.sampled ?? check.size;
-    const sampled = check.sampled === null ? "" : ` (sampled: ${check.sampled} of ${check.size} entries)`;
-    const cells = [check.name, check.max_rel_error === null ? "not a number" : check.max_rel_error.toExponential(2), check.kinks ? `${check.kinks} of ${differentiated}` : "",
-                   (!check.checked ? "not checked: every nudge crosses a kink"
-                     : check.passed ? (check.is_zero ? "agree (zero gradient: both are rounding noise)" : "agree")
-                     : "DIFFER") + sampled];
+    const cells = [check.name, check.max_rel_error === null ? t("gradients.nan") : check.max_rel_error.toExponential(2),
+      check.kinks ? t("gradients.kinks-count", { kinks: check.kinks, size: check.size }) : "",
+      t(!check.checked ? "gradients.unchecked" : !check.passed ? "gradients.differ"
+        : check.is_zero ? "gradients.agree-zero" : "gradients.agree")];
     cells.forEach((text, i) => {
       const cell = document.createElement("td");
       cell.textContent = text;
@@ -437,8 +526,18 @@ function showInspection(found) {
     });
     return row;
   });
+  if (found.gradients_left_out) {  // a net too deep to check at every evaluation: say so, and where it is checked
+    const row = document.createElement("tr");
+    const cell = document.createElement("td");
+    cell.colSpan = 4;
+    cell.className = "unchecked";
+    cell.textContent = found.gradients_left_out;
+    cell.lang = "en"; // the server's words
+    row.appendChild(cell);
+    rows.push(row);
+  }
   $("gradients").querySelector("tbody").replaceChildren(...rows);
-  $("gradient-images").textContent = `(on the first ${found.gradient_images} training images)`;
+  $("gradient-images").textContent = found.gradients_left_out ? "" : t("gradients.images", { images: found.gradient_images });
 }
 
 function showStrip(strip) { // the same test digits at every evaluation: their images kept, the guesses changed
@@ -451,7 +550,7 @@ function showStrip(strip) { // the same test digits at every evaluation: their i
       figure.dataset.index = String(item.index);
       const image = document.createElement("img");
       image.src = item.image;
-      image.alt = `test image ${item.index}`;
+      image.alt = t("mistakes.alt", { index: item.index });
       figure.append(image, document.createElement("figcaption"));
       return figure;
     }));
@@ -468,26 +567,30 @@ const FIELD_PIXELS = 28; // screen pixels of each deeper filter's patch, whateve
 
 function showDeeperFilters(convolutions) { // each filter the patch that drives it most, every patch at one size
   $("deeper-filters-figure").hidden = !convolutions.length;
-  $("deeper-filters-searched").textContent = convolutions.length ? convolutions[0].images : "";
-  $("deeper-filters").replaceChildren(...convolutions.map((found) => {
-    const item = document.createElement("figure");
-    const label = document.createElement("figcaption");
-    label.textContent = `convolution ${found.convolution}: ${found.filters} filters of ` +
-      `${found.size.join("x")}x${found.channels}, seeing ${found.field.join("x")} pixels`;
+  $("deeper-filters").replaceChildren(...convolutions.flatMap((found) => {
+    const label = document.createElement("span");
+    label.textContent = t("deeper-filters.label", { convolution: found.convolution, filters: found.filters,
+      size: `${found.size.join("x")}x${found.channels}` });
     const image = document.createElement("img");
     const scale = FIELD_PIXELS / found.field[1];
     image.src = found.image;
-    image.alt = `what drives each filter of convolution ${found.convolution} most`;
-    image.style.width = `${Math.round(scale * found.width)}px`;
-    image.style.height = `${Math.round(scale * found.height)}px`;
-    item.append(image, label);
-    return item;
+    image.alt = t("deeper-filters.alt", { convolution: found.convolution });
+    image.style.width = `${MAP_SCALE * found.width}px`; // its height follows (narrower where the page is)
+    return [label, image];
   }));
 }
 
+const STATE_IMAGE_BOX = [380, 240]; // px: the most a mosaic of weights is scaled up to
+
 function showImage(figure, image, source) { // a figure shown for the networks that have what it shows
   $(figure).hidden = !source;
-  if (source) $(image).src = source;
+  if (!source) return;
+  const element = $(image);
+  element.onload = () => {
+    const scale = Math.min(STATE_IMAGE_BOX[0] / element.naturalWidth, STATE_IMAGE_BOX[1] / element.naturalHeight);
+    element.style.width = `${scale * element.naturalWidth}px`; // its height follows
+  };
+  element.src = source;
 }
 
 // --- a sweep's trials ---------------------------------------------------------------------------------------
@@ -495,41 +598,50 @@ function showImage(figure, image, source) { // a figure shown for the networks t
 function startSweep() {
   $("sweep").hidden = false;
   $("sweep-name").textContent = sweep.name;
-  const ranges = sweep.searches.map((search) => (search.kind === "choice" ? `${search.name} among ${
-    search.choices.join(", ")}` : `${search.name} ${search.kind} ${search.low} to ${search.high}`));
-  const shared = Object.entries(sweep.settings).map(([name, value]) => `${name} ${value}`);
-  $("sweep-searched").textContent = `${ranges.join("; ")}: ${sweep.trials} trials a round, ${sweep.rounds} round${
-    sweep.rounds > 1 ? "s, each narrowing to the span of the last one's best" : ""}, seed ${sweep.seed}${
-    shared.length ? `; every trial with ${shared.join(", ")}` : ""}`;
-  const heads = ["trial", "round", ...sweep.searches.map((search) => search.name), "val acc", "train acc",
-    "test acc (not used to choose)", "seconds", "status", "worker"];
-  $("trials").querySelector("thead tr").replaceChildren(...heads.map((text) => {
-    const head = document.createElement("th");
-    head.textContent = text;
-    if (text.startsWith("test acc")) head.className = "unused";
-    return head;
-  }));
   $("search-charts").replaceChildren(...sweep.searches.map((search, k) => {
     const figure = document.createElement("figure");
     const chart = document.createElement("div");
     chart.id = `search-chart-${k}`;
     chart.className = "chart small";
-    const caption = document.createElement("figcaption");
-    caption.textContent = `Validation accuracy of each trial against ${search.name}, coloured by round`;
-    figure.append(chart, caption);
+    figure.append(chart, document.createElement("figcaption"));
     return figure;
   }));
-  const stream = openStream("/api/sweep/stream");
+  describeSweep();
+  const stream = new EventSource(`/api/sweep/stream?token=${encodeURIComponent(TOKEN)}`);
   stream.addEventListener("results", (event) => showResults(JSON.parse(event.data)));
 }
 
+function describeSweep() { // what it searches, its table's heads and its charts' captions
+  const ranges = sweep.searches.map((search) => (search.kind === "choice"
+    ? t("sweep.choice", { name: search.name, choices: search.choices.join(", ") })
+    : t("sweep.range", { name: search.name, kind: search.kind, low: search.low, high: search.high })));
+  const values = { ranges: ranges.join("; "), trials: sweep.trials, rounds: sweep.rounds, seed: sweep.seed };
+  const searched = t(sweep.rounds > 1 ? "sweep.rounds" : "sweep.one-round", values);
+  const shared = Object.entries(sweep.settings).map(([name, value]) => `${name} ${value}`);
+  $("sweep-searched").textContent = shared.length ? t("sweep.shared", { searched, shared: shared.join(", ") }) : searched;
+  const heads = [[t("sweep.head.trial")], [t("sweep.head.round")], ...sweep.searches.map((search) => [search.name]),
+    [t("sweep.head.val")], [t("sweep.head.train")], [t("sweep.head.test"), "unused"], [t("sweep.head.seconds")],
+    [t("sweep.head.status")], [t("sweep.head.worker")]];
+  $("trials").querySelector("thead tr").replaceChildren(...heads.map(([text, kind]) => {
+    const head = document.createElement("th");
+    head.textContent = text;
+    if (kind) head.className = kind;
+    return head;
+  }));
+  sweep.searches.forEach((search, k) => {
+    $(`search-chart-${k}`).nextElementSibling.textContent = t("sweep.search-caption", { name: search.name });
+  });
+}
+
 function showResults(results) {
+  lastResults = results;
   trials = results.rows;
   best = results.best;
   const counts = new Map();
   for (const row of trials) counts.set(row.status, (counts.get(row.status) || 0) + 1);
-  const counted = [...counts].map(([status, count]) => `${count} ${status}`).join(", ");
-  $("sweep-progress").textContent = `(${results.total} trials: ${counted || "none started yet"})`;
+  const counted = [...counts].map(([status, count]) => t("sweep.count", { count, status: term("status", status) }))
+    .join(", ");
+  $("sweep-progress").textContent = t("sweep.progress", { total: results.total, counted: counted || t("sweep.none-started") });
   $("sweep-message").textContent = results.message;
   keepRuns();
   showTrials();
@@ -551,7 +663,7 @@ function keepRuns() { // the curves of the best few trials, and of the one looke
 function lookInto(row) {
   if (!runs.has(row.run)) {
     addRun({ id: row.run, name: row.run, status: row.status, live: false, settings: row.settings,
-      label: `trial ${row.trial}` }, false);
+      label: t("sweep.trial", { trial: row.trial }) }, false);
   }
   setFocus(row.run);
 }
@@ -569,7 +681,7 @@ function showTrials() {
     const cells = [[row.trial, "number"], [row.round, "number"],
       ...sweep.searches.map((search) => [settingText(row.settings[search.name]), "number"]),
       [fixed(row.val_acc, 4), "number"], [fixed(row.train_acc, 4), "number"], [fixed(row.test_acc, 4), "number unused"],
-      [fixed(row.seconds, 1), "number"], [row.status, ""], [row.worker, ""]];
+      [fixed(row.seconds, 1), "number"], [term("status", row.status), ""], [row.worker, ""]];
     for (const [text, kind] of cells) {
       const cell = document.createElement("td");
       cell.textContent = text === null ? "" : text;
@@ -581,7 +693,7 @@ function showTrials() {
     if (run && (run.shown || row.run === focused)) line.cells[0].style.borderLeft = `4px solid ${run.colour}`;
     if (row.run) {
       line.tabIndex = 0;
-      line.title = `look into trial ${row.trial}`;
+      line.title = t("sweep.look-into", { trial: row.trial });
       line.addEventListener("click", () => lookInto(row));
       line.addEventListener("keydown", (event) => { if (event.key === "Enter") lookInto(row); });
     }
@@ -606,12 +718,12 @@ function showSearch() {
     const traces = rounds.map((round) => {
       const scored = trials.filter((row) => row.round === round && row.val_acc !== null);
       return { x: scored.map(at), y: scored.map((row) => row.val_acc), customdata: scored.map((row) => row.trial),
-        type: "scatter", mode: "markers", name: `round ${round}`,
+        type: "scatter", mode: "markers", name: t("sweep.round", { round }),
         marker: { color: roundColour(round), size: 8, line: { color: "#fff", width: 0.5 } },
-        hovertemplate: "trial %{customdata}: %{x}, validation %{y:.3f}<extra></extra>" };
+        hovertemplate: `${t("sweep.hover")}<extra></extra>` };
     });
     if (chosen) {
-      traces.push({ x: [at(chosen)], y: [chosen.val_acc], type: "scatter", mode: "markers", name: "looked into",
+      traces.push({ x: [at(chosen)], y: [chosen.val_acc], type: "scatter", mode: "markers", name: t("sweep.looked-into"),
         marker: { size: 16, color: "rgba(0,0,0,0)", line: { color: "#222", width: 2 } }, hoverinfo: "skip" });
     }
     const xaxis = { title: { text: plotlyText(search.name) }, exponentformat: "e",
@@ -619,7 +731,7 @@ function showSearch() {
     if (choice) Object.assign(xaxis, { categoryorder: "array", categoryarray: search.choices.map(plotlyText) });
     const chart = $(`search-chart-${k}`);
     Plotly.react(chart, traces, { margin: { l: 50, r: 10, t: 30, b: 40 }, xaxis,
-      yaxis: { title: { text: "validation accuracy" }, range: [0, 1] }, legend: { orientation: "h", y: 1.2 },
+      yaxis: { title: { text: t("axis.validation-accuracy") }, range: [0, 1] }, legend: { orientation: "h", y: 1.2 },
       showlegend: rounds.length > 1 || chosen !== undefined, uirevision: search.name }, PLOT_CONFIG);
     if (!chart.dataset.clickable) {
       chart.dataset.clickable = "yes";
@@ -697,7 +809,7 @@ for (const name of ["pointerup", "pointercancel"]) {
     if (!drawing) return;
     drawing = false;
     lastDigit = null;
-    canvas.toBlob((blob) => readDigit(blob, "your drawing"), "image/png");
+    canvas.toBlob((blob) => readDigit(blob, "your drawing"), "image/png"); // the name the server's errors use
   });
 }
 $("clear").addEventListener("click", () => {
@@ -728,23 +840,29 @@ async function readDigit(blob, name) { // `name`: what the user chose, for the s
   try {
     const read = await api(`/api/runs/${encodeURIComponent(focused)}/predict`, { method: "POST", body: blob,
       headers: { "Content-Type": "application/octet-stream", "X-Sgdlab-File-Name": encodeURIComponent(name) } });
-    $("seen").src = read.image;
-    $("seen-figure").hidden = false;
-    $("probabilities-figure").hidden = false;
-    const digits = [...Array(10).keys()].map(String);
-    Plotly.react("probabilities-chart", [{ x: digits, y: read.probabilities, type: "bar",
-      marker: { color: digits.map((d) => (Number(d) === read.prediction ? "#d62728" : "#1f77b4")) } }],
-    { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { type: "category", title: { text: "digit" } },
-      yaxis: { range: [0, 1], title: { text: "probability" } } }, PLOT_CONFIG);
-    $("prediction").textContent = `Read as ${read.prediction}, with probability ${
-      (100 * read.probabilities[read.prediction]).toFixed(1)}%${
-      read.iteration === null || read.iteration === undefined ? "" : ` (the weights after iteration ${read.iteration})`}`;
     lastDigit = { blob, name };
-    showFeatureMaps(read.feature_maps);
-    showHiddenLayers(read.hidden_layers || []);
+    showReading(read);
   } catch (error) {
     $("draw-message").textContent = error.message;
   }
+}
+
+function showReading(read) {
+  lastReading = read;
+  $("seen").src = read.image;
+  $("seen-figure").hidden = false;
+  $("probabilities-figure").hidden = false;
+  const digits = [...Array(10).keys()].map(String);
+  Plotly.react("probabilities-chart", [{ x: digits, y: read.probabilities, type: "bar",
+    marker: { color: digits.map((d) => (Number(d) === read.prediction ? "#d62728" : "#1f77b4")) } }],
+  { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { type: "category", title: { text: t("axis.digit") } },
+    yaxis: { range: [0, 1], title: { text: t("axis.probability") } } }, PLOT_CONFIG);
+  const said = { digit: read.prediction, percent: (100 * read.probabilities[read.prediction]).toFixed(1),
+    iteration: read.iteration };
+  $("prediction").textContent = t(read.iteration === null || read.iteration === undefined ? "prediction"
+    : "prediction.at", said);
+  showFeatureMaps(read.feature_maps);
+  showHiddenLayers(read.hidden_layers || []);
 }
 
 function showHiddenLayers(layers) { // each hidden affine layer's outputs after its activation, a small chart each
@@ -759,9 +877,9 @@ function showHiddenLayers(layers) { // each hidden affine layer's outputs after 
     }));
   }
   layers.forEach((layer, k) => {
-    Plotly.react(charts.children[k], [{ y: layer.values, type: "bar", marker: { color: "#2ca02c" } }],
-      { margin: { l: 40, r: 10, t: 6, b: 30 }, xaxis: { title: { text: `affine ${layer.layer} → ${layer.activation}`,
-        standoff: 2 } } }, PLOT_CONFIG);
+    Plotly.react(charts.children[k], [{ y: [...layer.values], type: "bar", marker: { color: "#2ca02c" } }],
+      { margin: { l: 40, r: 10, t: 6, b: 30 }, xaxis: { title: { text: layerName("affine", layer.layer,
+        layer.activation), standoff: 2 } } }, PLOT_CONFIG);
   });
 }
 
@@ -781,7 +899,7 @@ function showHistograms(histograms) { // the book's 6.2 histograms, one small ca
   }
   histograms.forEach((histogram, k) => {
     const cell = cells.children[k];
-    cell.querySelector("span").textContent = `${histogram.after} ${histogram.number} → ${histogram.activation}`;
+    cell.querySelector("span").textContent = layerName(histogram.after, histogram.number, histogram.activation);
     const canvas = cell.querySelector("canvas");
     canvas.setAttribute("aria-label", cell.querySelector("span").textContent);
     const context = canvas.getContext("2d");
@@ -861,23 +979,32 @@ function showFeatureMaps(stages) { // a convolutional net's: each convolution's 
     row.className = "maps-row";
     if (rows.size > 1) {
       const label = document.createElement("span");
-      label.textContent = `convolution ${convolution}`;
+      label.textContent = t("maps.row", { convolution });
       row.appendChild(label);
     }
     for (const stage of own) {
       const image = document.createElement("img");
       image.src = stage.image;
-      image.alt = `feature maps of convolution ${convolution} after ${stage.layers.join(" and ")}`;
+      image.alt = t("maps.alt", { convolution, layers: layersText(stage.layers) });
       image.style.width = `${MAP_SCALE * stage.width}px`;
-      image.style.height = `${MAP_SCALE * stage.height}px`;
       row.appendChild(image);
     }
     return row;
   }));
-  const first = rows.values().next().value;
-  $("maps-stages").textContent = first.map((stage) => stage.layers.join(" and ")).join(" (left), then after ")
-    + (first.length > 1 ? " (right)" : "");
+  const [first, ...later] = rows.values().next().value.map((stage) => layersText(stage.layers));
+  $("maps-stages").textContent = later.length ? t("maps.stages-two", { first, second: later.join(", ") })
+    : t("maps.stages-one", { first });
+}
+
+function layersText(kinds) { // "convolution and relu"
+  return kinds.map((kind) => term("layer", kind)).reduce((first, second) => t("maps.and", { first, second }));
+}
+
+function layerName(kind, number, activation) { // "affine 2 → relu": a layer of the net, and the activation after it
+  return `${term("layer", kind)} ${number} → ${term("layer", activation)}`;
 }
 
 clearCanvas();
-start().catch((error) => { $("run-message").textContent = `cannot load the runs: ${error.message}`; });
+start().catch((error) => {
+  $("run-message").textContent = texts["load-error"] ? t("load-error", { error: error.message }) : error.message;
+});

@@ -304,7 +304,7 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
 TEXTS = json.loads((resources.files("sgdlab.lab") / "static" / "i18n.json").read_text(encoding="utf-8"))
 
 
-def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_run, data_dir):
+def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_run, data_dir, tmp_path):
     static = """() => [...document.querySelectorAll("[data-i18n], [data-i18n-title]")].map((e) => [
         e.dataset.i18n || e.dataset.i18nTitle, e.dataset.i18n ? e.textContent : e.title])"""
     in_language = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
@@ -319,11 +319,20 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
         tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)
         assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"일치"}
         assert tab.page.text_content("#gradient-images") == "(앞쪽 훈련 이미지 2개로)"
+        picture = tmp_path / "seven.png"
+        picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
+        tab.page.set_input_files("#file", str(picture))
+        tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("예측 7, 확률"))
+        assert tab.page.text_content("#maps-stages") == "합성곱 및 ReLU 뒤의 특징 맵(왼쪽), 그다음 풀링 뒤의 특징 맵(오른쪽)"
 
         tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
         tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
         assert all(text == TEXTS[key]["en"] for key, text in tab.page.evaluate(static))
         assert tab.page.text_content("#status") == "finished"
+        assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
+        spans = "(chart) => document.querySelector(chart)._fullLayout.xaxis.range"  # drawn again with their data
+        charts = ("#per-digit-chart", "#probabilities-chart", "#hidden-charts .chart")
+        assert [tab.page.evaluate(spans, chart) for chart in charts] == [[-0.5, 9.5], [-0.5, 9.5], [-0.5, 19.5]]
         assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"agree"}
         assert tab.page.evaluate("() => localStorage.getItem('sgdlab-language')") == "en"
         tab.page.reload()  # remembered, though the browser still prefers Korean

@@ -432,6 +432,7 @@ function showStatus() {
   if (!run || !run.view) return;
   const view = run.view;
   $("run-name").textContent = run.summary.name;
+  showInspectedAt(run.inspection);
   const status = $("status");
   const controllable = view.live && ["training", "paused", "starting"].includes(view.status);
   // "stopping..." said until the run has saved
@@ -480,7 +481,7 @@ function rateInForce(run) { // the live run's, else the last change's, else the 
 // --- the latest evaluation -------------------------------------------------------------------------------
 
 function showInspection(found) {
-  $("inspected-at").textContent = found.iteration === null ? "" : t("state.at", { iteration: found.iteration });
+  showInspectedAt(found);
   if (!found.confusion) return;
   $("mistakes").hidden = false;
   $("gradient-check").hidden = false;
@@ -490,11 +491,13 @@ function showInspection(found) {
   $("confusion-figure").hidden = false;
   $("per-digit-figure").hidden = false;
   const digits = [...Array(10).keys()].map(String);
-  Plotly.react("confusion-chart", [{ z: found.confusion, x: digits, y: digits, type: "heatmap",
+  // each chart given its own copies: plotly takes an array it was given before as unchanged, and a chart drawn
+  // again in another language from the same arrays would lose its data
+  Plotly.react("confusion-chart", [{ z: found.confusion.map((row) => [...row]), x: digits, y: digits, type: "heatmap",
     colorscale: "Blues", reversescale: true, hovertemplate: `${t("confusion.hover")}<extra></extra>` }],
   { margin: { l: 40, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.predicted") }, type: "category" },
     yaxis: { title: { text: t("axis.true") }, autorange: "reversed", type: "category" } }, PLOT_CONFIG);
-  Plotly.react("per-digit-chart", [{ x: digits, y: found.per_digit, type: "bar", marker: { color: "#1f77b4" } }],
+  Plotly.react("per-digit-chart", [{ x: digits, y: [...found.per_digit], type: "bar", marker: { color: "#1f77b4" } }],
     { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.digit") }, type: "category" },
       yaxis: { title: { text: t("axis.test-accuracy") }, range: [0, 1] } }, PLOT_CONFIG);
   showStrip(found.strip || []);
@@ -563,9 +566,12 @@ function showStrip(strip) { // the same test digits at every evaluation: their i
   });
 }
 
-const FIELD_PIXELS = 28; // screen pixels of each deeper filter's patch, whatever its size: an MNIST digit's
+function showInspectedAt(found) { // the evaluation looked into, or that none is here yet
+  $("inspected-at").textContent = !found || !found.confusion ? t("state.waiting")
+    : found.iteration === null ? "" : t("state.at", { iteration: found.iteration });
+}
 
-function showDeeperFilters(convolutions) { // each filter the patch that drives it most, every patch at one size
+function showDeeperFilters(convolutions) { // each at 2 screen pixels a weight, labelled
   $("deeper-filters-figure").hidden = !convolutions.length;
   $("deeper-filters").replaceChildren(...convolutions.flatMap((found) => {
     const label = document.createElement("span");
@@ -847,13 +853,13 @@ async function readDigit(blob, name) { // `name`: what the user chose, for the s
   }
 }
 
-function showReading(read) {
+function showReading(read) { // drawn again, from copies, in another language (see showInspection)
   lastReading = read;
   $("seen").src = read.image;
   $("seen-figure").hidden = false;
   $("probabilities-figure").hidden = false;
   const digits = [...Array(10).keys()].map(String);
-  Plotly.react("probabilities-chart", [{ x: digits, y: read.probabilities, type: "bar",
+  Plotly.react("probabilities-chart", [{ x: digits, y: [...read.probabilities], type: "bar",
     marker: { color: digits.map((d) => (Number(d) === read.prediction ? "#d62728" : "#1f77b4")) } }],
   { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { type: "category", title: { text: t("axis.digit") } },
     yaxis: { range: [0, 1], title: { text: t("axis.probability") } } }, PLOT_CONFIG);

@@ -243,7 +243,18 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
 
 def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_digit(browser, conv_run, data_dir,
                                                                                     tmp_path):
+    (tmp_path / "early.png").write_bytes(digit_png([(0.5, 0.15), (0.45, 0.85)]))
     with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
+        early = browser.new_page()  # a digit chosen before the page knows its runs is read once it does
+        held = []
+        early.route(re.compile(r"/api/runs$"), lambda route: held.append(route))
+        early.goto(address)
+        early.set_input_files("#file", str(tmp_path / "early.png"))
+        while not held:
+            early.wait_for_timeout(50)
+        held[0].continue_()
+        early.wait_for_function("() => document.getElementById('prediction').textContent.startsWith('Read as')")
+        early.close()
         tab = Page(browser, address)
         shown = "(id) => { const e = document.getElementById(id); return e.offsetWidth > 0 && !e.closest('[hidden]'); }"
         natural = "(id) => { const e = document.getElementById(id); return [e.naturalWidth, e.naturalHeight]; }"

@@ -113,13 +113,13 @@ async function api(path, options = {}) {
 // --- runs and their streams ----------------------------------------------------------------------------
 
 async function start() {
-  texts = await api("/static/i18n.json");
+  const [table, summaries, found] = await Promise.all([api("/static/i18n.json"), api("/api/runs"), api("/api/sweep")]);
+  texts = table;
   language = chooseLanguage();
   showTexts();
   for (const button of document.querySelectorAll("[data-language]")) {
     button.addEventListener("click", () => switchLanguage(button.dataset.language));
   }
-  const [summaries, found] = await Promise.all([api("/api/runs"), api("/api/sweep")]);
   sweep = found.sweep;
   if (sweep) {
     best = summaries; // the best few trials, all overlaid
@@ -842,6 +842,7 @@ document.addEventListener("drop", (event) => {
 
 async function readDigit(blob, name) { // `name`: what the user chose, for the server's errors to name
   $("draw-message").textContent = "";
+  await started; // a digit drawn, or a file dropped, before the page knew its runs
   if (!focused) return;
   try {
     const read = await api(`/api/runs/${encodeURIComponent(focused)}/predict`, { method: "POST", body: blob,
@@ -1011,6 +1012,6 @@ function layerName(kind, number, activation) { // "affine 2 → relu": a layer o
 }
 
 clearCanvas();
-start().catch((error) => {
+const started = start().catch((error) => {
   $("run-message").textContent = texts["load-error"] ? t("load-error", { error: error.message }) : error.message;
 });

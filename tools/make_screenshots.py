@@ -92,11 +92,12 @@ def main():
         browser = driver.chromium.launch(executable_path=chromium)
         page = browser.new_page(viewport={"width": 1400, "height": 900}, device_scale_factor=1, locale="en-US")
 
-        with started(["train", "--live", "--out", f"{scratch}/book", "--iters", "10000", "--seed", "0", *data]) as address:
+        book = ["train", "--live", "--out", f"{scratch}/book", "--iters", "10000", "--seed", "0", *data]
+        with started(book) as address:
             page.goto(address)
-            page.wait_for_function("() => document.querySelectorAll('#gallery figure').length > 0"
-                                   " && Number((document.getElementById('progress').textContent.match(/\\d+/) || [0])[0])"
-                                   " >= 6000", timeout=WAIT)
+            page.wait_for_function("() => document.querySelectorAll('#strip figure').length > 0 && Number("
+                                   "(document.getElementById('progress').textContent.match(/\\d+/) || [0])[0]) >= 6000",
+                                   timeout=WAIT)
             page.click("#pause")
             page.wait_for_function("() => document.getElementById('status').classList.contains('paused')", timeout=WAIT)
             draw_a_three(page)
@@ -105,9 +106,10 @@ def main():
             in_language(page, "ko", "손실")
             save(page, "lab-live-ko.png")
             narrowed(page, *NARROW)
-            save(page, "lab-narrow-ko.png", full_page=True, clip={"x": 0, "y": 0, "width": NARROW[0], "height": NARROW[1]})
+            top = {"x": 0, "y": 0, "width": NARROW[0], "height": NARROW[1]}
+            save(page, "lab-narrow-ko.png", full_page=True, clip=top)
             in_language(page, "en", "loss")
-            save(page, "lab-narrow.png", full_page=True, clip={"x": 0, "y": 0, "width": NARROW[0], "height": NARROW[1]})
+            save(page, "lab-narrow.png", full_page=True, clip=top)
             page.set_viewport_size({"width": 1400, "height": 900})
 
         for name, lr in (("lr-0.1", "0.1"), ("lr-0.5", "0.5")):

@@ -87,7 +87,8 @@ class Page:
         """Every shown element reaching past the window's sides, named; the page's own width if wider. (Plotly's
         text-measuring svg, #js-plotly-tester, stands far off-screen on purpose: it is no part of the page.)"""
         return self.page.evaluate("""() => {
-            const wide = [...document.querySelectorAll("body *")].filter((e) => !e.closest("#js-plotly-tester")).filter((e) => {
+            const shown = [...document.querySelectorAll("body *")].filter((e) => !e.closest("#js-plotly-tester"));
+            const wide = shown.filter((e) => {
                 const box = e.getBoundingClientRect();
                 return box.width > 0 && (box.left < -0.5 || box.right > innerWidth + 0.5);
             }).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.getAttribute("class")}`);
@@ -219,11 +220,13 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.set_input_files("#file", str(picture))
     tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("Read as 7,"))
     # the essentials of a run in training share the first screen of a 1400x900 window: its controls, both curves,
-    # the network at its latest evaluation, the drawing pad and what the network read
+    # the network at its latest evaluation and its guesses on the strip of test digits, the drawing pad and what
+    # the network read
     assert tab.outside_the_first_screen(["controls", "loss-figure", "accuracy-figure", "units", "confusion-figure",
-                                         "per-digit-figure", "canvas", "probabilities-figure"]) == []
+                                         "per-digit-figure", "strip-figure", "canvas", "probabilities-figure"]) == []
     assert tab.reflows_to(800) == []  # one column, nothing wider than the window
-    assert tab.page.locator("#accuracy-figure").bounding_box()["y"] > tab.page.locator("#loss-figure").bounding_box()["y"]
+    loss, accuracy = (tab.page.locator(f"#{name}-figure").bounding_box() for name in ("loss", "accuracy"))
+    assert accuracy["y"] > loss["y"]  # one under the other
 
     tab.page.click("#stop")
     assert tab.page.text_content("#status") == "stopping..."  # at once: the run saves before it says "stopped"
@@ -334,13 +337,19 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
         picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
         tab.page.set_input_files("#file", str(picture))
         tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("예측 7, 확률"))
-        assert tab.page.text_content("#maps-stages") == "합성곱 및 ReLU 뒤의 특징 맵(왼쪽), 그다음 풀링 뒤의 특징 맵(오른쪽)"
+        assert tab.page.text_content("#maps-stages") == ("합성곱 및 ReLU 뒤의 특징 맵(왼쪽), "
+                                                         "그다음 풀링 뒤의 특징 맵(오른쪽)")
+        layers = ("() => [...document.querySelectorAll('#histograms span, #hidden-charts .xtitle')]"
+                  ".map((e) => e.textContent)")
+        tab.wait_for(lambda: len(tab.page.evaluate(layers)) == 3)
+        assert tab.page.evaluate(layers) == ["Affine 1 → ReLU", "합성곱 1 → ReLU", "Affine 1 → ReLU"]
 
         tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
         tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
         assert all(text == TEXTS[key]["en"] for key, text in tab.page.evaluate(static))
         assert tab.page.text_content("#status") == "finished"
         assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
+        assert tab.page.evaluate(layers) == ["affine 1 → relu", "convolution 1 → relu", "affine 1 → relu"]
         spans = "(chart) => document.querySelector(chart)._fullLayout.xaxis.range"  # drawn again with their data
         charts = ("#per-digit-chart", "#probabilities-chart", "#hidden-charts .chart")
         assert [tab.page.evaluate(spans, chart) for chart in charts] == [[-0.5, 9.5], [-0.5, 9.5], [-0.5, 19.5]]

@@ -409,7 +409,8 @@ function redraw() {
   $("essentials").classList.toggle("no-curves", !lossTraces.length && !accuracyTraces.length);
   $("raw-note").textContent = rawWidth > 1 ? t("loss.raw-means", { width: rawWidth }) : t("loss.raw-one");
   // the legend in a line under the curves, inside the chart: several runs' labels wrap there, hiding nothing
-  const legend = { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } };
+  // (traceorder "normal": a legend group, such as the whole sets' losses, would otherwise stack as a column)
+  const legend = { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 }, traceorder: "normal" };
   const margin = { l: 50, r: 10, t: 20, b: 40 };
   const logLoss = $("loss-log").checked;
   if (lossTraces.length) {

@@ -343,6 +343,8 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
                   ".map((e) => e.textContent)")
         tab.wait_for(lambda: len(tab.page.evaluate(layers)) == 3)
         assert tab.page.evaluate(layers) == ["Affine 1 → ReLU", "합성곱 1 → ReLU", "Affine 1 → ReLU"]
+        spread = "() => [...document.querySelectorAll('#spread .xtitle')].map((e) => e.textContent)"
+        assert tab.page.evaluate(spread) == ["반복"] * 3
 
         tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
         tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
@@ -350,6 +352,7 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
         assert tab.page.text_content("#status") == "finished"
         assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
         assert tab.page.evaluate(layers) == ["affine 1 → relu", "convolution 1 → relu", "affine 1 → relu"]
+        assert tab.page.evaluate(spread) == ["iteration"] * 3  # drawn again, though their data did not change
         spans = "(chart) => document.querySelector(chart)._fullLayout.xaxis.range"  # drawn again with their data
         charts = ("#per-digit-chart", "#probabilities-chart", "#hidden-charts .chart")
         assert [tab.page.evaluate(spans, chart) for chart in charts] == [[-0.5, 9.5], [-0.5, 9.5], [-0.5, 19.5]]

@@ -941,7 +941,8 @@ function showWeightSpread(run) { // one small chart a weight matrix, from the ev
   const rows = run ? run.evaluations.filter((row) => row.weight_percentiles) : [];
   const names = [...new Set(rows.flatMap((row) => Object.keys(row.weight_percentiles)))];
   $("spread-figure").hidden = !names.length;
-  const drawn = `${run && run.summary.id} ${run && run.view && run.view.generation} ${rows.length} ${names.length}`;
+  const drawn = `${run && run.summary.id} ${run && run.view && run.view.generation} ${rows.length} ${names.length} ${
+    language}`;
   if (drawn === spreadDrawn) return;
   spreadDrawn = drawn;
   const charts = $("spread");
@@ -962,11 +963,11 @@ function showWeightSpread(run) { // one small chart a weight matrix, from the ev
       traces.push({ x, y: at(high), type: "scatter", mode: "lines", line: { width: 0 }, hoverinfo: "skip",
         fill: "tonexty", fillcolor: `rgba(31, 119, 180, ${opacity})` });
     }
-    traces.push({ x, y: at(SPREAD_MEDIAN), type: "scatter", mode: "lines+markers", name: "median",
+    traces.push({ x, y: at(SPREAD_MEDIAN), type: "scatter", mode: "lines+markers", name: t("spread.median"),
       line: { color: "#1f77b4", width: 1.5 }, marker: { size: 4 },
-      hovertemplate: `${plotlyText(name)} at iteration %{x}: median %{y:.3g}<extra></extra>` });
+      hovertemplate: `${t("spread.hover", { name: plotlyText(name) })}<extra></extra>` });
     Plotly.react(charts.children[k], traces, { margin: { l: 50, r: 8, t: 6, b: 32 }, showlegend: false,
-      xaxis: { title: { text: "iteration", standoff: 2 } },
+      xaxis: { title: { text: t("axis.iteration"), standoff: 2 } },
       yaxis: { title: { text: plotlyText(name), standoff: 2 }, zerolinecolor: "#ccc" } },
     PLOT_CONFIG);
   });

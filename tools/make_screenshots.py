@@ -117,7 +117,8 @@ def main():
                             "--out", f"{scratch}/compare/{name}", *data], check=True)
         with started(["view", f"{scratch}/compare", *data]) as address:
             page.goto(address)
-            page.wait_for_function("() => document.getElementById('accuracy-chart').data?.length >= 4", timeout=WAIT)
+            page.wait_for_function("() => document.getElementById('accuracy-chart').data?.length >= 4"
+                                   " && !document.getElementById('confusion-figure').hidden", timeout=WAIT)
             page.wait_for_timeout(1500)
             save(page, "lab-compare.png", clip={"x": 0, "y": 0, "width": 1400, "height": 480})
         browser.close()

@@ -148,6 +148,8 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.wait_for_timeout(500)
     assert tab.iteration() == held + 1 and tab.page.text_content("#status") == "paused"
 
+    latest = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[x.length - 1]; }"
+    tab.wait_for(lambda: tab.page.evaluate(latest) == held + 1)  # the step drawn (up to a second after it is said)
     redraws = ("() => { window.lossRedraws = 0; document.getElementById('loss-chart')"
                ".on('plotly_afterplot', () => { window.lossRedraws += 1; }); }")
     tab.page.evaluate(redraws)  # from here, until the next step, the loss does not change: nor does its chart
@@ -163,7 +165,6 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     assert tab.page.text_content("#control-message") == "" and tab.iteration() == held + 1
     tab.page.wait_for_timeout(600)  # a redraw's time and more: the page heard of the rate, the loss is the same
     assert tab.page.evaluate("() => window.lossRedraws") == 0
-    latest = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[x.length - 1]; }"
     assert tab.page.evaluate(latest) == held + 1  # the curve ends where training is, whatever its buckets' width
     tab.page.click("#step")
     tab.wait_for(lambda: tab.page.text_content("#lr-now") == "learning rate 0.05")
@@ -278,6 +279,8 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
                   " c.data.length, c.data[8].x, c.data[0].y, c.data[8].y, c.data[1].y])")
         history = json.loads((conv_run / "history.json").read_text())
         assert history["iteration"] == [0, 100, 200]
+        tab.wait_for(lambda: len(tab.page.evaluate(spread)) == 3)  # at the next redraw: the inspection, computed for
+        # the tab above, may come first
         assert tab.page.evaluate(spread) == [  # minimum, median, maximum; bands between them
             [name, 9, history["iteration"], *([at[name][p] for at in history["weight_percentiles"]] for p in (0, 4, 8))]
             for name in ("W1", "W2", "W3")]  # the convolution's, the hidden affine layer's, the output layer's

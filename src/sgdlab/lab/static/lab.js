@@ -196,7 +196,7 @@ function openStream(path) {
   stream.addEventListener("error", async () => {
     if (stream.readyState !== EventSource.CLOSED) return; // cut off: the browser tries again
     const asking = new AbortController();
-    let said = "the server stopped sending updates: reload the page";
+    let said = t("stream.stopped");
     try {
       const response = await fetch(address, { signal: asking.signal, credentials: "omit" });
       if (!response.ok) said = (await response.json().catch(() => ({}))).error || `${said} (${response.status})`;
@@ -378,11 +378,11 @@ function redraw() {
     accuracyFrom.push(evaluated);
     if (mine && curve.x.length) {
       rawWidth = run.loss.width;
-      lossTraces.push({ x: run.loss.iterations, y: run.loss.values, type: "scatter", mode: "lines",
+      lossTraces.push({ ...decimated(curve.x, curve.raw, lossColumns), type: "scatter", mode: "lines",
         name: t("trace.raw"), line: { color: run.colour, width: 1 }, opacity: 0.3, showlegend: !several });
     }
-    if (run.loss.values.length) {  // a model file alone has no curves
-      lossTraces.push({ x: run.loss.iterations, y: smoothed(run.loss.values, run.loss.width), type: "scatter",
+    if (curve.x.length) {  // a model file alone has no curves
+      lossTraces.push({ ...decimated(curve.x, curve.smooth, lossColumns), type: "scatter",
         mode: "lines", name: name || t("trace.smoothed"), line: { color: run.colour, width: 2 } });
     }
     if (mine) lossTraces.push(...setLossTraces(run.evaluations, !several)); // several runs: one legend entry a run
@@ -413,16 +413,18 @@ function redraw() {
   const legend = { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 }, traceorder: "normal" };
   const margin = { l: 50, r: 10, t: 20, b: 40 };
   const logLoss = $("loss-log").checked;
-  if (lossTraces.length) {
-    Plotly.react("loss-chart", lossTraces, { margin, xaxis: { title: { text: t("axis.iteration"), standoff: 4 } },
-      yaxis: { title: { text: t(logLoss ? "axis.loss-log" : "axis.loss") }, type: logLoss ? "log" : "linear" },
-      legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG);
+  if (lossTraces.length) { // (drawn again in another language too)
+    drawIfChanged("loss-chart", [lossFrom, focused, logLoss, lossColumns, language], () => Plotly.react("loss-chart",
+      lossTraces, { margin, xaxis: { title: { text: t("axis.iteration"), standoff: 4 } },
+        yaxis: { title: { text: t(logLoss ? "axis.loss-log" : "axis.loss") }, type: logLoss ? "log" : "linear" },
+        legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG));
   }
   if (accuracyTraces.length) {
     const whole = $("accuracy-whole").checked;
-    Plotly.react("accuracy-chart", accuracyTraces, { margin, xaxis: { title: { text: t("axis.epoch"), standoff: 4 } },
-      yaxis: { title: { text: t("axis.accuracy") }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
-      legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG);
+    drawIfChanged("accuracy-chart", [accuracyFrom, focused, whole, language], () => Plotly.react("accuracy-chart",
+      accuracyTraces, { margin, xaxis: { title: { text: t("axis.epoch"), standoff: 4 } },
+        yaxis: { title: { text: t("axis.accuracy") }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
+        legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG));
   }
   showWeightSpread(runs.get(focused));
   showStatus();
@@ -614,7 +616,7 @@ function startSweep() {
     return figure;
   }));
   describeSweep();
-  const stream = new EventSource(`/api/sweep/stream?token=${encodeURIComponent(TOKEN)}`);
+  const stream = openStream("/api/sweep/stream");
   stream.addEventListener("results", (event) => showResults(JSON.parse(event.data)));
 }
 

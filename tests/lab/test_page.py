@@ -376,6 +376,38 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
     context.close()
 
 
+@pytest.mark.slow
+def test_every_deeper_convolution_of_the_shipped_deep_convnet_shows_compactly_at_once(browser, data_dir):
+    with lab_page("view", "--demo", "--no-browser", "--data-dir", data_dir) as (process, address):
+        tab = Page(browser, address)
+        figures = "#deeper-filters figure"
+        # convolutions 2 to 6, with the rest of the inspection (the test set read, the gradient checked): seconds
+        # each on a quiet machine, minutes on a loaded one
+        tab.wait_for(lambda: tab.page.locator(figures).count() == 5, timeout=600)
+        images = tab.page.evaluate("() => [...document.querySelectorAll('#deeper-filters img')].map((e) => "
+                                   "[e.naturalWidth, e.naturalHeight, e.offsetWidth, e.offsetHeight])")
+        # 16, 32, 32, 64, 64 filters, 8 a row, each the patch it sees: 5, 10, 14, 24 and 32 pixels square
+        assert [image[:2] for image in images] == [[47, 11], [87, 43], [119, 59], [199, 199], [263, 263]]
+        for (width, height, shown_width, shown_height), field in zip(images, (5, 10, 14, 24, 32)):
+            assert abs(shown_width - round(28 / field * width)) <= 1  # every patch at 28 screen pixels
+            assert abs(shown_height - round(28 / field * height)) <= 1
+        labels = tab.page.locator("#deeper-filters figcaption").all_text_contents()
+        assert labels[-1] == "convolution 6: 64 filters of 3x3x64, seeing 32x32 pixels"
+        assert tab.page.text_content("#deeper-filters-searched") == "500"
+        box = tab.page.locator("#deeper-filters-figure").bounding_box()
+        assert box["width"] <= 1400 and box["height"] <= 700  # not the 64x64 mosaic of each channel's weights
+        for k in range(5):  # every convolution in the figure, none clipped
+            inner = tab.page.locator(figures).nth(k).bounding_box()
+            assert box["x"] <= inner["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"]
+            assert box["y"] <= inner["y"] and inner["y"] + inner["height"] <= box["y"] + box["height"]
+        # the gradient check, on a sample of each parameter's entries: seconds, where all of them take minutes
+        tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 16)
+        verdicts = tab.page.locator("#gradients td.ok").all_text_contents()
+        assert "agree (sampled: 10 of 36864 entries)" in verdicts and "agree" in verdicts  # W6; b8 whole
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        press_ctrl_c(process)
+
+
 def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
     with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--lr", "1e30",
                   "--activation", "relu", "--hidden-size", "10", "--iters", "600", "--no-plot") as (process, address):

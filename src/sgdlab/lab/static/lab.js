@@ -520,10 +520,13 @@ function showInspection(found) {
   }));
   const rows = found.gradients.map((check) => {
     const row = document.createElement("tr");
+    const differentiated = check.sampled ?? check.size;
+    const verdict = t(!check.checked ? "gradients.unchecked" : !check.passed ? "gradients.differ"
+      : check.is_zero ? "gradients.agree-zero" : "gradients.agree");
     const cells = [check.name, check.max_rel_error === null ? t("gradients.nan") : check.max_rel_error.toExponential(2),
-      check.kinks ? t("gradients.kinks-count", { kinks: check.kinks, size: check.size }) : "",
-      t(!check.checked ? "gradients.unchecked" : !check.passed ? "gradients.differ"
-        : check.is_zero ? "gradients.agree-zero" : "gradients.agree")];
+      check.kinks ? t("gradients.kinks-count", { kinks: check.kinks, size: differentiated }) : "",
+      check.sampled === null || check.sampled === undefined ? verdict
+        : t("gradients.sampled", { verdict, sampled: check.sampled, size: check.size })];
     cells.forEach((text, i) => {
       const cell = document.createElement("td");
       cell.textContent = text;
@@ -532,18 +535,8 @@ function showInspection(found) {
     });
     return row;
   });
-  if (found.gradients_left_out) {  // a net too deep to check at every evaluation: say so, and where it is checked
-    const row = document.createElement("tr");
-    const cell = document.createElement("td");
-    cell.colSpan = 4;
-    cell.className = "unchecked";
-    cell.textContent = found.gradients_left_out;
-    cell.lang = "en"; // the server's words
-    row.appendChild(cell);
-    rows.push(row);
-  }
   $("gradients").querySelector("tbody").replaceChildren(...rows);
-  $("gradient-images").textContent = found.gradients_left_out ? "" : t("gradients.images", { images: found.gradient_images });
+  $("gradient-images").textContent = t("gradients.images", { images: found.gradient_images });
 }
 
 function showStrip(strip) { // the same test digits at every evaluation: their images kept, the guesses changed
@@ -574,18 +567,23 @@ function showInspectedAt(found) { // the evaluation looked into, or that none is
     : found.iteration === null ? "" : t("state.at", { iteration: found.iteration });
 }
 
-function showDeeperFilters(convolutions) { // each at 2 screen pixels a weight, labelled
+const FIELD_PIXELS = 28; // screen pixels of each deeper filter's patch, whatever its size: an MNIST digit's
+
+function showDeeperFilters(convolutions) { // each filter the patch that drives it most, every patch at one size
   $("deeper-filters-figure").hidden = !convolutions.length;
-  $("deeper-filters").replaceChildren(...convolutions.flatMap((found) => {
-    const label = document.createElement("span");
+  $("deeper-filters-searched").textContent = convolutions.length ? convolutions[0].images : "";
+  $("deeper-filters").replaceChildren(...convolutions.map((found) => {
+    const item = document.createElement("figure");
+    const label = document.createElement("figcaption");
     label.textContent = t("deeper-filters.label", { convolution: found.convolution, filters: found.filters,
-      size: `${found.size.join("x")}x${found.channels}` });
+      size: `${found.size.join("x")}x${found.channels}`, field: found.field.join("x") });
     const image = document.createElement("img");
     const scale = FIELD_PIXELS / found.field[1];
     image.src = found.image;
     image.alt = t("deeper-filters.alt", { convolution: found.convolution });
-    image.style.width = `${MAP_SCALE * found.width}px`; // its height follows (narrower where the page is)
-    return [label, image];
+    image.style.width = `${Math.round(scale * found.width)}px`; // its height follows (narrower where the page is)
+    item.append(image, label);
+    return item;
   }));
 }
 

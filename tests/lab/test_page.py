@@ -124,7 +124,8 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.wait_for(lambda: tab.loss_points() > 0)
     first = tab.loss_points()
     tab.wait_for(lambda: tab.loss_points() > first + 50)  # the curve grows, without a reload
-    tab.wait_for(lambda: tab.page.evaluate("() => document.getElementById('accuracy-chart').data[0].x.length") > 1)
+    evaluations = "() => document.getElementById('accuracy-chart').data?.[0]?.x.length ?? 0"  # none until drawn
+    tab.wait_for(lambda: tab.page.evaluate(evaluations) > 1)
     tab.wait_for(lambda: tab.page.locator("#gallery figure").count() == 32)  # an evaluation looked into
     assert tab.page.locator("#gradients tbody tr").count() == 4
     assert tab.page.locator("#gradients td.ok").count() == 4

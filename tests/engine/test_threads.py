@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 from sgdlab.engine.threads import CallersErrorsPool
 
@@ -61,3 +62,19 @@ def test_one_blas_thread_covers_the_blas_a_convolution_loads_later_and_restores_
         pytest.skip("SciPy shares NumPy's BLAS here: no library is loaded inside the limit")
     assert all(threads == 1 for _, threads in pools["inside"]), pools
     assert all(threads == 2 for _, threads in pools["after"]), pools  # each library as it was before the limit
+
+
+def test_one_blas_thread_nested_sets_no_limit_again(monkeypatch):
+    """A training step holds the limit itself; inside a run that holds it already, each step pays nothing."""
+    from sgdlab.engine import threads
+
+    set_limits = []
+    real = threads.threadpool_limits
+    monkeypatch.setattr(threads, "threadpool_limits", lambda **kw: set_limits.append(kw) or real(**kw))
+    blas_threads = lambda: {pool["num_threads"] for pool in threadpoolctl.threadpool_info()  # noqa: E731
+                            if pool["user_api"] == "blas"}
+    with threads.one_blas_thread():
+        for _ in range(3):
+            with threads.one_blas_thread():
+                assert blas_threads() == {1}
+        assert blas_threads() == {1} and len(set_limits) == 1

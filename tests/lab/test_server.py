@@ -249,3 +249,23 @@ def test_streams_past_the_bound_are_refused_with_a_reason_and_a_closed_one_frees
             if status == "HTTP/1.1 200 OK":
                 break
             assert time.monotonic() < deadline, "the closed stream's place was never freed"
+
+
+def test_an_inspections_time_counts_what_its_worker_threads_do():
+    """The page's share of a core is measured on what an inspection costs, its gradient check's workers included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sgdlab.lab.server import _timed
+
+    def busy_worker():
+        start = time.thread_time()
+        while time.thread_time() - start < 0.2:
+            pass
+        return time.thread_time() - start
+
+    def inspection():
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(busy_worker).result()
+
+    worker_seconds, seconds = _timed(inspection)
+    assert seconds >= worker_seconds >= 0.2

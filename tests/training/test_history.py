@@ -167,10 +167,21 @@ def test_a_run_continued_from_a_history_without_the_weights_spread_records_none_
 
 @pytest.mark.parametrize("spread", [[{"W1": SPREAD[:-1]}], [{"W1": SPREAD[::-1]}], [{"W1": [*SPREAD[:-1], "x"]}],
                                     [{"W1": [*SPREAD[:-1], float("nan")]}], [[SPREAD]], [{"W1": SPREAD}] * 2, "W1", 5,
-                                    [{"<b>W1</b>": SPREAD}], [{"b1": SPREAD}], [{"W0": SPREAD}]])
+                                    [{"<b>W1</b>": SPREAD}], [{"b1": SPREAD}], [{"W0": SPREAD}],
+                                    [{f"W{k}": SPREAD for k in range(1, 102)}]])  # a chart each: at most 100
 def test_a_weights_spread_no_run_records_is_refused(spread):
     history = History(iters_per_epoch=10, loss=[1.0])
     history.record_evaluation(0, 0.1, 0.1, 0.0, weight_percentiles={"W1": SPREAD})
     values = {**history.to_dict(), "weight_percentiles": spread}
+    with pytest.raises(SgdlabError, match="'weight_percentiles'"):
+        History.from_dict(values)
+
+
+def test_weights_spread_naming_other_arrays_at_another_evaluation_is_refused():
+    history = History(iters_per_epoch=10, loss=[1.0] * 20)
+    history.record_evaluation(0, 0.1, 0.1, 0.0, weight_percentiles={"W1": SPREAD})
+    history.record_evaluation(10, 0.2, 0.2, 1.0, weight_percentiles={"W1": None})  # not finite: still W1's
+    assert History.from_dict(history.to_dict()).weight_percentiles == [{"W1": SPREAD}, {"W1": None}]
+    values = {**history.to_dict(), "weight_percentiles": [{"W1": SPREAD}, {"W2": SPREAD}]}
     with pytest.raises(SgdlabError, match="'weight_percentiles'"):
         History.from_dict(values)

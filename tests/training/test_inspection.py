@@ -204,7 +204,7 @@ def test_the_page_checks_the_gradient_of_small_nets_whole_and_of_larger_ones_on_
     images = np.stack([(digit(seed) * 255).round().astype(np.uint8) for seed in range(2)])
     rows = gradient_agreement(wide, images, np.array([3, 7]))
     assert [(row["name"], row["sampled"], row["size"]) for row in rows] == [
-        ("W1", 10, 36), ("b1", None, 4), ("W2", 10, 10800), ("b2", 10, 300), ("W3", None, 3000), ("b3", None, 10)]
+        ("W1", 10, 36), ("b1", None, 4), ("W2", 10, 10800), ("b2", 10, 300), ("W3", 10, 3000), ("b3", None, 10)]
     # (the output affine layer: differentiated whole by the dense fast gradient, in a blink)
     assert all(row["passed"] for row in rows)
 

@@ -65,8 +65,10 @@ def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False
     piecewise linear (no max pooling, a curved activation). `only` maps a
     parameter of the convolutional trunk to the flat entries to nudge (a
     sample, for a net whose every nudge takes too long): its others are NaN,
-    not differentiated, and cross no kink; the dense head is differentiated
-    whole, which takes a fraction of the time.
+    not differentiated, and cross no kink. The dense head is differentiated
+    whole, which takes a fraction of the time, and then kept to its sample
+    as well: a check compares what it says it sampled, and no NaN of an
+    entry it left out passes for one never differentiated.
     """
     steps = steps or {}
     reference = ReferencePass(network, network.as_input(np.asarray(x, np.float64)), t, find_kinks)
@@ -81,6 +83,8 @@ def conv_central_differences(network, x, t, h=1e-4, steps=None, find_kinks=False
             for local, name in head.names.items():
                 grads[name] = head_grads[local]
                 kinks[name] = None if head_kinks is None else head_kinks[local]
+                if name in (only or {}):
+                    grads[name], kinks[name] = _kept_to(only[name], grads[name], kinks[name])
         for i in range(reference.head_start if head is not None else len(network.layers)):
             layer_grads, layer_kinks = reference.layer_differences(pool, i, steps, h, only or {})
             grads.update(layer_grads)
@@ -108,6 +112,15 @@ class DrawnMask:
 
     def draw_mask(self, shape):
         return self.mask.reshape(shape)
+
+
+def _kept_to(entries, grad, kinked):
+    """`grad` NaN (and `kinked`, if given, False) but at the flat `entries`: as if only those were nudged."""
+    outside = np.ones(grad.size, bool)
+    outside[entries] = False
+    outside = outside.reshape(grad.shape)
+    grad = np.where(outside, np.nan, grad)
+    return grad, None if kinked is None else kinked & ~outside
 
 
 class DenseHead:

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +19,9 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-_limits_in_force = []  # each one_blas_thread context's limits, innermost last
+_held = threading.Lock()
+_holders = 0  # open one_blas_thread contexts, in any thread: BLAS's thread count is the process's
+_limits_in_force = []  # what the first of them set, and what limit_blas_loaded_since added
 
 
 @contextlib.contextmanager
@@ -30,22 +33,32 @@ def one_blas_thread():
     covers the BLAS libraries loaded when it is set; SciPy's, which a
     convolution's shifted products call, may be loaded later, when the
     step's workspaces are made: `limit_blas_loaded_since` then covers it too,
-    until the context ends.
+    until the context ends. Contexts nest for free: only the first sets the
+    limit and the last restores it, so that a training step that holds one
+    (a user calling it directly) pays nothing more inside a run that holds
+    one already.
     """
-    limits = [threadpool_limits(limits=1, user_api="blas")]
-    _limits_in_force.append(limits)
+    global _holders
+    with _held:
+        if not _holders:
+            _limits_in_force.append(threadpool_limits(limits=1, user_api="blas"))
+        _holders += 1
     try:
         yield
     finally:
-        _limits_in_force.remove(limits)
-        for limit in reversed(limits):
-            limit.restore_original_limits()
+        with _held:
+            _holders -= 1
+            if not _holders:
+                for limit in reversed(_limits_in_force):
+                    limit.restore_original_limits()
+                _limits_in_force.clear()
 
 
 def limit_blas_loaded_since():
     """Within a `one_blas_thread` context, limit to one thread also the BLAS libraries loaded since it began."""
-    if _limits_in_force:
-        _limits_in_force[-1].append(threadpool_limits(limits=1, user_api="blas"))
+    with _held:
+        if _holders:
+            _limits_in_force.append(threadpool_limits(limits=1, user_api="blas"))
 
 
 class CallersErrorsPool(ThreadPoolExecutor):

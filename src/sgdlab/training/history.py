@@ -59,6 +59,7 @@ OPTIONAL_KEYS = ("val_acc", "lr", "train_loss", "test_loss", "val_loss")  # per 
 LOSS_KEYS = ("train_loss", "test_loss", "val_loss")
 PERCENTILES_KEY = "weight_percentiles"  # per evaluation as well, a dict of lists each: not a column of history.csv
 WEIGHT_NAME = re.compile(r"W[1-9][0-9]{0,5}")  # a weight array's name in `params`: W1, W2, ...
+MAX_WEIGHT_ARRAYS = 100  # a network's layers at most (nn.network.MAX_LAYERS): a chart each on the page
 PER_EVALUATION_KEYS = (*EVALUATION_KEYS, *OPTIONAL_KEYS, PERCENTILES_KEY)  # the lists with an entry per evaluation
 # The most a number takes in history.json: its indent, 24 characters (-1.2345678901234567e-308) and ",\n".
 ENTRY_BYTES = 2 + 24 + 2
@@ -251,7 +252,8 @@ def _check_ranges(values):
 
 def _check_weight_percentiles(evaluations):
     """Refuse weight percentiles that are not, per evaluation, None or `{name: None or PERCENTILES' many numbers
-    in increasing order}`, each name a parameter's (`W` and its number)."""
+    in increasing order}`, each name a parameter's (`W` and its number), at most MAX_WEIGHT_ARRAYS of them and the
+    same in every evaluation."""
     def spread(values):
         return values is None or (isinstance(values, list) and len(values) == len(PERCENTILES)
                                   and all(_is_number(v) and math.isfinite(v) for v in values)
@@ -261,7 +263,9 @@ def _check_weight_percentiles(evaluations):
             evaluation is None or (isinstance(evaluation, dict) and all(
                 isinstance(name, str) and WEIGHT_NAME.fullmatch(name) and spread(values)
                 for name, values in evaluation.items()))
-            for evaluation in evaluations):
+            for evaluation in evaluations) or len({
+                tuple(evaluation) for evaluation in evaluations if evaluation is not None}) > 1 or any(
+            evaluation is not None and len(evaluation) > MAX_WEIGHT_ARRAYS for evaluation in evaluations):
         raise SgdlabError(f"history's {PERCENTILES_KEY!r} is not, per evaluation, each weight array's (W1, W2, ...) "
                           f"{len(PERCENTILES)} percentiles in increasing order: it was not written by sgdlab, or "
                           "was edited")

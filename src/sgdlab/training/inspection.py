@@ -43,7 +43,8 @@ TILE_GAP = 1  # pixels between two tiles of a grid
 FILTER_COLUMNS = 8  # filters (and feature maps) a row, as the book's filter_show lays them out
 GRID_GAP_COLOUR = (0.62, 0.7, 0.8)  # between filters and feature maps, whose own greys run from black to white
 PATTERN_IMAGES = 500  # test images searched for what drives each deeper filter most (`strongest_inputs`)
-PATTERN_CHUNK = 100  # of them through the book's layers at a time
+PATTERN_CHUNK = 20  # of them through the book's layers at a time: their columns take up to 0.9 MB an image
+# (DeepConvNet's second convolution, 16 channels of 3x3 windows at 28x28), so about 20 MB a chunk
 
 
 def png_data_url(pixels):

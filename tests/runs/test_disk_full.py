@@ -37,17 +37,19 @@ def sgdlab(*argv, file_size_limit=None):
 
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory, data_dir):
-    """`whole_run(iters)`: the folder of the run of SMALL_NET for `iters` iterations made in one go (trained once
-    for the module, in this process: what `sgdlab train` trains)."""
+    """`whole_run(iters, train_size)`: the folder of the run of SMALL_NET for `iters` iterations (on the first
+    `train_size` training images, else all) made in one go (trained once for the module, in this process: what
+    `sgdlab train` trains)."""
     from sgdlab.runs.run import train_run
 
     made = {}
 
-    def whole(iters):
-        if iters not in made:
-            made[iters], _ = train_run(TrainConfig(iters=iters, hidden_size=10, eval_every=100),
-                                       out=tmp_path_factory.mktemp("whole") / "run", data_dir=data_dir, plot=False)
-        return made[iters]
+    def whole(iters, train_size=None):
+        if (iters, train_size) not in made:
+            config = TrainConfig(iters=iters, hidden_size=10, eval_every=100, train_size=train_size)
+            made[iters, train_size], _ = train_run(config, out=tmp_path_factory.mktemp("whole") / "run",
+                                                   data_dir=data_dir, plot=False)
+        return made[iters, train_size]
 
     return whole
 
@@ -71,7 +73,8 @@ def assert_left_whole(run_dir, also=()):
 
 
 def test_a_file_size_limit_reached_mid_run_ends_it_cleanly_and_it_resumes_once_lifted(tmp_path, data_dir, whole_run):
-    settings = ("--iters", "1500", "--data-dir", data_dir, *SMALL_NET)
+    # 6000 training images: each evaluation measures a tenth of the whole set, and the path is the same.
+    settings = ("--iters", "1500", "--train-size", "6000", "--data-dir", data_dir, *SMALL_NET)
     # The checkpoint holds the losses so far, so it grows: past 50 kB after a few hundred iterations.
     code, out, err = sgdlab("train", "--out", tmp_path / "run", *settings, file_size_limit=50_000)
     assert (code, out) == (1, "")
@@ -82,7 +85,7 @@ def test_a_file_size_limit_reached_mid_run_ends_it_cleanly_and_it_resumes_once_l
     assert 100 <= state.iteration < 1500 and state.iteration % 100 == 0
     code, _, err = sgdlab("train", "--resume", tmp_path / "run", "--quiet")
     assert code == 0, err
-    assert_same_run(tmp_path / "run", whole_run(1500))
+    assert_same_run(tmp_path / "run", whole_run(1500, train_size=6000))
 
 
 @contextlib.contextmanager

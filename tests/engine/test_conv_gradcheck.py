@@ -252,10 +252,10 @@ def test_a_parameter_whose_every_nudge_crosses_a_kink_is_not_verified(monkeypatc
 
 # --- chapter 8's deep net, at reduced width ---------------------------------------------------------------
 
-def reduced_deep_convnet(seed, widths=(3, 3, 4, 4, 4, 4)):
+def reduced_deep_convnet(seed, widths=(3, 3, 4, 4, 4, 4), images=4):
     """DeepConvNet's layout (six 3x3 convolutions padded by 1, the fourth by 2, relu, three 2x2 poolings,
     affine - relu - dropout - affine) at `widths` (3, 3, 4, 4, 4, 4) and 6 hidden units, He's initial weights,
-    on 12x12 images, after a few updates that move its biases off relu's kink."""
+    on `images` 12x12 images, after a few updates that move its biases off relu's kink."""
     rng = np.random.default_rng(seed)
     specs = []
     for k, width in enumerate(widths):
@@ -263,7 +263,7 @@ def reduced_deep_convnet(seed, widths=(3, 3, 4, 4, 4, 4)):
                   {"type": "relu"}, *([{"type": "pooling", "pool_size": 2}] if k % 2 else [])]
     network = ConvNet((1, 12, 12), [*specs, {"type": "affine", "output_size": 6}, {"type": "relu"},
                                     {"type": "dropout", "ratio": 0.5}], CLASSES, weight_init_std="he", rng=rng)
-    x, t = mnist_like_images(rng, 8, (1, 12, 12))
+    x, t = mnist_like_images(rng, images, (1, 12, 12))
     for _ in range(10):
         for key, grad in network.gradient(x, t).items():
             network.params[key] -= 0.01 * np.sign(grad)
@@ -283,9 +283,11 @@ def test_a_reduced_deep_convnet_passes_and_its_broken_paddings_fail(bug, monkeyp
     assert failed and set(failed) <= {f"{name}{k}" for name in "Wb" for k in range(1, 6)}, failed  # below a padded one
 
 
+@pytest.mark.slow  # a net of 3000 parameters; the quick loop compares the shifted products' training step with the
+# book's layers (tests/engine/test_conv_backprop.py), which the reduced net's check above verifies
 def test_a_reduced_deep_convnet_wide_enough_for_the_shifted_products_passes():
     # from the second convolution on, 8 channels of 3x3 windows (72 values): the training step's shifted products
-    network, x, t = reduced_deep_convnet(4, widths=(8, 8, 8, 8, 8, 8))
+    network, x, t = reduced_deep_convnet(4, widths=(8, 8, 8, 8, 8, 8), images=8)
     assert failures(network, x, t) == []
 
 

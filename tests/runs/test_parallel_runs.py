@@ -9,16 +9,17 @@ from sgdlab.runs.parallel_runs import train_runs
 from sgdlab.training.config import TrainConfig
 
 
-def jobs(tmp_path, data_dir, iters, names=("sgd", "adam", "momentum")):
-    return {name: (TrainConfig(iters=iters, batch_size=50, hidden_size=20, optimizer=name, eval_every=10),
-                   tmp_path / name, False, data_dir, False) for name in names}
+def jobs(tmp_path, data_dir, iters, names=("sgd", "adam", "momentum"), train_size=None):
+    return {name: (TrainConfig(iters=iters, batch_size=50, hidden_size=20, optimizer=name, eval_every=10,
+                               train_size=train_size), tmp_path / name, False, data_dir, False) for name in names}
 
 
 def test_side_by_side_runs_equal_the_same_runs_one_after_another(tmp_path, data_dir):
     reports = []
-    alone, interrupted = train_runs(jobs(tmp_path / "alone", data_dir, 25), workers=1)
+    # on 6000 training images: each evaluation measures a tenth of the whole set
+    alone, interrupted = train_runs(jobs(tmp_path / "alone", data_dir, 25, train_size=6000), workers=1)
     assert not interrupted
-    side_by_side, interrupted = train_runs(jobs(tmp_path / "pool", data_dir, 25), workers=2,
+    side_by_side, interrupted = train_runs(jobs(tmp_path / "pool", data_dir, 25, train_size=6000), workers=2,
                                            progress=lambda *report: reports.append(report))
     assert not interrupted and list(side_by_side) == ["sgd", "adam", "momentum"]
     for name, history in alone.items():

@@ -80,7 +80,7 @@ def test_net_deep_convnet_alone_is_the_books_chapter_8_run(capsys, data_dir, tmp
                              "simple-convnet, or leave filter_size out"),
     (("--pool-size", "2"), "pool_size is a setting of simple-convnet, not of deep-convnet"),
     (("--hidden-sizes", "10,10"), "hidden_sizes is a setting of mlp, not of deep-convnet"),
-    (("--filter-num", "400"), "on samples of shape (800, 8, 8) giving (1600, 8, 8), writes"),
+    (("--filter-num", "400"), "on samples of shape (400, 28, 28) giving (400, 28, 28), writes"),
     (("--filter-num", "400"), "more than the 4,194,304 sgdlab computes; use fewer or smaller filters"),
 ])
 @pytest.mark.parametrize("command", ["train", "gradcheck"])

@@ -199,16 +199,16 @@ def test_the_books_deep_conv_net_fits_the_bound_seven_times_over_and_more_work_i
     from sgdlab.nn.network import MAX_WORK_PER_SAMPLE
 
     assert 7 * work_per_sample(ConvNet((1, 28, 28), DEEP_CONV_NET, 10, rng=0)) < MAX_WORK_PER_SAMPLE
-    with pytest.raises(ConfigError, match=r"layer 2 of 3, Convolution\(1 filters 1000x28x28, stride 3, pad 27\), on "
-                                          r"samples of shape \(1000, 28, 28\) giving \(1, 19, 19\), writes "
-                                          r"289,748,722 values per sample, which brings the network's to "
-                                          r"290,534,290, more than the 4,194,304"):
+    with pytest.raises(ConfigError, match=r"layer 2 of 3, Convolution\(1 filters 1000x28x28, stride 1, pad 27\), on "
+                                          r"samples of shape \(1000, 28, 28\) giving \(1, 55, 55\), writes "
+                                          r"2,378,330,050 values per sample, which brings the network's to "
+                                          r"2,379,115,618, more than the 4,194,304"):
         ConvNet((1, 28, 28), [{"type": "convolution", "filter_num": 1000, "filter_size": 1},
-                              {"type": "convolution", "filter_num": 1, "filter_size": 28, "pad": 27, "stride": 3}], 10)
-    # the sum is bounded: fourteen convolutions of 246,600 values each (and their ReLUs) are too many
-    with pytest.raises(ConfigError, match=r"layer 27 of 29, Convolution\(100 filters 100x3x3.* writes 246,600 values "
-                                          "per sample, which brings the network's to 4,312,140"):
-        ConvNet((1, 28, 28), conv_relu(100) * 14, 10)
+                              {"type": "convolution", "filter_num": 1, "filter_size": 28, "pad": 27}], 10)
+    # the sum is bounded: five convolutions of 952,400 values each are too many
+    with pytest.raises(ConfigError, match=r"layer 9 of 13, Convolution\(100 filters 100x3x3.* writes 952,400 values "
+                                          "per sample, which brings the network's to 4,210,340"):
+        ConvNet((1, 28, 28), conv_relu(100) * 6, 10)
 
 
 @pytest.mark.parametrize("first", [{"type": "relu"}, {"type": "tanh"}, {"type": "dropout", "ratio": 0.2}])

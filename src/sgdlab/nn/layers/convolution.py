@@ -140,14 +140,13 @@ class Convolution(Layer):
         return H + self.pad, W + self.pad
 
     def work_per_sample(self, input_shape):
-        """Its output and what it writes besides: its columns and padded copy, or the shifted products' rows and
-        outputs (FN per position)."""
+        """Its output and what it writes besides: its columns and padded copy. The shifted products write no
+        columns, but do the multiply-adds the columns stand for (C * FH * FW per output value), so they are
+        counted as the columns form writes them: the bound on them stays a bound on the layer's time."""
         FN, C, FH, FW = self.W.shape
         padded_h, padded_w, out_h, out_w = self._geometry(input_shape)
         if self._per_sample_products:
             return (FN + C * FH * FW + 1) * out_h * out_w + padded_size(input_shape, self.pad)
-        if self._shifted_products(input_shape):
-            return FN * out_h * out_w + (C + FN) * math.prod(self._shifted_rows(input_shape))
         return FN * out_h * out_w + (C * FH * FW + FN) * out_h * out_w + C * padded_h * padded_w
 
     def workspace(self, rows, input_shape, dtype, train=True, blocks=None):

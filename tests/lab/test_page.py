@@ -531,8 +531,9 @@ def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_eve
                  ".getImageData(0, 0, c.width, c.height - 14).data; let n = 0;"
                  " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }")
         assert tab.page.evaluate(inked) > 100  # bars drawn
-        spread = ("() => [[...document.querySelectorAll('#spread .chart')].map((c) => [c.layout.yaxis.title.text,"
-                  " c.data[8].x.length]), document.getElementById('accuracy-chart').data[0].x.length]")
+        spread = ("() => [[...document.querySelectorAll('#spread .chart')].map((c) => [c.layout?.yaxis.title.text,"
+                  " c.data?.[8]?.x.length ?? 0]), document.getElementById('accuracy-chart').data?.[0]?.x.length ?? 0]")
+        # (0 for a chart not drawn yet)
         tab.wait_for(lambda: tab.page.evaluate(spread)[1] >= 3)
         charts, evaluations = tab.page.evaluate(spread)  # drawn together: one point per evaluation so far
         assert charts == [["W1", evaluations], ["W2", evaluations], ["W3", evaluations]]  # every weight matrix

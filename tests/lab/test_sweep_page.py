@@ -203,8 +203,9 @@ def test_many_finished_runs_shown_together_leave_the_page_free_to_ask(browser, s
         for k in range(TRIALS):
             if not boxes.nth(k).is_checked():
                 boxes.nth(k).check()
-        curves = ("() => document.getElementById('loss-chart').data.filter((t) => t.name !== 'raw'"
-                  " && t.legendgroup !== 'sets').length")  # a run each; the whole sets' losses of the one looked into
+        curves = ("() => (document.getElementById('loss-chart').data ?? []).filter((t) => t.name !== 'raw'"
+                  " && t.legendgroup !== 'sets').length")  # a run each (none until drawn); the whole sets' losses of
+        # the one looked into left out
         tab.wait_for(lambda: tab.page.evaluate(curves) == TRIALS)
         asked = tab.page.evaluate("""async () => {
             const answer = fetch('/api/runs', {headers: {'X-Sgdlab-Token': TOKEN}}).then((r) => r.ok ? 'answered' : 'refused');

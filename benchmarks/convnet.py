@@ -219,11 +219,13 @@ WALL_PARTS = ("batch", "forward (loss included)", "backward", "update")
 
 
 class TimedLayer:
-    """A layer whose in-place forward and backward passes add their time to `forward_s` and `backward_s`, from
+    """A layer whose in-place forward and backward passes add their time by `clock` (the wall clock, or
+    `time.thread_time` for the CPU time of the thread that runs them) to `forward_s` and `backward_s`, from
     whichever thread runs them."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, clock=time.perf_counter):
         self.layer = layer
+        self.clock = clock
         self.forward_s = self.backward_s = 0.0
         self.lock = threading.Lock()
 
@@ -231,18 +233,17 @@ class TimedLayer:
         return getattr(self.layer, name)
 
     def forward_into(self, *args):
-        started = time.perf_counter()
-        out = self.layer.forward_into(*args)
-        with self.lock:
-            self.forward_s += time.perf_counter() - started
-        return out
+        return self._timed("forward_s", self.layer.forward_into, args)
 
     def backward_into(self, *args):
-        started = time.perf_counter()
-        dx = self.layer.backward_into(*args)
+        return self._timed("backward_s", self.layer.backward_into, args)
+
+    def _timed(self, total, run, args):
+        started = self.clock()
+        result = run(*args)
         with self.lock:
-            self.backward_s += time.perf_counter() - started
-        return dx
+            setattr(self, total, getattr(self, total) + self.clock() - started)
+        return result
 
 
 CHILDREN = {"book": book_child, "pytorch": pytorch_child, "sgdlab": sgdlab_child}

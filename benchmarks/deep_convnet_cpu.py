@@ -28,12 +28,11 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 
 import numpy as np
 
-from convnet import BOOK, SEED, load, non_negative_int, positive_int
+from convnet import BOOK, SEED, TimedLayer, load, non_negative_int, positive_int
 
 cpu = time.process_time
 
@@ -71,32 +70,6 @@ def pytorch_iteration(data):
     return training.step, training
 
 
-class ThreadTimedLayer:
-    """A layer whose in-place passes add the CPU time of the thread that runs them to `forward_s`, `backward_s`."""
-
-    def __init__(self, layer):
-        self.layer = layer
-        self.forward_s = self.backward_s = 0.0
-        self.lock = threading.Lock()
-
-    def __getattr__(self, name):
-        return getattr(self.layer, name)
-
-    def forward_into(self, *args):
-        started = time.thread_time()
-        out = self.layer.forward_into(*args)
-        with self.lock:
-            self.forward_s += time.thread_time() - started
-        return out
-
-    def backward_into(self, *args):
-        started = time.thread_time()
-        dx = self.layer.backward_into(*args)
-        with self.lock:
-            self.backward_s += time.thread_time() - started
-        return dx
-
-
 def timed_rounds(contenders, rounds, iters):
     """{name: [ms per iteration, one per round]}, the contenders alternating within each round."""
     times = {name: [] for name in contenders}
@@ -111,7 +84,7 @@ def timed_rounds(contenders, rounds, iters):
 
 def layer_profile(iteration, step, rounds, iters):
     """Each layer's forward and backward CPU ms per iteration (best round), and the rest of the iteration."""
-    timed = [ThreadTimedLayer(layer) for layer in step.layers]
+    timed = [TimedLayer(layer, clock=time.thread_time) for layer in step.layers]
     step.layers = timed
     best, whole = None, None
     for _ in range(rounds):

@@ -873,17 +873,23 @@ function showReading(read) { // drawn again, from copies, in another language (s
   showHiddenLayers(read.hidden_layers || []);
 }
 
-function showHiddenLayers(layers) { // each hidden affine layer's outputs after its activation, a small chart each
-  $("hidden-figure").hidden = !layers.length;
-  const charts = $("hidden-charts");
-  if (charts.children.length !== layers.length) {
+// The element `id` holding `count` small chart boxes: made again (the old charts purged) when the count changes.
+function chartsFor(id, count) {
+  const charts = $(id);
+  if (charts.children.length !== count) {
     for (const chart of charts.children) Plotly.purge(chart);
-    charts.replaceChildren(...layers.map(() => {
+    charts.replaceChildren(...Array.from({ length: count }, () => {
       const chart = document.createElement("div");
       chart.className = "chart";
       return chart;
     }));
   }
+  return charts;
+}
+
+function showHiddenLayers(layers) { // each hidden affine layer's outputs after its activation, a small chart each
+  $("hidden-figure").hidden = !layers.length;
+  const charts = chartsFor("hidden-charts", layers.length);
   layers.forEach((layer, k) => {
     Plotly.react(charts.children[k], [{ y: [...layer.values], type: "bar", marker: { color: "#2ca02c" } }],
       { margin: { l: 40, r: 10, t: 6, b: 30 }, xaxis: { title: { text: layerName("affine", layer.layer,
@@ -945,15 +951,7 @@ function showWeightSpread(run) { // one small chart a weight matrix, from the ev
     language}`;
   if (drawn === spreadDrawn) return;
   spreadDrawn = drawn;
-  const charts = $("spread");
-  if (charts.children.length !== names.length) {
-    for (const chart of charts.children) Plotly.purge(chart);
-    charts.replaceChildren(...names.map(() => {
-      const chart = document.createElement("div");
-      chart.className = "chart";
-      return chart;
-    }));
-  }
+  const charts = chartsFor("spread", names.length);
   const x = rows.map((row) => row.iteration);
   names.forEach((name, k) => {
     const at = (p) => rows.map((row) => (row.weight_percentiles[name] ? row.weight_percentiles[name][p] : null));

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...ranges import NON_NEGATIVE_INT, POSITIVE_INT
+from .. import blas
 from ..im2col import add_windows, col2im, conv_output_size, im2col, in_blocks, windows
 from .base import Layer, check_window, image_shape, in_channel, padded_size, product_dtype, spec_fields
 
@@ -98,7 +99,7 @@ class Convolution(Layer):
     # and x pixels into the matrix) then sees at filter offset (i, j) the row q + i * (W + pad) + j: the rows
     # from there on, times that offset's (C, FN) slice of the filters, are its share of every output at once,
     # and the FH * FW shares add up to the (positions, FN) outputs. BLAS adds each share into the outputs as it
-    # computes it (gemm with beta 1, through SciPy: NumPy's matmul cannot add into its output). Positions past
+    # computes it (gemm with beta 1, `nn/blas.py`: NumPy's matmul cannot add into its output). Positions past
     # an output's right or bottom edge are computed too and dropped; their gradients are zero. Backward, d out
     # (positions, FN) gives each offset's slice of dW with the same shifted rows, and d x is the shares added
     # back: d out times each offset's slice, added into the rows it read.
@@ -175,14 +176,13 @@ class Convolution(Layer):
 
     def _shifted_workspace(self, rows, input_shape, dtype, train, blocks):
         """The shifted products' matrices, in the dtype their products sum in (float32 for float16 ones)."""
-        from scipy.linalg import get_blas_funcs  # (SciPy's linalg takes a fifth of a second to import)
-
         FN, C, FH, FW = self.W.shape
         sample_h, sample_w = self._shifted_rows(input_shape)
         positions = rows * sample_h * sample_w
         reach = FH * sample_w  # past the last position: the rows its windows read (the padding's, zeros)
         dtype = product_dtype(dtype)
-        work = {"per_sample": False, "shifted": True, "blocks": blocks, "gemm": get_blas_funcs("gemm", dtype=dtype),
+        blas.load(dtype)  # (SciPy's BLAS, here, where the training step's thread limit is extended to it)
+        work = {"per_sample": False, "shifted": True, "blocks": blocks,
                 "pixels": np.zeros((positions + reach, C), dtype), "filters": np.empty((FH * FW, C, FN), dtype),
                 "outputs": np.empty((positions, FN), dtype)}
         if train:
@@ -257,14 +257,13 @@ class Convolution(Layer):
         FN, C, FH, FW = self.W.shape
         rows, (_, H, W) = len(x), x.shape[1:]
         sample_w = self._shifted_rows(x.shape[1:])[1]
-        matrix, filters, gemm = work["pixels"], work["filters"], work["gemm"]
+        matrix, filters = work["pixels"], work["filters"]
         self._sample_grids(matrix, rows, x.shape[1:])[:, :H, self.pad:self.pad + W] = x.transpose(0, 2, 3, 1)
         filters.reshape(FH, FW, C, FN)[...] = self.W.transpose(2, 3, 1, 0)
         outputs = work["outputs"][:rows * (H + self.pad) * sample_w]
         for k in range(FH * FW):  # outputs += the rows from offset (i, j) on times its filters (in BLAS's order)
             shift = k // FW * sample_w + k % FW
-            gemm(1.0, filters[k].T, matrix[shift:shift + len(outputs)].T, beta=float(k > 0), c=outputs.T,
-                 overwrite_c=True)
+            blas.gemm(matrix[shift:shift + len(outputs)], filters[k], outputs, accumulate=k > 0)
         _, out_h, out_w = out.shape[1:]
         grids = outputs.reshape(rows, H + self.pad, sample_w, FN)
         valid, target = self._in_layout(grids[:, :out_h, :out_w].transpose(0, 3, 1, 2), out, work["blocks"])
@@ -276,7 +275,7 @@ class Convolution(Layer):
         dW, db = grads
         rows, (_, H, W) = len(x), x.shape[1:]
         sample_w = self._shifted_rows(x.shape[1:])[1]
-        matrix, filters, gemm = work["pixels"], work["filters"], work["gemm"]
+        matrix, filters = work["pixels"], work["filters"]
         d_outputs = work["dout"][:rows * (H + self.pad) * sample_w]
         _, out_h, out_w = dout.shape[1:]
         grids = d_outputs.reshape(rows, H + self.pad, sample_w, FN)
@@ -286,8 +285,7 @@ class Convolution(Layer):
         sliced = work["dW"]
         for k in range(FH * FW):  # offset (i, j)'s filters: d out's transpose times the rows it read
             shift = k // FW * sample_w + k % FW
-            gemm(1.0, d_outputs.T, matrix[shift:shift + len(d_outputs)].T, trans_b=True, c=sliced[k].T,
-                 overwrite_c=True)
+            blas.gemm(matrix[shift:shift + len(d_outputs)].T, d_outputs, sliced[k], accumulate=False)
         dW[...] = sliced.reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
         if dx is None:
             return None
@@ -295,8 +293,7 @@ class Convolution(Layer):
         d_rows.fill(0)
         for k in range(FH * FW):  # each offset's share of d x, added into the rows it read
             shift = k // FW * sample_w + k % FW
-            gemm(1.0, filters[k].T, d_outputs.T, trans_a=True, beta=1.0, c=d_rows[shift:shift + len(d_outputs)].T,
-                 overwrite_c=True)
+            blas.gemm(d_outputs, filters[k].T, d_rows[shift:shift + len(d_outputs)], accumulate=True)
         dx[...] = self._sample_grids(d_rows, rows, x.shape[1:])[:, :H, self.pad:self.pad + W].transpose(0, 3, 1, 2)
         return dx
 

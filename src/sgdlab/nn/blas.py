@@ -1,0 +1,74 @@
+"""Matrix products that add into their output, with Python's lock released.
+
+A convolution's shifted products (`layers/convolution.py`) add nine
+products into one output, which NumPy's `matmul` cannot do (it only
+overwrites). BLAS's gemm can (C = alpha A B + beta C), but SciPy's Python
+wrappers of it keep the GIL while they run, so the two halves of a batch
+that a training step computes on two threads would take turns. This calls
+the same routine through SciPy's Cython BLAS table (`scipy.linalg.cython_blas`,
+SciPy's stable interface to whichever BLAS it was built with), by ctypes,
+which lets other threads run during the call.
+"""
+
+import ctypes
+
+import numpy as np
+
+_ROUTINES = {}  # dtype -> (the C function, its scalar type), made on first use
+
+
+def load(dtype):
+    """Load the BLAS library and routine for `dtype` now: a BLAS thread limit set afterwards then covers it."""
+    dtype = np.dtype(dtype)
+    if dtype not in _ROUTINES:
+        from scipy.linalg import cython_blas  # (loads SciPy's BLAS library)
+
+        scalar = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}[dtype]
+        name = {np.dtype(np.float32): "sgemm", np.dtype(np.float64): "dgemm"}[dtype]
+        capsule = cython_blas.__pyx_capi__[name]
+        get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
+        get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+        get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        address = get_pointer(capsule, get_name(capsule))
+        integer, pointer = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p
+        signature = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, integer, integer, integer,
+                                     ctypes.POINTER(scalar), pointer, integer, pointer, integer,
+                                     ctypes.POINTER(scalar), pointer, integer)
+        _ROUTINES[dtype] = signature(address), scalar
+    return _ROUTINES[dtype]
+
+
+def _as_column_major(matrix):
+    """How BLAS, which reads columns, sees a row-major or column-major 2-D view: (transposed?, leading dimension)."""
+    rows, columns = matrix.shape
+    row_step, column_step = (stride // matrix.itemsize for stride in matrix.strides)
+    if column_step == 1 or columns == 1:  # rows of unit-step values: BLAS sees the transpose, one row per column
+        return b"N", max(row_step, columns, 1)
+    if row_step == 1 or rows == 1:
+        return b"T", max(column_step, rows, 1)
+    raise ValueError(f"a matrix product needs unit steps along rows or columns, got strides {matrix.strides}")
+
+
+def gemm(a, b, out, accumulate):
+    """out = a @ b, or out += a @ b when `accumulate`; 2-D float32 or float64 views, each with unit steps
+    along its rows or its columns, `out` along its rows."""
+    (m, k), (k_b, n) = a.shape, b.shape
+    if k != k_b or out.shape != (m, n) or not a.dtype == b.dtype == out.dtype:
+        raise ValueError(f"cannot multiply {a.shape} {a.dtype} by {b.shape} {b.dtype} into {out.shape} {out.dtype}")
+    if out.strides[1] != out.itemsize and n > 1:
+        raise ValueError(f"a matrix product's output needs unit steps along its rows, got strides {out.strides}")
+    if min(m, n) == 0:
+        return out
+    if k == 0:
+        if not accumulate:
+            out.fill(0)
+        return out
+    routine, scalar = load(out.dtype)
+    # Row-major out (m, n) is column-major out.T (n, m) = b.T a.T: BLAS is given b first.
+    trans_b, ld_b = _as_column_major(b)
+    trans_a, ld_a = _as_column_major(a)
+    ld_out = max(out.strides[0] // out.itemsize, n, 1)
+    c_int = ctypes.c_int
+    routine(trans_b, trans_a, c_int(n), c_int(m), c_int(k), scalar(1), b.ctypes.data, c_int(ld_b),
+            a.ctypes.data, c_int(ld_a), scalar(1 if accumulate else 0), out.ctypes.data, c_int(ld_out))
+    return out

@@ -269,3 +269,53 @@ def test_an_inspections_time_counts_what_its_worker_threads_do():
 
     worker_seconds, seconds = _timed(inspection)
     assert seconds >= worker_seconds >= 0.2
+
+
+def test_a_slow_inspection_holds_back_none_of_the_runs_updates():
+    """A large net's inspection takes seconds: meanwhile the stream goes on sending what training records."""
+    import asyncio
+
+    from sgdlab.lab.server import _events
+
+    inspection_may_end = threading.Event()
+
+    class Feed:
+        version, snapshot = 0, object()
+
+        def view(self, **cursor):
+            return {"version": self.version, "generation": 0, "loss": {"width": 1, "start": 0, "values": []},
+                    "evaluations": {"start": 0, "rows": []}}
+
+        def call_on_change(self, seen_version, callback):
+            return lambda: None
+
+    class Run:
+        id, feed = "slow", Feed()
+
+        def refresh(self):
+            pass
+
+        def inspection(self):
+            assert inspection_may_end.wait(60), "the inspection was never let end"
+            return {"confusion": []}
+
+    class Request:
+        async def is_disconnected(self):
+            return False
+
+    async def follow():
+        run = Run()
+        events = _events(Request(), run, threading.Event(), {})
+        seen = [(await anext(events)).split("\n")[0]]
+        run.feed.version = 1  # training records more while the inspection is being made
+        seen.append((await anext(events)).split("\n")[0])
+        inspection_may_end.set()
+        seen.append((await anext(events)).split("\n")[0])
+        await events.aclose()
+        return seen
+
+    try:
+        seen = asyncio.run(asyncio.wait_for(follow(), 60))
+    finally:
+        inspection_may_end.set()
+    assert seen == ["event: update", "event: update", "event: inspection"]

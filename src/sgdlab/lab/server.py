@@ -181,36 +181,45 @@ class TokenGuard:
 
 async def _events(request, run, ending, inspections):
     """The run's server-sent events: everything at first (so a tab that reconnects catches up), then what
-    changed, at most every STREAM_INTERVAL; the inspection of each new evaluation when it is ready."""
+    changed, at most every STREAM_INTERVAL; the inspection of each new evaluation when it is ready, made
+    meanwhile (a large net's takes seconds, in which the curves and the status go on)."""
     cursor = {"generation": None, "loss_width": None, "loss_start": 0, "evaluations_start": 0}
-    version, inspected, quiet, inspected_at = None, None, 0.0, -math.inf
-    while not ending.is_set() and not await request.is_disconnected():
-        await run_in_threadpool(run.refresh)
-        feed = run.feed
-        if feed.version != version:
-            view = feed.view(**cursor)
-            version = view["version"]
-            cursor = {"generation": view["generation"], "loss_width": view["loss"]["width"],
-                      "loss_start": view["loss"]["start"] + len(view["loss"]["values"]),
-                      "evaluations_start": view["evaluations"]["start"] + len(view["evaluations"]["rows"])}
-            yield _event("update", view)
-            quiet = 0.0
-        now = asyncio.get_running_loop().time()
-        if (feed.snapshot is not None and inspected is not feed.snapshot
-                and now - inspected_at >= _inspection_interval(run, inspections)):
-            inspected, inspected_at = feed.snapshot, now
-            yield await _inspection_event(run, inspections)
-        await asyncio.sleep(STREAM_INTERVAL)
-        quiet += STREAM_INTERVAL
-        if quiet >= STREAM_HEARTBEAT:
-            yield ": still here\n\n"
-            quiet = 0.0
-        await _changed(feed, version, 1.0)
+    version, inspected, quiet, inspected_at, inspecting = None, None, 0.0, -math.inf, None
+    try:
+        while not ending.is_set() and not await request.is_disconnected():
+            await run_in_threadpool(run.refresh)
+            feed = run.feed
+            if feed.version != version:
+                view = feed.view(**cursor)
+                version = view["version"]
+                cursor = {"generation": view["generation"], "loss_width": view["loss"]["width"],
+                          "loss_start": view["loss"]["start"] + len(view["loss"]["values"]),
+                          "evaluations_start": view["evaluations"]["start"] + len(view["evaluations"]["rows"])}
+                yield _event("update", view)
+                quiet = 0.0
+            if inspecting is not None and inspecting.done():
+                yield inspecting.result()
+                inspecting, quiet = None, 0.0
+            now = asyncio.get_running_loop().time()
+            if (inspecting is None and feed.snapshot is not None and inspected is not feed.snapshot
+                    and now - inspected_at >= _inspection_interval(run, inspections)):
+                inspected, inspected_at = feed.snapshot, now
+                inspecting = asyncio.ensure_future(_inspection_event(run, inspections))
+            await asyncio.sleep(STREAM_INTERVAL)
+            quiet += STREAM_INTERVAL
+            if quiet >= STREAM_HEARTBEAT:
+                yield ": still here\n\n"
+                quiet = 0.0
+            await _changed(feed, version, 1.0, inspecting)
+    finally:
+        if inspecting is not None:
+            inspecting.cancel()
 
 
-async def _changed(feed, seen_version, timeout):
-    """Until `feed` changes after `seen_version` or `timeout` seconds pass, on the event loop: a stream of a
-    paused run holds no thread the other requests need (hundreds of them would hold them all)."""
+async def _changed(feed, seen_version, timeout, inspecting=None):
+    """Until `feed` changes after `seen_version`, the `inspecting` task ends or `timeout` seconds pass, on the
+    event loop: a stream of a paused run holds no thread the other requests need (hundreds of them would hold
+    them all)."""
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
@@ -219,11 +228,12 @@ async def _changed(feed, seen_version, timeout):
             loop.call_soon_threadsafe(changed.set)
 
     cancel = feed.call_on_change(seen_version, wake)
+    waiting = asyncio.ensure_future(changed.wait())
     try:
-        await asyncio.wait_for(changed.wait(), timeout)
-    except asyncio.TimeoutError:
-        pass
+        await asyncio.wait([waiting] + ([inspecting] if inspecting is not None else []), timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
+        waiting.cancel()
         cancel()
 
 

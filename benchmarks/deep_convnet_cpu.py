@@ -16,8 +16,10 @@ iteration is its training step (`BackpropStep`, float32, the book's net as
 `torch_convnet.Training.step` (the same net, Adam, cross-entropy).
 
 sgdlab's step runs the leading layers on two halves of the batch, the second
-on a worker thread; with one BLAS thread each half runs single-threaded and
-the process's CPU time counts both. Then, unless `--no-layers`, where sgdlab's
+on a worker thread where there is a second core: the process is held to one
+core (`one_core`), so that the halves run one after the other, as PyTorch's
+one thread does its work, and the CPU time of the two at once (which shared
+caches make larger) is not what is compared. Then, unless `--no-layers`, where sgdlab's
 iteration goes: each layer's `forward_into` and `backward_into` timed with
 the CPU clock of the thread that runs it (`time.thread_time`), summed over
 the halves, best of the rounds; and PyTorch's operators by its profiler.
@@ -35,6 +37,13 @@ import numpy as np
 from convnet import BOOK, SEED, TimedLayer, load, non_negative_int, positive_int
 
 cpu = time.process_time
+
+
+def one_core():
+    """Hold this process, every thread it has and every thread it starts, to one core (Linux)."""
+    core = min(os.sched_getaffinity(0))
+    for thread in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(thread), {core})
 
 
 def sgdlab_iteration(x_train, t_train):
@@ -111,6 +120,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from sgdlab.engine.threads import one_blas_thread
+
+    one_core()
 
     sgdlab_data = load(args.data_dir, normalize=False)  # uint8 rows, as sgdlab train loads them
     torch_data = load(args.data_dir, normalize=True, flatten=False)

@@ -14,7 +14,19 @@ import ctypes
 
 import numpy as np
 
-_ROUTINES = {}  # dtype -> (the C function, its scalar type), made on first use
+_ROUTINES = {}  # dtype -> _Routine, made on first use
+_Sizes = ctypes.c_int * 6  # m, n, k and the three leading dimensions, for one call
+_INT = ctypes.sizeof(ctypes.c_int)
+
+
+class _Routine:
+    """gemm for one dtype, and its constant factors 1 and 0 (BLAS takes every argument by address)."""
+
+    def __init__(self, function, scalar):
+        self.function = function
+        self.constants = (scalar * 2)(1, 0)  # read only, by any thread
+        self.one = ctypes.addressof(self.constants)
+        self.zero = self.one + ctypes.sizeof(scalar)
 
 
 def load(dtype):
@@ -23,29 +35,26 @@ def load(dtype):
     if dtype not in _ROUTINES:
         from scipy.linalg import cython_blas  # (loads SciPy's BLAS library)
 
-        scalar = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}[dtype]
-        name = {np.dtype(np.float32): "sgemm", np.dtype(np.float64): "dgemm"}[dtype]
+        name, scalar = {np.dtype(np.float32): ("sgemm", ctypes.c_float),
+                        np.dtype(np.float64): ("dgemm", ctypes.c_double)}[dtype]
         capsule = cython_blas.__pyx_capi__[name]
         get_name, get_pointer = ctypes.pythonapi.PyCapsule_GetName, ctypes.pythonapi.PyCapsule_GetPointer
         get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
         get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-        address = get_pointer(capsule, get_name(capsule))
-        integer, pointer = ctypes.POINTER(ctypes.c_int), ctypes.c_void_p
-        signature = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, integer, integer, integer,
-                                     ctypes.POINTER(scalar), pointer, integer, pointer, integer,
-                                     ctypes.POINTER(scalar), pointer, integer)
-        _ROUTINES[dtype] = signature(address), scalar
+        # Every argument is a pointer (Fortran's convention); given as plain addresses, they cost ctypes least.
+        function = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(get_pointer(capsule, get_name(capsule)))
+        _ROUTINES[dtype] = _Routine(function, scalar)
     return _ROUTINES[dtype]
 
 
 def _as_column_major(matrix):
     """How BLAS, which reads columns, sees a row-major or column-major 2-D view: (transposed?, leading dimension)."""
     rows, columns = matrix.shape
-    row_step, column_step = (stride // matrix.itemsize for stride in matrix.strides)
-    if column_step == 1 or columns == 1:  # rows of unit-step values: BLAS sees the transpose, one row per column
-        return b"N", max(row_step, columns, 1)
-    if row_step == 1 or rows == 1:
-        return b"T", max(column_step, rows, 1)
+    row_stride, column_stride = matrix.strides
+    if column_stride == matrix.itemsize or columns == 1:  # rows of unit-step values: BLAS sees the transpose
+        return b"N", max(row_stride // matrix.itemsize, columns, 1)
+    if row_stride == matrix.itemsize or rows == 1:
+        return b"T", max(column_stride // matrix.itemsize, rows, 1)
     raise ValueError(f"a matrix product needs unit steps along rows or columns, got strides {matrix.strides}")
 
 
@@ -63,12 +72,13 @@ def gemm(a, b, out, accumulate):
         if not accumulate:
             out.fill(0)
         return out
-    routine, scalar = load(out.dtype)
+    routine = load(out.dtype)
     # Row-major out (m, n) is column-major out.T (n, m) = b.T a.T: BLAS is given b first.
     trans_b, ld_b = _as_column_major(b)
     trans_a, ld_a = _as_column_major(a)
-    ld_out = max(out.strides[0] // out.itemsize, n, 1)
-    c_int = ctypes.c_int
-    routine(trans_b, trans_a, c_int(n), c_int(m), c_int(k), scalar(1), b.ctypes.data, c_int(ld_b),
-            a.ctypes.data, c_int(ld_a), scalar(1 if accumulate else 0), out.ctypes.data, c_int(ld_out))
+    sizes = _Sizes(n, m, k, ld_b, ld_a, max(out.strides[0] // out.itemsize, n, 1))
+    at = ctypes.addressof(sizes)
+    routine.function(trans_b, trans_a, at, at + _INT, at + 2 * _INT, routine.one, b.ctypes.data, at + 3 * _INT,
+                     a.ctypes.data, at + 4 * _INT, routine.one if accumulate else routine.zero, out.ctypes.data,
+                     at + 5 * _INT)
     return out

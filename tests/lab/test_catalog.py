@@ -41,7 +41,8 @@ def test_a_stopped_run_is_read_from_its_history_and_one_in_progress_from_its_che
     stopped, running = folder_runs([stopped_run, in_progress])
     for run in (stopped, running):
         run.refresh()
-    assert stopped.feed.status == "stopped" and stopped.feed.message == "interrupted after iteration 150"
+    assert stopped.feed.status == "stopped" and stopped.feed.message == {  # by its code, for the page's language
+        "code": "run.interrupted", "params": {"iteration": 150}, "text": "interrupted after iteration 150"}
     assert running.feed.status == "in progress" and len(running.feed.loss.means) == 150
     assert [row["iteration"] for row in running.feed.evaluations] == [0, 100]  # those made on schedule
     recorded = History.load(stopped_run / "history.json")

@@ -50,7 +50,7 @@ def test_the_page_gets_the_sweeps_definition_and_its_trials_best_first(sweep_dir
     assert definition["name"] == "sweep" and (definition["trials"], definition["rounds"]) == (4, 2)
     assert [(search["name"], search["kind"]) for search in definition["searches"]] == [("lr", "log"),
                                                                                        ("weight_decay", "log")]
-    assert event == "results" and results["total"] == TRIALS and results["message"] == ""
+    assert event == "results" and results["total"] == TRIALS and results["message"] is None
     rows = results["rows"]
     assert [row["trial"] for row in rows] == best_first(sweep_dir) and len(rows) == TRIALS
     stored = read_results(sweep_dir)
@@ -98,7 +98,8 @@ def test_damaged_results_are_said_and_the_rows_read_before_kept(sweep_dir, tmp_p
     before = trials.results()
     (trials.folder / RESULTS_JSON).write_text('{"trials": [{"trial": ')
     after = trials.results()
-    assert after["rows"] == before["rows"] and "cannot read" in after["message"]
+    assert after["rows"] == before["rows"] and after["message"]["code"] == "sweep.unreadable"
+    assert "cannot read" in after["message"]["text"]
 
 
 def test_only_numbers_short_texts_and_the_sweeps_own_choices_reach_the_page(tmp_path):

@@ -18,11 +18,12 @@ def sweep_definition(name, sweep):
     return {"name": name, **sweep.to_dict()}
 
 
-def results_view(sweep, stored, runs, message=""):
+def results_view(sweep, stored, runs, message=None):
     """The page's view of `stored` (results.json's rows, by trial): `rows`, best validation accuracy first and
     the trials not ranked after them by number, each with `run`, the id of its run folder from `runs` (by
     trial; None before it starts); `best`, the summaries of the best few finished trials to overlay; `total`,
-    the trials the sweep will have; and `message`, what is wrong with results.json."""
+    the trials the sweep will have; and `message`, what is wrong with results.json (a `sgdlab.lab.messages` message),
+    None when nothing is."""
     rows = [_row(trial, row, sweep.searches, runs.get(trial)) for trial, row in sorted(stored.items())]
     best = ranked(rows)
     chosen = {row["trial"] for row in best}

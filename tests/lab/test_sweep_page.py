@@ -3,6 +3,7 @@ its search, followed as its results.json is rewritten, each trial looked into th
 results.json, a user's file, reaching the page only as numbers and short texts."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -177,6 +178,9 @@ def test_the_sweep_page_ranks_the_trials_draws_the_search_and_looks_into_the_tri
                   " && legend.bottom <= chart.bottom && legend.width < chart.width; }")
         assert tab.page.evaluate(inside, "loss-chart") and tab.page.evaluate(inside, "accuracy-chart")
         assert tab.page.locator("#runs label").count() == 6
+        tab.page.click("[data-language=ko]")  # the trials named in the page's language, in the legends and the list
+        tab.wait_for(lambda: f"시행 {clicked}" in tab.page.evaluate(legend, "loss-chart"))
+        assert all(re.fullmatch(r"시행 \d+", label) for label in tab.page.locator("#runs label span").all_text_contents())
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         code, _, err = press_ctrl_c(process)
     assert (code, err) == (0, "")

@@ -42,9 +42,9 @@ def _row(trial, row, searches, run_id):
 
 
 def _summary(row):
-    """A trial as the page lists a run (as /api/runs does)."""
+    """A trial as the page lists a run (as /api/runs does), with its number (the page names it in its language)."""
     return {"id": row["run"], "name": row["run"], "status": row["status"], "live": False,
-            "settings": row["settings"], "label": f"trial {row['trial']}"}
+            "settings": row["settings"], "label": f"trial {row['trial']}", "trial": row["trial"]}
 
 
 def _number(value):

@@ -168,7 +168,6 @@ function addRun(summary, shown) {
   run.label = document.createElement("label");
   run.label.innerHTML = `<input type="checkbox"> <input type="radio" name="focus"> <span></span>`;
   const [show, focus] = run.label.querySelectorAll("input");
-  run.label.querySelector("span").textContent = summary.label;
   run.label.title = summary.name;
   show.checked = shown;
   nameRun(run);
@@ -179,7 +178,12 @@ function addRun(summary, shown) {
   return run;
 }
 
+// A run's label: a sweep's trial by its number, in the page's language; else the settings in which it differs
+const runLabel = (summary) => (typeof summary.trial === "number" ? t("sweep.trial", { trial: summary.trial })
+  : summary.label);
+
 function nameRun(run) {
+  run.label.querySelector("span").textContent = runLabel(run.summary);
   const [show, focus] = run.label.querySelectorAll("input");
   show.title = t("runs.show");
   focus.title = t("runs.focus");
@@ -400,7 +404,7 @@ function redraw() {
   const accuracyFrom = [];
   const lossColumns = $("loss-chart").clientWidth || window.innerWidth; // a hidden chart: at most the window's
   for (const run of shown) {
-    const name = several ? plotlyText(run.summary.label) : "";
+    const name = several ? plotlyText(runLabel(run.summary)) : "";
     const mine = run.summary.id === focused;
     const curve = lossCurve(run);
     const evaluated = [run.summary.id, run.generation, run.evaluations.length, run.view && run.view.lr_changes.length];
@@ -700,8 +704,8 @@ function keepRuns() { // the curves of the best few trials, and of the one looke
 
 function lookInto(row) {
   if (!runs.has(row.run)) {
-    addRun({ id: row.run, name: row.run, status: row.status, live: false, settings: row.settings,
-      label: t("sweep.trial", { trial: row.trial }) }, false);
+    addRun({ id: row.run, name: row.run, status: row.status, live: false, settings: row.settings, trial: row.trial,
+      label: `trial ${row.trial}` }, false);
   }
   setFocus(row.run);
 }

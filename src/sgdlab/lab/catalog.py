@@ -114,6 +114,8 @@ class LiveLabRun(LabRun):
         if action == "lr":
             if lr is None:
                 raise LabError("control.no-rate")
+            if self.live_run.trainer is None:  # MNIST still loading: no trainer to take a rate yet
+                raise LabError("control.starting")
             try:
                 self.live_run.change_learning_rate(lr)
             except ConfigError:  # the trainer's check of a rate

@@ -25,6 +25,7 @@ MESSAGES = {
                          "paused, stepped, stopped or given a new rate"),
     "control.ended": "{run} has ended ({status}): there is nothing to control",
     "control.no-rate": "type a learning rate first: a positive number, such as 0.01",
+    "control.starting": "training has not started yet: set the learning rate once it has",
     "control.bad-rate": f"the learning rate must be {POSITIVE_NUMBER.description}, got {{rate}}",
     "control.unknown": "unknown control {action}: one of {actions}",
     # a digit's image refused

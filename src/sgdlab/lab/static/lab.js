@@ -189,6 +189,13 @@ function nameRun(run) {
   focus.title = t("runs.focus");
 }
 
+function renamed(run, name) { // the run trained here, named by its folder once training starts ("starting" before)
+  if (run.summary.label === run.summary.name) run.summary.label = name;
+  run.summary.name = name;
+  run.label.title = name;
+  nameRun(run);
+}
+
 function dropRun(id) {
   const run = runs.get(id);
   if (run.stream) run.stream.close();
@@ -256,6 +263,7 @@ function receive(run, view) {
   run.evaluations.push(...view.evaluations.rows);
   run.generation = view.generation;
   run.view = view;
+  if (view.name !== run.summary.name) renamed(run, view.name);
   if (view.status === "finished" && !run.settled) {
     // a finished run changes no more: its curves are kept, its stream closed unless it is looked into (a
     // browser opens six connections to a server at most: the page's requests must not wait behind streams)

@@ -492,6 +492,8 @@ def test_a_korean_page_says_the_servers_messages_in_korean_and_draws_its_charts_
                   "100000", "--hidden-size", "10", "--eval-every", "300", "--no-plot") as (process, address):
         tab = Page(browser, address, locale="ko-KR")
         tab.wait_for(lambda: tab.page.text_content("#status") == "학습 중" and tab.loss_points() > 0)
+        names = "() => [document.getElementById('run-name').textContent, document.querySelector('#runs span').textContent]"
+        assert tab.page.evaluate(names) == ["run", "run"]  # its folder's name ("starting" until training starts)
         tab.page.fill("#lr", "-1")
         tab.page.click("#set-lr")
         tab.wait_for(lambda: tab.page.text_content("#control-message") != "")

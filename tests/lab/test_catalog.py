@@ -54,6 +54,16 @@ def test_a_stopped_run_is_read_from_its_history_and_one_in_progress_from_its_che
     assert labels == ["run", "running"]  # the same settings: named by their folders
 
 
+def test_a_run_whose_files_cannot_be_read_says_why_by_its_code(stopped_run, tmp_path):
+    damaged = shutil.copytree(stopped_run, tmp_path / "damaged")
+    (damaged / "history.json").write_text('{"loss": [')
+    run = folder_runs([damaged])[0]
+    run.refresh()
+    said = run.feed.message
+    assert said["code"] == "run.unreadable" and said["text"] == f"cannot read the run's files: {said['params']['problem']}"
+    assert "history.json" in said["params"]["problem"]  # sgdlab's own words for what is wrong, as a value
+
+
 def test_view_takes_run_folders_and_folders_of_runs_and_names_what_it_cannot_use(stopped_run, tmp_path):
     shutil.copytree(stopped_run, tmp_path / "experiment" / "a")
     shutil.copytree(stopped_run, tmp_path / "experiment" / "b")

@@ -1,7 +1,7 @@
 """Draw the pictures of the lab page in docs/: the book's run watched while it trains (paused, a drawn 3 read by
-the network) at 1400x900 and 800 px wide, in English and in Korean, and two finished runs compared. Needs
-Chromium (Debian's `chromium`), a Korean font (Debian's `fonts-nanum` or `fonts-noto-cjk`) and MNIST as sgdlab
-finds it. Each picture is reduced to a palette of at most 256 colours, which keeps it small.
+the network) at 1400x900 and 800 px wide (a rate of -1 refused), in English and in Korean, and two finished runs
+compared. Needs Chromium (Debian's `chromium`), a Korean font (Debian's `fonts-nanum` or `fonts-noto-cjk`) and
+MNIST as sgdlab finds it. Each picture is reduced to a palette of at most 256 colours, which keeps it small.
 
     python tools/make_screenshots.py [--data-dir DIR]
 """
@@ -60,6 +60,13 @@ def draw_a_three(page):
     page.wait_for_function("() => document.getElementById('probabilities-figure').hidden === false", timeout=WAIT)
 
 
+def refuse_a_rate(page):
+    """A learning rate of -1 set: the server refuses it, and the page says why, in its language."""
+    page.fill("#lr", "-1")
+    page.click("#set-lr")
+    page.wait_for_function("() => document.getElementById('control-message').textContent !== ''", timeout=WAIT)
+
+
 def in_language(page, language, axis_title):
     """The page switched to `language`, once its loss chart says `axis_title`, and plotly has settled."""
     page.click(f"[data-language={language}]")
@@ -105,6 +112,7 @@ def main():
             save(page, "lab-live.png")
             in_language(page, "ko", "손실")
             save(page, "lab-live-ko.png")
+            refuse_a_rate(page)  # the narrow pictures show the server's answer, in Korean, then in English
             narrowed(page, *NARROW)
             top = {"x": 0, "y": 0, "width": NARROW[0], "height": NARROW[1]}
             save(page, "lab-narrow-ko.png", full_page=True, clip=top)

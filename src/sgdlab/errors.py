@@ -33,6 +33,16 @@ class SgdlabError(Exception):
         return f"{self.problem}; {self.advice}" if self.advice else self.problem
 
 
+class CodedError(SgdlabError):
+    """An error whose message is an entry of a table of messages (`messages[code]`, `{name}` where each of its
+    `values` goes), so that a reader in another language (the lab page) can say it by its code; in English, its
+    message is the entry filled in."""
+
+    def __init__(self, messages, code, **values):
+        super().__init__(messages[code].format(**values))
+        self.code, self.values = code, values
+
+
 class ConfigError(SgdlabError, ValueError):
     """A setting is out of range or inconsistent (the command line exits with 2)."""
 

@@ -41,7 +41,8 @@ def test_a_stopped_run_is_read_from_its_history_and_one_in_progress_from_its_che
     stopped, running = folder_runs([stopped_run, in_progress])
     for run in (stopped, running):
         run.refresh()
-    assert stopped.feed.status == "stopped" and stopped.feed.message == "interrupted after iteration 150"
+    assert stopped.feed.status == "stopped" and stopped.feed.message == {  # by its code, for the page's language
+        "code": "run.interrupted", "params": {"iteration": 150}, "text": "interrupted after iteration 150"}
     assert running.feed.status == "in progress" and len(running.feed.loss.means) == 150
     assert [row["iteration"] for row in running.feed.evaluations] == [0, 100]  # those made on schedule
     recorded = History.load(stopped_run / "history.json")
@@ -51,6 +52,16 @@ def test_a_stopped_run_is_read_from_its_history_and_one_in_progress_from_its_che
     assert running.inspection()["iteration"] == 150 and len(running.inspection()["per_digit"]) == 10
     labels = [run["label"] for run in Lab([stopped, running]).summary()]
     assert labels == ["run", "running"]  # the same settings: named by their folders
+
+
+def test_a_run_whose_files_cannot_be_read_says_why_by_its_code(stopped_run, tmp_path):
+    damaged = shutil.copytree(stopped_run, tmp_path / "damaged")
+    (damaged / "history.json").write_text('{"loss": [')
+    run = folder_runs([damaged])[0]
+    run.refresh()
+    said = run.feed.message
+    assert said["code"] == "run.unreadable" and said["text"] == f"cannot read the run's files: {said['params']['problem']}"
+    assert "history.json" in said["params"]["problem"]  # sgdlab's own words for what is wrong, as a value
 
 
 def test_view_takes_run_folders_and_folders_of_runs_and_names_what_it_cannot_use(stopped_run, tmp_path):

@@ -45,9 +45,22 @@ def test_every_key_the_page_asks_for_is_in_the_table_and_every_entry_is_asked_fo
     assert static_keys - set(TABLE) == set()
     assert keyed - set(TABLE) == set()
     asked = static_keys | (script_literals & set(TABLE))
-    unused = {key for key in TABLE if key not in asked and key.split(".")[0] not in families}
-    assert unused == set()
+    unused = {key for key in TABLE if key not in asked and key.split(".")[0] not in families | {"server"}}
+    assert unused == set()  # (the server's messages, "server.<code>": see the test below)
     assert families == {"status", "layer"}
+
+
+def test_every_message_the_server_sends_has_an_entry_in_every_language_and_every_entry_a_message():
+    """The server's messages (sgdlab.lab.messages), each said by the page as "server.<code>"; in English as the
+    server says it, so with the values it sends (the test above holds the Korean to the same values)."""
+    from sgdlab.lab.messages import MESSAGES
+
+    entries = {key.removeprefix("server.") for key in TABLE if key.startswith("server.")}
+    assert set(MESSAGES) - entries == set()  # a code the page would show in English alone
+    assert entries - set(MESSAGES) == set()  # an entry for a code the server no longer sends
+    for code, text in MESSAGES.items():
+        assert TABLE[f"server.{code}"]["en"] == text, code
+    assert "texts[`server.${message.code}`]" in SCRIPT  # where the page looks a code up
 
 
 def test_the_page_has_no_text_outside_the_table():

@@ -7,8 +7,10 @@ import time
 import numpy as np
 import pytest
 
+from sgdlab.lab.catalog import LiveLabRun
 from sgdlab.lab.feed import RunFeed
 from sgdlab.lab.live import LiveRun
+from sgdlab.lab.messages import LabError
 from sgdlab.runs.run import RunObserver, train_run
 from sgdlab.training.config import TrainConfig
 
@@ -133,3 +135,10 @@ def test_a_rate_set_on_the_page_rescales_the_schedule_and_the_page_shows_the_rat
     assert history.lr == [0.001, rates.of_update(99), 0.01 * rates.factor(199) / rates.factor(150),
                           live.feed.learning_rate]
     assert [row["lr"] for row in live.feed.evaluations] == history.lr
+
+
+def test_a_rate_set_while_the_data_still_loads_is_refused_with_its_reason():
+    run = LiveLabRun("live", LiveRun(RunFeed("starting", {}, live=True)), data=None)  # no trainer yet
+    with pytest.raises(LabError) as refused:  # (it was an AttributeError: the server's 500)
+        run.control("lr", 0.1)
+    assert refused.value.code == "control.starting" and "has not started yet" in str(refused.value)

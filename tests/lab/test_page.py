@@ -414,9 +414,17 @@ def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
                   "--activation", "relu", "--hidden-size", "10", "--iters", "600", "--no-plot") as (process, address):
         tab = Page(browser, address)
         tab.wait_for(lambda: tab.page.text_content("#status") == "diverged")
-        assert "training diverged; try a smaller learning rate" in tab.page.text_content("#run-message")
+        said = re.fullmatch(r"the loss became (nan|inf) at iteration (\d+): training diverged; try a smaller learning "
+                            r"rate", tab.page.text_content("#run-message"))
+        assert said is not None, tab.page.text_content("#run-message")
         tab.wait_for(lambda: tab.page.locator("#gradients tbody tr").count() == 4)  # its NaNs reached the page too
-        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        korean = Page(browser, address, locale="ko-KR")  # the reason in the page's language
+        korean.wait_for(lambda: korean.page.text_content("#status") == "발산함")
+        assert korean.page.text_content("#run-message") == (f"반복 {said[2]}에서 손실이 {said[1]}이(가) 되었습니다: "
+                                                            "학습이 발산했습니다. 더 작은 학습률로 해 보세요")
+        assert korean.page.get_attribute("#run-message", "lang") == "ko"
+        for page in (tab, korean):
+            page.assert_nothing_left_the_machine_and_nothing_went_wrong()
         code, _, err = press_ctrl_c(process)
     assert code == 1 and err.count("training diverged") == 1 and "Warning" not in err, err  # said once, as it happened
 
@@ -448,17 +456,84 @@ def test_a_long_runs_curves_are_drawn_with_what_the_charts_pixels_can_show(brows
         press_ctrl_c(process)
 
 
+def refusing(body):
+    """A route handler answering as the server refuses a stream past its bound: 503, with `body`."""
+    return lambda route: route.fulfill(status=503, json=body)
+
+
 def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_run, data_dir):
+    english = "too many pages open (500 streams follow these runs already): close some and reload"
     with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
-        page = browser.new_page()
-        said = {"error": "too many pages open (500 streams follow these runs already): close some and reload"}
-        page.route(re.compile(r".*/stream\?"), lambda route: route.fulfill(status=503, json=said))  # as the server
-        # refuses the 501st stream (tests/lab/test_server.py holds it to that)
-        page.goto(address)
-        page.wait_for_function("() => document.getElementById('page-message').textContent !== ''")
-        assert page.text_content("#page-message") == said["error"]
-        assert page.locator("#page-message").is_visible()
-        page.close()
+        for locale, said, shown, language in (  # as the server refuses the 501st stream (test_server.py holds it
+                ("en-US", {"error": english, "code": "streams.too-many", "params": {"streams": 500}}, english, "en"),
+                ("ko-KR", {"error": english, "code": "streams.too-many", "params": {"streams": 500}},  # to that)
+                 "열린 페이지가 너무 많습니다(이미 스트림 500개가 이 실행들을 따라가고 있습니다): 몇 개를 닫고 새로 고치세요",
+                 "ko"),
+                ("ko-KR", {"error": english, "code": "streams.a-later-code", "params": {}}, english, "en")):  # a
+            # message of a newer server, which the page has no entry for: in the server's English
+            page = browser.new_page(locale=locale)
+            page.route(re.compile(r".*/stream\?"), refusing(said))
+            page.goto(address)
+            page.wait_for_function("() => document.getElementById('page-message').textContent !== ''")
+            assert page.text_content("#page-message") == shown
+            assert page.get_attribute("#page-message", "lang") == language
+            assert page.locator("#page-message").is_visible()
+            page.close()
+        press_ctrl_c(process)
+
+
+def test_a_korean_page_says_the_servers_messages_in_korean_and_draws_its_charts_in_the_pages_font(browser, data_dir,
+                                                                                                 tmp_path):
+    font = ("(chart) => [getComputedStyle(document.body).fontFamily,"
+            " document.querySelector(chart)?._fullLayout?.font.family,"
+            " [...document.querySelectorAll(`${chart} .xtitle, ${chart} .xtick text, ${chart} .legendtext`)]"
+            ".map((e) => getComputedStyle(e).fontFamily)]")
+    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
+                  "100000", "--hidden-size", "10", "--eval-every", "300", "--no-plot") as (process, address):
+        tab = Page(browser, address, locale="ko-KR")
+        tab.wait_for(lambda: tab.page.text_content("#status") == "학습 중" and tab.loss_points() > 0)
+        names = "() => [document.getElementById('run-name').textContent, document.querySelector('#runs span').textContent]"
+        assert tab.page.evaluate(names) == ["run", "run"]  # its folder's name ("starting" until training starts)
+        tab.page.fill("#lr", "-1")
+        tab.page.click("#set-lr")
+        tab.wait_for(lambda: tab.page.text_content("#control-message") != "")
+        assert tab.page.text_content("#control-message") == "학습률은 양수여야 합니다. 입력한 값: -1"
+        assert tab.page.get_attribute("#control-message", "lang") == "ko"
+
+        notes = tmp_path / "메모 1.txt"  # a name of the user's own language, and a space: named as chosen
+        notes.write_text("not a picture")
+        tab.page.set_input_files("#file", str(notes))
+        tab.wait_for(lambda: tab.page.text_content("#draw-message") != "")
+        assert tab.page.text_content("#draw-message") == ("메모 1.txt: 이미지로 읽을 수 없습니다(Pillow가 아는 그림 형식이 "
+                                                          "아님). PNG, JPEG, BMP 같은 파일을 쓰세요")
+
+        # every chart's text in the page's font (lab.css's, with a Korean font for Korean glyphs), not plotly's
+        page_font, chart_font, texts = tab.page.evaluate(font, "#loss-chart")
+        assert "Noto Sans KR" in page_font and chart_font == page_font
+        assert len(texts) > 3 and set(texts) == {page_font}
+        assert tab.page.evaluate("() => document.querySelector('#loss-chart .xtitle').textContent") == "반복"
+
+        tab.page.click("[data-language=en]")  # what the server said, said again in English
+        tab.wait_for(lambda: tab.page.text_content("#control-message") == "the learning rate must be a positive "
+                                                                          "number, got -1")
+        assert tab.page.text_content("#draw-message") == ("메모 1.txt: cannot read it as an image (not a picture format "
+                                                          "Pillow knows); use a PNG, JPEG, BMP or similar")
+        assert tab.page.get_attribute("#draw-message", "lang") == "en"
+        tab.wait_for(lambda: tab.page.evaluate("() => document.querySelector('#loss-chart .xtitle').textContent")
+                     == "iteration")
+        page_font, chart_font, texts = tab.page.evaluate(font, "#loss-chart")
+        assert chart_font == page_font and set(texts) == {page_font}  # the same font in English
+        tab.page.click("[data-language=ko]")
+
+        tab.page.click("#stop")
+        tab.wait_for(lambda: tab.page.text_content("#status") == "정지됨")
+        stopped = json.loads((tmp_path / "run" / "history.json").read_text())["stopped"]
+        iteration = int(re.fullmatch(r"interrupted by the lab page after iteration (\d+)", stopped)[1])
+        assert tab.page.text_content("#run-message") == f"반복 {iteration} 뒤에 랩 페이지에서 중단함"
+        refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+        assert tab.problems.count(refused) == 2  # the rate and the text file, refused as they should be
+        tab.problems = [problem for problem in tab.problems if problem != refused]
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(process)
 
 

@@ -156,10 +156,14 @@ def test_a_drawn_digit_is_read_and_bad_uploads_are_refused_clearly(client):
     assert len(read["probabilities"]) == 10 and abs(sum(read["probabilities"]) - 1) < 1e-5
     assert read["image"].startswith("data:image/png") and read["feature_maps"] is None
     assert [len(layer["values"]) for layer in read["hidden_layers"]] == [20]
-    refused = client.post("/api/runs/0-a/predict", content=b"not an image")
-    assert refused.status_code == 400 and "cannot read it as an image" in refused.json()["error"]
+    refused = client.post("/api/runs/0-a/predict", content=b"not an image",
+                          headers={"X-Sgdlab-File-Name": "notes%20%E2%91%A0.txt"})  # as the page sends a name
+    assert refused.status_code == 400 and refused.json() == {  # by its code too, for the page's language
+        "error": "notes ①.txt: cannot read it as an image (not a picture format Pillow knows); use a PNG, JPEG, BMP "
+                 "or similar", "code": "image.not-an-image", "params": {"name": "notes ①.txt"}}
     huge = client.post("/api/runs/0-a/predict", content=b"\0" * (MAX_UPLOAD_BYTES + 1))
-    assert huge.status_code == 413 and "larger than 8 MB" in huge.json()["error"]
+    assert huge.status_code == 413 and huge.json() == {"error": "the image is larger than 8 MB: scale it down first",
+                                                       "code": "upload.too-large", "params": {"megabytes": 8}}
 
 
 def test_a_decompression_bomb_is_refused_without_being_decoded(client):
@@ -168,6 +172,7 @@ def test_a_decompression_bomb_is_refused_without_being_decoded(client):
     assert len(bomb) < MAX_UPLOAD_BYTES
     response = client.post("/api/runs/0-a/predict", content=bomb)
     assert response.status_code == 400 and "too large to read as an image" in response.json()["error"]
+    assert response.json()["code"] == "image.too-large" and response.json()["params"]["name"] == "the image"
 
 
 def blank_png(side):
@@ -191,7 +196,12 @@ def test_runs_in_folders_cannot_be_driven(client):
     authorised(client)
     response = client.post("/api/runs/0-a/control", json={"action": "pause"})
     assert response.status_code == 400 and "only a run started with 'sgdlab train --live'" in response.json()["error"]
-    assert client.post("/api/runs/0-a/control", content=b"{").status_code == 400
+    assert response.json()["code"] == "control.not-live" and response.json()["params"] == {"run": "a"}
+    malformed = client.post("/api/runs/0-a/control", content=b"{")
+    assert malformed.status_code == 400 and malformed.json()["code"] == "control.not-a-request"
+    missing = client.post("/api/runs/0-nothing/control", json={"action": "pause"})
+    assert missing.status_code == 404 and missing.json() == {"error": "no such run: 0-nothing", "code": "run.none",
+                                                             "params": {"run": "0-nothing"}}
 
 
 def _read_events(stream, count):
@@ -240,7 +250,7 @@ def test_streams_past_the_bound_are_refused_with_a_reason_and_a_closed_one_frees
         second.close()
         assert status == "HTTP/1.1 503 Service Unavailable"
         assert said.endswith('{"error":"too many pages open (1 streams follow these runs already): close some and '
-                             'reload"}')
+                             'reload","code":"streams.too-many","params":{"streams":1}}')
         first.close()
         deadline = time.monotonic() + 30
         while True:  # its place is freed once the server has seen it closed

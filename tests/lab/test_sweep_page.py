@@ -3,6 +3,7 @@ its search, followed as its results.json is rewritten, each trial looked into th
 results.json, a user's file, reaching the page only as numbers and short texts."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -50,7 +51,7 @@ def test_the_page_gets_the_sweeps_definition_and_its_trials_best_first(sweep_dir
     assert definition["name"] == "sweep" and (definition["trials"], definition["rounds"]) == (4, 2)
     assert [(search["name"], search["kind"]) for search in definition["searches"]] == [("lr", "log"),
                                                                                        ("weight_decay", "log")]
-    assert event == "results" and results["total"] == TRIALS and results["message"] == ""
+    assert event == "results" and results["total"] == TRIALS and results["message"] is None
     rows = results["rows"]
     assert [row["trial"] for row in rows] == best_first(sweep_dir) and len(rows) == TRIALS
     stored = read_results(sweep_dir)
@@ -98,7 +99,8 @@ def test_damaged_results_are_said_and_the_rows_read_before_kept(sweep_dir, tmp_p
     before = trials.results()
     (trials.folder / RESULTS_JSON).write_text('{"trials": [{"trial": ')
     after = trials.results()
-    assert after["rows"] == before["rows"] and "cannot read" in after["message"]
+    assert after["rows"] == before["rows"] and after["message"]["code"] == "sweep.unreadable"
+    assert "cannot read" in after["message"]["text"]
 
 
 def test_only_numbers_short_texts_and_the_sweeps_own_choices_reach_the_page(tmp_path):
@@ -176,6 +178,9 @@ def test_the_sweep_page_ranks_the_trials_draws_the_search_and_looks_into_the_tri
                   " && legend.bottom <= chart.bottom && legend.width < chart.width; }")
         assert tab.page.evaluate(inside, "loss-chart") and tab.page.evaluate(inside, "accuracy-chart")
         assert tab.page.locator("#runs label").count() == 6
+        tab.page.click("[data-language=ko]")  # the trials named in the page's language, in the legends and the list
+        tab.wait_for(lambda: f"시행 {clicked}" in tab.page.evaluate(legend, "loss-chart"))
+        assert all(re.fullmatch(r"시행 \d+", label) for label in tab.page.locator("#runs label span").all_text_contents())
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         code, _, err = press_ctrl_c(process)
     assert (code, err) == (0, "")

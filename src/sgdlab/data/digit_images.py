@@ -47,7 +47,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import SgdlabError
+from ..errors import CodedError, SgdlabError
 from ..fileio import open_regular_file
 from .mnist import IMAGE_SHAPE
 
@@ -69,6 +69,20 @@ OTSU_PLATEAU = 0.01  # levels whose split is this close to the best one are as g
 STROKE_PERCENTILE = 75  # the stroke's level that becomes full intensity (MNIST's cores are saturated)
 SPECK_FRACTION = 0.05  # a piece of ink with less than this fraction of the digit's main piece is a speck
 NEAR = 0.5  # pieces further from the main one than this fraction of its size belong to something else
+READABLE = "use a PNG, JPEG, BMP or similar"
+IMAGE_ERRORS = {  # why a file is not read as a digit, `name` the file as the user chose it (the lab page says
+    "image.missing": "{name}: no such image file",  # these in its language, by their codes)
+    "image.too-large": "{name}: too large to read as an image ({problem}); scale it down first",
+    "image.not-an-image": f"{{name}}: cannot read it as an image (not a picture format Pillow knows); {READABLE}",
+    "image.unreadable": f"{{name}}: cannot read it as an image ({{problem}}); {READABLE}",
+}
+
+
+class ImageError(CodedError):
+    """A file that cannot be read as a digit's image: one of IMAGE_ERRORS."""
+
+    def __init__(self, code, **values):
+        super().__init__(IMAGE_ERRORS, code, **values)
 
 
 def load_digit_image(path, name=None):
@@ -85,14 +99,13 @@ def load_digit_image(path, name=None):
             with _opened(path, shown) as handle, Image.open(handle) as image:
                 image = ImageOps.exif_transpose(_read_scaled_down(image))
     except FileNotFoundError:
-        raise SgdlabError(f"{shown}: no such image file") from None
+        raise ImageError("image.missing", name=str(shown)) from None
     except Image.DecompressionBombError as exc:
-        raise SgdlabError(f"{shown}: too large to read as an image ({exc}); scale it down first") from None
+        raise ImageError("image.too-large", name=str(shown), problem=str(exc)) from None
     except UnidentifiedImageError:  # Pillow's message names the file object it was given, not the file
-        raise SgdlabError(f"{shown}: cannot read it as an image (not a picture format Pillow knows); use a PNG, "
-                          "JPEG, BMP or similar") from None
+        raise ImageError("image.not-an-image", name=str(shown)) from None
     except (OSError, ValueError, TypeError) as exc:  # TypeError: a TIFF's damaged tags
-        raise SgdlabError(f"{shown}: cannot read it as an image ({exc}); use a PNG, JPEG, BMP or similar") from None
+        raise ImageError("image.unreadable", name=str(shown), problem=str(exc)) from None
     return digit_from_image(image)
 
 
@@ -100,8 +113,8 @@ def _opened(path, shown):
     """The image file at `path`, a regular file of at most MAX_IMAGE_BYTES; a file object as it is."""
     if hasattr(path, "read"):
         return contextlib.nullcontext(path)
-    return open_regular_file(path, MAX_IMAGE_BYTES, lambda problem: SgdlabError(
-        f"{shown}: cannot read it as an image ({problem}); use a PNG, JPEG, BMP or similar"))
+    return open_regular_file(path, MAX_IMAGE_BYTES, lambda problem: ImageError("image.unreadable", name=str(shown),
+                                                                                problem=problem))
 
 
 def digit_from_image(image):

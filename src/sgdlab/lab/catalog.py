@@ -26,6 +26,7 @@ from ..training.inspection import (PATTERN_IMAGES, activation_histograms, first_
                                    gradient_images, hidden_unit_weights, png_data_url, predict_in_batches, read_digit,
                                    guesses_strip, strongest_inputs, test_set_errors)
 from .feed import LossSeries, RunFeed, evaluation_row
+from .messages import LabError, ended_message, message
 from .sweep_results import results_view, sweep_definition
 
 FOLDER_POLL_SECONDS = 1.0  # how often a run trained by another process is looked at again
@@ -56,8 +57,7 @@ class LabRun:
         """Bring the feed up to date (a run trained elsewhere is read from its folder)."""
 
     def control(self, action, lr=None):
-        raise SgdlabError(f"{self.feed.name} is not trained by this lab: only a run started with "
-                          "'sgdlab train --live' can be paused, stepped, stopped or given a new rate")
+        raise LabError("control.not-live", run=self.feed.name)
 
     def inspection(self):
         """What the page shows of the latest evaluation: the hidden units' weights (a dense net's) or the
@@ -92,7 +92,7 @@ class LabRun:
         live = self.feed.live_network
         network = live or self.feed.snapshot
         if not _reads_mnist(network):
-            raise SgdlabError(f"{self.feed.name} has no MNIST network to read a digit with yet")
+            raise LabError("upload.no-network", run=self.feed.name)
         iteration = self.feed.loss.count if live is not None else self.feed.snapshot_iteration  # the weights' updates
         pixels = load_digit_image(image_file, name)
         return {"image": png_data_url(pixels.reshape(IMAGE_SHAPE)), "iteration": iteration,
@@ -108,17 +108,22 @@ class LiveLabRun(LabRun):
 
     def control(self, action, lr=None):
         if self.feed.status not in ("training", "paused", "starting"):
-            raise SgdlabError(f"{self.feed.name} has ended ({self.feed.status}): there is nothing to control")
+            raise LabError("control.ended", run=self.feed.name, status=self.feed.status)
         actions = {"pause": self.live_run.pause, "resume": self.live_run.resume, "step": self.live_run.step,
                    "stop": self.live_run.stop}
         if action == "lr":
             if lr is None:
-                raise ConfigError("type a learning rate first: a positive number, such as 0.01")
-            self.live_run.change_learning_rate(lr)
+                raise LabError("control.no-rate")
+            if self.live_run.trainer is None:  # MNIST still loading: no trainer to take a rate yet
+                raise LabError("control.starting")
+            try:
+                self.live_run.change_learning_rate(lr)
+            except ConfigError:  # the trainer's check of a rate
+                raise LabError("control.bad-rate", rate=repr(lr)) from None
         elif action in actions:
             actions[action]()
         else:
-            raise SgdlabError(f"unknown control {action!r}: one of {', '.join([*actions, 'lr'])}")
+            raise LabError("control.unknown", action=repr(action), actions=", ".join([*actions, "lr"]))
 
 
 class FolderLabRun(LabRun):
@@ -150,10 +155,10 @@ class FolderLabRun(LabRun):
             else:
                 return
         except SgdlabError as exc:  # being replaced as it is read, or damaged: said on the page
-            self.feed.update(message=str(exc))
+            self.feed.update(message=message("run.unreadable", problem=str(exc)))
             return
         self.feed.replace(LossSeries.of(history.loss), _evaluation_rows(history), network, len(history.loss), status,
-                          history.stopped or "", history.lr_changes)
+                          ended_message(history), history.lr_changes)
 
     def _checkpointed(self, path):
         state = load_checkpoint(path, self.config.resolved().to_dict())
@@ -171,7 +176,7 @@ class ModelLabRun(LabRun):
         settings = meta.get("config") or {"net": type(network).__name__, **meta.get("origin", {})}
         super().__init__(run_id, RunFeed(name, settings), data)
         updates = meta.get("origin", {}).get("iterations")  # the updates its weights made, where the file says
-        self.feed.replace(LossSeries(), [], network, updates, "finished", "", [])
+        self.feed.replace(LossSeries(), [], network, updates, "finished", None, [])
 
 
 class SweepTrials:
@@ -185,7 +190,7 @@ class SweepTrials:
         self.data = MnistOnce(data_dir if data_dir is not None else stored_data_dir)
         self.trials = {trial_folder(self.folder, self.sweep, trial).name: trial
                        for trial in range(self.sweep.trials * self.sweep.rounds)}
-        self._stored, self._stamp, self._message, self._started = {}, None, "", set()
+        self._stored, self._stamp, self._message, self._started = {}, None, None, set()
         self._lock = threading.Lock()
 
     def definition(self):
@@ -198,9 +203,9 @@ class SweepTrials:
             if stamp != self._stamp:
                 self._stamp = stamp
                 try:
-                    self._stored, self._message = read_results(self.folder), ""
+                    self._stored, self._message = read_results(self.folder), None
                 except SgdlabError as exc:  # damaged: said on the page, beside the rows read before
-                    self._message = str(exc)
+                    self._message = message("sweep.unreadable", problem=str(exc))
             self._started |= {name for name in self.trials
                               if name not in self._started and (self.folder / name / "config.json").is_file()}
             runs = {self.trials[name]: name for name in self._started}

@@ -108,7 +108,7 @@ class RunFeed:
     """One run as the page sees it: settings, loss, evaluations, the latest weights, and where it stands.
 
     `status` is "starting", "training", "paused", "finished", "stopped" or
-    "diverged"; `message` says more when it ended. `snapshot` is a copy of the
+    "diverged"; `message` says more when it ended (a `sgdlab.lab.messages` message; None). `snapshot` is a copy of the
     network at the latest evaluation (what the page inspects), `live_network`
     the network training updates (what a drawn digit is read with).
     """
@@ -126,7 +126,7 @@ class RunFeed:
         self.snapshot = None
         self.snapshot_iteration = None  # the updates the snapshot had made
         self.live_network = None
-        self.status, self.message = "starting", ""
+        self.status, self.message = "starting", None
         self.pace = Pace()  # iterations per second while training
         self.version = 0
         self.generation = 0  # bumped when the record is replaced as a whole (a run read again from its folder)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ..interrupts import interrupts_deferred
 from ..runs.run import RunObserver
+from .messages import STOPPED_BY_PAGE, ended_message, message_of
 
 PAUSE_POLL_SECONDS = 0.1  # how often a paused run looks for Ctrl-C
-STOPPED_BY_PAGE = "the lab page"  # how history.stopped names the page's stop ("interrupted by the lab page ...")
 
 
 class LiveRun(RunObserver):
@@ -69,11 +69,13 @@ class LiveRun(RunObserver):
 
     def ended(self, history):
         """The run is saved: the page says how it ended (and reads digits with its final weights)."""
-        self.feed.update(status="stopped" if history.stopped else "finished", message=history.stopped or "",
+        self.feed.update(status="stopped" if history.stopped else "finished", message=ended_message(history),
                          live_network=None)
 
     def diverged(self, error):
-        self.feed.update(status="diverged", message=str(error))
+        """Training diverged (`error`, a `TrainingDiverged`, carries its history): the page says where."""
+        said = ended_message(error.history) if error.history is not None else message_of(error)
+        self.feed.update(status="diverged", message=said)
 
     # --- what the page asks --------------------------------------------------------------------------------
 

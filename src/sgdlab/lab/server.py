@@ -27,7 +27,6 @@ from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from starlette.responses import (FileResponse, HTMLResponse, JSONResponse, Plain
 from starlette.routing import Route
 
 from ..errors import SgdlabError
+from .messages import message, message_of
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # an image to read: a phone photo fits, a disk-filler does not
 MAX_NAME_CHARACTERS = 120  # of an upload's file name, as its errors repeat it
@@ -86,17 +86,19 @@ def create_app(lab, token, extra_hosts=(), ending=None):
 
     async def sweep_stream(request):
         if lab.sweep is None:
-            raise HTTPException(404, "these runs are not a sweep's")
+            return _refusal(message("sweep.none"), 404)
         return _event_stream(_sweep_events(request, lab.sweep, ending))
 
     async def stream(request):
-        return _event_stream(_events(request, _run(request), ending, inspections))
+        run = _run(request)
+        if run is None:
+            return _no_such_run(request)
+        return _event_stream(_events(request, run, ending, inspections))
 
     def _event_stream(events):
         """A stream of `events`, counted among the open ones; past MAX_STREAMS, a 503 that says why."""
         if open_streams[0] >= MAX_STREAMS:
-            return JSONResponse({"error": f"too many pages open ({MAX_STREAMS} streams follow these runs already): "
-                                          "close some and reload"}, status_code=503)
+            return _refusal(message("streams.too-many", streams=MAX_STREAMS), 503)
 
         async def counted():
             open_streams[0] += 1
@@ -112,19 +114,23 @@ def create_app(lab, token, extra_hosts=(), ending=None):
 
     async def control(request):
         run = _run(request)
+        if run is None:
+            return _no_such_run(request)
         try:
             body = json.loads(await request.body() or b"{}")
             action = body["action"]
         except (ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"error": f"not a control request: {exc}"}, status_code=400)
+            return _refusal(message("control.not-a-request", problem=str(exc)), 400)
         try:
             await run_in_threadpool(run.control, action, body.get("lr"))
         except SgdlabError as exc:  # a bad rate, or a run that cannot be controlled
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return _refusal(message_of(exc), 400)
         return JSONResponse({"ok": True})
 
     async def predict(request):
         run = _run(request)
+        if run is None:
+            return _no_such_run(request)
         declared = int(request.headers.get("content-length") or 0)
         if declared > MAX_UPLOAD_BYTES:
             return _too_large()
@@ -135,14 +141,11 @@ def create_app(lab, token, extra_hosts=(), ending=None):
                 return _too_large()
         try:
             return JSONResponse(await run_in_threadpool(run.read_digit, io.BytesIO(bytes(data)), _upload_name(request)))
-        except SgdlabError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+        except SgdlabError as exc:  # not an image, a decompression bomb, no network to read it with
+            return _refusal(message_of(exc), 400)
 
     def _run(request):
-        run = lab.run(request.path_params["run"])
-        if run is None:
-            raise HTTPException(404, "no such run")
-        return run
+        return lab.run(request.path_params["run"])
 
     routes = [
         Route("/", page),
@@ -319,6 +322,15 @@ def _refused():
                              status_code=403)
 
 
+def _refusal(said, status):
+    """A request refused with the message `said` (see `sgdlab.lab.messages`): its English text as `error`, its code
+    and values for the page to say it in its language."""
+    return JSONResponse({"error": said["text"], "code": said["code"], "params": said["params"]}, status_code=status)
+
+
+def _no_such_run(request):
+    return _refusal(message("run.none", run=request.path_params["run"][:MAX_NAME_CHARACTERS]), 404)
+
+
 def _too_large():
-    return JSONResponse({"error": f"the image is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB: scale it "
-                                  "down first"}, status_code=413)
+    return _refusal(message("upload.too-large", megabytes=MAX_UPLOAD_BYTES // (1024 * 1024)), 413)

@@ -18,11 +18,12 @@ def sweep_definition(name, sweep):
     return {"name": name, **sweep.to_dict()}
 
 
-def results_view(sweep, stored, runs, message=""):
+def results_view(sweep, stored, runs, message=None):
     """The page's view of `stored` (results.json's rows, by trial): `rows`, best validation accuracy first and
     the trials not ranked after them by number, each with `run`, the id of its run folder from `runs` (by
     trial; None before it starts); `best`, the summaries of the best few finished trials to overlay; `total`,
-    the trials the sweep will have; and `message`, what is wrong with results.json."""
+    the trials the sweep will have; and `message`, what is wrong with results.json (a `sgdlab.lab.messages` message),
+    None when nothing is."""
     rows = [_row(trial, row, sweep.searches, runs.get(trial)) for trial, row in sorted(stored.items())]
     best = ranked(rows)
     chosen = {row["trial"] for row in best}
@@ -41,9 +42,9 @@ def _row(trial, row, searches, run_id):
 
 
 def _summary(row):
-    """A trial as the page lists a run (as /api/runs does)."""
+    """A trial as the page lists a run (as /api/runs does), with its number (the page names it in its language)."""
     return {"id": row["run"], "name": row["run"], "status": row["status"], "live": False,
-            "settings": row["settings"], "label": f"trial {row['trial']}"}
+            "settings": row["settings"], "label": f"trial {row['trial']}", "trial": row["trial"]}
 
 
 def _number(value):

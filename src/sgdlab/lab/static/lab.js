@@ -9,6 +9,7 @@ const FITTED_MARGIN = 0.15; // a fitted accuracy axis reaches this share of the 
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 const ROUND_COLOURS = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]; // later rounds darker
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const PAGE_FONT = getComputedStyle(document.body).fontFamily; // lab.css's (a Korean font among them), read once
 const REDRAW_EVERY_MS = 1000; // the curves are redrawn once a second at most (a redraw of both takes a browser
 // tens of milliseconds, on the cores training uses), and only a chart whose data changed
 
@@ -24,6 +25,9 @@ let redrawnAt = -Infinity; // performance.now() of the latest redraw
 const drawn = new Map(); // chart id -> what it was last drawn from (see `drawIfChanged`)
 
 const $ = (id) => document.getElementById(id);
+// A chart drawn (or drawn again) with plotly, in the page's font rather than plotly's own
+const plot = (chart, traces, layout) => Plotly.react(chart, traces, { ...layout, font: { family: PAGE_FONT } },
+  PLOT_CONFIG);
 const plotlyText = (text) => String(text).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
 const TOKEN = document.querySelector('meta[name="sgdlab-token"]').content; // every request must carry it
 
@@ -44,6 +48,27 @@ function t(key, values = {}) {
   }
   return entry[language].replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
 }
+
+// What the server says (why a run ended, a request refused): a message of sgdlab.lab.messages, {code, params, text},
+// said by its i18n.json entry "server.<code>" in the page's language, or as the server's English text where the
+// table has no such entry; a text of the page's own is {key, params}.
+const saying = new Map(); // element id -> the message it shows: said again in another language
+
+function said(message) {
+  if (!message) return "";
+  if (message.key) return t(message.key, message.params);
+  return message.code && texts[`server.${message.code}`] ? t(`server.${message.code}`, message.params) : message.text;
+}
+
+function say(id, message) {
+  saying.set(id, message);
+  const element = $(id);
+  element.textContent = said(message);
+  element.lang = message && !message.key && !(message.code && texts[`server.${message.code}`]) ? "en" : language;
+}
+
+const uncoded = (text) => ({ code: null, params: {}, text }); // a message the server did not code (or no server)
+const refusal = (error) => error.said || uncoded(error.message); // what a failed request (see `api`) said
 
 function term(kind, word) { // a word the server sends (a status, a layer's kind): in the table's words if it has it
   return texts[`${kind}.${word}`] ? t(`${kind}.${word}`) : word;
@@ -99,6 +124,7 @@ function switchLanguage(chosen) { // everything shown is written again in the ne
     if (lastResults) showResults(lastResults);
   }
   if (lastReading) showReading(lastReading);
+  for (const [id, message] of saying) say(id, message);
   scheduleRedraw();
 }
 
@@ -106,7 +132,10 @@ async function api(path, options = {}) {
   const headers = { ...(options.headers || {}), "X-Sgdlab-Token": TOKEN };
   const response = await fetch(path, { ...options, headers, credentials: "omit" });
   const body = await response.json().catch(() => ({ error: response.statusText }));
-  if (!response.ok) throw new Error(body.error || response.statusText);
+  if (!response.ok) { // the server's message (see `say`), by its code
+    const text = body.error || response.statusText;
+    throw Object.assign(new Error(text), { said: { code: body.code || null, params: body.params || {}, text } });
+  }
   return body;
 }
 
@@ -139,7 +168,6 @@ function addRun(summary, shown) {
   run.label = document.createElement("label");
   run.label.innerHTML = `<input type="checkbox"> <input type="radio" name="focus"> <span></span>`;
   const [show, focus] = run.label.querySelectorAll("input");
-  run.label.querySelector("span").textContent = summary.label;
   run.label.title = summary.name;
   show.checked = shown;
   nameRun(run);
@@ -150,10 +178,22 @@ function addRun(summary, shown) {
   return run;
 }
 
+// A run's label: a sweep's trial by its number, in the page's language; else the settings in which it differs
+const runLabel = (summary) => (typeof summary.trial === "number" ? t("sweep.trial", { trial: summary.trial })
+  : summary.label);
+
 function nameRun(run) {
+  run.label.querySelector("span").textContent = runLabel(run.summary);
   const [show, focus] = run.label.querySelectorAll("input");
   show.title = t("runs.show");
   focus.title = t("runs.focus");
+}
+
+function renamed(run, name) { // the run trained here, named by its folder once training starts ("starting" before)
+  if (run.summary.label === run.summary.name) run.summary.label = name;
+  run.summary.name = name;
+  run.label.title = name;
+  nameRun(run);
 }
 
 function dropRun(id) {
@@ -196,13 +236,15 @@ function openStream(path) {
   stream.addEventListener("error", async () => {
     if (stream.readyState !== EventSource.CLOSED) return; // cut off: the browser tries again
     const asking = new AbortController();
-    let said = t("stream.stopped");
+    let why = { key: "stream.stopped", params: {} };
     try {
       const response = await fetch(address, { signal: asking.signal, credentials: "omit" });
-      if (!response.ok) said = (await response.json().catch(() => ({}))).error || `${said} (${response.status})`;
+      const body = response.ok ? {} : await response.json().catch(() => ({}));
+      if (body.error) why = { code: body.code || null, params: body.params || {}, text: body.error };
+      else if (!response.ok) why = { key: "stream.stopped-status", params: { status: response.status } };
     } catch (error) { /* the server has gone: what the page says already stands */ }
     asking.abort(); // a stream opened this time is not wanted: its tab has to be reloaded anyway
-    $("page-message").textContent = said;
+    say("page-message", why);
   });
   return stream;
 }
@@ -221,6 +263,7 @@ function receive(run, view) {
   run.evaluations.push(...view.evaluations.rows);
   run.generation = view.generation;
   run.view = view;
+  if (view.name !== run.summary.name) renamed(run, view.name);
   if (view.status === "finished" && !run.settled) {
     // a finished run changes no more: its curves are kept, its stream closed unless it is looked into (a
     // browser opens six connections to a server at most: the page's requests must not wait behind streams)
@@ -322,7 +365,7 @@ function decimated(x, y, columns) {
   return { x: kept.map((k) => x[k]), y: kept.map((k) => y[k]) };
 }
 
-// Plotly.react(chart, ...) unless the chart was drawn from the same `source` last time: redrawing a chart
+// plot(chart, ...) unless the chart was drawn from the same `source` last time: redrawing a chart
 // costs the page (and the training on the same cores) far more than comparing what it shows.
 function drawIfChanged(chart, source, draw) {
   const key = JSON.stringify(source);
@@ -369,7 +412,7 @@ function redraw() {
   const accuracyFrom = [];
   const lossColumns = $("loss-chart").clientWidth || window.innerWidth; // a hidden chart: at most the window's
   for (const run of shown) {
-    const name = several ? plotlyText(run.summary.label) : "";
+    const name = several ? plotlyText(runLabel(run.summary)) : "";
     const mine = run.summary.id === focused;
     const curve = lossCurve(run);
     const evaluated = [run.summary.id, run.generation, run.evaluations.length, run.view && run.view.lr_changes.length];
@@ -414,17 +457,17 @@ function redraw() {
   const margin = { l: 50, r: 10, t: 20, b: 40 };
   const logLoss = $("loss-log").checked;
   if (lossTraces.length) { // (drawn again in another language too)
-    drawIfChanged("loss-chart", [lossFrom, focused, logLoss, lossColumns, language], () => Plotly.react("loss-chart",
+    drawIfChanged("loss-chart", [lossFrom, focused, logLoss, lossColumns, language], () => plot("loss-chart",
       lossTraces, { margin, xaxis: { title: { text: t("axis.iteration"), standoff: 4 } },
         yaxis: { title: { text: t(logLoss ? "axis.loss-log" : "axis.loss") }, type: logLoss ? "log" : "linear" },
-        legend, uirevision: `loss ${logLoss}`, ...lossMarks }, PLOT_CONFIG));
+        legend, uirevision: `loss ${logLoss}`, ...lossMarks }));
   }
   if (accuracyTraces.length) {
     const whole = $("accuracy-whole").checked;
-    drawIfChanged("accuracy-chart", [accuracyFrom, focused, whole, language], () => Plotly.react("accuracy-chart",
+    drawIfChanged("accuracy-chart", [accuracyFrom, focused, whole, language], () => plot("accuracy-chart",
       accuracyTraces, { margin, xaxis: { title: { text: t("axis.epoch"), standoff: 4 } },
         yaxis: { title: { text: t("axis.accuracy") }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
-        legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }, PLOT_CONFIG));
+        legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }));
   }
   showWeightSpread(runs.get(focused));
   showStatus();
@@ -448,7 +491,7 @@ function showStatus() {
   const asked = view.requested_learning_rate;
   $("lr-now").textContent = rate === null ? "" : asked !== null && asked !== undefined
     ? t("lr-now.asked", { rate, asked }) : t("lr-now", { rate });
-  $("run-message").textContent = view.message || "";
+  say("run-message", view.message);
   $("controls").hidden = !controllable;
   for (const button of ["pause", "resume", "step", "stop", "set-lr"]) $(button).disabled = Boolean(run.stopping);
   if (!run.stopping) {
@@ -496,13 +539,13 @@ function showInspection(found) {
   const digits = [...Array(10).keys()].map(String);
   // each chart given its own copies: plotly takes an array it was given before as unchanged, and a chart drawn
   // again in another language from the same arrays would lose its data
-  Plotly.react("confusion-chart", [{ z: found.confusion.map((row) => [...row]), x: digits, y: digits, type: "heatmap",
+  plot("confusion-chart", [{ z: found.confusion.map((row) => [...row]), x: digits, y: digits, type: "heatmap",
     colorscale: "Blues", reversescale: true, hovertemplate: `${t("confusion.hover")}<extra></extra>` }],
   { margin: { l: 40, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.predicted") }, type: "category" },
-    yaxis: { title: { text: t("axis.true") }, autorange: "reversed", type: "category" } }, PLOT_CONFIG);
-  Plotly.react("per-digit-chart", [{ x: digits, y: [...found.per_digit], type: "bar", marker: { color: "#1f77b4" } }],
+    yaxis: { title: { text: t("axis.true") }, autorange: "reversed", type: "category" } });
+  plot("per-digit-chart", [{ x: digits, y: [...found.per_digit], type: "bar", marker: { color: "#1f77b4" } }],
     { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.digit") }, type: "category" },
-      yaxis: { title: { text: t("axis.test-accuracy") }, range: [0, 1] } }, PLOT_CONFIG);
+      yaxis: { title: { text: t("axis.test-accuracy") }, range: [0, 1] } });
   showStrip(found.strip || []);
   showHistograms(found.histograms || []);
   $("errors-count").textContent = t("mistakes.count", { errors: found.errors });
@@ -649,7 +692,7 @@ function showResults(results) {
   const counted = [...counts].map(([status, count]) => t("sweep.count", { count, status: term("status", status) }))
     .join(", ");
   $("sweep-progress").textContent = t("sweep.progress", { total: results.total, counted: counted || t("sweep.none-started") });
-  $("sweep-message").textContent = results.message;
+  say("sweep-message", results.message);
   keepRuns();
   showTrials();
 }
@@ -669,8 +712,8 @@ function keepRuns() { // the curves of the best few trials, and of the one looke
 
 function lookInto(row) {
   if (!runs.has(row.run)) {
-    addRun({ id: row.run, name: row.run, status: row.status, live: false, settings: row.settings,
-      label: t("sweep.trial", { trial: row.trial }) }, false);
+    addRun({ id: row.run, name: row.run, status: row.status, live: false, settings: row.settings, trial: row.trial,
+      label: `trial ${row.trial}` }, false);
   }
   setFocus(row.run);
 }
@@ -737,9 +780,9 @@ function showSearch() {
       type: search.kind === "log" ? "log" : choice ? "category" : "linear" };
     if (choice) Object.assign(xaxis, { categoryorder: "array", categoryarray: search.choices.map(plotlyText) });
     const chart = $(`search-chart-${k}`);
-    Plotly.react(chart, traces, { margin: { l: 50, r: 10, t: 30, b: 40 }, xaxis,
+    plot(chart, traces, { margin: { l: 50, r: 10, t: 30, b: 40 }, xaxis,
       yaxis: { title: { text: t("axis.validation-accuracy") }, range: [0, 1] }, legend: { orientation: "h", y: 1.2 },
-      showlegend: rounds.length > 1 || chosen !== undefined, uirevision: search.name }, PLOT_CONFIG);
+      showlegend: rounds.length > 1 || chosen !== undefined, uirevision: search.name });
     if (!chart.dataset.clickable) {
       chart.dataset.clickable = "yes";
       chart.on("plotly_click", (event) => {
@@ -753,12 +796,12 @@ function showSearch() {
 // --- controls ----------------------------------------------------------------------------------------------
 
 async function control(action, extra = {}) {
-  $("control-message").textContent = "";
+  say("control-message", null);
   try {
     await api(`/api/runs/${encodeURIComponent(focused)}/control`, { method: "POST",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ action, ...extra }) });
   } catch (error) {
-    $("control-message").textContent = error.message;
+    say("control-message", refusal(error));
   }
 }
 
@@ -816,7 +859,7 @@ for (const name of ["pointerup", "pointercancel"]) {
     if (!drawing) return;
     drawing = false;
     lastDigit = null;
-    canvas.toBlob((blob) => readDigit(blob, "your drawing"), "image/png"); // the name the server's errors use
+    canvas.toBlob((blob) => readDigit(blob, t("draw.own")), "image/png"); // the name the server's errors use
   });
 }
 $("clear").addEventListener("click", () => {
@@ -842,7 +885,7 @@ document.addEventListener("drop", (event) => {
 });
 
 async function readDigit(blob, name) { // `name`: what the user chose, for the server's errors to name
-  $("draw-message").textContent = "";
+  say("draw-message", null);
   await started; // a digit drawn, or a file dropped, before the page knew its runs
   if (!focused) return;
   try {
@@ -851,7 +894,7 @@ async function readDigit(blob, name) { // `name`: what the user chose, for the s
     lastDigit = { blob, name };
     showReading(read);
   } catch (error) {
-    $("draw-message").textContent = error.message;
+    say("draw-message", refusal(error));
   }
 }
 
@@ -861,10 +904,10 @@ function showReading(read) { // drawn again, from copies, in another language (s
   $("seen-figure").hidden = false;
   $("probabilities-figure").hidden = false;
   const digits = [...Array(10).keys()].map(String);
-  Plotly.react("probabilities-chart", [{ x: digits, y: [...read.probabilities], type: "bar",
+  plot("probabilities-chart", [{ x: digits, y: [...read.probabilities], type: "bar",
     marker: { color: digits.map((d) => (Number(d) === read.prediction ? "#d62728" : "#1f77b4")) } }],
   { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { type: "category", title: { text: t("axis.digit") } },
-    yaxis: { range: [0, 1], title: { text: t("axis.probability") } } }, PLOT_CONFIG);
+    yaxis: { range: [0, 1], title: { text: t("axis.probability") } } });
   const said = { digit: read.prediction, percent: (100 * read.probabilities[read.prediction]).toFixed(1),
     iteration: read.iteration };
   $("prediction").textContent = t(read.iteration === null || read.iteration === undefined ? "prediction"
@@ -891,9 +934,9 @@ function showHiddenLayers(layers) { // each hidden affine layer's outputs after 
   $("hidden-figure").hidden = !layers.length;
   const charts = chartsFor("hidden-charts", layers.length);
   layers.forEach((layer, k) => {
-    Plotly.react(charts.children[k], [{ y: [...layer.values], type: "bar", marker: { color: "#2ca02c" } }],
+    plot(charts.children[k], [{ y: [...layer.values], type: "bar", marker: { color: "#2ca02c" } }],
       { margin: { l: 40, r: 10, t: 6, b: 30 }, xaxis: { title: { text: layerName("affine", layer.layer,
-        layer.activation), standoff: 2 } } }, PLOT_CONFIG);
+        layer.activation), standoff: 2 } } });
   });
 }
 
@@ -928,7 +971,7 @@ function showHistograms(histograms) { // the book's 6.2 histograms, one small ca
       context.fillRect(bin * bar + 0.5, plotHeight - barHeight, Math.max(1, bar - 1), barHeight);
     });
     context.fillStyle = "#555";
-    context.font = "10px system-ui, sans-serif";
+    context.font = `10px ${PAGE_FONT}`;
     const [low, high] = histogram.range.map((end) => Number(end.toPrecision(3)));
     context.textAlign = "left";
     context.fillText(String(low), 0, height - 2);
@@ -964,10 +1007,9 @@ function showWeightSpread(run) { // one small chart a weight matrix, from the ev
     traces.push({ x, y: at(SPREAD_MEDIAN), type: "scatter", mode: "lines+markers", name: t("spread.median"),
       line: { color: "#1f77b4", width: 1.5 }, marker: { size: 4 },
       hovertemplate: `${t("spread.hover", { name: plotlyText(name) })}<extra></extra>` });
-    Plotly.react(charts.children[k], traces, { margin: { l: 50, r: 8, t: 6, b: 32 }, showlegend: false,
+    plot(charts.children[k], traces, { margin: { l: 50, r: 8, t: 6, b: 32 }, showlegend: false,
       xaxis: { title: { text: t("axis.iteration"), standoff: 2 } },
-      yaxis: { title: { text: plotlyText(name), standoff: 2 }, zerolinecolor: "#ccc" } },
-    PLOT_CONFIG);
+      yaxis: { title: { text: plotlyText(name), standoff: 2 }, zerolinecolor: "#ccc" } });
   });
 }
 
@@ -1013,5 +1055,6 @@ function layerName(kind, number, activation) { // "affine 2 → relu": a layer o
 
 clearCanvas();
 const started = start().catch((error) => {
-  $("run-message").textContent = texts["load-error"] ? t("load-error", { error: error.message }) : error.message;
+  const why = said(refusal(error));
+  $("run-message").textContent = texts["load-error"] ? t("load-error", { error: why }) : why;
 });

@@ -290,7 +290,7 @@ def test_a_slow_inspection_holds_back_none_of_the_runs_updates():
     inspection_may_end = threading.Event()
 
     class Feed:
-        version, snapshot = 0, object()
+        version, snapshot, status = 0, object(), "training"
 
         def view(self, **cursor):
             return {"version": self.version, "generation": 0, "loss": {"width": 1, "start": 0, "values": []},
@@ -329,3 +329,18 @@ def test_a_slow_inspection_holds_back_none_of_the_runs_updates():
     finally:
         inspection_may_end.set()
     assert seen == ["event: update", "event: update", "event: inspection"]
+
+
+@pytest.mark.parametrize("status, interval", [("training", 150.0), ("paused", 2.0), ("finished", 2.0)])
+def test_a_slow_inspection_spaces_the_next_while_training_and_not_once_training_is_held(status, interval):
+    """Looking into a run costs training its share of a core only while it trains: a paused run's latest
+    evaluation is shown at once, however long the last inspection took."""
+    from types import SimpleNamespace
+
+    from sgdlab.lab.server import INSPECTION_INTERVAL, INSPECTION_SHARE, _inspection_interval
+
+    run = SimpleNamespace(id="r", feed=SimpleNamespace(status=status))
+    took = 3.0
+    assert _inspection_interval(run, {}) == INSPECTION_INTERVAL
+    assert _inspection_interval(run, {"r": (None, "event", took)}) == pytest.approx(
+        took / INSPECTION_SHARE if status == "training" else INSPECTION_INTERVAL) == interval

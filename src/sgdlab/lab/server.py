@@ -256,12 +256,15 @@ async def _sweep_events(request, sweep, ending):
 
 
 def _inspection_interval(run, inspections):
-    """The seconds a stream waits between two inspections of `run`: INSPECTION_INTERVAL, or longer where the last
-    one's time (looking into the evaluation and writing its event) would be more than INSPECTION_SHARE
-    of them. A run evaluated many times a second is looked into every few seconds, so that the page's work stays a
-    small share of a core beside training's, however large the net."""
+    """The seconds a stream waits between two inspections of `run`: INSPECTION_INTERVAL, or, while it trains,
+    longer where the last one's time (looking into the evaluation and writing its event) would be more than
+    INSPECTION_SHARE of them. A run evaluated many times a second is looked into every few seconds, so that the
+    page's work stays a small share of a core beside training's, however large the net; a paused or ended run
+    takes nothing from training, and its latest evaluation is looked into at once."""
     sent = inspections.get(run.id)
-    return max(INSPECTION_INTERVAL, sent[2] / INSPECTION_SHARE if sent else 0.0)
+    if run.feed.status != "training" or not sent:
+        return INSPECTION_INTERVAL
+    return max(INSPECTION_INTERVAL, sent[2] / INSPECTION_SHARE)
 
 
 async def _inspection_event(run, inspections):

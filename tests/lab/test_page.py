@@ -246,6 +246,52 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
         page.assert_nothing_left_the_machine_and_nothing_went_wrong()
 
 
+def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_less_often(browser, data_dir, tmp_path):
+    """Watching must cost the training beside it little: no chart is drawn out of sight (below the first screen or
+    scrolled away from), each is drawn as soon as it comes into sight, and the curves are redrawn the less often
+    the more a redraw costs."""
+    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
+                  "100000", "--hidden-size", "30", "--eval-every", "300", "--no-plot") as (process, address):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        tab = Page(browser, address, context=context)
+        evaluations = "() => document.getElementById('accuracy-chart').data?.[0]?.x.length ?? 0"
+        tab.wait_for(lambda: tab.page.evaluate(evaluations) >= 3)
+        spread = "() => [...document.querySelectorAll('#spread .chart')].map((c) => c.data?.[8]?.x.length ?? 0)"
+        assert tab.page.evaluate(spread) == []  # below the first screen: not drawn while evaluations come
+        tab.page.locator("#spread-figure").scroll_into_view_if_needed()
+        tab.wait_for(lambda: len(drawn := tab.page.evaluate(spread)) == 2 and min(drawn) >= 3)  # W1, W2: drawn on
+        # coming into sight
+
+        last_x = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[x.length - 1]; }"
+        tab.page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
+        assert tab.page.evaluate("() => document.getElementById('loss-chart').getBoundingClientRect().bottom") < -50
+        tab.page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        tab.page.evaluate("() => { window.lossRedraws = 0; document.getElementById('loss-chart')"
+                          ".on('plotly_afterplot', () => { window.lossRedraws += 1; }); }")
+        held = tab.page.evaluate(last_x)
+        tab.wait_for(lambda: (tab.iteration() or 0) > held + 2000)  # updates keep coming; scrolled away, the
+        assert tab.page.evaluate("() => window.lossRedraws") == 0 and tab.page.evaluate(last_x) == held  # curve waits
+        done = tab.iteration()
+        tab.page.evaluate("() => window.scrollTo(0, 0)")
+        tab.wait_for(lambda: tab.page.evaluate(last_x) >= done)  # and is drawn at once when it is back in sight
+
+        # every redraw made to take 40 ms more of script: the next waits at least 40 ms / REDRAW_SHARE after it
+        tab.page.evaluate("""() => { window.lossDrawnAt = []; const react = Plotly.react;
+            Plotly.react = function (chart, ...rest) {
+                if (chart === "loss-chart") window.lossDrawnAt.push(performance.now());
+                const until = performance.now() + 40;
+                while (performance.now() < until);
+                return react.call(this, chart, ...rest);
+            }; }""")
+        tab.wait_for(lambda: len(tab.page.evaluate("() => window.lossDrawnAt")) >= 4, timeout=60)
+        times = tab.page.evaluate("() => window.lossDrawnAt")
+        least = max(1000, 40 / tab.page.evaluate("() => REDRAW_SHARE"))
+        assert least >= 2000 and min(b - a for a, b in zip(times, times[1:])) >= 0.95 * least  # (1000 ms before)
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        context.close()
+        press_ctrl_c(process)
+
+
 def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_digit(browser, conv_run, data_dir,
                                                                                     tmp_path):
     (tmp_path / "early.png").write_bytes(digit_png([(0.5, 0.15), (0.45, 0.85)]))
@@ -348,7 +394,8 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
         tab.wait_for(lambda: len(tab.page.evaluate(layers)) == 3)
         assert tab.page.evaluate(layers) == ["Affine 1 → ReLU", "합성곱 1 → ReLU", "Affine 1 → ReLU"]
         spread = "() => [...document.querySelectorAll('#spread .xtitle')].map((e) => e.textContent)"
-        assert tab.page.evaluate(spread) == ["반복"] * 3
+        tab.page.locator("#spread-figure").scroll_into_view_if_needed()  # below the first screen: drawn when seen
+        tab.wait_for(lambda: tab.page.evaluate(spread) == ["반복"] * 3)
 
         tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
         tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
@@ -356,7 +403,8 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
         assert tab.page.text_content("#status") == "finished"
         assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
         assert tab.page.evaluate(layers) == ["affine 1 → relu", "convolution 1 → relu", "affine 1 → relu"]
-        assert tab.page.evaluate(spread) == ["iteration"] * 3  # drawn again, though their data did not change
+        tab.wait_for(lambda: tab.page.evaluate(spread) == ["iteration"] * 3)  # drawn again, though their data did
+        # not change
         spans = "(chart) => document.querySelector(chart)._fullLayout.xaxis.range"  # drawn again with their data
         charts = ("#per-digit-chart", "#probabilities-chart", "#hidden-charts .chart")
         assert [tab.page.evaluate(spans, chart) for chart in charts] == [[-0.5, 9.5], [-0.5, 9.5], [-0.5, 19.5]]

@@ -10,8 +10,10 @@ const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b
 const ROUND_COLOURS = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]; // later rounds darker
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const PAGE_FONT = getComputedStyle(document.body).fontFamily; // lab.css's (a Korean font among them), read once
-const REDRAW_EVERY_MS = 1000; // the curves are redrawn once a second at most (a redraw of both takes a browser
-// tens of milliseconds, on the cores training uses), and only a chart whose data changed
+const REDRAW_EVERY_MS = 1000; // the curves are redrawn once a second at most, and only a chart whose data changed
+const REDRAW_SHARE = 0.02; // of a core, at most, that redrawing the curves takes: a redraw costs a browser tens of
+// milliseconds of script, on the cores training uses, so the next waits 50 times as long as the last took
+const SIGHT_MARGIN = "50px"; // a chart this near the window is drawn as if in it: it is there when scrolled to
 
 const runs = new Map(); // id -> {summary, loss: {iterations, values, width}, evaluations, view, stream}
 let focused = null; // the run whose evaluation, controls and digits the page shows
@@ -20,8 +22,9 @@ let trials = []; // the sweep's rows, best validation accuracy first
 let best = []; // the summaries of the sweep's best few trials, whose curves are overlaid
 let lastResults = null; // the sweep's latest results, shown again in another language
 let lastReading = null; // the digit read last, as the server answered: shown again in another language
-let redrawPending = false;
+let redrawTimer = null; // the redraw scheduled, if any
 let redrawnAt = -Infinity; // performance.now() of the latest redraw
+let redrawEvery = REDRAW_EVERY_MS; // the wait after it: see REDRAW_SHARE
 const drawn = new Map(); // chart id -> what it was last drawn from (see `drawIfChanged`)
 
 const $ = (id) => document.getElementById(id);
@@ -289,15 +292,40 @@ function setFocus(id) {
   scheduleRedraw();
 }
 
-// At most every REDRAW_EVERY_MS, in an animation frame: a tab in the background draws nothing until it is seen.
-function scheduleRedraw() {
-  if (redrawPending) return;
-  redrawPending = true;
-  setTimeout(() => requestAnimationFrame(() => {
-    redrawPending = false;
+// In an animation frame (a tab in the background draws nothing until it is seen): `promptly` when the user asked
+// for what it shows or a chart came into view; else at most every REDRAW_EVERY_MS, and as much less often as
+// keeps its share of a core within REDRAW_SHARE.
+function scheduleRedraw(promptly = false) {
+  if (redrawTimer !== null && !promptly) return;
+  clearTimeout(redrawTimer);
+  redrawTimer = setTimeout(() => requestAnimationFrame(() => {
+    redrawTimer = null;
     redrawnAt = performance.now();
     redraw();
-  }), Math.max(0, redrawnAt + REDRAW_EVERY_MS - performance.now()));
+    redrawEvery = Math.max(REDRAW_EVERY_MS, (performance.now() - redrawnAt) / REDRAW_SHARE);
+  }), promptly ? 0 : Math.max(0, redrawnAt + redrawEvery - performance.now()));
+}
+
+// Which charts are in the window (or within SIGHT_MARGIN of it): one out of sight is not drawn, nor one in a hidden
+// figure, until it comes into sight, then at once, from what is current then.
+const inSight = new Set();
+const watched = new Set();
+const sight = new IntersectionObserver((entries) => {
+  let appeared = false;
+  for (const entry of entries) {
+    if (entry.isIntersecting && !inSight.has(entry.target)) appeared = true;
+    if (entry.isIntersecting) inSight.add(entry.target);
+    else inSight.delete(entry.target);
+  }
+  if (appeared) scheduleRedraw(true);
+}, { rootMargin: SIGHT_MARGIN });
+
+function seen(element) { // watched from its first use on: the observer says at once whether it is in sight
+  if (!watched.has(element)) {
+    watched.add(element);
+    sight.observe(element);
+  }
+  return inSight.has(element);
 }
 
 // --- the curves ------------------------------------------------------------------------------------------
@@ -365,11 +393,12 @@ function decimated(x, y, columns) {
   return { x: kept.map((k) => x[k]), y: kept.map((k) => y[k]) };
 }
 
-// plot(chart, ...) unless the chart was drawn from the same `source` last time: redrawing a chart
-// costs the page (and the training on the same cores) far more than comparing what it shows.
+// plot(chart, ...) unless the chart was drawn from the same `source` last time, or is out of sight (drawn when it
+// comes into sight): redrawing a chart costs the page (and the training on the same cores) far more than comparing
+// what it shows.
 function drawIfChanged(chart, source, draw) {
   const key = JSON.stringify(source);
-  if (drawn.get(chart) === key) return;
+  if (drawn.get(chart) === key || !seen($(chart))) return;
   drawn.set(chart, key);
   draw();
 }
@@ -819,7 +848,7 @@ $("set-lr").addEventListener("click", () => { // an empty field is no rate: the 
   const text = $("lr").value.trim();
   control("lr", { lr: text === "" ? null : Number(text) });
 });
-for (const box of ["loss-log", "accuracy-whole"]) $(box).addEventListener("change", scheduleRedraw);
+for (const box of ["loss-log", "accuracy-whole"]) $(box).addEventListener("change", () => scheduleRedraw(true));
 
 // --- drawing and reading a digit -----------------------------------------------------------------------------
 
@@ -992,7 +1021,7 @@ function showWeightSpread(run) { // one small chart a weight matrix, from the ev
   $("spread-figure").hidden = !names.length;
   const drawn = `${run && run.summary.id} ${run && run.view && run.view.generation} ${rows.length} ${names.length} ${
     language}`;
-  if (drawn === spreadDrawn) return;
+  if (drawn === spreadDrawn || !seen($("spread"))) return; // below the first screen: drawn when scrolled to
   spreadDrawn = drawn;
   const charts = chartsFor("spread", names.length);
   const x = rows.map((row) => row.iteration);

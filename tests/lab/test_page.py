@@ -122,8 +122,9 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     address, run_dir = live
     tab = Page(browser, address)
     tab.wait_for(lambda: tab.loss_points() > 0)
-    first = tab.loss_points()
-    tab.wait_for(lambda: tab.loss_points() > first + 50)  # the curve grows, without a reload
+    latest = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[x.length - 1]; }"
+    first = tab.page.evaluate(latest)
+    tab.wait_for(lambda: tab.page.evaluate(latest) > first + 50)  # the curve grows, without a reload
     evaluations = "() => document.getElementById('accuracy-chart').data?.[0]?.x.length ?? 0"  # none until drawn
     tab.wait_for(lambda: tab.page.evaluate(evaluations) > 1)
     tab.wait_for(lambda: tab.page.locator("#gallery figure").count() == 32)  # an evaluation looked into
@@ -149,8 +150,7 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.wait_for_timeout(500)
     assert tab.iteration() == held + 1 and tab.page.text_content("#status") == "paused"
 
-    latest = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[x.length - 1]; }"
-    tab.wait_for(lambda: tab.page.evaluate(latest) == held + 1)  # the step drawn (up to a second after it is said)
+    tab.wait_for(lambda: tab.page.evaluate(latest) == held + 1)  # the step drawn (at the next redraw)
     redraws = ("() => { window.lossRedraws = 0; document.getElementById('loss-chart')"
                ".on('plotly_afterplot', () => { window.lossRedraws += 1; }); }")
     tab.page.evaluate(redraws)  # from here, until the next step, the loss does not change: nor does its chart
@@ -161,10 +161,12 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
         tab.wait_for(lambda: tab.page.text_content("#control-message") != "")
         assert tab.page.text_content("#control-message") == said
     tab.page.fill("#lr", "0.05")
+    asked_at = tab.page.evaluate("() => performance.now()")
     tab.page.click("#set-lr")  # while paused: said at once, taken at the next update
     tab.wait_for(lambda: "(0.05 from the next iteration)" in tab.page.text_content("#lr-now"))
     assert tab.page.text_content("#control-message") == "" and tab.iteration() == held + 1
-    tab.page.wait_for_timeout(600)  # a redraw's time and more: the page heard of the rate, the loss is the same
+    tab.wait_for(lambda: tab.page.evaluate("() => redrawnAt") > asked_at)  # a redraw since the page heard of the
+    tab.page.wait_for_timeout(600)  # rate, and its time and more: the loss is the same
     assert tab.page.evaluate("() => window.lossRedraws") == 0
     assert tab.page.evaluate(latest) == held + 1  # the curve ends where training is, whatever its buckets' width
     tab.page.click("#step")
@@ -285,7 +287,8 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
             }; }""")
         tab.wait_for(lambda: len(tab.page.evaluate("() => window.lossDrawnAt")) >= 4, timeout=60)
         times = tab.page.evaluate("() => window.lossDrawnAt")
-        least = max(1000, 40 / tab.page.evaluate("() => REDRAW_SHARE"))
+        longest, share = tab.page.evaluate("() => [REDRAW_LONGEST_MS, REDRAW_SHARE]")
+        least = min(longest, max(1000, 40 / share))
         assert least >= 2000 and min(b - a for a, b in zip(times, times[1:])) >= 0.95 * least  # (1000 ms before)
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         context.close()
@@ -403,6 +406,7 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
         assert tab.page.text_content("#status") == "finished"
         assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
         assert tab.page.evaluate(layers) == ["affine 1 → relu", "convolution 1 → relu", "affine 1 → relu"]
+        tab.page.locator("#spread-figure").scroll_into_view_if_needed()  # (the click scrolled up to the switch)
         tab.wait_for(lambda: tab.page.evaluate(spread) == ["iteration"] * 3)  # drawn again, though their data did
         # not change
         spans = "(chart) => document.querySelector(chart)._fullLayout.xaxis.range"  # drawn again with their data

@@ -12,7 +12,8 @@ const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const PAGE_FONT = getComputedStyle(document.body).fontFamily; // lab.css's (a Korean font among them), read once
 const REDRAW_EVERY_MS = 1000; // the curves are redrawn once a second at most, and only a chart whose data changed
 const REDRAW_SHARE = 0.02; // of a core, at most, that redrawing the curves takes: a redraw costs a browser tens of
-// milliseconds of script, on the cores training uses, so the next waits 50 times as long as the last took
+// milliseconds of script, on the cores training uses, so the next waits 50 times as long as the last took,
+const REDRAW_LONGEST_MS = 4000; // but no longer than this: curves a learner watches must move
 const SIGHT_MARGIN = "50px"; // a chart this near the window is drawn as if in it: it is there when scrolled to
 
 const runs = new Map(); // id -> {summary, loss: {iterations, values, width}, evaluations, view, stream}
@@ -294,7 +295,7 @@ function setFocus(id) {
 
 // In an animation frame (a tab in the background draws nothing until it is seen): `promptly` when the user asked
 // for what it shows or a chart came into view; else at most every REDRAW_EVERY_MS, and as much less often as
-// keeps its share of a core within REDRAW_SHARE.
+// keeps its share of a core within REDRAW_SHARE (up to REDRAW_LONGEST_MS apart).
 function scheduleRedraw(promptly = false) {
   if (redrawTimer !== null && !promptly) return;
   clearTimeout(redrawTimer);
@@ -302,7 +303,8 @@ function scheduleRedraw(promptly = false) {
     redrawTimer = null;
     redrawnAt = performance.now();
     redraw();
-    redrawEvery = Math.max(REDRAW_EVERY_MS, (performance.now() - redrawnAt) / REDRAW_SHARE);
+    const took = performance.now() - redrawnAt;
+    redrawEvery = Math.min(REDRAW_LONGEST_MS, Math.max(REDRAW_EVERY_MS, took / REDRAW_SHARE));
   }), promptly ? 0 : Math.max(0, redrawnAt + redrawEvery - performance.now()));
 }
 

@@ -9,7 +9,10 @@ a loaded machine is what this reports, and the load says how loaded. Beside the 
 each run took (the sgdlab process's, and the browser's: Chromium's processes, read from /proc), which other
 processes' load changes far less than it changes times.
 
-    python benchmarks/live_overhead.py [--repeats 3] [--lengths 10000,60000] [--data-dir DIR]
+    python benchmarks/live_overhead.py [--repeats 3] [--lengths 10000,60000] [--data-dir DIR] [--other-src DIR]
+
+With --other-src, the page open is measured for a second sgdlab too (its `src` folder, such as a `git worktree`
+of another commit's, on PYTHONPATH: its server and its page), alternated with the rest.
 """
 
 import argparse
@@ -63,14 +66,15 @@ def cpu_seconds_of_children():
     return usage.ru_utime + usage.ru_stime
 
 
-def train(out, iterations, data_dir, live, page):
-    """One `sgdlab train` of the book's net for `iterations` into `out`; returns its history and, with a page, what
-    the page's loss chart held at the end (its points and its last iteration)."""
+def train(out, iterations, data_dir, live, page, src=None):
+    """One `sgdlab train` of the book's net for `iterations` into `out` (by the sgdlab in `src`, if given); returns
+    its history and, with a page, what the page's loss chart held at the end (its points and its last iteration)."""
     argv = [sys.executable, "-m", "sgdlab", "train", "--quiet", "--no-plot", "--out", str(out), "--iters",
             str(iterations)]
     argv += ["--data-dir", str(data_dir)] if data_dir else []
     argv += ["--live", "--no-browser"] if live else []
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                preexec_fn=ctrl_c_at_its_default)
     drawn = None
     try:
@@ -107,9 +111,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lengths", default="10000,60000", help="iterations of each run length, comma-separated")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--other-src", type=Path, help="another sgdlab's src folder, whose page is measured too")
     args = parser.parse_args()
     lengths = [int(text) for text in args.lengths.split(",")]
-    contenders = {BASE: (False, None), "--live, no page": (True, None)}
+    contenders = {BASE: (False, None, None), "--live, no page": (True, None, None)}
     browser = driver = None
     if CHROMIUM:
         from playwright.sync_api import sync_playwright
@@ -122,7 +127,9 @@ def main():
             page.goto(address)
             return page
 
-        contenders["--live, page open"] = (True, open_page)
+        contenders["--live, page open"] = (True, open_page, None)
+        if args.other_src:
+            contenders[f"page open, {args.other_src}"] = (True, open_page, args.other_src.resolve())
     else:
         print("(no Chromium found: the page-open case is left out)")
     seconds = {(length, name): [] for length in lengths for name in contenders}
@@ -135,16 +142,16 @@ def main():
         for repeat in range(args.repeats):
             for length in lengths:
                 # alternated, and in reverse every other round: a drift of the machine's load favours no contender
-                for number, (name, (live, page)) in enumerate(order if repeat % 2 == 0 else order[::-1]):
+                for number, (name, (live, page, src)) in enumerate(order if repeat % 2 == 0 else order[::-1]):
                     loads[length].append(os.getloadavg()[0])
                     sgdlab_before, browser_before = cpu_seconds_of_children(), descendants_cpu_seconds()
                     history, points = train(Path(scratch) / f"{repeat}-{length}-{number}", length, args.data_dir,
-                                            live, page)
+                                            live, page, src)
                     browser_after = descendants_cpu_seconds()
                     seconds[length, name].append(history["seconds"][-1])
                     cpu[length, name].append((cpu_seconds_of_children() - sgdlab_before,
                                               browser_after - browser_before if browser_after is not None else None))
-                    if points:
+                    if points and src is None:  # this sgdlab's page
                         drawn[length] = points
                     reference = histories.setdefault(length, history)
                     assert history["loss"] == reference["loss"], f"{name} trained differently"
@@ -156,17 +163,18 @@ def main():
         browser.close()
         driver.stop()
     results = {}
+    width = max(20, *(len(name) for name in contenders))
     for length in lengths:
         base = statistics.median(seconds[length, BASE])
         print(f"\n{length} iterations, {args.repeats} runs each, load {min(loads[length]):.1f} to "
               f"{max(loads[length]):.1f} (1-minute average before each run)")
-        print(f"{'contender':20} {'min s':>7} {'median s':>9} {'max s':>7} {'x ' + BASE:>15} "
+        print(f"{'contender':{width}} {'min s':>7} {'median s':>9} {'max s':>7} {'x ' + BASE:>15} "
               f"{'sgdlab cpu s':>13} {'browser cpu s':>14}")
         for name in contenders:
             values = seconds[length, name]
             sgdlab_cpu = statistics.median(used[0] for used in cpu[length, name])
             browser_cpu = statistics.median(used[1] or 0 for used in cpu[length, name])
-            print(f"{name:20} {min(values):7.2f} {statistics.median(values):9.2f} {max(values):7.2f} "
+            print(f"{name:{width}} {min(values):7.2f} {statistics.median(values):9.2f} {max(values):7.2f} "
                   f"{statistics.median(values) / base:15.3f} {sgdlab_cpu:13.2f} {browser_cpu:14.2f}")
         if length in drawn:
             print(f"the page's loss chart at the end: {drawn[length][0]} points, the last at iteration "

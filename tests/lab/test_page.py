@@ -151,9 +151,10 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     assert tab.iteration() == held + 1 and tab.page.text_content("#status") == "paused"
 
     tab.wait_for(lambda: tab.page.evaluate(latest) == held + 1)  # the step drawn (at the next redraw)
-    redraws = ("() => { window.lossRedraws = 0; document.getElementById('loss-chart')"
-               ".on('plotly_afterplot', () => { window.lossRedraws += 1; }); }")
-    tab.page.evaluate(redraws)  # from here, until the next step, the loss does not change: nor does its chart
+    redraws = ("() => { window.lossRedraws = 0; const react = Plotly.react; Plotly.react = function (chart, ...rest) {"
+               " if (chart === 'loss-chart') window.lossRedraws += 1; return react.call(this, chart, ...rest); }; }")
+    tab.page.evaluate(redraws)  # from here, until the next step, the loss does not change: nor does its chart (its
+    # redraws counted as they are asked for: plotly's own event of the one just made may come after this)
     for typed, said in (("-1", "the learning rate must be a positive number, got -1"),
                         ("", "type a learning rate first: a positive number, such as 0.01")):
         tab.page.fill("#lr", typed)
@@ -181,7 +182,8 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.wait_for(lambda: len(tab.page.evaluate(accuracies)) >= 2)
     low, high = tab.page.evaluate(fitted, "accuracy-chart")
     later = tab.page.evaluate(accuracies)
-    assert 0 < low < min(later) and max(later) < high < 1  # the axis fitted to the evaluations after the first
+    assert 0 < low < min(later) and max(later) < high <= 1  # the axis fitted to the evaluations after the first
+    # (its top at 1 where the margin above them would pass it: a run that has trained far by now)
     tab.page.check("#accuracy-whole")
     tab.wait_for(lambda: tab.page.evaluate(fitted, "accuracy-chart") == [0, 1])
     tab.page.check("#loss-log")

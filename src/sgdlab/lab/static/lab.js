@@ -129,7 +129,7 @@ function switchLanguage(chosen) { // everything shown is written again in the ne
   }
   if (lastReading) showReading(lastReading);
   for (const [id, message] of saying) say(id, message);
-  scheduleRedraw();
+  scheduleRedraw(true);
 }
 
 async function api(path, options = {}) {
@@ -205,7 +205,7 @@ function dropRun(id) {
   if (run.stream) run.stream.close();
   run.label.remove();
   runs.delete(id);
-  scheduleRedraw();
+  scheduleRedraw(true);
 }
 
 function follow(id) {
@@ -229,7 +229,7 @@ function follow(id) {
       run.evaluations = [];
     }
   }
-  scheduleRedraw();
+  scheduleRedraw(true);
 }
 
 // A stream of the events at `path`. The browser reconnects a stream that was cut off by itself, but gives up on one
@@ -290,12 +290,13 @@ function setFocus(id) {
     keepRuns();
     showTrials();
   }
-  scheduleRedraw();
+  scheduleRedraw(true);
 }
 
-// In an animation frame (a tab in the background draws nothing until it is seen): `promptly` when the user asked
-// for what it shows or a chart came into view; else at most every REDRAW_EVERY_MS, and as much less often as
-// keeps its share of a core within REDRAW_SHARE (up to REDRAW_LONGEST_MS apart).
+// In an animation frame (a tab in the background draws nothing until it is seen): `promptly` when the user changed
+// what it shows (the language, the runs shown or looked into, an axis) or a chart came into sight; else (a stream's
+// update) at most every REDRAW_EVERY_MS, and as much less often as keeps its share of a core within REDRAW_SHARE
+// (up to REDRAW_LONGEST_MS apart).
 function scheduleRedraw(promptly = false) {
   if (redrawTimer !== null && !promptly) return;
   clearTimeout(redrawTimer);

@@ -8,7 +8,7 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 
 def pytest_addoption(parser, pluginmanager):
-    """Without pytest-xdist (`-p no:xdist`, or not installed) pyproject's `-n auto --maxprocesses 4 --dist loadfile`
+    """Without pytest-xdist (`-p no:xdist`, or not installed) pyproject's `-n auto --maxprocesses 4 --dist worksteal`
     are accepted, and the tests run one at a time in pytest's own process, as with `-n 0`."""
     if not pluginmanager.has_plugin("xdist"):
         group = parser.getgroup("xdist")

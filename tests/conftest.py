@@ -1,5 +1,7 @@
 """Fixtures shared by several test files."""
 
+import os
+
 import pytest
 
 from sgdlab.data.mnist import default_data_dir
@@ -15,6 +17,20 @@ def pytest_addoption(parser, pluginmanager):
         group._addoption("-n", "--numprocesses", dest="numprocesses", default=None)  # as xdist does: -n is short
         group.addoption("--maxprocesses", default=None)
         group.addoption("--dist", default="no")
+
+
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pytest_configure(config):
+    """With pytest-xdist's workers (as many as there are cores), each worker, and each process a test starts, runs
+    BLAS on one thread: a pool of BLAS threads per worker crowds the cores the other workers use, and its threads
+    spin waiting for one another (the readable layers' small products took several times as long, in CPU time
+    too). A count the user set is kept. The tests of the BLAS limits set the counts they need themselves."""
+    workers = config.option.numprocesses if config.pluginmanager.has_plugin("xdist") else 0
+    if (workers or 0) > 1 and not hasattr(config, "workerinput"):  # in the workers' parent, before it starts them
+        for name in BLAS_THREADS:
+            os.environ.setdefault(name, "1")  # read by each worker's BLAS as it loads
 
 
 @pytest.fixture(scope="session")

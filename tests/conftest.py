@@ -30,7 +30,8 @@ def pytest_configure(config):
     workers = config.option.numprocesses if config.pluginmanager.has_plugin("xdist") else 0
     if (workers or 0) > 1 and not hasattr(config, "workerinput"):  # in the workers' parent, before it starts them
         for name in BLAS_THREADS:
-            os.environ.setdefault(name, "1")  # read by each worker's BLAS as it loads
+            if not os.environ.get(name):  # unset or empty, as BLAS reads it
+                os.environ[name] = "1"  # read by each worker's BLAS as it loads
 
 
 @pytest.fixture(scope="session")

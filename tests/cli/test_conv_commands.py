@@ -279,6 +279,10 @@ def test_the_books_run_stays_within_its_memory_estimate(tmp_path, data_dir):
     assert peak < estimate, (f"peak KB of the run and of its chart process: {result.stdout}", estimate >> 20)
 
 
+@pytest.mark.slow  # two SimpleConvNets of 30 filters evaluated on the whole sets; the quick loop keeps the batch-norm
+# experiment trained on a narrower SimpleConvNet in worker processes and every experiment moved to a convolutional net
+# keeping the net's own settings (tests/runs/test_experiments.py), and experiment's --net refused in one line
+# (tests/cli/test_deep_convnet_commands.py)
 def test_the_chapter_6_experiments_run_on_a_convolutional_net(capsys, tmp_path, data_dir):
     code, out, err = run(capsys, "experiment", "optimizers", "--optimizers", "sgd,adam", "--net", "simple-convnet",
                          "--iters", "2", "--data-dir", data_dir, "--out", tmp_path / "exp", "--quiet")

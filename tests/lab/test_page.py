@@ -651,8 +651,8 @@ def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_eve
         for _, guess, title, wrong in at_first:  # "label → guess (p%)"; marked where they differ
             label, shown = re.match(r"(\d) → (\d) \(\d+%\)$", title).groups()
             assert shown == guess and wrong == (label != guess)
-        tab.wait_for(lambda: [cell[1] for cell in tab.page.evaluate(strip)] != [cell[1] for cell in at_first],
-                     timeout=90)  # a later evaluation's guesses (a loaded machine's page may first see a trained net)
+        # a later evaluation's guesses (a loaded machine's page may first see a trained net)
+        tab.wait_for(lambda: [cell[1] for cell in tab.page.evaluate(strip)] != [cell[1] for cell in at_first])
         assert [cell[0] for cell in tab.page.evaluate(strip)] == [cell[0] for cell in at_first]  # the same digits
 
         histograms = ("() => [...document.querySelectorAll('#histograms > div')].map((d) => [d.querySelector('span')"

@@ -758,7 +758,7 @@ def page(folder, path, kind):
     if path != history and history.exists():  # the run saved again: what the page reads with its history changed
         os.utime(history, ns=(history.stat().st_atime_ns, history.stat().st_mtime_ns + 10**9))
     response = client.get("/api/runs")
-    return {"code": response.status_code, "err": next(iter(lab.runs.values())).feed.message}
+    return {"code": response.status_code, "err": next(iter(lab.runs.values())).feed.message["text"]}
 
 for case in json.loads(sys.argv[1]):
     try:

@@ -132,6 +132,7 @@ def test_whole_sets_are_evaluated_in_chunks_of_bounded_memory():
 
 
 def test_the_chunks_give_the_same_numbers_with_one_core_or_two(monkeypatch):
+    monkeypatch.setattr(backprop, "CHUNK_BYTES", 4 << 20)  # several chunks in each half
     network = SimpleConvNet(rng=0, dtype=np.float32)
     x, t = batch(network, n=100)
     step = BackpropStep(network, len(x))

@@ -256,3 +256,23 @@ def test_the_strip_of_test_digits_shows_the_same_digits_with_the_networks_curren
     again = guesses_strip(predict_in_batches(network, x_test), x_test, t_test)
     assert [item["index"] for item in again] == indices
     assert [item["predicted"] for item in again] != [item["predicted"] for item in strip]
+
+
+def test_a_test_digits_picture_is_encoded_once_for_every_inspection_that_shows_it(monkeypatch):
+    """The strip and the mistakes show the same test digits at every inspection: their PNGs are made once."""
+    from sgdlab.training import inspection
+
+    rng = np.random.default_rng(2)
+    x_test, t_test = rng.integers(0, 256, (300, 784), dtype=np.uint8), rng.integers(0, 10, 300)
+    network = TwoLayerNet(784, 10, 10, weight_init_std=0.1, rng=0)
+    pictures = inspection.DigitPictures(x_test)
+    first = guesses_strip(predict_in_batches(network, x_test), x_test, t_test, pictures)
+    encoded = []
+    monkeypatch.setattr(inspection, "png_data_url", lambda pixels: encoded.append(pixels) or "new")
+    network.params["W2"] *= -1
+    again = guesses_strip(predict_in_batches(network, x_test), x_test, t_test, pictures)
+    mistakes = inspection.test_set_errors(network, x_test, t_test, pictures=pictures)["gallery"]
+    assert [item["image"] for item in again] == [item["image"] for item in first] and "new" not in first
+    shown_before = {item["index"] for item in first}
+    assert len(encoded) == sum(item["index"] not in shown_before for item in mistakes) > 0  # only the new digits
+    assert {item["image"] for item in mistakes if item["index"] in shown_before} <= {item["image"] for item in first}

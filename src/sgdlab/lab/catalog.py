@@ -22,9 +22,9 @@ from ..runs.run_folder import CHECKPOINT_NAME, RUNS_ROOT, read_run_settings
 from ..runs.run_labels import UNCOMPARED, difference_labels
 from ..runs.sweep import RESULTS_JSON, SWEEP_FILE, load_sweep, read_results, trial_folder
 from ..training.history import History
-from ..training.inspection import (PATTERN_IMAGES, activation_histograms, first_layer_filters, gradient_agreement,
-                                   gradient_images, hidden_unit_weights, png_data_url, predict_in_batches, read_digit,
-                                   guesses_strip, strongest_inputs, test_set_errors)
+from ..training.inspection import (PATTERN_IMAGES, DigitPictures, activation_histograms, first_layer_filters,
+                                   gradient_agreement, gradient_images, guesses_strip, hidden_unit_weights,
+                                   png_data_url, predict_in_batches, read_digit, strongest_inputs, test_set_errors)
 from .feed import LossSeries, RunFeed, evaluation_row
 from .messages import LabError, ended_message, message
 from .sweep_results import results_view, sweep_definition
@@ -51,6 +51,7 @@ class LabRun:
     def __init__(self, run_id, feed, data):
         self.id, self.feed, self.data = run_id, feed, data
         self._inspected = (None, None)  # (the snapshot inspected, what was found)
+        self._pictures = None  # the test digits' images, encoded once for all inspections
         self._lock = threading.Lock()
 
     def refresh(self):
@@ -74,10 +75,13 @@ class LabRun:
                 with np.errstate(all="ignore"):  # a diverged run's weights overflow: the figures say so
                     (x_train, t_train), (x_test, t_test) = self.data()
                     probabilities = predict_in_batches(snapshot, x_test)
+                    if self._pictures is None:
+                        self._pictures = DigitPictures(x_test)
                     found.update(weights=hidden_unit_weights(snapshot), filters=first_layer_filters(snapshot),
                                  deeper_filters=strongest_inputs(snapshot, x_test[:PATTERN_IMAGES]),
-                                 **test_set_errors(snapshot, x_test, t_test, probabilities=probabilities),
-                                 strip=guesses_strip(probabilities, x_test, t_test),
+                                 **test_set_errors(snapshot, x_test, t_test, probabilities=probabilities,
+                                                   pictures=self._pictures),
+                                 strip=guesses_strip(probabilities, x_test, t_test, self._pictures),
                                  histograms=activation_histograms(snapshot, x_test),
                                  gradient_images=gradient_images(snapshot))
                     found["gradients"] = gradient_agreement(snapshot, x_train, t_train)

@@ -206,9 +206,24 @@ def filters_grid(W, columns=FILTER_COLUMNS):
     return image_grid(grey(tiles), columns if channels == 1 else channels, GRID_GAP_COLOUR)
 
 
-def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE, probabilities=None):
+class DigitPictures:
+    """The digits of `images` as PNG data URLs, each encoded when first asked for and then kept: the page's
+    strip and mistakes show the same test digits inspection after inspection (at most one URL per image)."""
+
+    def __init__(self, images):
+        self.images, self._urls = images, {}
+
+    def __getitem__(self, index):
+        if index not in self._urls:
+            self._urls[index] = png_data_url(_pixels(self.images[index]).reshape(IMAGE_SHAPE))
+        return self._urls[index]
+
+
+def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE, probabilities=None, pictures=None):
     """The confusion matrix (rows: true digit, columns: predicted), accuracy per digit, and a gallery of the
-    `shown` most confident mistakes (from the network's test `probabilities`, where given)."""
+    `shown` most confident mistakes (from the network's test `probabilities`, where given; their images from
+    `pictures`, a `DigitPictures` of `x_test`, where given)."""
+    pictures = pictures if pictures is not None else DigitPictures(x_test)
     if probabilities is None:
         probabilities = predict_in_batches(network, x_test)
     predicted = probabilities.argmax(axis=1)
@@ -220,7 +235,7 @@ def test_set_errors(network, x_test, t_test, shown=GALLERY_SIZE, probabilities=N
     shown = wrong[np.argsort(-confidence, kind="stable")[:shown]]
     gallery = [{"index": int(i), "label": int(t_test[i]), "predicted": int(predicted[i]),
                 "probability": float(probabilities[i, predicted[i]]),
-                "image": png_data_url(_pixels(x_test[i]).reshape(IMAGE_SHAPE))} for i in shown]
+                "image": pictures[int(i)]} for i in shown]
     return {"confusion": confusion.tolist(), "per_digit": per_digit.tolist(), "errors": int(len(wrong)),
             "gallery": gallery}
 
@@ -230,13 +245,14 @@ def strip_indices(test_images, size=STRIP_SIZE):
     return np.sort(np.random.default_rng(STRIP_SEED).choice(test_images, min(size, test_images), replace=False))
 
 
-def guesses_strip(probabilities, x_test, t_test):
+def guesses_strip(probabilities, x_test, t_test, pictures=None):
     """The network's current guesses on the strip's test digits (`strip_indices`), from its test `probabilities`
     (those `test_set_errors` counts from): each one's index, label, guess, its probability, and the digit as a
-    PNG data URL."""
+    PNG data URL (from `pictures`, a `DigitPictures` of `x_test`, where given)."""
+    pictures = pictures if pictures is not None else DigitPictures(x_test)
     return [{"index": int(i), "label": int(t_test[i]), "predicted": int(probabilities[i].argmax()),
-             "probability": float(probabilities[i].max()),
-             "image": png_data_url(_pixels(x_test[i]).reshape(IMAGE_SHAPE))} for i in strip_indices(len(x_test))]
+             "probability": float(probabilities[i].max()), "image": pictures[int(i)]}
+            for i in strip_indices(len(x_test))]
 
 
 def gradient_images(network):

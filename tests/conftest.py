@@ -26,12 +26,14 @@ def pytest_configure(config):
     """With pytest-xdist's workers (as many as there are cores), each worker, and each process a test starts, runs
     BLAS on one thread: a pool of BLAS threads per worker crowds the cores the other workers use, and its threads
     spin waiting for one another (the readable layers' small products took several times as long, in CPU time
-    too). A count the user set is kept. The tests of the BLAS limits set the counts they need themselves."""
+    too). A count the user set in any of the variables is kept, and then none is set (OpenBLAS reads its own
+    before OpenMP's: setting it beside a user's OMP_NUM_THREADS would override that). The tests of the BLAS
+    limits set the counts they need themselves."""
     workers = config.option.numprocesses if config.pluginmanager.has_plugin("xdist") else 0
-    if (workers or 0) > 1 and not hasattr(config, "workerinput"):  # in the workers' parent, before it starts them
+    user_set = any(os.environ.get(name) for name in BLAS_THREADS)  # an empty one is unset, as BLAS reads it
+    if (workers or 0) > 1 and not hasattr(config, "workerinput") and not user_set:  # in the workers' parent
         for name in BLAS_THREADS:
-            if not os.environ.get(name):  # unset or empty, as BLAS reads it
-                os.environ[name] = "1"  # read by each worker's BLAS as it loads
+            os.environ[name] = "1"  # read by each worker's BLAS as it loads
 
 
 @pytest.fixture(scope="session")

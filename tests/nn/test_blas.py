@@ -10,10 +10,14 @@ from sgdlab.nn import blas
 
 
 def _layouts(matrix):
-    """The matrix as a row-major array, as a column-major one, and as a row-major view inside a wider array."""
+    """The matrix as a row-major array, as a column-major one, and as a row-major (column-major) view inside a
+    wider (taller) array."""
     wider = np.full((matrix.shape[0], matrix.shape[1] + 3), np.nan, matrix.dtype)
     wider[:, 1:-2] = matrix
-    return {"row-major": matrix.copy(), "column-major": np.asfortranarray(matrix), "strided rows": wider[:, 1:-2]}
+    taller = np.asfortranarray(np.full((matrix.shape[0] + 3, matrix.shape[1]), np.nan, matrix.dtype))
+    taller[1:-2] = matrix
+    return {"row-major": matrix.copy(), "column-major": np.asfortranarray(matrix), "strided rows": wider[:, 1:-2],
+            "strided columns": taller[1:-2]}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -61,6 +65,47 @@ def test_an_empty_inner_dimension_gives_zeros_or_leaves_the_sum():
 def test_what_blas_cannot_take_is_refused_before_it_is_called(a, b, out, problem):
     with pytest.raises(ValueError, match=problem):
         blas.gemm(a, b, out, accumulate=False)
+
+
+def _views_blas_would_read_past():
+    """Views whose values BLAS, which reads forward from the first by a leading dimension, would miss or overrun."""
+    backwards = np.arange(12.0).reshape(4, 3)[::-1]
+    repeated = np.broadcast_to(np.arange(3.0), (4, 3))
+    overlapping = np.lib.stride_tricks.as_strided(np.arange(20.0), (4, 3), (8, 8))  # windows, one value apart
+    backwards_columns = np.asfortranarray(np.arange(12.0).reshape(4, 3))[:, ::-1]
+    return {"rows read backwards": backwards, "a row repeated": repeated, "overlapping rows": overlapping,
+            "columns read backwards": backwards_columns}
+
+
+@pytest.mark.parametrize("name", list(_views_blas_would_read_past()))
+def test_views_blas_would_read_or_write_past_are_refused_as_either_operand_or_the_output(name):
+    view = _views_blas_would_read_past()[name]
+    with pytest.raises(ValueError, match="unit steps"):
+        blas.gemm(view, np.ones((3, 2)), np.zeros((4, 2)), accumulate=False)
+    with pytest.raises(ValueError, match="unit steps"):
+        blas.gemm(np.ones((2, 4)), view, np.zeros((2, 3)), accumulate=False)
+    guard = np.full(40, 7.0)
+    out = np.lib.stride_tricks.as_strided(guard[20:], view.shape, view.strides) if name != "rows read backwards" \
+        else guard[:12].reshape(4, 3)[::-1]
+    with pytest.raises(ValueError):
+        blas.gemm(np.ones((4, 5)), np.ones((5, 3)), out, accumulate=False)
+    assert (guard == 7).all()  # nothing written
+
+
+def test_an_output_read_only_or_sharing_memory_with_an_operand_is_refused():
+    a = np.ones((3, 3))
+    read_only = np.zeros((3, 3))
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable and apart"):
+        blas.gemm(a, a.copy(), read_only, accumulate=False)
+    with pytest.raises(ValueError, match="writeable and apart"):
+        blas.gemm(a, np.ones((3, 3)), a, accumulate=True)
+    assert (read_only == 0).all() and (a == 1).all()
+
+
+def test_only_float32_and_float64_are_multiplied():
+    with pytest.raises(ValueError, match="float32 or float64"):
+        blas.gemm(np.ones((2, 2), np.float16), np.ones((2, 2), np.float16), np.zeros((2, 2), np.float16), False)
 
 
 def test_other_python_threads_run_while_a_product_is_computed():

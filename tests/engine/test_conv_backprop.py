@@ -62,8 +62,9 @@ def batch(network, n=10, seed=3):
 @pytest.mark.parametrize("chunk_bytes", [None, 30_000], ids=["whole", "chunks"])
 def test_the_training_step_gives_the_layers_loss_and_gradients(name, dtype, tolerance, chunk_bytes,
                                                                restart_dropout_masks, monkeypatch):
-    if chunk_bytes:  # the leading per-sample layers in chunks of a few rows, the last one shorter
+    if chunk_bytes:  # the leading per-sample layers split, in chunks of a few rows, the last one shorter
         monkeypatch.setattr(backprop, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(backprop, "SPLIT_BYTES", chunk_bytes)
     network = NETS[name](dtype)
     x, t = batch(network)
     reference = NETS[name](np.float64)
@@ -129,6 +130,19 @@ def test_whole_sets_are_evaluated_in_chunks_of_bounded_memory():
     labels = network.scores(x).argmax(axis=1)
     labels[:7] = (labels[:7] + 1) % 10
     assert count_correct(network, x, labels) == len(x) - 7
+
+
+@pytest.mark.parametrize("rows, chunks", [(20, 0), (40, 1), (100, 1), (250, 2)])
+def test_a_batch_with_more_than_a_little_work_is_split_in_halves_of_chunks_of_bounded_buffers(rows, chunks):
+    """The split into halves (two cores' work) and the chunks' size are decided apart: a mid-sized batch is split
+    however large a chunk may be."""
+    network = SimpleConvNet(rng=0, dtype=np.float32)
+    step = BackpropStep(network, rows)
+    per_row = sum(out[0].nbytes for out in step.outputs[:3]) * 2  # the convolution, relu and pooling's
+    assert (per_row * rows > backprop.SPLIT_BYTES) == bool(step.segments)
+    assert [len(halves[0]) for first, stop, halves in step.segments[:1]] == ([chunks] if chunks else [])
+    for first, stop, halves in step.segments[:1]:
+        assert all((end - start) * per_row <= backprop.CHUNK_BYTES for half in halves for start, end in half)
 
 
 def test_the_chunks_give_the_same_numbers_with_one_core_or_two(monkeypatch):

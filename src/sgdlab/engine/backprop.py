@@ -11,7 +11,8 @@ as the forward pass).
 
 A convolutional net's leading layers that treat each sample on its own
 (`Layer.per_sample`) run on two cores, each on half of the rows: up to the
-first affine layer in chunks of rows of bounded buffers (`CHUNK_BYTES`), then (the affine layers, whose matrix products run best on
+first affine layer in chunks of rows of bounded buffers (`CHUNK_BYTES`;
+a batch of less work than `SPLIT_BYTES` is not split), then (the affine layers, whose matrix products run best on
 many rows) each on its whole half, up to the first layer that couples the
 samples (batch norm) or draws random numbers (dropout). The second half runs
 on a worker thread beside this one; each chunk has its own workspaces and
@@ -31,9 +32,10 @@ from ..nn.functions import softmax_cross_entropy_in_place
 from .forward import ForwardPass
 from .threads import one_blas_thread, usable_cores
 
-# The leading per-sample layers' buffers for one chunk of rows. Smaller chunks fit a core's cache but make
-# more, smaller products: for DeepConvNet on two cores 16 MB took 59 ms a step where 4 MB took 98 (two threads
-# of small products crowd each other), and SimpleConvNet's 6.5 ms against 7.1 (benchmarks/README.md).
+SPLIT_BYTES = 4 << 20  # the leading per-sample layers' buffers for a batch above which it is split in halves
+# The most of those buffers one chunk of rows takes. Smaller chunks fit a core's cache but make more, smaller
+# products: for DeepConvNet on two cores 16 MB took 59 ms a step where 4 MB took 98 (two threads of small
+# products crowd each other), and SimpleConvNet's 6.5 ms against 7.1 (benchmarks/README.md).
 CHUNK_BYTES = 16 << 20
 
 _worker = None
@@ -84,7 +86,7 @@ class BackpropStep(ForwardPass):
         self.segments, self.split_end = [], 0
         cached = self._leading(0, lambda layer: layer.per_sample and not layer.batched_product)
         per_row = sum(out[0].nbytes for out in self.outputs[:cached]) * 2  # outputs, and as large gradients
-        if rows < 2 or cached == 0 or per_row * rows <= CHUNK_BYTES:
+        if rows < 2 or cached == 0 or per_row * rows <= SPLIT_BYTES:
             return super()._workspaces(rows, dtype)
         count = 2 * math.ceil(rows * per_row / CHUNK_BYTES / 2)  # an even number of chunks of about equal rows
         bounds = [rows * k // count for k in range(count + 1)]

@@ -471,8 +471,10 @@ def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
         tab = Page(browser, address)
         tab.wait_for(lambda: tab.page.text_content("#status") == "diverged")
         said = re.fullmatch(r"the loss became (nan|inf) at iteration (\d+): training diverged; try a smaller learning "
-                            r"rate", tab.page.text_content("#run-message"))
-        assert said is not None, tab.page.text_content("#run-message")
+                            r"rate than 1e\+30 \(--lr\); what was recorded is in (.+)",
+                            tab.page.text_content("#run-message"))
+        assert said is not None and str(tmp_path / "run") in said[3], tab.page.text_content("#run-message")  # its
+        # folder and rate, as the command line says them
         tab.wait_for(lambda: tab.page.locator("#gradients tbody tr").count() == 4)  # its NaNs reached the page too
         korean = Page(browser, address, locale="ko-KR")  # the reason in the page's language
         korean.wait_for(lambda: korean.page.text_content("#status") == "발산함")

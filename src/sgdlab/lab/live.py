@@ -74,7 +74,9 @@ class LiveRun(RunObserver):
 
     def diverged(self, error):
         """Training diverged (`error`, a `TrainingDiverged`, carries its history): the page says where."""
-        said = ended_message(error.history) if error.history is not None else message_of(error)
+        ended = ended_message(error.history) if error.history is not None else None
+        # by its history's code, in the error's own English words (they name the rate and the run's folder)
+        said = {**ended, "text": str(error)} if ended is not None else message_of(error)
         self.feed.update(status="diverged", message=said)
 
     # --- what the page asks --------------------------------------------------------------------------------

@@ -54,21 +54,24 @@ function t(key, values = {}) {
 }
 
 // What the server says (why a run ended, a request refused): a message of sgdlab.lab.messages, {code, params, text},
-// said by its i18n.json entry "server.<code>" in the page's language, or as the server's English text where the
-// table has no such entry; a text of the page's own is {key, params}.
+// said by its i18n.json entry "server.<code>" in the page's language, or as the server's English text on an English
+// page (it may say more than the entry: a diverged run's rate and folder) or where the table has no such entry; a
+// text of the page's own is {key, params}.
 const saying = new Map(); // element id -> the message it shows: said again in another language
 
 function said(message) {
   if (!message) return "";
   if (message.key) return t(message.key, message.params);
-  return message.code && texts[`server.${message.code}`] ? t(`server.${message.code}`, message.params) : message.text;
+  return translated(message) ? t(`server.${message.code}`, message.params) : message.text;
 }
+
+const translated = (message) => language !== "en" && message.code && texts[`server.${message.code}`];
 
 function say(id, message) {
   saying.set(id, message);
   const element = $(id);
   element.textContent = said(message);
-  element.lang = message && !message.key && !(message.code && texts[`server.${message.code}`]) ? "en" : language;
+  element.lang = message && !message.key && !translated(message) ? "en" : language;
 }
 
 const uncoded = (text) => ({ code: null, params: {}, text }); // a message the server did not code (or no server)

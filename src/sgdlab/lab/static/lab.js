@@ -62,7 +62,10 @@ const saying = new Map(); // element id -> the message it shows: said again in a
 function said(message) {
   if (!message) return "";
   if (message.key) return t(message.key, message.params);
-  return translated(message) ? t(`server.${message.code}`, message.params) : message.text;
+  if (!translated(message)) return message.text;
+  const params = { ...message.params }; // a run's status among them said in the table's words too
+  if (params.status !== undefined) params.status = term("status", params.status);
+  return t(`server.${message.code}`, params);
 }
 
 const translated = (message) => language !== "en" && message.code && texts[`server.${message.code}`];

@@ -35,6 +35,15 @@ def browser():
 
 
 @pytest.fixture(scope="module")
+def conv_view(conv_run, data_dir):
+    """`sgdlab view` of the convolutional net's finished run, for the tests that only look at it (each in tabs of
+    its own); yields its address."""
+    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
+        yield address
+        press_ctrl_c(process)
+
+
+@pytest.fixture(scope="module")
 def live(tmp_path_factory, data_dir):
     """`sgdlab train --live` on a run long enough to watch; yields (its address, its run folder)."""
     run_dir = tmp_path_factory.mktemp("live") / "run"
@@ -305,137 +314,136 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
         press_ctrl_c(process)
 
 
-def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_digit(browser, conv_run, data_dir,
+def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_digit(browser, conv_view, conv_run,
                                                                                     tmp_path):
     (tmp_path / "early.png").write_bytes(digit_png([(0.5, 0.15), (0.45, 0.85)]))
-    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
-        early = browser.new_page()  # a digit chosen before the page knows its runs is read once it does
-        held = []
-        early.route(re.compile(r"/api/runs$"), lambda route: held.append(route))
-        early.goto(address)
-        early.set_input_files("#file", str(tmp_path / "early.png"))
-        while not held:
-            early.wait_for_timeout(50)
-        held[0].continue_()
-        early.wait_for_function("() => document.getElementById('prediction').textContent.startsWith('Read as')")
-        early.close()
-        tab = Page(browser, address)
-        shown = "(id) => { const e = document.getElementById(id); return e.offsetWidth > 0 && !e.closest('[hidden]'); }"
-        natural = "(id) => { const e = document.getElementById(id); return [e.naturalWidth, e.naturalHeight]; }"
-        tab.wait_for(lambda: tab.page.evaluate(natural, "filters")[0] > 0)
-        assert tab.page.evaluate(natural, "filters") == [8 * 6 - 1, 6 - 1]  # 8 filters of 5x5 in a row
-        assert tab.page.evaluate(shown, "filters") and not tab.page.evaluate(shown, "weights")
-        assert "The first convolution's filters" in tab.page.text_content("#filters-figure figcaption")
-        tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)  # W1 b1 W2 b2 W3 b3
-        assert tab.page.text_content("#gradient-images") == "(on the first 2 training images)"
-        assert not tab.page.evaluate(shown, "maps-figure")  # nothing read yet
-        empty = ("() => [...document.querySelectorAll('figure')].filter((f) => f.offsetWidth > 0"
-                 " && !f.querySelector('svg.main-svg, canvas')"
-                 " && ![...f.querySelectorAll('img')].some((i) => i.naturalWidth))"
-                 ".map((f) => f.id || f.textContent.trim().slice(0, 40))")
-        assert tab.page.evaluate(empty) == []  # no white box stands where nothing is drawn yet
-        # each weight matrix's spread at the run's evaluations, as its history.json recorded them: a chart each
-        spread = ("() => [...document.querySelectorAll('#spread .chart')].map((c) => [c.layout.yaxis.title.text,"
-                  " c.data.length, c.data[8].x, c.data[0].y, c.data[8].y, c.data[1].y])")
-        history = json.loads((conv_run / "history.json").read_text())
-        assert history["iteration"] == [0, 100, 200]
-        tab.wait_for(lambda: len(tab.page.evaluate(spread)) == 3)  # at the next redraw: the inspection, computed for
-        # the tab above, may come first
-        assert tab.page.evaluate(spread) == [  # minimum, median, maximum; bands between them
-            [name, 9, history["iteration"], *([at[name][p] for at in history["weight_percentiles"]] for p in (0, 4, 8))]
-            for name in ("W1", "W2", "W3")]  # the convolution's, the hidden affine layer's, the output layer's
-        assert tab.page.evaluate(shown, "spread-figure")
-        loss, accuracy = (tab.page.locator(f"#{name}-figure").bounding_box() for name in ("loss", "accuracy"))
-        draw = tab.page.locator(".draw").bounding_box()
-        assert loss["y"] == accuracy["y"] == draw["y"] and draw["x"] + draw["width"] > 1400 - 40  # side by side,
-        # the page's width shared: nothing wraps, nothing is left empty at 1400 px
-        assert tab.outside_the_first_screen(["loss-figure", "accuracy-figure", "filters-figure", "confusion-figure",
-                                             "canvas"]) == []
-        assert tab.page.text_content("#lr-now") == "learning rate 0.001"  # the run's, as it was trained
-        # the smoothed loss, an exponential mean debiased: it starts at the first loss, and its slope changes
-        # nowhere abruptly (a trailing 100-iteration mean's slope doubles at iteration 100)
-        curve = tab.page.evaluate("() => smoothed(Array.from({length: 300}, (_, i) => 300 - i), 1)")
-        slopes = [b - a for a, b in zip(curve, curve[1:])]
-        assert curve[0] == 300 and max(abs(b - a) for a, b in zip(slopes, slopes[1:])) < 0.05
-        assert tab.page.evaluate("() => smoothed([2, 2, 2], 16)") == [2, 2, 2]
+    address = conv_view
+    early = browser.new_page()  # a digit chosen before the page knows its runs is read once it does
+    held = []
+    early.route(re.compile(r"/api/runs$"), lambda route: held.append(route))
+    early.goto(address)
+    early.set_input_files("#file", str(tmp_path / "early.png"))
+    while not held:
+        early.wait_for_timeout(50)
+    held[0].continue_()
+    early.wait_for_function("() => document.getElementById('prediction').textContent.startsWith('Read as')")
+    early.close()
+    tab = Page(browser, address)
+    shown = "(id) => { const e = document.getElementById(id); return e.offsetWidth > 0 && !e.closest('[hidden]'); }"
+    natural = "(id) => { const e = document.getElementById(id); return [e.naturalWidth, e.naturalHeight]; }"
+    tab.wait_for(lambda: tab.page.evaluate(natural, "filters")[0] > 0)
+    assert tab.page.evaluate(natural, "filters") == [8 * 6 - 1, 6 - 1]  # 8 filters of 5x5 in a row
+    assert tab.page.evaluate(shown, "filters") and not tab.page.evaluate(shown, "weights")
+    assert "The first convolution's filters" in tab.page.text_content("#filters-figure figcaption")
+    tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)  # W1 b1 W2 b2 W3 b3
+    assert tab.page.text_content("#gradient-images") == "(on the first 2 training images)"
+    assert not tab.page.evaluate(shown, "maps-figure")  # nothing read yet
+    empty = ("() => [...document.querySelectorAll('figure')].filter((f) => f.offsetWidth > 0"
+             " && !f.querySelector('svg.main-svg, canvas')"
+             " && ![...f.querySelectorAll('img')].some((i) => i.naturalWidth))"
+             ".map((f) => f.id || f.textContent.trim().slice(0, 40))")
+    assert tab.page.evaluate(empty) == []  # no white box stands where nothing is drawn yet
+    # each weight matrix's spread at the run's evaluations, as its history.json recorded them: a chart each
+    spread = ("() => [...document.querySelectorAll('#spread .chart')].map((c) => [c.layout.yaxis.title.text,"
+              " c.data.length, c.data[8].x, c.data[0].y, c.data[8].y, c.data[1].y])")
+    history = json.loads((conv_run / "history.json").read_text())
+    assert history["iteration"] == [0, 100, 200]
+    tab.wait_for(lambda: len(tab.page.evaluate(spread)) == 3)  # at the next redraw: the inspection, computed for
+    # the tab above, may come first
+    assert tab.page.evaluate(spread) == [  # minimum, median, maximum; bands between them
+        [name, 9, history["iteration"], *([at[name][p] for at in history["weight_percentiles"]] for p in (0, 4, 8))]
+        for name in ("W1", "W2", "W3")]  # the convolution's, the hidden affine layer's, the output layer's
+    assert tab.page.evaluate(shown, "spread-figure")
+    loss, accuracy = (tab.page.locator(f"#{name}-figure").bounding_box() for name in ("loss", "accuracy"))
+    draw = tab.page.locator(".draw").bounding_box()
+    assert loss["y"] == accuracy["y"] == draw["y"] and draw["x"] + draw["width"] > 1400 - 40  # side by side,
+    # the page's width shared: nothing wraps, nothing is left empty at 1400 px
+    assert tab.outside_the_first_screen(["loss-figure", "accuracy-figure", "filters-figure", "confusion-figure",
+                                         "canvas"]) == []
+    assert tab.page.text_content("#lr-now") == "learning rate 0.001"  # the run's, as it was trained
+    # the smoothed loss, an exponential mean debiased: it starts at the first loss, and its slope changes
+    # nowhere abruptly (a trailing 100-iteration mean's slope doubles at iteration 100)
+    curve = tab.page.evaluate("() => smoothed(Array.from({length: 300}, (_, i) => 300 - i), 1)")
+    slopes = [b - a for a, b in zip(curve, curve[1:])]
+    assert curve[0] == 300 and max(abs(b - a) for a, b in zip(slopes, slopes[1:])) < 0.05
+    assert tab.page.evaluate("() => smoothed([2, 2, 2], 16)") == [2, 2, 2]
 
-        picture = tmp_path / "seven.png"
-        picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
-        tab.page.set_input_files("#file", str(picture))
-        maps = "() => [...document.querySelectorAll('#maps img')].map((e) => [e.naturalWidth, e.offsetWidth])"
-        tab.wait_for(lambda: len(tab.page.evaluate(maps)) == 2 and all(w > 0 for w, _ in tab.page.evaluate(maps)))
-        assert tab.page.evaluate(maps) == [[199, 398], [103, 206]]  # 8 maps of 24x24, then 8 of 12x12, at 2x
-        assert tab.page.evaluate(shown, "maps-figure") and tab.page.text_content("#draw-message") == ""
-        assert tab.page.text_content("#maps-stages") == ("Feature maps after convolution and relu (left), then "
-                                                         "after pooling (right)")
-        assert tab.page.text_content("#prediction").startswith("Read as")
-        hidden = "() => [...document.querySelectorAll('#hidden-charts .chart')].map((c) => c.data[0].y.length)"
-        assert tab.page.evaluate(hidden) == [20]  # its one hidden affine layer
-        histograms = "() => [...document.querySelectorAll('#histograms span')].map((s) => s.textContent)"
-        assert tab.page.evaluate(histograms) == ["convolution 1 → relu", "affine 1 → relu"]
-        assert tab.reflows_to(800) == []
-        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
-        press_ctrl_c(process)
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
+    tab.page.set_input_files("#file", str(picture))
+    maps = "() => [...document.querySelectorAll('#maps img')].map((e) => [e.naturalWidth, e.offsetWidth])"
+    tab.wait_for(lambda: len(tab.page.evaluate(maps)) == 2 and all(w > 0 for w, _ in tab.page.evaluate(maps)))
+    assert tab.page.evaluate(maps) == [[199, 398], [103, 206]]  # 8 maps of 24x24, then 8 of 12x12, at 2x
+    assert tab.page.evaluate(shown, "maps-figure") and tab.page.text_content("#draw-message") == ""
+    assert tab.page.text_content("#maps-stages") == ("Feature maps after convolution and relu (left), then "
+                                                     "after pooling (right)")
+    assert tab.page.text_content("#prediction").startswith("Read as")
+    hidden = "() => [...document.querySelectorAll('#hidden-charts .chart')].map((c) => c.data[0].y.length)"
+    assert tab.page.evaluate(hidden) == [20]  # its one hidden affine layer
+    histograms = "() => [...document.querySelectorAll('#histograms span')].map((s) => s.textContent)"
+    assert tab.page.evaluate(histograms) == ["convolution 1 → relu", "affine 1 → relu"]
+    assert tab.reflows_to(800) == []
+    tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
 
 
 TEXTS = json.loads((resources.files("sgdlab.lab") / "static" / "i18n.json").read_text(encoding="utf-8"))
 
 
-def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_run, data_dir, tmp_path):
+def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_view, conv_run, data_dir,
+                                                                            tmp_path):
     static = """() => [...document.querySelectorAll("[data-i18n], [data-i18n-title]")].map((e) => [
         e.dataset.i18n || e.dataset.i18nTitle, e.dataset.i18n ? e.textContent : e.title])"""
     in_language = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ko-KR")
-    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
-        tab = Page(browser, address, context=context)
-        assert tab.page.evaluate("() => navigator.languages[0]") == "ko-KR"
-        tab.wait_for(lambda: tab.page.evaluate(in_language) == ["ko", "손실"])
-        shown = tab.page.evaluate(static)
-        assert len(shown) > 40 and all(text == TEXTS[key]["ko"] for key, text in shown)
-        assert tab.page.text_content("#status") == "끝남" and tab.page.text_content("#lr-now") == "학습률 0.001"
-        tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)
-        assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"일치"}
-        assert tab.page.text_content("#gradient-images") == "(앞쪽 훈련 이미지 2개로)"
-        picture = tmp_path / "seven.png"
-        picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
-        tab.page.set_input_files("#file", str(picture))
-        tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("예측 7, 확률"))
-        assert tab.page.text_content("#maps-stages") == ("합성곱 및 ReLU 뒤의 특징 맵(왼쪽), "
-                                                         "그다음 풀링 뒤의 특징 맵(오른쪽)")
-        layers = ("() => [...document.querySelectorAll('#histograms span, #hidden-charts .xtitle')]"
-                  ".map((e) => e.textContent)")
-        tab.wait_for(lambda: len(tab.page.evaluate(layers)) == 3)
-        assert tab.page.evaluate(layers) == ["Affine 1 → ReLU", "합성곱 1 → ReLU", "Affine 1 → ReLU"]
-        spread = "() => [...document.querySelectorAll('#spread .xtitle')].map((e) => e.textContent)"
-        tab.page.locator("#spread-figure").scroll_into_view_if_needed()  # below the first screen: drawn when seen
-        tab.wait_for(lambda: tab.page.evaluate(spread) == ["반복"] * 3)
+    address = conv_view
+    tab = Page(browser, address, context=context)
+    assert tab.page.evaluate("() => navigator.languages[0]") == "ko-KR"
+    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["ko", "손실"])
+    shown = tab.page.evaluate(static)
+    assert len(shown) > 40 and all(text == TEXTS[key]["ko"] for key, text in shown)
+    assert tab.page.text_content("#status") == "끝남" and tab.page.text_content("#lr-now") == "학습률 0.001"
+    tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 6)
+    assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"일치"}
+    assert tab.page.text_content("#gradient-images") == "(앞쪽 훈련 이미지 2개로)"
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(digit_png([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]))
+    tab.page.set_input_files("#file", str(picture))
+    tab.wait_for(lambda: tab.page.text_content("#prediction").startswith("예측 7, 확률"))
+    assert tab.page.text_content("#maps-stages") == ("합성곱 및 ReLU 뒤의 특징 맵(왼쪽), "
+                                                     "그다음 풀링 뒤의 특징 맵(오른쪽)")
+    layers = ("() => [...document.querySelectorAll('#histograms span, #hidden-charts .xtitle')]"
+              ".map((e) => e.textContent)")
+    tab.wait_for(lambda: len(tab.page.evaluate(layers)) == 3)
+    assert tab.page.evaluate(layers) == ["Affine 1 → ReLU", "합성곱 1 → ReLU", "Affine 1 → ReLU"]
+    spread = "() => [...document.querySelectorAll('#spread .xtitle')].map((e) => e.textContent)"
+    tab.page.locator("#spread-figure").scroll_into_view_if_needed()  # below the first screen: drawn when seen
+    tab.wait_for(lambda: tab.page.evaluate(spread) == ["반복"] * 3)
 
-        tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
-        tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
-        assert all(text == TEXTS[key]["en"] for key, text in tab.page.evaluate(static))
-        assert tab.page.text_content("#status") == "finished"
-        assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
-        assert tab.page.evaluate(layers) == ["affine 1 → relu", "convolution 1 → relu", "affine 1 → relu"]
-        tab.page.locator("#spread-figure").scroll_into_view_if_needed()  # (the click scrolled up to the switch)
-        tab.wait_for(lambda: tab.page.evaluate(spread) == ["iteration"] * 3)  # drawn again, though their data did
-        # not change
-        spans = "(chart) => document.querySelector(chart)._fullLayout.xaxis.range"  # drawn again with their data
-        charts = ("#per-digit-chart", "#probabilities-chart", "#hidden-charts .chart")
-        assert [tab.page.evaluate(spans, chart) for chart in charts] == [[-0.5, 9.5], [-0.5, 9.5], [-0.5, 19.5]]
-        assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"agree"}
-        assert tab.page.evaluate("() => localStorage.getItem('sgdlab-language')") == "en"
-        tab.page.reload()  # remembered, though the browser still prefers Korean
-        tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
-        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
-        with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (other, elsewhere):
-            assert elsewhere.split("/?")[0] != tab.origin  # `sgdlab view` again: another port, another origin
-            again = Page(browser, elsewhere, context=context)
-            again.wait_for(lambda: again.page.evaluate(in_language) == ["en", "loss"])  # remembered there too
-            again.page.click("[data-language=ko]")
-            again.wait_for(lambda: again.page.evaluate(in_language) == ["ko", "손실"])
-            again.assert_nothing_left_the_machine_and_nothing_went_wrong()
-            press_ctrl_c(other)
-        press_ctrl_c(process)
+    tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
+    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
+    assert all(text == TEXTS[key]["en"] for key, text in tab.page.evaluate(static))
+    assert tab.page.text_content("#status") == "finished"
+    assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
+    assert tab.page.evaluate(layers) == ["affine 1 → relu", "convolution 1 → relu", "affine 1 → relu"]
+    tab.page.locator("#spread-figure").scroll_into_view_if_needed()  # (the click scrolled up to the switch)
+    tab.wait_for(lambda: tab.page.evaluate(spread) == ["iteration"] * 3)  # drawn again, though their data did
+    # not change
+    spans = "(chart) => document.querySelector(chart)._fullLayout.xaxis.range"  # drawn again with their data
+    charts = ("#per-digit-chart", "#probabilities-chart", "#hidden-charts .chart")
+    assert [tab.page.evaluate(spans, chart) for chart in charts] == [[-0.5, 9.5], [-0.5, 9.5], [-0.5, 19.5]]
+    assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"agree"}
+    assert tab.page.evaluate("() => localStorage.getItem('sgdlab-language')") == "en"
+    tab.page.reload()  # remembered, though the browser still prefers Korean
+    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
+    tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (other, elsewhere):
+        assert elsewhere.split("/?")[0] != tab.origin  # `sgdlab view` again: another port, another origin
+        again = Page(browser, elsewhere, context=context)
+        again.wait_for(lambda: again.page.evaluate(in_language) == ["en", "loss"])  # remembered there too
+        again.page.click("[data-language=ko]")
+        again.wait_for(lambda: again.page.evaluate(in_language) == ["ko", "손실"])
+        again.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        press_ctrl_c(other)
     context.close()
 
 
@@ -493,31 +501,30 @@ def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
     assert code == 1 and err.count("training diverged") == 1 and "Warning" not in err, err  # said once, as it happened
 
 
-def test_a_long_runs_curves_are_drawn_with_what_the_charts_pixels_can_show(browser, conv_run, data_dir):
+def test_a_long_runs_curves_are_drawn_with_what_the_charts_pixels_can_show(browser, conv_view):
     """The raw loss of 4096 buckets and its smoothed curve, drawn 500 pixels wide: in power-of-two groups of points,
     each group's lowest and highest kept (the line covers the same pixels), the last point always."""
-    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
-        tab = Page(browser, address)
-        tab.wait_for(lambda: tab.loss_points() > 0)
-        count, columns = 4095, 500
-        y = tab.page.evaluate(f"() => Array.from({{length: {count}}}, (_, i) => Math.sin(i * i) + 2 / (1 + i / 500))")
-        kept = tab.page.evaluate(f"""() => {{ const y = {y};
-            return decimated(y.map((_, i) => 16 * (i + 1)), y, {columns}); }}""")
-        group = 16  # the smallest power of two that makes at most 500 groups of 4095 points
-        assert len(kept["x"]) <= 2 * columns + 1
-        assert kept["x"] == sorted(set(kept["x"])) and kept["x"][-1] == 16 * count  # in order, the last kept
-        assert all(y[x // 16 - 1] == value for x, value in zip(kept["x"], kept["y"]))  # points of the curve
-        drawn = dict(zip(kept["x"], kept["y"]))
-        for start in range(0, count, group):
-            points = {16 * (i + 1): y[i] for i in range(start, min(count, start + group))}
-            shown = [value for x, value in drawn.items() if x in points]
-            assert min(shown) == min(points.values()) and max(shown) == max(points.values())
-        few = tab.page.evaluate("() => decimated([1, 2, 3], [5, null, 4], 500)")
-        assert few == {"x": [1, 2, 3], "y": [5, None, 4]}  # few points: all of them, a gap kept
-        gap = tab.page.evaluate("() => decimated([...Array(12).keys()].map((i) => i + 1),"
-                                " [1, 2, 3, 4, null, null, null, null, 5, 6, 7, 8], 3)")  # groups of 4
-        assert gap == {"x": [1, 4, 5, 9, 12], "y": [1, 4, None, 5, 8]}  # a group of missing values breaks the line
-        press_ctrl_c(process)
+    address = conv_view
+    tab = Page(browser, address)
+    tab.wait_for(lambda: tab.loss_points() > 0)
+    count, columns = 4095, 500
+    y = tab.page.evaluate(f"() => Array.from({{length: {count}}}, (_, i) => Math.sin(i * i) + 2 / (1 + i / 500))")
+    kept = tab.page.evaluate(f"""() => {{ const y = {y};
+        return decimated(y.map((_, i) => 16 * (i + 1)), y, {columns}); }}""")
+    group = 16  # the smallest power of two that makes at most 500 groups of 4095 points
+    assert len(kept["x"]) <= 2 * columns + 1
+    assert kept["x"] == sorted(set(kept["x"])) and kept["x"][-1] == 16 * count  # in order, the last kept
+    assert all(y[x // 16 - 1] == value for x, value in zip(kept["x"], kept["y"]))  # points of the curve
+    drawn = dict(zip(kept["x"], kept["y"]))
+    for start in range(0, count, group):
+        points = {16 * (i + 1): y[i] for i in range(start, min(count, start + group))}
+        shown = [value for x, value in drawn.items() if x in points]
+        assert min(shown) == min(points.values()) and max(shown) == max(points.values())
+    few = tab.page.evaluate("() => decimated([1, 2, 3], [5, null, 4], 500)")
+    assert few == {"x": [1, 2, 3], "y": [5, None, 4]}  # few points: all of them, a gap kept
+    gap = tab.page.evaluate("() => decimated([...Array(12).keys()].map((i) => i + 1),"
+                            " [1, 2, 3, 4, null, null, null, null, 5, 6, 7, 8], 3)")  # groups of 4
+    assert gap == {"x": [1, 4, 5, 9, 12], "y": [1, 4, None, 5, 8]}  # a group of missing values breaks the line
 
 
 def refusing(body):
@@ -525,25 +532,24 @@ def refusing(body):
     return lambda route: route.fulfill(status=503, json=body)
 
 
-def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_run, data_dir):
+def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_view):
     english = "too many pages open (500 streams follow these runs already): close some and reload"
-    with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
-        for locale, said, shown, language in (  # as the server refuses the 501st stream (test_server.py holds it
-                ("en-US", {"error": english, "code": "streams.too-many", "params": {"streams": 500}}, english, "en"),
-                ("ko-KR", {"error": english, "code": "streams.too-many", "params": {"streams": 500}},  # to that)
-                 "열린 페이지가 너무 많습니다(이미 스트림 500개가 이 실행들을 따라가고 있습니다): 몇 개를 닫고 새로 고치세요",
-                 "ko"),
-                ("ko-KR", {"error": english, "code": "streams.a-later-code", "params": {}}, english, "en")):  # a
-            # message of a newer server, which the page has no entry for: in the server's English
-            page = browser.new_page(locale=locale)
-            page.route(re.compile(r".*/stream\?"), refusing(said))
-            page.goto(address)
-            page.wait_for_function("() => document.getElementById('page-message').textContent !== ''")
-            assert page.text_content("#page-message") == shown
-            assert page.get_attribute("#page-message", "lang") == language
-            assert page.locator("#page-message").is_visible()
-            page.close()
-        press_ctrl_c(process)
+    address = conv_view
+    for locale, said, shown, language in (  # as the server refuses the 501st stream (test_server.py holds it
+            ("en-US", {"error": english, "code": "streams.too-many", "params": {"streams": 500}}, english, "en"),
+            ("ko-KR", {"error": english, "code": "streams.too-many", "params": {"streams": 500}},  # to that)
+             "열린 페이지가 너무 많습니다(이미 스트림 500개가 이 실행들을 따라가고 있습니다): 몇 개를 닫고 새로 고치세요",
+             "ko"),
+            ("ko-KR", {"error": english, "code": "streams.a-later-code", "params": {}}, english, "en")):  # a
+        # message of a newer server, which the page has no entry for: in the server's English
+        page = browser.new_page(locale=locale)
+        page.route(re.compile(r".*/stream\?"), refusing(said))
+        page.goto(address)
+        page.wait_for_function("() => document.getElementById('page-message').textContent !== ''")
+        assert page.text_content("#page-message") == shown
+        assert page.get_attribute("#page-message", "lang") == language
+        assert page.locator("#page-message").is_visible()
+        page.close()
 
 
 def test_a_korean_page_says_the_servers_messages_in_korean_and_draws_its_charts_in_the_pages_font(browser, data_dir,
@@ -666,14 +672,19 @@ def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_eve
         # then, and is paused (it trains on should its guesses be the same: a loaded machine's page may first see
         # a trained net, whose guesses change less)
         first_seen = time.monotonic()
-        looked_into = lambda: int(re.fullmatch(r"\(iteration (\d+)\)", tab.page.text_content("#inspected-at"))[1])
+
+        def looked_into():  # the iteration of the evaluation the page shows looked into
+            return int(re.fullmatch(r"\(iteration (\d+)\)", tab.page.text_content("#inspected-at"))[1])
+
+        def guesses():
+            return [cell[1] for cell in tab.page.evaluate(strip)]
+
         first_looked_into = looked_into()
         latest = "() => runs.get(focused).evaluations.at(-1).iteration"
         tab.wait_for(lambda: tab.page.evaluate(latest) > first_looked_into
                      and time.monotonic() - first_seen >= INSPECTION_INTERVAL)
         tab.page.click("#pause")
         tab.wait_for(lambda: looked_into() > first_looked_into)
-        guesses = lambda: [cell[1] for cell in tab.page.evaluate(strip)]
         if guesses() == [cell[1] for cell in at_first]:
             tab.page.click("#resume")
         tab.wait_for(lambda: guesses() != [cell[1] for cell in at_first])

@@ -269,7 +269,7 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
     scrolled away from), each is drawn as soon as it comes into sight, and the curves are redrawn the less often
     the more a redraw costs."""
     with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
-                  "100000", "--hidden-size", "30", "--eval-every", "300", "--no-plot") as (process, address):
+                  "1000000", "--hidden-size", "30", "--eval-every", "300", "--no-plot") as (process, address):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         tab = Page(browser, address, context=context)
         evaluations = "() => document.getElementById('accuracy-chart').data?.[0]?.x.length ?? 0"
@@ -602,8 +602,12 @@ def test_a_korean_page_says_the_servers_messages_in_korean_and_draws_its_charts_
         stopped = json.loads((tmp_path / "run" / "history.json").read_text())["stopped"]
         iteration = int(re.fullmatch(r"interrupted by the lab page after iteration (\d+)", stopped)[1])
         assert tab.page.text_content("#run-message") == f"반복 {iteration} 뒤에 랩 페이지에서 중단함"
+        tab.page.evaluate("() => control('step')")  # as a control sent just as the run ended: its status said too
+        tab.wait_for(lambda: tab.page.text_content("#control-message") != "")
+        assert tab.page.text_content("#control-message") == "run은(는) 이미 끝났습니다(정지됨): 제어할 것이 없습니다"
         refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
-        assert tab.problems.count(refused) == 2  # the rate and the text file, refused as they should be
+        assert tab.problems.count(refused) == 3  # the rate, the text file and the late control, refused as they
+        # should be
         tab.problems = [problem for problem in tab.problems if problem != refused]
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(process)

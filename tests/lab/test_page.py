@@ -135,7 +135,8 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     address, run_dir = live
     tab = Page(browser, address)
     tab.wait_for(lambda: tab.loss_points() > 0)
-    latest = "() => { const x = document.getElementById('loss-chart').data[0].x; return x[x.length - 1]; }"
+    latest = ("() => { const drawn = document.getElementById('loss-chart').calcdata?.[0];"  # as last drawn (a trace's
+              " return drawn ? drawn[drawn.length - 1].x : null; }")  # data may be the page's own, growing arrays)
     first = tab.page.evaluate(latest)
     tab.wait_for(lambda: (tab.iteration() or 0) > first + 50)  # training goes on (the curve follows: see the step)
     evaluations = "() => document.getElementById('accuracy-chart').data?.[0]?.x.length ?? 0"  # none until drawn
@@ -163,11 +164,8 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.page.wait_for_timeout(500)
     assert tab.iteration() == held + 1 and tab.page.text_content("#status") == "paused"
 
-    tab.wait_for(lambda: tab.page.evaluate(latest) == held + 1)  # the curve has grown from `first`, without a
-    # reload
-    stepped = tab.page.evaluate("() => performance.now()")  # the page has the step
-    tab.wait_for(lambda: tab.page.evaluate("() => redrawnAt") > stepped)  # and has drawn it (a chart's data may
-    # be the page's own arrays, grown before the chart is drawn)
+    tab.wait_for(lambda: tab.page.evaluate(latest) == held + 1)  # the step drawn: the curve has grown from
+    # `first`, without a reload
     redraws = ("() => { window.lossRedraws = 0; const react = Plotly.react; Plotly.react = function (chart, ...rest) {"
                " if (chart === 'loss-chart') window.lossRedraws += 1; return react.call(this, chart, ...rest); }; }")
     tab.page.evaluate(redraws)  # from here, until the next step, the loss does not change: nor does its chart (its

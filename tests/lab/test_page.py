@@ -43,17 +43,6 @@ def conv_view(conv_run, data_dir):
         press_ctrl_c(process)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory, data_dir):
-    """`sgdlab train --live` on a run long enough to watch; yields (its address, its run folder)."""
-    run_dir = tmp_path_factory.mktemp("live") / "run"
-    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", run_dir, "--iters", "100000",
-                  "--hidden-size", "30", "--eval-every", "300", "--no-plot") as (process, address):
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=\S+", address)
-        yield address, run_dir
-        press_ctrl_c(process)  # stops the run if it still trains, and the page
-
-
 class Page:
     """A tab on the lab page that records every request it makes and every console message."""
 
@@ -131,8 +120,16 @@ def digit_png(strokes, size=280):
     return buffer.getvalue()
 
 
-def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
-    address, run_dir = live
+def test_the_page_shows_the_run_learning_and_drives_it(browser, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", run_dir, "--iters", "100000",
+                  "--hidden-size", "30", "--eval-every", "300", "--no-plot") as (process, address):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=\S+", address)
+        drive_the_page(browser, address, run_dir, tmp_path)
+        press_ctrl_c(process)  # after the page's stop: ends the page
+
+
+def drive_the_page(browser, address, run_dir, tmp_path):
     tab = Page(browser, address)
     tab.wait_for(lambda: tab.loss_points() > 0)
     latest = ("() => { const drawn = document.getElementById('loss-chart').calcdata?.[0];"  # as last drawn (a trace's
@@ -144,6 +141,19 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     tab.wait_for(lambda: tab.page.locator("#gallery figure").count() == 32)  # an evaluation looked into
     assert tab.page.locator("#gradients tbody tr").count() == 4
     assert tab.page.locator("#gradients td.ok").count() == 4
+
+    tab.page.locator("#canvas").scroll_into_view_if_needed()
+    box = tab.page.locator("#canvas").bounding_box()
+    tab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
+    tab.page.mouse.down()
+    for step in range(1, 11):  # a synthetic stroke, top to bottom: a "1"
+        tab.page.mouse.move(box["x"] + box["width"] * (0.5 - 0.01 * step), box["y"] + box["height"] * (0.15 + 0.07 * step))
+    tab.page.mouse.up()  # drawn early: it is read again, as the weights change, while the rest goes on
+    tab.wait_for(lambda: (tab.page.text_content("#prediction") or "").startswith("Read as")
+                 or tab.page.text_content("#draw-message"))
+    assert tab.page.text_content("#draw-message") == ""
+    read_after = re.compile(r"\(the weights after iteration (\d+)\)$")
+    first_read = int(read_after.search(tab.page.text_content("#prediction"))[1])
 
     pace = ("() => ['per-second', 'time-left', 'progress'].map((id) => document.getElementById(id).textContent)")
     tab.wait_for(lambda: tab.page.evaluate(pace)[0] != "—")
@@ -212,21 +222,9 @@ def test_the_page_shows_the_run_learning_and_drives_it(browser, live, tmp_path):
     second = Page(browser, address)  # another tab, opened late, catches up on everything
     second.wait_for(lambda: (second.iteration() or 0) >= held and second.loss_points() > 0)
 
-    tab.page.locator("#canvas").scroll_into_view_if_needed()
-    box = tab.page.locator("#canvas").bounding_box()
-    tab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
-    tab.page.mouse.down()
-    for step in range(1, 11):  # a synthetic stroke, top to bottom: a "1"
-        tab.page.mouse.move(box["x"] + box["width"] * (0.5 - 0.01 * step), box["y"] + box["height"] * (0.15 + 0.07 * step))
-    tab.page.mouse.up()
-    tab.wait_for(lambda: (tab.page.text_content("#prediction") or "").startswith("Read as")
-                 or tab.page.text_content("#draw-message"))
-    assert tab.page.text_content("#draw-message") == ""
-    assert tab.page.text_content("#prediction").startswith("Read as 1,")
-    read_after = re.compile(r"\(the weights after iteration (\d+)\)$")
-    first_read = int(read_after.search(tab.page.text_content("#prediction"))[1])
     tab.wait_for(lambda: int(read_after.search(tab.page.text_content("#prediction"))[1]) > first_read)  # read
     # again, without drawing again, as training changes the weights
+    assert tab.page.text_content("#prediction").startswith("Read as 1,")
     assert tab.page.evaluate("() => document.getElementById('probabilities-chart').data[0].y.length") == 10
 
     notes = tmp_path / "notes.txt"
@@ -278,10 +276,10 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
         spread = "() => [...document.querySelectorAll('#spread .chart')].map((c) => c.data?.[8]?.x.length ?? 0)"
         before, seen = tab.page.evaluate(spread), tab.page.evaluate(evaluations)  # (drawn once at most, while the
         # page was first laid out and the charts above it had no height yet)
-        tab.wait_for(lambda: tab.page.evaluate(evaluations) >= seen + 2)
-        assert tab.page.evaluate(spread) == before  # below the first screen: not drawn while evaluations come
+        tab.wait_for(lambda: tab.page.evaluate(evaluations) > seen)
+        assert tab.page.evaluate(spread) == before  # below the first screen: not drawn while an evaluation came
         tab.page.locator("#spread-figure").scroll_into_view_if_needed()
-        tab.wait_for(lambda: len(drawn := tab.page.evaluate(spread)) == 2 and min(drawn) >= seen + 2)  # W1, W2:
+        tab.wait_for(lambda: len(drawn := tab.page.evaluate(spread)) == 2 and min(drawn) > seen)  # W1, W2:
         # drawn on coming into sight
 
         drawing = ("() => [...document.querySelectorAll('#loss-chart .scatterlayer .js-line')]"
@@ -303,21 +301,21 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
         # iterations, which may all pass between two redraws): scrolled away, the curve waits
         assert tab.page.evaluate("() => window.lossRedraws") == 0 and tab.page.evaluate(drawing) == held
 
-        # every redraw made to take 40 ms more of script: the next waits at least 40 ms / REDRAW_SHARE after it
+        # every redraw made to take 30 ms more of script: the next waits at least 30 ms / REDRAW_SHARE after it
         tab.page.evaluate("""() => { window.lossDrawnAt = []; const react = Plotly.react;
             Plotly.react = function (chart, ...rest) {
                 if (chart === "loss-chart") window.lossDrawnAt.push(performance.now());
-                const until = performance.now() + 40;
+                const until = performance.now() + 30;
                 while (performance.now() < until);
                 return react.call(this, chart, ...rest);
             }; }""")
         tab.page.evaluate("() => window.scrollTo(0, 0)")
         tab.wait_for(lambda: tab.page.evaluate(drawing) != held)  # and is drawn at once when it is back in sight
-        tab.wait_for(lambda: len(tab.page.evaluate("() => window.lossDrawnAt")) >= 3)  # that redraw, and two more
-        times = tab.page.evaluate("() => window.lossDrawnAt")
+        tab.wait_for(lambda: len(tab.page.evaluate("() => window.lossDrawnAt")) >= 2)  # that redraw, and the next
+        first, then = tab.page.evaluate("() => window.lossDrawnAt")[:2]
         longest, share = tab.page.evaluate("() => [REDRAW_LONGEST_MS, REDRAW_SHARE]")
-        least = min(longest, max(1000, 40 / share))
-        assert least >= 2000 and min(b - a for a, b in zip(times, times[1:])) >= 0.95 * least  # (1000 ms before)
+        least = min(longest, max(1000, 30 / share))
+        assert least > 1000 and then - first >= 0.95 * least  # (1000 ms apart, whatever a redraw cost, before)
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         context.close()
         press_ctrl_c(process)

@@ -60,9 +60,26 @@ class ParamsFileError(ConfigError):
     the net named beside it (the command line exits with 2, as for arguments that do not go together)."""
 
 
-class TrainingDiverged(SgdlabError):
-    """The loss became NaN or infinite; `history` keeps what was recorded until then."""
+DIVERGED = ("the loss became {loss} at iteration {iteration}: training diverged; try a smaller learning rate than "
+            "{lr} (--lr)")
+RECORDED = f"{DIVERGED}; what was recorded is in {{folder}}"
+DIVERGENCE_ERRORS = {  # how a diverged run is said: by the trainer, then with the folder its run was saved in (the
+    "training.diverged": DIVERGED,  # lab page says these in its language, by their codes)
+    "training.diverged-recorded": RECORDED,
+    "training.diverged-resumable": (f"{RECORDED} (to continue it from its last checkpoint at a smaller rate: "
+                                    "sgdlab train --resume {folder} --lr X)"),
+}
 
-    def __init__(self, message, history=None):
-        super().__init__(message)
+
+class TrainingDiverged(CodedError):
+    """The loss became NaN or infinite: one of DIVERGENCE_ERRORS; `history` keeps what was recorded until then."""
+
+    def __init__(self, code, history=None, **values):
+        super().__init__(DIVERGENCE_ERRORS, code, **values)
         self.history = history
+
+    def recorded_in(self, folder, resumable):
+        """The same divergence, naming the folder its run was saved in (and, if `resumable`, how to continue it
+        from its checkpoint there)."""
+        code = "training.diverged-resumable" if resumable else "training.diverged-recorded"
+        return TrainingDiverged(code, self.history, **self.values, folder=str(folder))

@@ -7,10 +7,11 @@ import time
 import numpy as np
 import pytest
 
+from sgdlab.errors import TrainingDiverged
 from sgdlab.lab.catalog import LiveLabRun
 from sgdlab.lab.feed import RunFeed
 from sgdlab.lab.live import LiveRun
-from sgdlab.lab.messages import LabError
+from sgdlab.lab.messages import MESSAGES, LabError, message_of
 from sgdlab.runs.run import RunObserver, train_run
 from sgdlab.training.config import TrainConfig
 
@@ -142,3 +143,29 @@ def test_a_rate_set_while_the_data_still_loads_is_refused_with_its_reason():
     with pytest.raises(LabError) as refused:  # (it was an AttributeError: the server's 500)
         run.control("lr", 0.1)
     assert refused.value.code == "control.starting" and "has not started yet" in str(refused.value)
+
+
+def test_a_diverged_run_tells_the_page_its_rate_folder_and_way_back_by_their_values(tmp_path, mnist):
+    """The page says a diverged run as the command line does, in either language: by its code, with the values."""
+    live = LiveRun(RunFeed("starting", {}, live=True))
+    with pytest.raises(TrainingDiverged) as raised:  # an evaluation first, so a checkpoint to continue from
+        train_run(TrainConfig(iters=50, hidden_size=8, lr=1e30, activation="relu"), out=tmp_path / "run", data=mnist,
+                  observer=live, plot=False)
+    live.diverged(raised.value)  # as `sgdlab train --live` and a notebook's LiveLab do
+    said, history = live.feed.message, raised.value.history
+    assert live.feed.status == "diverged" and said["code"] == "training.diverged-resumable"
+    loss, iteration = said["params"]["loss"], said["params"]["iteration"]
+    assert said["params"] == {"loss": loss, "iteration": iteration, "lr": 1e30, "folder": str(tmp_path / "run")}
+    assert history.stopped == f"loss became {loss} at iteration {iteration}"
+    assert said["text"] == str(raised.value) == MESSAGES[said["code"]].format(**said["params"])
+    assert said["text"].endswith(f"sgdlab train --resume {tmp_path / 'run'} --lr X)")
+
+
+def test_a_diverged_run_without_a_checkpoint_says_where_it_was_recorded_but_not_how_to_continue_it(tmp_path):
+    diverged = TrainingDiverged("training.diverged", loss="inf", iteration=3, lr=0.5)
+    assert str(diverged) == ("the loss became inf at iteration 3: training diverged; try a smaller learning rate "
+                             "than 0.5 (--lr)")  # as the trainer says it
+    said = message_of(diverged.recorded_in(tmp_path, resumable=False))
+    assert said == {"code": "training.diverged-recorded",
+                    "params": {"loss": "inf", "iteration": 3, "lr": 0.5, "folder": str(tmp_path)},
+                    "text": f"{diverged}; what was recorded is in {tmp_path}"}

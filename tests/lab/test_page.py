@@ -493,16 +493,20 @@ def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
                   "--activation", "relu", "--hidden-size", "10", "--iters", "600", "--no-plot") as (process, address):
         tab = Page(browser, address)
         tab.wait_for(lambda: tab.page.text_content("#status") == "diverged")
+        folder = tmp_path / "run"
         said = re.fullmatch(r"the loss became (nan|inf) at iteration (\d+): training diverged; try a smaller learning "
-                            r"rate than 1e\+30 \(--lr\); what was recorded is in (.+)",
-                            tab.page.text_content("#run-message"))
-        assert said is not None and str(tmp_path / "run") in said[3], tab.page.text_content("#run-message")  # its
-        # folder and rate, as the command line says them
+                            rf"rate than 1e\+30 \(--lr\); what was recorded is in {re.escape(str(folder))} \(to "
+                            r"continue it from its last checkpoint at a smaller rate: sgdlab train --resume "
+                            rf"{re.escape(str(folder))} --lr X\)", tab.page.text_content("#run-message"))
+        assert said is not None, tab.page.text_content("#run-message")  # its folder and rate, as the command line
+        # says them (its first evaluation's checkpoint, from before it diverged, to continue from)
         tab.wait_for(lambda: tab.page.locator("#gradients tbody tr").count() == 4)  # its NaNs reached the page too
         korean = Page(browser, address, locale="ko-KR")  # the reason in the page's language
         korean.wait_for(lambda: korean.page.text_content("#status") == "발산함")
-        assert korean.page.text_content("#run-message") == (f"반복 {said[2]}에서 손실이 {said[1]}이(가) 되었습니다: "
-                                                            "학습이 발산했습니다. 더 작은 학습률로 해 보세요")
+        assert korean.page.text_content("#run-message") == (  # all the English says: the rate, the folder, the way on
+            f"반복 {said[2]}에서 손실이 {said[1]}이(가) 되었습니다: 학습이 발산했습니다. 1e+30보다 작은 학습률로 해 "
+            f"보세요(--lr). 기록된 내용은 {folder}에 있습니다(마지막 체크포인트부터 더 작은 학습률로 이어 가려면: "
+            f"sgdlab train --resume {folder} --lr X)")
         assert korean.page.get_attribute("#run-message", "lang") == "ko"
         for page in (tab, korean):
             page.assert_nothing_left_the_machine_and_nothing_went_wrong()

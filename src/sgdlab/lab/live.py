@@ -73,11 +73,9 @@ class LiveRun(RunObserver):
                          live_network=None)
 
     def diverged(self, error):
-        """Training diverged (`error`, a `TrainingDiverged`, carries its history): the page says where."""
-        ended = ended_message(error.history) if error.history is not None else None
-        # by its history's code, in the error's own English words (they name the rate and the run's folder)
-        said = {**ended, "text": str(error)} if ended is not None else message_of(error)
-        self.feed.update(status="diverged", message=said)
+        """Training diverged (`error`, a `TrainingDiverged`): the page says where, at which rate, and where the run
+        was saved, as the command line does."""
+        self.feed.update(status="diverged", message=message_of(error))
 
     # --- what the page asks --------------------------------------------------------------------------------
 

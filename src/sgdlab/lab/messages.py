@@ -12,7 +12,7 @@ program reading the API has the text.
 import re
 
 from ..data.digit_images import IMAGE_ERRORS
-from ..errors import CodedError
+from ..errors import DIVERGENCE_ERRORS, CodedError
 from ..ranges import POSITIVE_NUMBER
 from ..training.history import INTERRUPTED
 
@@ -38,6 +38,7 @@ MESSAGES = {
     "run.interrupted": "interrupted after iteration {iteration}",
     "run.diverged": ("the loss became {loss} at iteration {iteration}: training diverged; try a smaller learning "
                      "rate"),
+    **DIVERGENCE_ERRORS,  # a live run's divergence, as the command line says it (with the rate and the folder)
     "run.unreadable": "cannot read the run's files: {problem}",
     # a sweep's, and the server's
     "sweep.unreadable": "cannot read the sweep's results: {problem}",

@@ -132,9 +132,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
                                lambda reached: save_checkpoint(checkpoint, reached, settings), checkpoint_every)
             except TrainingDiverged as exc:
                 save_run(folder.path, config, trainer.network, exc.history, plot=False, extra_settings=data_settings)
-                again = (f" (to continue it from its last checkpoint at a smaller rate: sgdlab train --resume "
-                         f"{folder.path} --lr X)" if checkpoint.exists() else "")
-                raise TrainingDiverged(f"{exc}; what was recorded is in {folder.path}{again}", exc.history) from None
+                raise exc.recorded_in(folder.path, resumable=checkpoint.exists()) from None
             save_run(folder.path, config, trainer.network, history, plot=plot, extra_settings=data_settings,
                      draw=charts.plot_history if charts is not None else plot_history,
                      test_set=(x_test, t_test) if report else None, test_scores=trainer.test_scores)

@@ -296,8 +296,8 @@ class Trainer:
             if not math.isfinite(loss):
                 self._record(evaluator, on_evaluation, wait=True)
                 history.stopped = f"loss became {loss} at iteration {iteration}"
-                raise TrainingDiverged(f"the loss became {loss} at iteration {iteration}: training diverged; "
-                                       f"try a smaller learning rate than {self.optimizer.lr} (--lr)", history)
+                raise TrainingDiverged("training.diverged", history, loss=f"{loss}", iteration=iteration,
+                                       lr=float(self.optimizer.lr))
             history.loss.append(float(loss))
             if on_iteration is not None:
                 on_iteration(iteration, loss)

@@ -55,8 +55,7 @@ function t(key, values = {}) {
 
 // What the server says (why a run ended, a request refused): a message of sgdlab.lab.messages, {code, params, text},
 // said by its i18n.json entry "server.<code>" in the page's language, or as the server's English text on an English
-// page (it may say more than the entry: a diverged run's rate and folder) or where the table has no such entry; a
-// text of the page's own is {key, params}.
+// page or where the table has no such entry; a text of the page's own is {key, params}.
 const saying = new Map(); // element id -> the message it shows: said again in another language
 
 function said(message) {

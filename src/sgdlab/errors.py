@@ -42,6 +42,18 @@ class CodedError(SgdlabError):
         super().__init__(messages[code].format(**values))
         self.code, self.values = code, values
 
+    def __reduce__(self):
+        """Copied or pickled (an error a Dask worker sends back) as it is: its `args` are its message, not the
+        arguments its class is made with."""
+        return _restored, (type(self), self.args, self.__dict__)
+
+
+def _restored(cls, args, state):
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(SgdlabError, ValueError):
     """A setting is out of range or inconsistent (the command line exits with 2)."""

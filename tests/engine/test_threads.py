@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 
 import numpy as np
@@ -78,3 +79,24 @@ def test_one_blas_thread_nested_sets_no_limit_again(monkeypatch):
             with threads.one_blas_thread():
                 assert blas_threads() == {1}
         assert blas_threads() == {1} and len(set_limits) == 1
+
+
+def test_a_pass_made_inside_the_limit_asks_for_no_limit_again_unless_a_module_was_imported(monkeypatch):
+    """Each evaluation makes its forward pass inside the run's limit: it looks through the loaded libraries only
+    where an import since may have loaded a BLAS library."""
+    from sgdlab.engine import threads
+    from sgdlab.engine.forward import ForwardPass
+    from sgdlab.nn.network import MultiLayerNet
+
+    set_limits = []
+    real = threads.threadpool_limits
+    monkeypatch.setattr(threads, "threadpool_limits", lambda **kw: set_limits.append(kw) or real(**kw))
+    network = MultiLayerNet(784, [20], 10)
+    with threads.one_blas_thread():
+        for _ in range(3):
+            ForwardPass(network, 100)
+            ForwardPass.rows_within(network, 1 << 20)
+        assert len(set_limits) == 1
+        monkeypatch.setitem(sys.modules, "a_module_imported_since", types.ModuleType("a_module_imported_since"))
+        ForwardPass(network, 100)
+        assert len(set_limits) == 2

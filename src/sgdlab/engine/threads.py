@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,7 @@ def usable_cores():
 _held = threading.Lock()
 _holders = 0  # open one_blas_thread contexts, in any thread: BLAS's thread count is the process's
 _limits_in_force = []  # what the first of them set, and what limit_blas_loaded_since added
+_modules_when_limited = 0  # how many modules were imported when a limit was last set
 
 
 @contextlib.contextmanager
@@ -41,7 +43,7 @@ def one_blas_thread():
     global _holders
     with _held:
         if not _holders:
-            _limits_in_force.append(threadpool_limits(limits=1, user_api="blas"))
+            _limit_blas()
         _holders += 1
     try:
         yield
@@ -55,10 +57,22 @@ def one_blas_thread():
 
 
 def limit_blas_loaded_since():
-    """Within a `one_blas_thread` context, limit to one thread also the BLAS libraries loaded since it began."""
+    """Within a `one_blas_thread` context, limit to one thread also the BLAS libraries loaded since it began.
+
+    A library is loaded by the import of the extension module that links it:
+    where no module has been imported since the last limit, there is nothing
+    new to limit, and nothing is asked of threadpoolctl (which looks through
+    every loaded library, a millisecond or more, at each evaluation's pass).
+    """
     with _held:
-        if _holders:
-            _limits_in_force.append(threadpool_limits(limits=1, user_api="blas"))
+        if _holders and len(sys.modules) != _modules_when_limited:
+            _limit_blas()
+
+
+def _limit_blas():
+    global _modules_when_limited
+    _modules_when_limited = len(sys.modules)
+    _limits_in_force.append(threadpool_limits(limits=1, user_api="blas"))
 
 
 class CallersErrorsPool(ThreadPoolExecutor):

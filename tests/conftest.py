@@ -19,11 +19,18 @@ def pytest_addoption(parser, pluginmanager):
         group.addoption("--dist", default="no")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker more than the cores this process may use (pyproject's `--maxprocesses` bounds it). The
+    browser tests spend most of their time waiting for what the page shows next (a redraw paced to its cost, a
+    run's next evaluation), the command tests for their child processes: another worker uses those waits."""
+    return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
+
+
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def pytest_configure(config):
-    """With pytest-xdist's workers (as many as there are cores), each worker, and each process a test starts, runs
+    """With pytest-xdist's workers, each worker, and each process a test starts, runs
     BLAS on one thread: a pool of BLAS threads per worker crowds the cores the other workers use, and its threads
     spin waiting for one another (the readable layers' small products took several times as long, in CPU time
     too). A count the user set in any of the variables is kept, and then none is set (OpenBLAS reads its own

@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import SgdlabError
@@ -98,6 +99,7 @@ def read_regular_file(path, limit, refuse=None):
 
 
 _LOCK_ATTEMPTS = 3  # a lock file removed by its holder as it was opened is opened again, this often at most
+LOCK_PATIENCE = 0.5  # seconds a lock is waited for before it is said to be held (see `_lock_exclusively`)
 
 
 @contextlib.contextmanager
@@ -127,7 +129,7 @@ def exclusive_lock(path, refuse_held):
             if not stat.S_ISREG(opened.st_mode):
                 raise SgdlabError(f"{path} is {_file_kind(opened.st_mode)}, not a lock file sgdlab made: remove it")
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock_exclusively(fcntl, descriptor)
             except BlockingIOError:
                 raise refuse_held() from None
             if not _names(path, opened):  # its holder removed it between our open and lock: open it anew
@@ -139,6 +141,21 @@ def exclusive_lock(path, refuse_held):
                     os.unlink(path)
             return
     raise refuse_held()
+
+
+def _lock_exclusively(fcntl, descriptor):
+    """Take the open lock file's exclusive lock, waiting LOCK_PATIENCE seconds at most for it: `lock_held` holds
+    a shared one for an instant to see whether the file is held (a sweep asks so of its trials' folders as its
+    workers start them), and a lock asked in that instant is not held by anyone but the asker."""
+    deadline = time.monotonic() + LOCK_PATIENCE
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(LOCK_PATIENCE / 50)
 
 
 def lock_held(path):

@@ -286,3 +286,17 @@ def test_the_lab_pages_gradient_check_says_which_gradients_are_zero():
     rows = {row["name"]: row for row in gradient_agreement(network, x, t)}
     assert rows["b1"]["is_zero"] and rows["b1"]["passed"]
     assert not rows["W1"]["is_zero"] and not rows["b2"]["is_zero"]
+
+
+def test_the_lab_pages_gradient_check_of_the_same_weights_gives_the_same_figures_at_every_look():
+    """A net with dropout: each look draws its masks from the same seed, so that the page's figures change as the
+    weights do, and not from one inspection to the next."""
+    from sgdlab.training.inspection import gradient_agreement
+
+    rng = np.random.default_rng(14)
+    network = MultiLayerNet(INPUTS, [6, 5], CLASSES, "tanh", use_dropout=True, dropout_ratio=0.5, rng=rng)
+    assert len(network.dropout_layers) == 2
+    x, t = mnist_like_batch(rng, 5, INPUTS)
+    looks = [gradient_agreement(network, x, t) for _ in range(3)]
+    assert looks[0] == looks[1] == looks[2]
+    assert all(row["passed"] for row in looks[0])

@@ -485,7 +485,7 @@ def test_every_deeper_convolution_of_the_shipped_deep_convnet_shows_compactly_at
         # the gradient check, on a sample of each parameter's entries: seconds, where all of them take minutes
         tab.wait_for(lambda: tab.page.locator("#gradients td.ok").count() == 16)
         verdicts = tab.page.locator("#gradients td.ok").all_text_contents()
-        # W6 sampled, b8 whole; either may be "zero gradient" where the run's dropout masks leave a confident score
+        # W6 sampled, b8 whole; either may be "zero gradient" where the check's dropout masks leave a confident score
         assert any(v.startswith("agree") and v.endswith("(sampled: 10 of 36864 entries)") for v in verdicts)
         assert any(v.startswith("agree") and "sampled" not in v for v in verdicts)
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()

@@ -25,6 +25,7 @@ from .evaluation import CHUNK_BYTES
 
 GALLERY_SIZE = 32  # misclassified test digits shown, the most confident mistakes first
 GRADIENT_BATCH = 5  # training images the live gradient check differentiates
+PAGE_MASKS_SEED = 27  # the dropout masks of that check: the same at every look, so that its figures follow the weights alone
 # a convolutional net's: the page's stream waits for the check, which on a trained SimpleConvNet takes 0.6 to 0.7 s
 # for 2 images and 2.4 to 6 s for 5 (2 cores at a load average of 8 to 11; a dense net's 5 take 0.03 s)
 CONV_GRADIENT_BATCH = 2
@@ -277,6 +278,8 @@ def gradient_agreement(network, x_train, t_train):
     each parameter's `sampled` saying how many (None: all)."""
     images, entries = gradient_images(network), page_gradient_entries(network)
     network = float64_copy(network)
+    for k, layer in enumerate(network.dropout_layers):  # the same masks at every look: the figures of the same
+        layer.rng = np.random.default_rng((PAGE_MASKS_SEED, k))  # weights do not change from one look to the next
     x, t = _pixels(x_train[:images], np.float64), t_train[:images]
     return [{"name": check.name, "max_rel_error": check.max_rel_error, "max_abs_diff": check.max_abs_diff,
              "kinks": check.kinks, "size": check.size, "sampled": check.sampled, "passed": check.passed,

@@ -89,10 +89,18 @@ def create_app(lab, token, extra_hosts=(), ending=None):
             return _refusal(message("sweep.none"), 404)
         return _event_stream(_sweep_events(request, lab.sweep, ending))
 
-    async def stream(request):
-        run = _run(request)
-        if run is None:
-            return _no_such_run(request)
+    def of_a_run(handler):
+        """`handler(request, run)` for the run the request's path names; a 404 naming it where there is none."""
+        async def handle(request):
+            run = lab.run(request.path_params["run"])
+            if run is None:
+                return _no_such_run(request)
+            return await handler(request, run)
+
+        return handle
+
+    @of_a_run
+    async def stream(request, run):
         return _event_stream(_events(request, run, ending, inspections))
 
     def _event_stream(events):
@@ -112,10 +120,8 @@ def create_app(lab, token, extra_hosts=(), ending=None):
         return StreamingResponse(counted(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    async def control(request):
-        run = _run(request)
-        if run is None:
-            return _no_such_run(request)
+    @of_a_run
+    async def control(request, run):
         try:
             body = json.loads(await request.body() or b"{}")
             action = body["action"]
@@ -127,10 +133,8 @@ def create_app(lab, token, extra_hosts=(), ending=None):
             return _refusal(message_of(exc), 400)
         return JSONResponse({"ok": True})
 
-    async def predict(request):
-        run = _run(request)
-        if run is None:
-            return _no_such_run(request)
+    @of_a_run
+    async def predict(request, run):
         declared = int(request.headers.get("content-length") or 0)
         if declared > MAX_UPLOAD_BYTES:
             return _too_large()
@@ -143,9 +147,6 @@ def create_app(lab, token, extra_hosts=(), ending=None):
             return JSONResponse(await run_in_threadpool(run.read_digit, io.BytesIO(bytes(data)), _upload_name(request)))
         except SgdlabError as exc:  # not an image, a decompression bomb, no network to read it with
             return _refusal(message_of(exc), 400)
-
-    def _run(request):
-        return lab.run(request.path_params["run"])
 
     routes = [
         Route("/", page),

@@ -199,9 +199,11 @@ def test_runs_in_folders_cannot_be_driven(client):
     assert response.json()["code"] == "control.not-live" and response.json()["params"] == {"run": "a"}
     malformed = client.post("/api/runs/0-a/control", content=b"{")
     assert malformed.status_code == 400 and malformed.json()["code"] == "control.not-a-request"
-    missing = client.post("/api/runs/0-nothing/control", json={"action": "pause"})
-    assert missing.status_code == 404 and missing.json() == {"error": "no such run: 0-nothing", "code": "run.none",
-                                                             "params": {"run": "0-nothing"}}
+    for missing in (client.post("/api/runs/0-nothing/control", json={"action": "pause"}),
+                    client.post("/api/runs/0-nothing/predict", content=b"not read"),
+                    client.get("/api/runs/0-nothing/stream")):  # each request on a run: none by that name
+        assert missing.status_code == 404 and missing.json() == {"error": "no such run: 0-nothing", "code": "run.none",
+                                                                 "params": {"run": "0-nothing"}}
 
 
 def _read_events(stream, count):

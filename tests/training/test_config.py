@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import pytest
 
@@ -206,8 +207,12 @@ def test_a_history_larger_than_sgdlab_reads_back_is_refused_up_front():
     with pytest.raises(ConfigError, match=f"{most + 1} iterations make a history larger than the 256 MB sgdlab "
                                           f"reads back: train for at most about {most} iterations"):
         TrainConfig(iters=most + 1)
-    with pytest.raises(ConfigError, match="2000000 iterations with 2000000 evaluations make a history larger"):
+    with pytest.raises(ConfigError, match="2000000 iterations with 2000000 evaluations make a history larger") as refused:
         TrainConfig(iters=2_000_000, eval_every=1)
+    most = int(re.search(r"train for at most about (\d+) iterations", str(refused.value))[1])
+    TrainConfig(iters=most, eval_every=1)  # as many as said, evaluated as often: accepted
+    with pytest.raises(ConfigError):
+        TrainConfig(iters=int(most * 1.01), eval_every=1)
     with pytest.raises(ConfigError, match="60000000 iterations with 100002 evaluations"):
         TrainConfig(epochs=100_000, batch_size=100).checked_data_rows(60_000)  # epochs are counted with the data
 

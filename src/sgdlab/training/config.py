@@ -441,8 +441,9 @@ class TrainConfig:
 
     def check_history_fits(self, iterations, evaluations, weight_arrays=0):
         """Refuse a run whose history.json could grow past what sgdlab reads back (`MAX_JSON_BYTES`)."""
-        if largest_json_size(iterations, evaluations, weight_arrays) > MAX_JSON_BYTES:
-            most = MAX_JSON_BYTES // largest_json_size(1, 0)
+        size = largest_json_size(iterations, evaluations, weight_arrays)
+        if size > MAX_JSON_BYTES:
+            most = int(MAX_JSON_BYTES // (size / iterations))  # evaluated as often (they grow with the iterations)
             evaluated = f" with {evaluations} evaluations" if evaluations else ""
             raise ConfigError(f"{iterations} iterations{evaluated} make a history larger than the "
                               f"{MAX_JSON_BYTES >> 20} MB sgdlab reads back: train for at most about {most} "

@@ -269,17 +269,29 @@ def drive_the_page(browser, address, run_dir, tmp_path):
 def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_less_often(browser, data_dir, tmp_path):
     """Watching must cost the training beside it little: no chart is drawn out of sight (below the first screen or
     scrolled away from), each is drawn as soon as it comes into sight, and the curves are redrawn the less often
-    the more a redraw costs."""
+    the more a redraw costs. The run is paused and stepped, each step an iteration and an evaluation: the page
+    gets what changes as the test makes it, and a run held between steps takes no core from the tests beside it."""
     with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
-                  "1000000", "--hidden-size", "30", "--eval-every", "300", "--train-size", "5000",
+                  "100000", "--hidden-size", "30", "--eval-every", "1", "--train-size", "5000",
                   "--no-plot") as (process, address):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         tab = Page(browser, address, context=context)
+        tab.wait_for(lambda: tab.page.text_content("#status") == "training")
+        tab.page.click("#pause")
+        tab.wait_for(lambda: tab.page.text_content("#status") == "paused")
+
+        def step():  # one iteration, and its evaluation, as the page hears of it (the button pressed where it is:
+            at = tab.iteration()  # a click would first scroll it, and the curves beside it, into sight)
+            tab.page.dispatch_event("#step", "click")
+            tab.wait_for(lambda: tab.iteration() > at)
+
         evaluations = "() => document.getElementById('accuracy-chart').data?.[0]?.x.length ?? 0"
-        tab.wait_for(lambda: tab.page.evaluate(evaluations) >= 3)
+        while tab.page.evaluate(evaluations) < 3:
+            step()
         spread = "() => [...document.querySelectorAll('#spread .chart')].map((c) => c.data?.[8]?.x.length ?? 0)"
         before, seen = tab.page.evaluate(spread), tab.page.evaluate(evaluations)  # (drawn once at most, while the
         # page was first laid out and the charts above it had no height yet)
+        step()
         tab.wait_for(lambda: tab.page.evaluate(evaluations) > seen)
         assert tab.page.evaluate(spread) == before  # below the first screen: not drawn while an evaluation came
         tab.page.locator("#spread-figure").scroll_into_view_if_needed()
@@ -298,11 +310,11 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
         tab.page.evaluate("() => { window.lossRedraws = 0; const react = Plotly.react; Plotly.react = function (chart,"
                           " ...rest) { if (chart === 'loss-chart') window.lossRedraws += 1;"
                           " return react.call(this, chart, ...rest); }; }")  # redraws counted as asked for
-        held, at = tab.page.evaluate(drawing), tab.iteration() or 0
-        tab.wait_for(lambda: (tab.iteration() or 0) > at)  # updates keep coming: one the curve lacks has come,
+        held = tab.page.evaluate(drawing)
+        step()  # an update the curve lacks has come,
         since = tab.page.evaluate("() => performance.now()")
-        tab.wait_for(lambda: tab.page.evaluate("() => redrawnAt") > since)  # and a redraw since (not a number of
-        # iterations, which may all pass between two redraws): scrolled away, the curve waits
+        tab.wait_for(lambda: tab.page.evaluate("() => redrawnAt") > since)  # and a redraw since: scrolled away, the
+        # curve waits
         assert tab.page.evaluate("() => window.lossRedraws") == 0 and tab.page.evaluate(drawing) == held
 
         # every redraw made to take 30 ms more of script: the next waits at least 30 ms / REDRAW_SHARE after it
@@ -315,7 +327,8 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
             }; }""")
         tab.page.evaluate("() => window.scrollTo(0, 0)")
         tab.wait_for(lambda: tab.page.evaluate(drawing) != held)  # and is drawn at once when it is back in sight
-        tab.wait_for(lambda: len(tab.page.evaluate("() => window.lossDrawnAt")) >= 2)  # that redraw, and the next
+        while len(tab.page.evaluate("() => window.lossDrawnAt")) < 2:  # that redraw, and the next: the curve
+            step()  # changing all the while
         first, then = tab.page.evaluate("() => window.lossDrawnAt")[:2]
         longest, share = tab.page.evaluate("() => [REDRAW_LONGEST_MS, REDRAW_SHARE]")
         least = min(longest, max(1000, 30 / share))

@@ -19,10 +19,14 @@ def pytest_addoption(parser, pluginmanager):
         group.addoption("--dist", default="no")
 
 
+@pytest.hookimpl(optionalhook=True)  # without pytest-xdist (`-p no:xdist`) there is no such hook
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: a worker more than the cores this process may use (pyproject's `--maxprocesses` bounds it). The
     browser tests spend most of their time waiting for what the page shows next (a redraw paced to its cost, a
-    run's next evaluation), the command tests for their child processes: another worker uses those waits."""
+    run's next evaluation), the command tests for their child processes: another worker uses those waits.
+    `-n logical` and a count in PYTEST_XDIST_AUTO_NUM_WORKERS are left to pytest-xdist."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.option.numprocesses == "logical":
+        return None
     return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
 
 

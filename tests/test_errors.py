@@ -15,7 +15,7 @@ from sgdlab.training.history import History
 def diverged():
     history = History(iters_per_epoch=600)
     history.loss.extend([2.3, 2.1])
-    return TrainingDiverged("training.diverged", history, loss="nan", iteration=3, lr=10.0).recorded_in(
+    return TrainingDiverged("training.diverged", history, loss="nan", iteration=3, lr="10.0").recorded_in(
         "runs/x", resumable=True)
 
 

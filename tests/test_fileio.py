@@ -204,22 +204,24 @@ def test_a_lock_is_held_only_while_a_process_holds_it(tmp_path):
     assert not lock_held(tmp_path / ".other")
 
 
-def test_a_lock_asked_while_another_process_only_looks_at_it_is_taken(tmp_path):
+def test_a_lock_asked_while_another_process_only_looks_at_it_is_taken(tmp_path, monkeypatch):
     """`lock_held` holds a shared lock for an instant; a worker starting its trial in that instant takes its
     lock once the look is over, rather than being told that another process trains the folder."""
     import fcntl
-    import threading
 
-    from sgdlab.fileio import LOCK_PATIENCE, exclusive_lock, lock_held
+    from sgdlab import fileio
 
     path = tmp_path / ".lock"
     path.touch()
+    waited = []
     with open(path, "rb") as looking:
         fcntl.flock(looking, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a look, as lock_held takes it...
-        done_looking = threading.Timer(LOCK_PATIENCE / 5, fcntl.flock, (looking, fcntl.LOCK_UN))  # ...soon over
-        done_looking.start()
-        try:
-            with exclusive_lock(path, refused_lock):  # taken once the look was over
-                assert lock_held(path)
-        finally:
-            done_looking.join()
+
+        def look_over(seconds):  # ...over while the lock is waited for
+            waited.append(seconds)
+            fcntl.flock(looking, fcntl.LOCK_UN)
+
+        monkeypatch.setattr(fileio.time, "sleep", look_over)
+        with fileio.exclusive_lock(path, refused_lock):  # taken once the look was over
+            assert fileio.lock_held(path)
+    assert len(waited) == 1 and sum(waited) < fileio.LOCK_PATIENCE

@@ -94,4 +94,4 @@ class TrainingDiverged(CodedError):
         """The same divergence, naming the folder its run was saved in (and, if `resumable`, how to continue it
         from its checkpoint there)."""
         code = "training.diverged-resumable" if resumable else "training.diverged-recorded"
-        return TrainingDiverged(code, self.history, **self.values, folder=str(folder))
+        return TrainingDiverged(code, self.history, **{**self.values, "folder": str(folder)})

@@ -92,11 +92,13 @@ def test_a_pass_made_inside_the_limit_asks_for_no_limit_again_unless_a_module_wa
     real = threads.threadpool_limits
     monkeypatch.setattr(threads, "threadpool_limits", lambda **kw: set_limits.append(kw) or real(**kw))
     network = MultiLayerNet(784, [20], 10)
+    imported = dict(sys.modules)  # the modules the limit sees: none imported meanwhile by another thread
+    monkeypatch.setattr(threads, "sys", types.SimpleNamespace(modules=imported))
     with threads.one_blas_thread():
         for _ in range(3):
             ForwardPass(network, 100)
             ForwardPass.rows_within(network, 1 << 20)
         assert len(set_limits) == 1
-        monkeypatch.setitem(sys.modules, "a_module_imported_since", types.ModuleType("a_module_imported_since"))
+        imported["a_module_imported_since"] = types.ModuleType("a_module_imported_since")
         ForwardPass(network, 100)
         assert len(set_limits) == 2

@@ -155,17 +155,17 @@ def test_a_diverged_run_tells_the_page_its_rate_folder_and_way_back_by_their_val
     said, history = live.feed.message, raised.value.history
     assert live.feed.status == "diverged" and said["code"] == "training.diverged-resumable"
     loss, iteration = said["params"]["loss"], said["params"]["iteration"]
-    assert said["params"] == {"loss": loss, "iteration": iteration, "lr": 1e30, "folder": str(tmp_path / "run")}
+    assert said["params"] == {"loss": loss, "iteration": iteration, "lr": "1e+30", "folder": str(tmp_path / "run")}
     assert history.stopped == f"loss became {loss} at iteration {iteration}"
     assert said["text"] == str(raised.value) == MESSAGES[said["code"]].format(**said["params"])
     assert said["text"].endswith(f"sgdlab train --resume {tmp_path / 'run'} --lr X)")
 
 
 def test_a_diverged_run_without_a_checkpoint_says_where_it_was_recorded_but_not_how_to_continue_it(tmp_path):
-    diverged = TrainingDiverged("training.diverged", loss="inf", iteration=3, lr=0.5)
+    diverged = TrainingDiverged("training.diverged", loss="inf", iteration=3, lr="0.5")
     assert str(diverged) == ("the loss became inf at iteration 3: training diverged; try a smaller learning rate "
                              "than 0.5 (--lr)")  # as the trainer says it
     said = message_of(diverged.recorded_in(tmp_path, resumable=False))
     assert said == {"code": "training.diverged-recorded",
-                    "params": {"loss": "inf", "iteration": 3, "lr": 0.5, "folder": str(tmp_path)},
+                    "params": {"loss": "inf", "iteration": 3, "lr": "0.5", "folder": str(tmp_path)},
                     "text": f"{diverged}; what was recorded is in {tmp_path}"}

@@ -521,8 +521,8 @@ def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
         korean = Page(browser, address, locale="ko-KR")  # the reason in the page's language
         korean.wait_for(lambda: korean.page.text_content("#status") == "발산함")
         assert korean.page.text_content("#run-message") == (  # all the English says: the rate, the folder, the way on
-            f"반복 {said[2]}에서 손실이 {said[1]}이(가) 되었습니다: 학습이 발산했습니다. 1e+30보다 작은 학습률로 해 "
-            f"보세요(--lr). 기록된 내용은 {folder}에 있습니다(마지막 체크포인트부터 더 작은 학습률로 이어 가려면: "
+            f"반복 {said[2]}에서 손실이 {said[1]}이(가) 되었습니다: 학습이 발산했습니다. 학습률(--lr)을 1e+30보다 작게 "
+            f"해 보세요. 기록된 내용은 {folder}에 있습니다(마지막 체크포인트부터 더 작은 학습률로 이어 가려면: "
             f"sgdlab train --resume {folder} --lr X)")
         assert korean.page.get_attribute("#run-message", "lang") == "ko"
         for page in (tab, korean):

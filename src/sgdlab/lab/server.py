@@ -15,6 +15,7 @@ fetched from elsewhere. Uploaded images are bounded in size and decoded by
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import io
 import json
@@ -91,6 +92,7 @@ def create_app(lab, token, extra_hosts=(), ending=None):
 
     def of_a_run(handler):
         """`handler(request, run)` for the run the request's path names; a 404 naming it where there is none."""
+        @functools.wraps(handler)
         async def handle(request):
             run = lab.run(request.path_params["run"])
             if run is None:

@@ -278,8 +278,8 @@ def gradient_agreement(network, x_train, t_train):
     each parameter's `sampled` saying how many (None: all)."""
     images, entries = gradient_images(network), page_gradient_entries(network)
     network = float64_copy(network)
-    for k, layer in enumerate(network.dropout_layers):  # the same masks at every look: the figures of the same
-        layer.rng = np.random.default_rng((PAGE_MASKS_SEED, k))  # weights do not change from one look to the next
+    for k, layer in enumerate(network.dropout_layers):
+        layer.rng = np.random.default_rng((PAGE_MASKS_SEED, k))
     x, t = _pixels(x_train[:images], np.float64), t_train[:images]
     return [{"name": check.name, "max_rel_error": check.max_rel_error, "max_abs_diff": check.max_abs_diff,
              "kinks": check.kinks, "size": check.size, "sampled": check.sampled, "passed": check.passed,

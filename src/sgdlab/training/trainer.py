@@ -297,7 +297,7 @@ class Trainer:
                 self._record(evaluator, on_evaluation, wait=True)
                 history.stopped = f"loss became {loss} at iteration {iteration}"
                 raise TrainingDiverged("training.diverged", history, loss=f"{loss}", iteration=iteration,
-                                       lr=float(self.optimizer.lr))
+                                       lr=f"{self.optimizer.lr}")  # as the command line writes them, in every language
             history.loss.append(float(loss))
             if on_iteration is not None:
                 on_iteration(iteration, loss)

@@ -806,7 +806,7 @@ def entry_point_case(root, entry, name, source, kind):
     """The case for the driver: a copy of the `source` folder in which `name` is made `kind`, and the argv."""
     case_id = f"{entry} {name} {kind}"
     folder = root / "".join(c if c.isalnum() else "-" for c in case_id) / "run"
-    shutil.copytree(root.parent / "sources" / source, folder)
+    shutil.copytree(root / "sources" / source, folder)
     argv = {"evaluate": ["evaluate", folder / "model.npz"],
             "predict": ["predict", folder / "model.npz", folder / "digit.png"],
             "plot": ["plot", folder], "compare": ["compare", folder, "--out", folder.parent / "compare.png"],
@@ -825,8 +825,8 @@ def entry_point_outcomes(tmp_path_factory, hostile_folders):
     import subprocess
     import sys
 
-    root = tmp_path_factory.mktemp("hostile-cases")
-    shutil.copytree(hostile_folders, root.parent / "sources")
+    root = tmp_path_factory.mktemp("hostile-cases")  # a folder of its own each time: a worker that runs this module's
+    shutil.copytree(hostile_folders, root / "sources")  # tests in two batches makes the fixture twice
     outcomes = {}
     for kind in (*HOSTILE_KINDS, "dangling link"):
         cases = [entry_point_case(root, entry, name, source, kind) for entry, name, source in ENTRY_POINTS

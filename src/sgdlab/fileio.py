@@ -105,7 +105,8 @@ LOCK_PATIENCE = 0.5  # seconds a lock is waited for before it is said to be held
 @contextlib.contextmanager
 def exclusive_lock(path, refuse_held):
     """Hold the lock file `path` while the block runs; `refuse_held()` makes the exception raised if another
-    process still holds it after LOCK_PATIENCE seconds. A lock the system drops with its holder, so one left by a killed process blocks nothing.
+    process still holds it after LOCK_PATIENCE seconds. A lock the system drops with its holder, so one left by
+    a killed process blocks nothing.
 
     The file is opened without following a link (a link planted there would
     make the lock create or truncate its target) and must be a regular file;

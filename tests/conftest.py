@@ -25,9 +25,11 @@ def pytest_xdist_auto_num_workers(config):
     browser tests spend most of their time waiting for what the page shows next (a redraw paced to its cost, a
     run's next evaluation), the command tests for their child processes: another worker uses those waits.
     `-n logical` and a count in PYTEST_XDIST_AUTO_NUM_WORKERS are left to pytest-xdist."""
+    from sgdlab.engine.threads import usable_cores
+
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.option.numprocesses == "logical":
         return None
-    return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
+    return usable_cores() + 1
 
 
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

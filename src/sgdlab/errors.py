@@ -72,11 +72,11 @@ class ParamsFileError(ConfigError):
     the net named beside it (the command line exits with 2, as for arguments that do not go together)."""
 
 
-DIVERGED = ("the loss became {loss} at iteration {iteration}: training diverged; try a smaller learning rate than "
-            "{lr} (--lr)")
-RECORDED = f"{DIVERGED}; what was recorded is in {{folder}}"
+DIVERGED = "the loss became {loss} at iteration {iteration}: training diverged; try a smaller learning rate"
+DIVERGED_AT_RATE = f"{DIVERGED} than {{lr}} (--lr)"
+RECORDED = f"{DIVERGED_AT_RATE}; what was recorded is in {{folder}}"
 DIVERGENCE_ERRORS = {  # how a diverged run is said: by the trainer, then with the folder its run was saved in (the
-    "training.diverged": DIVERGED,  # lab page says these in its language, by their codes)
+    "training.diverged": DIVERGED_AT_RATE,  # lab page says these in its language, by their codes)
     "training.diverged-recorded": RECORDED,
     "training.diverged-resumable": (f"{RECORDED} (to continue it from its last checkpoint at a smaller rate: "
                                     "sgdlab train --resume {folder} --lr X)"),

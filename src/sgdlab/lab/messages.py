@@ -12,7 +12,7 @@ program reading the API has the text.
 import re
 
 from ..data.digit_images import IMAGE_ERRORS
-from ..errors import DIVERGENCE_ERRORS, CodedError
+from ..errors import DIVERGED, DIVERGENCE_ERRORS, CodedError
 from ..ranges import POSITIVE_NUMBER
 from ..training.history import INTERRUPTED
 
@@ -36,8 +36,7 @@ MESSAGES = {
     "run.stopped-by-page": "interrupted by the lab page after iteration {iteration}",
     "run.interrupted-by": "interrupted by {signal} after iteration {iteration}",
     "run.interrupted": "interrupted after iteration {iteration}",
-    "run.diverged": ("the loss became {loss} at iteration {iteration}: training diverged; try a smaller learning "
-                     "rate"),
+    "run.diverged": DIVERGED,  # as a finished run's history says it: without the rate, which it does not keep
     **DIVERGENCE_ERRORS,  # a live run's divergence, as the command line says it (with the rate and the folder)
     "run.unreadable": "cannot read the run's files: {problem}",
     # a sweep's, and the server's

@@ -115,7 +115,8 @@ def test_settings_that_do_not_make_a_net_of_mnist_are_refused_in_one_line_before
     assert not (tmp_path / "no-data").exists()
 
 
-@pytest.mark.parametrize("extra", [(), ("--batch-norm", "--dropout", "0.2")], ids=["SimpleConvNet", "ConvNet"])
+@pytest.mark.parametrize("extra", [pytest.param((), marks=pytest.mark.slow), ("--batch-norm", "--dropout", "0.2")],
+                         ids=["SimpleConvNet", "ConvNet"])  # (the quick loop resumes the one with more to restore)
 def test_a_stopped_convolutional_run_resumed_equals_the_run_made_in_one_go(capsys, data_dir, tmp_path, monkeypatch,
                                                                            extra):
     settings = (*SMALL, *extra, "--iters", "60", "--quiet", "--no-plot")  # evaluations at 0, 40 and 60

@@ -45,7 +45,8 @@ def models(data_dir, tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name", ["dense", "conv"])
+@pytest.mark.parametrize("name", ["dense", pytest.param("conv", marks=pytest.mark.slow)])  # (a convolutional
+# model evaluated: tests/cli/test_conv_commands.py)
 def test_mistakes_draws_the_most_confident_ones_beside_the_model_and_prints_the_accuracy_per_digit(
         capsys, data_dir, models, name):
     model = models / f"{name}.npz"

@@ -12,8 +12,6 @@ from importlib import resources
 import pytest
 from PIL import Image, ImageDraw
 
-from sgdlab.lab.server import INSPECTION_INTERVAL
-
 from tests.processes import lab_page, press_ctrl_c
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -41,6 +39,15 @@ def conv_view(conv_run, data_dir):
     with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (process, address):
         yield address
         press_ctrl_c(process)
+
+
+@pytest.fixture(scope="module")
+def conv_tab(browser, conv_view):
+    """A tab on `conv_view`'s page, for the test that looks into the run and draws on it, and for those that only
+    call the page's own functions (what it holds by then changes nothing they compute)."""
+    tab = Page(browser, conv_view)
+    yield tab
+    tab.page.close()
 
 
 class Page:
@@ -203,6 +210,12 @@ def drive_the_page(browser, address, run_dir, tmp_path):
     marks = "() => [...document.querySelectorAll('#loss-chart .annotation-text')].map((e) => e.textContent)"
     tab.wait_for(lambda: tab.page.evaluate(marks) == ["lr 0.05"])  # the change marked on the curve, where it was made
     tab.page.click("#resume")
+    tab.wait_for(lambda: int(read_after.search(tab.page.text_content("#prediction"))[1]) > first_read)  # read
+    # again, without drawing again, as training changes the weights
+    assert tab.page.text_content("#prediction").startswith("Read as 1,")
+    assert tab.page.evaluate("() => document.getElementById('probabilities-chart').data[0].y.length") == 10
+    tab.page.click("#pause")  # nothing below needs training to go on
+    tab.wait_for(lambda: tab.page.text_content("#status") == "paused")
 
     fitted = "(id) => document.getElementById(id)._fullLayout.yaxis.range"
     accuracies = ("() => document.getElementById('accuracy-chart').data.flatMap((t) => t.y.slice(1))"
@@ -223,12 +236,7 @@ def drive_the_page(browser, address, run_dir, tmp_path):
                                                   "at most 4096 means)")
 
     second = Page(browser, address)  # another tab, opened late, catches up on everything
-    second.wait_for(lambda: (second.iteration() or 0) >= held and second.loss_points() > 0)
-
-    tab.wait_for(lambda: int(read_after.search(tab.page.text_content("#prediction"))[1]) > first_read)  # read
-    # again, without drawing again, as training changes the weights
-    assert tab.page.text_content("#prediction").startswith("Read as 1,")
-    assert tab.page.evaluate("() => document.getElementById('probabilities-chart').data[0].y.length") == 10
+    second.wait_for(lambda: second.iteration() == tab.iteration() and second.loss_points() > 0)
 
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
@@ -338,8 +346,8 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
         press_ctrl_c(process)
 
 
-def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_digit(browser, conv_view, conv_run,
-                                                                                    tmp_path):
+def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_digit(browser, conv_view, conv_tab,
+                                                                                    conv_run, tmp_path):
     (tmp_path / "early.png").write_bytes(digit_png([(0.5, 0.15), (0.45, 0.85)]))
     address = conv_view
     early = browser.new_page()  # a digit chosen before the page knows its runs is read once it does
@@ -352,7 +360,7 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
     held[0].continue_()
     early.wait_for_function("() => document.getElementById('prediction').textContent.startsWith('Read as')")
     early.close()
-    tab = Page(browser, address)
+    tab = conv_tab
     shown = "(id) => { const e = document.getElementById(id); return e.offsetWidth > 0 && !e.closest('[hidden]'); }"
     natural = "(id) => { const e = document.getElementById(id); return [e.naturalWidth, e.naturalHeight]; }"
     tab.wait_for(lambda: tab.page.evaluate(natural, "filters")[0] > 0)
@@ -413,8 +421,7 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
 TEXTS = json.loads((resources.files("sgdlab.lab") / "static" / "i18n.json").read_text(encoding="utf-8"))
 
 
-def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_view, conv_run, data_dir,
-                                                                            tmp_path):
+def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_view, tmp_path):
     static = """() => [...document.querySelectorAll("[data-i18n], [data-i18n-title]")].map((e) => [
         e.dataset.i18n || e.dataset.i18nTitle, e.dataset.i18n ? e.textContent : e.title])"""
     in_language = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
@@ -456,18 +463,29 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
     charts = ("#per-digit-chart", "#probabilities-chart", "#hidden-charts .chart")
     assert [tab.page.evaluate(spans, chart) for chart in charts] == [[-0.5, 9.5], [-0.5, 9.5], [-0.5, 19.5]]
     assert set(tab.page.locator("#gradients td.ok").all_text_contents()) == {"agree"}
-    assert tab.page.evaluate("() => localStorage.getItem('sgdlab-language')") == "en"
-    tab.page.reload()  # remembered, though the browser still prefers Korean
-    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
+    assert tab.page.evaluate("() => localStorage.getItem('sgdlab-language')") == "en"  # remembered (see below)
     tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
+    context.close()
+
+
+@pytest.mark.slow  # a second `sgdlab view` and page: the quick loop checks that the choice is stored (above)
+def test_the_language_chosen_is_remembered_by_the_page_of_another_sgdlab_view(browser, conv_view, conv_run, data_dir):
+    in_language = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ko-KR")
+    tab = Page(browser, conv_view, context=context)
+    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["ko", "손실"])
+    tab.page.click("[data-language=en]")
+    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
     with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (other, elsewhere):
         assert elsewhere.split("/?")[0] != tab.origin  # `sgdlab view` again: another port, another origin
         again = Page(browser, elsewhere, context=context)
-        again.wait_for(lambda: again.page.evaluate(in_language) == ["en", "loss"])  # remembered there too
+        again.wait_for(lambda: again.page.evaluate(in_language) == ["en", "loss"])  # remembered there too, though
+        # the browser still prefers Korean
         again.page.click("[data-language=ko]")
         again.wait_for(lambda: again.page.evaluate(in_language) == ["ko", "손실"])
         again.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(other)
+    tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
     context.close()
 
 
@@ -518,24 +536,22 @@ def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
         assert said is not None, tab.page.text_content("#run-message")  # its folder and rate, as the command line
         # says them (its first evaluation's checkpoint, from before it diverged, to continue from)
         tab.wait_for(lambda: tab.page.locator("#gradients tbody tr").count() == 4)  # its NaNs reached the page too
-        korean = Page(browser, address, locale="ko-KR")  # the reason in the page's language
-        korean.wait_for(lambda: korean.page.text_content("#status") == "발산함")
-        assert korean.page.text_content("#run-message") == (  # all the English says: the rate, the folder, the way on
+        tab.page.click("[data-language=ko]")  # the reason in the page's language
+        tab.wait_for(lambda: tab.page.text_content("#status") == "발산함")
+        assert tab.page.text_content("#run-message") == (  # all the English says: the rate, the folder, the way on
             f"반복 {said[2]}에서 손실이 {said[1]}이(가) 되었습니다: 학습이 발산했습니다. 학습률(--lr)을 1e+30보다 작게 "
             f"해 보세요. 기록된 내용은 {folder}에 있습니다(마지막 체크포인트부터 더 작은 학습률로 이어 가려면: "
             f"sgdlab train --resume {folder} --lr X)")
-        assert korean.page.get_attribute("#run-message", "lang") == "ko"
-        for page in (tab, korean):
-            page.assert_nothing_left_the_machine_and_nothing_went_wrong()
+        assert tab.page.get_attribute("#run-message", "lang") == "ko"
+        tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         code, _, err = press_ctrl_c(process)
     assert code == 1 and err.count("training diverged") == 1 and "Warning" not in err, err  # said once, as it happened
 
 
-def test_a_long_runs_curves_are_drawn_with_what_the_charts_pixels_can_show(browser, conv_view):
+def test_a_long_runs_curves_are_drawn_with_what_the_charts_pixels_can_show(conv_tab):
     """The raw loss of 4096 buckets and its smoothed curve, drawn 500 pixels wide: in power-of-two groups of points,
     each group's lowest and highest kept (the line covers the same pixels), the last point always."""
-    address = conv_view
-    tab = Page(browser, address)
+    tab = conv_tab
     tab.wait_for(lambda: tab.loss_points() > 0)
     count, columns = 4095, 500
     y = tab.page.evaluate(f"() => Array.from({{length: {count}}}, (_, i) => Math.sin(i * i) + 2 / (1 + i / 500))")
@@ -564,22 +580,30 @@ def refusing(body):
 
 def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_view):
     english = "too many pages open (500 streams follow these runs already): close some and reload"
-    address = conv_view
-    for locale, said, shown, language in (  # as the server refuses the 501st stream (test_server.py holds it
-            ("en-US", {"error": english, "code": "streams.too-many", "params": {"streams": 500}}, english, "en"),
-            ("ko-KR", {"error": english, "code": "streams.too-many", "params": {"streams": 500}},  # to that)
-             "열린 페이지가 너무 많습니다(이미 스트림 500개가 이 실행들을 따라가고 있습니다): 몇 개를 닫고 새로 고치세요",
-             "ko"),
-            ("ko-KR", {"error": english, "code": "streams.a-later-code", "params": {}}, english, "en")):  # a
-        # message of a newer server, which the page has no entry for: in the server's English
-        page = browser.new_page(locale=locale)
-        page.route(re.compile(r".*/stream\?"), refusing(said))
+    korean = "열린 페이지가 너무 많습니다(이미 스트림 500개가 이 실행들을 따라가고 있습니다): 몇 개를 닫고 새로 고치세요"
+    refused = {"error": english, "code": "streams.too-many", "params": {"streams": 500}}  # as the server refuses the
+    # 501st stream (test_server.py holds it to that)
+
+    def korean_page_refused(body):
+        page = browser.new_page(locale="ko-KR")
+        page.route(re.compile(r".*/stream\?"), refusing(body))
         page.goto(address)
-        page.wait_for_function("() => document.getElementById('page-message').textContent !== ''")
-        assert page.text_content("#page-message") == shown
+        return page
+
+    def says(page, shown, language):
+        page.wait_for_function("(shown) => document.getElementById('page-message').textContent === shown", arg=shown)
         assert page.get_attribute("#page-message", "lang") == language
         assert page.locator("#page-message").is_visible()
-        page.close()
+
+    address = conv_view
+    page = korean_page_refused(refused)
+    says(page, korean, "ko")
+    page.click("[data-language=en]")  # said again in the language chosen
+    says(page, english, "en")
+    page.close()
+    page = korean_page_refused({**refused, "code": "streams.a-later-code"})  # a message of a newer server, which
+    says(page, english, "en")  # the page has no entry for: in the server's English
+    page.close()
 
 
 def test_a_korean_page_says_the_servers_messages_in_korean_and_draws_its_charts_in_the_pages_font(browser, data_dir,
@@ -682,8 +706,10 @@ def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp
 
 def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_every_hidden_layer(browser, data_dir, tmp_path):
     with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
-                  "100000", "--hidden-sizes", "30,20", "--eval-every", "200", "--validation", "0.1", "--no-plot",
-                  "--train-size", "5000") as (process, address):
+                  "100000", "--hidden-sizes", "30,20", "--activation", "relu", "--eval-every", "200", "--validation",
+                  "0.1", "--no-plot", "--train-size", "5000") as (process, address):
+        # (ReLU: its guesses on the strip's digits change from one evaluation to the next from the first hundreds
+        # of iterations on, where a sigmoid net's stay one digit for thousands)
         tab = Page(browser, address)
         set_losses = ("() => (document.getElementById('loss-chart').data || []).filter((t) => t.name.endsWith(' set'))"
                       ".map((t) => [t.name, t.x.length, t.y.filter((y) => y !== null).length])")
@@ -703,10 +729,10 @@ def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_eve
             label, shown = re.match(r"(\d) → (\d) \(\d+%\)$", title).groups()
             assert shown == guess and wrong == (label != guess)
         # a later evaluation's guesses. A run in training is looked into as seldom as keeps that work a small share
-        # of a core (seconds apart), a paused one INSPECTION_INTERVAL after the last look: so the run trains until
-        # then, and is paused (it trains on should its guesses be the same: a loaded machine's page may first see
-        # a trained net, whose guesses change less)
-        first_seen = time.monotonic()
+        # of a core (seconds apart), a paused one INSPECTION_INTERVAL after the last look: so the run trains until a
+        # later evaluation than the one looked into (and a third, for the spreads below), and is paused (it trains
+        # on should its guesses be the same: a loaded machine's page may first see a trained net, whose guesses
+        # change less)
 
         def looked_into():  # the iteration of the evaluation the page shows looked into
             return int(re.fullmatch(r"\(iteration (\d+)\)", tab.page.text_content("#inspected-at"))[1])
@@ -715,19 +741,20 @@ def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_eve
             return [cell[1] for cell in tab.page.evaluate(strip)]
 
         first_looked_into = looked_into()
-        latest = "() => runs.get(focused).evaluations.at(-1).iteration"
-        tab.wait_for(lambda: tab.page.evaluate(latest) > first_looked_into
-                     and time.monotonic() - first_seen >= INSPECTION_INTERVAL)
+        latest = "() => [runs.get(focused).evaluations.length, runs.get(focused).evaluations.at(-1).iteration]"
+        tab.wait_for(lambda: (made := tab.page.evaluate(latest))[0] >= 3 and made[1] > first_looked_into)
         tab.page.click("#pause")
         tab.wait_for(lambda: looked_into() > first_looked_into)
         if guesses() == [cell[1] for cell in at_first]:
             tab.page.click("#resume")
-        tab.wait_for(lambda: guesses() != [cell[1] for cell in at_first])
+            tab.wait_for(lambda: guesses() != [cell[1] for cell in at_first])
+            tab.page.click("#pause")  # nothing below needs training to go on
+        assert guesses() != [cell[1] for cell in at_first]
         assert [cell[0] for cell in tab.page.evaluate(strip)] == [cell[0] for cell in at_first]  # the same digits
 
         histograms = ("() => [...document.querySelectorAll('#histograms > div')].map((d) => [d.querySelector('span')"
                       ".textContent, d.querySelector('canvas').width])")
-        assert tab.page.evaluate(histograms) == [["affine 1 → sigmoid", 180], ["affine 2 → sigmoid", 180]]
+        assert tab.page.evaluate(histograms) == [["affine 1 → relu", 180], ["affine 2 → relu", 180]]
         inked = ("() => { const c = document.querySelector('#histograms canvas'); const d = c.getContext('2d')"
                  ".getImageData(0, 0, c.width, c.height - 14).data; let n = 0;"
                  " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }")
@@ -748,6 +775,6 @@ def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_eve
         hidden = ("() => [...document.querySelectorAll('#hidden-charts .chart')].map((c) => [c.data[0].y.length,"
                   " c.querySelector('.xtitle').textContent])")
         tab.wait_for(lambda: len(tab.page.evaluate(hidden)) == 2)
-        assert tab.page.evaluate(hidden) == [[30, "affine 1 → sigmoid"], [20, "affine 2 → sigmoid"]]  # every hidden layer
+        assert tab.page.evaluate(hidden) == [[30, "affine 1 → relu"], [20, "affine 2 → relu"]]  # every hidden layer
         tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(process)

@@ -53,6 +53,7 @@ def test_a_deeper_relu_net_with_weight_decay_learns(mnist):
     assert np.mean(history.loss[-100:]) < 0.4 < np.mean(history.loss[:10])
 
 
+@pytest.mark.slow  # the quick loop's convolutional net learns from the command line (tests/cli/test_conv_commands.py)
 def test_a_convnet_learns(mnist):
     (x_train, t_train), (x_test, t_test) = mnist
     network = ConvNet((1, 28, 28), [{"type": "convolution", "filter_num": 8, "filter_size": 5}, {"type": "relu"},

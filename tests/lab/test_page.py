@@ -573,6 +573,24 @@ def test_a_long_runs_curves_are_drawn_with_what_the_charts_pixels_can_show(conv_
     assert gap == {"x": [1, 4, 5, 9, 12], "y": [1, 4, None, 5, 8]}  # a group of missing values breaks the line
 
 
+def test_the_curves_axis_titles_stand_clear_of_their_tick_labels_however_long(conv_tab):
+    """A flat loss (or accuracy) makes ticks of six digits, such as 2.30294: the chart's margin grows for them
+    rather than the rotated axis title lying across them."""
+    tab = conv_tab
+    tab.wait_for(lambda: tab.loss_points() > 0)
+    overlapping = """(chart) => {
+        const title = document.querySelector(`#${chart} .ytitle`).getBoundingClientRect();
+        return [...document.querySelectorAll(`#${chart} .ytick text`)].map((e) => e.getBoundingClientRect())
+            .filter((b) => b.right > title.left && b.left < title.right && b.bottom > title.top && b.top < title.bottom)
+            .length; }"""
+    ticks = "(chart) => [...document.querySelectorAll(`#${chart} .ytick text`)].map((e) => e.textContent)"
+    for chart, flat in (("loss-chart", [2.3029, 2.303]), ("accuracy-chart", [0.9123, 0.9124])):
+        tab.page.evaluate("([chart, range]) => Plotly.relayout(chart, {'yaxis.range': range})", [chart, flat])
+        assert max(len(text) for text in tab.page.evaluate(ticks, chart)) >= 7  # such as 2.30294
+        assert tab.page.evaluate(overlapping, chart) == 0
+        tab.page.evaluate("(chart) => Plotly.relayout(chart, {'yaxis.autorange': true})", chart)
+
+
 def refusing(body):
     """A route handler answering as the server refuses a stream past its bound: 503, with `body`."""
     return lambda route: route.fulfill(status=503, json=body)

@@ -496,14 +496,16 @@ function redraw() {
   if (lossTraces.length) { // (drawn again in another language too)
     drawIfChanged("loss-chart", [lossFrom, focused, logLoss, lossColumns, language], () => plot("loss-chart",
       lossTraces, { margin, xaxis: { title: { text: t("axis.iteration"), standoff: 4 } },
-        yaxis: { title: { text: t(logLoss ? "axis.loss-log" : "axis.loss") }, type: logLoss ? "log" : "linear" },
+        yaxis: { title: { text: t(logLoss ? "axis.loss-log" : "axis.loss") }, type: logLoss ? "log" : "linear",
+          automargin: true },
         legend, uirevision: `loss ${logLoss}`, ...lossMarks }));
   }
   if (accuracyTraces.length) {
     const whole = $("accuracy-whole").checked;
     drawIfChanged("accuracy-chart", [accuracyFrom, focused, whole, language], () => plot("accuracy-chart",
       accuracyTraces, { margin, xaxis: { title: { text: t("axis.epoch"), standoff: 4 } },
-        yaxis: { title: { text: t("axis.accuracy") }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces) },
+        yaxis: { title: { text: t("axis.accuracy") }, range: whole ? [0, 1] : fittedAccuracyRange(accuracyTraces),
+          automargin: true },
         legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }));
   }
   showWeightSpread(runs.get(focused));

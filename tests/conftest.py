@@ -1,11 +1,16 @@
 """Fixtures shared by several test files."""
 
 import os
+import shutil
 
 import pytest
 
 from sgdlab.data.mnist import default_data_dir
 
+CHROMIUM = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+UNSEEN_CHROMIUM_FEATURES = "WebUIOmniboxPopup,WebUIOmniboxAimPopup"  # the address bar's popup, which a headless
+# window has no use for, made ready in two renderers of its own for every window: 0.6 s of processor time each time
+# a test opens a page, twice what the page itself takes to open
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -47,6 +52,23 @@ def pytest_configure(config):
     if (workers or 0) > 1 and not hasattr(config, "workerinput") and not user_set:  # in the workers' parent
         for name in BLAS_THREADS:
             os.environ[name] = "1"  # read by each worker's BLAS as it loads
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, driven by Playwright (a test that needs it fails in CI where it is missing, and is skipped
+    elsewhere)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        message = "Chromium not found: install Debian's chromium package (or set SGDLAB_CHROMIUM to its path)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM,
+                                         args=[f"--disable-features={UNSEEN_CHROMIUM_FEATURES}"])
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,7 @@ says."""
 
 import http.server
 import json
-import os
 import re
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -83,19 +81,13 @@ def test_the_notebook_imports_sgdlab_by_its_public_names(path):
             assert name in sgdlab.__all__, name
 
 
-def test_a_browser_shows_the_page_framed_in_a_notebook_of_another_origin():
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Chromium not found: install Debian's chromium package (or set SGDLAB_CHROMIUM to its path)")
-    with LiveLab(data=((), ())) as lab, notebook_page(lab._repr_html_()) as notebook_url, \
-            playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium)
+def test_a_browser_shows_the_page_framed_in_a_notebook_of_another_origin(browser):
+    with LiveLab(data=((), ())) as lab, notebook_page(lab._repr_html_()) as notebook_url:
         page = browser.new_page()
         page.goto(notebook_url)
         frame = page.frame_locator("iframe")
         frame.locator("#run-name", has_text="starting").wait_for(timeout=10_000)  # its script ran, with the token
-        browser.close()
+        page.close()
 
 
 class notebook_page:

@@ -3,9 +3,7 @@ Playwright. Nothing the page asks for may leave the machine, and nothing may go 
 
 import io
 import json
-import os
 import re
-import shutil
 import time
 from importlib import resources
 
@@ -14,23 +12,7 @@ from PIL import Image, ImageDraw
 
 from tests.processes import lab_page, press_ctrl_c
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        message = "Chromium not found: install Debian's chromium package (or set SGDLAB_CHROMIUM to its path)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
-
+pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def conv_view(conv_run, data_dir):

@@ -130,20 +130,6 @@ def test_a_sweep_beside_other_folders_is_read_as_a_folder_of_runs(sweep_dir):
     assert isinstance(runs, list) and len(runs) == TRIALS + 1
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium, as tests/lab/test_page.py finds it (in CI, that test fails where it is missing)."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    from tests.lab.test_page import CHROMIUM
-
-    if CHROMIUM is None:
-        pytest.skip("Chromium not found: install Debian's chromium package (or set SGDLAB_CHROMIUM to its path)")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
-
-
 @pytest.mark.slow  # the quick loop drives the run page in Chromium (tests/lab/test_page.py) and this page's API above
 def test_the_sweep_page_ranks_the_trials_draws_the_search_and_looks_into_the_trial_clicked(browser, sweep_dir):
     from tests.lab.test_page import Page

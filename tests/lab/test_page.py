@@ -505,6 +505,7 @@ def test_every_deeper_convolution_of_the_shipped_deep_convnet_shows_compactly_at
         press_ctrl_c(process)
 
 
+@pytest.mark.slow  # the page's side: the quick loop checks what the server tells it (tests/lab/test_live.py)
 def test_a_diverged_run_says_so(browser, data_dir, tmp_path):
     with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--lr", "1e30",
                   "--activation", "relu", "--hidden-size", "10", "--iters", "600", "--no-plot") as (process, address):
@@ -578,6 +579,7 @@ def refusing(body):
     return lambda route: route.fulfill(status=503, json=body)
 
 
+@pytest.mark.slow  # the page's side: the quick loop checks the refusal the server sends (tests/lab/test_server.py)
 def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_view):
     english = "too many pages open (500 streams follow these runs already): close some and reload"
     korean = "열린 페이지가 너무 많습니다(이미 스트림 500개가 이 실행들을 따라가고 있습니다): 몇 개를 닫고 새로 고치세요"
@@ -606,6 +608,8 @@ def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_v
     page.close()
 
 
+@pytest.mark.slow  # a second Korean page, on a run of its own: the quick loop keeps the Korean page and its switch
+# (above) and the table holding every message in every language (tests/lab/test_i18n.py)
 def test_a_korean_page_says_the_servers_messages_in_korean_and_draws_its_charts_in_the_pages_font(browser, data_dir,
                                                                                                  tmp_path):
     font = ("(chart) => [getComputedStyle(document.body).fontFamily,"
@@ -704,6 +708,8 @@ def test_report_html_renders_offline_from_the_file_system(browser, data_dir, tmp
     assert requests == [(run_dir / "report.html").as_uri()] and problems == []
 
 
+@pytest.mark.slow  # the page's side of a deeper net's inspection: the quick loop keeps the page of a run in training
+# (above) and checks every part of an inspection the server sends (tests/lab/test_server.py)
 def test_the_page_shows_the_whole_sets_losses_the_guesses_on_test_digits_and_every_hidden_layer(browser, data_dir, tmp_path):
     with lab_page("train", "--live", "--no-browser", "--data-dir", data_dir, "--out", tmp_path / "run", "--iters",
                   "100000", "--hidden-sizes", "30,20", "--activation", "relu", "--eval-every", "200", "--validation",

@@ -9,8 +9,8 @@ from sgdlab.data.mnist import default_data_dir
 
 CHROMIUM = os.environ.get("SGDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 UNSEEN_CHROMIUM_FEATURES = "WebUIOmniboxPopup,WebUIOmniboxAimPopup"  # the address bar's popup, which a headless
-# window has no use for, made ready in two renderers of its own for every window: 0.6 s of processor time each time
-# a test opens a page, twice what the page itself takes to open
+# window has no use for, made ready in two renderers of its own for every window: about 0.6 s of processor time for
+# each page a test opens (opening a blank page takes half that)
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 

@@ -14,6 +14,7 @@ from tests.processes import lab_page, press_ctrl_c
 
 pytest.importorskip("playwright.sync_api")
 
+
 @pytest.fixture(scope="module")
 def conv_view(conv_run, data_dir):
     """`sgdlab view` of the convolutional net's finished run, for the tests that only look at it (each in tabs of

@@ -402,17 +402,17 @@ def test_the_page_shows_a_convolutional_nets_filters_and_what_each_makes_of_a_di
 
 
 TEXTS = json.loads((resources.files("sgdlab.lab") / "static" / "i18n.json").read_text(encoding="utf-8"))
+IN_LANGUAGE = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
 
 
 def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(browser, conv_view, tmp_path):
     static = """() => [...document.querySelectorAll("[data-i18n], [data-i18n-title]")].map((e) => [
         e.dataset.i18n || e.dataset.i18nTitle, e.dataset.i18n ? e.textContent : e.title])"""
-    in_language = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ko-KR")
     address = conv_view
     tab = Page(browser, address, context=context)
     assert tab.page.evaluate("() => navigator.languages[0]") == "ko-KR"
-    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["ko", "손실"])
+    tab.wait_for(lambda: tab.page.evaluate(IN_LANGUAGE) == ["ko", "손실"])
     shown = tab.page.evaluate(static)
     assert len(shown) > 40 and all(text == TEXTS[key]["ko"] for key, text in shown)
     assert tab.page.text_content("#status") == "끝남" and tab.page.text_content("#lr-now") == "학습률 0.001"
@@ -434,7 +434,7 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
     tab.wait_for(lambda: tab.page.evaluate(spread) == ["반복"] * 3)
 
     tab.page.click("[data-language=en]")  # everything said again in English, the curves' axes too
-    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
+    tab.wait_for(lambda: tab.page.evaluate(IN_LANGUAGE) == ["en", "loss"])
     assert all(text == TEXTS[key]["en"] for key, text in tab.page.evaluate(static))
     assert tab.page.text_content("#status") == "finished"
     assert tab.page.text_content("#prediction").startswith("Read as 7, with probability")
@@ -453,19 +453,18 @@ def test_a_korean_browser_gets_the_page_in_korean_and_its_switch_changes_it(brow
 
 @pytest.mark.slow  # a second `sgdlab view` and page: the quick loop checks that the choice is stored (above)
 def test_the_language_chosen_is_remembered_by_the_page_of_another_sgdlab_view(browser, conv_view, conv_run, data_dir):
-    in_language = "() => [document.documentElement.lang, document.querySelector('#loss-chart .ytitle')?.textContent]"
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ko-KR")
     tab = Page(browser, conv_view, context=context)
-    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["ko", "손실"])
+    tab.wait_for(lambda: tab.page.evaluate(IN_LANGUAGE) == ["ko", "손실"])
     tab.page.click("[data-language=en]")
-    tab.wait_for(lambda: tab.page.evaluate(in_language) == ["en", "loss"])
+    tab.wait_for(lambda: tab.page.evaluate(IN_LANGUAGE) == ["en", "loss"])
     with lab_page("view", conv_run, "--no-browser", "--data-dir", data_dir) as (other, elsewhere):
         assert elsewhere.split("/?")[0] != tab.origin  # `sgdlab view` again: another port, another origin
         again = Page(browser, elsewhere, context=context)
-        again.wait_for(lambda: again.page.evaluate(in_language) == ["en", "loss"])  # remembered there too, though
+        again.wait_for(lambda: again.page.evaluate(IN_LANGUAGE) == ["en", "loss"])  # remembered there too, though
         # the browser still prefers Korean
         again.page.click("[data-language=ko]")
-        again.wait_for(lambda: again.page.evaluate(in_language) == ["ko", "손실"])
+        again.wait_for(lambda: again.page.evaluate(IN_LANGUAGE) == ["ko", "손실"])
         again.assert_nothing_left_the_machine_and_nothing_went_wrong()
         press_ctrl_c(other)
     tab.assert_nothing_left_the_machine_and_nothing_went_wrong()
@@ -590,7 +589,7 @@ def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_v
     def korean_page_refused(body):
         page = browser.new_page(locale="ko-KR")
         page.route(re.compile(r".*/stream\?"), refusing(body))
-        page.goto(address)
+        page.goto(conv_view)
         return page
 
     def says(page, shown, language):
@@ -598,7 +597,6 @@ def test_a_stream_refused_for_too_many_pages_says_so_on_the_page(browser, conv_v
         assert page.get_attribute("#page-message", "lang") == language
         assert page.locator("#page-message").is_visible()
 
-    address = conv_view
     page = korean_page_refused(refused)
     says(page, korean, "ko")
     page.click("[data-language=en]")  # said again in the language chosen

@@ -14,7 +14,7 @@ import pytest
 from sgdlab.engine import backprop
 from sgdlab.engine.backprop import BackpropStep
 from sgdlab.engine.forward import ForwardPass, execution_order
-from sgdlab.nn.network import ConvNet, SimpleConvNet
+from sgdlab.nn.network import ConvNet, DeepConvNet, SimpleConvNet, TwoLayerNet
 
 CONV = {"type": "convolution"}
 NETS = {
@@ -120,12 +120,26 @@ def test_the_first_layers_input_gradient_is_not_computed():
     np.testing.assert_array_equal(x, before)
 
 
+def test_an_evaluations_chunks_stay_in_cache_unless_that_leaves_too_few_images_and_always_in_bounded_memory():
+    from sgdlab.training.evaluation import CACHED_BYTES, CHUNK_BYTES, CHUNK_ROWS, MIN_CHUNK_ROWS, chunk_rows
+
+    def buffers(network, rows):
+        return ForwardPass(network, rows).nbytes
+
+    simple = SimpleConvNet(rng=0, dtype=np.float32)
+    rows = chunk_rows(simple)
+    assert MIN_CHUNK_ROWS < rows < CHUNK_ROWS and buffers(simple, rows) <= CACHED_BYTES < buffers(simple, 2 * rows)
+    deep = DeepConvNet(rng=0, dtype=np.float32)  # 16 MB would hold 19 of its images
+    assert chunk_rows(deep) == MIN_CHUNK_ROWS and CACHED_BYTES < buffers(deep, MIN_CHUNK_ROWS) <= CHUNK_BYTES
+    assert chunk_rows(TwoLayerNet(784, 50, 10, rng=0)) == CHUNK_ROWS
+
+
 def test_whole_sets_are_evaluated_in_chunks_of_bounded_memory():
-    from sgdlab.training.evaluation import CHUNK_BYTES, count_correct
+    from sgdlab.training.evaluation import CACHED_BYTES, chunk_rows, count_correct
 
     network = SimpleConvNet(rng=0, dtype=np.float32)
-    rows = ForwardPass.rows_within(network, CHUNK_BYTES)
-    assert 100 < rows < 1000 and ForwardPass(network, rows).nbytes <= CHUNK_BYTES
+    rows = chunk_rows(network)
+    assert 100 < rows < 1000 and ForwardPass(network, rows).nbytes <= CACHED_BYTES
     x, _ = batch(network, n=rows + 3)
     labels = network.scores(x).argmax(axis=1)
     labels[:7] = (labels[:7] + 1) % 10

@@ -21,7 +21,7 @@ from ..engine.gradcheck import gradient_check
 from ..nn.functions import softmax
 from ..nn.layers import ActivationLayer
 from ..nn.network import network_from_architecture
-from .evaluation import CHUNK_BYTES
+from .evaluation import CHUNK_BYTES, chunk_rows
 
 GALLERY_SIZE = 32  # misclassified test digits shown, the most confident mistakes first
 GRADIENT_BATCH = 5  # training images the live gradient check differentiates
@@ -382,9 +382,9 @@ def _layer_name(layer):
 
 def predict_in_batches(network, x, batch=2000):
     """Class probabilities for all of `x` (uint8 or float pixels), through the evaluation's forward pass, at most
-    `batch` images at a time and fewer where their buffers would pass the evaluation's bound (a convolutional
-    net's im2col columns and feature maps), so that a run's report stays within the run's memory estimate."""
-    rows = max(1, min(batch, len(x), ForwardPass.rows_within(network, CHUNK_BYTES)))
+    `batch` images at a time and no more than an evaluation's chunk (fewer for a convolutional net's im2col
+    columns and feature maps), so that a run's report stays within the run's memory estimate."""
+    rows = max(1, min(batch, len(x), chunk_rows(network)))
     forward = ForwardPass(network, rows)
     return np.concatenate([softmax(forward.scores(_pixels(x[start:start + rows], network.dtype)))
                            for start in range(0, len(x), rows)] or [np.empty((0, network.output_size))])

@@ -371,11 +371,11 @@ def test_a_convolutional_runs_estimate_is_the_buffers_its_step_and_evaluations_a
     from sgdlab.engine.backprop import BackpropStep
     from sgdlab.engine.forward import ForwardPass
     from sgdlab.training.config import PARAMETER_COPIES, RUN_OVERHEAD_BYTES
-    from sgdlab.training.evaluation import CHUNK_BYTES, CHUNK_ROWS
+    from sgdlab.training.evaluation import chunk_rows
 
     config = TrainConfig(net="simple-convnet", **settings)
     network = config.make_network(MNIST_SAMPLE, 10, rng=0)
-    chunk = min(CHUNK_ROWS, ForwardPass.rows_within(network, CHUNK_BYTES))
+    chunk = chunk_rows(network)
     allocated = (allocated_bytes(BackpropStep(network, config.batch_size)) +
                  3 * allocated_bytes(ForwardPass(network, chunk)))
     parameters = sum(array.nbytes for array in network.weights().values())

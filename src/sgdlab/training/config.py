@@ -493,7 +493,7 @@ class TrainConfig:
         draws); the whole-set evaluations' chunks, as large at test time; and the rest of the process.
         `input_size`: inputs per sample, or one sample's shape."""
         from ..engine.forward import execution_order
-        from .evaluation import CHUNK_BYTES, CHUNK_ROWS
+        from .evaluation import rows_for
 
         shape, layers = self.planned_layers(input_size, output_size)
         layers = [layers[i] for i in execution_order(layers)]  # as the fast paths run them (relu after pooling)
@@ -508,11 +508,15 @@ class TrainConfig:
             if not layer.in_place:
                 outputs += math.prod(shape)
             input_grads += math.prod(shape)  # the last layer's is the scores' own buffer: one more is no matter
-        batch, chunk = self.batch_size, CHUNK_ROWS
+        batch = self.batch_size
         step = batch * (outputs + input_grads) * itemsize + sum(
             layer.workspace_bytes(batch, shape, dtype, train=True) for layer, shape in zip(layers, shapes))
-        evaluation = min(chunk * outputs * itemsize + sum(layer.workspace_bytes(chunk, shape, dtype, train=False)
-                                                          for layer, shape in zip(layers, shapes)), CHUNK_BYTES)
+
+        def evaluation_chunk(rows):
+            return rows * outputs * itemsize + sum(layer.workspace_bytes(rows, shape, dtype, train=False)
+                                                   for layer, shape in zip(layers, shapes))
+
+        evaluation = evaluation_chunk(rows_for(evaluation_chunk(1)))
         copies = PARAMETER_COPIES + (EARLY_STOP_COPIES if self.early_stop else 0)
         return copies * parameters * itemsize + step + EVALUATION_CHUNKS * evaluation + RUN_OVERHEAD_BYTES
 

@@ -43,7 +43,13 @@ def chunk_rows(network):
     least). SimpleConvNet's 70000 images were evaluated 1.45x as fast in its chunks of 111 images as in the 447
     that 64 MB hold; DeepConvNet's as fast in 64 images as in 78, and 8 to 10% slower in the 19 that 16 MB hold
     (benchmarks/README.md)."""
-    cached, bounded = (ForwardPass.rows_within(network, budget) for budget in (CACHED_BYTES, CHUNK_BYTES))
+    return rows_for(ForwardPass(network, 1).nbytes)
+
+
+def rows_for(row_bytes):
+    """`chunk_rows` of a network whose test-time pass of one image takes `row_bytes` of buffers (as declared by its
+    layers, for `TrainConfig.memory_needed`, which estimates a run before its network is made)."""
+    cached, bounded = (max(1, budget // row_bytes) for budget in (CACHED_BYTES, CHUNK_BYTES))
     return min(CHUNK_ROWS, max(cached, min(MIN_CHUNK_ROWS, bounded)))
 
 

@@ -41,8 +41,11 @@ def add_to(commands):
 
 
 def run(args):
+    import numpy as np
+
     from ..data import load_mnist
     from ..data.mnist import NUM_CLASSES, SAMPLE_SHAPE
+    from ..data.scaling import to_float
     from ..engine.gradcheck import MAX_ABS_DIFF, MAX_REL_ERROR, ROUNDING, STEP, gradient_check
     from ..engine.threads import one_blas_thread
     from ..training.config import TrainConfig
@@ -53,11 +56,12 @@ def run(args):
     if args.entries is not None and settings.net == "mlp":
         raise ConfigError("--entries samples a convolutional net's parameters; an mlp's numerical gradient takes all "
                           "of them in seconds: leave --entries out")
-    (x_train, t_train), _ = load_mnist(data_dir=args.data_dir)
+    (x_train, t_train), _ = load_mnist(normalize=False, data_dir=args.data_dir)  # only the batch is scaled
     batch_size = args.batch_size or (BATCH_NORM_BATCH if settings.batch_norm else BOOK_BATCH)
     if batch_size > len(x_train):
         raise ConfigError(f"batch size {batch_size} is larger than the training set ({len(x_train)} images)")
-    x, t = x_train[:batch_size].astype("float64"), t_train[:batch_size]
+    x = to_float(x_train[:batch_size], np.empty((batch_size, x_train.shape[1]), np.float64))
+    t = t_train[:batch_size]
     network = settings.make_network(SAMPLE_SHAPE, NUM_CLASSES, rng=settings.seed)
     optimizer = settings.make_optimizer()
     for _ in range(NON_NEGATIVE_INT.check("train iters", args.train_iters)):

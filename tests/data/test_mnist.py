@@ -546,6 +546,23 @@ def test_callers_get_arrays_of_their_own(small_dir, normalize, flatten, one_hot_
         np.testing.assert_array_equal(array, before)
 
 
+@pytest.mark.parametrize("flatten", [True, False])
+def test_callers_that_only_read_share_the_kept_arrays_which_nothing_can_change(small_dir, flatten):
+    load_mnist(data_dir=small_dir)
+    load_mnist(data_dir=small_dir)  # kept from here on
+    own = [array for split in load_mnist(normalize=False, flatten=flatten, data_dir=small_dir) for array in split]
+    shared, again = ([array for split in load_mnist(normalize=False, flatten=flatten, copy=False, data_dir=small_dir)
+                      for array in split] for _ in range(2))
+    for mine, one, other in zip(own, shared, again, strict=True):
+        assert one.base is not None and np.shares_memory(one, other) and not np.shares_memory(mine, one)  # no copy
+        np.testing.assert_array_equal(one, mine)
+        assert mine.flags.writeable and not one.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            one[...] = 7
+    floats = load_mnist(normalize=True, one_hot_label=True, copy=False, data_dir=small_dir)
+    assert all(array.flags.writeable for split in floats for array in split)  # converted: made for the caller
+
+
 def test_a_cache_edited_after_it_was_verified_is_checked_again(small_dir, monkeypatch):
     for _ in range(3):  # written, verified, kept
         load_mnist(data_dir=small_dir)

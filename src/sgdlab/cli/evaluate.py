@@ -68,7 +68,7 @@ def run(args):
         model, what = default_model()
         print(f"sgdlab evaluate: no model given: using {what}, {model}", file=sys.stderr)
     network = load_mnist_model(model)
-    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, data_dir=args.data_dir)
+    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, copy=False, data_dir=args.data_dir)
     test_labels = as_labels(t_test)
     found = None
     if args.mistakes is not None:

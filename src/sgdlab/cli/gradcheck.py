@@ -56,7 +56,7 @@ def run(args):
     if args.entries is not None and settings.net == "mlp":
         raise ConfigError("--entries samples a convolutional net's parameters; an mlp's numerical gradient takes all "
                           "of them in seconds: leave --entries out")
-    (x_train, t_train), _ = load_mnist(normalize=False, data_dir=args.data_dir)  # only the batch is scaled
+    (x_train, t_train), _ = load_mnist(normalize=False, copy=False, data_dir=args.data_dir)  # only the batch is scaled
     batch_size = args.batch_size or (BATCH_NORM_BATCH if settings.batch_norm else BOOK_BATCH)
     if batch_size > len(x_train):
         raise ConfigError(f"batch size {batch_size} is larger than the training set ({len(x_train)} images)")

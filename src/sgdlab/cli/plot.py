@@ -28,7 +28,8 @@ def run(args):
     history = History.load(args.run_dir / "history.json")
     settings = read_run_settings(args.run_dir)
     network = load_mnist_model(args.run_dir / "model.npz")
-    _, test_set = load_mnist(normalize=False, data_dir=args.data_dir if args.data_dir is not None else settings.data_dir)
+    data_dir = args.data_dir if args.data_dir is not None else settings.data_dir
+    _, test_set = load_mnist(normalize=False, copy=False, data_dir=data_dir)
     for path in plot_history(history, args.run_dir):
         print(f"wrote {path}")
     print(f"wrote {write_report(args.run_dir, settings.to_dict(), history, network, test_set)}")

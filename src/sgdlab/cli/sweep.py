@@ -85,7 +85,7 @@ def run(args):
         sweep, _ = load_sweep(out)
     else:
         sweep = _sweep_from_args(args)
-        data = load_mnist(normalize=False, data_dir=args.data_dir)
+        data = load_mnist(normalize=False, copy=False, data_dir=args.data_dir)
         # before the sweep's folder is made (or an earlier one replaced)
         sweep.check_data(len(data[0][0]), None if args.scheduler else args.workers or usable_cores())
         if args.scheduler is not None:

@@ -137,6 +137,7 @@ def load_mnist(
     one_hot_label: bool = False,
     data_dir: str | Path | None = None,
     download: bool = True,
+    copy: bool = True,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Return `(x_train, t_train), (x_test, t_test)` with the book's conventions.
 
@@ -145,6 +146,9 @@ def load_mnist(
     one_hot_label: labels as float32 (N, 10) one-hot rows (else uint8 digits).
     data_dir: the folder holding the files (default: `default_data_dir()`).
     download: fetch missing files from `MIRRORS`; without it they raise DataError.
+    copy: arrays of the caller's own, free to change. With `copy=False`, uint8 pixels and digit labels may be
+      the read-only arrays this process keeps for later loads: no copy of 55 MB for a caller that only reads
+      them, as sgdlab's commands and runs do.
     """
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     file_in_the_way = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), None)
@@ -152,10 +156,10 @@ def load_mnist(
         raise DataError(f"{file_in_the_way} is a file, not a folder: the MNIST files need a folder (point "
                         "--data-dir or SGDLAB_DATA at the folder that holds them, or at one to download them into)")
     arrays = _decoded_arrays(folder, download)
-    train = (_format_images(arrays["train_images"], normalize, flatten),
-             _format_labels(arrays["train_labels"], one_hot_label))
-    test = (_format_images(arrays["test_images"], normalize, flatten),
-            _format_labels(arrays["test_labels"], one_hot_label))
+    train = (_format_images(arrays["train_images"], normalize, flatten, copy),
+             _format_labels(arrays["train_labels"], one_hot_label, copy))
+    test = (_format_images(arrays["test_images"], normalize, flatten, copy),
+            _format_labels(arrays["test_labels"], one_hot_label, copy))
     return train, test
 
 
@@ -183,7 +187,7 @@ class _VerifiedFiles:
     costs a `stat` per file rather than a SHA-256 of 55 MB. A file replaced, edited, touched or relinked has
     another identity and is read and checked again, as is every file in a process that has not checked it.
     The arrays are kept from the second load on (a command that loads once holds no second copy), read-only
-    (the formats below copy them for each caller); verified files hold exactly the canonical contents, so one
+    (the formats below copy them for each caller that may change them); verified files hold exactly the canonical contents, so one
     set serves every folder holding them.
     """
 
@@ -461,15 +465,20 @@ def _is_writable(folder: Path) -> bool:
 
 # --- the book's output formats -------------------------------------------------------------------
 
-def _format_images(images: np.ndarray, normalize: bool, flatten: bool) -> np.ndarray:
+def _format_images(images: np.ndarray, normalize: bool, flatten: bool, copy: bool) -> np.ndarray:
     shape = (len(images), -1) if flatten else (len(images), 1, *IMAGE_SHAPE)
     if normalize:
         # Divide (not multiply by 1/255): identical to the book's `x /= 255.0`, and as fast.
         return np.divide(images, np.float32(255), dtype=np.float32).reshape(shape)
-    return np.require(images.reshape(shape), requirements="W")  # copies the arrays kept, which are read-only
+    return _own(images.reshape(shape), copy)
 
 
-def _format_labels(labels: np.ndarray, one_hot: bool) -> np.ndarray:
+def _format_labels(labels: np.ndarray, one_hot: bool, copy: bool) -> np.ndarray:
     if one_hot:
         return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-    return np.require(labels, requirements="W")  # as above
+    return _own(labels, copy)
+
+
+def _own(array: np.ndarray, copy: bool) -> np.ndarray:
+    """`array`, copied if it is one of the arrays kept (read-only) and the caller asked for arrays of its own."""
+    return np.require(array, requirements="W") if copy else array

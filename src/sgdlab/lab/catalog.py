@@ -41,7 +41,7 @@ class MnistOnce:
     def __call__(self):
         with self._lock:
             if self._data is None:
-                self._data = load_mnist(normalize=False, data_dir=self.data_dir)
+                self._data = load_mnist(normalize=False, copy=False, data_dir=self.data_dir)
             return self._data
 
 

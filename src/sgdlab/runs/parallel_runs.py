@@ -150,7 +150,7 @@ def train_job(name, config, out, overwrite, data_dir, resume, send=None, backgro
     loaded = loaded if loaded is not None else _worker.setdefault("loaded", {})
     key = str(data_dir)
     if key not in loaded:
-        loaded[key] = load_mnist(normalize=False, data_dir=data_dir)
+        loaded[key] = load_mnist(normalize=False, copy=False, data_dir=data_dir)
     try:
         if resume:
             _, history = resume_run(out, data_dir=data_dir, observer=reporter, background=background,

@@ -112,7 +112,7 @@ def _train_in(folder, config, data_dir, data_settings, state, plot, observer, ba
         remove_unfinished_writes(folder.path)  # a killed process's; none of a live one's, which holds the lock
         try:
             # uint8 pixels: a quarter of the memory of floats; the trainer scales each batch to 0..1.
-            (x_train, t_train), (x_test, t_test) = data or load_mnist(normalize=False, data_dir=data_dir)
+            (x_train, t_train), (x_test, t_test) = data or load_mnist(normalize=False, copy=False, data_dir=data_dir)
             trainer = Trainer.from_config(config, input_size=SAMPLE_SHAPE, background=background)
             trainer.check_data(x_train, t_train, x_test, t_test)
             if state is not None and state.history.lr_changes and config.lr_schedule == "constant":

@@ -204,7 +204,7 @@ def _run_sweep(sweep_dir, data_dir, workers, scheduler, progress, data):
 
     sweep, stored_data_dir = load_sweep(sweep_dir)
     data_dir = data_dir if data_dir is not None else stored_data_dir
-    (x_train, t_train), test = data or load_mnist(normalize=False, data_dir=data_dir)
+    (x_train, t_train), test = data or load_mnist(normalize=False, copy=False, data_dir=data_dir)
     sweep.check_data(len(x_train), workers if scheduler is None else None)
     progress = progress or (lambda row: None)
     previous = _stored_rows(sweep_dir)  # where the trials that ended ran

@@ -187,8 +187,8 @@ class _VerifiedFiles:
     costs a `stat` per file rather than a SHA-256 of 55 MB. A file replaced, edited, touched or relinked has
     another identity and is read and checked again, as is every file in a process that has not checked it.
     The arrays are kept from the second load on (a command that loads once holds no second copy), read-only
-    (the formats below copy them for each caller that may change them); verified files hold exactly the canonical contents, so one
-    set serves every folder holding them.
+    (the formats below copy them for each caller that may change them); verified files hold exactly the
+    canonical contents, so one set serves every folder holding them.
     """
 
     def __init__(self):

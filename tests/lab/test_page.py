@@ -296,17 +296,22 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
                           " document.body.append(below); window.scrollTo(0, document.documentElement.scrollHeight); }")
         # (far below: the page's own parts growing as they fill in cannot bring the curves back into sight)
         assert tab.page.evaluate("() => document.getElementById('loss-chart').getBoundingClientRect().bottom") < -2000
-        tab.wait_for(lambda: tab.page.evaluate("() => !inSight.has(document.getElementById('loss-chart'))"))  # the
-        # page has heard so from its observer (a task of its own, late on a loaded machine)
-        tab.page.evaluate("() => { window.lossRedraws = 0; const react = Plotly.react; Plotly.react = function (chart,"
-                          " ...rest) { if (chart === 'loss-chart') window.lossRedraws += 1;"
+        watched = ["loss-chart", "confusion-chart", "per-digit-chart"]  # the curve and the evaluation looked into
+        tab.wait_for(lambda: tab.page.evaluate("(ids) => ids.every((id) => !inSight.has(document.getElementById(id)))",
+                                               watched))  # the page has heard so from its observer (a task of its
+        # own, late on a loaded machine)
+        tab.page.evaluate("() => { window.redrawsOf = {}; window.inspected = runs.get(focused).inspection;"
+                          " const react = Plotly.react; Plotly.react = function (chart, ...rest) {"
+                          " window.redrawsOf[chart] = (window.redrawsOf[chart] || 0) + 1;"
                           " return react.call(this, chart, ...rest); }; }")  # redraws counted as asked for
         held = tab.page.evaluate(drawing)
-        step()  # an update the curve lacks has come,
+        step()  # an update the curve lacks has come, and the evaluation is looked into again,
         since = tab.page.evaluate("() => performance.now()")
-        tab.wait_for(lambda: tab.page.evaluate("() => redrawnAt") > since)  # and a redraw since: scrolled away, the
-        # curve waits
-        assert tab.page.evaluate("() => window.lossRedraws") == 0 and tab.page.evaluate(drawing) == held
+        tab.wait_for(lambda: tab.page.evaluate("() => redrawnAt") > since and tab.page.evaluate(
+            "() => runs.get(focused).inspection !== window.inspected"))  # and a redraw since: scrolled away, the
+        # curve and the evaluation's charts wait
+        assert tab.page.evaluate("(ids) => ids.map((id) => window.redrawsOf[id] || 0)", watched) == [0, 0, 0]
+        assert tab.page.evaluate(drawing) == held
 
         # every redraw made to take 30 ms more of script: the next waits at least 30 ms / REDRAW_SHARE after it
         tab.page.evaluate("""() => { window.lossDrawnAt = []; const react = Plotly.react;
@@ -317,7 +322,11 @@ def test_a_chart_out_of_sight_waits_until_scrolled_to_and_costly_redraws_come_le
                 return react.call(this, chart, ...rest);
             }; }""")
         tab.page.evaluate("() => window.scrollTo(0, 0)")
-        tab.wait_for(lambda: tab.page.evaluate(drawing) != held)  # and is drawn at once when it is back in sight
+        tab.wait_for(lambda: tab.page.evaluate(drawing) != held)  # and is drawn at once when it is back in sight,
+        latest = ("() => { const found = runs.get(focused).inspection, chart = (id) => document.getElementById(id);"
+                  " return JSON.stringify([chart('confusion-chart').data[0].z, chart('per-digit-chart').data[0].y])"
+                  " === JSON.stringify([found.confusion, found.per_digit]); }")
+        tab.wait_for(lambda: tab.page.evaluate(latest))  # as are the evaluation's charts, from the latest one
         while len(tab.page.evaluate("() => window.lossDrawnAt")) < 2:  # that redraw, and the next: the curve
             step()  # changing all the while
         first, then = tab.page.evaluate("() => window.lossDrawnAt")[:2]

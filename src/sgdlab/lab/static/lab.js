@@ -509,6 +509,8 @@ function redraw() {
         legend, uirevision: `accuracy ${whole}`, ...accuracyMarks }));
   }
   showWeightSpread(runs.get(focused));
+  const inspected = focused && runs.get(focused).inspection;
+  if (inspected && inspected.confusion) drawMistakeCharts(inspected); // those that have come into sight since
   showStatus();
 }
 
@@ -565,6 +567,22 @@ function rateInForce(run) { // the live run's, else the last change's, else the 
 
 // --- the latest evaluation -------------------------------------------------------------------------------
 
+// The confusion matrix and the accuracy per digit of the evaluation `found`, each drawn once in sight (see
+// `drawIfChanged`); each chart given its own copies: plotly takes an array it was given before as unchanged, and a
+// chart drawn again in another language from the same arrays would lose its data.
+function drawMistakeCharts(found) {
+  const digits = [...Array(10).keys()].map(String);
+  drawIfChanged("confusion-chart", [found.confusion, language], () => plot("confusion-chart", [{
+    z: found.confusion.map((row) => [...row]), x: digits, y: digits, type: "heatmap", colorscale: "Blues",
+    reversescale: true, hovertemplate: `${t("confusion.hover")}<extra></extra>` }],
+  { margin: { l: 40, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.predicted") }, type: "category" },
+    yaxis: { title: { text: t("axis.true") }, autorange: "reversed", type: "category" } }));
+  drawIfChanged("per-digit-chart", [found.per_digit, language], () => plot("per-digit-chart", [{ x: digits,
+    y: [...found.per_digit], type: "bar", marker: { color: "#1f77b4" } }],
+  { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.digit") }, type: "category" },
+    yaxis: { title: { text: t("axis.test-accuracy") }, range: [0, 1] } }));
+}
+
 function showInspection(found) {
   showInspectedAt(found);
   if (!found.confusion) return;
@@ -575,16 +593,7 @@ function showInspection(found) {
   showDeeperFilters(found.deeper_filters || []);
   $("confusion-figure").hidden = false;
   $("per-digit-figure").hidden = false;
-  const digits = [...Array(10).keys()].map(String);
-  // each chart given its own copies: plotly takes an array it was given before as unchanged, and a chart drawn
-  // again in another language from the same arrays would lose its data
-  plot("confusion-chart", [{ z: found.confusion.map((row) => [...row]), x: digits, y: digits, type: "heatmap",
-    colorscale: "Blues", reversescale: true, hovertemplate: `${t("confusion.hover")}<extra></extra>` }],
-  { margin: { l: 40, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.predicted") }, type: "category" },
-    yaxis: { title: { text: t("axis.true") }, autorange: "reversed", type: "category" } });
-  plot("per-digit-chart", [{ x: digits, y: [...found.per_digit], type: "bar", marker: { color: "#1f77b4" } }],
-    { margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: t("axis.digit") }, type: "category" },
-      yaxis: { title: { text: t("axis.test-accuracy") }, range: [0, 1] } });
+  drawMistakeCharts(found);
   showStrip(found.strip || []);
   showHistograms(found.histograms || []);
   $("errors-count").textContent = t("mistakes.count", { errors: found.errors });

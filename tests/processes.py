@@ -70,6 +70,20 @@ def press_ctrl_c(process, timeout=PRESS_TIMEOUT, group=False):
     return process.returncode, out, err
 
 
+def ctrl_c_where_python_drops_exceptions():
+    """Ctrl-C, delivered to this process while a weakref's callback runs (Dask's client and the garbage collector run
+    many): Python reports what a handler raises there ("Exception ignored in") and goes on without it."""
+    import weakref
+
+    class Doomed:
+        pass
+
+    doomed = Doomed()
+    callback = weakref.ref(doomed, lambda _: signal.raise_signal(signal.SIGINT))
+    del doomed  # the callback runs here, and the signal's handler inside it
+    assert callback() is None
+
+
 @contextlib.contextmanager
 def signals_at_their_defaults():
     """Within, in this process: Ctrl-C raises KeyboardInterrupt and SIGTERM, SIGHUP and SIGQUIT have their default

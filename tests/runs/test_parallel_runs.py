@@ -7,6 +7,7 @@ import pytest
 from sgdlab.engine.threads import usable_cores
 from sgdlab.runs.parallel_runs import train_runs
 from sgdlab.training.config import TrainConfig
+from tests.processes import ctrl_c_where_python_drops_exceptions
 
 
 def jobs(tmp_path, data_dir, iters, names=("sgd", "adam", "momentum"), train_size=None):
@@ -32,10 +33,18 @@ def test_side_by_side_runs_equal_the_same_runs_one_after_another(tmp_path, data_
 
 
 @pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])  # the same stop, one worker or two
-def test_ctrl_c_stops_the_running_runs_saves_them_and_skips_the_rest(tmp_path, data_dir, workers):
+@pytest.mark.parametrize("ctrl_c", ["raised", "dropped"])  # the caller's KeyboardInterrupt, or the signal where
+# Python drops what its handler raises (see tests/processes.py)
+def test_ctrl_c_stops_the_running_runs_saves_them_and_skips_the_rest(tmp_path, data_dir, workers, ctrl_c,
+                                                                      terminal_signals):
+    pressed = []
+
     def progress(name, done, total):
-        if done >= 30:  # Ctrl-C, as the caller's KeyboardInterrupt, while a run is under way
-            raise KeyboardInterrupt
+        if done >= 30 and not pressed:  # while a run is under way
+            pressed.append(name)
+            if ctrl_c == "raised":
+                raise KeyboardInterrupt
+            ctrl_c_where_python_drops_exceptions()
 
     # Long enough to be under way for seconds after the report of iteration 30 (300 evaluations), short enough
     # to report every 15 iterations (PROGRESS_STEPS reports a run): 100 000 would train 500 before its first report.

@@ -21,7 +21,7 @@ from sgdlab.runs.sweep import (RESULTS_CSV, Sweep, load_sweep, new_sweep, ranked
                                trial_folder)
 from sgdlab.runs.run_folder import REPORT_NAME, RUN_FILES
 from sgdlab.runs.trial_cluster import run_trial
-from tests.processes import press_ctrl_c, sgdlab_command, started
+from tests.processes import ctrl_c_where_python_drops_exceptions, press_ctrl_c, sgdlab_command, started
 
 pytestmark = pytest.mark.usefixtures("shared_local_clusters")  # see tests/conftest.py
 
@@ -221,6 +221,26 @@ def test_ctrl_c_keeps_the_ended_trials_and_resume_finishes_the_sweep_as_in_one_g
     again = subprocess.run([sys.executable, "-m", "sgdlab", "sweep", "--resume", str(out), "--quiet"],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and outcomes(out) == outcomes(reference)  # nothing left: every trial kept
+
+
+def test_a_ctrl_c_that_lands_where_python_drops_exceptions_still_stops_the_sweep(reference, tmp_path, data_dir,
+                                                                                 terminal_signals):
+    """Python runs a signal's handler wherever the main thread is: in a weakref's callback, the KeyboardInterrupt it
+    raised was reported, dropped, and the sweep trained on to its end."""
+    pressed = []
+
+    def ctrl_c_after_the_first_trial(row):
+        if row["status"] == "finished" and not pressed:
+            pressed.append(row["trial"])
+            ctrl_c_where_python_drops_exceptions()
+
+    out = new_sweep(small_sweep(), tmp_path / "sweep", data_dir=data_dir)
+    rows, interrupted = run_sweep(out, workers=1, progress=ctrl_c_after_the_first_trial)
+    statuses = [row["status"] for row in rows.values()]
+    assert interrupted and "finished" in statuses and set(statuses) <= {"finished", "interrupted", "not run"}, statuses
+    assert set(statuses) != {"finished"}
+    rows, interrupted = run_sweep(out, workers=1)
+    assert not interrupted and outcomes(out) == outcomes(reference)
 
 
 def _options(settings):

@@ -8,10 +8,11 @@ the results do not depend on the number of workers. With one worker the
 runs are trained here, one after another, the second core then doing a
 run's evaluations and charts as for `sgdlab train`.
 
-Progress comes back through a queue. Ctrl-C (a KeyboardInterrupt in the
-caller) asks every running run to stop after its current iteration, as
-Ctrl-C stops `sgdlab train`: each is evaluated, saved and returned as
-stopped, and the runs not yet started are skipped.
+Progress comes back through a queue. Ctrl-C (held while the runs train,
+and looked for between two polls of them) asks every running run to stop
+after its current iteration, as Ctrl-C stops `sgdlab train`: each is
+evaluated, saved and returned as stopped, and the runs not yet started are
+skipped.
 
 A worker ends with the process that started it, however that one ends (even
 by SIGKILL, which leaves it no time to stop them): a worker left training
@@ -75,15 +76,18 @@ def _train_in_workers(jobs, workers, progress):
         futures = {pool.submit(train_job, name, *job): name for name, job in jobs.items()}
         pending = set(futures)
         try:
-            while pending:
-                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_EXCEPTION)
-                _relay(messages, progress)
-                for future in done:
-                    try:
-                        future.result()  # a worker's error is raised here
-                    except BrokenProcessPool:
-                        raise SgdlabError(f"a worker process died while training {futures[future]} (killed, or "
-                                          "out of memory): what finished is saved in its folder") from None
+            with interrupts_deferred() as asked_to_stop:  # held, not raised where it lands: see sweep._as_completed
+                while pending:
+                    if asked_to_stop() is not None:
+                        raise KeyboardInterrupt
+                    done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_EXCEPTION)
+                    _relay(messages, progress)
+                    for future in done:
+                        try:
+                            future.result()  # a worker's error is raised here
+                        except BrokenProcessPool:
+                            raise SgdlabError(f"a worker process died while training {futures[future]} (killed, "
+                                              "or out of memory): what finished is saved in its folder") from None
         except BaseException as exc:
             with interrupts_deferred():  # a second Ctrl-C waits, too, for the runs to save
                 stop.set()  # the running ones stop after their iteration and save; the others never start

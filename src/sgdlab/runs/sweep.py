@@ -27,8 +27,10 @@ import csv
 import dataclasses
 import io
 import json
+import queue
 import re
 import shutil
+import threading
 from pathlib import Path
 
 from ..engine.threads import check_workers
@@ -56,6 +58,7 @@ BOOK_SEARCHES = ("lr=log:1e-6:1e-2", "weight_decay=log:1e-8:1e-4")
 BOOK_TRIALS = 100
 ENDED = ("finished", "diverged")  # a trial's statuses once it has ended for good
 WAITING = ("queued", "running")  # a trial's statuses while the sweep waits for it
+SIGNAL_POLL_SECONDS = 0.1  # how often a round waiting on its trials looks for a Ctrl-C (SIGTERM, SIGHUP) held
 # What a trial measures unless the sweep's settings say otherwise: the search chooses by validation accuracy.
 TRIAL_DEFAULTS = {"test_eval": "last"}
 # Iterations between a trial's checkpoints: what a lost worker can cost, at most. A checkpoint (the weights
@@ -241,8 +244,6 @@ def draw_figures(sweep_dir, sweep, rows):
 
 
 def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, previous, progress):
-    from distributed import as_completed
-
     folders = {trial: trial_folder(sweep_dir, sweep, trial) for trial in configs}
     for trial, (config, _) in configs.items():  # all of them before any trains
         check_trial_folder(folders[trial], config)
@@ -260,12 +261,13 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
         futures[submitter.submit(trial, config, folder, data_dir, Path(sweep_dir) / SWEEP_FILE, sweep)] = trial
     write_results(sweep_dir, sweep, rows)
     try:
-        for future in as_completed(futures):
-            trial = futures[future]
-            rows[trial] = {**rows[trial], **_outcome(future, folders[trial])}
-            _mark_running(rows, folders)
-            write_results(sweep_dir, sweep, rows)
-            progress(rows[trial])
+        with interrupts_deferred() as interrupted:
+            for future in _as_completed(futures, interrupted):
+                trial = futures[future]
+                rows[trial] = {**rows[trial], **_outcome(future, folders[trial])}
+                _mark_running(rows, folders)
+                write_results(sweep_dir, sweep, rows)
+                progress(rows[trial])
     except KeyboardInterrupt:
         _stop_round(sweep_dir, sweep, futures, folders, submitter, rows)
         return True
@@ -273,6 +275,38 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
         _stop_round(sweep_dir, sweep, futures, folders, submitter, rows)
         raise
     return False
+
+
+def _as_completed(futures, interrupted):
+    """`futures` as they end; KeyboardInterrupt once `interrupted()` says a Ctrl-C (SIGTERM, SIGHUP) came. The
+    signals are held while the round waits (`interrupts_deferred`) rather than raised wherever they land: one
+    raised in code that reports and drops exceptions (a weakref's callback in Dask's client) was lost, and the
+    sweep trained on as if no key had been pressed. Dask's `as_completed` waits on a thread of its own, this one
+    on its queue, a moment at a time."""
+    from distributed import as_completed
+
+    ended = queue.SimpleQueue()
+
+    def relay():
+        try:
+            for future in as_completed(futures):
+                ended.put(future)
+        except BaseException as exc:  # raised where the round waits
+            ended.put(exc)
+
+    threading.Thread(target=relay, name="sgdlab-trials-ended", daemon=True).start()
+    for _ in range(len(futures)):
+        while True:
+            if interrupted() is not None:
+                raise KeyboardInterrupt
+            try:
+                future = ended.get(timeout=SIGNAL_POLL_SECONDS)
+                break
+            except queue.Empty:
+                pass
+        if isinstance(future, BaseException):
+            raise future
+        yield future
 
 
 def _stop_round(sweep_dir, sweep, futures, folders, submitter, rows):

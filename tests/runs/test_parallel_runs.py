@@ -33,8 +33,9 @@ def test_side_by_side_runs_equal_the_same_runs_one_after_another(tmp_path, data_
 
 
 @pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])  # the same stop, one worker or two
-@pytest.mark.parametrize("ctrl_c", ["raised", "dropped"])  # the caller's KeyboardInterrupt, or the signal where
-# Python drops what its handler raises (see tests/processes.py)
+@pytest.mark.parametrize("ctrl_c", ["raised", pytest.param("dropped", marks=pytest.mark.slow)])  # the caller's
+# KeyboardInterrupt, or the signal where Python drops what its handler raises (see tests/processes.py; the quick
+# loop's sweep test takes the same path)
 def test_ctrl_c_stops_the_running_runs_saves_them_and_skips_the_rest(tmp_path, data_dir, workers, ctrl_c,
                                                                       terminal_signals):
     pressed = []

@@ -225,8 +225,8 @@ def test_ctrl_c_keeps_the_ended_trials_and_resume_finishes_the_sweep_as_in_one_g
 
 def test_a_ctrl_c_that_lands_where_python_drops_exceptions_still_stops_the_sweep(reference, tmp_path, data_dir,
                                                                                  terminal_signals):
-    """Python runs a signal's handler wherever the main thread is: in a weakref's callback, the KeyboardInterrupt it
-    raised was reported, dropped, and the sweep trained on to its end."""
+    """Python runs a signal's handler wherever the main thread is: in a weakref's callback, a KeyboardInterrupt it
+    raised would be reported and dropped, and the sweep would train on to its end."""
     pressed = []
 
     def ctrl_c_after_the_first_trial(row):

@@ -280,8 +280,8 @@ def _train_round(sweep_dir, sweep, round_, configs, data_dir, submitter, rows, p
 def _as_completed(futures, interrupted):
     """`futures` as they end; KeyboardInterrupt once `interrupted()` says a Ctrl-C (SIGTERM, SIGHUP) came. The
     signals are held while the round waits (`interrupts_deferred`) rather than raised wherever they land: one
-    raised in code that reports and drops exceptions (a weakref's callback in Dask's client) was lost, and the
-    sweep trained on as if no key had been pressed. Dask's `as_completed` waits on a thread of its own, this one
+    raised in code that reports and drops exceptions (a weakref's callback in Dask's client) would be lost, and the
+    sweep would train on as if no key had been pressed. Dask's `as_completed` waits on a thread of its own, this one
     on its queue, a moment at a time."""
     from distributed import as_completed
 
